@@ -1,0 +1,82 @@
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config/schema.js';
+import type { Logger } from './observability/logger.js';
+import { systemClock, type Clock } from './quota/clock.js';
+import { QuotaManager } from './quota/quota-manager.js';
+import { QuotaTable } from './quota/quota-table.js';
+import { Dispatcher } from './server/dispatcher.js';
+import { QuotaAdmin } from './server/quota-admin.js';
+import { QuotaServer } from './server/server.js';
+import type { QuotaStore } from './store/quota-store.js';
+import { VERSION } from './version.js';
+
+export interface AppDeps {
+  logger: Logger;
+  store: QuotaStore;
+  clock?: Clock;
+}
+
+/** The sidecar, wired from a validated config. `start` loads stored quotas before it listens. */
+export class App {
+  readonly table: QuotaTable;
+  readonly manager: QuotaManager;
+  readonly admin: QuotaAdmin;
+  readonly server: QuotaServer;
+  private stopCleanup: (() => void) | undefined;
+
+  constructor(
+    readonly config: Config,
+    private readonly deps: AppDeps,
+  ) {
+    const q = config.quotas;
+    this.table = new QuotaTable(q.defaults);
+    this.manager = new QuotaManager(
+      this.table,
+      {
+        windowMs: q.window_ms,
+        windowBuckets: q.window_buckets,
+        maxThrottleMs: q.max_throttle_ms,
+        idleTimeoutMs: q.idle_timeout_ms,
+        cleanupIntervalMs: q.cleanup_interval_ms,
+        maxBuckets: q.max_buckets,
+      },
+      deps.clock ?? systemClock,
+    );
+    this.admin = new QuotaAdmin(this.table, deps.store);
+    const dispatcher = new Dispatcher(this.manager, this.admin, VERSION, deps.logger);
+    this.server = new QuotaServer(
+      dispatcher,
+      {
+        host: config.server.host,
+        port: config.server.port,
+        maxConnections: config.server.max_connections,
+        maxFrameBytes: config.server.max_frame_bytes,
+        highWaterBytes: 1024 * 1024,
+        maxQueuedReplies: 1024,
+      },
+      deps.logger,
+    );
+  }
+
+  async start(): Promise<AddressInfo> {
+    const loaded = await this.admin.load();
+    const address = await this.server.listen();
+    this.stopCleanup = this.manager.startCleanup();
+    this.deps.logger.info(
+      {
+        address: `${address.address}:${address.port}`,
+        version: VERSION,
+        store: this.deps.store.description,
+        stored_quotas: loaded,
+      },
+      'rivven listening',
+    );
+    return address;
+  }
+
+  async stop(drainTimeoutMs = 5000): Promise<void> {
+    this.stopCleanup?.();
+    await this.server.close(drainTimeoutMs);
+    await this.deps.store.close();
+  }
+}

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { LOG_LEVELS } from '../observability/logger.js';
+import { DEFAULT_QUOTA_OPTIONS } from '../quota/quota-manager.js';
+
+// Every default lives here (the quota timing defaults come from the manager's DEFAULT_QUOTA_OPTIONS), and
+// rivven.yaml.example documents each key; a test checks the two agree.
+
+const quotaValue = z.union([z.number().int().positive(), z.literal('unlimited')], {
+  error: 'expected an integer > 0 or "unlimited"',
+});
+const positiveInt = z.number().int().positive();
+const port = z.number().int().min(0).max(65535);
+
+export const configSchema = z.strictObject({
+  server: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port.default(9190),
+      max_frame_bytes: z.number().int().min(64).max(64 * 1024 * 1024).default(1024 * 1024),
+      max_connections: positiveInt.default(10000),
+    })
+    .prefault({}),
+  metrics: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port.default(9191),
+    })
+    .prefault({}),
+  quotas: z
+    .strictObject({
+      defaults: z
+        .strictObject({
+          produce_bytes_rate: quotaValue.default(52428800),
+          consume_bytes_rate: quotaValue.default(104857600),
+          request_rate: quotaValue.default(1000),
+        })
+        .prefault({}),
+      window_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.windowMs),
+      window_buckets: positiveInt.max(1000).default(DEFAULT_QUOTA_OPTIONS.windowBuckets),
+      max_throttle_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxThrottleMs),
+      idle_timeout_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.idleTimeoutMs),
+      cleanup_interval_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.cleanupIntervalMs),
+      max_buckets: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxBuckets),
+    })
+    .refine((q) => q.window_ms % q.window_buckets === 0, {
+      message: 'window_ms must be a multiple of window_buckets',
+      path: ['window_ms'],
+    })
+    .prefault({}),
+  storage: z.strictObject({ data_dir: z.string().min(1).default('./data') }).prefault({}),
+  log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;

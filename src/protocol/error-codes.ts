@@ -1,0 +1,41 @@
+/**
+ * The one error-code table, shared by server, client, CLI and docs (a test checks docs/protocol.md lists
+ * every code). A code is never reused for a second meaning.
+ */
+export const ERROR_CODES = {
+  INVALID_FRAME: 'The frame length is below 4; the server closes the connection.',
+  FRAME_TOO_LARGE: 'The frame length exceeds server.max_frame_bytes; the server closes the connection.',
+  INVALID_REQUEST: 'The body is not a msgpack map, lacks a string type, or has a field of the wrong type or range.',
+  UNKNOWN_REQUEST_TYPE: 'The body names a request type this server does not know.',
+  UNSUPPORTED_VERSION: 'Hello asked for a protocol_version this server does not speak.',
+  AUTHENTICATION_REQUIRED: 'The server requires a token before this request.',
+  AUTHENTICATION_FAILED: 'The token was not accepted.',
+  AUTHORIZATION_FAILED: 'The authenticated principal may not make this request.',
+  INVALID_ENTITY: 'An entity is not one of the valid shapes, or a name is empty or longer than 1024 bytes.',
+  INVALID_QUOTA_KEY: 'A quota_key is unknown, or not allowed for that entity (groups take only consume_bytes_rate).',
+  INVALID_QUOTA_VALUE: 'A quota_value is not a positive integer, "unlimited" or null.',
+  DUPLICATE_ALTERATION: 'One AlterQuotas request names the same entity and quota_key twice.',
+  TOO_MANY_ITEMS: 'A list in the request is longer than the server accepts in one request.',
+  STORAGE_ERROR: 'The change could not be made durable; nothing was applied.',
+  OVERLOADED: 'The server is shedding load; retry later.',
+  SHUTTING_DOWN: 'The server is draining for shutdown and takes no new requests.',
+  CONNECTION_CLOSED: 'The connection closed before the reply arrived (client side only).',
+  TIMEOUT: 'No reply arrived within the request timeout (client side only).',
+  INTERNAL_ERROR: 'A bug in the server; the request was not applied.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export const isErrorCode = (s: unknown): s is ErrorCode => typeof s === 'string' && Object.hasOwn(ERROR_CODES, s);
+
+/** An error with a protocol code; `index` names the offending list element where there is one. */
+export class RivvenError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly index?: number,
+  ) {
+    super(message);
+    this.name = 'RivvenError';
+  }
+}

@@ -1,0 +1,20 @@
+// Hello { protocol_version: 1, client_name?: string, token?: string }
+//   -> HelloOk { protocol_version: 1, server_version: string }
+import { RivvenError } from '../error-codes.js';
+import { optionalString, uint, type Body } from './fields.js';
+
+export const PROTOCOL_VERSION = 1;
+
+export interface Hello {
+  protocolVersion: number;
+  clientName: string | undefined;
+  token: string | undefined;
+}
+
+export function decode(body: Body): Hello {
+  const protocolVersion = uint(body, 'protocol_version');
+  if (protocolVersion !== PROTOCOL_VERSION) {
+    throw new RivvenError('UNSUPPORTED_VERSION', `protocol_version ${protocolVersion} is not supported; this server speaks ${PROTOCOL_VERSION}`);
+  }
+  return { protocolVersion, clientName: optionalString(body, 'client_name'), token: optionalString(body, 'token') };
+}

@@ -1,0 +1,3 @@
+// Ping {} -> Pong {}
+export type Ping = Record<string, never>;
+export const decode = (): Ping => ({});

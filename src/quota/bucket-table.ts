@@ -1,0 +1,142 @@
+/**
+ * Usage buckets, stored as struct-of-arrays so a bucket costs a few typed-array cells, not an object.
+ *
+ * Each bucket has two parts:
+ * - the level: outstanding usage (the window's share plus any debt) that drains continuously at the quota
+ *   rate. It decides Ok/Throttled. Capacity = quota x window is the burst a fresh bucket accepts; anything
+ *   above it is debt, carried until the quota has paid it off (docs/algorithm.md derives the throttle math
+ *   and why this, unlike a forgetting window, keeps the long-run rate exact).
+ * - the ring: actual usage per sub-bucket over the last window, for the measured rate that operators see.
+ */
+export class BucketTable {
+  readonly subMs: number;
+  private ring: Float64Array;
+  private ringHead: Float64Array;
+  private level: Float64Array;
+  private levelAt: Float64Array;
+  private perMs: Float64Array;
+  private cap: Float64Array;
+  private seen: Float64Array;
+  private freeIds: number[] = [];
+  private next = 0;
+  private allocated: number;
+
+  constructor(
+    readonly windowMs: number,
+    readonly slots: number,
+    initialBuckets = 1024,
+  ) {
+    if (!Number.isInteger(windowMs / slots)) throw new RangeError('window_ms must be a multiple of window_buckets');
+    this.subMs = windowMs / slots;
+    this.allocated = Math.max(1, initialBuckets);
+    this.ring = new Float64Array(this.allocated * slots);
+    this.ringHead = new Float64Array(this.allocated);
+    this.level = new Float64Array(this.allocated);
+    this.levelAt = new Float64Array(this.allocated);
+    this.perMs = new Float64Array(this.allocated);
+    this.cap = new Float64Array(this.allocated);
+    this.seen = new Float64Array(this.allocated);
+  }
+
+  /** Buckets in use. */
+  get size(): number {
+    return this.next - this.freeIds.length;
+  }
+
+  allocate(now: number): number {
+    const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.next++;
+    if (id >= this.allocated) this.grow();
+    this.ring.fill(0, id * this.slots, (id + 1) * this.slots);
+    this.ringHead[id] = Math.floor(now / this.subMs);
+    this.level[id] = 0;
+    this.levelAt[id] = now;
+    this.seen[id] = now;
+    return id;
+  }
+
+  release(id: number): void {
+    this.freeIds.push(id);
+  }
+
+  /**
+   * Brings the bucket to `now` under `ratePerSec` (which may have changed since the last access): drains
+   * the level by the time elapsed at the rate it had, then applies the current rate and capacity.
+   */
+  touch(id: number, ratePerSec: number, now: number): void {
+    const elapsed = now - this.levelAt[id]!;
+    if (elapsed > 0) {
+      const drained = this.level[id]! - elapsed * this.perMs[id]!;
+      this.level[id] = drained > 0 ? drained : 0;
+      this.levelAt[id] = now;
+    }
+    this.perMs[id] = ratePerSec / 1000;
+    this.cap[id] = (ratePerSec * this.windowMs) / 1000;
+    this.seen[id] = now;
+  }
+
+  /** Adds usage: to the level (decisions) and to the current sub-bucket (measurement). */
+  record(id: number, amount: number, now: number): void {
+    this.level[id] = this.level[id]! + amount;
+    const cur = Math.floor(now / this.subMs);
+    const base = id * this.slots;
+    this.expireRing(id, base, cur);
+    const slot = base + (cur % this.slots);
+    this.ring[slot] = this.ring[slot]! + amount;
+  }
+
+  /** Whole milliseconds until the level drains by `excess` units (floor: a sub-ms remainder stays as debt). */
+  msToDrain(id: number, excess: number): number {
+    return excess > 0 ? Math.floor(excess / this.perMs[id]!) : 0;
+  }
+
+  outstanding(id: number): number {
+    return this.level[id]!;
+  }
+
+  capacity(id: number): number {
+    return this.cap[id]!;
+  }
+
+  lastSeen(id: number): number {
+    return this.seen[id]!;
+  }
+
+  /** Usage recorded in the last window, per second: the measured rate. */
+  measuredRate(id: number, now: number): number {
+    const cur = Math.floor(now / this.subMs);
+    const base = id * this.slots;
+    this.expireRing(id, base, cur);
+    let sum = 0;
+    for (let i = 0; i < this.slots; i++) sum += this.ring[base + i]!;
+    return (sum * 1000) / this.windowMs;
+  }
+
+  private expireRing(id: number, base: number, cur: number): void {
+    const head = this.ringHead[id]!;
+    if (cur <= head) return;
+    const steps = cur - head;
+    if (steps >= this.slots) {
+      this.ring.fill(0, base, base + this.slots);
+    } else {
+      for (let i = 1; i <= steps; i++) this.ring[base + ((head + i) % this.slots)] = 0;
+    }
+    this.ringHead[id] = cur;
+  }
+
+  private grow(): void {
+    const n = this.allocated * 2;
+    const widen = (a: Float64Array, len: number): Float64Array => {
+      const b = new Float64Array(len);
+      b.set(a);
+      return b;
+    };
+    this.ring = widen(this.ring, n * this.slots);
+    this.ringHead = widen(this.ringHead, n);
+    this.level = widen(this.level, n);
+    this.levelAt = widen(this.levelAt, n);
+    this.perMs = widen(this.perMs, n);
+    this.cap = widen(this.cap, n);
+    this.seen = widen(this.seen, n);
+    this.allocated = n;
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Quota entities: who a configured quota applies to.
+ *
+ * On the wire an entity is a list of [entity_type, entity_name | null] components; a null name is the
+ * <default> entity of that type. Inside the domain a name is a string and '' stands for <default>: wire
+ * names are non-empty, so '' can never collide with a real name.
+ */
+
+export const ENTITY_TYPES = ['user', 'client-id', 'consumer-group', 'default'] as const;
+export type EntityType = (typeof ENTITY_TYPES)[number];
+export type Component = [EntityType, string | null];
+export type Entity = Component[];
+
+export const DEFAULT_NAME = '';
+export const MAX_NAME_BYTES = 1024;
+
+export type EntityRef =
+  | { kind: 'default' }
+  | { kind: 'user'; user: string }
+  | { kind: 'client-id'; client: string }
+  | { kind: 'user+client-id'; user: string; client: string }
+  | { kind: 'consumer-group'; group: string };
+
+export class EntityError extends Error {}
+
+/** Validates a name from the wire: null means <default>. Returns the domain form. */
+export function parseName(value: unknown, what: string): string {
+  if (value === null) return DEFAULT_NAME;
+  if (typeof value !== 'string') throw new EntityError(`${what} name must be a string or null`);
+  if (value.length === 0) throw new EntityError(`${what} name must not be empty (use null for <default>)`);
+  if (Buffer.byteLength(value, 'utf8') > MAX_NAME_BYTES) {
+    throw new EntityError(`${what} name is longer than ${MAX_NAME_BYTES} bytes`);
+  }
+  return value;
+}
+
+export function parseEntity(value: unknown): EntityRef {
+  if (!Array.isArray(value) || value.length === 0 || value.length > 2) {
+    throw new EntityError('entity must be a list of 1 or 2 [entity_type, entity_name] components');
+  }
+  const parts = new Map<string, string>();
+  for (const component of value as unknown[]) {
+    if (!Array.isArray(component) || component.length !== 2 || typeof component[0] !== 'string') {
+      throw new EntityError('each entity component must be [entity_type, entity_name | null]');
+    }
+    const type = component[0];
+    if (!(ENTITY_TYPES as readonly string[]).includes(type)) {
+      throw new EntityError(`unknown entity_type "${type}"`);
+    }
+    if (parts.has(type)) throw new EntityError(`entity_type "${type}" appears twice`);
+    if (type === 'default') {
+      if (component[1] !== null) throw new EntityError('the "default" entity takes a null name');
+      parts.set(type, DEFAULT_NAME);
+    } else {
+      parts.set(type, parseName(component[1], type));
+    }
+  }
+  const user = parts.get('user');
+  const client = parts.get('client-id');
+  if (parts.size === 2) {
+    if (user === undefined || client === undefined) {
+      throw new EntityError('only user and client-id can be combined in one entity');
+    }
+    return { kind: 'user+client-id', user, client };
+  }
+  if (user !== undefined) return { kind: 'user', user };
+  if (client !== undefined) return { kind: 'client-id', client };
+  const group = parts.get('consumer-group');
+  if (group !== undefined) return { kind: 'consumer-group', group };
+  return { kind: 'default' };
+}
+
+const wireName = (name: string): string | null => (name === DEFAULT_NAME ? null : name);
+
+export function entityToWire(ref: EntityRef): Entity {
+  switch (ref.kind) {
+    case 'default':
+      return [['default', null]];
+    case 'user':
+      return [['user', wireName(ref.user)]];
+    case 'client-id':
+      return [['client-id', wireName(ref.client)]];
+    case 'user+client-id':
+      return [
+        ['user', wireName(ref.user)],
+        ['client-id', wireName(ref.client)],
+      ];
+    case 'consumer-group':
+      return [['consumer-group', wireName(ref.group)]];
+  }
+}
+
+const shown = (type: string, name: string): string => `${type}:${name === DEFAULT_NAME ? '<default>' : name}`;
+
+/** Human form of a configured entity, for logs, the audit log and the CLI table. */
+export function describeEntity(ref: EntityRef): string {
+  switch (ref.kind) {
+    case 'default':
+      return 'default';
+    case 'user':
+      return shown('user', ref.user);
+    case 'client-id':
+      return shown('client-id', ref.client);
+    case 'user+client-id':
+      return `${shown('user', ref.user)}/${shown('client-id', ref.client)}`;
+    case 'consumer-group':
+      return shown('consumer-group', ref.group);
+  }
+}
+
+/** Display form of a usage bucket (DESIGN section 3): used in Throttled.entity, metrics and logs. */
+export function bucketDisplay(user: string | null, client: string | null): string {
+  if (user !== null && client !== null) return `user:${user}/client-id:${client}`;
+  if (user !== null) return `user:${user}`;
+  if (client !== null) return `client-id:${client}`;
+  return 'anonymous';
+}
+
+/** True when the configured entity names the wire component (type, name) among its parts. */
+export function entityContains(ref: EntityRef, type: EntityType, name: string): boolean {
+  switch (ref.kind) {
+    case 'default':
+      return type === 'default';
+    case 'user':
+      return type === 'user' && ref.user === name;
+    case 'client-id':
+      return type === 'client-id' && ref.client === name;
+    case 'user+client-id':
+      return (type === 'user' && ref.user === name) || (type === 'client-id' && ref.client === name);
+    case 'consumer-group':
+      return type === 'consumer-group' && ref.group === name;
+  }
+}

@@ -1,0 +1,163 @@
+import { DEFAULT_NAME, type EntityRef } from './entity.js';
+import { CONSUME, QUOTA_KEYS, type QuotaKeyIndex, type QuotaValue } from './quota-key.js';
+
+/** Per-key limits of one entity; undefined = not set here, Infinity = "unlimited". */
+export type Limits = [number | undefined, number | undefined, number | undefined];
+
+const emptyLimits = (): Limits => [undefined, undefined, undefined];
+const isEmpty = (l: Limits): boolean => l[0] === undefined && l[1] === undefined && l[2] === undefined;
+
+export const toLimit = (v: QuotaValue): number => (v === 'unlimited' ? Infinity : v);
+export const fromLimit = (n: number): QuotaValue => (n === Infinity ? 'unlimited' : n);
+
+/** Levels of DESIGN section 3; which one matched decides who shares the bucket. */
+export type Level = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
+
+/** Where a (quota key, user, client-id) call lands: the limit, and the identity of its bucket. */
+export interface Resolution {
+  level: Level;
+  limit: number;
+  bucketUser: string | null;
+  bucketClient: string | null;
+}
+
+export interface ConfiguredEntity {
+  ref: EntityRef;
+  limits: Limits;
+}
+
+/**
+ * The configured quotas: boot defaults from rivven.yaml plus run-time values, and the 9-level resolution.
+ * Every change bumps `generation`, which lets callers cache resolutions until the next change.
+ */
+export class QuotaTable {
+  generation = 0;
+  private readonly bootDefaults: Limits;
+  private readonly globalDefault: Limits = emptyLimits();
+  private readonly users = new Map<string, Limits>();
+  private readonly clients = new Map<string, Limits>();
+  private readonly userClients = new Map<string, Map<string, Limits>>();
+  private readonly groups = new Map<string, Limits>();
+
+  constructor(bootDefaults: Partial<Record<(typeof QUOTA_KEYS)[number], QuotaValue>> = {}) {
+    this.bootDefaults = QUOTA_KEYS.map((k) => {
+      const v = bootDefaults[k];
+      return v === undefined ? undefined : toLimit(v);
+    }) as Limits;
+  }
+
+  /** The run-time value set on exactly this entity (not resolved). */
+  get(ref: EntityRef, key: QuotaKeyIndex): number | undefined {
+    return this.limitsOf(ref, false)?.[key];
+  }
+
+  /** Sets (or with undefined removes) one run-time value. */
+  set(ref: EntityRef, key: QuotaKeyIndex, limit: number | undefined): void {
+    const limits = this.limitsOf(ref, true)!;
+    limits[key] = limit;
+    if (limit === undefined && isEmpty(limits)) this.drop(ref);
+    this.generation++;
+  }
+
+  /** The global default as it applies: run-time value, else rivven.yaml, else unlimited. */
+  effectiveDefault(key: QuotaKeyIndex): number {
+    return this.globalDefault[key] ?? this.bootDefaults[key] ?? Infinity;
+  }
+
+  resolve(key: QuotaKeyIndex, user: string | null, client: string | null, out: Resolution): void {
+    let v: number | undefined;
+    if (user !== null) {
+      const byUser = this.userClients.get(user);
+      if (client !== null && (v = byUser?.get(client)?.[key]) !== undefined) return found(out, 1, v, user, client);
+      if (client !== null && (v = byUser?.get(DEFAULT_NAME)?.[key]) !== undefined) return found(out, 2, v, user, client);
+      if ((v = this.users.get(user)?.[key]) !== undefined) return found(out, 3, v, user, null);
+    }
+    const defaultUser = user !== null ? this.userClients.get(DEFAULT_NAME) : undefined;
+    if (client !== null) {
+      if ((v = defaultUser?.get(client)?.[key]) !== undefined) return found(out, 4, v, user, client);
+      if ((v = this.clients.get(client)?.[key]) !== undefined) return found(out, 5, v, null, client);
+      if ((v = defaultUser?.get(DEFAULT_NAME)?.[key]) !== undefined) return found(out, 6, v, user, client);
+    }
+    if (user !== null && (v = this.users.get(DEFAULT_NAME)?.[key]) !== undefined) return found(out, 7, v, user, null);
+    if (client !== null && (v = this.clients.get(DEFAULT_NAME)?.[key]) !== undefined) return found(out, 8, v, null, client);
+    return found(out, 9, this.effectiveDefault(key), user, client);
+  }
+
+  /** A consumer group's consume_bytes_rate: its own, else the group default; the global default never applies. */
+  resolveGroup(group: string): number | undefined {
+    return this.groups.get(group)?.[CONSUME] ?? this.groups.get(DEFAULT_NAME)?.[CONSUME];
+  }
+
+  /** Every configured entity; the global default is always listed with its effective values. */
+  entries(): ConfiguredEntity[] {
+    const out: ConfiguredEntity[] = [
+      { ref: { kind: 'default' }, limits: [0, 1, 2].map((k) => this.effectiveDefault(k as QuotaKeyIndex)) as Limits },
+    ];
+    for (const [user, limits] of this.users) out.push({ ref: { kind: 'user', user }, limits });
+    for (const [client, limits] of this.clients) out.push({ ref: { kind: 'client-id', client }, limits });
+    for (const [user, byClient] of this.userClients) {
+      for (const [client, limits] of byClient) out.push({ ref: { kind: 'user+client-id', user, client }, limits });
+    }
+    for (const [group, limits] of this.groups) out.push({ ref: { kind: 'consumer-group', group }, limits });
+    return out;
+  }
+
+  private limitsOf(ref: EntityRef, create: boolean): Limits | undefined {
+    switch (ref.kind) {
+      case 'default':
+        return this.globalDefault;
+      case 'user':
+        return lookup(this.users, ref.user, create);
+      case 'client-id':
+        return lookup(this.clients, ref.client, create);
+      case 'consumer-group':
+        return lookup(this.groups, ref.group, create);
+      case 'user+client-id': {
+        let byClient = this.userClients.get(ref.user);
+        if (byClient === undefined) {
+          if (!create) return undefined;
+          byClient = new Map();
+          this.userClients.set(ref.user, byClient);
+        }
+        return lookup(byClient, ref.client, create);
+      }
+    }
+  }
+
+  private drop(ref: EntityRef): void {
+    switch (ref.kind) {
+      case 'default':
+        return;
+      case 'user':
+        this.users.delete(ref.user);
+        return;
+      case 'client-id':
+        this.clients.delete(ref.client);
+        return;
+      case 'consumer-group':
+        this.groups.delete(ref.group);
+        return;
+      case 'user+client-id': {
+        const byClient = this.userClients.get(ref.user);
+        byClient?.delete(ref.client);
+        if (byClient?.size === 0) this.userClients.delete(ref.user);
+      }
+    }
+  }
+}
+
+function lookup(map: Map<string, Limits>, name: string, create: boolean): Limits | undefined {
+  let limits = map.get(name);
+  if (limits === undefined && create) {
+    limits = emptyLimits();
+    map.set(name, limits);
+  }
+  return limits;
+}
+
+function found(out: Resolution, level: Level, limit: number, user: string | null, client: string | null): void {
+  out.level = level;
+  out.limit = limit;
+  out.bucketUser = user;
+  out.bucketClient = client;
+}

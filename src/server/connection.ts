@@ -1,0 +1,142 @@
+import type { Socket } from 'node:net';
+import { FrameDecoder } from '../protocol/frame-decoder.js';
+import { RivvenError } from '../protocol/error-codes.js';
+import { errorFrame } from '../protocol/responses.js';
+import type { Logger } from '../observability/logger.js';
+import type { ConnectionContext, Dispatcher } from './dispatcher.js';
+
+export interface ConnectionOptions {
+  maxFrameBytes: number;
+  /** Unsent reply bytes above which the server stops reading from this peer. @default 1 MiB */
+  highWaterBytes: number;
+  /** Replies waiting behind a slow (I/O-bound) request above which reading stops. @default 1024 */
+  maxQueuedReplies: number;
+}
+
+interface Slot {
+  frame: Buffer | null;
+}
+
+/**
+ * One broker connection. Replies go out in request order: replies ready while this chunk is parsed are
+ * written together (one writev per read); a reply that waits on I/O holds back the ones after it.
+ *
+ * Backpressure: a peer that does not read its replies stops being read from, so unsent replies (and
+ * requests, which the kernel then buffers) cannot grow this process without bound.
+ */
+export class Connection {
+  private readonly decoder: FrameDecoder;
+  private ready: Buffer[] = [];
+  private readonly waiting: Slot[] = [];
+  private pausedForBackpressure = false;
+  private closing = false;
+  readonly closed: Promise<void>;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly dispatcher: Dispatcher,
+    readonly ctx: ConnectionContext,
+    private readonly options: ConnectionOptions,
+    private readonly logger: Logger,
+  ) {
+    this.decoder = new FrameDecoder(options.maxFrameBytes, (id, body) => this.onFrame(id, body));
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.maybeResume());
+    socket.on('error', (err) => {
+      this.logger.debug({ conn: ctx.id, err: err.message }, 'connection error');
+      socket.destroy();
+    });
+  }
+
+  /** Stops reading; closes once every request already read has been answered. */
+  drain(): Promise<void> {
+    this.closing = true;
+    this.socket.pause();
+    this.endIfDone();
+    return this.closed;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closing) return;
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      if (!(err instanceof RivvenError)) throw err;
+      // Framing is lost: answer what came before, report on correlation_id 0, close.
+      this.logger.warn({ conn: this.ctx.id, remote: this.ctx.remote, code: err.code }, err.message);
+      this.enqueue(errorFrame(0, err.code, err.message));
+      this.closing = true;
+      this.socket.pause();
+    }
+    this.flush();
+    this.endIfDone();
+  }
+
+  private onFrame(correlationId: number, body: Buffer): void {
+    this.enqueue(this.dispatcher.handle(correlationId, body, this.ctx));
+  }
+
+  private enqueue(reply: Buffer | Promise<Buffer>): void {
+    if (Buffer.isBuffer(reply)) {
+      if (this.waiting.length === 0) this.ready.push(reply);
+      else this.waiting.push({ frame: reply });
+      return;
+    }
+    const slot: Slot = { frame: null };
+    this.waiting.push(slot);
+    if (this.waiting.length > this.options.maxQueuedReplies) this.pause();
+    void reply.then((frame) => {
+      slot.frame = frame;
+      while (this.waiting.length > 0 && this.waiting[0]!.frame !== null) this.ready.push(this.waiting.shift()!.frame!);
+      this.flush();
+      this.maybeResume();
+      this.endIfDone();
+    });
+  }
+
+  private flush(): void {
+    const ready = this.ready;
+    if (ready.length === 0 || this.socket.destroyed) {
+      this.ready = [];
+      return;
+    }
+    this.ready = [];
+    if (ready.length === 1) {
+      this.socket.write(ready[0]!);
+    } else {
+      this.socket.cork();
+      for (const frame of ready) this.socket.write(frame);
+      this.socket.uncork();
+    }
+    if (this.socket.writableLength > this.options.highWaterBytes) this.pause();
+  }
+
+  private pause(): void {
+    if (!this.pausedForBackpressure) {
+      this.pausedForBackpressure = true;
+      this.socket.pause();
+    }
+  }
+
+  private maybeResume(): void {
+    if (
+      this.pausedForBackpressure &&
+      !this.closing &&
+      this.socket.writableLength <= this.options.highWaterBytes &&
+      this.waiting.length <= this.options.maxQueuedReplies
+    ) {
+      this.pausedForBackpressure = false;
+      this.socket.resume();
+    }
+  }
+
+  private endIfDone(): void {
+    if (this.closing && this.waiting.length === 0 && !this.socket.destroyed) this.socket.end();
+  }
+}
