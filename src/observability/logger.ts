@@ -12,6 +12,7 @@ export function createLogger(level: LogLevel, destination?: NodeJS.WritableStrea
       level,
       base: { service: 'rivven' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
       redact: { paths: ['token', '*.token', 'req.token'], censor: '[redacted]' },
     },
     destination ?? process.stdout,

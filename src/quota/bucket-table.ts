@@ -7,6 +7,10 @@
  *   above it is debt, carried until the quota has paid it off (docs/algorithm.md derives the throttle math
  *   and why this, unlike a forgetting window, keeps the long-run rate exact).
  * - the ring: actual usage per sub-bucket over the last window, for the measured rate that operators see.
+ *
+ * The level is kept in milli-units (units x 1000), so with integer quotas and an integer-ms clock the drain per
+ * millisecond is the quota itself and every quantity is an integer: throttle times are exact, with no
+ * floating-point rounding to make a throttle 1 ms short.
  */
 export class BucketTable {
   readonly subMs: number;
@@ -14,7 +18,7 @@ export class BucketTable {
   private ringHead: Float64Array;
   private level: Float64Array;
   private levelAt: Float64Array;
-  private perMs: Float64Array;
+  private rate: Float64Array;
   private cap: Float64Array;
   private seen: Float64Array;
   private freeIds: number[] = [];
@@ -33,7 +37,7 @@ export class BucketTable {
     this.ringHead = new Float64Array(this.allocated);
     this.level = new Float64Array(this.allocated);
     this.levelAt = new Float64Array(this.allocated);
-    this.perMs = new Float64Array(this.allocated);
+    this.rate = new Float64Array(this.allocated);
     this.cap = new Float64Array(this.allocated);
     this.seen = new Float64Array(this.allocated);
   }
@@ -65,18 +69,19 @@ export class BucketTable {
   touch(id: number, ratePerSec: number, now: number): void {
     const elapsed = now - this.levelAt[id]!;
     if (elapsed > 0) {
-      const drained = this.level[id]! - elapsed * this.perMs[id]!;
+      // milli-units drained per ms = units per second
+      const drained = this.level[id]! - elapsed * this.rate[id]!;
       this.level[id] = drained > 0 ? drained : 0;
       this.levelAt[id] = now;
     }
-    this.perMs[id] = ratePerSec / 1000;
-    this.cap[id] = (ratePerSec * this.windowMs) / 1000;
+    this.rate[id] = ratePerSec;
+    this.cap[id] = ratePerSec * this.windowMs;
     this.seen[id] = now;
   }
 
-  /** Adds usage: to the level (decisions) and to the current sub-bucket (measurement). */
+  /** Adds `amount` units: to the level (decisions) and to the current sub-bucket (measurement). */
   record(id: number, amount: number, now: number): void {
-    this.level[id] = this.level[id]! + amount;
+    this.level[id] = this.level[id]! + amount * 1000;
     const cur = Math.floor(now / this.subMs);
     const base = id * this.slots;
     this.expireRing(id, base, cur);
@@ -84,15 +89,24 @@ export class BucketTable {
     this.ring[slot] = this.ring[slot]! + amount;
   }
 
-  /** Whole milliseconds until the level drains by `excess` units (floor: a sub-ms remainder stays as debt). */
+  /**
+   * Whole milliseconds until the level drains by `excess` milli-units. Floor: a remainder worth less than
+   * 1 ms stays in the level as debt instead of becoming a 0 ms throttle.
+   */
   msToDrain(id: number, excess: number): number {
-    return excess > 0 ? Math.floor(excess / this.perMs[id]!) : 0;
+    if (excess <= 0) return 0;
+    const rate = this.rate[id]!;
+    const ms = Math.floor(excess / rate);
+    // Correct the one case where the float quotient rounds up across an integer.
+    return ms * rate > excess ? ms - 1 : ms;
   }
 
+  /** Outstanding usage in milli-units: this window's share plus debt. */
   outstanding(id: number): number {
     return this.level[id]!;
   }
 
+  /** quota x window in milli-units: the burst a fresh bucket accepts. */
   capacity(id: number): number {
     return this.cap[id]!;
   }
@@ -134,7 +148,7 @@ export class BucketTable {
     this.ringHead = widen(this.ringHead, n);
     this.level = widen(this.level, n);
     this.levelAt = widen(this.levelAt, n);
-    this.perMs = widen(this.perMs, n);
+    this.rate = widen(this.rate, n);
     this.cap = widen(this.cap, n);
     this.seen = widen(this.seen, n);
     this.allocated = n;

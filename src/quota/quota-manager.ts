@@ -29,8 +29,9 @@ export const DEFAULT_QUOTA_OPTIONS: Readonly<QuotaManagerOptions> = Object.freez
 });
 
 /**
- * The answer to one Record* call. The manager reuses one instance, so read it before the next call.
- * throttleMs 0 means Ok.
+ * The answer to one Record* call; throttleMs 0 means Ok.
+ * The manager reuses ONE instance for every answer (no allocation per call): copy what you need out of it
+ * before the next call to the same manager.
  */
 export interface Verdict {
   throttleMs: number;
@@ -216,7 +217,8 @@ export class QuotaManager {
     const b = this.buckets;
     const c = b.capacity(id);
     const o = b.outstanding(id);
-    return amount > c ? b.msToDrain(id, o) : b.msToDrain(id, o + amount - c);
+    const size = amount * 1000;
+    return size > c ? b.msToDrain(id, o) : b.msToDrain(id, o + size - c);
   }
 
   private ok(): Verdict {

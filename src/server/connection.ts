@@ -13,6 +13,15 @@ export interface ConnectionOptions {
   maxQueuedReplies: number;
 }
 
+export interface ConnectionStats {
+  id: number;
+  remote: string;
+  readingPaused: boolean;
+  bytesRead: number;
+  unsentReplyBytes: number;
+  queuedReplies: number;
+}
+
 interface Slot {
   frame: Buffer | null;
 }
@@ -60,6 +69,17 @@ export class Connection {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  stats(): ConnectionStats {
+    return {
+      id: this.ctx.id,
+      remote: this.ctx.remote,
+      readingPaused: this.pausedForBackpressure || this.closing,
+      bytesRead: this.socket.bytesRead,
+      unsentReplyBytes: this.socket.writableLength,
+      queuedReplies: this.waiting.length,
+    };
   }
 
   private onData(chunk: Buffer): void {

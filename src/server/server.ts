@@ -1,7 +1,7 @@
 import net, { type AddressInfo } from 'node:net';
 import { errorFrame } from '../protocol/responses.js';
 import type { Logger } from '../observability/logger.js';
-import { Connection, type ConnectionOptions } from './connection.js';
+import { Connection, type ConnectionOptions, type ConnectionStats } from './connection.js';
 import type { Dispatcher } from './dispatcher.js';
 
 export interface ServerOptions extends ConnectionOptions {
@@ -42,6 +42,10 @@ export class QuotaServer {
         resolve(this.server.address() as AddressInfo);
       });
     });
+  }
+
+  connectionStats(): ConnectionStats[] {
+    return [...this.connections].map((c) => c.stats());
   }
 
   address(): AddressInfo {

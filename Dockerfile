@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t rivven .      Run: docker run -p 9190:9190 -p 9191:9191 rivven
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    RIVVEN_SERVER_HOST=0.0.0.0 \
+    RIVVEN_METRICS_HOST=0.0.0.0 \
+    RIVVEN_STORAGE_DATA_DIR=/var/lib/rivven
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json rivven.yaml.example ./
+COPY bin ./bin
+RUN mkdir -p /var/lib/rivven && chown node:node /var/lib/rivven
+USER node
+VOLUME ["/var/lib/rivven"]
+EXPOSE 9190 9191
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "bin/rivven"]
+CMD ["serve"]

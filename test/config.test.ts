@@ -1,0 +1,82 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { parse } from 'yaml';
+import { CONFIG_PATHS, ConfigError, envName, loadConfig } from '../src/config/load.js';
+import { configSchema } from '../src/config/schema.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'rivven-config-'));
+const file = (name: string, text: string): string => {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+};
+const problemsOf = (fn: () => unknown): string[] => {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+};
+
+t.test('an unknown key, a wrong type and a negative number are reported together, with their paths', async (t) => {
+  const path = file('bad.yaml', 'server:\n  port: "nine"\n  colour: blue\nquotas:\n  max_throttle_ms: -5\n');
+  let message = '';
+  try {
+    loadConfig({ file: path, env: {} });
+  } catch (err) {
+    t.type(err, ConfigError);
+    message = (err as Error).message;
+  }
+  t.match(message, /server\.colour: unknown key/);
+  t.match(message, /server\.port: .*expected number/);
+  t.match(message, /quotas\.max_throttle_ms: .*>0/);
+  t.equal(message.split('\n').length, 4, 'one message: a heading and exactly three problems');
+});
+
+t.test('no file: the embedded defaults', async (t) => {
+  const { config, file: used } = loadConfig({ env: {}, cwd: dir });
+  t.equal(used, undefined);
+  t.same(config.server, { host: '127.0.0.1', port: 9190, max_frame_bytes: 1048576, max_connections: 10000 });
+  t.same(config.quotas.defaults, { produce_bytes_rate: 52428800, consume_bytes_rate: 104857600, request_rate: 1000 });
+  t.ok(Object.isFrozen(config) && Object.isFrozen(config.quotas.defaults), 'frozen all the way down');
+});
+
+t.test('precedence: flags > RIVVEN_* environment > file > defaults', async (t) => {
+  const path = file('p.yaml', 'server:\n  port: 1111\n  host: 10.0.0.1\nquotas:\n  defaults:\n    request_rate: 5\n');
+  const env = { RIVVEN_SERVER_PORT: '2222', RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: 'unlimited', RIVVEN_LOG_LEVEL: 'debug' };
+  const { config } = loadConfig({ file: path, env, flags: { server: { port: 3333 } } });
+  t.equal(config.server.port, 3333, 'flag wins');
+  t.equal(config.server.host, '10.0.0.1', 'file beats default');
+  t.equal(config.quotas.defaults.request_rate, 'unlimited', 'env beats file');
+  t.equal(config.log.level, 'debug');
+  t.equal(config.quotas.window_ms, 1000, 'default where nothing is set');
+});
+
+t.test('./rivven.yaml is used when present and no file is named', async (t) => {
+  const cwd = mkdtempSync(join(tmpdir(), 'rivven-cwd-'));
+  writeFileSync(join(cwd, 'rivven.yaml'), 'server:\n  port: 4444\n');
+  const { config, file: used } = loadConfig({ env: {}, cwd });
+  t.equal(config.server.port, 4444);
+  t.equal(used, join(cwd, 'rivven.yaml'));
+});
+
+t.test('other problems are reported with their source', async (t) => {
+  t.match(problemsOf(() => loadConfig({ file: join(dir, 'missing.yaml'), env: {} })), [/missing\.yaml: cannot read/]);
+  t.match(problemsOf(() => loadConfig({ file: file('syntax.yaml', 'server: [1,\n'), env: {} })), [/syntax\.yaml: /]);
+  t.match(problemsOf(() => loadConfig({ file: file('list.yaml', '- 1\n'), env: {} })), [/top level must be a mapping/]);
+  t.match(problemsOf(() => loadConfig({ env: { RIVVEN_SERVER_PORT: 'abc' }, cwd: dir })), [/server\.port/]);
+  t.match(problemsOf(() => loadConfig({ env: { RIVVEN_QUOTAS_WINDOW_MS: '1000', RIVVEN_QUOTAS_WINDOW_BUCKETS: '3' }, cwd: dir })), [/window_ms must be a multiple of window_buckets/]);
+  t.match(problemsOf(() => loadConfig({ env: { RIVVEN_QUOTAS_DEFAULTS_PRODUCE_BYTES_RATE: 'lots' }, cwd: dir })), [/produce_bytes_rate: expected an integer > 0 or "unlimited"/]);
+});
+
+t.test('rivven.yaml.example documents every key with its default, and nothing else', async (t) => {
+  const example = parse(readFileSync(new URL('../rivven.yaml.example', import.meta.url), 'utf8')) as unknown;
+  t.same(configSchema.parse(example), configSchema.parse({}), 'the example holds exactly the defaults');
+  t.same(configSchema.parse(example), example, 'and every key of the schema appears in it');
+  t.ok(CONFIG_PATHS.length >= 18);
+  t.equal(envName(['quotas', 'defaults', 'request_rate']), 'RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE');
+});

@@ -1,0 +1,20 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { ERROR_CODES } from '../src/protocol/error-codes.js';
+import { encodeFrame } from '../src/protocol/codec.js';
+
+const doc = (name: string): string => readFileSync(new URL(`../docs/${name}`, import.meta.url), 'utf8');
+
+t.test('docs/protocol.md lists every error code with its meaning, and no other', async (t) => {
+  const text = doc('protocol.md');
+  const rows = [...text.matchAll(/^\| `([A-Z_]+)` \| (.+) \|$/gm)].map((m) => m[1]);
+  t.same(rows.sort(), Object.keys(ERROR_CODES).sort());
+});
+
+t.test('the worked byte-level example is what the codec writes', async (t) => {
+  const text = doc('protocol.md');
+  const block = text.split('A broker reports that user')[1]!.split('The reply when')[0]!;
+  const bytes = [...block.matchAll(/^ {4}((?:[0-9a-f]{2} )*[0-9a-f]{2})\s{2,}/gm)].map((m) => m[1]).join(' ');
+  const expected = encodeFrame(42, { type: 'RecordProduce', user: 'alice', client_id: 'app-1', bytes: 1024 });
+  t.equal(bytes, expected.toString('hex').match(/../g)!.join(' '));
+});

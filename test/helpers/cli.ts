@@ -1,0 +1,54 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export const BIN = new URL('../../bin/rivven', import.meta.url).pathname;
+
+/** The environment a person's shell would give: without the test runner's loader hooks or RIVVEN_* settings. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k === 'NODE_OPTIONS' || k.startsWith('RIVVEN_') || k.startsWith('TAP') || k.startsWith('_TAPJS')) continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI to completion. */
+export function run(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+export interface Served {
+  child: ChildProcess;
+  port: number;
+  logs: Record<string, unknown>[];
+  exited: Promise<number | null>;
+}
+
+/** Runs the real `bin/rivven serve` on port 0 and learns its port from the start log line. */
+export function serve(args: string[], cwd: string): Promise<Served> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], { cwd, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: Record<string, unknown>[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      logs.push(entry);
+      if (entry.msg === 'rivven listening') resolve({ child, port: Number(String(entry.address).split(':').pop()), logs, exited });
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    void exited.then((code) => reject(new Error(`rivven serve exited ${code} before listening: ${stderr}`)));
+  });
+}

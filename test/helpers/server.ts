@@ -1,0 +1,28 @@
+import { App } from '../../src/app.js';
+import { loadConfig } from '../../src/config/load.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { ManualClock } from '../../src/quota/clock.js';
+import { MemoryQuotaStore, type QuotaStore } from '../../src/store/quota-store.js';
+
+export interface TestServer {
+  app: App;
+  port: number;
+  clock: ManualClock;
+  stop(): Promise<void>;
+}
+
+/** A real server on 127.0.0.1 port 0 with a manual clock; `yaml` overrides the config like a file would. */
+export async function startServer(
+  overrides: Record<string, Record<string, unknown>> = {},
+  store: QuotaStore = new MemoryQuotaStore(),
+): Promise<TestServer> {
+  const { config } = loadConfig({
+    env: {},
+    cwd: '/nonexistent',
+    flags: { ...overrides, server: { port: 0, ...overrides.server } },
+  });
+  const clock = new ManualClock(1_000_000);
+  const app = new App(config, { logger: silentLogger(), store, clock });
+  const address = await app.start();
+  return { app, port: address.port, clock, stop: () => app.stop(1000) };
+}
