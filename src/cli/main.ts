@@ -1,16 +1,24 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { EXIT_USAGE, UsageError } from './exit-codes.js';
+import { quotaCommand } from './quota.js';
 import { serveCommand } from './serve.js';
 
 export function program(): Command {
   const root = new Command('rivven')
     .description('rivven quota sidecar: per-principal produce, consume and request quotas for Kafka-style brokers')
     .version(VERSION)
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .addHelpText('after', '\nExamples:\n  rivven serve --config rivven.yaml\n  rivven quota list\n  rivven quota set --user alice --produce-bytes-rate 10MB\n')
   root.addCommand(serveCommand());
+  root.addCommand(quotaCommand());
+  configureTree(root);
   return root;
+}
+
+/** Commands attached with addCommand() do not inherit these settings, so every command gets them here. */
+function configureTree(cmd: Command): void {
+  cmd.showHelpAfterError('(run with --help for usage)').exitOverride();
+  for (const sub of cmd.commands) configureTree(sub);
 }
 
 export async function main(argv: string[]): Promise<void> {

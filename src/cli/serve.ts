@@ -1,20 +1,12 @@
 import { Command } from 'commander';
-import { App } from '../app.js';
-import { ConfigError, loadConfig } from '../config/load.js';
-import { createLogger } from '../observability/logger.js';
-import { FileQuotaStore } from '../store/file-quota-store.js';
-import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 
-interface ServeFlags {
+export interface ServeFlags {
   config?: string;
   host?: string;
   port?: string;
   dataDir?: string;
   logLevel?: string;
 }
-
-/** A flag that looks like a number becomes one, so the schema reports real type errors the same way. */
-const numeric = (v: string | undefined): unknown => (v !== undefined && /^\d+$/.test(v) ? Number(v) : v);
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -26,57 +18,9 @@ export function serveCommand(): Command {
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (log.level)')
     .addHelpText('after', '\nExamples:\n  rivven serve\n  rivven serve --config /etc/rivven/rivven.yaml --port 9190\n')
     .action(async (flags: ServeFlags) => {
+      // Loaded on demand: the quota commands start faster without the server's dependencies.
+      const { serve } = await import('./serve-run.js');
       process.exitCode = await serve(flags);
     });
 }
 
-async function serve(flags: ServeFlags): Promise<number> {
-  let loaded;
-  try {
-    loaded = loadConfig({
-      file: flags.config,
-      flags: {
-        server: { host: flags.host, port: numeric(flags.port) },
-        storage: { data_dir: flags.dataDir },
-        log: { level: flags.logLevel },
-      },
-    });
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`rivven: ${err.message}\n`);
-    return EXIT_USAGE;
-  }
-  const { config, file } = loaded;
-  const logger = createLogger(config.log.level);
-  logger.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
-  const app = new App(config, { logger, store: new FileQuotaStore(config.storage.data_dir) });
-  try {
-    await app.start();
-  } catch (err) {
-    logger.fatal({ err: (err as Error).message }, 'cannot start');
-    return EXIT_FAILED;
-  }
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting without draining');
-        process.exit(EXIT_FAILED);
-      }
-      stopping = true;
-      logger.info({ signal }, 'draining');
-      app.stop().then(
-        () => {
-          logger.info('stopped');
-          resolve(EXIT_OK);
-        },
-        (err: unknown) => {
-          logger.error({ err: (err as Error).message }, 'error while stopping');
-          resolve(EXIT_FAILED);
-        },
-      );
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
-}

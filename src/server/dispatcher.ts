@@ -75,7 +75,7 @@ export class Dispatcher {
         }
         case 'AlterQuotas': {
           const r = alterQuotas.decode(value);
-          return this.admin.alter(r.alterations, r.validateOnly, ctx.principal).then(
+          return this.admin.alter(r.alterations, r.validateOnly, ctx.principal, ctx.clientName ?? null).then(
             (altered) => {
               if (!r.validateOnly) {
                 this.logger.info({ conn: ctx.id, principal: ctx.principal, altered }, 'quotas altered');

@@ -62,14 +62,14 @@ export class QuotaAdmin {
     return out;
   }
 
-  alter(alterations: Alteration[], validateOnly: boolean, principal: string): Promise<number> {
+  alter(alterations: Alteration[], validateOnly: boolean, principal: string, client: string | null = null): Promise<number> {
     if (validateOnly) return Promise.resolve(alterations.length);
-    const run = this.chain.then(() => this.apply(alterations, principal));
+    const run = this.chain.then(() => this.apply(alterations, principal, client));
     this.chain = run.catch(() => undefined);
     return run;
   }
 
-  private async apply(alterations: Alteration[], principal: string): Promise<number> {
+  private async apply(alterations: Alteration[], principal: string, client: string | null): Promise<number> {
     const time = new Date().toISOString();
     const next = new Map(this.runtime);
     const audit: AuditRecord[] = alterations.map(({ ref, key, limit }) => {
@@ -82,6 +82,7 @@ export class QuotaAdmin {
       return {
         time,
         principal,
+        client,
         entity,
         quota_key: quotaKey,
         old: old === undefined ? null : fromLimit(old),

@@ -12,6 +12,8 @@ export interface StoredQuota {
 export interface AuditRecord {
   time: string;
   principal: string;
+  /** The client_name the connection gave in Hello (the CLI sends "rivven-cli user@host"), or null. */
+  client: string | null;
   entity: Entity;
   quota_key: QuotaKey;
   old: QuotaValue | null;

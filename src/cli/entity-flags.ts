@@ -1,0 +1,47 @@
+import type { Command } from 'commander';
+import type { Component } from '../quota/entity.js';
+import { UsageError } from './exit-codes.js';
+
+export interface EntityFlags {
+  user?: string;
+  userDefault?: boolean;
+  clientId?: string;
+  clientIdDefault?: boolean;
+  consumerGroup?: string;
+  consumerGroupDefault?: boolean;
+  default?: boolean;
+}
+
+export function addEntityFlags(cmd: Command): Command {
+  return cmd
+    .option('--user <user>', 'a user')
+    .option('--user-default', 'the <default> user')
+    .option('--client-id <id>', 'a client-id')
+    .option('--client-id-default', 'the <default> client-id')
+    .option('--consumer-group <group>', 'a consumer group (consume_bytes_rate only)')
+    .option('--consumer-group-default', 'the <default> consumer group')
+    .option('--default', 'the global default');
+}
+
+/** The entity the flags name, as wire components; [] when none is named. */
+export function entityFromFlags(f: EntityFlags): Component[] {
+  const both = (a: unknown, b: unknown, what: string) => {
+    if (a !== undefined && b) throw new UsageError(`--${what} and --${what}-default cannot both be given`);
+  };
+  both(f.user, f.userDefault, 'user');
+  both(f.clientId, f.clientIdDefault, 'client-id');
+  both(f.consumerGroup, f.consumerGroupDefault, 'consumer-group');
+  const out: Component[] = [];
+  if (f.user !== undefined || f.userDefault) out.push(['user', f.user ?? null]);
+  if (f.clientId !== undefined || f.clientIdDefault) out.push(['client-id', f.clientId ?? null]);
+  const group = f.consumerGroup !== undefined || f.consumerGroupDefault;
+  if (group && out.length > 0) throw new UsageError('a consumer group cannot be combined with --user or --client-id');
+  if (group) out.push(['consumer-group', f.consumerGroup ?? null]);
+  if (f.default && out.length > 0) throw new UsageError('--default names the global default alone');
+  if (f.default) out.push(['default', null]);
+  return out;
+}
+
+/** "user:alice/client-id:<default>" for messages. */
+export const showEntity = (entity: Component[]): string =>
+  entity.map(([type, name]) => (type === 'default' ? 'default' : `${type}:${name ?? '<default>'}`)).join('/');

@@ -1,0 +1,61 @@
+import { App } from '../app.js';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { createLogger } from '../observability/logger.js';
+import { FileQuotaStore } from '../store/file-quota-store.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
+import type { ServeFlags } from './serve.js';
+
+/** A flag that looks like a number becomes one, so the schema reports real type errors the same way. */
+const numeric = (v: string | undefined): unknown => (v !== undefined && /^\d+$/.test(v) ? Number(v) : v);
+
+/** Runs the sidecar until SIGTERM/SIGINT; resolves with the exit code. */
+export async function serve(flags: ServeFlags): Promise<number> {
+  let loaded;
+  try {
+    loaded = loadConfig({
+      file: flags.config,
+      flags: {
+        server: { host: flags.host, port: numeric(flags.port) },
+        storage: { data_dir: flags.dataDir },
+        log: { level: flags.logLevel },
+      },
+    });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`rivven: ${err.message}\n`);
+    return EXIT_USAGE;
+  }
+  const { config, file } = loaded;
+  const logger = createLogger(config.log.level);
+  logger.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
+  const app = new App(config, { logger, store: new FileQuotaStore(config.storage.data_dir) });
+  try {
+    await app.start();
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'cannot start');
+    return EXIT_FAILED;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting without draining');
+        process.exit(EXIT_FAILED);
+      }
+      stopping = true;
+      logger.info({ signal }, 'draining');
+      app.stop().then(
+        () => {
+          logger.info('stopped');
+          resolve(EXIT_OK);
+        },
+        (err: unknown) => {
+          logger.error({ err: (err as Error).message }, 'error while stopping');
+          resolve(EXIT_FAILED);
+        },
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
