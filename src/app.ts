@@ -1,6 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
+import type { Registry } from 'prom-client';
+import { HealthServer } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
+import { createMetrics } from './observability/metrics.js';
+import { RequestStats } from './observability/request-stats.js';
 import { systemClock, type Clock } from './quota/clock.js';
 import { QuotaManager } from './quota/quota-manager.js';
 import { QuotaTable } from './quota/quota-table.js';
@@ -22,6 +26,14 @@ export class App {
   readonly manager: QuotaManager;
   readonly admin: QuotaAdmin;
   readonly server: QuotaServer;
+  readonly requests = new RequestStats();
+  readonly metrics: Registry;
+  /** The /metrics, /healthz, /readyz listener; undefined with metrics.enabled: false. */
+  readonly http: HealthServer | undefined;
+  /** Resolves with the HTTP address once it listens (before stored quotas load, so /readyz can say 503). */
+  readonly httpListening: Promise<AddressInfo | undefined>;
+  private resolveHttp: (a: AddressInfo | undefined) => void = () => undefined;
+  private ready = false;
   private stopCleanup: (() => void) | undefined;
 
   constructor(
@@ -43,7 +55,7 @@ export class App {
       deps.clock ?? systemClock,
     );
     this.admin = new QuotaAdmin(this.table, deps.store);
-    const dispatcher = new Dispatcher(this.manager, this.admin, VERSION, deps.logger);
+    const dispatcher = new Dispatcher(this.manager, this.admin, VERSION, deps.logger, this.requests);
     this.server = new QuotaServer(
       dispatcher,
       {
@@ -56,18 +68,34 @@ export class App {
       },
       deps.logger,
     );
+    this.metrics = createMetrics({ manager: this.manager, server: this.server, admin: this.admin, requests: this.requests });
+    this.http = config.metrics.enabled ? new HealthServer(this.metrics, () => this.ready) : undefined;
+    this.httpListening = new Promise((resolve) => (this.resolveHttp = resolve));
   }
 
   async start(): Promise<AddressInfo> {
-    const loaded = await this.admin.load();
-    const address = await this.server.listen();
+    const m = this.config.metrics;
+    const httpAddress = await this.http?.listen(m.host, m.port);
+    this.resolveHttp(httpAddress);
+    let loaded: number;
+    let address: AddressInfo;
+    try {
+      loaded = await this.admin.load();
+      address = await this.server.listen();
+    } catch (err) {
+      // Nothing may keep a process that failed to start alive.
+      await this.http?.close();
+      throw err;
+    }
     this.stopCleanup = this.manager.startCleanup();
+    this.ready = true;
     this.deps.logger.info(
       {
         address: `${address.address}:${address.port}`,
         version: VERSION,
         store: this.deps.store.description,
         stored_quotas: loaded,
+        metrics: httpAddress ? `http://${httpAddress.address}:${httpAddress.port}/metrics` : 'disabled',
       },
       'rivven listening',
     );
@@ -75,8 +103,10 @@ export class App {
   }
 
   async stop(drainTimeoutMs = 5000): Promise<void> {
+    this.ready = false;
     this.stopCleanup?.();
     await this.server.close(drainTimeoutMs);
+    await this.http?.close();
     await this.deps.store.close();
   }
 }

@@ -10,5 +10,5 @@ export { QUOTA_KEYS, type QuotaKey, type QuotaValue } from './quota/quota-key.js
 export type { Entity, Component, EntityType } from './quota/entity.js';
 export { FileQuotaStore } from './store/file-quota-store.js';
 export { MemoryQuotaStore, type QuotaStore, type StoredQuota, type AuditRecord } from './store/quota-store.js';
-export { QuotaClient, DEFAULT_CLIENT_OPTIONS, type QuotaClientOptions, type RecordResult, type QuotaEntry, type QuotaAlteration, type Principal } from './client/quota-client.js';
+export { QuotaClient, DEFAULT_CLIENT_OPTIONS, type QuotaClientOptions, type RecordResult, type QuotaEntry, type QuotaAlteration, type Principal, type BucketUsage } from './client/quota-client.js';
 export { BrokerQuotas } from './client/broker-quotas.js';

@@ -59,6 +59,17 @@ export interface QuotaAlteration {
   quota_value: QuotaValue | null;
 }
 
+/** One live bucket, as DescribeUsage reports it. */
+export interface BucketUsage {
+  entity: string;
+  quota_type: QuotaKey;
+  rate: number;
+  limit: number;
+  utilization: number;
+  throttled_total: number;
+  last_seen_ms: number;
+}
+
 interface Pending {
   resolve: (body: Record<string, unknown>) => void;
   reject: (err: Error) => void;
@@ -134,6 +145,11 @@ export class QuotaClient extends EventEmitter {
   async describeQuotas(entities: Component[] = []): Promise<QuotaEntry[]> {
     const reply = await this.request({ type: 'DescribeQuotas', entities });
     return reply.entries as QuotaEntry[];
+  }
+
+  async describeUsage(opts: { entities?: Component[]; top?: number; sortBy?: 'utilization' | 'rate' } = {}): Promise<BucketUsage[]> {
+    const reply = await this.request({ type: 'DescribeUsage', entities: opts.entities ?? [], top: opts.top, sort_by: opts.sortBy });
+    return reply.buckets as BucketUsage[];
   }
 
   async alterQuotas(alterations: QuotaAlteration[], opts: { validateOnly?: boolean } = {}): Promise<number> {

@@ -18,9 +18,10 @@ export class BucketTable {
   private ringHead: Float64Array;
   private level: Float64Array;
   private levelAt: Float64Array;
-  private rate: Float64Array;
+  private rateOf: Float64Array;
   private cap: Float64Array;
   private seen: Float64Array;
+  private throttles: Float64Array;
   private freeIds: number[] = [];
   private next = 0;
   private allocated: number;
@@ -37,9 +38,10 @@ export class BucketTable {
     this.ringHead = new Float64Array(this.allocated);
     this.level = new Float64Array(this.allocated);
     this.levelAt = new Float64Array(this.allocated);
-    this.rate = new Float64Array(this.allocated);
+    this.rateOf = new Float64Array(this.allocated);
     this.cap = new Float64Array(this.allocated);
     this.seen = new Float64Array(this.allocated);
+    this.throttles = new Float64Array(this.allocated);
   }
 
   /** Buckets in use. */
@@ -55,6 +57,7 @@ export class BucketTable {
     this.level[id] = 0;
     this.levelAt[id] = now;
     this.seen[id] = now;
+    this.throttles[id] = 0;
     return id;
   }
 
@@ -70,11 +73,11 @@ export class BucketTable {
     const elapsed = now - this.levelAt[id]!;
     if (elapsed > 0) {
       // milli-units drained per ms = units per second
-      const drained = this.level[id]! - elapsed * this.rate[id]!;
+      const drained = this.level[id]! - elapsed * this.rateOf[id]!;
       this.level[id] = drained > 0 ? drained : 0;
       this.levelAt[id] = now;
     }
-    this.rate[id] = ratePerSec;
+    this.rateOf[id] = ratePerSec;
     this.cap[id] = ratePerSec * this.windowMs;
     this.seen[id] = now;
   }
@@ -95,7 +98,7 @@ export class BucketTable {
    */
   msToDrain(id: number, excess: number): number {
     if (excess <= 0) return 0;
-    const rate = this.rate[id]!;
+    const rate = this.rateOf[id]!;
     const ms = Math.floor(excess / rate);
     // Correct the one case where the float quotient rounds up across an integer.
     return ms * rate > excess ? ms - 1 : ms;
@@ -113,6 +116,26 @@ export class BucketTable {
 
   lastSeen(id: number): number {
     return this.seen[id]!;
+  }
+
+  countThrottle(id: number): void {
+    this.throttles[id] = this.throttles[id]! + 1;
+  }
+
+  throttleCount(id: number): number {
+    return this.throttles[id]!;
+  }
+
+  /** The quota (units per second) the bucket was last touched under. */
+  rate(id: number): number {
+    return this.rateOf[id]!;
+  }
+
+  /** Outstanding / capacity at `now`, without changing the bucket: above 1 means in debt (throttled). */
+  utilization(id: number, now: number): number {
+    const elapsed = now - this.levelAt[id]!;
+    const level = Math.max(0, this.level[id]! - (elapsed > 0 ? elapsed * this.rateOf[id]! : 0));
+    return level / this.cap[id]!;
   }
 
   /** Usage recorded in the last window, per second: the measured rate. */
@@ -148,9 +171,10 @@ export class BucketTable {
     this.ringHead = widen(this.ringHead, n);
     this.level = widen(this.level, n);
     this.levelAt = widen(this.levelAt, n);
-    this.rate = widen(this.rate, n);
+    this.rateOf = widen(this.rateOf, n);
     this.cap = widen(this.cap, n);
     this.seen = widen(this.seen, n);
+    this.throttles = widen(this.throttles, n);
     this.allocated = n;
   }
 }

@@ -62,6 +62,30 @@ class GroupEntry {
 
 const NONE = '';
 
+/** Utilization above which a call counts as a near-limit event. */
+export const NEAR_LIMIT = 0.8;
+
+/** One live bucket as DescribeUsage reports it. */
+export interface BucketUsage {
+  entity: string;
+  quotaType: QuotaKey;
+  /** Usage recorded in the last window, per second. */
+  rate: number;
+  /** The quota, per second. */
+  limit: number;
+  /** Outstanding usage / (quota x window); above 1 the bucket is in debt and its callers are throttled. */
+  utilization: number;
+  throttledTotal: number;
+  lastSeenMs: number;
+}
+
+export interface UsageQuery {
+  /** Keep buckets whose user, client-id or consumer group matches any component; null name = any. */
+  components?: [string, string | null][];
+  top: number;
+  sortBy: 'utilization' | 'rate';
+}
+
 function bucketKeyOf(k: QuotaKeyIndex, user: string | null, client: string | null): string {
   // Length-prefixed so no pair of names can produce the same key.
   const u = user === null ? '-' : `${user.length}:${user}`;
@@ -78,13 +102,19 @@ export class QuotaManager {
   readonly buckets: BucketTable;
   /** Calls that needed a new bucket while maxBuckets were tracked; answered Ok without tracking. */
   untracked = 0;
+  /** Throttled replies per quota key (the seed's violation counters), and their total throttle time. */
   readonly violations = [0, 0, 0];
   throttleTimeMsTotal = 0;
+  /** Calls that left a bucket above NEAR_LIMIT of its capacity, per quota key. */
+  readonly nearLimit = [0, 0, 0];
 
   private readonly ids = new Map<string, number>();
   private keyOf: (string | undefined)[] = [];
   private displayOf: string[] = [];
   private typeOf: QuotaKeyIndex[] = [];
+  private userOf: (string | null)[] = [];
+  private clientOf: (string | null)[] = [];
+  private groupOf: (string | null)[] = [];
   private readonly principals = new Map<string, Map<string, Principal>>();
   private principalCount = 0;
   private readonly groups = new Map<string, GroupEntry>();
@@ -128,8 +158,8 @@ export class QuotaManager {
       const waitA = a < 0 ? 0 : this.admitWait(a, bytes);
       const waitB = b < 0 ? 0 : this.admitWait(b, bytes);
       if (waitA === 0 && waitB === 0) {
-        if (a >= 0) this.buckets.record(a, bytes, now);
-        if (b >= 0) this.buckets.record(b, bytes, now);
+        if (a >= 0) this.admit(a, bytes, now);
+        if (b >= 0) this.admit(b, bytes, now);
         return this.ok();
       }
       return waitA >= waitB ? this.throttled(a, waitA, false) : this.throttled(b, waitB, false);
@@ -137,6 +167,8 @@ export class QuotaManager {
     const waitA = a < 0 ? 0 : this.recordAndWait(a, bytes, now);
     const waitB = b < 0 ? 0 : this.recordAndWait(b, bytes, now);
     if (waitA === 0 && waitB === 0) return this.ok();
+    // Both buckets may be over: each counts its throttle, the reply names the longer wait.
+    if (waitA > 0 && waitB > 0) this.buckets.countThrottle(waitA >= waitB ? b : a);
     return waitA >= waitB ? this.throttled(a, waitA, true) : this.throttled(b, waitB, true);
   }
 
@@ -149,6 +181,7 @@ export class QuotaManager {
       if (key !== undefined && this.buckets.lastSeen(id) <= cutoff) {
         this.ids.delete(key);
         this.keyOf[id] = undefined;
+        this.userOf[id] = this.clientOf[id] = this.groupOf[id] = null;
         this.buckets.release(id);
         dropped++;
       }
@@ -182,6 +215,54 @@ export class QuotaManager {
     }
   }
 
+  /** The `top` live buckets by utilization or rate, highest first, optionally filtered by components. */
+  usage(query: UsageQuery): BucketUsage[] {
+    const now = this.clock.now();
+    const b = this.buckets;
+    const byRate = query.sortBy === 'rate';
+    const best: { id: number; score: number }[] = [];
+    for (let id = 0; id < this.keyOf.length; id++) {
+      if (this.keyOf[id] === undefined) continue;
+      if (query.components && query.components.length > 0 && !query.components.some(([type, name]) => this.matches(id, type, name))) continue;
+      const score = byRate ? b.measuredRate(id, now) : b.utilization(id, now);
+      // Keep the best `top` in a small sorted list: no sort of every bucket.
+      if (best.length === query.top && score <= best[best.length - 1]!.score) continue;
+      let at = best.length;
+      while (at > 0 && best[at - 1]!.score < score) at--;
+      best.splice(at, 0, { id, score });
+      if (best.length > query.top) best.pop();
+    }
+    return best.map(({ id }) => ({
+      entity: this.displayOf[id]!,
+      quotaType: QUOTA_KEYS[this.typeOf[id]!],
+      rate: b.measuredRate(id, now),
+      limit: b.rate(id),
+      utilization: b.utilization(id, now),
+      throttledTotal: b.throttleCount(id),
+      lastSeenMs: b.lastSeen(id),
+    }));
+  }
+
+  /** Highest utilization and the number of buckets above NEAR_LIMIT, per quota key, for metrics. */
+  utilizationSummary(): { max: number[]; nearLimit: number[] } {
+    const now = this.clock.now();
+    const max = [0, 0, 0];
+    const near = [0, 0, 0];
+    for (let id = 0; id < this.keyOf.length; id++) {
+      if (this.keyOf[id] === undefined) continue;
+      const u = this.buckets.utilization(id, now);
+      const k = this.typeOf[id]!;
+      if (u > max[k]!) max[k] = u;
+      if (u > NEAR_LIMIT) near[k]!++;
+    }
+    return { max, nearLimit: near };
+  }
+
+  private matches(id: number, type: string, name: string | null): boolean {
+    const value = type === 'user' ? this.userOf[id] : type === 'client-id' ? this.clientOf[id] : type === 'consumer-group' ? this.groupOf[id] : undefined;
+    return value !== undefined && value !== null && (name === null || value === name);
+  }
+
   /** The bucket a call of (key, user, client-id) lands in, or -1; for tests of who shares a bucket. */
   bucketIdOf(key: QuotaKeyIndex, user: string | null, client: string | null): number {
     return this.principalBucket(key, user, client, this.clock.now());
@@ -194,7 +275,7 @@ export class QuotaManager {
     if (admit) {
       const wait = this.admitWait(id, amount);
       if (wait === 0) {
-        this.buckets.record(id, amount, now);
+        this.admit(id, amount, now);
         return this.ok();
       }
       return this.throttled(id, wait, false);
@@ -205,8 +286,14 @@ export class QuotaManager {
 
   private recordAndWait(id: number, amount: number, now: number): number {
     const b = this.buckets;
-    b.record(id, amount, now);
+    this.admit(id, amount, now);
     return b.msToDrain(id, b.outstanding(id) - b.capacity(id));
+  }
+
+  private admit(id: number, amount: number, now: number): void {
+    const b = this.buckets;
+    b.record(id, amount, now);
+    if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) this.nearLimit[this.typeOf[id]!]!++;
   }
 
   /**
@@ -232,6 +319,7 @@ export class QuotaManager {
     const ms = Math.min(waitMs, this.options.maxThrottleMs);
     const k = this.typeOf[id]!;
     this.violations[k]!++;
+    this.buckets.countThrottle(id);
     this.throttleTimeMsTotal += ms;
     const v = this.verdict;
     v.throttleMs = ms;
@@ -258,7 +346,7 @@ export class QuotaManager {
     if (key === null) return -1;
     let id = p.bucketId[k]!;
     if (id < 0 || this.keyOf[id] !== key) {
-      id = this.bucketId(key, k, () => bucketDisplay(p.bucketUser[k]!, p.bucketClient[k]!), now);
+      id = this.bucketId(key, k, p.bucketUser[k]!, p.bucketClient[k]!, null, now);
       p.bucketId[k] = id;
       if (id < 0) return -1;
     }
@@ -281,7 +369,7 @@ export class QuotaManager {
     if (g.limit === Infinity) return -1;
     let id = g.bucketId;
     if (id < 0 || this.keyOf[id] !== g.bucketKey) {
-      id = this.bucketId(g.bucketKey, CONSUME, () => `consumer-group:${group}`, now);
+      id = this.bucketId(g.bucketKey, CONSUME, null, null, group, now);
       g.bucketId = id;
       if (id < 0) return -1;
     }
@@ -289,7 +377,14 @@ export class QuotaManager {
     return id;
   }
 
-  private bucketId(key: string, k: QuotaKeyIndex, display: () => string, now: number): number {
+  private bucketId(
+    key: string,
+    k: QuotaKeyIndex,
+    user: string | null,
+    client: string | null,
+    group: string | null,
+    now: number,
+  ): number {
     const existing = this.ids.get(key);
     if (existing !== undefined) return existing;
     if (this.buckets.size >= this.options.maxBuckets) {
@@ -299,8 +394,11 @@ export class QuotaManager {
     const id = this.buckets.allocate(now);
     this.ids.set(key, id);
     this.keyOf[id] = key;
-    this.displayOf[id] = display();
+    this.displayOf[id] = group !== null ? `consumer-group:${group}` : bucketDisplay(user, client);
     this.typeOf[id] = k;
+    this.userOf[id] = user;
+    this.clientOf[id] = client;
+    this.groupOf[id] = group;
     return id;
   }
 

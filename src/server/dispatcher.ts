@@ -3,6 +3,7 @@ import { RivvenError } from '../protocol/error-codes.js';
 import { errorFrame, okFrame, pongFrame, throttledFrame } from '../protocol/responses.js';
 import * as alterQuotas from '../protocol/messages/alter-quotas.js';
 import * as describeQuotas from '../protocol/messages/describe-quotas.js';
+import * as describeUsage from '../protocol/messages/describe-usage.js';
 import * as hello from '../protocol/messages/hello.js';
 import * as recordConsume from '../protocol/messages/record-consume.js';
 import * as recordProduce from '../protocol/messages/record-produce.js';
@@ -10,6 +11,14 @@ import * as recordRequest from '../protocol/messages/record-request.js';
 import type { QuotaManager, Verdict } from '../quota/quota-manager.js';
 import type { Logger } from '../observability/logger.js';
 import type { QuotaAdmin } from './quota-admin.js';
+import {
+  RESULT_ERROR,
+  RESULT_OK,
+  RESULT_THROTTLED,
+  requestTypeIndex,
+  UNKNOWN_TYPE,
+  type RequestStats,
+} from '../observability/request-stats.js';
 
 /** What the server knows about the peer of one connection. */
 export interface ConnectionContext {
@@ -33,15 +42,37 @@ export class Dispatcher {
     private readonly admin: QuotaAdmin,
     private readonly serverVersion: string,
     private readonly logger: Logger,
+    private readonly stats: RequestStats,
   ) {}
 
+  // Scratch fields set by dispatch() for the request just handled: the hot path allocates nothing for them.
+  private lastType = UNKNOWN_TYPE;
+  private lastResult = RESULT_OK;
+
   handle(correlationId: number, body: Buffer, ctx: ConnectionContext): Reply {
+    const started = performance.now();
+    const reply = this.dispatch(correlationId, body, ctx);
+    const type = this.lastType;
+    if (Buffer.isBuffer(reply)) {
+      this.stats.observe(type, this.lastResult, (performance.now() - started) / 1000);
+      return reply;
+    }
+    return reply.then((frame) => {
+      this.stats.observe(type, isErrorFrame(frame) ? RESULT_ERROR : RESULT_OK, (performance.now() - started) / 1000);
+      return frame;
+    });
+  }
+
+  private dispatch(correlationId: number, body: Buffer, ctx: ConnectionContext): Reply {
     let type = 'invalid';
+    this.lastType = UNKNOWN_TYPE;
+    this.lastResult = RESULT_OK;
     try {
       const value = decodeBodySafely(body);
       if (!isPlainMap(value)) throw new RivvenError('INVALID_REQUEST', 'the body must be a msgpack map');
       if (typeof value.type !== 'string') throw new RivvenError('INVALID_REQUEST', 'the body must have a string "type"');
       type = value.type;
+      this.lastType = requestTypeIndex(type);
       switch (type) {
         case 'RecordProduce': {
           const r = recordProduce.decode(value);
@@ -73,6 +104,19 @@ export class Dispatcher {
           const r = describeQuotas.decode(value);
           return encodeFrame(correlationId, { type: 'QuotasDescribed', entries: this.admin.describe(r.filters) });
         }
+        case 'DescribeUsage': {
+          const r = describeUsage.decode(value);
+          const buckets = this.manager.usage({ components: r.components, top: r.top, sortBy: r.sortBy }).map((u) => ({
+            entity: u.entity,
+            quota_type: u.quotaType,
+            rate: u.rate,
+            limit: u.limit,
+            utilization: u.utilization,
+            throttled_total: u.throttledTotal,
+            last_seen_ms: u.lastSeenMs,
+          }));
+          return encodeFrame(correlationId, { type: 'UsageDescribed', buckets });
+        }
         case 'AlterQuotas': {
           const r = alterQuotas.decode(value);
           return this.admin.alter(r.alterations, r.validateOnly, ctx.principal, ctx.clientName ?? null).then(
@@ -95,15 +139,23 @@ export class Dispatcher {
 
   private verdict(correlationId: number, v: Verdict): Buffer {
     if (v.throttleMs === 0) return okFrame(correlationId);
+    this.lastResult = RESULT_THROTTLED;
     return throttledFrame(correlationId, v.throttleMs, v.quotaType, v.entity, v.recorded);
   }
 
   private failure(correlationId: number, type: string, err: unknown): Buffer {
+    this.lastResult = RESULT_ERROR;
     if (err instanceof RivvenError) return errorFrame(correlationId, err.code, err.message, err.index);
     this.logger.error({ err, type }, 'request failed');
     return errorFrame(correlationId, 'INTERNAL_ERROR', 'internal error; see the server log');
   }
 }
+
+// Only AlterQuotas answers asynchronously; it waits on an fsync, so decoding its reply to classify it is free.
+const isErrorFrame = (frame: Buffer): boolean => {
+  const body = decodeBody(frame.subarray(8));
+  return isPlainMap(body) && body.type === 'Error';
+};
 
 function decodeBodySafely(body: Buffer): unknown {
   try {

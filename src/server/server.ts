@@ -16,6 +16,7 @@ export class QuotaServer {
   private readonly connections = new Set<Connection>();
   private nextId = 1;
   private listening = false;
+  refusedConnections = 0;
 
   constructor(
     private readonly dispatcher: Dispatcher,
@@ -76,11 +77,13 @@ export class QuotaServer {
   private accept(socket: net.Socket): void {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     if (!this.listening) {
+      this.refusedConnections++;
       socket.on('error', () => socket.destroy());
       socket.end(errorFrame(0, 'SHUTTING_DOWN', 'server is shutting down'));
       return;
     }
     if (this.connections.size >= this.options.maxConnections) {
+      this.refusedConnections++;
       this.logger.warn({ remote, max: this.options.maxConnections }, 'connection refused: max_connections reached');
       socket.on('error', () => socket.destroy());
       socket.end(errorFrame(0, 'OVERLOADED', `server has reached max_connections (${this.options.maxConnections})`));

@@ -10,7 +10,8 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
     if (k === 'NODE_OPTIONS' || k.startsWith('RIVVEN_') || k.startsWith('TAP') || k.startsWith('_TAPJS')) continue;
     env[k] = v;
   }
-  return { ...env, ...extra };
+  // Servers started by tests must not contend for the default metrics port.
+  return { ...env, RIVVEN_METRICS_PORT: '0', ...extra };
 }
 
 export interface RunResult {

@@ -14,6 +14,11 @@ export class GateStore extends MemoryQuotaStore {
     this.open();
   }
 
+  override async load(): Promise<StoredQuota[]> {
+    await this.gate;
+    return super.load();
+  }
+
   override async save(snapshot: StoredQuota[], audit: AuditRecord[]): Promise<void> {
     await this.gate;
     const err = this.failNext;

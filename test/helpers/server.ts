@@ -19,7 +19,7 @@ export async function startServer(
   const { config } = loadConfig({
     env: {},
     cwd: '/nonexistent',
-    flags: { ...overrides, server: { port: 0, ...overrides.server } },
+    flags: { ...overrides, server: { port: 0, ...overrides.server }, metrics: { port: 0, ...overrides.metrics } },
   });
   const clock = new ManualClock(1_000_000);
   const app = new App(config, { logger: silentLogger(), store, clock });

@@ -1,0 +1,113 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
+import type { QuotaManager } from '../quota/quota-manager.js';
+import { QUOTA_KEYS } from '../quota/quota-key.js';
+import type { QuotaAdmin } from '../server/quota-admin.js';
+import type { QuotaServer } from '../server/server.js';
+import { VERSION } from '../version.js';
+import { LATENCY_BOUNDS, REQUEST_TYPES, RESULTS, type RequestStats } from './request-stats.js';
+
+export interface MetricSources {
+  manager: QuotaManager;
+  server: QuotaServer;
+  admin: QuotaAdmin;
+  requests: RequestStats;
+}
+
+interface Sample {
+  labels?: Record<string, string | number>;
+  value: number;
+  metricName?: string;
+}
+
+/**
+ * A metric computed at scrape time from the hot path's plain counters. The registry only needs `name` and
+ * `get()`, so this keeps label handling out of the request path entirely.
+ */
+function scraped(name: string, help: string, type: 'counter' | 'histogram', values: () => Sample[]): Metric {
+  const metric = { name, help, type, aggregator: 'sum', get: async () => ({ name, help, type, aggregator: 'sum', values: values() }) };
+  return metric as unknown as Metric;
+}
+
+/** A counter whose value lives elsewhere (a plain number the hot path increments). */
+function mirroredCounter(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
+/**
+ * Every metric of DESIGN section 7. Label values come only from fixed sets (request type, result, quota
+ * type): no label carries a principal, so cardinality is bounded whatever clients send. Per-principal usage
+ * is what DescribeUsage and `rivven quota top` are for.
+ */
+export function createMetrics({ manager, server, admin, requests }: MetricSources): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const seeds: [string, number][] = [
+    ['rivven_quota_produce_violations_total', 0],
+    ['rivven_quota_consume_violations_total', 1],
+    ['rivven_quota_request_violations_total', 2],
+  ];
+  for (const [name, k] of seeds) {
+    mirroredCounter(registry, name, `Throttled replies for ${QUOTA_KEYS[k]}`, () => manager.violations[k]!);
+  }
+  mirroredCounter(registry, 'rivven_quota_throttle_time_ms_total', 'Sum of throttle_time_ms over all Throttled replies', () => manager.throttleTimeMsTotal);
+  mirroredCounter(registry, 'rivven_quota_untracked_total', 'Calls answered Ok untracked because quotas.max_buckets buckets exist', () => manager.untracked);
+  mirroredCounter(registry, 'rivven_quota_alterations_total', 'Quota alterations applied (AlterQuotas, durable)', () => admin.alterationsApplied);
+  mirroredCounter(registry, 'rivven_connections_refused_total', 'Connections refused (max_connections or shutting down)', () => server.refusedConnections);
+
+  registry.registerMetric(
+    scraped('rivven_quota_near_limit_total', 'Calls that left their bucket above 80% of quota x window', 'counter', () =>
+      QUOTA_KEYS.map((k, i) => ({ labels: { quota_type: k }, value: manager.nearLimit[i]! })),
+    ),
+  );
+  registry.registerMetric(
+    scraped('rivven_requests_total', 'Requests answered, by type and result', 'counter', () =>
+      REQUEST_TYPES.flatMap((type, t) => RESULTS.map((result, r) => ({ labels: { type, result }, value: requests.counts[t * 3 + r]! }))),
+    ),
+  );
+  registry.registerMetric(
+    scraped('rivven_request_duration_seconds', 'Time from decoded frame to encoded reply, by request type', 'histogram', () =>
+      REQUEST_TYPES.flatMap((type, t) => {
+        const base = t * (LATENCY_BOUNDS.length + 1);
+        let cumulative = 0;
+        const out: Sample[] = LATENCY_BOUNDS.map((le, i) => {
+          cumulative += requests.latency[base + i]!;
+          return { metricName: 'rivven_request_duration_seconds_bucket', labels: { type, le }, value: cumulative };
+        });
+        cumulative += requests.latency[base + LATENCY_BOUNDS.length]!;
+        out.push({ metricName: 'rivven_request_duration_seconds_bucket', labels: { type, le: '+Inf' }, value: cumulative });
+        out.push({ metricName: 'rivven_request_duration_seconds_sum', labels: { type }, value: requests.latencySum[t]! });
+        out.push({ metricName: 'rivven_request_duration_seconds_count', labels: { type }, value: cumulative });
+        return out;
+      }),
+    ),
+  );
+
+  new Gauge({ name: 'rivven_connections', help: 'Open broker connections', registers: [registry], collect() { this.set(server.connectionCount); } });
+  new Gauge({ name: 'rivven_quota_buckets', help: 'Usage buckets being tracked', registers: [registry], collect() { this.set(manager.bucketCount); } });
+  const near = new Gauge({ name: 'rivven_quota_buckets_near_limit', help: 'Buckets above 80% of quota x window now', labelNames: ['quota_type'], registers: [registry] });
+  new Gauge({
+    name: 'rivven_quota_max_utilization',
+    help: 'Highest bucket utilization (outstanding / quota x window) now; above 1 someone is throttled',
+    labelNames: ['quota_type'],
+    registers: [registry],
+    collect() {
+      // One pass over the buckets per scrape serves both gauges.
+      const summary = manager.utilizationSummary();
+      QUOTA_KEYS.forEach((k, i) => {
+        this.set({ quota_type: k }, summary.max[i]!);
+        near.set({ quota_type: k }, summary.nearLimit[i]!);
+      });
+    },
+  });
+  new Gauge({ name: 'rivven_info', help: 'Build information', labelNames: ['version'], registers: [registry] }).set({ version: VERSION }, 1);
+  return registry;
+}
