@@ -2,11 +2,9 @@ import { encodeBody, encodeFrame, frame } from './codec.js';
 import type { ErrorCode } from './error-codes.js';
 
 // Constant replies are encoded once; per reply only the correlation id is written.
-const OK_BODY = encodeBody({ type: 'Ok', throttle_time_ms: 0 });
-const PONG_BODY = encodeBody({ type: 'Pong' });
+export const OK_BODY = encodeBody({ type: 'Ok', throttle_time_ms: 0 });
+export const PONG_BODY = encodeBody({ type: 'Pong' });
 
-export const okFrame = (correlationId: number): Buffer => frame(correlationId, OK_BODY);
-export const pongFrame = (correlationId: number): Buffer => frame(correlationId, PONG_BODY);
 
 export const throttledFrame = (
   correlationId: number,

@@ -4,6 +4,7 @@ import { RivvenError } from '../protocol/error-codes.js';
 import { errorFrame } from '../protocol/responses.js';
 import type { Logger } from '../observability/logger.js';
 import type { ConnectionContext, Dispatcher } from './dispatcher.js';
+import { ReplyWriter } from './reply-writer.js';
 
 export interface ConnectionOptions {
   maxFrameBytes: number;
@@ -35,7 +36,9 @@ interface Slot {
  */
 export class Connection {
   private readonly decoder: FrameDecoder;
-  private ready: Buffer[] = [];
+  /** Replies in order, not yet handed to the socket. */
+  private readonly out = new ReplyWriter();
+  /** Replies held back behind one that waits on I/O, in order. */
   private readonly waiting: Slot[] = [];
   private pausedForBackpressure = false;
   private closing = false;
@@ -99,12 +102,19 @@ export class Connection {
   }
 
   private onFrame(correlationId: number, body: Buffer): void {
-    this.enqueue(this.dispatcher.handle(correlationId, body, this.ctx));
+    const start = this.out.length;
+    const reply = this.dispatcher.handle(correlationId, body, this.ctx, this.out);
+    if (reply === undefined) {
+      // Written in place; if an earlier reply is still pending, this one must wait behind it.
+      if (this.waiting.length > 0) this.waiting.push({ frame: this.out.takeFrom(start) });
+      return;
+    }
+    this.enqueue(reply);
   }
 
   private enqueue(reply: Buffer | Promise<Buffer>): void {
     if (Buffer.isBuffer(reply)) {
-      if (this.waiting.length === 0) this.ready.push(reply);
+      if (this.waiting.length === 0) this.out.frame(reply);
       else this.waiting.push({ frame: reply });
       return;
     }
@@ -113,7 +123,7 @@ export class Connection {
     if (this.waiting.length > this.options.maxQueuedReplies) this.pause();
     void reply.then((frame) => {
       slot.frame = frame;
-      while (this.waiting.length > 0 && this.waiting[0]!.frame !== null) this.ready.push(this.waiting.shift()!.frame!);
+      while (this.waiting.length > 0 && this.waiting[0]!.frame !== null) this.out.frame(this.waiting.shift()!.frame!);
       this.flush();
       this.maybeResume();
       this.endIfDone();
@@ -121,19 +131,9 @@ export class Connection {
   }
 
   private flush(): void {
-    const ready = this.ready;
-    if (ready.length === 0 || this.socket.destroyed) {
-      this.ready = [];
-      return;
-    }
-    this.ready = [];
-    if (ready.length === 1) {
-      this.socket.write(ready[0]!);
-    } else {
-      this.socket.cork();
-      for (const frame of ready) this.socket.write(frame);
-      this.socket.uncork();
-    }
+    const batch = this.out.drain();
+    if (batch === null || this.socket.destroyed) return;
+    this.socket.write(batch);
     if (this.socket.writableLength > this.options.highWaterBytes) this.pause();
   }
 

@@ -1,6 +1,7 @@
 import { decodeBody, encodeFrame, isPlainMap } from '../protocol/codec.js';
 import { RivvenError } from '../protocol/error-codes.js';
-import { errorFrame, okFrame, pongFrame, throttledFrame } from '../protocol/responses.js';
+import { errorFrame, throttledFrame } from '../protocol/responses.js';
+import type { ReplyWriter } from './reply-writer.js';
 import * as alterQuotas from '../protocol/messages/alter-quotas.js';
 import * as describeQuotas from '../protocol/messages/describe-quotas.js';
 import * as describeUsage from '../protocol/messages/describe-usage.js';
@@ -29,8 +30,8 @@ export interface ConnectionContext {
   clientName: string | undefined;
 }
 
-/** A reply frame now, or later for requests that wait on I/O (AlterQuotas). */
-export type Reply = Buffer | Promise<Buffer>;
+/** Written to the ReplyWriter now (undefined), or a frame later for requests that wait on I/O (AlterQuotas). */
+export type Reply = undefined | Promise<Buffer>;
 
 /**
  * Turns one request body into one reply frame. Never throws: every failure becomes an Error reply with its
@@ -49,13 +50,13 @@ export class Dispatcher {
   private lastType = UNKNOWN_TYPE;
   private lastResult = RESULT_OK;
 
-  handle(correlationId: number, body: Buffer, ctx: ConnectionContext): Reply {
+  handle(correlationId: number, body: Buffer, ctx: ConnectionContext, out: ReplyWriter): Reply {
     const started = performance.now();
-    const reply = this.dispatch(correlationId, body, ctx);
+    const reply = this.dispatch(correlationId, body, ctx, out);
     const type = this.lastType;
-    if (Buffer.isBuffer(reply)) {
+    if (reply === undefined) {
       this.stats.observe(type, this.lastResult, (performance.now() - started) / 1000);
-      return reply;
+      return undefined;
     }
     return reply.then((frame) => {
       this.stats.observe(type, isErrorFrame(frame) ? RESULT_ERROR : RESULT_OK, (performance.now() - started) / 1000);
@@ -63,7 +64,7 @@ export class Dispatcher {
     });
   }
 
-  private dispatch(correlationId: number, body: Buffer, ctx: ConnectionContext): Reply {
+  private dispatch(correlationId: number, body: Buffer, ctx: ConnectionContext, out: ReplyWriter): Reply {
     let type = 'invalid';
     this.lastType = UNKNOWN_TYPE;
     this.lastResult = RESULT_OK;
@@ -76,33 +77,34 @@ export class Dispatcher {
       switch (type) {
         case 'RecordProduce': {
           const r = recordProduce.decode(value);
-          return this.verdict(correlationId, this.manager.recordProduce(r.user, r.clientId, r.bytes, r.admit));
+          return this.verdict(out, correlationId, this.manager.recordProduce(r.user, r.clientId, r.bytes, r.admit));
         }
         case 'RecordConsume': {
           const r = recordConsume.decode(value);
           return this.verdict(
+            out,
             correlationId,
             this.manager.recordConsume(r.user, r.clientId, r.consumerGroup, r.bytes, r.admit),
           );
         }
         case 'RecordRequest': {
           const r = recordRequest.decode(value);
-          return this.verdict(correlationId, this.manager.recordRequest(r.user, r.clientId, r.count, r.admit));
+          return this.verdict(out, correlationId, this.manager.recordRequest(r.user, r.clientId, r.count, r.admit));
         }
         case 'Ping':
-          return pongFrame(correlationId);
+          return out.pong(correlationId);
         case 'Hello': {
           const r = hello.decode(value);
           ctx.clientName = r.clientName;
-          return encodeFrame(correlationId, {
+          return out.frame(encodeFrame(correlationId, {
             type: 'HelloOk',
             protocol_version: hello.PROTOCOL_VERSION,
             server_version: this.serverVersion,
-          });
+          }));
         }
         case 'DescribeQuotas': {
           const r = describeQuotas.decode(value);
-          return encodeFrame(correlationId, { type: 'QuotasDescribed', entries: this.admin.describe(r.filters) });
+          return out.frame(encodeFrame(correlationId, { type: 'QuotasDescribed', entries: this.admin.describe(r.filters) }));
         }
         case 'DescribeUsage': {
           const r = describeUsage.decode(value);
@@ -115,7 +117,7 @@ export class Dispatcher {
             throttled_total: u.throttledTotal,
             last_seen_ms: u.lastSeenMs,
           }));
-          return encodeFrame(correlationId, { type: 'UsageDescribed', buckets });
+          return out.frame(encodeFrame(correlationId, { type: 'UsageDescribed', buckets }));
         }
         case 'AlterQuotas': {
           const r = alterQuotas.decode(value);
@@ -133,14 +135,14 @@ export class Dispatcher {
           throw new RivvenError('UNKNOWN_REQUEST_TYPE', `unknown request type "${type}"`);
       }
     } catch (err) {
-      return this.failure(correlationId, type, err);
+      return out.frame(this.failure(correlationId, type, err));
     }
   }
 
-  private verdict(correlationId: number, v: Verdict): Buffer {
-    if (v.throttleMs === 0) return okFrame(correlationId);
+  private verdict(out: ReplyWriter, correlationId: number, v: Verdict): undefined {
+    if (v.throttleMs === 0) return out.ok(correlationId);
     this.lastResult = RESULT_THROTTLED;
-    return throttledFrame(correlationId, v.throttleMs, v.quotaType, v.entity, v.recorded);
+    return out.frame(throttledFrame(correlationId, v.throttleMs, v.quotaType, v.entity, v.recorded));
   }
 
   private failure(correlationId: number, type: string, err: unknown): Buffer {

@@ -1,0 +1,86 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const ROOT = new URL('../../', import.meta.url).pathname;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+export interface Proc {
+  port: number;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+function handle(child: ChildProcess, port: number): Proc {
+  return {
+    port,
+    child,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** The built sidecar (`node bin/rivven serve`), quotas high enough that nothing is throttled: every call still
+ * resolves its limit and records into a tracked bucket. */
+export async function startSidecar(): Promise<Proc> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(ROOT, 'bin/rivven'), 'serve', '--port', String(port), '--log-level', 'warn'], {
+    cwd: mkdtempSync(join(tmpdir(), 'rivven-bench-')),
+    env: { ...process.env, NODE_OPTIONS: '', RIVVEN_METRICS_PORT: '0', RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: '1000000000000' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await waitForPort(port);
+  return handle(child, port);
+}
+
+/** A private redis-server on a free port, no persistence. */
+export async function startRedis(): Promise<Proc> {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  await waitForPort(port);
+  return handle(child, port);
+}
+
+export async function redisVersion(): Promise<string> {
+  const { stdout } = await run('redis-server', ['--version']);
+  return /v=(\S+)/.exec(stdout)?.[1] ?? stdout.trim();
+}
+
+/** Runs the load generator in its own process and returns its JSON line. */
+export async function loadgen(proto: 'rivven' | 'resp', port: number, n: number, p: number, warmupMs: number, measureMs: number) {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/loadgen.ts'), proto, String(port), String(n), String(p), String(warmupMs), String(measureMs)], {
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  return JSON.parse(stdout) as { ops_per_sec: number; p50_us: number; p99_us: number; replies: number };
+}
