@@ -7,7 +7,7 @@ type Frame = [number, string];
 
 function decodeAll(chunks: Buffer[], max = 1024): Frame[] {
   const out: Frame[] = [];
-  const d = new FrameDecoder(max, (id, body) => out.push([id, body.toString('hex')]));
+  const d = new FrameDecoder(max, (id, buf, start, end) => out.push([id, buf.toString('hex', start, end)]));
   for (const c of chunks) d.push(c);
   // A frame left half-parsed shows up as a mismatch against the fixture.
   if (d.midFrame) out.push([-1, 'left half-parsed']);

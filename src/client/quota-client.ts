@@ -243,7 +243,7 @@ export class QuotaClient extends EventEmitter {
     return new Promise((resolve, reject) => {
       const socket = net.connect(this.options.port, this.options.host);
       socket.setNoDelay(true);
-      const decoder = new FrameDecoder(64 * 1024 * 1024, (id, body) => this.onReply(id, body));
+      const decoder = new FrameDecoder(64 * 1024 * 1024, (id, buf, start, end) => this.onReply(id, buf.subarray(start, end)));
       socket.once('connect', () => {
         socket.off('error', reject);
         socket.on('error', (err) => this.report(err));

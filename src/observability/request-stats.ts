@@ -34,12 +34,17 @@ export class RequestStats {
   readonly latencySum = new Float64Array(REQUEST_TYPES.length);
 
   observe(type: number, result: number, seconds: number): void {
+    this.observeMany(type, result, 1, seconds);
+  }
+
+  /** `n` requests of one type and result that took `seconds` each (a batch's average). */
+  observeMany(type: number, result: number, n: number, seconds: number): void {
     const c = type * 3 + result;
-    this.counts[c] = this.counts[c]! + 1;
-    this.latencySum[type] = this.latencySum[type]! + seconds;
+    this.counts[c] = this.counts[c]! + n;
+    this.latencySum[type] = this.latencySum[type]! + seconds * n;
     let i = 0;
     while (i < LATENCY_BOUNDS.length && seconds > LATENCY_BOUNDS[i]!) i++;
     const b = type * (LATENCY_BOUNDS.length + 1) + i;
-    this.latency[b] = this.latency[b]! + 1;
+    this.latency[b] = this.latency[b]! + n;
   }
 }

@@ -2,7 +2,9 @@ import { Packr, Unpackr } from 'msgpackr';
 import { HEADER_BYTES } from './frame-decoder.js';
 
 // Plain maps both ways: records/structures are a msgpackr extension other clients would not understand.
-const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false });
+// int64AsType 'number': a uint64-encoded 5 is a valid int (it arrived as a BigInt otherwise); values of 2^53 and
+// above become unsafe numbers that validation rejects.
+const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
 const packr = new Packr({ useRecords: false });
 
 /** Decodes one msgpack value; throws on malformed or trailing bytes. */

@@ -3,7 +3,8 @@ import { RivvenError } from './error-codes.js';
 /** Bytes before the body: u32 length, u32 correlation_id. */
 export const HEADER_BYTES = 8;
 
-export type FrameHandler = (correlationId: number, body: Buffer) => void;
+/** The body is buf[start, end): a view into the socket's chunk when possible, so no object is made per frame. */
+export type FrameHandler = (correlationId: number, buf: Buffer, start: number, end: number) => void;
 
 /**
  * Streaming decoder for `length: u32 BE | correlation_id: u32 BE | body`, where length counts
@@ -41,7 +42,7 @@ export class FrameDecoder {
         if (this.bodyFilled === this.body.length) {
           const body = this.body;
           this.body = null;
-          this.emit(this.correlationId, body);
+          this.emit(this.correlationId, body, 0, body.length);
         }
         continue;
       }
@@ -52,7 +53,7 @@ export class FrameDecoder {
           const correlationId = chunk.readUInt32BE(at + 4);
           const bodyLength = length - 4;
           if (end - at - HEADER_BYTES >= bodyLength) {
-            this.emit(correlationId, chunk.subarray(at + HEADER_BYTES, at + HEADER_BYTES + bodyLength));
+            this.emit(correlationId, chunk, at + HEADER_BYTES, at + HEADER_BYTES + bodyLength);
             at += HEADER_BYTES + bodyLength;
             continue;
           }
@@ -72,7 +73,7 @@ export class FrameDecoder {
         this.startBody(this.header.readUInt32BE(4), this.header.readUInt32BE(0) - 4);
         if (this.body!.length === 0) {
           this.body = null;
-          this.emit(this.correlationId, EMPTY);
+          this.emit(this.correlationId, EMPTY, 0, 0);
         }
       }
     }
@@ -101,9 +102,9 @@ export class FrameDecoder {
     this.bodyFilled = 0;
   }
 
-  private emit(correlationId: number, body: Buffer): void {
+  private emit(correlationId: number, buf: Buffer, start: number, end: number): void {
     try {
-      this.onFrame(correlationId, body);
+      this.onFrame(correlationId, buf, start, end);
     } catch (err) {
       // A throwing handler must not leave the stream half-parsed: surface it outside the parse loop.
       process.nextTick(() => {

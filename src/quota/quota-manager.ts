@@ -134,12 +134,13 @@ export class QuotaManager {
     return this.buckets.size;
   }
 
-  recordProduce(user: string | null, client: string | null, bytes: number, admit: boolean): Verdict {
-    return this.recordOne(PRODUCE, user, client, bytes, admit);
+  // `now` defaults to the injected clock; a server answering a batch of requests passes one reading for all.
+  recordProduce(user: string | null, client: string | null, bytes: number, admit: boolean, now = this.clock.now()): Verdict {
+    return this.recordOne(PRODUCE, user, client, bytes, admit, now);
   }
 
-  recordRequest(user: string | null, client: string | null, count: number, admit: boolean): Verdict {
-    return this.recordOne(REQUEST, user, client, count, admit);
+  recordRequest(user: string | null, client: string | null, count: number, admit: boolean, now = this.clock.now()): Verdict {
+    return this.recordOne(REQUEST, user, client, count, admit, now);
   }
 
   recordConsume(
@@ -148,9 +149,9 @@ export class QuotaManager {
     group: string | null,
     bytes: number,
     admit: boolean,
+    now = this.clock.now(),
   ): Verdict {
-    if (group === null) return this.recordOne(CONSUME, user, client, bytes, admit);
-    const now = this.clock.now();
+    if (group === null) return this.recordOne(CONSUME, user, client, bytes, admit, now);
     const a = this.principalBucket(CONSUME, user, client, now);
     const b = this.groupBucket(group, now);
     if (a < 0 && b < 0) return this.ok();
@@ -268,8 +269,7 @@ export class QuotaManager {
     return this.principalBucket(key, user, client, this.clock.now());
   }
 
-  private recordOne(k: QuotaKeyIndex, user: string | null, client: string | null, amount: number, admit: boolean) {
-    const now = this.clock.now();
+  private recordOne(k: QuotaKeyIndex, user: string | null, client: string | null, amount: number, admit: boolean, now: number) {
     const id = this.principalBucket(k, user, client, now);
     if (id < 0) return this.ok();
     if (admit) {

@@ -51,7 +51,7 @@ export class Connection {
     private readonly options: ConnectionOptions,
     private readonly logger: Logger,
   ) {
-    this.decoder = new FrameDecoder(options.maxFrameBytes, (id, body) => this.onFrame(id, body));
+    this.decoder = new FrameDecoder(options.maxFrameBytes, (id, buf, start, end) => this.onFrame(id, buf, start, end));
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -87,6 +87,7 @@ export class Connection {
 
   private onData(chunk: Buffer): void {
     if (this.closing) return;
+    this.dispatcher.beginBatch();
     try {
       this.decoder.push(chunk);
     } catch (err) {
@@ -97,16 +98,17 @@ export class Connection {
       this.closing = true;
       this.socket.pause();
     }
+    this.dispatcher.endBatch();
     this.flush();
     this.endIfDone();
   }
 
-  private onFrame(correlationId: number, body: Buffer): void {
-    const start = this.out.length;
-    const reply = this.dispatcher.handle(correlationId, body, this.ctx, this.out);
+  private onFrame(correlationId: number, buf: Buffer, start: number, end: number): void {
+    const mark = this.out.length;
+    const reply = this.dispatcher.handle(correlationId, buf, start, end, this.ctx, this.out);
     if (reply === undefined) {
       // Written in place; if an earlier reply is still pending, this one must wait behind it.
-      if (this.waiting.length > 0) this.waiting.push({ frame: this.out.takeFrom(start) });
+      if (this.waiting.length > 0) this.waiting.push({ frame: this.out.takeFrom(mark) });
       return;
     }
     this.enqueue(reply);

@@ -12,8 +12,8 @@ export class WirePeer {
   readonly replies: Reply[] = [];
   private waiters: (() => void)[] = [];
   ended = false;
-  private readonly decoder = new FrameDecoder(64 * 1024 * 1024, (correlationId, body) => {
-    this.replies.push({ correlationId, body: decodeBody(body) as Record<string, unknown> });
+  private readonly decoder = new FrameDecoder(64 * 1024 * 1024, (correlationId, buf, start, end) => {
+    this.replies.push({ correlationId, body: decodeBody(buf.subarray(start, end)) as Record<string, unknown> });
     this.wake();
   });
 
