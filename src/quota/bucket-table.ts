@@ -6,7 +6,10 @@
  *   rate. It decides Ok/Throttled. Capacity = quota x window is the burst a fresh bucket accepts; anything
  *   above it is debt, carried until the quota has paid it off (docs/algorithm.md derives the throttle math
  *   and why this, unlike a forgetting window, keeps the long-run rate exact).
- * - the ring: actual usage per sub-bucket over the last window, for the measured rate that operators see.
+ * - the ring: actual usage per sub-bucket over the last window, for the measured rate that operators see
+ *   (Float32: it is only displayed, and half the size of the level's precision is plenty for that).
+ *
+ * Ids come from the owner (a KeyedIds index); `ensure` sizes the arrays for them.
  *
  * The level is kept in milli-units (units x 1000), so with integer quotas and an integer-ms clock the drain per
  * millisecond is the quota itself and every quantity is an integer: throttle times are exact, with no
@@ -14,7 +17,7 @@
  */
 export class BucketTable {
   readonly subMs: number;
-  private ring: Float64Array;
+  private ring: Float32Array;
   private ringHead: Float64Array;
   private level: Float64Array;
   private levelAt: Float64Array;
@@ -22,8 +25,6 @@ export class BucketTable {
   private cap: Float64Array;
   private seen: Float64Array;
   private throttles: Float64Array;
-  private freeIds: number[] = [];
-  private next = 0;
   private allocated: number;
 
   constructor(
@@ -34,7 +35,7 @@ export class BucketTable {
     if (!Number.isInteger(windowMs / slots)) throw new RangeError('window_ms must be a multiple of window_buckets');
     this.subMs = windowMs / slots;
     this.allocated = Math.max(1, initialBuckets);
-    this.ring = new Float64Array(this.allocated * slots);
+    this.ring = new Float32Array(this.allocated * slots);
     this.ringHead = new Float64Array(this.allocated);
     this.level = new Float64Array(this.allocated);
     this.levelAt = new Float64Array(this.allocated);
@@ -44,25 +45,32 @@ export class BucketTable {
     this.throttles = new Float64Array(this.allocated);
   }
 
-  /** Buckets in use. */
-  get size(): number {
-    return this.next - this.freeIds.length;
+  /** Makes room for ids below `capacity`. */
+  ensure(capacity: number): void {
+    while (this.allocated < capacity) this.grow();
   }
 
-  allocate(now: number): number {
-    const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.next++;
-    if (id >= this.allocated) this.grow();
+  /** Starts bucket `id` empty at `now`. */
+  init(id: number, now: number): void {
     this.ring.fill(0, id * this.slots, (id + 1) * this.slots);
     this.ringHead[id] = Math.floor(now / this.subMs);
     this.level[id] = 0;
     this.levelAt[id] = now;
     this.seen[id] = now;
     this.throttles[id] = 0;
-    return id;
   }
 
-  release(id: number): void {
-    this.freeIds.push(id);
+  /** Copies bucket `from` of `source` (same window shape) into `to` here: used when compacting. */
+  copyFrom(source: BucketTable, from: number, to: number): void {
+    const s = this.slots;
+    this.ring.set(source.ring.subarray(from * s, (from + 1) * s), to * s);
+    this.ringHead[to] = source.ringHead[from]!;
+    this.level[to] = source.level[from]!;
+    this.levelAt[to] = source.levelAt[from]!;
+    this.rateOf[to] = source.rateOf[from]!;
+    this.cap[to] = source.cap[from]!;
+    this.seen[to] = source.seen[from]!;
+    this.throttles[to] = source.throttles[from]!;
   }
 
   /**
@@ -80,6 +88,11 @@ export class BucketTable {
     this.rateOf[id] = ratePerSec;
     this.cap[id] = ratePerSec * this.windowMs;
     this.seen[id] = now;
+  }
+
+  /** Brings the bucket to `now` at the rate it already has (no alteration since it was resolved). */
+  touchAtRate(id: number, now: number): void {
+    this.touch(id, this.rateOf[id]!, now);
   }
 
   /** Adds `amount` units: to the level (decisions) and to the current sub-bucket (measurement). */
@@ -167,7 +180,9 @@ export class BucketTable {
       b.set(a);
       return b;
     };
-    this.ring = widen(this.ring, n * this.slots);
+    const ring = new Float32Array(n * this.slots);
+    ring.set(this.ring);
+    this.ring = ring;
     this.ringHead = widen(this.ringHead, n);
     this.level = widen(this.level, n);
     this.levelAt = widen(this.levelAt, n);

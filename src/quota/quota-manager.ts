@@ -3,6 +3,7 @@ import type { Clock } from './clock.js';
 import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
 import type { QuotaTable, Resolution } from './quota-table.js';
 import { BucketTable } from './bucket-table.js';
+import { KeyedIds } from './keyed-ids.js';
 
 export interface QuotaManagerOptions {
   /** Length of the sliding window. @default 1000 */
@@ -40,28 +41,6 @@ export interface Verdict {
   recorded: boolean;
 }
 
-/** Cached resolutions of one (user, client-id) caller, valid while `gen` equals the table's generation. */
-class Principal {
-  readonly gen = [-1, -1, -1];
-  readonly bucketKey: (string | null)[] = [null, null, null];
-  readonly bucketUser: (string | null)[] = [null, null, null];
-  readonly bucketClient: (string | null)[] = [null, null, null];
-  readonly limit = [Infinity, Infinity, Infinity];
-  readonly bucketId = [-1, -1, -1];
-  seen = 0;
-}
-
-/** Group resolutions, cached the same way. */
-class GroupEntry {
-  gen = -1;
-  limit = Infinity;
-  bucketId = -1;
-  seen = 0;
-  constructor(readonly bucketKey: string) {}
-}
-
-const NONE = '';
-
 /** Utilization above which a call counts as a near-limit event. */
 export const NEAR_LIMIT = 0.8;
 
@@ -86,20 +65,21 @@ export interface UsageQuery {
   sortBy: 'utilization' | 'rate';
 }
 
-function bucketKeyOf(k: QuotaKeyIndex, user: string | null, client: string | null): string {
-  // Length-prefixed so no pair of names can produce the same key.
-  const u = user === null ? '-' : `${user.length}:${user}`;
-  const c = client === null ? '-' : `${client.length}:${client}`;
-  return `${k}|${u}|${c}`;
-}
+/** Bucket and cache kinds beyond the three quota keys: a consumer group's consume_bytes_rate bucket. */
+const GROUP = 3;
+const INITIAL = 1024;
 
 /**
  * Measures usage per bucket and decides Ok or Throttled. Pure and synchronous: time comes from the
  * injected clock, the only timer is the optional cleanup interval.
+ *
+ * Two indexes of small integer ids, neither making an object per entry (docs/algorithm.md, section 5):
+ * - buckets: (quota key or GROUP, user or group, client-id) -> bucket id, whose state is in a BucketTable;
+ * - callers: (quota key or GROUP, user or group, client-id) -> a cached resolution (bucket id and limit),
+ *   valid while its epoch matches: any alteration, and any sweep that drops buckets, starts a new epoch.
  */
 export class QuotaManager {
   readonly options: Readonly<QuotaManagerOptions>;
-  readonly buckets: BucketTable;
   /** Calls that needed a new bucket while maxBuckets were tracked; answered Ok without tracking. */
   untracked = 0;
   /** Throttled replies per quota key (the seed's violation counters), and their total throttle time. */
@@ -108,16 +88,14 @@ export class QuotaManager {
   /** Calls that left a bucket above NEAR_LIMIT of its capacity, per quota key. */
   readonly nearLimit = [0, 0, 0];
 
-  private readonly ids = new Map<string, number>();
-  private keyOf: (string | undefined)[] = [];
-  private displayOf: string[] = [];
-  private typeOf: QuotaKeyIndex[] = [];
-  private userOf: (string | null)[] = [];
-  private clientOf: (string | null)[] = [];
-  private groupOf: (string | null)[] = [];
-  private readonly principals = new Map<string, Map<string, Principal>>();
-  private principalCount = 0;
-  private readonly groups = new Map<string, GroupEntry>();
+  private bucketIds = new KeyedIds(INITIAL);
+  private table_: BucketTable;
+  private callerIds = new KeyedIds(INITIAL);
+  private callerEpoch = new Int32Array(INITIAL);
+  private callerBucket = new Int32Array(INITIAL);
+  private callerSeen = new Float64Array(INITIAL);
+  private epoch = 0;
+  private seenGeneration = -1;
   private readonly resolution: Resolution = { level: 9, limit: Infinity, bucketUser: null, bucketClient: null };
   private readonly verdict: Verdict = { throttleMs: 0, quotaType: 'produce_bytes_rate', entity: '', recorded: true };
 
@@ -127,11 +105,16 @@ export class QuotaManager {
     readonly clock: Clock,
   ) {
     this.options = Object.freeze({ ...DEFAULT_QUOTA_OPTIONS, ...options });
-    this.buckets = new BucketTable(this.options.windowMs, this.options.windowBuckets);
+    this.table_ = new BucketTable(this.options.windowMs, this.options.windowBuckets, INITIAL);
+  }
+
+  /** The bucket state (replaced when a sweep compacts it). */
+  get buckets(): BucketTable {
+    return this.table_;
   }
 
   get bucketCount(): number {
-    return this.buckets.size;
+    return this.bucketIds.size;
   }
 
   // `now` defaults to the injected clock; a server answering a batch of requests passes one reading for all.
@@ -152,8 +135,8 @@ export class QuotaManager {
     now = this.clock.now(),
   ): Verdict {
     if (group === null) return this.recordOne(CONSUME, user, client, bytes, admit, now);
-    const a = this.principalBucket(CONSUME, user, client, now);
-    const b = this.groupBucket(group, now);
+    const a = this.bucketFor(CONSUME, user, client, now);
+    const b = this.bucketFor(GROUP, group, null, now);
     if (a < 0 && b < 0) return this.ok();
     if (admit) {
       const waitA = a < 0 ? 0 : this.admitWait(a, bytes);
@@ -169,34 +152,30 @@ export class QuotaManager {
     const waitB = b < 0 ? 0 : this.recordAndWait(b, bytes, now);
     if (waitA === 0 && waitB === 0) return this.ok();
     // Both buckets may be over: each counts its throttle, the reply names the longer wait.
-    if (waitA > 0 && waitB > 0) this.buckets.countThrottle(waitA >= waitB ? b : a);
+    if (waitA > 0 && waitB > 0) this.table_.countThrottle(waitA >= waitB ? b : a);
     return waitA >= waitB ? this.throttled(a, waitA, true) : this.throttled(b, waitB, true);
   }
 
-  /** Drops buckets and cached resolutions idle for idleTimeoutMs. Returns the number of buckets dropped. */
+  /**
+   * Drops buckets and cached resolutions idle for idleTimeoutMs, and compacts the tables when most of their
+   * room is unused, so memory taken by a burst of principals is given back. Returns the buckets dropped.
+   */
   sweep(): number {
     const cutoff = this.clock.now() - this.options.idleTimeoutMs;
+    const ids = this.bucketIds;
     let dropped = 0;
-    for (let id = 0; id < this.keyOf.length; id++) {
-      const key = this.keyOf[id];
-      if (key !== undefined && this.buckets.lastSeen(id) <= cutoff) {
-        this.ids.delete(key);
-        this.keyOf[id] = undefined;
-        this.userOf[id] = this.clientOf[id] = this.groupOf[id] = null;
-        this.buckets.release(id);
+    for (let id = 0; id < ids.highWater; id++) {
+      if (ids.isLive(id) && this.table_.lastSeen(id) <= cutoff) {
+        ids.remove(id);
         dropped++;
       }
     }
-    for (const [user, byClient] of this.principals) {
-      for (const [client, p] of byClient) {
-        if (p.seen <= cutoff) {
-          byClient.delete(client);
-          this.principalCount--;
-        }
-      }
-      if (byClient.size === 0) this.principals.delete(user);
+    const callers = this.callerIds;
+    for (let c = 0; c < callers.highWater; c++) {
+      if (callers.isLive(c) && this.callerSeen[c]! <= cutoff) callers.remove(c);
     }
-    for (const [group, g] of this.groups) if (g.seen <= cutoff) this.groups.delete(group);
+    if (dropped > 0) this.epoch++; // cached bucket ids may now name freed (or reused) buckets
+    if (ids.capacity > INITIAL && ids.size * 4 < ids.capacity) this.compact();
     return dropped;
   }
 
@@ -207,23 +186,15 @@ export class QuotaManager {
     return () => clearInterval(timer);
   }
 
-  /** Live buckets, for DescribeUsage and tests: id, display entity, quota type. */
-  *liveBuckets(): Generator<{ id: number; entity: string; quotaType: QuotaKey }> {
-    for (let id = 0; id < this.keyOf.length; id++) {
-      if (this.keyOf[id] !== undefined) {
-        yield { id, entity: this.displayOf[id]!, quotaType: QUOTA_KEYS[this.typeOf[id]!] };
-      }
-    }
-  }
-
   /** The `top` live buckets by utilization or rate, highest first, optionally filtered by components. */
   usage(query: UsageQuery): BucketUsage[] {
     const now = this.clock.now();
-    const b = this.buckets;
+    const b = this.table_;
+    const ids = this.bucketIds;
     const byRate = query.sortBy === 'rate';
     const best: { id: number; score: number }[] = [];
-    for (let id = 0; id < this.keyOf.length; id++) {
-      if (this.keyOf[id] === undefined) continue;
+    for (let id = 0; id < ids.highWater; id++) {
+      if (!ids.isLive(id)) continue;
       if (query.components && query.components.length > 0 && !query.components.some(([type, name]) => this.matches(id, type, name))) continue;
       const score = byRate ? b.measuredRate(id, now) : b.utilization(id, now);
       // Keep the best `top` in a small sorted list: no sort of every bucket.
@@ -234,8 +205,8 @@ export class QuotaManager {
       if (best.length > query.top) best.pop();
     }
     return best.map(({ id }) => ({
-      entity: this.displayOf[id]!,
-      quotaType: QUOTA_KEYS[this.typeOf[id]!],
+      entity: this.display(id),
+      quotaType: QUOTA_KEYS[this.keyOf(id)],
       rate: b.measuredRate(id, now),
       limit: b.rate(id),
       utilization: b.utilization(id, now),
@@ -249,28 +220,24 @@ export class QuotaManager {
     const now = this.clock.now();
     const max = [0, 0, 0];
     const near = [0, 0, 0];
-    for (let id = 0; id < this.keyOf.length; id++) {
-      if (this.keyOf[id] === undefined) continue;
-      const u = this.buckets.utilization(id, now);
-      const k = this.typeOf[id]!;
+    const ids = this.bucketIds;
+    for (let id = 0; id < ids.highWater; id++) {
+      if (!ids.isLive(id)) continue;
+      const u = this.table_.utilization(id, now);
+      const k = this.keyOf(id);
       if (u > max[k]!) max[k] = u;
       if (u > NEAR_LIMIT) near[k]!++;
     }
     return { max, nearLimit: near };
   }
 
-  private matches(id: number, type: string, name: string | null): boolean {
-    const value = type === 'user' ? this.userOf[id] : type === 'client-id' ? this.clientOf[id] : type === 'consumer-group' ? this.groupOf[id] : undefined;
-    return value !== undefined && value !== null && (name === null || value === name);
-  }
-
   /** The bucket a call of (key, user, client-id) lands in, or -1; for tests of who shares a bucket. */
   bucketIdOf(key: QuotaKeyIndex, user: string | null, client: string | null): number {
-    return this.principalBucket(key, user, client, this.clock.now());
+    return this.bucketFor(key, user, client, this.clock.now());
   }
 
   private recordOne(k: QuotaKeyIndex, user: string | null, client: string | null, amount: number, admit: boolean, now: number) {
-    const id = this.principalBucket(k, user, client, now);
+    const id = this.bucketFor(k, user, client, now);
     if (id < 0) return this.ok();
     if (admit) {
       const wait = this.admitWait(id, amount);
@@ -285,15 +252,15 @@ export class QuotaManager {
   }
 
   private recordAndWait(id: number, amount: number, now: number): number {
-    const b = this.buckets;
+    const b = this.table_;
     this.admit(id, amount, now);
     return b.msToDrain(id, b.outstanding(id) - b.capacity(id));
   }
 
   private admit(id: number, amount: number, now: number): void {
-    const b = this.buckets;
+    const b = this.table_;
     b.record(id, amount, now);
-    if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) this.nearLimit[this.typeOf[id]!]!++;
+    if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) this.nearLimit[this.keyOf(id)]!++;
   }
 
   /**
@@ -301,7 +268,7 @@ export class QuotaManager {
    * the capacity waits for an empty bucket, so it is never starved by smaller ones.
    */
   private admitWait(id: number, amount: number): number {
-    const b = this.buckets;
+    const b = this.table_;
     const c = b.capacity(id);
     const o = b.outstanding(id);
     const size = amount * 1000;
@@ -317,106 +284,128 @@ export class QuotaManager {
 
   private throttled(id: number, waitMs: number, recorded: boolean): Verdict {
     const ms = Math.min(waitMs, this.options.maxThrottleMs);
-    const k = this.typeOf[id]!;
+    const k = this.keyOf(id);
     this.violations[k]!++;
-    this.buckets.countThrottle(id);
+    this.table_.countThrottle(id);
     this.throttleTimeMsTotal += ms;
     const v = this.verdict;
     v.throttleMs = ms;
     v.quotaType = QUOTA_KEYS[k];
-    v.entity = this.displayOf[id]!;
+    v.entity = this.display(id);
     v.recorded = recorded;
     return v;
   }
 
-  private principalBucket(k: QuotaKeyIndex, user: string | null, client: string | null, now: number): number {
-    const p = this.principal(user, client);
-    p.seen = now;
-    if (p.gen[k] !== this.table.generation) {
-      const r = this.resolution;
-      this.table.resolve(k, user, client, r);
-      p.gen[k] = this.table.generation;
-      p.limit[k] = r.limit;
-      p.bucketUser[k] = r.bucketUser;
-      p.bucketClient[k] = r.bucketClient;
-      p.bucketKey[k] = r.limit === Infinity ? null : bucketKeyOf(k, r.bucketUser, r.bucketClient);
-      p.bucketId[k] = -1;
+  /** The quota key a bucket counts against (a group bucket counts consume_bytes_rate). */
+  private keyOf(id: number): QuotaKeyIndex {
+    const kind = this.bucketIds.kind(id);
+    return (kind === GROUP ? CONSUME : kind) as QuotaKeyIndex;
+  }
+
+  /** The display form of DESIGN section 3, built when asked (Throttled replies, usage): never stored. */
+  private display(id: number): string {
+    const ids = this.bucketIds;
+    return ids.kind(id) === GROUP ? `consumer-group:${ids.a(id)!}` : bucketDisplay(ids.a(id), ids.b(id));
+  }
+
+  private matches(id: number, type: string, name: string | null): boolean {
+    const ids = this.bucketIds;
+    const group = ids.kind(id) === GROUP;
+    const value = type === 'user' ? (group ? null : ids.a(id)) : type === 'client-id' ? ids.b(id) : type === 'consumer-group' ? (group ? ids.a(id) : null) : null;
+    return value !== null && (name === null || value === name);
+  }
+
+  /**
+   * The bucket a call lands in, brought to `now` under its current limit; -1 when nothing is tracked
+   * (unlimited, or maxBuckets reached). For kind GROUP, `a` is the group and `b` is null.
+   */
+  private bucketFor(kind: number, a: string | null, b: string | null, now: number): number {
+    if (this.table.generation !== this.seenGeneration) {
+      this.seenGeneration = this.table.generation;
+      this.epoch++;
     }
-    const key = p.bucketKey[k]!;
-    if (key === null) return -1;
-    let id = p.bucketId[k]!;
-    if (id < 0 || this.keyOf[id] !== key) {
-      id = this.bucketId(key, k, p.bucketUser[k]!, p.bucketClient[k]!, null, now);
-      p.bucketId[k] = id;
-      if (id < 0) return -1;
+    const callers = this.callerIds;
+    let c = callers.find(kind, a, b);
+    if (c < 0) {
+      if (callers.size >= this.options.maxBuckets) return this.resolveUncached(kind, a, b, now);
+      c = callers.add(kind, a, b);
+      if (c >= this.callerEpoch.length) this.growCallers(callers.capacity);
+      this.callerEpoch[c] = -1;
     }
-    this.buckets.touch(id, p.limit[k]!, now);
+    this.callerSeen[c] = now;
+    if (this.callerEpoch[c] !== this.epoch) {
+      // Resolving sets the bucket's rate (draining at the old one up to now); calls in between keep it.
+      const id = this.resolveUncached(kind, a, b, now);
+      this.callerBucket[c] = id;
+      // A call that found no room (maxBuckets) is not cached: it retries for a bucket next time.
+      this.callerEpoch[c] = id < 0 && this.resolution.limit !== Infinity ? -1 : this.epoch;
+      return id;
+    }
+    const id = this.callerBucket[c]!;
+    if (id >= 0) this.table_.touchAtRate(id, now);
     return id;
   }
 
-  private groupBucket(group: string, now: number): number {
-    let g = this.groups.get(group);
-    if (g === undefined) {
-      g = new GroupEntry(`g|${group}`);
-      if (this.groups.size < this.options.maxBuckets) this.groups.set(group, g);
-    }
-    g.seen = now;
-    if (g.gen !== this.table.generation) {
-      g.gen = this.table.generation;
-      g.limit = this.table.resolveGroup(group) ?? Infinity;
-      g.bucketId = -1;
-    }
-    if (g.limit === Infinity) return -1;
-    let id = g.bucketId;
-    if (id < 0 || this.keyOf[id] !== g.bucketKey) {
-      id = this.bucketId(g.bucketKey, CONSUME, null, null, group, now);
-      g.bucketId = id;
-      if (id < 0) return -1;
-    }
-    this.buckets.touch(id, g.limit, now);
+  private resolveUncached(kind: number, a: string | null, b: string | null, now: number): number {
+    const id = this.resolveBucket(kind, a, b, now);
+    if (id >= 0) this.table_.touch(id, this.resolution.limit, now);
     return id;
   }
 
-  private bucketId(
-    key: string,
-    k: QuotaKeyIndex,
-    user: string | null,
-    client: string | null,
-    group: string | null,
-    now: number,
-  ): number {
-    const existing = this.ids.get(key);
-    if (existing !== undefined) return existing;
-    if (this.buckets.size >= this.options.maxBuckets) {
+  /** Resolves the limit (into this.resolution) and finds or creates the bucket it implies. */
+  private resolveBucket(kind: number, a: string | null, b: string | null, now: number): number {
+    const r = this.resolution;
+    if (kind === GROUP) {
+      r.limit = this.table.resolveGroup(a!) ?? Infinity;
+      r.bucketUser = a;
+      r.bucketClient = null;
+    } else {
+      this.table.resolve(kind as QuotaKeyIndex, a, b, r);
+    }
+    if (r.limit === Infinity) return -1;
+    const ids = this.bucketIds;
+    const existing = ids.find(kind, r.bucketUser, r.bucketClient);
+    if (existing >= 0) return existing;
+    if (ids.size >= this.options.maxBuckets) {
       this.untracked++;
       return -1;
     }
-    const id = this.buckets.allocate(now);
-    this.ids.set(key, id);
-    this.keyOf[id] = key;
-    this.displayOf[id] = group !== null ? `consumer-group:${group}` : bucketDisplay(user, client);
-    this.typeOf[id] = k;
-    this.userOf[id] = user;
-    this.clientOf[id] = client;
-    this.groupOf[id] = group;
+    const id = ids.add(kind, r.bucketUser, r.bucketClient);
+    this.table_.ensure(ids.capacity);
+    this.table_.init(id, now);
     return id;
   }
 
-  private principal(user: string | null, client: string | null): Principal {
-    const u = user ?? NONE;
-    const c = client ?? NONE;
-    let byClient = this.principals.get(u);
-    let p = byClient?.get(c);
-    if (p !== undefined) return p;
-    p = new Principal();
-    // Past the bound, resolutions are not cached: slower for the flood, but memory stays bounded.
-    if (this.principalCount >= this.options.maxBuckets) return p;
-    if (byClient === undefined) {
-      byClient = new Map();
-      this.principals.set(u, byClient);
+  private growCallers(capacity: number): void {
+    const grow = <T extends Float64Array | Int32Array>(a: T, make: (n: number) => T): T => {
+      const b = make(capacity);
+      b.set(a);
+      return b;
+    };
+    this.callerEpoch = grow(this.callerEpoch, (n) => new Int32Array(n));
+    this.callerBucket = grow(this.callerBucket, (n) => new Int32Array(n));
+    this.callerSeen = grow(this.callerSeen, (n) => new Float64Array(n));
+  }
+
+  /** Rebuilds the bucket table at the size its live buckets need, and starts the caller cache afresh. */
+  private compact(): void {
+    const oldIds = this.bucketIds;
+    const oldTable = this.table_;
+    const size = Math.max(INITIAL, oldIds.size * 2);
+    const ids = new KeyedIds(size);
+    const table = new BucketTable(this.options.windowMs, this.options.windowBuckets, size);
+    for (let id = 0; id < oldIds.highWater; id++) {
+      if (!oldIds.isLive(id)) continue;
+      const to = ids.add(oldIds.kind(id), oldIds.a(id), oldIds.b(id));
+      table.ensure(ids.capacity);
+      table.copyFrom(oldTable, id, to);
     }
-    byClient.set(c, p);
-    this.principalCount++;
-    return p;
+    this.bucketIds = ids;
+    this.table_ = table;
+    this.callerIds = new KeyedIds(INITIAL);
+    this.callerEpoch = new Int32Array(INITIAL);
+    this.callerBucket = new Int32Array(INITIAL);
+    this.callerSeen = new Float64Array(INITIAL);
+    this.epoch++;
   }
 }

@@ -1,0 +1,144 @@
+/**
+ * Small integer ids for keys (kind, a, b), where kind is a small integer and a, b are strings or null: an
+ * open-addressing hash index (linear probing, backward-shift deletion) over an Int32Array, with the keys in
+ * parallel arrays. Unlike a Map of Maps it makes no object per entry, which is what keeps a tracked bucket
+ * under 200 bytes. Ids are dense and reused, so owners keep per-id state in typed arrays of `capacity`.
+ */
+const FREE = 0xff;
+const NULL_HASH = 0x9e3779b9;
+
+function hashString(s: string | null): number {
+  if (s === null) return NULL_HASH;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h;
+}
+
+export class KeyedIds {
+  private slots: Int32Array; // 0 = empty, else id + 1
+  private mask: number;
+  private kinds: Uint8Array;
+  private as: (string | null)[] = [];
+  private bs: (string | null)[] = [];
+  private freeIds: Int32Array;
+  private freeCount = 0;
+  private next = 0;
+  private live = 0;
+
+  constructor(initialCapacity = 1024) {
+    const cap = Math.max(16, initialCapacity);
+    this.kinds = new Uint8Array(cap).fill(FREE);
+    this.freeIds = new Int32Array(cap);
+    this.slots = new Int32Array(cap * 2);
+    this.mask = cap * 2 - 1;
+  }
+
+  /** Ids below this bound exist or existed; per-id arrays must be at least this long. */
+  get capacity(): number {
+    return this.kinds.length;
+  }
+
+  /** One past the highest id ever handed out: iterate ids below it and skip free ones. */
+  get highWater(): number {
+    return this.next;
+  }
+
+  get size(): number {
+    return this.live;
+  }
+
+  isLive(id: number): boolean {
+    return this.kinds[id] !== FREE;
+  }
+
+  kind(id: number): number {
+    return this.kinds[id]!;
+  }
+
+  a(id: number): string | null {
+    return this.as[id]!;
+  }
+
+  b(id: number): string | null {
+    return this.bs[id]!;
+  }
+
+  find(kind: number, a: string | null, b: string | null): number {
+    const mask = this.mask;
+    for (let i = this.home(kind, a, b); ; i = (i + 1) & mask) {
+      const v = this.slots[i]!;
+      if (v === 0) return -1;
+      const id = v - 1;
+      if (this.kinds[id] === kind && this.as[id] === a && this.bs[id] === b) return id;
+    }
+  }
+
+  /** Adds a key that is not present; returns its id. The id may exceed the old capacity: owners grow first. */
+  add(kind: number, a: string | null, b: string | null): number {
+    let id: number;
+    if (this.freeCount > 0) id = this.freeIds[--this.freeCount]!;
+    else {
+      id = this.next++;
+      if (id >= this.kinds.length) this.growIds();
+    }
+    this.kinds[id] = kind;
+    this.as[id] = a;
+    this.bs[id] = b;
+    this.live++;
+    if (this.live * 2 > this.slots.length) this.rehash(this.slots.length * 2);
+    else this.place(id);
+    return id;
+  }
+
+  remove(id: number): void {
+    const mask = this.mask;
+    let i = this.home(this.kinds[id]!, this.as[id]!, this.bs[id]!);
+    while (this.slots[i] !== id + 1) i = (i + 1) & mask;
+    // Backward-shift deletion keeps every probe chain unbroken without tombstones.
+    let hole = i;
+    for (let j = (i + 1) & mask; this.slots[j] !== 0; j = (j + 1) & mask) {
+      const other = this.slots[j]! - 1;
+      const h = this.home(this.kinds[other]!, this.as[other]!, this.bs[other]!);
+      const between = hole <= j ? hole < h && h <= j : hole < h || h <= j;
+      if (!between) {
+        this.slots[hole] = this.slots[j]!;
+        hole = j;
+      }
+    }
+    this.slots[hole] = 0;
+    this.kinds[id] = FREE;
+    this.as[id] = null;
+    this.bs[id] = null;
+    this.freeIds[this.freeCount++] = id;
+    this.live--;
+  }
+
+  private home(kind: number, a: string | null, b: string | null): number {
+    let h = Math.imul(hashString(a) ^ kind, 0x01000193);
+    h = Math.imul(h ^ hashString(b), 0x01000193);
+    return (h ^ (h >>> 15)) & this.mask;
+  }
+
+  private place(id: number): void {
+    const mask = this.mask;
+    let i = this.home(this.kinds[id]!, this.as[id]!, this.bs[id]!);
+    while (this.slots[i] !== 0) i = (i + 1) & mask;
+    this.slots[i] = id + 1;
+  }
+
+  private rehash(size: number): void {
+    this.slots = new Int32Array(size);
+    this.mask = size - 1;
+    for (let id = 0; id < this.next; id++) if (this.kinds[id] !== FREE) this.place(id);
+  }
+
+  private growIds(): void {
+    const cap = this.kinds.length * 2;
+    const kinds = new Uint8Array(cap).fill(FREE);
+    kinds.set(this.kinds);
+    this.kinds = kinds;
+    const free = new Int32Array(cap);
+    free.set(this.freeIds);
+    this.freeIds = free;
+  }
+}
