@@ -30,8 +30,9 @@ export function memory(buckets = 1_000_000) {
     buckets: manager.bucketCount + dropped,
     bytes_per_bucket: Math.round((loaded - before) / buckets),
     dropped,
-    bytes_per_bucket_after_cleanup: Math.round((swept - before) / buckets),
-    returned_fraction: Math.round(((loaded - swept) / (loaded - before)) * 100) / 100,
+    // Compaction can end below the starting point (the initial tables are replaced too): cap at all of it.
+    bytes_per_bucket_after_cleanup: Math.max(0, Math.round((swept - before) / buckets)),
+    returned_fraction: Math.min(1, Math.round(((loaded - swept) / (loaded - before)) * 100) / 100),
   };
 }
 

@@ -1,0 +1,87 @@
+/**
+ * `npm run bench`: every scenario, each in its own process (memory needs --expose-gc; none shares a warm JIT
+ * with another), a table on stdout, and JSON in bench/results/<scenario>.json plus bench/results/latest.json.
+ *
+ *   npm run bench                  # all scenarios
+ *   npm run bench -- wire memory   # some of them
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { redisVersion } from './lib/procs.js';
+
+const run = promisify(execFile);
+const ROOT = new URL('../', import.meta.url).pathname;
+const RESULTS = join(ROOT, 'bench/results');
+
+const SCENARIOS: Record<string, { file: string; call: string; nodeArgs?: string[] }> = {
+  wire: { file: 'wire.ts', call: 'wire' },
+  'in-process': { file: 'in-process.ts', call: 'inProcess' },
+  memory: { file: 'memory.ts', call: 'memory', nodeArgs: ['--expose-gc'] },
+  accuracy: { file: 'accuracy.ts', call: 'accuracy' },
+};
+
+async function scenario(name: string): Promise<unknown> {
+  const s = SCENARIOS[name]!;
+  const code = `const m = await import(${JSON.stringify(join(ROOT, 'bench', s.file))}); console.log(JSON.stringify(await m.${s.call}()));`;
+  const { stdout } = await run(process.execPath, [...(s.nodeArgs ?? []), '--import', 'tsx', '--input-type=module', '-e', code], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_OPTIONS: '' },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return JSON.parse(stdout.trim().split('\n').pop()!);
+}
+
+const fmt = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(0)}k` : String(n));
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+function print(name: string, data: any): void {
+  console.log(`\n## ${name}\n`);
+  if (name === 'wire') {
+    console.log(
+      table([
+        ['N', 'P', 'rivven ops/s', 'p50', 'p99', 'redis INCR ops/s', 'p50', 'p99', 'rivven/redis'],
+        ...data.map((r: any) => ['50', String(r.pipeline), fmt(r.sidecar.ops_per_sec), `${r.sidecar.p50_us}us`, `${r.sidecar.p99_us}us`, fmt(r.redis.ops_per_sec), `${r.redis.p50_us}us`, `${r.redis.p99_us}us`, `${r.ratio}x`]),
+      ]),
+    );
+  } else if (name === 'in-process') {
+    console.log(
+      table([
+        ['principals', 'rivven ops/s', 'rivven batched clock', 'rate-limiter-flexible', 'ratio', 'ratio batched'],
+        ...data.map((r: any) => [fmt(r.principals), fmt(r.rivven_ops_per_sec), fmt(r.rivven_batched_ops_per_sec), fmt(r.rlf_ops_per_sec), `${r.ratio}x`, `${r.ratio_batched}x`]),
+      ]),
+    );
+  } else if (name === 'accuracy') {
+    console.log(table([['call size (% of quota x window)', 'callers', 'achieved / quota'], ...data.map((r: any) => [`${r.size_percent}%`, String(r.callers), String(r.achieved_over_quota)])]));
+  } else {
+    console.log(table([Object.keys(data), Object.values(data).map(String)]));
+  }
+}
+
+const wanted = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(SCENARIOS);
+const machine = {
+  cpu: os.cpus()[0]?.model ?? 'unknown',
+  cores: os.cpus().length,
+  memory_gib: Math.round(os.totalmem() / 2 ** 30),
+  node: process.version,
+  redis: await redisVersion().catch(() => 'not installed'),
+  msgpackr_native: (await import('msgpackr')).isNativeAccelerationEnabled,
+  date: new Date().toISOString(),
+};
+console.log(`# rivven bench: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, redis ${machine.redis}`);
+mkdirSync(RESULTS, { recursive: true });
+const results: Record<string, unknown> = { machine };
+for (const name of wanted) {
+  if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name}; have ${Object.keys(SCENARIOS).join(', ')}`);
+  const data = await scenario(name);
+  results[name] = data;
+  writeFileSync(join(RESULTS, `${name}.json`), `${JSON.stringify({ machine, results: data }, null, 2)}\n`);
+  print(name, data);
+}
+writeFileSync(join(RESULTS, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
