@@ -3,7 +3,10 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts --no-audit --no-fund
+# npm install rather than npm ci: the lockfile was written where the registry does not serve msgpackr-extract's
+# non-Linux builds, so it lacks their entries and npm ci refuses it. Versions are still pinned by the lockfile;
+# once `npm install` has run with the full registry, npm ci works here too.
+RUN npm install --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
