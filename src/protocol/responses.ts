@@ -1,10 +1,9 @@
 import { encodeBody, encodeFrame, frame } from './codec.js';
 import type { ErrorCode } from './error-codes.js';
 
-// Constant replies are encoded once; per reply only the correlation id is written.
+// The constant replies' bodies, encoded once: the ReplyWriter copies them and writes only the correlation id.
 export const OK_BODY = encodeBody({ type: 'Ok', throttle_time_ms: 0 });
 export const PONG_BODY = encodeBody({ type: 'Pong' });
-
 
 export const throttledFrame = (
   correlationId: number,
@@ -26,5 +25,3 @@ export function errorFrame(correlationId: number, code: ErrorCode, message: stri
   if (index !== undefined) body.index = index;
   return frame(correlationId, encodeBody(body));
 }
-
-export { encodeFrame };

@@ -36,8 +36,11 @@ export interface ConnectionContext {
 export type Reply = undefined | Promise<Buffer>;
 
 /**
- * Turns one request body into one reply frame. Never throws: every failure becomes an Error reply with its
- * code, so one bad request cannot reach the connection or any other.
+ * Turns each request into exactly one reply: written straight into the connection's ReplyWriter, or (for
+ * AlterQuotas, which waits on the store) a frame promised later. Never throws: every failure becomes an Error
+ * reply with its code, so one bad request cannot reach the connection or any other. Record requests take the
+ * allocation-free fast path first; everything else, and any Record body it declines, goes through msgpackr
+ * and the message modules.
  */
 export class Dispatcher {
   constructor(
