@@ -203,3 +203,32 @@ t.test('max_connections refuses the extra connection with OVERLOADED', async (t)
   t.same(await first.request({ type: 'Ping' }), { type: 'Pong' }, 'the first is unaffected');
   first.close();
 });
+
+t.test('replies held behind a slow AlterQuotas are bounded too: reading stops until it completes', async (t) => {
+  const { GateStore } = await import('./helpers/gate-store.js');
+  const store = new GateStore();
+  const slow = await startServer({}, store);
+  t.teardown(() => {
+    store.openGate();
+    return slow.stop();
+  });
+  const c = await WirePeer.connect(slow.port);
+  t.teardown(() => c.close());
+  store.closeGate();
+  c.send(1, { type: 'AlterQuotas', alterations: [{ entity: [['user', 'slow']], quota_key: 'request_rate', quota_value: 1 }] });
+  const ping = encodeBody({ type: 'Ping' });
+  const pings = 40_000;
+  for (let sent = 0; sent < pings; sent += 1000) {
+    c.sendRaw(Buffer.concat(Array.from({ length: 1000 }, (_, i) => rawFrame(ping.length + 4, 2 + sent + i, ping))));
+    await new Promise((r) => setImmediate(r));
+  }
+  const stats = () => slow.app.server.connectionStats()[0]!;
+  for (let i = 0; i < 500 && !stats().readingPaused; i++) await new Promise((r) => setTimeout(r, 10));
+  t.ok(stats().readingPaused, 'reading paused');
+  t.ok(stats().queuedReplies < 10_000, `held-back replies stay bounded (${stats().queuedReplies} of ${pings})`);
+  t.equal(c.replies.length, 0, 'nothing overtook the pending AlterQuotas');
+  store.openGate();
+  const replies = await c.waitFor(pings + 1);
+  t.same(replies[0], { correlationId: 1, body: { type: 'QuotasAltered', altered_count: 1 } });
+  t.equal(replies.findIndex((r, i) => r.correlationId !== i + 1), -1, 'all answered, in order');
+});

@@ -29,7 +29,7 @@ interface Slot {
 
 /**
  * One broker connection. Replies go out in request order: replies ready while this chunk is parsed are
- * written together (one writev per read); a reply that waits on I/O holds back the ones after it.
+ * written together (one write per read); a reply that waits on I/O holds back the ones after it.
  *
  * Backpressure: a peer that does not read its replies stops being read from, so unsent replies (and
  * requests, which the kernel then buffers) cannot grow this process without bound.
@@ -108,7 +108,7 @@ export class Connection {
     const reply = this.dispatcher.handle(correlationId, buf, start, end, this.ctx, this.out);
     if (reply === undefined) {
       // Written in place; if an earlier reply is still pending, this one must wait behind it.
-      if (this.waiting.length > 0) this.waiting.push({ frame: this.out.takeFrom(mark) });
+      if (this.waiting.length > 0) this.hold({ frame: this.out.takeFrom(mark) });
       return;
     }
     this.enqueue(reply);
@@ -117,12 +117,11 @@ export class Connection {
   private enqueue(reply: Buffer | Promise<Buffer>): void {
     if (Buffer.isBuffer(reply)) {
       if (this.waiting.length === 0) this.out.frame(reply);
-      else this.waiting.push({ frame: reply });
+      else this.hold({ frame: reply });
       return;
     }
     const slot: Slot = { frame: null };
-    this.waiting.push(slot);
-    if (this.waiting.length > this.options.maxQueuedReplies) this.pause();
+    this.hold(slot);
     void reply.then((frame) => {
       slot.frame = frame;
       while (this.waiting.length > 0 && this.waiting[0]!.frame !== null) this.out.frame(this.waiting.shift()!.frame!);
@@ -130,6 +129,12 @@ export class Connection {
       this.maybeResume();
       this.endIfDone();
     });
+  }
+
+  /** Queues a reply behind a pending one; too many queued and reading stops until they drain. */
+  private hold(slot: Slot): void {
+    this.waiting.push(slot);
+    if (this.waiting.length > this.options.maxQueuedReplies) this.pause();
   }
 
   private flush(): void {
