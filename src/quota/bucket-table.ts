@@ -78,6 +78,13 @@ export class BucketTable {
    * the level by the time elapsed at the rate it had, then applies the current rate and capacity.
    */
   touch(id: number, ratePerSec: number, now: number): void {
+    this.advance(id, now);
+    this.rateOf[id] = ratePerSec;
+    this.cap[id] = ratePerSec * this.windowMs;
+  }
+
+  /** Brings the bucket to `now` at the rate it already has (no alteration since it was resolved). */
+  advance(id: number, now: number): void {
     const elapsed = now - this.levelAt[id]!;
     if (elapsed > 0) {
       // milli-units drained per ms = units per second
@@ -85,14 +92,7 @@ export class BucketTable {
       this.level[id] = drained > 0 ? drained : 0;
       this.levelAt[id] = now;
     }
-    this.rateOf[id] = ratePerSec;
-    this.cap[id] = ratePerSec * this.windowMs;
     this.seen[id] = now;
-  }
-
-  /** Brings the bucket to `now` at the rate it already has (no alteration since it was resolved). */
-  touchAtRate(id: number, now: number): void {
-    this.touch(id, this.rateOf[id]!, now);
   }
 
   /** Adds `amount` units: to the level (decisions) and to the current sub-bucket (measurement). */

@@ -342,7 +342,7 @@ export class QuotaManager {
       return id;
     }
     const id = this.callerBucket[c]!;
-    if (id >= 0) this.table_.touchAtRate(id, now);
+    if (id >= 0) this.table_.advance(id, now);
     return id;
   }
 
