@@ -81,3 +81,17 @@ t.test('the cleanup timer does not keep the process alive', async (t) => {
   t.equal(r.signal, null, 'it exited by itself (not killed by the 10 s timeout)');
   t.equal(r.status, 0, String(r.stderr));
 });
+
+t.test('compaction to a size that is not a power of two keeps every survivor findable', async (t) => {
+  const { clock, m } = setup();
+  for (let i = 0; i < 5000; i++) m.recordRequest(`p-${i}`, 'c', 20, false); // each 10 over the burst: throttled once
+  clock.advance(30_000);
+  for (let i = 0; i < 600; i++) m.recordRequest(`p-${i}`, 'c', 0, false);
+  clock.advance(30_000);
+  t.equal(m.sweep(), 4400);
+  t.equal(m.bucketCount, 600);
+  const lost = Array.from({ length: 600 }, (_, i) => i).filter((i) => m.buckets.throttleCount(m.bucketIdOf(REQUEST, `p-${i}`, 'c')) !== 1);
+  t.same(lost, [], 'each survivor is found with its own state');
+  for (let i = 0; i < 2000; i++) m.recordRequest(`new-${i}`, 'c', 1, false);
+  t.equal(m.bucketCount, 2600, 'and the index keeps growing from there');
+});

@@ -48,3 +48,13 @@ t.test('grows past its initial capacity and reuses freed ids', async (t) => {
   t.equal(index.find(0, 'u1', null), ids[1]);
   t.equal(index.find(0, 'u0', null), -1);
 });
+
+t.test('any initial capacity works, as compaction asks for live x 2', async (t) => {
+  for (const initial of [17, 1000, 3000]) {
+    const index = new KeyedIds(initial);
+    const ids = Array.from({ length: 4000 }, (_, i) => index.add(1, `n${i}`, 'c'));
+    t.same(ids.filter((id, i) => index.find(1, `n${i}`, 'c') !== id), [], `initial ${initial}: every key found`);
+    for (let i = 0; i < 4000; i += 3) index.remove(ids[i]!);
+    t.same(ids.filter((id, i) => index.find(1, `n${i}`, 'c') !== (i % 3 === 0 ? -1 : id)), [], `initial ${initial}: after removals`);
+  }
+});

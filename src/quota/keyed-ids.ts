@@ -26,7 +26,8 @@ export class KeyedIds {
   private live = 0;
 
   constructor(initialCapacity = 1024) {
-    const cap = Math.max(16, initialCapacity);
+    // A power of two, so `& mask` wraps probes around the whole slot array (slots double from here).
+    const cap = 2 ** Math.ceil(Math.log2(Math.max(16, initialCapacity)));
     this.kinds = new Uint8Array(cap).fill(FREE);
     this.freeIds = new Int32Array(cap);
     this.slots = new Int32Array(cap * 2);
