@@ -155,3 +155,21 @@ t.test('every metric the dashboard and the alert rules use exists', async (t) =>
     t.same([...names].filter((n) => !exposed.has(n)), [], `${file}: every metric exists`);
   }
 });
+
+t.test('AlterQuotas results are counted: ok, and a failed write as an error', async (t) => {
+  const store = new GateStore();
+  const s = await startServer({}, store);
+  const c = await QuotaClient.connect({ port: s.port });
+  t.teardown(async () => {
+    await c.close();
+    await s.stop();
+  });
+  const alteration = { entity: [['user', 'm']] as [['user', string]], quota_key: 'request_rate' as const, quota_value: 5 };
+  t.equal(await c.alterQuotas([alteration]), 1);
+  store.failNext = new Error('disk full');
+  t.match(await c.alterQuotas([alteration]).catch((e: unknown) => e), { code: 'STORAGE_ERROR' });
+  const text = (await get(s.app, '/metrics')).body;
+  t.equal(sample(text, 'rivven_requests_total{type="AlterQuotas",result="ok"}'), 1);
+  t.equal(sample(text, 'rivven_requests_total{type="AlterQuotas",result="error"}'), 1);
+  t.equal(sample(text, 'rivven_request_duration_seconds_count{type="AlterQuotas"}'), 2);
+});

@@ -89,12 +89,8 @@ export class Dispatcher {
       this.batchSize++;
       return undefined;
     }
-    // Replies that wait on I/O are timed on their own.
-    const started = performance.now();
-    return reply.then((frame) => {
-      this.stats.observe(type, isErrorFrame(frame) ? RESULT_ERROR : RESULT_OK, (performance.now() - started) / 1000);
-      return frame;
-    });
+    // A reply that waits on I/O (AlterQuotas) records its own result and time when it completes.
+    return reply;
   }
 
   private dispatch(correlationId: number, buf: Buffer, start: number, end: number, ctx: ConnectionContext, out: ReplyWriter): Reply {
@@ -167,14 +163,20 @@ export class Dispatcher {
         }
         case 'AlterQuotas': {
           const r = alterQuotas.decode(value);
+          const started = performance.now();
+          const done = (result: number) => this.stats.observe(ALTER_TYPE, result, (performance.now() - started) / 1000);
           return this.admin.alter(r.alterations, r.validateOnly, ctx.principal, ctx.clientName ?? null).then(
             (altered) => {
               if (!r.validateOnly) {
                 this.logger.info({ conn: ctx.id, principal: ctx.principal, altered }, 'quotas altered');
               }
+              done(RESULT_OK);
               return encodeFrame(correlationId, { type: 'QuotasAltered', altered_count: altered });
             },
-            (err: unknown) => this.failure(correlationId, type, err),
+            (err: unknown) => {
+              done(RESULT_ERROR);
+              return this.failure(correlationId, type, err);
+            },
           );
         }
         default:
@@ -199,12 +201,7 @@ export class Dispatcher {
   }
 }
 
-// Only AlterQuotas answers asynchronously; it waits on an fsync, so decoding its reply to classify it is free.
-const isErrorFrame = (frame: Buffer): boolean => {
-  const body = decodeBody(frame.subarray(8));
-  return isPlainMap(body) && body.type === 'Error';
-};
-
+const ALTER_TYPE = requestTypeIndex('AlterQuotas');
 const PRODUCE_TYPE = requestTypeIndex('RecordProduce');
 const CONSUME_TYPE = requestTypeIndex('RecordConsume');
 const REQUEST_TYPE = requestTypeIndex('RecordRequest');
