@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { textTable as table } from '../src/cli/text-table.js';
 import { redisVersion } from './lib/procs.js';
 
 const run = promisify(execFile);
@@ -36,10 +37,6 @@ async function scenario(name: string): Promise<unknown> {
 
 const fmt = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(0)}k` : String(n));
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
-}
 
 function print(name: string, data: any): void {
   console.log(`\n## ${name}\n`);

@@ -7,6 +7,7 @@ import { QUOTA_KEYS, isQuotaKey, type QuotaKey } from '../quota/quota-key.js';
 import { addEntityFlags, entityFromFlags, showEntity, type EntityFlags } from './entity-flags.js';
 import { EXIT_FAILED, EXIT_OK, UsageError } from './exit-codes.js';
 import { formatQuotaValue, parseQuotaValue } from './quota-values.js';
+import { textTable } from './text-table.js';
 import { usageTable } from './usage-table.js';
 
 interface ConnectionFlags {
@@ -80,14 +81,11 @@ const RATE_FLAGS: [QuotaKey, string][] = [
 const contains = (entity: Component[], [type, name]: Component): boolean =>
   entity.some(([t, n]) => t === type && n === name);
 
-function table(entries: QuotaEntry[]): string {
-  const rows = [
+const table = (entries: QuotaEntry[]): string =>
+  textTable([
     ['ENTITY', 'PRODUCE', 'CONSUME', 'REQUESTS'],
     ...entries.map((e) => [showEntity(e.entity), ...QUOTA_KEYS.map((k) => formatQuotaValue(k, e.quotas[k]))]),
-  ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
-}
+  ]);
 
 function listCommand(): Command {
   const cmd = new Command('list')

@@ -1,4 +1,5 @@
 import type { BucketUsage } from '../client/quota-client.js';
+import { textTable } from './text-table.js';
 
 /** Approximate human rates for a live view; exact values are in --json. */
 export function humanRate(quotaType: string, perSecond: number): string {
@@ -19,7 +20,7 @@ function ago(ms: number): string {
 
 /** The usage table: one row per bucket, utilization as a percentage (over 100% = being throttled). */
 export function usageTable(buckets: BucketUsage[], now: number): string {
-  const rows = [
+  return textTable([
     ['ENTITY', 'QUOTA', 'RATE', 'LIMIT', 'UTIL', 'THROTTLED', 'SEEN'],
     ...buckets.map((b) => [
       b.entity,
@@ -30,7 +31,5 @@ export function usageTable(buckets: BucketUsage[], now: number): string {
       String(b.throttled_total),
       ago(Math.max(0, now - b.last_seen_ms)),
     ]),
-  ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  ]);
 }
