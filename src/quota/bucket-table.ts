@@ -85,14 +85,19 @@ export class BucketTable {
 
   /** Brings the bucket to `now` at the rate it already has (no alteration since it was resolved). */
   advance(id: number, now: number): void {
-    const elapsed = now - this.levelAt[id]!;
-    if (elapsed > 0) {
-      // milli-units drained per ms = units per second
-      const drained = this.level[id]! - elapsed * this.rateOf[id]!;
-      this.level[id] = drained > 0 ? drained : 0;
+    if (now > this.levelAt[id]!) {
+      this.level[id] = this.levelNow(id, now);
       this.levelAt[id] = now;
     }
     this.seen[id] = now;
+  }
+
+  /** The level drained to `now` at the bucket's rate (milli-units per ms = units per second), not stored. */
+  private levelNow(id: number, now: number): number {
+    const elapsed = now - this.levelAt[id]!;
+    if (elapsed <= 0) return this.level[id]!;
+    const drained = this.level[id]! - elapsed * this.rateOf[id]!;
+    return drained > 0 ? drained : 0;
   }
 
   /** Adds `amount` units: to the level (decisions) and to the current sub-bucket (measurement). */
@@ -146,9 +151,7 @@ export class BucketTable {
 
   /** Outstanding / capacity at `now`, without changing the bucket: above 1 means in debt (throttled). */
   utilization(id: number, now: number): number {
-    const elapsed = now - this.levelAt[id]!;
-    const level = Math.max(0, this.level[id]! - (elapsed > 0 ? elapsed * this.rateOf[id]! : 0));
-    return level / this.cap[id]!;
+    return this.levelNow(id, now) / this.cap[id]!;
   }
 
   /** Usage recorded in the last window, per second: the measured rate. */

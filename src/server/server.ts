@@ -1,4 +1,5 @@
 import net, { type AddressInfo } from 'node:net';
+import type { ErrorCode } from '../protocol/error-codes.js';
 import { errorFrame } from '../protocol/responses.js';
 import type { Logger } from '../observability/logger.js';
 import { Connection, type ConnectionOptions, type ConnectionStats } from './connection.js';
@@ -74,20 +75,19 @@ export class QuotaServer {
     await stopped;
   }
 
+  /** Answers with an Error on correlation id 0 and closes, counting the refusal. */
+  private refuse(socket: net.Socket, code: ErrorCode, message: string): void {
+    this.refusedConnections++;
+    socket.on('error', () => socket.destroy());
+    socket.end(errorFrame(0, code, message));
+  }
+
   private accept(socket: net.Socket): void {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    if (!this.listening) {
-      this.refusedConnections++;
-      socket.on('error', () => socket.destroy());
-      socket.end(errorFrame(0, 'SHUTTING_DOWN', 'server is shutting down'));
-      return;
-    }
+    if (!this.listening) return this.refuse(socket, 'SHUTTING_DOWN', 'server is shutting down');
     if (this.connections.size >= this.options.maxConnections) {
-      this.refusedConnections++;
       this.logger.warn({ remote, max: this.options.maxConnections }, 'connection refused: max_connections reached');
-      socket.on('error', () => socket.destroy());
-      socket.end(errorFrame(0, 'OVERLOADED', `server has reached max_connections (${this.options.maxConnections})`));
-      return;
+      return this.refuse(socket, 'OVERLOADED', `server has reached max_connections (${this.options.maxConnections})`);
     }
     const id = this.nextId++;
     const conn = new Connection(
