@@ -160,27 +160,34 @@ export class QuotaClient extends EventEmitter {
   /** Sends any request body and resolves with the reply body; rejects on an Error reply. */
   async request(body: Record<string, unknown>): Promise<Record<string, unknown>> {
     if (this.closed) throw new RivvenError('CONNECTION_CLOSED', 'the client is closed');
-    const id = this.nextId;
-    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1; // 0 is reserved for connection errors
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new RivvenError('TIMEOUT', `no reply from ${this.address} within ${this.options.requestTimeoutMs} ms`));
-      }, this.options.requestTimeoutMs);
-      timer.unref();
-      this.pending.set(id, { resolve, reject, timer });
-      const socket = this.socket;
-      if (socket !== null && !this.connecting) {
-        socket.write(encodeFrame(id, body));
-        return;
-      }
+    const { id, reply } = this.pend();
+    const socket = this.socket;
+    if (socket !== null && !this.connecting) {
+      socket.write(encodeFrame(id, body));
+    } else {
       this.ensureConnected(Infinity).then(
         (s) => {
           if (this.pending.has(id)) s.write(encodeFrame(id, body));
         },
         (err: Error) => this.settle(id, undefined, err),
       );
+    }
+    return reply;
+  }
+
+  /** A fresh correlation id and the promise its reply settles; it rejects with TIMEOUT after requestTimeoutMs. */
+  private pend(): { id: number; reply: Promise<Record<string, unknown>> } {
+    const id = this.nextId;
+    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1; // 0 is reserved for connection errors
+    const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new RivvenError('TIMEOUT', `no reply from ${this.address} within ${this.options.requestTimeoutMs} ms`));
+      }, this.options.requestTimeoutMs);
+      timer.unref();
+      this.pending.set(id, { resolve, reject, timer });
     });
+    return { id, reply };
   }
 
   /** Rejects every pending call with CONNECTION_CLOSED and closes the connection. */
@@ -217,14 +224,9 @@ export class QuotaClient extends EventEmitter {
         const socket = await this.open();
         this.socket = socket;
         // Hello goes first on every connection; requests queued meanwhile follow it.
-        const id = this.nextId++;
-        const hello = new Promise<Record<string, unknown>>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new RivvenError('TIMEOUT', `no Hello reply from ${this.address}`)), this.options.requestTimeoutMs);
-          timer.unref();
-          this.pending.set(id, { resolve, reject, timer });
-        });
-        socket.write(encodeFrame(id, this.helloBody()));
-        await hello;
+        const hello = this.pend();
+        socket.write(encodeFrame(hello.id, this.helloBody()));
+        await hello.reply;
         this.emit('connect');
         return socket;
       } catch (err) {
