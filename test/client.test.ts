@@ -3,15 +3,10 @@ import { BrokerQuotas } from '../src/client/broker-quotas.js';
 import { QuotaClient } from '../src/client/quota-client.js';
 import { RivvenError } from '../src/protocol/error-codes.js';
 import { GateStore } from './helpers/gate-store.js';
-import { startServer } from './helpers/server.js';
+import { serverWithClient, startServer } from './helpers/server.js';
 
 t.test('typed calls for every request type; errors carry the server code', async (t) => {
-  const s = await startServer({ quotas: { defaults: { produce_bytes_rate: 100 } } });
-  const c = await QuotaClient.connect({ port: s.port, clientName: 'test' });
-  t.teardown(async () => {
-    await c.close();
-    await s.stop();
-  });
+  const { s, c } = await serverWithClient(t, { quotas: { defaults: { produce_bytes_rate: 100 } } }, undefined, { clientName: 'test' });
   t.match(await c.hello(), { protocolVersion: 1, serverVersion: /\d/ });
   await c.ping();
   t.same(await c.recordProduce({ user: 'a', bytes: 100 }), { throttleTimeMs: 0, recorded: true });
@@ -28,12 +23,7 @@ t.test('typed calls for every request type; errors carry the server code', async
 
 t.test('a timeout rejects only the late call', async (t) => {
   const store = new GateStore();
-  const s = await startServer({}, store);
-  const c = await QuotaClient.connect({ port: s.port, requestTimeoutMs: 300 });
-  t.teardown(async () => {
-    await c.close();
-    await s.stop();
-  });
+  const { c } = await serverWithClient(t, {}, store, { requestTimeoutMs: 300 });
   const before = c.ping();
   store.closeGate();
   const late = c.alterQuotas([{ entity: [['user', 'slow']], quota_key: 'request_rate', quota_value: 1 }]);

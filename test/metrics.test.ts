@@ -1,12 +1,11 @@
 import t from 'tap';
 import { App } from '../src/app.js';
-import { QuotaClient } from '../src/client/quota-client.js';
 import { loadConfig } from '../src/config/load.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { ManualClock } from '../src/quota/clock.js';
 import { GateStore } from './helpers/gate-store.js';
 import { run } from './helpers/cli.js';
-import { startServer } from './helpers/server.js';
+import { serverWithClient, startServer } from './helpers/server.js';
 
 const get = async (app: App, path: string): Promise<{ status: number; body: string }> => {
   const address = await app.httpListening;
@@ -20,12 +19,7 @@ const sample = (text: string, name: string): number => {
 };
 
 t.test('the seed counters move by exactly what was throttled over the wire', async (t) => {
-  const s = await startServer({ quotas: { defaults: { produce_bytes_rate: 1000, consume_bytes_rate: 1000, request_rate: 2 } } });
-  const c = await QuotaClient.connect({ port: s.port });
-  t.teardown(async () => {
-    await c.close();
-    await s.stop();
-  });
+  const { s, c } = await serverWithClient(t, { quotas: { defaults: { produce_bytes_rate: 1000, consume_bytes_rate: 1000, request_rate: 2 } } });
   const before = (await get(s.app, '/metrics')).body;
   const throttles: number[] = [];
   const keep = (r: { throttleTimeMs: number }) => r.throttleTimeMs > 0 && throttles.push(r.throttleTimeMs);
@@ -50,12 +44,7 @@ t.test('the seed counters move by exactly what was throttled over the wire', asy
 });
 
 t.test('no label carries a principal, however many clients there are', async (t) => {
-  const s = await startServer();
-  const c = await QuotaClient.connect({ port: s.port });
-  t.teardown(async () => {
-    await c.close();
-    await s.stop();
-  });
+  const { s, c } = await serverWithClient(t);
   await Promise.all(Array.from({ length: 500 }, (_, i) => c.recordProduce({ user: `tenant-${i}`, clientId: `app-${i}`, bytes: 1 })));
   await c.alterQuotas([{ entity: [['user', 'tenant-7']], quota_key: 'request_rate', quota_value: 5 }]);
   const text = (await get(s.app, '/metrics')).body;
@@ -88,12 +77,7 @@ t.test('metrics.enabled: false starts no HTTP listener', async (t) => {
 });
 
 t.test('DescribeUsage puts the throttled principal first, with utilization above 1', async (t) => {
-  const s = await startServer({ quotas: { defaults: { produce_bytes_rate: 1_000_000 } } });
-  const c = await QuotaClient.connect({ port: s.port });
-  t.teardown(async () => {
-    await c.close();
-    await s.stop();
-  });
+  const { s, c } = await serverWithClient(t, { quotas: { defaults: { produce_bytes_rate: 1_000_000 } } });
   await c.alterQuotas([{ entity: [['user', 'noisy']], quota_key: 'produce_bytes_rate', quota_value: 1000 }]);
   for (const u of ['a', 'b', 'c']) await c.recordProduce({ user: u, bytes: 1000 * u.charCodeAt(0) });
   for (let i = 0; i < 4; i++) await c.recordProduce({ user: 'noisy', bytes: 1000 });
@@ -110,12 +94,7 @@ t.test('DescribeUsage puts the throttled principal first, with utilization above
 });
 
 t.test('rivven quota top --once and rivven quota usage --json against a real server', async (t) => {
-  const s = await startServer({ quotas: { defaults: { request_rate: 10 } } });
-  const c = await QuotaClient.connect({ port: s.port });
-  t.teardown(async () => {
-    await c.close();
-    await s.stop();
-  });
+  const { s, c } = await serverWithClient(t, { quotas: { defaults: { request_rate: 10 } } });
   for (let i = 0; i < 15; i++) await c.recordRequest({ user: 'busy', clientId: 'cron' });
   await c.recordRequest({ user: 'idle', clientId: 'web' });
   const env = { RIVVEN_SERVER: `127.0.0.1:${s.port}` };
@@ -158,12 +137,7 @@ t.test('every metric the dashboard and the alert rules use exists', async (t) =>
 
 t.test('AlterQuotas results are counted: ok, and a failed write as an error', async (t) => {
   const store = new GateStore();
-  const s = await startServer({}, store);
-  const c = await QuotaClient.connect({ port: s.port });
-  t.teardown(async () => {
-    await c.close();
-    await s.stop();
-  });
+  const { s, c } = await serverWithClient(t, {}, store);
   const alteration = { entity: [['user', 'm']] as [['user', string]], quota_key: 'request_rate' as const, quota_value: 5 };
   t.equal(await c.alterQuotas([alteration]), 1);
   store.failNext = new Error('disk full');

@@ -1,4 +1,5 @@
 import { App } from '../../src/app.js';
+import { QuotaClient, type QuotaClientOptions } from '../../src/client/quota-client.js';
 import { loadConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { ManualClock } from '../../src/quota/clock.js';
@@ -25,4 +26,20 @@ export async function startServer(
   const app = new App(config, { logger: silentLogger(), store, clock });
   const address = await app.start();
   return { app, port: address.port, clock, stop: () => app.stop(1000) };
+}
+
+/** A test server and a QuotaClient connected to it, both closed when the test `t` ends. */
+export async function serverWithClient(
+  t: { teardown(fn: () => unknown): void },
+  overrides: Record<string, Record<string, unknown>> = {},
+  store?: QuotaStore,
+  clientOptions: Partial<QuotaClientOptions> = {},
+): Promise<{ s: TestServer; c: QuotaClient }> {
+  const s = await startServer(overrides, store);
+  const c = await QuotaClient.connect({ port: s.port, ...clientOptions });
+  t.teardown(async () => {
+    await c.close();
+    await s.stop();
+  });
+  return { s, c };
 }
