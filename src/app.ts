@@ -51,11 +51,14 @@ export class App {
         idleTimeoutMs: q.idle_timeout_ms,
         cleanupIntervalMs: q.cleanup_interval_ms,
         maxBuckets: q.max_buckets,
+        maxDebtMs: q.max_debt_ms,
       },
       deps.clock ?? systemClock,
     );
-    this.admin = new QuotaAdmin(this.table, deps.store);
-    const dispatcher = new Dispatcher(this.manager, this.admin, VERSION, deps.logger, this.requests);
+    this.admin = new QuotaAdmin(this.table, deps.store, config.storage.max_entities, () => this.manager.clock.wall());
+    const dispatcher = new Dispatcher(this.manager, this.admin, VERSION, deps.logger, this.requests, {
+      maxReplyBytes: config.server.max_reply_bytes,
+    });
     this.server = new QuotaServer(
       dispatcher,
       {
@@ -63,8 +66,9 @@ export class App {
         port: config.server.port,
         maxConnections: config.server.max_connections,
         maxFrameBytes: config.server.max_frame_bytes,
-        highWaterBytes: 1024 * 1024,
-        maxQueuedReplies: 1024,
+        maxConnectionBytes: config.server.max_connection_bytes,
+        frameTimeoutMs: config.server.frame_timeout_ms,
+        maxPartialFrameBytes: config.server.max_partial_frame_bytes,
       },
       deps.logger,
     );
@@ -100,6 +104,11 @@ export class App {
       'rivven listening',
     );
     return address;
+  }
+
+  /** Reopens the store's log files (SIGHUP). */
+  reopenLogs(): Promise<void> {
+    return this.deps.store.reopen();
   }
 
   async stop(drainTimeoutMs = 5000): Promise<void> {

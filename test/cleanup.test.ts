@@ -21,7 +21,7 @@ t.test('idle buckets are dropped after idle_timeout_ms, active ones kept', async
   clock.advance(1_000);
   t.equal(m.sweep(), 1, 'the idle one goes');
   t.equal(m.bucketCount, 1);
-  t.same(m.usage({ top: 10, sortBy: 'utilization' }).map((u) => u.entity), ['user:active/client-id:a']);
+  t.same((await m.usage({ top: 10, sortBy: 'utilization' })).map((u) => u.entity), ['user:active/client-id:a']);
 });
 
 t.test('a principal that returns after being swept starts with a fresh bucket', async (t) => {

@@ -40,7 +40,16 @@ t.test('an unknown key, a wrong type and a negative number are reported together
 t.test('no file: the embedded defaults', async (t) => {
   const { config, file: used } = loadConfig({ env: {}, cwd: dir });
   t.equal(used, undefined);
-  t.same(config.server, { host: '127.0.0.1', port: 9190, max_frame_bytes: 1048576, max_connections: 10000 });
+  t.same(config.server, {
+    host: '127.0.0.1',
+    port: 9190,
+    max_frame_bytes: 1048576,
+    max_connections: 10000,
+    max_connection_bytes: 1048576,
+    max_reply_bytes: 16777216,
+    frame_timeout_ms: 30000,
+    max_partial_frame_bytes: 268435456,
+  });
   t.same(config.quotas.defaults, { produce_bytes_rate: 52428800, consume_bytes_rate: 104857600, request_rate: 1000 });
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.quotas.defaults), 'frozen all the way down');
 });

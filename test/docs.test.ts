@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { ERROR_CODES } from '../src/protocol/error-codes.js';
+import { ERROR_CODES, RETRIABLE_CODES } from '../src/protocol/error-codes.js';
 import { encodeFrame } from '../src/protocol/codec.js';
 
 const doc = (name: string): string => readFileSync(new URL(`../docs/${name}`, import.meta.url), 'utf8');
@@ -9,6 +9,8 @@ t.test('docs/protocol.md lists every error code with its meaning, and no other',
   const text = doc('protocol.md');
   const rows = [...text.matchAll(/^\| `([A-Z_]+)` \| (.+) \|$/gm)].map((m) => m[1]);
   t.same(rows.sort(), Object.keys(ERROR_CODES).sort());
+  const retriable = [...text.matchAll(/^\| `([A-Z_]+)` \| .*\*Retriable[.*]/gm)].map((m) => m[1]);
+  t.same(retriable.sort(), [...RETRIABLE_CODES].sort(), 'the retriable marks match RETRIABLE_CODES');
 });
 
 t.test('the worked byte-level example is what the codec writes', async (t) => {

@@ -81,14 +81,37 @@ t.test('after an error the decoder delivers nothing more', async (t) => {
   t.equal(frames, 0);
 });
 
-t.test('a throwing handler does not corrupt the stream', async (t) => {
+t.test('a throwing handler kills the decoder and the error comes out of push, never on a later tick', async (t) => {
   const seen: number[] = [];
   const d = new FrameDecoder(1024, (id) => {
     seen.push(id);
     if (id === 1) throw new Error('handler bug');
   });
-  const rethrown = new Promise<Error>((resolve) => process.once('uncaughtException', resolve));
-  d.push(Buffer.concat([frameOf(1, Buffer.from([1])), frameOf(2, Buffer.from([2]))]));
-  t.same(seen, [1, 2], 'the next frame still decodes');
-  t.match((await rethrown).message, 'handler bug', 'the error surfaces on the next tick');
+  t.throws(() => d.push(Buffer.concat([frameOf(1, Buffer.from([1])), frameOf(2, Buffer.from([2]))])), /handler bug/);
+  d.push(frameOf(3, Buffer.from([3])));
+  t.same(seen, [1], 'nothing after the failure is delivered: the owner closes the connection');
+});
+
+t.test('pause() stops after the current frame and resume() continues with the rest of the chunk', async (t) => {
+  const seen: number[] = [];
+  const d = new FrameDecoder(1024, (id) => {
+    seen.push(id);
+    if (id === 2) d.pause();
+  });
+  d.push(Buffer.concat([1, 2, 3, 4].map((i) => frameOf(i, Buffer.from([i])))));
+  t.same(seen, [1, 2], 'stopped right after frame 2');
+  t.ok(d.bufferedBytes > 0, 'the rest is kept');
+  d.push(frameOf(5, Buffer.from([5])));
+  t.same(seen, [1, 2], 'a chunk pushed while paused waits too');
+  d.resume();
+  t.same(seen, [1, 2, 3, 4, 5], 'then everything, in order');
+  t.equal(d.bufferedBytes, 0);
+});
+
+t.test('a partial frame costs the bytes that arrived, not the length it announces', async (t) => {
+  const d = new FrameDecoder(1024 * 1024, () => undefined);
+  d.push(rawFrame(1024 * 1024, 1, Buffer.alloc(10)));
+  t.ok(d.midFrame);
+  t.equal(d.bufferedBytes, 10, 'ten body bytes held for a 1 MiB frame');
+  t.equal(d.partials, 1, 'counted as one partial frame');
 });

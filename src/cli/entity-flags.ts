@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { Component } from '../quota/entity.js';
 import { UsageError } from './exit-codes.js';
+import { showName } from './show-name.js';
 
 export interface EntityFlags {
   user?: string;
@@ -42,6 +43,6 @@ export function entityFromFlags(f: EntityFlags): Component[] {
   return out;
 }
 
-/** "user:alice/client-id:<default>" for messages. */
+/** "user:alice/client-id:<default>" for messages and tables; names are shown safely (see showName). */
 export const showEntity = (entity: Component[]): string =>
-  entity.map(([type, name]) => (type === 'default' ? 'default' : `${type}:${name ?? '<default>'}`)).join('/');
+  entity.map(([type, name]) => (type === 'default' ? 'default' : `${type}:${name === null ? '<default>' : showName(name)}`)).join('/');

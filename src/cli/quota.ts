@@ -9,6 +9,7 @@ import { EXIT_FAILED, EXIT_OK, UsageError } from './exit-codes.js';
 import { formatQuotaValue, parseQuotaValue } from './quota-values.js';
 import { textTable } from './text-table.js';
 import { usageTable } from './usage-table.js';
+import { escapeUnprintable } from '../util/printable.js';
 
 interface ConnectionFlags {
   server: string;
@@ -49,7 +50,7 @@ async function withClient(flags: ConnectionFlags, fn: (c: QuotaClient) => Promis
       ...(flags.token !== undefined ? { token: flags.token } : {}),
     });
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = escapeUnprintable(err instanceof Error ? err.message : String(err));
     process.stderr.write(`rivven: ${reason}; is \`rivven serve\` running there? (set --server or RIVVEN_SERVER)\n`);
     return EXIT_FAILED;
   }
@@ -59,7 +60,7 @@ async function withClient(flags: ConnectionFlags, fn: (c: QuotaClient) => Promis
   } catch (err) {
     if (!(err instanceof RivvenError)) throw err;
     const where = err.index !== undefined ? ` (alteration ${err.index})` : '';
-    process.stderr.write(`rivven: ${err.code}: ${err.message}${where}\n`);
+    process.stderr.write(`rivven: ${err.code}: ${escapeUnprintable(err.message)}${where}\n`);
     return EXIT_FAILED;
   } finally {
     await client.close();
@@ -232,7 +233,7 @@ Examples:
         const query = usageQuery(flags);
         return withClient(flags, async (client) => {
           const buckets = await client.describeUsage(query);
-          process.stdout.write(flags.json ? `${JSON.stringify(buckets, null, 2)}\n` : `${usageTable(buckets, Date.now())}\n`);
+          process.stdout.write(flags.json ? `${JSON.stringify(buckets, null, 2)}\n` : `${usageTable(buckets, Date.now(), process.stdout.columns)}\n`);
         });
       }),
     );
@@ -267,7 +268,7 @@ async function liveTop(client: QuotaClient, query: ReturnType<typeof usageQuery>
   const frame = async (): Promise<string> => {
     const buckets = await client.describeUsage(query);
     const head = `rivven top  ${flags.server}  ${new Date().toISOString().slice(11, 19)}  sorted by ${query.sortBy}  (q to quit)`;
-    return `${tty ? head : head.replace('  (q to quit)', '')}\n\n${usageTable(buckets, Date.now())}\n`;
+    return `${tty ? head : head.replace('  (q to quit)', '')}\n\n${usageTable(buckets, Date.now(), process.stdout.columns)}\n`;
   };
   if (flags.once) {
     process.stdout.write(await frame());

@@ -28,15 +28,28 @@ export async function serve(flags: ServeFlags): Promise<number> {
   const { config, file } = loaded;
   const logger = createLogger(config.log.level);
   logger.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
-  const app = new App(config, { logger, store: new FileQuotaStore(config.storage.data_dir) });
+  const store = new FileQuotaStore(config.storage.data_dir, {
+    onCompactionError: (err) => logger.error({ err: err.message, store: store.description }, 'quota snapshot compaction failed; the log keeps every change'),
+  });
+  const app = new App(config, { logger, store });
   try {
     await app.start();
   } catch (err) {
     logger.fatal({ err: (err as Error).message }, 'cannot start');
     return EXIT_FAILED;
   }
+  // SIGHUP: reopen the log files, as logrotate expects (a rotated audit.log is also noticed on the next append).
+  const onHup = (): void => {
+    app.reopenLogs().then(
+      () => logger.info('SIGHUP: log files reopened'),
+      (err: unknown) => logger.error({ err: (err as Error).message }, 'SIGHUP: could not reopen the log files'),
+    );
+  };
+  process.on('SIGHUP', onHup);
   return new Promise<number>((resolve) => {
     let stopping = false;
+    // Handlers stay installed for the whole drain: a second signal must reach this code, not Node's default
+    // (which would exit 128+n instead of the documented 1).
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {
         logger.warn({ signal }, 'second signal: exiting without draining');
@@ -47,15 +60,21 @@ export async function serve(flags: ServeFlags): Promise<number> {
       app.stop().then(
         () => {
           logger.info('stopped');
-          resolve(EXIT_OK);
+          finish(EXIT_OK);
         },
         (err: unknown) => {
           logger.error({ err: (err as Error).message }, 'error while stopping');
-          resolve(EXIT_FAILED);
+          finish(EXIT_FAILED);
         },
       );
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    const finish = (code: number): void => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      process.off('SIGHUP', onHup);
+      resolve(code);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
   });
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { decodeBody, encodeFrame, isPlainMap } from '../protocol/codec.js';
-import { isErrorCode, RivvenError } from '../protocol/error-codes.js';
+import { isErrorCode, isRetriable, RivvenError } from '../protocol/error-codes.js';
 import { FrameDecoder } from '../protocol/frame-decoder.js';
 import type { Entity, Component } from '../quota/entity.js';
 import type { QuotaKey, QuotaValue } from '../quota/quota-key.js';
@@ -62,6 +62,10 @@ export interface QuotaAlteration {
 /** One live bucket, as DescribeUsage reports it. */
 export interface BucketUsage {
   entity: string;
+  /** The bucket's parts (servers before 0.2 leave them out). */
+  user?: string | null;
+  client_id?: string | null;
+  consumer_group?: string | null;
   quota_type: QuotaKey;
   rate: number;
   limit: number;
@@ -74,6 +78,8 @@ interface Pending {
   resolve: (body: Record<string, unknown>) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
+  /** The socket the request was written to; null while it waits for a connection. */
+  socket: net.Socket | null;
 }
 
 // A ref'd timer: a process with nothing else to do must not exit in the middle of a retry.
@@ -163,16 +169,21 @@ export class QuotaClient extends EventEmitter {
     const { id, reply } = this.pend();
     const socket = this.socket;
     if (socket !== null && !this.connecting) {
-      socket.write(encodeFrame(id, body));
+      this.send(socket, id, body);
     } else {
       this.ensureConnected(Infinity).then(
-        (s) => {
-          if (this.pending.has(id)) s.write(encodeFrame(id, body));
-        },
+        (s) => this.send(s, id, body),
         (err: Error) => this.settle(id, undefined, err),
       );
     }
     return reply;
+  }
+
+  private send(socket: net.Socket, id: number, body: Record<string, unknown>): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return; // timed out while waiting for the connection
+    p.socket = socket;
+    socket.write(encodeFrame(id, body));
   }
 
   /** A fresh correlation id and the promise its reply settles; it rejects with TIMEOUT after requestTimeoutMs. */
@@ -185,7 +196,7 @@ export class QuotaClient extends EventEmitter {
         reject(new RivvenError('TIMEOUT', `no reply from ${this.address} within ${this.options.requestTimeoutMs} ms`));
       }, this.options.requestTimeoutMs);
       timer.unref();
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, timer, socket: null });
     });
     return { id, reply };
   }
@@ -225,12 +236,12 @@ export class QuotaClient extends EventEmitter {
         this.socket = socket;
         // Hello goes first on every connection; requests queued meanwhile follow it.
         const hello = this.pend();
-        socket.write(encodeFrame(hello.id, this.helloBody()));
+        this.send(socket, hello.id, this.helloBody());
         await hello.reply;
         this.emit('connect');
         return socket;
       } catch (err) {
-        if (err instanceof RivvenError && err.code !== 'CONNECTION_CLOSED' && err.code !== 'TIMEOUT') throw err;
+        if (err instanceof RivvenError && !isRetriable(err.code)) throw err;
         if (attempt >= attempts) {
           const reason = err instanceof Error ? (err as NodeJS.ErrnoException).code ?? err.message : String(err);
           throw new RivvenError('CONNECTION_CLOSED', `cannot reach the rivven server at ${this.address} (${reason})`);
@@ -245,7 +256,7 @@ export class QuotaClient extends EventEmitter {
     return new Promise((resolve, reject) => {
       const socket = net.connect(this.options.port, this.options.host);
       socket.setNoDelay(true);
-      const decoder = new FrameDecoder(64 * 1024 * 1024, (id, buf, start, end) => this.onReply(id, buf.subarray(start, end)));
+      const decoder = new FrameDecoder(64 * 1024 * 1024, (id, buf, start, end) => this.onReply(socket, id, buf.subarray(start, end)));
       socket.once('connect', () => {
         socket.off('error', reject);
         socket.on('error', (err) => this.report(err));
@@ -263,7 +274,7 @@ export class QuotaClient extends EventEmitter {
     });
   }
 
-  private onReply(id: number, raw: Buffer): void {
+  private onReply(socket: net.Socket, id: number, raw: Buffer): void {
     let body: unknown;
     try {
       body = decodeBody(raw);
@@ -275,8 +286,9 @@ export class QuotaClient extends EventEmitter {
       return;
     }
     if (id === 0) {
-      // The server reports a connection-level error and closes: every call in flight fails with it.
-      this.failPending(toError(body));
+      // The server reports a connection-level error and closes: every call sent on it fails with it; calls
+      // still waiting for a connection wait for the next one.
+      this.failPending(toError(body), socket);
       return;
     }
     if (body.type === 'Error') this.settle(id, undefined, toError(body));
@@ -292,8 +304,9 @@ export class QuotaClient extends EventEmitter {
     else p.resolve(body!);
   }
 
-  private failPending(err: Error): void {
-    for (const id of [...this.pending.keys()]) this.settle(id, undefined, err);
+  /** Fails the calls sent on `socket`, or every call when no socket is named. */
+  private failPending(err: Error, socket?: net.Socket): void {
+    for (const [id, p] of [...this.pending]) if (socket === undefined || p.socket === socket) this.settle(id, undefined, err);
   }
 
   /** An 'error' event without a listener would throw; an embedding broker must not crash for lack of one. */
@@ -305,7 +318,7 @@ export class QuotaClient extends EventEmitter {
     if (this.socket !== socket) return;
     this.socket = null;
     const err = new RivvenError('CONNECTION_CLOSED', `connection to ${this.address} closed`);
-    this.failPending(err);
+    this.failPending(err, socket);
     if (this.closed) return;
     this.emit('disconnect', err);
     // Reconnect in the background so the next call finds a connection.

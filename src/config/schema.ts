@@ -18,6 +18,10 @@ export const configSchema = z.strictObject({
       port: port.default(9190),
       max_frame_bytes: z.number().int().min(64).max(64 * 1024 * 1024).default(1024 * 1024),
       max_connections: positiveInt.default(10000),
+      max_connection_bytes: z.number().int().min(1024).default(1024 * 1024),
+      max_reply_bytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
+      frame_timeout_ms: positiveInt.default(30000),
+      max_partial_frame_bytes: z.number().int().min(1024).default(256 * 1024 * 1024),
     })
     .prefault({}),
   metrics: z
@@ -42,13 +46,19 @@ export const configSchema = z.strictObject({
       idle_timeout_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.idleTimeoutMs),
       cleanup_interval_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.cleanupIntervalMs),
       max_buckets: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxBuckets),
+      max_debt_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxDebtMs),
     })
     .refine((q) => q.window_ms % q.window_buckets === 0, {
       message: 'window_ms must be a multiple of window_buckets',
       path: ['window_ms'],
     })
     .prefault({}),
-  storage: z.strictObject({ data_dir: z.string().min(1).default('./data') }).prefault({}),
+  storage: z
+    .strictObject({
+      data_dir: z.string().min(1).default('./data'),
+      max_entities: positiveInt.default(100_000),
+    })
+    .prefault({}),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
 });
 

@@ -99,9 +99,9 @@ export function createMetrics({ manager, server, admin, requests }: MetricSource
     help: 'Highest bucket utilization (outstanding / quota x window) now; above 1 someone is throttled',
     labelNames: ['quota_type'],
     registers: [registry],
-    collect() {
+    async collect() {
       // One pass over the buckets per scrape serves both gauges.
-      const summary = manager.utilizationSummary();
+      const summary = await manager.utilizationSummary();
       QUOTA_KEYS.forEach((k, i) => {
         this.set({ quota_type: k }, summary.max[i]!);
         near.set({ quota_type: k }, summary.nearLimit[i]!);

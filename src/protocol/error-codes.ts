@@ -5,6 +5,7 @@
 export const ERROR_CODES = {
   INVALID_FRAME: 'The frame length is below 4; the server closes the connection.',
   FRAME_TOO_LARGE: 'The frame length exceeds server.max_frame_bytes; the server closes the connection.',
+  FRAME_TIMEOUT: 'A frame was started and not completed within server.frame_timeout_ms; the server closes the connection.',
   INVALID_REQUEST: 'The body is not a msgpack map, lacks a string type, or has a field of the wrong type or range.',
   UNKNOWN_REQUEST_TYPE: 'The body names a request type this server does not know.',
   UNSUPPORTED_VERSION: 'Hello asked for a protocol_version this server does not speak.',
@@ -16,8 +17,10 @@ export const ERROR_CODES = {
   INVALID_QUOTA_VALUE: 'A quota_value is not a positive integer, "unlimited" or null.',
   DUPLICATE_ALTERATION: 'One AlterQuotas request names the same entity and quota_key twice.',
   TOO_MANY_ITEMS: 'A list in the request is longer than the server accepts in one request.',
+  TOO_MANY_ENTITIES: 'The alteration would configure more entities than storage.max_entities; nothing was applied.',
+  REPLY_TOO_LARGE: 'The reply would exceed server.max_reply_bytes; narrow the request (entities, top).',
   STORAGE_ERROR: 'The change could not be made durable; nothing was applied.',
-  OVERLOADED: 'The server is shedding load; retry later.',
+  OVERLOADED: 'The server is shedding load (connection or memory limits reached); retry later.',
   SHUTTING_DOWN: 'The server is draining for shutdown and takes no new requests.',
   CONNECTION_CLOSED: 'The connection closed before the reply arrived (client side only).',
   TIMEOUT: 'No reply arrived within the request timeout (client side only).',
@@ -25,6 +28,21 @@ export const ERROR_CODES = {
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * Codes that say "the same request may succeed later, unchanged": the server was busy, going away, or did not
+ * answer. Clients retry or fail open on these; every other code means the request itself must change.
+ */
+export const RETRIABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'OVERLOADED',
+  'SHUTTING_DOWN',
+  'STORAGE_ERROR',
+  'CONNECTION_CLOSED',
+  'TIMEOUT',
+  'FRAME_TIMEOUT',
+]);
+
+export const isRetriable = (code: ErrorCode): boolean => RETRIABLE_CODES.has(code);
 
 export const isErrorCode = (s: unknown): s is ErrorCode => typeof s === 'string' && Object.hasOwn(ERROR_CODES, s);
 

@@ -10,78 +10,118 @@ export type FrameHandler = (correlationId: number, buf: Buffer, start: number, e
  * Streaming decoder for `length: u32 BE | correlation_id: u32 BE | body`, where length counts
  * correlation_id + body. Fed socket chunks of any size; calls `onFrame` once per complete frame.
  *
- * A length is checked against the limit as soon as its 4 bytes are known, before anything of the body is
- * buffered, so a hostile prefix cannot make the server allocate. Whole frames inside one chunk are passed
- * as views without copying; only a frame split across chunks is assembled, into one buffer of its exact size.
- * After an error the decoder is dead: framing is lost, so the connection must close.
+ * Memory follows what arrived, never what a prefix claims: a length is checked against the limit as soon as
+ * its 4 bytes are known, and a frame split across chunks is kept as the pieces received so far, joined only
+ * when the last one arrives. A peer that announces 1 MiB and sends 10 bytes costs 10 bytes. Whole frames
+ * inside one chunk are passed as views without copying.
+ *
+ * The handler may call `pause()`: the decoder stops after that frame and keeps the rest of the chunk until
+ * `resume()`, so its owner can apply backpressure between any two frames, not only between reads.
+ *
+ * After an error the decoder is dead: framing is lost (a bad length), or the handler threw (whatever it left
+ * half done belongs to its connection), so the connection must close. Errors are thrown out of push().
  */
 export class FrameDecoder {
   private readonly header = Buffer.alloc(HEADER_BYTES);
   private headerFilled = 0;
-  private body: Buffer | null = null;
-  private bodyFilled = 0;
+  /** Body bytes of the frame in progress, as received; -1 while no body is being assembled. */
+  private bodyLength = -1;
+  private parts: Buffer[] = [];
+  private partBytes = 0;
   private correlationId = 0;
   private failed = false;
+  private paused = false;
+  private rest: Buffer | null = null;
+  /** Counts frames that became partial (split across chunks), so an owner can time each one. */
+  partials = 0;
 
   constructor(
     private readonly maxFrameBytes: number,
     private readonly onFrame: FrameHandler,
   ) {}
 
-  /** Throws RivvenError INVALID_FRAME or FRAME_TOO_LARGE on a bad length. */
+  /** Throws RivvenError INVALID_FRAME or FRAME_TOO_LARGE on a bad length, or what the handler threw. */
   push(chunk: Buffer): void {
     if (this.failed) return;
+    if (this.paused) {
+      this.rest = this.rest === null ? chunk : Buffer.concat([this.rest, chunk]);
+      return;
+    }
     let at = 0;
     const end = chunk.length;
     while (at < end) {
-      if (this.body !== null) {
-        const n = Math.min(this.body.length - this.bodyFilled, end - at);
-        chunk.copy(this.body, this.bodyFilled, at, at + n);
-        this.bodyFilled += n;
+      if (this.bodyLength >= 0) {
+        const n = Math.min(this.bodyLength - this.partBytes, end - at);
+        this.parts.push(Buffer.from(chunk.subarray(at, at + n)));
+        this.partBytes += n;
         at += n;
-        if (this.bodyFilled === this.body.length) {
-          const body = this.body;
-          this.body = null;
+        if (this.partBytes === this.bodyLength) {
+          const body = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partBytes);
+          this.parts = [];
+          this.partBytes = 0;
+          this.bodyLength = -1;
           this.emit(this.correlationId, body, 0, body.length);
         }
-        continue;
-      }
-      if (this.headerFilled === 0 && end - at >= 4) {
-        // Fast path: the header starts here, read it in place.
-        const length = this.checkLength(chunk.readUInt32BE(at));
-        if (end - at >= HEADER_BYTES) {
-          const correlationId = chunk.readUInt32BE(at + 4);
-          const bodyLength = length - 4;
-          if (end - at - HEADER_BYTES >= bodyLength) {
-            this.emit(correlationId, chunk, at + HEADER_BYTES, at + HEADER_BYTES + bodyLength);
-            at += HEADER_BYTES + bodyLength;
-            continue;
-          }
+      } else if (this.headerFilled === 0 && end - at >= HEADER_BYTES) {
+        // Fast path: the header is whole in this chunk, read it in place.
+        const bodyLength = this.checkLength(chunk.readUInt32BE(at)) - 4;
+        const correlationId = chunk.readUInt32BE(at + 4);
+        at += HEADER_BYTES;
+        if (end - at >= bodyLength) {
+          this.emit(correlationId, chunk, at, at + bodyLength);
+          at += bodyLength;
+        } else {
+          this.partials++;
           this.startBody(correlationId, bodyLength);
-          at += HEADER_BYTES;
-          continue;
+        }
+      } else {
+        if (this.headerFilled === 0) this.partials++;
+        const n = Math.min(HEADER_BYTES - this.headerFilled, end - at);
+        chunk.copy(this.header, this.headerFilled, at, at + n);
+        const before = this.headerFilled;
+        this.headerFilled += n;
+        at += n;
+        if (before < 4 && this.headerFilled >= 4) this.checkLength(this.header.readUInt32BE(0));
+        if (this.headerFilled === HEADER_BYTES) {
+          this.headerFilled = 0;
+          const bodyLength = this.header.readUInt32BE(0) - 4;
+          if (bodyLength === 0) this.emit(this.header.readUInt32BE(4), EMPTY, 0, 0);
+          else this.startBody(this.header.readUInt32BE(4), bodyLength);
         }
       }
-      const n = Math.min(HEADER_BYTES - this.headerFilled, end - at);
-      chunk.copy(this.header, this.headerFilled, at, at + n);
-      const before = this.headerFilled;
-      this.headerFilled += n;
-      at += n;
-      if (before < 4 && this.headerFilled >= 4) this.checkLength(this.header.readUInt32BE(0));
-      if (this.headerFilled === HEADER_BYTES) {
-        this.headerFilled = 0;
-        this.startBody(this.header.readUInt32BE(4), this.header.readUInt32BE(0) - 4);
-        if (this.body!.length === 0) {
-          this.body = null;
-          this.emit(this.correlationId, EMPTY, 0, 0);
-        }
+      if (this.paused) {
+        if (at < end) this.rest = chunk.subarray(at);
+        return;
       }
     }
   }
 
+  /** Stops after the current frame; the rest of the chunk waits for resume(). */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Continues with what pause() kept (the handler may pause again). */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    const rest = this.rest;
+    this.rest = null;
+    if (rest !== null) this.push(rest);
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
   /** True while part of a frame is buffered. */
   get midFrame(): boolean {
-    return this.headerFilled > 0 || this.body !== null;
+    return this.headerFilled > 0 || this.bodyLength >= 0;
+  }
+
+  /** Bytes held: the frame in progress and what a pause kept. */
+  get bufferedBytes(): number {
+    return this.headerFilled + this.partBytes + (this.rest === null ? 0 : this.rest.length);
   }
 
   private checkLength(length: number): number {
@@ -98,18 +138,15 @@ export class FrameDecoder {
 
   private startBody(correlationId: number, bodyLength: number): void {
     this.correlationId = correlationId;
-    this.body = Buffer.allocUnsafe(bodyLength);
-    this.bodyFilled = 0;
+    this.bodyLength = bodyLength;
   }
 
   private emit(correlationId: number, buf: Buffer, start: number, end: number): void {
     try {
       this.onFrame(correlationId, buf, start, end);
     } catch (err) {
-      // A throwing handler must not leave the stream half-parsed: surface it outside the parse loop.
-      process.nextTick(() => {
-        throw err;
-      });
+      this.failed = true;
+      throw err;
     }
   }
 }

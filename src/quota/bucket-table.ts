@@ -31,6 +31,8 @@ export class BucketTable {
     readonly windowMs: number,
     readonly slots: number,
     initialBuckets = 1024,
+    /** Debt beyond this many ms of a bucket's quota is forgiven (docs/algorithm.md, bounded debt). */
+    readonly maxDebtMs = Infinity,
   ) {
     if (!Number.isInteger(windowMs / slots)) throw new RangeError('window_ms must be a multiple of window_buckets');
     this.subMs = windowMs / slots;
@@ -102,7 +104,9 @@ export class BucketTable {
 
   /** Adds `amount` units: to the level (decisions) and to the current sub-bucket (measurement). */
   record(id: number, amount: number, now: number): void {
-    this.level[id] = this.level[id]! + amount * 1000;
+    const ceiling = this.cap[id]! + this.maxDebtMs * this.rateOf[id]!;
+    const level = this.level[id]! + amount * 1000;
+    this.level[id] = level < ceiling ? level : ceiling;
     const cur = Math.floor(now / this.subMs);
     const base = id * this.slots;
     this.expireRing(id, base, cur);

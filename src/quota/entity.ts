@@ -1,3 +1,5 @@
+import { preview } from '../util/printable.js';
+
 /**
  * Quota entities: who a configured quota applies to.
  *
@@ -28,8 +30,14 @@ export function parseName(value: unknown, what: string): string {
   if (value === null) return DEFAULT_NAME;
   if (typeof value !== 'string') throw new EntityError(`${what} name must be a string or null`);
   if (value.length === 0) throw new EntityError(`${what} name must not be empty (use null for <default>)`);
-  if (Buffer.byteLength(value, 'utf8') > MAX_NAME_BYTES) {
+  // Checked before anything walks the whole string: a 1 MiB name costs no more than a 1 KiB one.
+  if (value.length > MAX_NAME_BYTES || Buffer.byteLength(value, 'utf8') > MAX_NAME_BYTES) {
     throw new EntityError(`${what} name is longer than ${MAX_NAME_BYTES} bytes`);
+  }
+  // msgpack decoders turn invalid UTF-8 into U+FFFD (or lone surrogates): two different byte strings would
+  // become one principal. A replacement character is never part of a real name, so it is refused outright.
+  if (!value.isWellFormed() || value.includes('\uFFFD')) {
+    throw new EntityError(`${what} name is not valid UTF-8`);
   }
   return value;
 }
@@ -45,7 +53,7 @@ export function parseEntity(value: unknown): EntityRef {
     }
     const type = component[0];
     if (!(ENTITY_TYPES as readonly string[]).includes(type)) {
-      throw new EntityError(`unknown entity_type "${type}"`);
+      throw new EntityError(`unknown entity_type ${preview(type)}`);
     }
     if (parts.has(type)) throw new EntityError(`entity_type "${type}" appears twice`);
     if (type === 'default') {
@@ -114,20 +122,4 @@ export function bucketDisplay(user: string | null, client: string | null): strin
   if (user !== null) return `user:${user}`;
   if (client !== null) return `client-id:${client}`;
   return 'anonymous';
-}
-
-/** True when the configured entity names the wire component (type, name) among its parts. */
-export function entityContains(ref: EntityRef, type: EntityType, name: string): boolean {
-  switch (ref.kind) {
-    case 'default':
-      return type === 'default';
-    case 'user':
-      return type === 'user' && ref.user === name;
-    case 'client-id':
-      return type === 'client-id' && ref.client === name;
-    case 'user+client-id':
-      return (type === 'user' && ref.user === name) || (type === 'client-id' && ref.client === name);
-    case 'consumer-group':
-      return type === 'consumer-group' && ref.group === name;
-  }
 }

@@ -1,5 +1,7 @@
 import { bucketDisplay } from './entity.js';
-import type { Clock } from './clock.js';
+import { wallTimeOf, type Clock } from './clock.js';
+import { TopK } from './top-k.js';
+import { forRangeSliced } from '../util/slices.js';
 import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
 import type { QuotaTable, Resolution } from './quota-table.js';
 import { BucketTable } from './bucket-table.js';
@@ -18,6 +20,11 @@ export interface QuotaManagerOptions {
   cleanupIntervalMs: number;
   /** Hard bound on tracked buckets; past it new buckets are not tracked (fail open). @default 1000000 */
   maxBuckets: number;
+  /**
+   * How far past its capacity one bucket's level may go, in ms of its quota: debt beyond it is forgiven, so
+   * one huge call cannot throttle a principal for years (docs/algorithm.md, bounded debt). @default 300000
+   */
+  maxDebtMs: number;
 }
 
 export const DEFAULT_QUOTA_OPTIONS: Readonly<QuotaManagerOptions> = Object.freeze({
@@ -27,6 +34,7 @@ export const DEFAULT_QUOTA_OPTIONS: Readonly<QuotaManagerOptions> = Object.freez
   idleTimeoutMs: 3_600_000,
   cleanupIntervalMs: 30_000,
   maxBuckets: 1_000_000,
+  maxDebtMs: 300_000,
 });
 
 /**
@@ -47,6 +55,10 @@ export const NEAR_LIMIT = 0.8;
 /** One live bucket as DescribeUsage reports it. */
 export interface BucketUsage {
   entity: string;
+  /** The bucket's parts, so a reader never has to parse `entity` (names may contain ':' or '/'). */
+  user: string | null;
+  clientId: string | null;
+  consumerGroup: string | null;
   quotaType: QuotaKey;
   /** Usage recorded in the last window, per second. */
   rate: number;
@@ -55,6 +67,7 @@ export interface BucketUsage {
   /** Outstanding usage / (quota x window); above 1 the bucket is in debt and its callers are throttled. */
   utilization: number;
   throttledTotal: number;
+  /** Epoch ms (wall clock) of the last call. */
   lastSeenMs: number;
 }
 
@@ -63,6 +76,24 @@ export interface UsageQuery {
   components?: [string, string | null][];
   top: number;
   sortBy: 'utilization' | 'rate';
+}
+
+/**
+ * A filter over (is a group bucket, user or group, client-id) built from components by set lookup: O(1) per
+ * bucket whatever the number of components. null when there is nothing to filter.
+ */
+function componentMatcher(components: [string, string | null][]): ((group: boolean, a: string | null, b: string | null) => boolean) | null {
+  if (components.length === 0) return null;
+  const sets = { user: new Set<string>(), 'client-id': new Set<string>(), 'consumer-group': new Set<string>() };
+  const any = { user: false, 'client-id': false, 'consumer-group': false };
+  for (const [type, name] of components) {
+    if (!(type in sets)) continue;
+    const t = type as keyof typeof sets;
+    if (name === null) any[t] = true;
+    else sets[t].add(name);
+  }
+  const hit = (t: keyof typeof sets, v: string | null): boolean => v !== null && (any[t] || sets[t].has(v));
+  return (group, a, b) => (group ? hit('consumer-group', a) : hit('user', a) || hit('client-id', b));
 }
 
 /** Bucket and cache kinds beyond the three quota keys: a consumer group's consume_bytes_rate bucket. */
@@ -105,7 +136,7 @@ export class QuotaManager {
     readonly clock: Clock,
   ) {
     this.options = Object.freeze({ ...DEFAULT_QUOTA_OPTIONS, ...options });
-    this.table_ = new BucketTable(this.options.windowMs, this.options.windowBuckets, INITIAL);
+    this.table_ = new BucketTable(this.options.windowMs, this.options.windowBuckets, INITIAL, this.options.maxDebtMs);
   }
 
   /** The bucket state (replaced when a sweep compacts it). */
@@ -186,48 +217,60 @@ export class QuotaManager {
     return () => clearInterval(timer);
   }
 
-  /** The `top` live buckets by utilization or rate, highest first, optionally filtered by components. */
-  usage(query: UsageQuery): BucketUsage[] {
+  /**
+   * The `top` live buckets by utilization or rate, highest first, optionally filtered by components. Scans
+   * in slices (docs/operations.md, long requests): the bucket index it started with stays readable even if a
+   * sweep compacts meanwhile, and a bucket dropped meanwhile is left out.
+   */
+  async usage(query: UsageQuery): Promise<BucketUsage[]> {
     const now = this.clock.now();
-    const b = this.table_;
     const ids = this.bucketIds;
+    const b = this.table_;
     const byRate = query.sortBy === 'rate';
-    const best: { id: number; score: number }[] = [];
-    for (let id = 0; id < ids.highWater; id++) {
-      if (!ids.isLive(id)) continue;
-      if (query.components && query.components.length > 0 && !query.components.some(([type, name]) => this.matches(id, type, name))) continue;
-      const score = byRate ? b.measuredRate(id, now) : b.utilization(id, now);
-      // Keep the best `top` in a small sorted list: no sort of every bucket.
-      if (best.length === query.top && score <= best[best.length - 1]!.score) continue;
-      let at = best.length;
-      while (at > 0 && best[at - 1]!.score < score) at--;
-      best.splice(at, 0, { id, score });
-      if (best.length > query.top) best.pop();
-    }
-    return best.map(({ id }) => ({
-      entity: this.display(id),
-      quotaType: QUOTA_KEYS[this.keyOf(id)],
-      rate: b.measuredRate(id, now),
-      limit: b.rate(id),
-      utilization: b.utilization(id, now),
-      throttledTotal: b.throttleCount(id),
-      lastSeenMs: b.lastSeen(id),
-    }));
+    const match = componentMatcher(query.components ?? []);
+    const best = new TopK(query.top);
+    await forRangeSliced(ids.highWater, (id) => {
+      if (!ids.isLive(id)) return;
+      const group = ids.kind(id) === GROUP;
+      if (match !== null && !match(group, ids.a(id), ids.b(id))) return;
+      best.offer(id, byRate ? b.measuredRate(id, now) : b.utilization(id, now));
+    });
+    return best
+      .sorted()
+      .filter((id) => ids.isLive(id))
+      .map((id) => {
+        const group = ids.kind(id) === GROUP;
+        const k = (group ? CONSUME : ids.kind(id)) as QuotaKeyIndex;
+        return {
+          entity: group ? `consumer-group:${ids.a(id)!}` : bucketDisplay(ids.a(id), ids.b(id)),
+          user: group ? null : ids.a(id),
+          clientId: group ? null : ids.b(id),
+          consumerGroup: group ? ids.a(id) : null,
+          quotaType: QUOTA_KEYS[k],
+          rate: b.measuredRate(id, now),
+          limit: b.rate(id),
+          utilization: b.utilization(id, now),
+          throttledTotal: b.throttleCount(id),
+          lastSeenMs: wallTimeOf(this.clock, b.lastSeen(id)),
+        };
+      });
   }
 
-  /** Highest utilization and the number of buckets above NEAR_LIMIT, per quota key, for metrics. */
-  utilizationSummary(): { max: number[]; nearLimit: number[] } {
+  /** Highest utilization and the number of buckets above NEAR_LIMIT, per quota key, for metrics; sliced. */
+  async utilizationSummary(): Promise<{ max: number[]; nearLimit: number[] }> {
     const now = this.clock.now();
     const max = [0, 0, 0];
     const near = [0, 0, 0];
     const ids = this.bucketIds;
-    for (let id = 0; id < ids.highWater; id++) {
-      if (!ids.isLive(id)) continue;
-      const u = this.table_.utilization(id, now);
-      const k = this.keyOf(id);
+    const table = this.table_;
+    await forRangeSliced(ids.highWater, (id) => {
+      if (!ids.isLive(id)) return;
+      const u = table.utilization(id, now);
+      const kind = ids.kind(id);
+      const k = kind === GROUP ? CONSUME : kind;
       if (u > max[k]!) max[k] = u;
       if (u > NEAR_LIMIT) near[k]!++;
-    }
+    });
     return { max, nearLimit: near };
   }
 
@@ -308,13 +351,6 @@ export class QuotaManager {
     return ids.kind(id) === GROUP ? `consumer-group:${ids.a(id)!}` : bucketDisplay(ids.a(id), ids.b(id));
   }
 
-  private matches(id: number, type: string, name: string | null): boolean {
-    const ids = this.bucketIds;
-    const group = ids.kind(id) === GROUP;
-    const value = type === 'user' ? (group ? null : ids.a(id)) : type === 'client-id' ? ids.b(id) : type === 'consumer-group' ? (group ? ids.a(id) : null) : null;
-    return value !== null && (name === null || value === name);
-  }
-
   /**
    * The bucket a call lands in, brought to `now` under its current limit; -1 when nothing is tracked
    * (unlimited, or maxBuckets reached). For kind GROUP, `a` is the group and `b` is null.
@@ -393,7 +429,7 @@ export class QuotaManager {
     const oldTable = this.table_;
     const size = Math.max(INITIAL, oldIds.size * 2);
     const ids = new KeyedIds(size);
-    const table = new BucketTable(this.options.windowMs, this.options.windowBuckets, size);
+    const table = new BucketTable(this.options.windowMs, this.options.windowBuckets, size, this.options.maxDebtMs);
     for (let id = 0; id < oldIds.highWater; id++) {
       if (!oldIds.isLive(id)) continue;
       const to = ids.add(oldIds.kind(id), oldIds.a(id), oldIds.b(id));

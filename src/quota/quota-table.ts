@@ -38,6 +38,7 @@ export class QuotaTable {
   private readonly clients = new Map<string, Limits>();
   private readonly userClients = new Map<string, Map<string, Limits>>();
   private readonly groups = new Map<string, Limits>();
+  private userClientCount = 0;
 
   constructor(bootDefaults: Partial<Record<(typeof QUOTA_KEYS)[number], QuotaValue>> = {}) {
     this.bootDefaults = QUOTA_KEYS.map((k) => {
@@ -51,11 +52,31 @@ export class QuotaTable {
     return this.limitsOf(ref, false)?.[key];
   }
 
+  /** True when the entity has any run-time value (the global default always exists). */
+  has(ref: EntityRef): boolean {
+    return this.limitsOf(ref, false) !== undefined;
+  }
+
+  /** The entity's run-time values (not resolved), or undefined when it has none. */
+  limits(ref: EntityRef): Readonly<Limits> | undefined {
+    return ref.kind === 'default' ? this.globalDefault : this.limitsOf(ref, false);
+  }
+
+  /** Configured entities, the global default not counted. */
+  get entityCount(): number {
+    return this.users.size + this.clients.size + this.groups.size + this.userClientCount;
+  }
+
   /** Sets (or with undefined removes) one run-time value. */
   set(ref: EntityRef, key: QuotaKeyIndex, limit: number | undefined): void {
+    const before = ref.kind === 'user+client-id' && this.has(ref);
     const limits = this.limitsOf(ref, true)!;
+    if (ref.kind === 'user+client-id' && !before) this.userClientCount++;
     limits[key] = limit;
-    if (limit === undefined && isEmpty(limits)) this.drop(ref);
+    if (limit === undefined && isEmpty(limits)) {
+      if (ref.kind === 'user+client-id') this.userClientCount--;
+      this.drop(ref);
+    }
     this.generation++;
   }
 
@@ -88,18 +109,15 @@ export class QuotaTable {
     return this.groups.get(group)?.[CONSUME] ?? this.groups.get(DEFAULT_NAME)?.[CONSUME];
   }
 
-  /** Every configured entity; the global default is always listed with its effective values. */
-  entries(): ConfiguredEntity[] {
-    const out: ConfiguredEntity[] = [
-      { ref: { kind: 'default' }, limits: [0, 1, 2].map((k) => this.effectiveDefault(k as QuotaKeyIndex)) as Limits },
-    ];
-    for (const [user, limits] of this.users) out.push({ ref: { kind: 'user', user }, limits });
-    for (const [client, limits] of this.clients) out.push({ ref: { kind: 'client-id', client }, limits });
+  /** Every configured entity, lazily; the global default first, always, with its effective values. */
+  *entries(): Generator<ConfiguredEntity> {
+    yield { ref: { kind: 'default' }, limits: [0, 1, 2].map((k) => this.effectiveDefault(k as QuotaKeyIndex)) as Limits };
+    for (const [user, limits] of this.users) yield { ref: { kind: 'user', user }, limits };
+    for (const [client, limits] of this.clients) yield { ref: { kind: 'client-id', client }, limits };
     for (const [user, byClient] of this.userClients) {
-      for (const [client, limits] of byClient) out.push({ ref: { kind: 'user+client-id', user, client }, limits });
+      for (const [client, limits] of byClient) yield { ref: { kind: 'user+client-id', user, client }, limits };
     }
-    for (const [group, limits] of this.groups) out.push({ ref: { kind: 'consumer-group', group }, limits });
-    return out;
+    for (const [group, limits] of this.groups) yield { ref: { kind: 'consumer-group', group }, limits };
   }
 
   private limitsOf(ref: EntityRef, create: boolean): Limits | undefined {

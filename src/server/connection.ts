@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { FrameDecoder } from '../protocol/frame-decoder.js';
-import { RivvenError } from '../protocol/error-codes.js';
+import { RivvenError, type ErrorCode } from '../protocol/error-codes.js';
 import { errorFrame } from '../protocol/responses.js';
 import type { Logger } from '../observability/logger.js';
 import type { ConnectionContext, Dispatcher } from './dispatcher.js';
@@ -8,10 +8,13 @@ import { ReplyWriter } from './reply-writer.js';
 
 export interface ConnectionOptions {
   maxFrameBytes: number;
-  /** Unsent reply bytes above which the server stops reading from this peer. @default 1 MiB */
-  highWaterBytes: number;
-  /** Replies waiting behind a slow (I/O-bound) request above which reading stops. @default 1024 */
-  maxQueuedReplies: number;
+  /**
+   * Reply bytes one connection may hold (written but unsent, plus replies of this read not yet handed to the
+   * socket) before the server stops reading from it. Checked after every frame. @default 1 MiB
+   */
+  maxConnectionBytes: number;
+  /** A started frame must be complete within this time, or the connection is closed. @default 30000 */
+  frameTimeoutMs: number;
 }
 
 export interface ConnectionStats {
@@ -20,28 +23,46 @@ export interface ConnectionStats {
   readingPaused: boolean;
   bytesRead: number;
   unsentReplyBytes: number;
-  queuedReplies: number;
+  /** Bytes of an unfinished frame held for this peer. */
+  partialFrameBytes: number;
+  /** A request waiting on I/O or sliced work (AlterQuotas, a large describe), at most one. */
+  pendingReply: boolean;
 }
 
-interface Slot {
-  frame: Buffer | null;
+/** Bytes of unfinished frames across every connection, bounded so slow senders cannot fill memory together. */
+export class PartialFrameBudget {
+  used = 0;
+  /** Connections closed because the budget was spent. */
+  refused = 0;
+  constructor(readonly max: number) {}
 }
+
+/** Replies of one read are handed to the socket once this much is written, to keep the scratch buffer small. */
+const FLUSH_BYTES = 64 * 1024;
 
 /**
- * One broker connection. Replies go out in request order: replies ready while this chunk is parsed are
- * written together (one write per read); a reply that waits on I/O holds back the ones after it.
+ * One broker connection. Replies go out in request order: replies ready while a chunk is parsed are written
+ * together (one write per read).
  *
- * Backpressure: a peer that does not read its replies stops being read from, so unsent replies (and
- * requests, which the kernel then buffers) cannot grow this process without bound.
+ * Memory held for a peer is bounded, whatever it sends and whether or not it reads:
+ * - replies: after every frame, unsent + not-yet-flushed reply bytes are checked against maxConnectionBytes;
+ *   past it the decoder stops at that frame and the socket is paused until the peer has read enough;
+ * - work: a request that answers later (AlterQuotas, a large DescribeQuotas/DescribeUsage built in slices)
+ *   pauses the decoder too, so at most one is in flight per connection and nothing queues behind it;
+ * - frames: an unfinished frame costs the bytes received, at most max_frame_bytes, counted in a budget shared
+ *   by all connections, and must complete within frameTimeoutMs.
+ * Nothing a request does can throw past the connection: a framing error is answered and closes it, anything
+ * unexpected is logged and closes it. Other connections never notice.
  */
 export class Connection {
   private readonly decoder: FrameDecoder;
-  /** Replies in order, not yet handed to the socket. */
   private readonly out = new ReplyWriter();
-  /** Replies held back behind one that waits on I/O, in order. */
-  private readonly waiting: Slot[] = [];
-  private pausedForBackpressure = false;
+  private pending: Promise<Buffer> | null = null;
+  private overBudget = false;
   private closing = false;
+  private partialCounted = 0;
+  private timedPartial = 0;
+  private partialStartedAt = 0;
   readonly closed: Promise<void>;
 
   constructor(
@@ -49,12 +70,19 @@ export class Connection {
     private readonly dispatcher: Dispatcher,
     readonly ctx: ConnectionContext,
     private readonly options: ConnectionOptions,
+    private readonly budget: PartialFrameBudget,
     private readonly logger: Logger,
   ) {
     this.decoder = new FrameDecoder(options.maxFrameBytes, (id, buf, start, end) => this.onFrame(id, buf, start, end));
-    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    this.closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        this.budget.used -= this.partialCounted;
+        this.partialCounted = 0;
+        resolve();
+      }),
+    );
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => this.run(() => this.decoder.push(chunk)));
     socket.on('drain', () => this.maybeResume());
     socket.on('error', (err) => {
       this.logger.debug({ conn: ctx.id, err: err.message }, 'connection error');
@@ -78,92 +106,127 @@ export class Connection {
     return {
       id: this.ctx.id,
       remote: this.ctx.remote,
-      readingPaused: this.pausedForBackpressure || this.closing,
+      readingPaused: this.decoder.isPaused || this.closing,
       bytesRead: this.socket.bytesRead,
       unsentReplyBytes: this.socket.writableLength,
-      queuedReplies: this.waiting.length,
+      partialFrameBytes: this.partialCounted,
+      pendingReply: this.pending !== null,
     };
   }
 
-  private onData(chunk: Buffer): void {
-    if (this.closing) return;
+  /** Closes the connection if its unfinished frame is older than frameTimeoutMs; the server calls this. */
+  checkFrameTimeout(now: number): boolean {
+    if (!this.decoder.midFrame || this.timedPartial !== this.decoder.partials) return false;
+    if (now - this.partialStartedAt < this.options.frameTimeoutMs) return false;
+    this.fail('FRAME_TIMEOUT', `a frame was started and not completed within ${this.options.frameTimeoutMs} ms`);
+    return true;
+  }
+
+  /**
+   * Runs decoder work (a new chunk, or resuming after a pause) as one batch: one clock reading, one timing,
+   * one write. Every failure ends here.
+   */
+  private run(work: () => void): void {
+    if (this.closing || this.socket.destroyed) return;
     this.dispatcher.beginBatch();
     try {
-      this.decoder.push(chunk);
+      work();
     } catch (err) {
-      if (!(err instanceof RivvenError)) throw err;
-      // Framing is lost: answer what came before, report on correlation_id 0, close.
-      this.logger.warn({ conn: this.ctx.id, remote: this.ctx.remote, code: err.code }, err.message);
-      this.enqueue(errorFrame(0, err.code, err.message));
+      if (err instanceof RivvenError) {
+        // Framing is lost: answer what came before, report on correlation_id 0, close.
+        this.logger.warn({ conn: this.ctx.id, remote: this.ctx.remote, code: err.code }, err.message);
+        this.out.frame(errorFrame(0, err.code, err.message));
+      } else {
+        this.logger.error({ conn: this.ctx.id, remote: this.ctx.remote, err }, 'connection failed; closing it');
+        this.out.reset();
+        this.socket.destroy();
+      }
       this.closing = true;
       this.socket.pause();
     }
     this.dispatcher.endBatch();
     this.flush();
+    this.accountPartialFrame();
     this.endIfDone();
   }
 
   private onFrame(correlationId: number, buf: Buffer, start: number, end: number): void {
-    const mark = this.out.length;
     const reply = this.dispatcher.handle(correlationId, buf, start, end, this.ctx, this.out);
-    if (reply === undefined) {
-      // Written in place; if an earlier reply is still pending, this one must wait behind it.
-      if (this.waiting.length > 0) this.hold({ frame: this.out.takeFrom(mark) });
+    if (reply !== undefined) {
+      // Later replies must wait behind this one, and reading waits with them: nothing queues.
+      this.pending = reply;
+      this.decoder.pause();
+      this.socket.pause();
+      void reply.then((frame) => this.settle(frame));
       return;
     }
-    this.enqueue(reply);
-  }
-
-  private enqueue(reply: Buffer | Promise<Buffer>): void {
-    if (Buffer.isBuffer(reply)) {
-      if (this.waiting.length === 0) this.out.frame(reply);
-      else this.hold({ frame: reply });
-      return;
-    }
-    const slot: Slot = { frame: null };
-    this.hold(slot);
-    void reply.then((frame) => {
-      slot.frame = frame;
-      while (this.waiting.length > 0 && this.waiting[0]!.frame !== null) this.out.frame(this.waiting.shift()!.frame!);
+    if (this.out.length >= FLUSH_BYTES) this.flush();
+    if (this.out.length + this.socket.writableLength > this.options.maxConnectionBytes) {
       this.flush();
-      this.maybeResume();
-      this.endIfDone();
-    });
+      this.overBudget = true;
+      this.decoder.pause();
+      this.socket.pause();
+    }
   }
 
-  /** Queues a reply behind a pending one; too many queued and reading stops until they drain. */
-  private hold(slot: Slot): void {
-    this.waiting.push(slot);
-    if (this.waiting.length > this.options.maxQueuedReplies) this.pause();
+  private settle(frame: Buffer): void {
+    this.pending = null;
+    if (this.socket.destroyed) return;
+    try {
+      this.out.frame(frame);
+    } catch (err) {
+      this.logger.error({ conn: this.ctx.id, err }, 'could not queue a reply; closing the connection');
+      this.socket.destroy();
+      return;
+    }
+    this.flush();
+    if (this.socket.writableLength > this.options.maxConnectionBytes) this.overBudget = true;
+    this.maybeResume();
+    this.endIfDone();
   }
 
   private flush(): void {
     const batch = this.out.drain();
     if (batch === null || this.socket.destroyed) return;
     this.socket.write(batch);
-    if (this.socket.writableLength > this.options.highWaterBytes) this.pause();
-  }
-
-  private pause(): void {
-    if (!this.pausedForBackpressure) {
-      this.pausedForBackpressure = true;
-      this.socket.pause();
-    }
   }
 
   private maybeResume(): void {
-    if (
-      this.pausedForBackpressure &&
-      !this.closing &&
-      this.socket.writableLength <= this.options.highWaterBytes &&
-      this.waiting.length <= this.options.maxQueuedReplies
-    ) {
-      this.pausedForBackpressure = false;
-      this.socket.resume();
+    if (this.overBudget && this.socket.writableLength <= this.options.maxConnectionBytes) this.overBudget = false;
+    if (this.overBudget || this.pending !== null || this.closing || !this.decoder.isPaused) return;
+    this.run(() => this.decoder.resume());
+    if (!this.decoder.isPaused && !this.closing) this.socket.resume();
+  }
+
+  /** Keeps the shared budget and the frame timer in step with the decoder. */
+  private accountPartialFrame(): void {
+    const d = this.decoder;
+    const bytes = d.midFrame ? d.bufferedBytes : 0;
+    this.budget.used += bytes - this.partialCounted;
+    this.partialCounted = bytes;
+    if (d.midFrame && this.timedPartial !== d.partials) {
+      this.timedPartial = d.partials;
+      this.partialStartedAt = performance.now();
+    }
+    if (bytes > 0 && this.budget.used > this.budget.max) {
+      this.budget.refused++;
+      this.fail('OVERLOADED', 'the server holds too many unfinished frames; send whole frames, then retry');
     }
   }
 
+  /** Reports on correlation id 0 and closes, dropping what this peer had buffered. */
+  private fail(code: ErrorCode, message: string): void {
+    this.logger.warn({ conn: this.ctx.id, remote: this.ctx.remote, code }, message);
+    this.closing = true;
+    this.socket.pause();
+    this.budget.used -= this.partialCounted;
+    this.partialCounted = 0;
+    if (!this.socket.destroyed) this.socket.end(errorFrame(0, code, message));
+    // A peer that never reads its socket must not keep this one open.
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
   private endIfDone(): void {
-    if (this.closing && this.waiting.length === 0 && !this.socket.destroyed) this.socket.end();
+    if (this.closing && this.pending === null && !this.socket.destroyed && !this.socket.writableEnded) this.socket.end();
   }
 }

@@ -1,12 +1,14 @@
 import { decodeBody, encodeFrame, isPlainMap } from '../protocol/codec.js';
 import { RivvenError } from '../protocol/error-codes.js';
 import { errorFrame, throttledFrame } from '../protocol/responses.js';
+import { ListReplyBuilder } from '../protocol/list-reply.js';
 import type { ReplyWriter } from './reply-writer.js';
 import { decodeRecord, fast, RECORD_CONSUME, RECORD_PRODUCE } from '../protocol/record-fast-path.js';
 import * as alterQuotas from '../protocol/messages/alter-quotas.js';
 import * as describeQuotas from '../protocol/messages/describe-quotas.js';
 import * as describeUsage from '../protocol/messages/describe-usage.js';
 import * as hello from '../protocol/messages/hello.js';
+import { preview } from '../util/printable.js';
 import * as recordConsume from '../protocol/messages/record-consume.js';
 import * as recordProduce from '../protocol/messages/record-produce.js';
 import * as recordRequest from '../protocol/messages/record-request.js';
@@ -32,6 +34,13 @@ export interface ConnectionContext {
   clientName: string | undefined;
 }
 
+export interface DispatcherOptions {
+  /** A reply larger than this is Error REPLY_TOO_LARGE instead. @default 16 MiB */
+  maxReplyBytes: number;
+}
+
+export const DEFAULT_DISPATCHER_OPTIONS: Readonly<DispatcherOptions> = Object.freeze({ maxReplyBytes: 16 * 1024 * 1024 });
+
 /** Written to the ReplyWriter now (undefined), or a frame later for requests that wait on I/O (AlterQuotas). */
 export type Reply = undefined | Promise<Buffer>;
 
@@ -49,6 +58,7 @@ export class Dispatcher {
     private readonly serverVersion: string,
     private readonly logger: Logger,
     private readonly stats: RequestStats,
+    private readonly options: DispatcherOptions = DEFAULT_DISPATCHER_OPTIONS,
   ) {}
 
   // Scratch fields set by dispatch() for the request just handled: the hot path allocates nothing for them.
@@ -146,45 +156,64 @@ export class Dispatcher {
         }
         case 'DescribeQuotas': {
           const r = describeQuotas.decode(value);
-          return out.frame(encodeFrame(correlationId, { type: 'QuotasDescribed', entries: this.admin.describe(r.filters) }));
+          const reply = new ListReplyBuilder('QuotasDescribed', 'entries', this.options.maxReplyBytes);
+          return this.later(correlationId, type, this.admin.describe(r.filters, (e) => reply.add(e)).then(() => reply.frame(correlationId)));
         }
         case 'DescribeUsage': {
           const r = describeUsage.decode(value);
-          const buckets = this.manager.usage({ components: r.components, top: r.top, sortBy: r.sortBy }).map((u) => ({
-            entity: u.entity,
-            quota_type: u.quotaType,
-            rate: u.rate,
-            limit: u.limit,
-            utilization: u.utilization,
-            throttled_total: u.throttledTotal,
-            last_seen_ms: u.lastSeenMs,
-          }));
-          return out.frame(encodeFrame(correlationId, { type: 'UsageDescribed', buckets }));
+          const reply = new ListReplyBuilder('UsageDescribed', 'buckets', this.options.maxReplyBytes);
+          const built = this.manager.usage({ components: r.components, top: r.top, sortBy: r.sortBy }).then((buckets) => {
+            for (const u of buckets) {
+              reply.add({
+                entity: u.entity,
+                user: u.user,
+                client_id: u.clientId,
+                consumer_group: u.consumerGroup,
+                quota_type: u.quotaType,
+                rate: u.rate,
+                limit: u.limit,
+                utilization: u.utilization,
+                throttled_total: u.throttledTotal,
+                last_seen_ms: u.lastSeenMs,
+              });
+            }
+            return reply.frame(correlationId);
+          });
+          return this.later(correlationId, type, built);
         }
         case 'AlterQuotas': {
           const r = alterQuotas.decode(value);
-          const started = performance.now();
-          const done = (result: number) => this.stats.observe(ALTER_TYPE, result, (performance.now() - started) / 1000);
-          return this.admin.alter(r.alterations, r.validateOnly, ctx.principal, ctx.clientName ?? null).then(
-            (altered) => {
-              if (!r.validateOnly) {
-                this.logger.info({ conn: ctx.id, principal: ctx.principal, altered }, 'quotas altered');
-              }
-              done(RESULT_OK);
-              return encodeFrame(correlationId, { type: 'QuotasAltered', altered_count: altered });
-            },
-            (err: unknown) => {
-              done(RESULT_ERROR);
-              return this.failure(correlationId, type, err);
-            },
-          );
+          const altered = this.admin.alter(r.alterations, r.validateOnly, ctx.principal, ctx.clientName ?? null).then((n) => {
+            if (!r.validateOnly) this.logger.info({ conn: ctx.id, principal: ctx.principal, altered: n }, 'quotas altered');
+            return encodeFrame(correlationId, { type: 'QuotasAltered', altered_count: n });
+          });
+          return this.later(correlationId, type, altered);
         }
         default:
-          throw new RivvenError('UNKNOWN_REQUEST_TYPE', `unknown request type "${type}"`);
+          throw new RivvenError('UNKNOWN_REQUEST_TYPE', `unknown request type ${preview(type)}`);
       }
     } catch (err) {
       return out.frame(this.failure(correlationId, type, err));
     }
+  }
+
+  /**
+   * A reply that is ready later (I/O, or work done in slices): its result and time are recorded when it
+   * settles, and a failure becomes an Error reply like any other. Never rejects.
+   */
+  private later(correlationId: number, type: string, work: Promise<Buffer>): Promise<Buffer> {
+    const started = performance.now();
+    const typeIndex = requestTypeIndex(type);
+    return work.then(
+      (frame) => {
+        this.stats.observe(typeIndex, RESULT_OK, (performance.now() - started) / 1000);
+        return frame;
+      },
+      (err: unknown) => {
+        this.stats.observe(typeIndex, RESULT_ERROR, (performance.now() - started) / 1000);
+        return this.failure(correlationId, type, err);
+      },
+    );
   }
 
   private verdict(out: ReplyWriter, correlationId: number, v: Verdict): undefined {
@@ -201,7 +230,6 @@ export class Dispatcher {
   }
 }
 
-const ALTER_TYPE = requestTypeIndex('AlterQuotas');
 const PRODUCE_TYPE = requestTypeIndex('RecordProduce');
 const CONSUME_TYPE = requestTypeIndex('RecordConsume');
 const REQUEST_TYPE = requestTypeIndex('RecordRequest');

@@ -33,11 +33,9 @@ export class ReplyWriter {
     return undefined;
   }
 
-  /** Removes and returns what was written since `start` (to hold a reply back behind a slower one). */
-  takeFrom(start: number): Buffer {
-    const out = Buffer.from(this.buf.subarray(start, this.len));
-    this.len = start;
-    return out;
+  /** Forgets what was written (the connection is being closed). */
+  reset(): void {
+    this.len = 0;
   }
 
   /**

@@ -2,22 +2,42 @@ import net, { type AddressInfo } from 'node:net';
 import type { ErrorCode } from '../protocol/error-codes.js';
 import { errorFrame } from '../protocol/responses.js';
 import type { Logger } from '../observability/logger.js';
-import { Connection, type ConnectionOptions, type ConnectionStats } from './connection.js';
+import { Connection, PartialFrameBudget, type ConnectionOptions, type ConnectionStats } from './connection.js';
 import type { Dispatcher } from './dispatcher.js';
+import { openFileLimit } from './fd-limit.js';
 
 export interface ServerOptions extends ConnectionOptions {
   host: string;
   port: number;
   maxConnections: number;
+  /** Bytes of unfinished frames across all connections. @default 256 MiB */
+  maxPartialFrameBytes: number;
+  /** The process's open-file limit; read from the system when undefined (tests pass a small one). */
+  fileLimit?: number | undefined;
 }
 
-/** The TCP listener: accepts brokers, enforces max_connections, drains on close. */
+/**
+ * Descriptors kept free of broker connections, so that with the file limit reached the store can still fsync,
+ * the audit log can be reopened, /metrics and /healthz still answer, and refusals can still be sent.
+ */
+export const RESERVED_DESCRIPTORS = 64;
+/** Refused sockets waiting for their error frame to leave; past this they are closed at once. */
+const MAX_LINGERING_REFUSALS = 256;
+
+/** The TCP listener: accepts brokers, enforces the connection limits, drains on close. */
 export class QuotaServer {
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
+  private readonly refusedSockets = new Set<net.Socket>();
   private nextId = 1;
-  private listening = false;
+  private state: 'new' | 'listening' | 'draining' | 'closed' = 'new';
+  private frameTimer: NodeJS.Timeout | undefined;
+  readonly partialFrames: PartialFrameBudget;
+  /** What the process can hold: max_connections, lowered to fit the open-file limit. */
+  readonly connectionLimit: number;
+  readonly fileLimit: number | undefined;
   refusedConnections = 0;
+  timedOutFrames = 0;
 
   constructor(
     private readonly dispatcher: Dispatcher,
@@ -25,6 +45,10 @@ export class QuotaServer {
     private readonly logger: Logger,
   ) {
     this.server = net.createServer((socket) => this.accept(socket));
+    this.partialFrames = new PartialFrameBudget(options.maxPartialFrameBytes);
+    this.fileLimit = options.fileLimit ?? openFileLimit();
+    const fit = this.fileLimit === undefined ? Infinity : Math.max(1, this.fileLimit - RESERVED_DESCRIPTORS);
+    this.connectionLimit = Math.min(options.maxConnections, fit);
   }
 
   get connectionCount(): number {
@@ -32,15 +56,26 @@ export class QuotaServer {
   }
 
   get isListening(): boolean {
-    return this.listening;
+    return this.state === 'listening';
   }
 
   listen(): Promise<AddressInfo> {
+    if (this.connectionLimit < this.options.maxConnections) {
+      this.logger.warn(
+        { max_connections: this.options.maxConnections, open_file_limit: this.fileLimit, accepted_up_to: this.connectionLimit },
+        `the open-file limit holds only ${this.connectionLimit} connections (${RESERVED_DESCRIPTORS} descriptors are kept for the store, logs and metrics); raise it (ulimit -n, LimitNOFILE) or lower server.max_connections`,
+      );
+    }
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(this.options.port, this.options.host, () => {
         this.server.off('error', reject);
-        this.listening = true;
+        // An accept error after this point (EMFILE and the like) must not crash the process.
+        this.server.on('error', (err) => this.logger.error({ err: err.message }, 'listener error'));
+        this.state = 'listening';
+        const every = Math.max(10, Math.min(1000, Math.floor(this.options.frameTimeoutMs / 4)));
+        this.frameTimer = setInterval(() => this.checkFrameTimeouts(), every);
+        this.frameTimer.unref();
         resolve(this.server.address() as AddressInfo);
       });
     });
@@ -55,12 +90,14 @@ export class QuotaServer {
   }
 
   /**
-   * Stops accepting, lets every connection answer what it has already read, then closes. Connections still
-   * open after `drainTimeoutMs` are destroyed.
+   * Drains: keeps listening only to answer new connections with SHUTTING_DOWN, lets every connection answer
+   * what it has already read, then closes everything. Connections still open after `drainTimeoutMs` are
+   * destroyed, and so are refused sockets whose peers never read: nothing can keep the process alive.
    */
   async close(drainTimeoutMs = 5000): Promise<void> {
-    this.listening = false;
-    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.state === 'closed') return;
+    this.state = 'draining';
+    clearInterval(this.frameTimer);
     const drained = Promise.all([...this.connections].map((c) => c.drain()));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
@@ -72,22 +109,40 @@ export class QuotaServer {
     });
     await Promise.race([drained, timeout]);
     clearTimeout(timer);
+    this.state = 'closed';
+    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.refusedSockets) s.destroy();
+    for (const c of this.connections) c.destroy();
     await stopped;
+  }
+
+  private checkFrameTimeouts(): void {
+    const now = performance.now();
+    for (const c of this.connections) if (c.checkFrameTimeout(now)) this.timedOutFrames++;
   }
 
   /** Answers with an Error on correlation id 0 and closes, counting the refusal. */
   private refuse(socket: net.Socket, code: ErrorCode, message: string): void {
     this.refusedConnections++;
     socket.on('error', () => socket.destroy());
+    if (this.refusedSockets.size >= MAX_LINGERING_REFUSALS || this.state === 'closed') {
+      socket.destroy();
+      return;
+    }
+    this.refusedSockets.add(socket);
+    socket.once('close', () => this.refusedSockets.delete(socket));
     socket.end(errorFrame(0, code, message));
+    // The frame is in the kernel's hands once written; a peer that never reads must not hold the descriptor.
+    setTimeout(() => socket.destroy(), 1000).unref();
   }
 
   private accept(socket: net.Socket): void {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    if (!this.listening) return this.refuse(socket, 'SHUTTING_DOWN', 'server is shutting down');
-    if (this.connections.size >= this.options.maxConnections) {
-      this.logger.warn({ remote, max: this.options.maxConnections }, 'connection refused: max_connections reached');
-      return this.refuse(socket, 'OVERLOADED', `server has reached max_connections (${this.options.maxConnections})`);
+    if (this.state !== 'listening') return this.refuse(socket, 'SHUTTING_DOWN', 'server is shutting down');
+    if (this.connections.size >= this.connectionLimit) {
+      const why = this.connectionLimit < this.options.maxConnections ? 'the open-file limit' : 'max_connections';
+      this.logger.warn({ remote, max: this.connectionLimit }, `connection refused: ${why} reached`);
+      return this.refuse(socket, 'OVERLOADED', `server has reached ${why} (${this.connectionLimit} connections)`);
     }
     const id = this.nextId++;
     const conn = new Connection(
@@ -95,6 +150,7 @@ export class QuotaServer {
       this.dispatcher,
       { id, remote, principal: 'anonymous', clientName: undefined },
       this.options,
+      this.partialFrames,
       this.logger,
     );
     this.connections.add(conn);

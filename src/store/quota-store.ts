@@ -8,6 +8,13 @@ export interface StoredQuota {
   quota_value: QuotaValue;
 }
 
+/** One change: a value set, or (quota_value null) removed. */
+export interface QuotaChange {
+  entity: Entity;
+  quota_key: QuotaKey;
+  quota_value: QuotaValue | null;
+}
+
 /** One applied alteration, as written to the audit log. null means "not set". */
 export interface AuditRecord {
   time: string;
@@ -21,31 +28,49 @@ export interface AuditRecord {
 }
 
 /**
- * Where run-time quotas live. Contract: `save` resolves only once the snapshot and its audit records are
- * durable; if it rejects, nothing of that change may be visible after a restart. `load` returns what the last
- * successful `save` stored, or rejects naming what it could not read. Implementations: memory (tests, and
- * servers run without a data dir), file (storage.data_dir); a Redis store is planned behind the same interface.
+ * Where run-time quotas live. Contract, checked on every store by test/store-behaviour.test.ts:
+ * - `load` returns what the applied changes add up to, or rejects naming what it could not read;
+ * - `apply` resolves only once the changes and their audit records are durable; if it rejects, nothing of
+ *   that change is visible, now or after a restart;
+ * - changes are applied in the order `apply` is called; callers do not overlap calls.
+ * Implementations: memory (tests, and servers run without a data dir), file (storage.data_dir).
  */
 export interface QuotaStore {
   readonly description: string;
   load(): Promise<StoredQuota[]>;
-  save(snapshot: StoredQuota[], audit: AuditRecord[]): Promise<void>;
+  apply(changes: QuotaChange[], audit: AuditRecord[]): Promise<void>;
+  /** Reopens log files (SIGHUP, after logrotate). */
+  reopen(): Promise<void>;
   close(): Promise<void>;
 }
 
+/** The key a stored value is kept under: one entity and quota key. */
+export const storedId = (entity: Entity, key: QuotaKey): string => JSON.stringify([entity, key]);
+
+/** Applies changes to a map of stored values, in order. */
+export function applyChanges(state: Map<string, StoredQuota>, changes: QuotaChange[]): void {
+  for (const c of changes) {
+    const id = storedId(c.entity, c.quota_key);
+    if (c.quota_value === null) state.delete(id);
+    else state.set(id, { entity: c.entity, quota_key: c.quota_key, quota_value: c.quota_value });
+  }
+}
+
 export class MemoryQuotaStore implements QuotaStore {
-  readonly description = 'memory (not durable)';
-  snapshot: StoredQuota[] = [];
+  readonly description: string = 'memory (not durable)';
+  protected readonly state = new Map<string, StoredQuota>();
   readonly audit: AuditRecord[] = [];
 
   async load(): Promise<StoredQuota[]> {
-    return structuredClone(this.snapshot);
+    return structuredClone([...this.state.values()]);
   }
 
-  async save(snapshot: StoredQuota[], audit: AuditRecord[]): Promise<void> {
-    this.snapshot = structuredClone(snapshot);
+  async apply(changes: QuotaChange[], audit: AuditRecord[]): Promise<void> {
+    applyChanges(this.state, structuredClone(changes));
     this.audit.push(...audit);
   }
+
+  async reopen(): Promise<void> {}
 
   async close(): Promise<void> {}
 }

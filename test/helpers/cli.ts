@@ -38,8 +38,10 @@ export interface Served {
 }
 
 /** Runs the real `bin/rivven serve` on port 0 and learns its port from the start log line. */
-export function serve(args: string[], cwd: string): Promise<Served> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], { cwd, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+export function serve(args: string[], cwd: string, opts: { env?: Record<string, string>; wrapper?: string[] } = {}): Promise<Served> {
+  // `wrapper` runs the server under another command, e.g. prlimit to give it a small open-file limit.
+  const [cmd, ...pre] = [...(opts.wrapper ?? []), process.execPath];
+  const child = spawn(cmd!, [...pre, BIN, 'serve', '--port', '0', ...args], { cwd, env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {

@@ -1,4 +1,4 @@
-import { MemoryQuotaStore, type AuditRecord, type StoredQuota } from '../../src/store/quota-store.js';
+import { MemoryQuotaStore, type AuditRecord, type QuotaChange, type StoredQuota } from '../../src/store/quota-store.js';
 
 /** A real in-memory store whose saves wait until the test opens the gate: a slow disk, on demand. */
 export class GateStore extends MemoryQuotaStore {
@@ -19,11 +19,11 @@ export class GateStore extends MemoryQuotaStore {
     return super.load();
   }
 
-  override async save(snapshot: StoredQuota[], audit: AuditRecord[]): Promise<void> {
+  override async apply(changes: QuotaChange[], audit: AuditRecord[]): Promise<void> {
     await this.gate;
     const err = this.failNext;
     this.failNext = undefined;
     if (err) throw err;
-    return super.save(snapshot, audit);
+    return super.apply(changes, audit);
   }
 }

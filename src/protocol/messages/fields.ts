@@ -25,23 +25,32 @@ export function bool(body: Body, field: string): boolean {
   return v;
 }
 
-export function optionalString(body: Body, field: string): string | undefined {
+export function optionalString(body: Body, field: string, maxLength: number): string | undefined {
   const v = body[field];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw bad(`${field} must be a string`);
+  if (v.length > maxLength) throw bad(`${field} is longer than ${maxLength} characters`);
   return v;
 }
 
-/** A principal name: absent or null means none; otherwise non-empty and at most 1024 bytes. */
+/**
+ * A principal name: absent or null means none. A value that is not a string is a malformed request
+ * (INVALID_REQUEST); a string that is not a valid name (empty, over 1024 bytes, not valid UTF-8) names no
+ * valid entity (INVALID_ENTITY).
+ */
 export function principalName(body: Body, field: string): string | null {
   const v = body[field];
   if (v === undefined || v === null) return null;
+  if (typeof v !== 'string') throw bad(`${field} must be a string or null`);
   try {
     return parseName(v, field);
   } catch (err) {
-    throw bad((err as EntityError).message);
+    throw new RivvenError('INVALID_ENTITY', (err as EntityError).message);
   }
 }
+
+/** An optional string held to the rules of a name, such as Hello's client_name. */
+export const optionalName = (body: Body, field: string): string | undefined => principalName(body, field) ?? undefined;
 
 export function list(body: Body, field: string, max: number): unknown[] | undefined {
   const v = body[field];

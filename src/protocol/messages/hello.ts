@@ -1,7 +1,10 @@
 // Hello { protocol_version: 1, client_name?: string, token?: string }
 //   -> HelloOk { protocol_version: 1, server_version: string }
 import { RivvenError } from '../error-codes.js';
-import { optionalString, uint, type Body } from './fields.js';
+import { optionalName, optionalString, uint, type Body } from './fields.js';
+
+/** Tokens are opaque; longer than any token `rivven token create` makes, short enough to bound memory. */
+export const MAX_TOKEN_CHARS = 1024;
 
 export const PROTOCOL_VERSION = 1;
 
@@ -16,5 +19,5 @@ export function decode(body: Body): Hello {
   if (protocolVersion !== PROTOCOL_VERSION) {
     throw new RivvenError('UNSUPPORTED_VERSION', `protocol_version ${protocolVersion} is not supported; this server speaks ${PROTOCOL_VERSION}`);
   }
-  return { protocolVersion, clientName: optionalString(body, 'client_name'), token: optionalString(body, 'token') };
+  return { protocolVersion, clientName: optionalName(body, 'client_name'), token: optionalString(body, 'token', MAX_TOKEN_CHARS) };
 }
