@@ -41,7 +41,7 @@ export class App {
     private readonly deps: AppDeps,
   ) {
     const q = config.quotas;
-    this.table = new QuotaTable(q.defaults);
+    this.table = new QuotaTable(q.defaults, q.resolution_order);
     this.manager = new QuotaManager(
       this.table,
       {

@@ -82,6 +82,11 @@ t.test('usage errors exit 2 with the reason', async (t) => {
     [['list', '--bogus'], /unknown option '--bogus'/],
     [['list', '--server', 'nowhere'], /not host:port/],
     [['frobnicate'], /unknown command/],
+    [['set', '--user', 'alice', '--user', 'bob', '--request-rate', '1'], /--user was given twice \("alice", then "bob"\)/],
+    [['set', '--user', 'a', '--request-rate', '1', '--request-rate', '2'], /--request-rate was given twice/],
+    [['set', '--user', 'a', '--produce-bytes-rate', '9007199254740992'], /is too large; the largest rate is 9007199254740991/],
+    [['set', '--user', 'a', '--produce-bytes-rate', '100000TB'], /is too large/],
+    [['delete', '--user', 'a', '--quota', 'request_rate,'], /--quota: an empty key \(a stray comma\?\)/],
   ];
   for (const [args, reason] of cases) {
     const r = await quota(...args);
@@ -124,4 +129,50 @@ t.test("the seed's examples work as written", async (t) => {
   for (const step of steps) t.equal((await quota(...step)).code, 0, step.join(' '));
   t.same(await listJson('--user', 'alice'), [{ entity: [['user', 'alice']], quotas: { consume_bytes_rate: 20000000 } }]);
   t.same(await listJson('--client-id', 'batch-processor'), [{ entity: [['client-id', 'batch-processor']], quotas: { request_rate: 100 } }]);
+});
+
+t.test('delete: repeated --quota accumulates; removing what is not set says so, exits 0', async (t) => {
+  await quota('set', '--user', 'multi', '--produce-bytes-rate', '5', '--request-rate', '5');
+  const r = await quota('delete', '--user', 'multi', '--quota', 'produce_bytes_rate', '--quota', 'request_rate');
+  t.equal(r.code, 0);
+  t.match(r.stdout, /^removed 2 quota\(s\) from user:multi/);
+  t.same(await listJson('--user', 'multi'), []);
+  const none = await quota('delete', '--user', 'nosuchuser', '--quota', 'produce_bytes_rate');
+  t.equal(none.code, 0);
+  t.equal(none.stdout, 'nothing to remove: user:nosuchuser has no produce_bytes_rate set\n');
+});
+
+t.test('hostile names print safely in list, usage, top and errors: no control character reaches the terminal', async (t) => {
+  const hostile = ['\u001b[2J\u001b[Hcleared', 'two\nlines  999B/s', '<default>', 'a/client-id:b', 'bidi\u202eevil'];
+  for (const name of hostile) {
+    t.equal((await quota('set', '--user', name, '--request-rate', '5')).code, 0, `set ${JSON.stringify(name)}`);
+    server.app.manager.recordRequest(name, null, 10, false);
+  }
+  const outputs = {
+    list: (await quota('list')).stdout,
+    usage: (await quota('usage')).stdout,
+    top: (await quota('top', '--once')).stdout,
+  };
+  for (const [cmd, out] of Object.entries(outputs)) {
+    t.notMatch(out, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/, `${cmd}: no control characters`);
+    t.notOk(out.split('\n').some((l) => l.startsWith('lines')), `${cmd}: a newline in a name cannot start a row`);
+  }
+  t.match(outputs.list, /user:"<default>"/, 'a user named <default> is quoted: it is not the <default> user');
+  t.match(outputs.list, /user:"a\/client-id:b"/, 'a name that reads like a compound entity is quoted');
+  t.match(outputs.list, /user:"\\u001b\[2J\\u001b\[Hcleared"/, 'escapes are shown, not run');
+  t.match(outputs.usage, /user:"two\\nlines  999B\/s"/);
+  const err = await quota('set', '--user', 'x', '--consumer-group', '\u001b[31mred', '--consume-bytes-rate', '5');
+  t.notMatch(err.stderr, /\u001b/, 'errors escape too');
+  for (const name of hostile) await quota('delete', '--user', name, '--quota', 'request_rate');
+});
+
+t.test('usage truncates long names to the terminal width with an ellipsis; --json has them whole', async (t) => {
+  const long = `long-${'n'.repeat(1000)}`;
+  server.app.manager.recordRequest(long, null, 1, false);
+  const table = await quota('usage', '--user', long);
+  const widest = Math.max(...table.stdout.split('\n').map((l) => l.length));
+  t.ok(widest <= 120, `rows fit 120 columns off a terminal (widest ${widest})`);
+  t.match(table.stdout, /long-n+…/);
+  const json = JSON.parse((await quota('usage', '--user', long, '--json')).stdout) as { entity: string; user: string }[];
+  t.equal(json[0]!.user, long, 'the whole name in --json');
 });

@@ -131,3 +131,51 @@ t.test('an alteration takes effect on the next call', async (t) => {
   table.set({ kind: 'user', user: 'u' }, REQUEST, 100);
   t.equal(m.recordRequest('u', 'c', 1, true).throttleMs, 0, 'the new limit applies at once');
 });
+
+t.test("Kafka's precedence cases (ClientQuotaManagerTest.testQuotaConfigPrecedence) under both orders", async (t) => {
+  // The configuration of Kafka's test; each check is (user, client-id, Kafka's expected bound, ours).
+  const table = { kafka: new QuotaTable({}, 'kafka'), rivven: new QuotaTable({}, 'rivven') };
+  const set = (ref: EntityRef, v: number | undefined) => Object.values(table).forEach((tb) => tb.set(ref, PRODUCE, v));
+  set({ kind: 'user', user: D }, 1000);
+  set({ kind: 'client-id', client: D }, 2000);
+  set({ kind: 'user+client-id', user: D, client: D }, 3000);
+  set({ kind: 'user', user: 'userA' }, 4000);
+  set({ kind: 'user+client-id', user: 'userA', client: 'client1' }, 5000);
+  set({ kind: 'user', user: 'userB' }, 6000);
+  set({ kind: 'user+client-id', user: 'userB', client: 'client1' }, 7000);
+  set({ kind: 'user+client-id', user: 'userB', client: D }, 8000);
+  set({ kind: 'user', user: 'userC' }, 10000);
+  set({ kind: 'client-id', client: 'client1' }, 9000);
+  const check = (user: string, client: string, kafka: number, rivven: number) => {
+    t.equal(resolve(table.kafka, user, client).limit, kafka, `kafka order: ${user}/${client} -> ${kafka}`);
+    t.equal(resolve(table.rivven, user, client).limit, rivven, `rivven order: ${user}/${client} -> ${rivven}`);
+  };
+  check('userA', 'client1', 5000, 5000);
+  check('userA', 'client2', 4000, 4000);
+  check('userA', 'client3', 4000, 4000);
+  check('userB', 'client1', 7000, 7000);
+  check('userB', 'client2', 8000, 8000);
+  check('userB', 'client3', 8000, 8000);
+  check('userD', 'client1', 3000, 9000); // rivven: the specific client-id beats <default>/<default>
+  check('userD', 'client2', 3000, 3000);
+  check('userE', 'client1', 3000, 9000);
+  set({ kind: 'user+client-id', user: D, client: D }, undefined);
+  check('userD', 'client1', 1000, 9000); // rivven: ... and beats the <default> user
+  check('userE', 'client4', 1000, 1000);
+  check('userF', 'client4', 1000, 1000);
+  set({ kind: 'user', user: D }, undefined);
+  check('userF', 'client4', 2000, 2000);
+  check('userF', 'client5', 2000, 2000);
+  check('userG', 'client5', 2000, 2000);
+  set({ kind: 'user', user: 'userA' }, 8000);
+  set({ kind: 'user+client-id', user: 'userA', client: 'client1' }, 10000);
+  check('userA', 'client2', 8000, 8000);
+  check('userA', 'client1', 10000, 10000);
+  set({ kind: 'user+client-id', user: 'userA', client: 'client1' }, undefined);
+  check('userA', 'client6', 8000, 8000);
+  set({ kind: 'user+client-id', user: 'userA', client: 'client6' }, 11000);
+  check('userA', 'client6', 11000, 11000);
+  set({ kind: 'user+client-id', user: 'userA', client: D }, 12000);
+  set({ kind: 'user+client-id', user: 'userA', client: 'client6' }, undefined);
+  check('userA', 'client6', 12000, 12000);
+});

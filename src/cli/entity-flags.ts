@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { Component } from '../quota/entity.js';
 import { UsageError } from './exit-codes.js';
 import { showName } from './show-name.js';
@@ -13,13 +13,24 @@ export interface EntityFlags {
   default?: boolean;
 }
 
+/**
+ * An option parser that refuses a second value: `--user alice --user bob` is almost always a mistake, and
+ * commander would silently keep bob.
+ */
+export const once =
+  (flag: string) =>
+  (value: string, previous: string | undefined): string => {
+    if (previous !== undefined) throw new InvalidArgumentError(`${flag} was given twice ("${previous}", then "${value}"); give it once`);
+    return value;
+  };
+
 export function addEntityFlags(cmd: Command): Command {
   return cmd
-    .option('--user <user>', 'a user')
+    .option('--user <user>', 'a user', once('--user'))
     .option('--user-default', 'the <default> user')
-    .option('--client-id <id>', 'a client-id')
+    .option('--client-id <id>', 'a client-id', once('--client-id'))
     .option('--client-id-default', 'the <default> client-id')
-    .option('--consumer-group <group>', 'a consumer group (consume_bytes_rate only)')
+    .option('--consumer-group <group>', 'a consumer group (consume_bytes_rate only)', once('--consumer-group'))
     .option('--consumer-group-default', 'the <default> consumer group')
     .option('--default', 'the global default');
 }

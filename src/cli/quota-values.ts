@@ -33,6 +33,9 @@ export function parseQuotaValue(text: string, flag: string): QuotaValue {
     throw new UsageError(`${flag}: "${text}" is not a rate; use an integer, a unit (10MB, 10MiB, 5k) or "unlimited"`);
   }
   const value = Number(m[1]) * unit;
+  if (value > Number.MAX_SAFE_INTEGER) {
+    throw new UsageError(`${flag}: "${text}" is too large; the largest rate is ${Number.MAX_SAFE_INTEGER} (2^53-1), or use "unlimited"`);
+  }
   if (!Number.isSafeInteger(value) || value <= 0) {
     throw new UsageError(`${flag}: "${text}" must come to a whole number greater than 0`);
   }

@@ -4,7 +4,7 @@ import { QuotaClient, type QuotaAlteration, type QuotaEntry } from '../client/qu
 import { RivvenError } from '../protocol/error-codes.js';
 import type { Component } from '../quota/entity.js';
 import { QUOTA_KEYS, isQuotaKey, type QuotaKey } from '../quota/quota-key.js';
-import { addEntityFlags, entityFromFlags, showEntity, type EntityFlags } from './entity-flags.js';
+import { addEntityFlags, entityFromFlags, once, showEntity, type EntityFlags } from './entity-flags.js';
 import { EXIT_FAILED, EXIT_OK, UsageError } from './exit-codes.js';
 import { formatQuotaValue, parseQuotaValue } from './quota-values.js';
 import { textTable } from './text-table.js';
@@ -126,9 +126,9 @@ function setCommand(): Command {
   const cmd = new Command('set').description('set one or more quotas of an entity (takes effect at once, survives restarts)');
   addEntityFlags(cmd);
   cmd
-    .option('--produce-bytes-rate <rate>', 'bytes/s produced: 10MB, 10MiB, 5000000, unlimited')
-    .option('--consume-bytes-rate <rate>', 'bytes/s consumed')
-    .option('--request-rate <rate>', 'requests/s')
+    .option('--produce-bytes-rate <rate>', 'bytes/s produced: 10MB, 10MiB, 5000000, unlimited', once('--produce-bytes-rate'))
+    .option('--consume-bytes-rate <rate>', 'bytes/s consumed', once('--consume-bytes-rate'))
+    .option('--request-rate <rate>', 'requests/s', once('--request-rate'))
     .option('--dry-run', 'validate on the server, change nothing');
   addConnectionFlags(cmd);
   return cmd
@@ -168,7 +168,11 @@ Examples:
 function deleteCommand(): Command {
   const cmd = new Command('delete').description('remove quotas of an entity, so the next level applies');
   addEntityFlags(cmd);
-  cmd.requiredOption('--quota <keys>', 'comma-separated: produce_bytes_rate,consume_bytes_rate,request_rate');
+  cmd.requiredOption(
+    '--quota <keys>',
+    'comma-separated, or repeated: produce_bytes_rate,consume_bytes_rate,request_rate',
+    (value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(',')],
+  );
   addConnectionFlags(cmd);
   return cmd
     .addHelpText(
@@ -178,16 +182,22 @@ Examples:
   rivven quota delete --user alice --quota produce_bytes_rate
   rivven quota delete --default --quota produce_bytes_rate,consume_bytes_rate   (back to rivven.yaml)`,
     )
-    .action((flags: EntityFlags & ConnectionFlags & { quota: string }) =>
+    .action((flags: EntityFlags & ConnectionFlags & { quota: string[] }) =>
       run(() => {
         const entity = requireEntity(flags);
-        const keys = flags.quota.split(',').map((k) => k.trim().replaceAll('-', '_'));
+        const keys = flags.quota.map((k) => k.trim().replaceAll('-', '_'));
+        if (keys.includes('')) throw new UsageError('--quota: an empty key (a stray comma?); give keys like produce_bytes_rate,request_rate');
         const unknown = keys.filter((k) => !isQuotaKey(k));
         if (unknown.length > 0) throw new UsageError(`--quota: unknown key ${unknown.join(', ')}; use ${QUOTA_KEYS.join(', ')}`);
-        const alterations = keys.map((k) => ({ entity, quota_key: k as QuotaKey, quota_value: null }));
+        const unique = [...new Set(keys)];
+        const alterations = unique.map((k) => ({ entity, quota_key: k as QuotaKey, quota_value: null }));
         return withClient(flags, async (client) => {
           const n = await client.alterQuotas(alterations);
-          process.stdout.write(`removed ${n} quota(s) from ${showEntity(entity)}: ${keys.join(', ')}\n`);
+          process.stdout.write(
+            n === 0
+              ? `nothing to remove: ${showEntity(entity)} has no ${unique.join(', ')} set\n`
+              : `removed ${n} quota(s) from ${showEntity(entity)} (of ${unique.join(', ')})\n`,
+          );
         });
       }),
     );

@@ -25,9 +25,10 @@ export async function serve(flags: ServeFlags): Promise<number> {
     process.stderr.write(`rivven: ${err.message}\n`);
     return EXIT_USAGE;
   }
-  const { config, file } = loaded;
+  const { config, file, warnings } = loaded;
   const logger = createLogger(config.log.level);
   logger.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
+  for (const w of warnings) logger.warn(w);
   const store = new FileQuotaStore(config.storage.data_dir, {
     onCompactionError: (err) => logger.error({ err: err.message, store: store.description }, 'quota snapshot compaction failed; the log keeps every change'),
   });

@@ -3,11 +3,17 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { configSchema, type Config } from './schema.js';
 
 export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  constructor(
+    readonly problems: string[],
+    heading = 'invalid configuration',
+  ) {
+    super(problems.length === 1 && heading !== 'invalid configuration' ? `${heading}: ${problems[0]}` : `${heading}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ConfigError';
   }
 }
+
+/** RIVVEN_* variables the CLI's client commands read; they are not server configuration. */
+const CLIENT_VARIABLES = new Set(['RIVVEN_SERVER', 'RIVVEN_TOKEN']);
 
 export interface ConfigSources {
   /** A file named by --config; it must exist. Without one, ./rivven.yaml is used if present. */
@@ -22,6 +28,8 @@ export interface LoadedConfig {
   config: Config;
   /** The file read, if any. */
   file: string | undefined;
+  /** Things worth a warning that do not stop the start, e.g. a misspelt RIVVEN_* variable. */
+  warnings: string[];
 }
 
 type Tree = Record<string, unknown>;
@@ -42,6 +50,9 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   let file = sources.file;
   if (file === undefined && existsSync(`${cwd}/rivven.yaml`)) file = `${cwd}/rivven.yaml`;
   let fromFile: Tree = {};
+  if (file !== undefined && !existsSync(file)) {
+    throw new ConfigError([`${file} does not exist (the repository ships rivven.yaml.example: copy it, or run without --config for the embedded defaults)`], 'no configuration file');
+  }
   if (file !== undefined) {
     try {
       const parsed: unknown = parseYaml(readFileSync(file, 'utf8'));
@@ -55,9 +66,16 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   }
   const fromEnv: Tree = {};
   const env = sources.env ?? process.env;
+  /** "server.port" -> "RIVVEN_SERVER_PORT" for the values that came from the environment. */
+  const fromVariable = new Map<string, string>();
+  const known = new Set(CONFIG_PATHS.map(envName));
+  const warnings = Object.keys(env)
+    .filter((k) => k.startsWith('RIVVEN_') && !known.has(k) && !CLIENT_VARIABLES.has(k))
+    .map((k) => `${k} is not a rivven setting and is ignored (settings are RIVVEN_<SECTION>_<KEY>, e.g. RIVVEN_SERVER_PORT)`);
   for (const path of CONFIG_PATHS) {
     const raw = env[envName(path)];
     if (raw === undefined) continue;
+    if (getPath(sources.flags as Tree | undefined, path) === undefined) fromVariable.set(path.join('.'), envName(path));
     // Parsed as a YAML scalar so "9190" is a number and "unlimited" a string, exactly as in the file.
     let value: unknown = raw;
     try {
@@ -75,18 +93,25 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
       if (issue.code === 'unrecognized_keys') {
         for (const key of issue.keys) problems.push(`${at ? `${at}.` : ''}${key}: unknown key`);
       } else {
-        problems.push(`${at || '(top level)'}: ${issue.message}`);
+        const variable = fromVariable.get(at);
+        problems.push(`${variable !== undefined ? `${variable} (${at})` : at || '(top level)'}: ${issue.message}`);
       }
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return { config: deepFreeze(result.data!), file };
+  return { config: deepFreeze(result.data!), file, warnings };
 }
 
 function leafPaths(tree: Tree, prefix: string[] = []): string[][] {
   return Object.entries(tree).flatMap(([k, v]) =>
     v !== null && typeof v === 'object' && !Array.isArray(v) ? leafPaths(v as Tree, [...prefix, k]) : [[...prefix, k]],
   );
+}
+
+function getPath(tree: Tree | undefined, path: string[]): unknown {
+  let node: unknown = tree;
+  for (const key of path) node = isTree(node) ? node[key] : undefined;
+  return node;
 }
 
 function setPath(tree: Tree, path: string[], value: unknown): void {

@@ -47,6 +47,7 @@ export const configSchema = z.strictObject({
       cleanup_interval_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.cleanupIntervalMs),
       max_buckets: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxBuckets),
       max_debt_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxDebtMs),
+      resolution_order: z.enum(['rivven', 'kafka']).default('rivven'),
     })
     .refine((q) => q.window_ms % q.window_buckets === 0, {
       message: 'window_ms must be a multiple of window_buckets',

@@ -10,7 +10,10 @@ const isEmpty = (l: Limits): boolean => l[0] === undefined && l[1] === undefined
 export const toLimit = (v: QuotaValue): number => (v === 'unlimited' ? Infinity : v);
 export const fromLimit = (n: number): QuotaValue => (n === Infinity ? 'unlimited' : n);
 
-/** Levels of DESIGN section 3; which one matched decides who shares the bucket. */
+/** Which precedence the levels follow: ours (the default) or Kafka's, for fleets migrating from Kafka. */
+export type ResolutionOrder = 'rivven' | 'kafka';
+
+/** The resolution levels (docs/algorithm.md); which one matched decides who shares the bucket. */
 export type Level = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
 
 /** Where a (quota key, user, client-id) call lands: the limit, and the identity of its bucket. */
@@ -40,7 +43,10 @@ export class QuotaTable {
   private readonly groups = new Map<string, Limits>();
   private userClientCount = 0;
 
-  constructor(bootDefaults: Partial<Record<(typeof QUOTA_KEYS)[number], QuotaValue>> = {}) {
+  constructor(
+    bootDefaults: Partial<Record<(typeof QUOTA_KEYS)[number], QuotaValue>> = {},
+    readonly order: ResolutionOrder = 'rivven',
+  ) {
     this.bootDefaults = QUOTA_KEYS.map((k) => {
       const v = bootDefaults[k];
       return v === undefined ? undefined : toLimit(v);
@@ -85,6 +91,11 @@ export class QuotaTable {
     return this.globalDefault[key] ?? this.bootDefaults[key] ?? Infinity;
   }
 
+  /**
+   * The first level that sets `key` for (user, client-id), into `out`. The `rivven` order (docs/algorithm.md)
+   * ranks a specific client-id (level 5) above the <default> user levels 6 and 7; the `kafka` order ranks it
+   * below them, as Kafka does: 1, 2, 3, 4, 6, 7, 5, 8, 9.
+   */
   resolve(key: QuotaKeyIndex, user: string | null, client: string | null, out: Resolution): void {
     let v: number | undefined;
     if (user !== null) {
@@ -94,12 +105,11 @@ export class QuotaTable {
       if ((v = this.users.get(user)?.[key]) !== undefined) return found(out, 3, v, user, null);
     }
     const defaultUser = user !== null ? this.userClients.get(DEFAULT_NAME) : undefined;
-    if (client !== null) {
-      if ((v = defaultUser?.get(client)?.[key]) !== undefined) return found(out, 4, v, user, client);
-      if ((v = this.clients.get(client)?.[key]) !== undefined) return found(out, 5, v, null, client);
-      if ((v = defaultUser?.get(DEFAULT_NAME)?.[key]) !== undefined) return found(out, 6, v, user, client);
-    }
+    if (client !== null && (v = defaultUser?.get(client)?.[key]) !== undefined) return found(out, 4, v, user, client);
+    if (this.order === 'rivven' && client !== null && (v = this.clients.get(client)?.[key]) !== undefined) return found(out, 5, v, null, client);
+    if (client !== null && (v = defaultUser?.get(DEFAULT_NAME)?.[key]) !== undefined) return found(out, 6, v, user, client);
     if (user !== null && (v = this.users.get(DEFAULT_NAME)?.[key]) !== undefined) return found(out, 7, v, user, null);
+    if (this.order === 'kafka' && client !== null && (v = this.clients.get(client)?.[key]) !== undefined) return found(out, 5, v, null, client);
     if (client !== null && (v = this.clients.get(DEFAULT_NAME)?.[key]) !== undefined) return found(out, 8, v, null, client);
     return found(out, 9, this.effectiveDefault(key), user, client);
   }
