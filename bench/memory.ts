@@ -16,7 +16,7 @@ function used(): number {
   return m.heapUsed + m.arrayBuffers;
 }
 
-export function memory(buckets = 1_000_000) {
+export async function memory(buckets = 1_000_000) {
   const names = Array.from({ length: buckets }, (_, i) => `tenant-${i}`);
   const clock = new ManualClock(1_000_000);
   const manager = new QuotaManager(new QuotaTable({ request_rate: 1000 }), { maxBuckets: buckets * 2, idleTimeoutMs: 60_000 }, clock);
@@ -24,7 +24,8 @@ export function memory(buckets = 1_000_000) {
   for (const name of names) manager.recordRequest(name, 'app', 1, false);
   const loaded = used();
   clock.advance(61_000);
-  const dropped = manager.sweep();
+  const dropped = await manager.sweep();
+  manager.finishCompaction();
   const swept = used();
   return {
     buckets: manager.bucketCount + dropped,
@@ -36,4 +37,4 @@ export function memory(buckets = 1_000_000) {
   };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) console.log(JSON.stringify(memory()));
+if (import.meta.url === `file://${process.argv[1]}`) console.log(JSON.stringify(await memory()));

@@ -22,6 +22,7 @@ const SCENARIOS: Record<string, { file: string; call: string; nodeArgs?: string[
   'in-process': { file: 'in-process.ts', call: 'inProcess' },
   memory: { file: 'memory.ts', call: 'memory', nodeArgs: ['--expose-gc'] },
   accuracy: { file: 'accuracy.ts', call: 'accuracy' },
+  stall: { file: 'stall.ts', call: 'stall' },
 };
 
 async function scenario(name: string): Promise<unknown> {
@@ -56,6 +57,13 @@ function print(name: string, data: any): void {
     );
   } else if (name === 'accuracy') {
     console.log(table([['call size (% of quota x window)', 'callers', 'achieved / quota'], ...data.map((r: any) => [`${r.size_percent}%`, String(r.callers), String(r.achieved_over_quota)])]));
+  } else if (name === 'stall') {
+    console.log(
+      table([
+        ['heaviest request', 'its time', 'pings meanwhile', 'ping p99', 'ping max'],
+        ...data.map((r: any) => [r.request, `${r.request_ms} ms`, String(r.pings), `${r.ping_p99_ms} ms`, `${r.ping_max_ms} ms`]),
+      ]),
+    );
   } else {
     console.log(table([Object.keys(data), Object.values(data).map(String)]));
   }

@@ -17,9 +17,9 @@ t.test('idle buckets are dropped after idle_timeout_ms, active ones kept', async
   m.recordRequest('active', 'a', 1, false);
   clock.advance(59_000);
   m.recordRequest('active', 'a', 1, false);
-  t.equal(m.sweep(), 0, 'nothing idle long enough yet');
+  t.equal(await m.sweep(), 0, 'nothing idle long enough yet');
   clock.advance(1_000);
-  t.equal(m.sweep(), 1, 'the idle one goes');
+  t.equal(await m.sweep(), 1, 'the idle one goes');
   t.equal(m.bucketCount, 1);
   t.same((await m.usage({ top: 10, sortBy: 'utilization' })).map((u) => u.entity), ['user:active/client-id:a']);
 });
@@ -28,7 +28,7 @@ t.test('a principal that returns after being swept starts with a fresh bucket', 
   const { clock, m } = setup({ maxThrottleMs: 1e9 });
   t.ok(m.recordRequest('u', 'c', 1000, false).throttleMs > 60_000, 'deep in debt');
   clock.advance(60_000);
-  m.sweep();
+  await m.sweep();
   t.equal(m.bucketCount, 0);
   t.equal(m.recordRequest('u', 'c', 1, false).throttleMs, 0, 'the swept debt is forgiven (documented)');
 });
@@ -42,7 +42,7 @@ t.test('compaction after a flood keeps the survivors, debt included, and returns
   clock.advance(30_000);
   m.recordRequest('survivor', 'c', 0, false); // stays active
   clock.advance(30_000);
-  t.equal(m.sweep(), 20_000);
+  t.equal(await m.sweep(), 20_000);
   t.equal(m.bucketCount, 1);
   const id = m.bucketIdOf(REQUEST, 'survivor', 'c');
   t.equal(m.buckets.throttleCount(id), 2, 'its throttle count came through');
@@ -60,7 +60,7 @@ t.test('max_buckets: past the bound new principals are answered Ok untracked, an
   t.ok(m.recordRequest('a', 'x', 1, false).throttleMs > 0, 'existing buckets keep working');
   clock.advance(61_000);
   m.recordRequest('a', 'x', 0, false);
-  m.sweep();
+  await m.sweep();
   t.equal(m.bucketCount, 1);
   t.ok(m.recordRequest('d', 'x', 100, false).throttleMs > 0, 'once room is free, the new principal is tracked');
 });
@@ -88,10 +88,27 @@ t.test('compaction to a size that is not a power of two keeps every survivor fin
   clock.advance(30_000);
   for (let i = 0; i < 600; i++) m.recordRequest(`p-${i}`, 'c', 0, false);
   clock.advance(30_000);
-  t.equal(m.sweep(), 4400);
+  t.equal(await m.sweep(), 4400);
   t.equal(m.bucketCount, 600);
   const lost = Array.from({ length: 600 }, (_, i) => i).filter((i) => m.buckets.throttleCount(m.bucketIdOf(REQUEST, `p-${i}`, 'c')) !== 1);
   t.same(lost, [], 'each survivor is found with its own state');
   for (let i = 0; i < 2000; i++) m.recordRequest(`new-${i}`, 'c', 1, false);
   t.equal(m.bucketCount, 2600, 'and the index keeps growing from there');
+});
+
+t.test('compaction moves buckets in the background: lookups meanwhile find every survivor, then it finishes alone', async (t) => {
+  const { clock, m } = setup({ maxThrottleMs: 1e9 });
+  for (let i = 0; i < 50_000; i++) m.recordRequest(`flood-${i}`, 'c', i < 5000 ? 15 : 1, false);
+  clock.advance(30_000);
+  for (let i = 0; i < 5000; i++) m.recordRequest(`flood-${i}`, 'c', 0, false);
+  clock.advance(30_000);
+  t.equal(await m.sweep(), 45_000);
+  t.ok(m.compacting, 'the move is still going on after the sweep returned');
+  t.equal(m.bucketCount, 5000, 'moved and not yet moved buckets are all counted');
+  t.equal(m.buckets.throttleCount(m.bucketIdOf(REQUEST, 'flood-4999', 'c')), 1, 'a bucket looked up before its turn is moved with its state');
+  for (let i = 0; i < 100 && m.compacting; i++) await new Promise((r) => setTimeout(r, 10));
+  t.notOk(m.compacting, 'the background move finished by itself');
+  t.equal(m.bucketCount, 5000);
+  const lost = Array.from({ length: 5000 }, (_, i) => i).filter((i) => m.buckets.throttleCount(m.bucketIdOf(REQUEST, `flood-${i}`, 'c')) !== 1);
+  t.same(lost, [], 'every survivor kept its own state');
 });

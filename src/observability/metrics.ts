@@ -61,7 +61,10 @@ export function createMetrics({ manager, server, admin, requests }: MetricSource
   mirroredCounter(registry, 'rivven_quota_throttle_time_ms_total', 'Sum of throttle_time_ms over all Throttled replies', () => manager.throttleTimeMsTotal);
   mirroredCounter(registry, 'rivven_quota_untracked_total', 'Calls answered Ok untracked because quotas.max_buckets buckets exist', () => manager.untracked);
   mirroredCounter(registry, 'rivven_quota_alterations_total', 'Quota alterations applied (AlterQuotas, durable)', () => admin.alterationsApplied);
-  mirroredCounter(registry, 'rivven_connections_refused_total', 'Connections refused (max_connections or shutting down)', () => server.refusedConnections);
+  mirroredCounter(registry, 'rivven_connections_refused_total', 'Connections refused at accept (max_connections, the open-file limit, or shutting down)', () => server.refusedConnections);
+  mirroredCounter(registry, 'rivven_frame_timeouts_total', 'Connections closed because a started frame did not complete within server.frame_timeout_ms', () => server.timedOutFrames);
+  mirroredCounter(registry, 'rivven_partial_frame_refusals_total', 'Connections closed because unfinished frames of all connections exceeded server.max_partial_frame_bytes', () => server.partialFrames.refused);
+  new Gauge({ name: 'rivven_partial_frame_bytes', help: 'Bytes of unfinished frames held for all connections', registers: [registry], collect() { this.set(server.partialFrames.used); } });
 
   registry.registerMetric(
     scraped('rivven_quota_near_limit_total', 'Calls that left their bucket above 80% of quota x window', 'counter', () =>

@@ -1,7 +1,7 @@
 import { bucketDisplay } from './entity.js';
 import { wallTimeOf, type Clock } from './clock.js';
 import { TopK } from './top-k.js';
-import { forRangeSliced } from '../util/slices.js';
+import { forEachSliced, forRangeSliced } from '../util/slices.js';
 import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
 import type { QuotaTable, Resolution } from './quota-table.js';
 import { BucketTable } from './bucket-table.js';
@@ -99,6 +99,8 @@ function componentMatcher(components: [string, string | null][]): ((group: boole
 /** Bucket and cache kinds beyond the three quota keys: a consumer group's consume_bytes_rate bucket. */
 const GROUP = 3;
 const INITIAL = 1024;
+/** Longest stretch of background bucket moving after a compaction before it yields. */
+const MIGRATION_SLICE_MS = 5;
 
 /**
  * Measures usage per bucket and decides Ok or Throttled. Pure and synchronous: time comes from the
@@ -127,6 +129,9 @@ export class QuotaManager {
   private callerSeen = new Float64Array(INITIAL);
   private epoch = 0;
   private seenGeneration = -1;
+  /** A compaction in progress: the old index and table, and how far the background move has got. */
+  private sweeping = false;
+  private migration: { ids: KeyedIds; table: BucketTable; cursor: number } | null = null;
   private readonly resolution: Resolution = { level: 9, limit: Infinity, bucketUser: null, bucketClient: null };
   private readonly verdict: Verdict = { throttleMs: 0, quotaType: 'produce_bytes_rate', entity: '', recorded: true };
 
@@ -145,7 +150,8 @@ export class QuotaManager {
   }
 
   get bucketCount(): number {
-    return this.bucketIds.size;
+    // A moved bucket leaves the old index, so the two sizes never count one bucket twice.
+    return this.bucketIds.size + (this.migration === null ? 0 : this.migration.ids.size);
   }
 
   // `now` defaults to the injected clock; a server answering a batch of requests passes one reading for all.
@@ -189,30 +195,39 @@ export class QuotaManager {
 
   /**
    * Drops buckets and cached resolutions idle for idleTimeoutMs, and compacts the tables when most of their
-   * room is unused, so memory taken by a burst of principals is given back. Returns the buckets dropped.
+   * room is unused, so memory taken by a burst of principals is given back. Runs in slices (a million buckets
+   * never stall the event loop); one sweep at a time. Resolves with the buckets dropped.
    */
-  sweep(): number {
-    const cutoff = this.clock.now() - this.options.idleTimeoutMs;
-    const ids = this.bucketIds;
-    let dropped = 0;
-    for (let id = 0; id < ids.highWater; id++) {
-      if (ids.isLive(id) && this.table_.lastSeen(id) <= cutoff) {
+  async sweep(): Promise<number> {
+    if (this.sweeping) return 0;
+    this.sweeping = true;
+    try {
+      const cutoff = this.clock.now() - this.options.idleTimeoutMs;
+      // Read afresh in each step: a compaction may replace them between slices (then the rest is skipped).
+      const ids = this.bucketIds;
+      let dropped = 0;
+      await forRangeSliced(ids.highWater, (id) => {
+        if (ids !== this.bucketIds || !ids.isLive(id) || this.table_.lastSeen(id) > cutoff) return;
         ids.remove(id);
         dropped++;
-      }
+        // Cached resolutions may name this id, which a new bucket may take before the next step.
+        this.epoch++;
+      });
+      const callers = this.callerIds;
+      await forRangeSliced(callers.highWater, (c) => {
+        if (callers === this.callerIds && callers.isLive(c) && this.callerSeen[c]! <= cutoff) callers.remove(c);
+      });
+      const now = this.bucketIds;
+      if (this.migration === null && now.capacity > INITIAL && now.size * 4 < now.capacity) this.compact();
+      return dropped;
+    } finally {
+      this.sweeping = false;
     }
-    const callers = this.callerIds;
-    for (let c = 0; c < callers.highWater; c++) {
-      if (callers.isLive(c) && this.callerSeen[c]! <= cutoff) callers.remove(c);
-    }
-    if (dropped > 0) this.epoch++; // cached bucket ids may now name freed (or reused) buckets
-    if (ids.capacity > INITIAL && ids.size * 4 < ids.capacity) this.compact();
-    return dropped;
   }
 
   /** Runs sweep() every cleanupIntervalMs on a timer that does not keep the process alive. */
   startCleanup(): () => void {
-    const timer = setInterval(() => this.sweep(), this.options.cleanupIntervalMs);
+    const timer = setInterval(() => void this.sweep(), this.options.cleanupIntervalMs);
     timer.unref();
     return () => clearInterval(timer);
   }
@@ -235,25 +250,25 @@ export class QuotaManager {
       if (match !== null && !match(group, ids.a(id), ids.b(id))) return;
       best.offer(id, byRate ? b.measuredRate(id, now) : b.utilization(id, now));
     });
-    return best
-      .sorted()
-      .filter((id) => ids.isLive(id))
-      .map((id) => {
-        const group = ids.kind(id) === GROUP;
-        const k = (group ? CONSUME : ids.kind(id)) as QuotaKeyIndex;
-        return {
-          entity: group ? `consumer-group:${ids.a(id)!}` : bucketDisplay(ids.a(id), ids.b(id)),
-          user: group ? null : ids.a(id),
-          clientId: group ? null : ids.b(id),
-          consumerGroup: group ? ids.a(id) : null,
-          quotaType: QUOTA_KEYS[k],
-          rate: b.measuredRate(id, now),
-          limit: b.rate(id),
-          utilization: b.utilization(id, now),
-          throttledTotal: b.throttleCount(id),
-          lastSeenMs: wallTimeOf(this.clock, b.lastSeen(id)),
-        };
+    const out: BucketUsage[] = [];
+    await forEachSliced(best.sorted(), (id) => {
+      if (!ids.isLive(id)) return;
+      const group = ids.kind(id) === GROUP;
+      const k = (group ? CONSUME : ids.kind(id)) as QuotaKeyIndex;
+      out.push({
+        entity: group ? `consumer-group:${ids.a(id)!}` : bucketDisplay(ids.a(id), ids.b(id)),
+        user: group ? null : ids.a(id),
+        clientId: group ? null : ids.b(id),
+        consumerGroup: group ? ids.a(id) : null,
+        quotaType: QUOTA_KEYS[k],
+        rate: b.measuredRate(id, now),
+        limit: b.rate(id),
+        utilization: b.utilization(id, now),
+        throttledTotal: b.throttleCount(id),
+        lastSeenMs: wallTimeOf(this.clock, b.lastSeen(id)),
       });
+    });
+    return out;
   }
 
   /** Highest utilization and the number of buckets above NEAR_LIMIT, per quota key, for metrics; sliced. */
@@ -402,7 +417,11 @@ export class QuotaManager {
     const ids = this.bucketIds;
     const existing = ids.find(kind, r.bucketUser, r.bucketClient);
     if (existing >= 0) return existing;
-    if (ids.size >= this.options.maxBuckets) {
+    if (this.migration !== null) {
+      const old = this.migration.ids.find(kind, r.bucketUser, r.bucketClient);
+      if (old >= 0) return this.moveBucket(old);
+    }
+    if (this.bucketCount >= this.options.maxBuckets) {
       this.untracked++;
       return -1;
     }
@@ -423,25 +442,63 @@ export class QuotaManager {
     this.callerSeen = grow(this.callerSeen, (n) => new Float64Array(n));
   }
 
-  /** Rebuilds the bucket table at the size its live buckets need, and starts the caller cache afresh. */
+  /**
+   * Gives back the room of dropped buckets without stopping the world: a fresh, right-sized index and table
+   * take over at once, and each live bucket of the old ones moves across when it is next looked up, or in
+   * background slices of SLICE_MS, whichever comes first (as Redis rehashes a dict). Until the last one has
+   * moved, a bucket not yet moved is missing from usage reports and metrics summaries; decisions never miss it.
+   */
   private compact(): void {
-    const oldIds = this.bucketIds;
-    const oldTable = this.table_;
-    const size = Math.max(INITIAL, oldIds.size * 2);
-    const ids = new KeyedIds(size);
-    const table = new BucketTable(this.options.windowMs, this.options.windowBuckets, size, this.options.maxDebtMs);
-    for (let id = 0; id < oldIds.highWater; id++) {
-      if (!oldIds.isLive(id)) continue;
-      const to = ids.add(oldIds.kind(id), oldIds.a(id), oldIds.b(id));
-      table.ensure(ids.capacity);
-      table.copyFrom(oldTable, id, to);
-    }
-    this.bucketIds = ids;
-    this.table_ = table;
+    const old = this.bucketIds;
+    const size = Math.max(INITIAL, old.size * 2);
+    this.migration = { ids: old, table: this.table_, cursor: 0 };
+    this.bucketIds = new KeyedIds(size);
+    this.table_ = new BucketTable(this.options.windowMs, this.options.windowBuckets, size, this.options.maxDebtMs);
     this.callerIds = new KeyedIds(INITIAL);
     this.callerEpoch = new Int32Array(INITIAL);
     this.callerBucket = new Int32Array(INITIAL);
     this.callerSeen = new Float64Array(INITIAL);
     this.epoch++;
+    setTimeout(() => this.migrateSome(), 0).unref();
+  }
+
+  /** Moves one bucket of the migration's old table into the current one; returns its new id. */
+  private moveBucket(oldId: number): number {
+    const m = this.migration!;
+    const ids = this.bucketIds;
+    const to = ids.add(m.ids.kind(oldId), m.ids.a(oldId), m.ids.b(oldId));
+    this.table_.ensure(ids.capacity);
+    this.table_.copyFrom(m.table, oldId, to);
+    m.ids.remove(oldId);
+    return to;
+  }
+
+  private migrateSome(): void {
+    const m = this.migration;
+    if (m === null) return;
+    const started = performance.now();
+    while (m.cursor < m.ids.highWater) {
+      const id = m.cursor++;
+      if (m.ids.isLive(id)) this.moveBucket(id);
+      if ((m.cursor & 255) === 0 && performance.now() - started > MIGRATION_SLICE_MS) break;
+    }
+    if (m.cursor >= m.ids.highWater) {
+      this.migration = null;
+      return;
+    }
+    setTimeout(() => this.migrateSome(), 0).unref();
+  }
+
+  /** True while a compaction is still moving buckets (tests). */
+  get compacting(): boolean {
+    return this.migration !== null;
+  }
+
+  /** Moves every bucket a compaction has left at once (tests, and shutdown). */
+  finishCompaction(): void {
+    const m = this.migration;
+    if (m === null) return;
+    for (; m.cursor < m.ids.highWater; m.cursor++) if (m.ids.isLive(m.cursor)) this.moveBucket(m.cursor);
+    this.migration = null;
   }
 }

@@ -9,6 +9,7 @@ import * as describeQuotas from '../protocol/messages/describe-quotas.js';
 import * as describeUsage from '../protocol/messages/describe-usage.js';
 import * as hello from '../protocol/messages/hello.js';
 import { preview } from '../util/printable.js';
+import { forEachSliced } from '../util/slices.js';
 import * as recordConsume from '../protocol/messages/record-consume.js';
 import * as recordProduce from '../protocol/messages/record-produce.js';
 import * as recordRequest from '../protocol/messages/record-request.js';
@@ -162,8 +163,8 @@ export class Dispatcher {
         case 'DescribeUsage': {
           const r = describeUsage.decode(value);
           const reply = new ListReplyBuilder('UsageDescribed', 'buckets', this.options.maxReplyBytes);
-          const built = this.manager.usage({ components: r.components, top: r.top, sortBy: r.sortBy }).then((buckets) => {
-            for (const u of buckets) {
+          const built = this.manager.usage({ components: r.components, top: r.top, sortBy: r.sortBy }).then(async (buckets) => {
+            await forEachSliced(buckets, (u) => {
               reply.add({
                 entity: u.entity,
                 user: u.user,
@@ -176,7 +177,7 @@ export class Dispatcher {
                 throttled_total: u.throttledTotal,
                 last_seen_ms: u.lastSeenMs,
               });
-            }
+            });
             return reply.frame(correlationId);
           });
           return this.later(correlationId, type, built);
