@@ -2,7 +2,6 @@
 export { App } from './app.js';
 export { loadConfig, ConfigError } from './config/load.js';
 export type { Config } from './config/schema.js';
-export { ERROR_CODES, RivvenError, type ErrorCode } from './protocol/error-codes.js';
 export { ManualClock, systemClock, type Clock } from './quota/clock.js';
 export { QuotaManager, DEFAULT_QUOTA_OPTIONS, type QuotaManagerOptions, type Verdict } from './quota/quota-manager.js';
 export { QuotaTable } from './quota/quota-table.js';
@@ -10,5 +9,4 @@ export { QUOTA_KEYS, type QuotaKey, type QuotaValue } from './quota/quota-key.js
 export type { Entity, Component, EntityType } from './quota/entity.js';
 export { FileQuotaStore } from './store/file-quota-store.js';
 export { MemoryQuotaStore, type QuotaStore, type StoredQuota, type AuditRecord } from './store/quota-store.js';
-export { QuotaClient, DEFAULT_CLIENT_OPTIONS, type QuotaClientOptions, type RecordResult, type QuotaEntry, type QuotaAlteration, type Principal, type BucketUsage } from './client/quota-client.js';
-export { BrokerQuotas } from './client/broker-quotas.js';
+export * from './client/index.js';

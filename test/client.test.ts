@@ -88,7 +88,7 @@ t.test('BrokerQuotas returns the delay to apply, and fails open when the sidecar
   const s = await startServer({ quotas: { defaults: { produce_bytes_rate: 1000, request_rate: 1 } } });
   const client = await QuotaClient.connect({ port: s.port, requestTimeoutMs: 200, initialBackoffMs: 10 });
   const errors: Error[] = [];
-  const broker = new BrokerQuotas(client, (e) => errors.push(e));
+  const broker = new BrokerQuotas(client, { onError: (e) => errors.push(e) });
   t.teardown(() => client.close());
   t.equal(await broker.produce('alice', 'app', 1000), 0);
   t.equal(await broker.produce('alice', 'app', 250), 250, 'over quota: delay 250 ms');

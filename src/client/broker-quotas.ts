@@ -1,44 +1,92 @@
-import type { QuotaClient, RecordResult } from './quota-client.js';
+import { isRetriable, RivvenError } from '../protocol/error-codes.js';
+import { CircuitBreaker, DEFAULT_BREAKER_OPTIONS, type BreakerOptions } from './breaker.js';
+import type { CallOptions, QuotaClient, RecordResult } from './quota-client.js';
+
+export interface BrokerQuotasOptions {
+  /** A record call not answered within this many ms is answered 0 (fail open). @default 25 */
+  recordDeadlineMs: number;
+  /** When the breaker opens and when it probes again. @default { failureThreshold: 5, resetTimeoutMs: 1000 } */
+  breaker: BreakerOptions;
+  /** Told about each call answered 0 because the sidecar could not answer (rate-limit your logging). */
+  onError: (err: Error) => void;
+}
+
+export const DEFAULT_BROKER_QUOTAS_OPTIONS: Readonly<BrokerQuotasOptions> = Object.freeze({
+  recordDeadlineMs: 25,
+  breaker: DEFAULT_BREAKER_OPTIONS,
+  onError: () => undefined,
+});
 
 /**
  * What a broker calls on each client request: records the usage and returns how many milliseconds to delay
  * that client (0 = none), the way a Kafka broker applies throttle_time_ms.
  *
- * It fails open: if the sidecar cannot answer (down, restarting, timeout), the answer is 0 and the failure is
- * counted and reported. A quota sidecar outage must not become an outage of the broker's clients.
+ * It never stalls the broker. A call answers within recordDeadlineMs, or 0. Without a connection it answers 0 at
+ * once (the client reconnects in the background) instead of waiting for a reconnect. After
+ * breaker.failureThreshold consecutive failures (timeouts, lost connections, an overloaded sidecar) the breaker
+ * opens and calls answer 0 at once, without being sent; after breaker.resetTimeoutMs one call probes the
+ * sidecar and, if it answers, closes the breaker. Every 0 given for a failure is counted in `failures`.
+ * A quota sidecar outage must not become an outage of the broker's clients.
  */
 export class BrokerQuotas {
-  /** Calls answered 0 because the sidecar could not answer. */
+  readonly options: Readonly<BrokerQuotasOptions>;
+  readonly breaker: CircuitBreaker;
+  /** Calls answered 0 because the sidecar could not answer (failed, late, or not tried: breaker open). */
   failures = 0;
+  /** Of those, the calls not sent because the breaker was open. */
+  shortCircuited = 0;
+  private readonly callOptions: CallOptions;
 
   constructor(
     readonly client: QuotaClient,
-    private readonly onError: (err: Error) => void = () => undefined,
-  ) {}
+    options: Partial<BrokerQuotasOptions> = {},
+  ) {
+    this.options = Object.freeze({ ...DEFAULT_BROKER_QUOTAS_OPTIONS, ...options });
+    this.breaker = new CircuitBreaker(this.options.breaker);
+    this.callOptions = Object.freeze({ timeoutMs: this.options.recordDeadlineMs, failFast: true });
+  }
 
   /** A produce request of `bytes` from (user, clientId). */
   produce(user: string | null, clientId: string | null, bytes: number): Promise<number> {
-    return this.throttle(this.client.recordProduce({ user, clientId, bytes }));
+    if (!this.allow()) return NONE;
+    return this.settle(this.client.recordProduce({ user, clientId, bytes }, this.callOptions));
   }
 
   /** A fetch of `bytes` by a consumer, held against its group's quota too when it has one. */
   fetch(user: string | null, clientId: string | null, consumerGroup: string | null, bytes: number): Promise<number> {
-    return this.throttle(this.client.recordConsume({ user, clientId, consumerGroup, bytes }));
+    if (!this.allow()) return NONE;
+    return this.settle(this.client.recordConsume({ user, clientId, consumerGroup, bytes }, this.callOptions));
   }
 
   /** Any request, for request_rate. */
   request(user: string | null, clientId: string | null): Promise<number> {
-    return this.throttle(this.client.recordRequest({ user, clientId }));
+    if (!this.allow()) return NONE;
+    return this.settle(this.client.recordRequest({ user, clientId }, this.callOptions));
   }
 
-  private throttle(call: Promise<RecordResult>): Promise<number> {
+  private allow(): boolean {
+    if (this.breaker.allow()) return true;
+    this.failures++;
+    this.shortCircuited++;
+    return false;
+  }
+
+  private settle(call: Promise<RecordResult>): Promise<number> {
     return call.then(
-      (r) => r.throttleTimeMs,
+      (r) => {
+        this.breaker.success();
+        return r.throttleTimeMs;
+      },
       (err: Error) => {
         this.failures++;
-        this.onError(err);
+        // A non-retriable error is a bad call, not a sick sidecar: it does not move the breaker.
+        if (err instanceof RivvenError && !isRetriable(err.code)) this.breaker.success();
+        else this.breaker.failure();
+        this.options.onError(err);
         return 0;
       },
     );
   }
 }
+
+const NONE = Promise.resolve(0);

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { decodeBody, encodeFrame, isPlainMap } from '../protocol/codec.js';
 import { isErrorCode, isRetriable, RivvenError } from '../protocol/error-codes.js';
 import { FrameDecoder } from '../protocol/frame-decoder.js';
+import { DeadlineQueue } from './deadline-queue.js';
 import type { Entity, Component } from '../quota/entity.js';
 import type { QuotaKey, QuotaValue } from '../quota/quota-key.js';
 
@@ -11,14 +12,18 @@ export interface QuotaClientOptions {
   host: string;
   /** @default 9190 */
   port: number;
-  /** Each request is rejected with TIMEOUT if no reply arrives in time. @default 5000 */
+  /** A call without its own timeout is rejected with TIMEOUT if no reply arrives in time. @default 5000 */
   requestTimeoutMs: number;
-  /** Connection attempts before connect() gives up; reconnects after a drop retry forever. @default 5 */
+  /** TCP connect plus Hello must succeed within this, or the attempt fails and its socket is destroyed. @default 1000 */
+  connectTimeoutMs: number;
+  /** Connection attempts before connect() gives up; reconnects after a drop retry until close(). @default 5 */
   connectAttempts: number;
   /** First delay between attempts, doubled each time up to maxBackoffMs. @default 50 */
   initialBackoffMs: number;
   /** @default 2000 */
   maxBackoffMs: number;
+  /** Calls in flight at most; past it calls are rejected at once with OVERLOADED. @default 10000 */
+  maxPending: number;
   /** Sent in Hello; shows in the server's audit log. */
   clientName?: string;
   /** Sent in Hello; never logged. */
@@ -29,10 +34,23 @@ export const DEFAULT_CLIENT_OPTIONS: Readonly<QuotaClientOptions> = Object.freez
   host: '127.0.0.1',
   port: 9190,
   requestTimeoutMs: 5000,
+  connectTimeoutMs: 1000,
   connectAttempts: 5,
   initialBackoffMs: 50,
   maxBackoffMs: 2000,
+  maxPending: 10_000,
 });
+
+/** How one call is made. */
+export interface CallOptions {
+  /** Overrides requestTimeoutMs for this call (BrokerQuotas passes its record deadline). */
+  timeoutMs?: number;
+  /**
+   * Without a live connection, reject at once with UNAVAILABLE (and reconnect in the background) instead of
+   * waiting for the reconnection. For calls in a broker's request path.
+   */
+  failFast?: boolean;
+}
 
 export interface Principal {
   user?: string | null;
@@ -77,28 +95,38 @@ export interface BucketUsage {
 interface Pending {
   resolve: (body: Record<string, unknown>) => void;
   reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
   /** The socket the request was written to; null while it waits for a connection. */
   socket: net.Socket | null;
 }
 
-// A ref'd timer: a process with nothing else to do must not exit in the middle of a retry.
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const sleep = (ms: number, keepAlive: boolean) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    // connect() keeps the process alive while it retries; a background reconnect must not.
+    if (!keepAlive) timer.unref();
+  });
 
 /**
- * A connection to one rivven sidecar, used by brokers and by the CLI.
+ * A connection to one rivven sidecar, used by brokers (through BrokerQuotas) and by the CLI.
  *
- * Requests are pipelined and matched to replies by correlation id. Each has its own timeout. An Error reply
- * rejects with a RivvenError carrying the server's code (and `index` for AlterQuotas). If the connection
- * drops, calls in flight reject with CONNECTION_CLOSED (they may or may not have been applied), the client
- * reconnects with exponential backoff, and calls made meanwhile wait for it (within their timeout).
- * close() rejects whatever is pending. Events: 'connect', 'disconnect' (Error), 'error' (Error).
+ * Requests are pipelined and matched to replies by correlation id. Calls made in the same tick go out in one
+ * write. Each call has a timeout (its own, or requestTimeoutMs), kept by one timer per distinct timeout. An
+ * Error reply rejects with a RivvenError carrying the server's code (and `index` for AlterQuotas). At most
+ * maxPending calls are in flight. If the connection drops, calls sent on it reject with CONNECTION_CLOSED
+ * (they may or may not have been applied), the client reconnects with exponential backoff, and calls made
+ * meanwhile wait for it (within their timeout) unless made with failFast. close() rejects whatever is
+ * pending and stops reconnecting. Events: 'connect', 'disconnect' (Error), 'error' (Error).
  */
 export class QuotaClient extends EventEmitter {
   readonly options: Readonly<QuotaClientOptions>;
+  /** Writes made to the socket (each carries every call of one tick). */
+  readonly stats = { writes: 0 };
   private socket: net.Socket | null = null;
   private connecting: Promise<net.Socket> | null = null;
   private readonly pending = new Map<number, Pending>();
+  private readonly deadlines = new Map<number, DeadlineQueue>();
+  private outbox: Buffer[] = [];
+  private outboxSocket: net.Socket | null = null;
   private nextId = 1;
   private closed = false;
 
@@ -111,10 +139,27 @@ export class QuotaClient extends EventEmitter {
     return `${this.options.host}:${this.options.port}`;
   }
 
-  /** Connects (retrying with backoff up to connectAttempts) and says Hello. */
+  /** True while a connection is up and has said Hello. */
+  get connected(): boolean {
+    return this.socket !== null && this.connecting === null;
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Connects (retrying with backoff up to connectAttempts) and says Hello. On failure nothing is left running:
+   * no socket, no timer, no reconnect.
+   */
   static async connect(options: Partial<QuotaClientOptions> = {}): Promise<QuotaClient> {
     const client = new QuotaClient(options);
-    await client.ensureConnected(client.options.connectAttempts);
+    try {
+      await client.ensureConnected(client.options.connectAttempts, true);
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
     return client;
   }
 
@@ -129,23 +174,19 @@ export class QuotaClient extends EventEmitter {
     await this.request({ type: 'Ping' });
   }
 
-  recordProduce(p: Principal & { bytes: number; admit?: boolean }): Promise<RecordResult> {
-    return this.request({ type: 'RecordProduce', user: p.user, client_id: p.clientId, bytes: p.bytes, admit: p.admit }).then(toRecordResult);
+  recordProduce(p: Principal & { bytes: number; admit?: boolean }, opts?: CallOptions): Promise<RecordResult> {
+    return this.request({ type: 'RecordProduce', user: p.user, client_id: p.clientId, bytes: p.bytes, admit: p.admit }, opts).then(toRecordResult);
   }
 
-  recordConsume(p: Principal & { consumerGroup?: string | null; bytes: number; admit?: boolean }): Promise<RecordResult> {
-    return this.request({
-      type: 'RecordConsume',
-      user: p.user,
-      client_id: p.clientId,
-      consumer_group: p.consumerGroup,
-      bytes: p.bytes,
-      admit: p.admit,
-    }).then(toRecordResult);
+  recordConsume(p: Principal & { consumerGroup?: string | null; bytes: number; admit?: boolean }, opts?: CallOptions): Promise<RecordResult> {
+    return this.request(
+      { type: 'RecordConsume', user: p.user, client_id: p.clientId, consumer_group: p.consumerGroup, bytes: p.bytes, admit: p.admit },
+      opts,
+    ).then(toRecordResult);
   }
 
-  recordRequest(p: Principal & { count?: number; admit?: boolean }): Promise<RecordResult> {
-    return this.request({ type: 'RecordRequest', user: p.user, client_id: p.clientId, count: p.count, admit: p.admit }).then(toRecordResult);
+  recordRequest(p: Principal & { count?: number; admit?: boolean }, opts?: CallOptions): Promise<RecordResult> {
+    return this.request({ type: 'RecordRequest', user: p.user, client_id: p.clientId, count: p.count, admit: p.admit }, opts).then(toRecordResult);
   }
 
   async describeQuotas(entities: Component[] = []): Promise<QuotaEntry[]> {
@@ -164,14 +205,21 @@ export class QuotaClient extends EventEmitter {
   }
 
   /** Sends any request body and resolves with the reply body; rejects on an Error reply. */
-  async request(body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    if (this.closed) throw new RivvenError('CONNECTION_CLOSED', 'the client is closed');
-    const { id, reply } = this.pend();
-    const socket = this.socket;
-    if (socket !== null && !this.connecting) {
+  request(body: Record<string, unknown>, opts: CallOptions = {}): Promise<Record<string, unknown>> {
+    if (this.closed) return Promise.reject(new RivvenError('CONNECTION_CLOSED', 'the client is closed'));
+    if (this.pending.size >= this.options.maxPending) {
+      return Promise.reject(new RivvenError('OVERLOADED', `${this.pending.size} calls are in flight to ${this.address} (maxPending)`));
+    }
+    const socket = this.connected ? this.socket : null;
+    if (socket === null && opts.failFast) {
+      this.reconnectInBackground();
+      return Promise.reject(new RivvenError('UNAVAILABLE', `not connected to ${this.address}`));
+    }
+    const { id, reply } = this.pend(opts.timeoutMs ?? this.options.requestTimeoutMs);
+    if (socket !== null) {
       this.send(socket, id, body);
     } else {
-      this.ensureConnected(Infinity).then(
+      this.ensureConnected(Infinity, false).then(
         (s) => this.send(s, id, body),
         (err: Error) => this.settle(id, undefined, err),
       );
@@ -179,90 +227,140 @@ export class QuotaClient extends EventEmitter {
     return reply;
   }
 
-  private send(socket: net.Socket, id: number, body: Record<string, unknown>): void {
-    const p = this.pending.get(id);
-    if (p === undefined) return; // timed out while waiting for the connection
-    p.socket = socket;
-    socket.write(encodeFrame(id, body));
-  }
-
-  /** A fresh correlation id and the promise its reply settles; it rejects with TIMEOUT after requestTimeoutMs. */
-  private pend(): { id: number; reply: Promise<Record<string, unknown>> } {
-    const id = this.nextId;
-    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1; // 0 is reserved for connection errors
-    const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new RivvenError('TIMEOUT', `no reply from ${this.address} within ${this.options.requestTimeoutMs} ms`));
-      }, this.options.requestTimeoutMs);
-      timer.unref();
-      this.pending.set(id, { resolve, reject, timer, socket: null });
-    });
-    return { id, reply };
-  }
-
-  /** Rejects every pending call with CONNECTION_CLOSED and closes the connection. */
+  /** Rejects every pending call with CONNECTION_CLOSED, stops reconnecting, and closes the connection. */
   async close(): Promise<void> {
     this.closed = true;
     this.failPending(new RivvenError('CONNECTION_CLOSED', 'the client was closed'));
+    for (const q of this.deadlines.values()) q.clear();
     const socket = this.socket;
     this.socket = null;
     if (socket !== null && !socket.destroyed) {
       await new Promise<void>((resolve) => {
         socket.once('close', () => resolve());
         socket.end();
+        // A server that never answers the FIN must not hold close() up.
+        setTimeout(() => socket.destroy(), 1000).unref();
       });
     }
+  }
+
+  /** Queues the frame for the write this tick makes: calls of one tick share one write. */
+  private send(socket: net.Socket, id: number, body: Record<string, unknown>): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return; // timed out while waiting for the connection
+    p.socket = socket;
+    if (this.outboxSocket !== socket) {
+      this.flush();
+      this.outboxSocket = socket;
+    }
+    this.outbox.push(encodeFrame(id, body));
+    if (this.outbox.length === 1) process.nextTick(() => this.flush());
+  }
+
+  private flush(): void {
+    const socket = this.outboxSocket;
+    const frames = this.outbox;
+    if (frames.length === 0) return;
+    this.outbox = [];
+    if (socket === null || socket.destroyed) return; // its calls fail with CONNECTION_CLOSED as it closes
+    this.stats.writes++;
+    socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+  }
+
+  /** A fresh correlation id and the promise its reply settles; it rejects with TIMEOUT after timeoutMs. */
+  private pend(timeoutMs: number): { id: number; reply: Promise<Record<string, unknown>> } {
+    let id = this.nextId;
+    // 0 is reserved for connection errors; skip ids still in flight after a wrap-around.
+    while (id === 0 || this.pending.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
+    this.nextId = id >= 0xffffffff ? 1 : id + 1;
+    const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, socket: null });
+    });
+    this.deadlineQueue(timeoutMs).add(id);
+    return { id, reply };
+  }
+
+  private deadlineQueue(timeoutMs: number): DeadlineQueue {
+    let q = this.deadlines.get(timeoutMs);
+    if (q === undefined) {
+      q = new DeadlineQueue(
+        timeoutMs,
+        (id) => this.pending.has(id),
+        (id) => this.settle(id, undefined, new RivvenError('TIMEOUT', `no reply from ${this.address} within ${timeoutMs} ms`)),
+      );
+      this.deadlines.set(timeoutMs, q);
+    }
+    return q;
   }
 
   private helloBody(): Record<string, unknown> {
     return { type: 'Hello', protocol_version: 1, client_name: this.options.clientName, token: this.options.token };
   }
 
-  private ensureConnected(attempts: number): Promise<net.Socket> {
-    if (this.socket !== null && this.connecting === null) return Promise.resolve(this.socket);
-    this.connecting ??= this.dial(attempts).finally(() => {
+  private reconnectInBackground(): void {
+    if (this.closed || this.connecting !== null) return;
+    this.ensureConnected(Infinity, false).catch((e: Error) => this.report(e));
+  }
+
+  private ensureConnected(attempts: number, keepAlive: boolean): Promise<net.Socket> {
+    if (this.connected) return Promise.resolve(this.socket!);
+    this.connecting ??= this.dial(attempts, keepAlive).finally(() => {
       this.connecting = null;
     });
     return this.connecting;
   }
 
-  private async dial(attempts: number): Promise<net.Socket> {
+  private async dial(attempts: number, keepAlive: boolean): Promise<net.Socket> {
     let delay = this.options.initialBackoffMs;
     for (let attempt = 1; ; attempt++) {
       if (this.closed) throw new RivvenError('CONNECTION_CLOSED', 'the client was closed');
+      let socket: net.Socket | undefined;
       try {
-        const socket = await this.open();
-        this.socket = socket;
+        socket = await this.open();
         // Hello goes first on every connection; requests queued meanwhile follow it.
-        const hello = this.pend();
+        const hello = this.pend(this.options.connectTimeoutMs);
         this.send(socket, hello.id, this.helloBody());
         await hello.reply;
+        if (this.closed) throw new RivvenError('CONNECTION_CLOSED', 'the client was closed');
+        this.socket = socket;
         this.emit('connect');
         return socket;
       } catch (err) {
+        // A socket whose Hello failed or timed out is of no use: never leave it open.
+        socket?.destroy();
         if (err instanceof RivvenError && !isRetriable(err.code)) throw err;
-        if (attempt >= attempts) {
+        if (attempt >= attempts || this.closed) {
           const reason = err instanceof Error ? (err as NodeJS.ErrnoException).code ?? err.message : String(err);
           throw new RivvenError('CONNECTION_CLOSED', `cannot reach the rivven server at ${this.address} (${reason})`);
         }
-        await sleep(delay);
+        await sleep(delay, keepAlive);
         delay = Math.min(delay * 2, this.options.maxBackoffMs);
       }
     }
   }
 
+  /** A TCP connection within connectTimeoutMs. */
   private open(): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(this.options.port, this.options.host);
       socket.setNoDelay(true);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new RivvenError('TIMEOUT', `no connection to ${this.address} within ${this.options.connectTimeoutMs} ms`));
+      }, this.options.connectTimeoutMs);
+      timer.unref();
       const decoder = new FrameDecoder(64 * 1024 * 1024, (id, buf, start, end) => this.onReply(socket, id, buf.subarray(start, end)));
       socket.once('connect', () => {
-        socket.off('error', reject);
+        clearTimeout(timer);
+        socket.off('error', onError);
         socket.on('error', (err) => this.report(err));
         resolve(socket);
       });
-      socket.once('error', reject);
+      const onError = (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      socket.once('error', onError);
       socket.on('data', (chunk: Buffer) => {
         try {
           decoder.push(chunk);
@@ -299,7 +397,8 @@ export class QuotaClient extends EventEmitter {
     const p = this.pending.get(id);
     if (p === undefined) return; // timed out earlier: the late reply is dropped
     this.pending.delete(id);
-    clearTimeout(p.timer);
+    // Nothing left in flight: no deadline timer may outlive the calls it was for.
+    if (this.pending.size === 0) for (const q of this.deadlines.values()) q.clear();
     if (err !== undefined) p.reject(err);
     else p.resolve(body!);
   }
@@ -315,14 +414,13 @@ export class QuotaClient extends EventEmitter {
   }
 
   private onClose(socket: net.Socket): void {
+    this.failPending(new RivvenError('CONNECTION_CLOSED', `connection to ${this.address} closed`), socket);
     if (this.socket !== socket) return;
     this.socket = null;
-    const err = new RivvenError('CONNECTION_CLOSED', `connection to ${this.address} closed`);
-    this.failPending(err, socket);
     if (this.closed) return;
-    this.emit('disconnect', err);
+    this.emit('disconnect', new RivvenError('CONNECTION_CLOSED', `connection to ${this.address} closed`));
     // Reconnect in the background so the next call finds a connection.
-    this.ensureConnected(Infinity).catch((e: Error) => this.report(e));
+    this.reconnectInBackground();
   }
 }
 

@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   SHUTTING_DOWN: 'The server is draining for shutdown and takes no new requests.',
   CONNECTION_CLOSED: 'The connection closed before the reply arrived (client side only).',
   TIMEOUT: 'No reply arrived within the request timeout (client side only).',
+  UNAVAILABLE: 'The call was not sent: no connection, or the breaker is open (client side only).',
   INTERNAL_ERROR: 'A bug in the server; the request was not applied.',
 } as const;
 
@@ -40,6 +41,7 @@ export const RETRIABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'CONNECTION_CLOSED',
   'TIMEOUT',
   'FRAME_TIMEOUT',
+  'UNAVAILABLE',
 ]);
 
 export const isRetriable = (code: ErrorCode): boolean => RETRIABLE_CODES.has(code);
