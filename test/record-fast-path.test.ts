@@ -93,3 +93,40 @@ t.test('the fast path takes the ordinary requests', async (t) => {
   t.ok(decodeRecord(u64, 0, u64.length), 'a uint64-encoded count');
   t.same([fast.amount, generic(u64)?.amount], [5, 5], 'both paths read it as 5');
 });
+
+t.test("the client's hand-written Record frames mean what msgpackr would say, and take the server's fast path", async (t) => {
+  const { FrameWriter } = await import('../src/protocol/frame-writer.js');
+  const name = fc.option(fc.oneof(fc.string({ minLength: 1, maxLength: 40 }), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 400 }), fc.string({ unit: 'binary', minLength: 1, maxLength: 20 })), { nil: null });
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 3 }),
+      name,
+      name,
+      name,
+      fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 2 ** 32 + 5 }), fc.maxSafeNat()),
+      fc.boolean(),
+      fc.nat(),
+      (kind, user, clientId, group, amount, admit, id) => {
+        if (kind === RECORD_REQUEST && amount === 0) amount = 1;
+        const w = new FrameWriter();
+        w.record(id, kind, user, clientId, group, amount, admit);
+        const frame = w.drain()!;
+        const body = frame.subarray(8);
+        if (frame.readUInt32BE(0) !== body.length + 4 || frame.readUInt32BE(4) !== id) return false;
+        const valid = [user, clientId, kind === RECORD_CONSUME ? group : null].every(
+          (n) => n === null || (Buffer.byteLength(n) <= 1024 && n.isWellFormed() && !n.includes('\uFFFD')),
+        );
+        if (!valid) return generic(body) === null; // the server refuses the name, as it should
+        const expected = { kind, user, clientId, consumerGroup: kind === RECORD_CONSUME ? group : null, amount, admit };
+        if (JSON.stringify(generic(body)) !== JSON.stringify(expected)) return false;
+        const ascii = [user, clientId, group].every((n) => n === null || /^[\x00-\x7f]*$/.test(n));
+        if (!ascii) return true; // non-ASCII names are the generic path's to decide, by design
+        if (!decodeRecord(body, 0, body.length)) return false;
+        const got = { kind: fast.kind, user: fast.user, clientId: fast.clientId, consumerGroup: fast.consumerGroup, amount: fast.amount, admit: fast.admit };
+        return JSON.stringify(got) === JSON.stringify(expected);
+      },
+    ),
+    { numRuns: 5000 },
+  );
+  t.pass('5000 random Record frames agree');
+});

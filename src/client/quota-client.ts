@@ -4,6 +4,9 @@ import { decodeBody, encodeFrame, isPlainMap } from '../protocol/codec.js';
 import { isErrorCode, isRetriable, RivvenError } from '../protocol/error-codes.js';
 import { FrameDecoder } from '../protocol/frame-decoder.js';
 import { DeadlineQueue } from './deadline-queue.js';
+import { FrameWriter } from '../protocol/frame-writer.js';
+import { OK_BODY } from '../protocol/responses.js';
+import { RECORD_CONSUME, RECORD_PRODUCE, RECORD_REQUEST } from '../protocol/record-fast-path.js';
 import type { Entity, Component } from '../quota/entity.js';
 import type { QuotaKey, QuotaValue } from '../quota/quota-key.js';
 
@@ -92,8 +95,13 @@ export interface BucketUsage {
   last_seen_ms: number;
 }
 
+/** What a pending call resolves with: the reply body, or (Record calls) a RecordResult. */
+const GENERIC = 0;
+const RECORD = 1;
+
 interface Pending {
-  resolve: (body: Record<string, unknown>) => void;
+  resolve: (value: unknown) => void;
+  kind: typeof GENERIC | typeof RECORD;
   reject: (err: Error) => void;
   /** The socket the request was written to; null while it waits for a connection. */
   socket: net.Socket | null;
@@ -125,8 +133,8 @@ export class QuotaClient extends EventEmitter {
   private connecting: Promise<net.Socket> | null = null;
   private readonly pending = new Map<number, Pending>();
   private readonly deadlines = new Map<number, DeadlineQueue>();
-  private outbox: Buffer[] = [];
-  private outboxSocket: net.Socket | null = null;
+  private readonly out = new FrameWriter();
+  private outSocket: net.Socket | null = null;
   private nextId = 1;
   private closed = false;
 
@@ -175,18 +183,15 @@ export class QuotaClient extends EventEmitter {
   }
 
   recordProduce(p: Principal & { bytes: number; admit?: boolean }, opts?: CallOptions): Promise<RecordResult> {
-    return this.request({ type: 'RecordProduce', user: p.user, client_id: p.clientId, bytes: p.bytes, admit: p.admit }, opts).then(toRecordResult);
+    return this.record(RECORD_PRODUCE, p.user, p.clientId, null, p.bytes, p.admit === true, opts);
   }
 
   recordConsume(p: Principal & { consumerGroup?: string | null; bytes: number; admit?: boolean }, opts?: CallOptions): Promise<RecordResult> {
-    return this.request(
-      { type: 'RecordConsume', user: p.user, client_id: p.clientId, consumer_group: p.consumerGroup, bytes: p.bytes, admit: p.admit },
-      opts,
-    ).then(toRecordResult);
+    return this.record(RECORD_CONSUME, p.user, p.clientId, p.consumerGroup, p.bytes, p.admit === true, opts);
   }
 
   recordRequest(p: Principal & { count?: number; admit?: boolean }, opts?: CallOptions): Promise<RecordResult> {
-    return this.request({ type: 'RecordRequest', user: p.user, client_id: p.clientId, count: p.count, admit: p.admit }, opts).then(toRecordResult);
+    return this.record(RECORD_REQUEST, p.user, p.clientId, null, p.count ?? 1, p.admit === true, opts);
   }
 
   async describeQuotas(entities: Component[] = []): Promise<QuotaEntry[]> {
@@ -206,6 +211,17 @@ export class QuotaClient extends EventEmitter {
 
   /** Sends any request body and resolves with the reply body; rejects on an Error reply. */
   request(body: Record<string, unknown>, opts: CallOptions = {}): Promise<Record<string, unknown>> {
+    return this.call(GENERIC, opts, (socket, id) => this.send(socket, id, body)) as Promise<Record<string, unknown>>;
+  }
+
+  /** A Record call: encoded straight into the outgoing buffer, and an Ok reply recognised without decoding it. */
+  private record(kind: number, user: string | null | undefined, clientId: string | null | undefined, group: string | null | undefined, amount: number, admit: boolean, opts: CallOptions = {}): Promise<RecordResult> {
+    return this.call(RECORD, opts, (socket, id) => {
+      if (this.bind(socket, id)) this.out.record(id, kind, user, clientId, group, amount, admit);
+    }) as Promise<RecordResult>;
+  }
+
+  private call(kind: typeof GENERIC | typeof RECORD, opts: CallOptions, write: (socket: net.Socket, id: number) => void): Promise<unknown> {
     if (this.closed) return Promise.reject(new RivvenError('CONNECTION_CLOSED', 'the client is closed'));
     if (this.pending.size >= this.options.maxPending) {
       return Promise.reject(new RivvenError('OVERLOADED', `${this.pending.size} calls are in flight to ${this.address} (maxPending)`));
@@ -215,12 +231,12 @@ export class QuotaClient extends EventEmitter {
       this.reconnectInBackground();
       return Promise.reject(new RivvenError('UNAVAILABLE', `not connected to ${this.address}`));
     }
-    const { id, reply } = this.pend(opts.timeoutMs ?? this.options.requestTimeoutMs);
+    const { id, reply } = this.pend(opts.timeoutMs ?? this.options.requestTimeoutMs, kind);
     if (socket !== null) {
-      this.send(socket, id, body);
+      write(socket, id);
     } else {
       this.ensureConnected(Infinity, false).then(
-        (s) => this.send(s, id, body),
+        (s) => write(s, id),
         (err: Error) => this.settle(id, undefined, err),
       );
     }
@@ -246,35 +262,44 @@ export class QuotaClient extends EventEmitter {
 
   /** Queues the frame for the write this tick makes: calls of one tick share one write. */
   private send(socket: net.Socket, id: number, body: Record<string, unknown>): void {
-    const p = this.pending.get(id);
-    if (p === undefined) return; // timed out while waiting for the connection
-    p.socket = socket;
-    if (this.outboxSocket !== socket) {
-      this.flush();
-      this.outboxSocket = socket;
-    }
-    this.outbox.push(encodeFrame(id, body));
-    if (this.outbox.length === 1) process.nextTick(() => this.flush());
+    if (this.bind(socket, id)) this.out.frame(encodeFrame(id, withoutAbsent(body)));
   }
 
+  /**
+   * Ties a pending call to the socket its frame is about to be written for, and makes sure that socket's batch
+   * is flushed this tick. False when the call has already timed out (nothing to write).
+   */
+  private bind(socket: net.Socket, id: number): boolean {
+    const p = this.pending.get(id);
+    if (p === undefined) return false;
+    p.socket = socket;
+    if (this.outSocket !== socket) {
+      this.flush();
+      this.outSocket = socket;
+    }
+    if (this.out.length === 0) process.nextTick(this.flushNow);
+    return true;
+  }
+
+  private readonly flushNow = (): void => this.flush();
+
   private flush(): void {
-    const socket = this.outboxSocket;
-    const frames = this.outbox;
-    if (frames.length === 0) return;
-    this.outbox = [];
+    const socket = this.outSocket;
+    const batch = this.out.drain();
+    if (batch === null) return;
     if (socket === null || socket.destroyed) return; // its calls fail with CONNECTION_CLOSED as it closes
     this.stats.writes++;
-    socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+    socket.write(batch);
   }
 
   /** A fresh correlation id and the promise its reply settles; it rejects with TIMEOUT after timeoutMs. */
-  private pend(timeoutMs: number): { id: number; reply: Promise<Record<string, unknown>> } {
+  private pend(timeoutMs: number, kind: typeof GENERIC | typeof RECORD = GENERIC): { id: number; reply: Promise<Record<string, unknown>> } {
     let id = this.nextId;
     // 0 is reserved for connection errors; skip ids still in flight after a wrap-around.
     while (id === 0 || this.pending.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
     this.nextId = id >= 0xffffffff ? 1 : id + 1;
     const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, socket: null });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, socket: null, kind });
     });
     this.deadlineQueue(timeoutMs).add(id);
     return { id, reply };
@@ -373,6 +398,12 @@ export class QuotaClient extends EventEmitter {
   }
 
   private onReply(socket: net.Socket, id: number, raw: Buffer): void {
+    const p = this.pending.get(id);
+    if (p !== undefined && p.kind === RECORD && raw.equals(OK_BODY)) {
+      // The reply to nearly every record call: the same bytes every time, so no decoding and no new object.
+      this.settleWith(id, p, OK_RESULT);
+      return;
+    }
     let body: unknown;
     try {
       body = decodeBody(raw);
@@ -396,11 +427,23 @@ export class QuotaClient extends EventEmitter {
   private settle(id: number, body: Record<string, unknown> | undefined, err?: Error): void {
     const p = this.pending.get(id);
     if (p === undefined) return; // timed out earlier: the late reply is dropped
+    if (err !== undefined) {
+      this.forget(id);
+      p.reject(err);
+    } else {
+      this.settleWith(id, p, p.kind === RECORD ? toRecordResult(body!) : body!);
+    }
+  }
+
+  private settleWith(id: number, p: Pending, value: unknown): void {
+    this.forget(id);
+    p.resolve(value);
+  }
+
+  private forget(id: number): void {
     this.pending.delete(id);
     // Nothing left in flight: no deadline timer may outlive the calls it was for.
     if (this.pending.size === 0) for (const q of this.deadlines.values()) q.clear();
-    if (err !== undefined) p.reject(err);
-    else p.resolve(body!);
   }
 
   /** Fails the calls sent on `socket`, or every call when no socket is named. */
@@ -429,8 +472,18 @@ function toError(body: Record<string, unknown>): RivvenError {
   return new RivvenError(code, String(body.message ?? code), typeof body.index === 'number' ? body.index : undefined);
 }
 
+/** Shared by every Ok answer: callers must not modify it. */
+const OK_RESULT: RecordResult = Object.freeze({ throttleTimeMs: 0, recorded: true });
+
+/** The body without its undefined fields (msgpack would carry them as an extension type). */
+function withoutAbsent(body: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k in body) if (body[k] !== undefined) out[k] = body[k];
+  return out;
+}
+
 function toRecordResult(r: Record<string, unknown>): RecordResult {
-  if (r.type === 'Ok') return { throttleTimeMs: 0, recorded: true };
+  if (r.type === 'Ok') return OK_RESULT;
   return {
     throttleTimeMs: r.throttle_time_ms as number,
     quotaType: r.quota_type as QuotaKey,

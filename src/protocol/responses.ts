@@ -1,7 +1,7 @@
 import { encodeBody, encodeFrame, frame } from './codec.js';
 import type { ErrorCode } from './error-codes.js';
 
-// The constant replies' bodies, encoded once: the ReplyWriter copies them and writes only the correlation id.
+// The constant replies' bodies, encoded once: the FrameWriter copies them and writes only the correlation id.
 export const OK_BODY = encodeBody({ type: 'Ok', throttle_time_ms: 0 });
 export const PONG_BODY = encodeBody({ type: 'Pong' });
 

@@ -4,7 +4,7 @@ import { RivvenError, type ErrorCode } from '../protocol/error-codes.js';
 import { errorFrame } from '../protocol/responses.js';
 import type { Logger } from '../observability/logger.js';
 import type { ConnectionContext, Dispatcher } from './dispatcher.js';
-import { ReplyWriter } from './reply-writer.js';
+import { FrameWriter } from '../protocol/frame-writer.js';
 
 export interface ConnectionOptions {
   maxFrameBytes: number;
@@ -56,7 +56,7 @@ const FLUSH_BYTES = 64 * 1024;
  */
 export class Connection {
   private readonly decoder: FrameDecoder;
-  private readonly out = new ReplyWriter();
+  private readonly out = new FrameWriter();
   private pending: Promise<Buffer> | null = null;
   private overBudget = false;
   private closing = false;

@@ -2,7 +2,7 @@ import { decodeBody, encodeFrame, isPlainMap } from '../protocol/codec.js';
 import { RivvenError } from '../protocol/error-codes.js';
 import { errorFrame, throttledFrame } from '../protocol/responses.js';
 import { ListReplyBuilder } from '../protocol/list-reply.js';
-import type { ReplyWriter } from './reply-writer.js';
+import type { FrameWriter } from '../protocol/frame-writer.js';
 import { decodeRecord, fast, RECORD_CONSUME, RECORD_PRODUCE } from '../protocol/record-fast-path.js';
 import * as alterQuotas from '../protocol/messages/alter-quotas.js';
 import * as describeQuotas from '../protocol/messages/describe-quotas.js';
@@ -42,11 +42,11 @@ export interface DispatcherOptions {
 
 export const DEFAULT_DISPATCHER_OPTIONS: Readonly<DispatcherOptions> = Object.freeze({ maxReplyBytes: 16 * 1024 * 1024 });
 
-/** Written to the ReplyWriter now (undefined), or a frame later for requests that wait on I/O (AlterQuotas). */
+/** Written to the FrameWriter now (undefined), or a frame later for requests that wait on I/O (AlterQuotas). */
 export type Reply = undefined | Promise<Buffer>;
 
 /**
- * Turns each request into exactly one reply: written straight into the connection's ReplyWriter, or (for
+ * Turns each request into exactly one reply: written straight into the connection's FrameWriter, or (for
  * AlterQuotas, which waits on the store) a frame promised later. Never throws: every failure becomes an Error
  * reply with its code, so one bad request cannot reach the connection or any other. Record requests take the
  * allocation-free fast path first; everything else, and any Record body it declines, goes through msgpackr
@@ -92,7 +92,7 @@ export class Dispatcher {
   }
 
   /** One request of the current batch, whose body is buf[start, end). */
-  handle(correlationId: number, buf: Buffer, start: number, end: number, ctx: ConnectionContext, out: ReplyWriter): Reply {
+  handle(correlationId: number, buf: Buffer, start: number, end: number, ctx: ConnectionContext, out: FrameWriter): Reply {
     const reply = this.dispatch(correlationId, buf, start, end, ctx, out);
     const type = this.lastType;
     if (reply === undefined) {
@@ -104,7 +104,7 @@ export class Dispatcher {
     return reply;
   }
 
-  private dispatch(correlationId: number, buf: Buffer, start: number, end: number, ctx: ConnectionContext, out: ReplyWriter): Reply {
+  private dispatch(correlationId: number, buf: Buffer, start: number, end: number, ctx: ConnectionContext, out: FrameWriter): Reply {
     let type = 'invalid';
     this.lastType = UNKNOWN_TYPE;
     this.lastResult = RESULT_OK;
@@ -217,7 +217,7 @@ export class Dispatcher {
     );
   }
 
-  private verdict(out: ReplyWriter, correlationId: number, v: Verdict): undefined {
+  private verdict(out: FrameWriter, correlationId: number, v: Verdict): undefined {
     if (v.throttleMs === 0) return out.ok(correlationId);
     this.lastResult = RESULT_THROTTLED;
     return out.frame(throttledFrame(correlationId, v.throttleMs, v.quotaType, v.entity, v.recorded));
