@@ -23,6 +23,7 @@ const SCENARIOS: Record<string, { file: string; call: string; nodeArgs?: string[
   memory: { file: 'memory.ts', call: 'memory', nodeArgs: ['--expose-gc'] },
   accuracy: { file: 'accuracy.ts', call: 'accuracy' },
   stall: { file: 'stall.ts', call: 'stall' },
+  'broker-path': { file: 'broker-path.ts', call: 'brokerPath' },
 };
 
 async function scenario(name: string): Promise<unknown> {
@@ -57,6 +58,24 @@ function print(name: string, data: any): void {
     );
   } else if (name === 'accuracy') {
     console.log(table([['call size (% of quota x window)', 'callers', 'achieved / quota'], ...data.map((r: any) => [`${r.size_percent}%`, String(r.callers), String(r.achieved_over_quota)])]));
+  } else if (name === 'broker-path') {
+    const row = (who: string, r: any) => [who, fmt(r.checks_per_sec), `${r.p50_ms} ms`, `${r.p99_ms} ms`];
+    console.log(
+      table([
+        ['256 callers, one connection', 'checks/s', 'p50', 'p99'],
+        row('rivven BrokerQuotas', data.rivven),
+        row('RateLimiterRedis (rate-limiter-flexible)', data.rlf_redis),
+        row('ioredis auto-pipelined INCR', data.ioredis_incr),
+      ]),
+    );
+    console.log(`\nrivven / RateLimiterRedis ${data.rivven_vs_rlf_redis}x, rivven / INCR ${data.rivven_vs_ioredis_incr}x`);
+    const o = data.outage;
+    console.log(
+      `\n${table([
+        ['outage phase', 'checks/s', 'p99', 'max'],
+        ...['up', 'stopped', 'resumed', 'killed', 'restarted_last_second'].map((k) => [k, fmt(o[k].checks_per_sec), `${o[k].p99_ms} ms`, `${o[k].max_ms} ms`]),
+      ])}\nbreaker opened ${o.breaker_opened} times, state at the end: ${o.state_at_end}`,
+    );
   } else if (name === 'stall') {
     console.log(
       table([
