@@ -27,7 +27,19 @@ export class QuotaAdmin {
     /** Configured entities at most (storage.max_entities). @default 100000 */
     readonly maxEntities = 100_000,
     private readonly wallClock: () => number = Date.now,
-  ) {}
+  ) {
+    // Every durable change reaches the table this one way, whoever made it (this sidecar or, with a shared
+    // store, another): the table bumps its generation and every cached resolution is redone.
+    store.onChange((changes) => this.applyToTable(changes));
+  }
+
+  private applyToTable(changes: QuotaChange[]): void {
+    for (const c of changes) {
+      const key = quotaKeyIndex(c.quota_key);
+      if (key === -1) continue;
+      this.table.set(parseEntity(c.entity), key, c.quota_value === null ? undefined : toLimit(c.quota_value));
+    }
+  }
 
   /** Loads the store's values into the table. A bad stored entry stops the start, naming the store. */
   async load(): Promise<number> {
@@ -96,7 +108,6 @@ export class QuotaAdmin {
     } catch (err) {
       throw new RivvenError('STORAGE_ERROR', `could not persist the alteration: ${(err as Error).message}`);
     }
-    for (const { ref, key, limit } of effective) this.table.set(ref, key, limit);
     this.alterationsApplied += effective.length;
     return effective.length;
   }

@@ -2,7 +2,7 @@ import { mkdir, open, readFile, rename, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { forEachSliced } from '../util/slices.js';
 import { AppendFile, writeAll, type WriteAll } from './append-file.js';
-import { applyChanges, type AuditRecord, type QuotaChange, type QuotaStore, type StoredQuota } from './quota-store.js';
+import { applyChanges, ChangeListeners, type AuditRecord, type ChangeListener, type QuotaChange, type QuotaStore, type StoredQuota } from './quota-store.js';
 
 export const STATE_FILE = 'quotas.json';
 export const LOG_FILE = 'quotas.log';
@@ -38,6 +38,7 @@ export class FileQuotaStore implements QuotaStore {
   readonly auditPath: string;
   readonly options: Readonly<FileQuotaStoreOptions>;
   private readonly state = new Map<string, StoredQuota>();
+  private readonly listeners = new ChangeListeners();
   private readonly log: AppendFile;
   private readonly audit: AppendFile;
   private seq = 0;
@@ -84,6 +85,10 @@ export class FileQuotaStore implements QuotaStore {
     return run;
   }
 
+  onChange(listener: ChangeListener): () => void {
+    return this.listeners.add(listener);
+  }
+
   async reopen(): Promise<void> {
     await this.audit.reopen();
     await this.log.reopen();
@@ -112,6 +117,7 @@ export class FileQuotaStore implements QuotaStore {
     }
     this.seq++;
     applyChanges(this.state, changes);
+    this.listeners.emit(changes);
     this.changesSinceSnapshot++;
     this.tail?.push(line);
     if (this.changesSinceSnapshot >= this.options.compactAfterChanges && this.compacting === null) {

@@ -27,11 +27,16 @@ export interface AuditRecord {
   new: QuotaValue | null;
 }
 
+/** Told of every change the store has made durable: this sidecar's own, and (shared stores) other sidecars'. */
+export type ChangeListener = (changes: QuotaChange[]) => void;
+
 /**
  * Where run-time quotas live. Contract, checked on every store by test/store-behaviour.test.ts:
  * - `load` returns what the applied changes add up to, or rejects naming what it could not read;
  * - `apply` resolves only once the changes and their audit records are durable; if it rejects, nothing of
- *   that change is visible, now or after a restart;
+ *   that change is visible, now or after a restart, and no listener hears of it;
+ * - every listener hears of each durable change exactly once, in order, before `apply` resolves; a shared store
+ *   also reports changes other sidecars made. Listeners are how changes reach the quota table, whoever made them;
  * - changes are applied in the order `apply` is called; callers do not overlap calls.
  * Implementations: memory (tests, and servers run without a data dir), file (storage.data_dir).
  */
@@ -39,6 +44,8 @@ export interface QuotaStore {
   readonly description: string;
   load(): Promise<StoredQuota[]>;
   apply(changes: QuotaChange[], audit: AuditRecord[]): Promise<void>;
+  /** Subscribes to durable changes; returns the unsubscribe function. */
+  onChange(listener: ChangeListener): () => void;
   /** Reopens log files (SIGHUP, after logrotate). */
   reopen(): Promise<void>;
   close(): Promise<void>;
@@ -56,9 +63,33 @@ export function applyChanges(state: Map<string, StoredQuota>, changes: QuotaChan
   }
 }
 
+/** The listeners of one store, each told in turn; a throwing listener cannot stop the others. */
+export class ChangeListeners {
+  private readonly listeners = new Set<ChangeListener>();
+
+  add(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit(changes: QuotaChange[]): void {
+    for (const l of this.listeners) {
+      try {
+        l(changes);
+      } catch (err) {
+        // The change is durable already; a listener's bug must not turn it into a failed apply.
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+    }
+  }
+}
+
 export class MemoryQuotaStore implements QuotaStore {
   readonly description: string = 'memory (not durable)';
   protected readonly state = new Map<string, StoredQuota>();
+  protected readonly listeners = new ChangeListeners();
   readonly audit: AuditRecord[] = [];
 
   async load(): Promise<StoredQuota[]> {
@@ -66,8 +97,14 @@ export class MemoryQuotaStore implements QuotaStore {
   }
 
   async apply(changes: QuotaChange[], audit: AuditRecord[]): Promise<void> {
-    applyChanges(this.state, structuredClone(changes));
+    const copy = structuredClone(changes);
+    applyChanges(this.state, copy);
     this.audit.push(...audit);
+    this.listeners.emit(copy);
+  }
+
+  onChange(listener: ChangeListener): () => void {
+    return this.listeners.add(listener);
   }
 
   async reopen(): Promise<void> {}
