@@ -58,7 +58,12 @@ async function attack() {
     results.push({ probe: name, rss_before_mib: before, rss_after_mib: rssMiB(s.child.pid!), alive: s.alive(), detail });
   };
   const admin = await connect(s.port);
-  admin.write(encodeFrame(1, { type: 'AlterQuotas', alterations: Array.from({ length: 200 }, (_, i) => ({ entity: [['user', `user-${i}`]], quota_key: 'request_rate', quota_value: 1 })) }));
+  admin.write(
+    encodeFrame(1, {
+      type: 'AlterQuotas',
+      alterations: Array.from({ length: 200 }, (_, i) => ({ entity: [['user', `user-${i}`]], quota_key: 'request_rate', quota_value: 1 })),
+    }),
+  );
   await settle(300);
 
   await probe('reply amplification: 64 KB of DescribeQuotas on a socket that never reads (200 quotas)', async () => {
@@ -73,15 +78,24 @@ async function attack() {
   await probe('Hello with a 1 MB client_name on 500 connections', async () => {
     const socks = await Promise.all(Array.from({ length: 500 }, () => connect(s.port)));
     const hello = encodeFrame(1, { type: 'Hello', protocol_version: 1, client_name: 'n'.repeat(1_000_000) });
-    socks.forEach((k) => k.write(hello));
+    socks.forEach((k) => {
+      k.write(hello);
+    });
     await settle(2000);
-    socks.forEach((k) => k.destroy());
+    socks.forEach((k) => {
+      k.destroy();
+    });
     return 'each refused with INVALID_ENTITY';
   });
   await probe('audit fill: 80 alterations from a connection whose client_name is 1 MB', async () => {
     const sock = await connect(s.port);
     sock.write(encodeFrame(1, { type: 'Hello', protocol_version: 1, client_name: 'n'.repeat(1_000_000) }));
-    sock.write(encodeFrame(2, { type: 'AlterQuotas', alterations: Array.from({ length: 80 }, (_, i) => ({ entity: [['user', `a${i}`]], quota_key: 'request_rate', quota_value: 1 })) }));
+    sock.write(
+      encodeFrame(2, {
+        type: 'AlterQuotas',
+        alterations: Array.from({ length: 80 }, (_, i) => ({ entity: [['user', `a${i}`]], quota_key: 'request_rate', quota_value: 1 })),
+      }),
+    );
     await settle(1000);
     sock.destroy();
     return `audit.log is ${statSync(join(dir, 'data/audit.log')).size} bytes`;
@@ -102,7 +116,9 @@ async function attack() {
     for (let i = 0; i < 600 && socks.some((k) => !k.destroyed && k.writableLength > 0); i++) await settle(100);
     await settle(1500);
     const held = await metric(s.port + 0, 'rivven_partial_frame_bytes');
-    socks.forEach((k) => k.destroy());
+    socks.forEach((k) => {
+      k.destroy();
+    });
     return `${closed} of 1000 refused with OVERLOADED; ${Math.round(held / 2 ** 20)} MiB of unfinished frames held (server.max_partial_frame_bytes 256 MiB)`;
   });
   admin.destroy();

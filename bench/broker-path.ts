@@ -55,7 +55,12 @@ async function drive(check: (principal: number) => Promise<unknown>, ms: number,
 
 function summary(lat: number[], seconds: number) {
   const sorted = Float64Array.from(lat).sort();
-  return { checks_per_sec: Math.round(lat.length / seconds), p50_ms: percentile(sorted, 0.5), p99_ms: percentile(sorted, 0.99), max_ms: percentile(sorted, 1) };
+  return {
+    checks_per_sec: Math.round(lat.length / seconds),
+    p50_ms: percentile(sorted, 0.5),
+    p99_ms: percentile(sorted, 0.99),
+    max_ms: percentile(sorted, 1),
+  };
 }
 
 async function sidecar(port: number): Promise<ChildProcess> {
@@ -102,26 +107,37 @@ export async function brokerPath(measureMs = 4000) {
       await redis.stop();
     }
     const rv = results.rivven as { checks_per_sec: number };
-    results.rivven_vs_rlf_redis = Math.round((rv.checks_per_sec / (results.rlf_redis as { checks_per_sec: number }).checks_per_sec) * 100) / 100;
-    results.rivven_vs_ioredis_incr = Math.round((rv.checks_per_sec / (results.ioredis_incr as { checks_per_sec: number }).checks_per_sec) * 100) / 100;
+    results.rivven_vs_rlf_redis =
+      Math.round((rv.checks_per_sec / (results.rlf_redis as { checks_per_sec: number }).checks_per_sec) * 100) / 100;
+    results.rivven_vs_ioredis_incr =
+      Math.round((rv.checks_per_sec / (results.ioredis_incr as { checks_per_sec: number }).checks_per_sec) * 100) / 100;
 
     // The outage: 0-1 s normal, 1-2 s SIGSTOP, 2-3 s resumed, 3 s SIGKILL, restarted at 4 s, up to 6 s.
     const failuresBefore = broker.failures;
     const events: string[] = [];
     let stage = 0;
     let restarting: Promise<void> | undefined;
-    const o = await drive((p) => broker.request(names[p]!, 'app'), 6000, (elapsed) => {
-      if (stage === 0 && elapsed > 1000) (stage = 1), child.kill('SIGSTOP'), events.push('stop');
-      if (stage === 1 && elapsed > 2000) (stage = 2), child.kill('SIGCONT'), events.push('cont');
-      if (stage === 2 && elapsed > 3000) (stage = 3), child.kill('SIGKILL'), events.push('kill');
-      if (stage === 3 && elapsed > 4000) {
-        stage = 4;
-        events.push('restart');
-        restarting = sidecar(port).then((c) => {
-          child = c;
-        });
-      }
-    });
+    const o = await drive(
+      (p) => broker.request(names[p]!, 'app'),
+      6000,
+      (elapsed) => {
+        const step = (next: number, signal: NodeJS.Signals, name: string) => {
+          stage = next;
+          child.kill(signal);
+          events.push(name);
+        };
+        if (stage === 0 && elapsed > 1000) step(1, 'SIGSTOP', 'stop');
+        if (stage === 1 && elapsed > 2000) step(2, 'SIGCONT', 'cont');
+        if (stage === 2 && elapsed > 3000) step(3, 'SIGKILL', 'kill');
+        if (stage === 3 && elapsed > 4000) {
+          stage = 4;
+          events.push('restart');
+          restarting = sidecar(port).then((c) => {
+            child = c;
+          });
+        }
+      },
+    );
     await restarting;
     const window = (from: number, to: number) => {
       const lat = o.lat.filter((_, i) => o.times[i]! >= from && o.times[i]! < to);

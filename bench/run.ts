@@ -39,25 +39,46 @@ async function scenario(name: string): Promise<unknown> {
 
 const fmt = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(0)}k` : String(n));
 
-
 function print(name: string, data: any): void {
   console.log(`\n## ${name}\n`);
   if (name === 'wire') {
     console.log(
       table([
         ['N', 'P', 'rivven ops/s', 'p50', 'p99', 'redis INCR ops/s', 'p50', 'p99', 'rivven/redis'],
-        ...data.map((r: any) => ['50', String(r.pipeline), fmt(r.sidecar.ops_per_sec), `${r.sidecar.p50_us}us`, `${r.sidecar.p99_us}us`, fmt(r.redis.ops_per_sec), `${r.redis.p50_us}us`, `${r.redis.p99_us}us`, `${r.ratio}x`]),
+        ...data.map((r: any) => [
+          '50',
+          String(r.pipeline),
+          fmt(r.sidecar.ops_per_sec),
+          `${r.sidecar.p50_us}us`,
+          `${r.sidecar.p99_us}us`,
+          fmt(r.redis.ops_per_sec),
+          `${r.redis.p50_us}us`,
+          `${r.redis.p99_us}us`,
+          `${r.ratio}x`,
+        ]),
       ]),
     );
   } else if (name === 'in-process') {
     console.log(
       table([
         ['principals', 'rivven ops/s', 'rivven batched clock', 'rate-limiter-flexible', 'ratio', 'ratio batched'],
-        ...data.map((r: any) => [fmt(r.principals), fmt(r.rivven_ops_per_sec), fmt(r.rivven_batched_ops_per_sec), fmt(r.rlf_ops_per_sec), `${r.ratio}x`, `${r.ratio_batched}x`]),
+        ...data.map((r: any) => [
+          fmt(r.principals),
+          fmt(r.rivven_ops_per_sec),
+          fmt(r.rivven_batched_ops_per_sec),
+          fmt(r.rlf_ops_per_sec),
+          `${r.ratio}x`,
+          `${r.ratio_batched}x`,
+        ]),
       ]),
     );
   } else if (name === 'accuracy') {
-    console.log(table([['call size (% of quota x window)', 'callers', 'achieved / quota'], ...data.map((r: any) => [`${r.size_percent}%`, String(r.callers), String(r.achieved_over_quota)])]));
+    console.log(
+      table([
+        ['call size (% of quota x window)', 'callers', 'achieved / quota'],
+        ...data.map((r: any) => [`${r.size_percent}%`, String(r.callers), String(r.achieved_over_quota)]),
+      ]),
+    );
   } else if (name === 'broker-path') {
     const row = (who: string, r: any) => [who, fmt(r.checks_per_sec), `${r.p50_ms} ms`, `${r.p99_ms} ms`];
     console.log(
@@ -73,7 +94,12 @@ function print(name: string, data: any): void {
     console.log(
       `\n${table([
         ['outage phase', 'checks/s', 'p99', 'max'],
-        ...['up', 'stopped', 'resumed', 'killed', 'restarted_last_second'].map((k) => [k, fmt(o[k].checks_per_sec), `${o[k].p99_ms} ms`, `${o[k].max_ms} ms`]),
+        ...['up', 'stopped', 'resumed', 'killed', 'restarted_last_second'].map((k) => [
+          k,
+          fmt(o[k].checks_per_sec),
+          `${o[k].p99_ms} ms`,
+          `${o[k].max_ms} ms`,
+        ]),
       ])}\nbreaker opened ${o.breaker_opened} times, state at the end: ${o.state_at_end}`,
     );
   } else if (name === 'stall') {

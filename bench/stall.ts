@@ -58,7 +58,11 @@ function startPinger(port: number) {
       if (line === 'stop') { running = false; await loop; process.stdout.write(JSON.stringify(rtts) + '\\n'); }
       if (line === 'exit') { await c.close(); process.exit(0); }
     }`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_OPTIONS: '' },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async (): Promise<string> => String((await lines.next()).value);
   const say = (cmd: string) => child.stdin!.write(`${cmd}\n`);
@@ -89,7 +93,11 @@ export async function stall() {
     }
     for (let i = 0; i < ENTITIES; i += 1000) {
       await admin.alterQuotas(
-        Array.from({ length: 1000 }, (_, j) => ({ entity: [['user', `configured-${i + j}`]], quota_key: 'request_rate' as const, quota_value: 1000 + j })),
+        Array.from({ length: 1000 }, (_, j) => ({
+          entity: [['user', `configured-${i + j}`]],
+          quota_key: 'request_rate' as const,
+          quota_value: 1000 + j,
+        })),
       );
     }
     const components = Array.from({ length: 1000 }, (_, i) => ['user', `tenant-${i * 997}`] as ['user', string]);
@@ -107,7 +115,11 @@ export async function stall() {
         'AlterQuotas, 1000 alterations at 100k entities',
         () =>
           admin.alterQuotas(
-            Array.from({ length: 1000 }, (_, j) => ({ entity: [['user', `configured-${j}`]], quota_key: 'request_rate' as const, quota_value: 5000 + alterRound++ })),
+            Array.from({ length: 1000 }, (_, j) => ({
+              entity: [['user', `configured-${j}`]],
+              quota_key: 'request_rate' as const,
+              quota_value: 5000 + alterRound++,
+            })),
           ),
       ],
       ['GET /metrics, 1M buckets', scrape],

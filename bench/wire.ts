@@ -20,7 +20,9 @@ const median = (runs: Run[]): Run => [...runs].sort((a, b) => a.ops_per_sec - b.
  * Loopback benchmarks on a shared 2-core machine vary by 20-40% run to run, so each cell is the median of
  * `repeats` runs, each on a fresh server, alternating which server goes first.
  */
-export async function wire(opts: { connections?: number; pipelines?: number[]; warmupMs?: number; measureMs?: number; repeats?: number } = {}): Promise<WireRow[]> {
+export async function wire(
+  opts: { connections?: number; pipelines?: number[]; warmupMs?: number; measureMs?: number; repeats?: number } = {},
+): Promise<WireRow[]> {
   const n = opts.connections ?? 50;
   const warm = opts.warmupMs ?? 1500;
   const measure = opts.measureMs ?? 3000;

@@ -47,32 +47,35 @@ const startSidecar = (port?: number): Promise<Served> =>
   serve(['--data-dir', join(mkdtempSync(join(tmpdir(), 'rivven-outage-')), 'data'), ...(port ? ['--port', String(port)] : [])], ROOT);
 
 for (const fault of ['SIGKILL', 'SIGSTOP'] as const) {
-  t.test(`sidecar ${fault === 'SIGKILL' ? 'killed' : 'hung (SIGSTOP)'}: every call answers 0 within the deadline, the breaker opens, a probe closes it on recovery`, async (t) => {
-    let s = await startSidecar();
-    const port = s.port;
-    const client = await QuotaClient.connect({ port, initialBackoffMs: 10, maxBackoffMs: 50 });
-    const broker = new BrokerQuotas(client, { recordDeadlineMs: 25, breaker: { failureThreshold: 5, resetTimeoutMs: 50 } });
-    t.teardown(async () => {
-      await client.close();
-      s.child.kill('SIGCONT');
-      s.child.kill('SIGKILL');
-    });
-    t.same((await timedCalls(broker, 100)).answers, new Array(100).fill(0), 'answered while the sidecar is up');
-    s.child.kill(fault);
-    if (fault === 'SIGKILL') await s.exited;
-    const outage = await timedCalls(broker, 1000);
-    t.same(outage.answers, new Array(1000).fill(0), '1000 calls during the outage: all fail open');
-    // A bound, not a speed target: the deadline is 25 ms; before this change every call took 5001 ms.
-    t.ok(outage.slowestMs < 1000, `the slowest call took ${Math.round(outage.slowestMs)} ms (the deadline is 25 ms)`);
-    t.equal(broker.breaker.state, 'open', 'the breaker opened');
-    t.ok(broker.shortCircuited > 900, `calls were answered at once without being sent (${broker.shortCircuited})`);
-    if (fault === 'SIGKILL') s = await startSidecar(port);
-    else s.child.kill('SIGCONT');
-    t.ok(await untilClosed(broker), 'a probe closed the breaker once the sidecar was back');
-    const after = await timedCalls(broker, 50);
-    t.equal(broker.breaker.state, 'closed');
-    t.same(after.answers, new Array(50).fill(0), 'calls are answered by the sidecar again');
-  });
+  t.test(
+    `sidecar ${fault === 'SIGKILL' ? 'killed' : 'hung (SIGSTOP)'}: every call answers 0 within the deadline, the breaker opens, a probe closes it on recovery`,
+    async (t) => {
+      let s = await startSidecar();
+      const port = s.port;
+      const client = await QuotaClient.connect({ port, initialBackoffMs: 10, maxBackoffMs: 50 });
+      const broker = new BrokerQuotas(client, { recordDeadlineMs: 25, breaker: { failureThreshold: 5, resetTimeoutMs: 50 } });
+      t.teardown(async () => {
+        await client.close();
+        s.child.kill('SIGCONT');
+        s.child.kill('SIGKILL');
+      });
+      t.same((await timedCalls(broker, 100)).answers, new Array(100).fill(0), 'answered while the sidecar is up');
+      s.child.kill(fault);
+      if (fault === 'SIGKILL') await s.exited;
+      const outage = await timedCalls(broker, 1000);
+      t.same(outage.answers, new Array(1000).fill(0), '1000 calls during the outage: all fail open');
+      // A bound, not a speed target: the deadline is 25 ms; before this change every call took 5001 ms.
+      t.ok(outage.slowestMs < 1000, `the slowest call took ${Math.round(outage.slowestMs)} ms (the deadline is 25 ms)`);
+      t.equal(broker.breaker.state, 'open', 'the breaker opened');
+      t.ok(broker.shortCircuited > 900, `calls were answered at once without being sent (${broker.shortCircuited})`);
+      if (fault === 'SIGKILL') s = await startSidecar(port);
+      else s.child.kill('SIGCONT');
+      t.ok(await untilClosed(broker), 'a probe closed the breaker once the sidecar was back');
+      const after = await timedCalls(broker, 50);
+      t.equal(broker.breaker.state, 'closed');
+      t.same(after.answers, new Array(50).fill(0), 'calls are answered by the sidecar again');
+    },
+  );
 }
 
 t.test('calls made in one tick go out in one write', async (t) => {
@@ -105,7 +108,9 @@ t.test('a server that accepts but never answers: connect fails within connectTim
   t.equal(accepted.length, 3, 'three attempts');
   for (let i = 0; i < 100 && closedByClient < 3; i++) await new Promise((r) => setTimeout(r, 10));
   t.equal(closedByClient, 3, "every attempt's socket was closed by the client");
-  accepted.forEach((sock) => sock.destroy());
+  accepted.forEach((sock) => {
+    sock.destroy();
+  });
 
   // The CLI against it: one clear line, and the process exits (it used to print TIMEOUT and hang).
   const r = await run(['quota', 'list', '--server', `127.0.0.1:${port}`, '--timeout', '300']);
@@ -122,7 +127,11 @@ t.test('a failed connect() leaves nothing running: the process exits by itself',
       await QuotaClient.connect({ port: 1, connectAttempts: 2, initialBackoffMs: 1 }).catch(() => {});
       silent.close();
     });`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' }, timeout: 10_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_OPTIONS: '' },
+    timeout: 10_000,
+  });
   t.equal(r.signal, null, 'it exited by itself (not killed by the 10 s timeout)');
   t.equal(r.status, 0, String(r.stderr));
 });
@@ -142,7 +151,11 @@ t.test('maxPending bounds calls in flight: past it calls are refused at once wit
   t.equal(await broker.produce('u', 'c', 1), 0, 'a record call through BrokerQuotas fails open at once');
   t.equal(broker.failures, 1);
   s.child.kill('SIGCONT');
-  t.same((await Promise.all(stuck)).filter((r) => r !== undefined), [], 'the ten in flight are answered once it resumes');
+  t.same(
+    (await Promise.all(stuck)).filter((r) => r !== undefined),
+    [],
+    'the ten in flight are answered once it resumes',
+  );
 });
 
 t.test('the breaker: opens after the threshold, one probe at a time, closes on success, reopens on failure', async (t) => {
@@ -181,10 +194,20 @@ t.test("import('rivven-quota/client') loads the client and nothing of the server
   const hooks = `data:text/javascript,${encodeURIComponent(`
     export async function resolve(spec, ctx, next) { const r = await next(spec, ctx); process.stderr.write('LOADED ' + r.url + '\\n'); return r; }`)}`;
   const script = `import { register } from 'node:module'; register(${JSON.stringify(hooks)}); await import('rivven-quota/client');`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_OPTIONS: '' },
+    encoding: 'utf8',
+  });
   t.equal(r.status, 0, r.stderr);
-  const loaded = r.stderr.split('\n').filter((l) => l.startsWith('LOADED ')).map((l) => l.slice(7));
-  t.ok(loaded.some((u) => u.endsWith('/dist/client/index.js')), 'the built client entry point');
+  const loaded = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('LOADED '))
+    .map((l) => l.slice(7));
+  t.ok(
+    loaded.some((u) => u.endsWith('/dist/client/index.js')),
+    'the built client entry point',
+  );
   const server = loaded.filter((u) => /prom-client|\/zod\/|\/yaml\/|\/pino\/|\/dist\/(server|config|observability|store|cli)\//.test(u));
   t.same(server, [], 'no server module, no prom-client, zod, yaml or pino');
 });

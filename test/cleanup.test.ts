@@ -21,7 +21,10 @@ t.test('idle buckets are dropped after idle_timeout_ms, active ones kept', async
   clock.advance(1_000);
   t.equal(await m.sweep(), 1, 'the idle one goes');
   t.equal(m.bucketCount, 1);
-  t.same((await m.usage({ top: 10, sortBy: 'utilization' })).map((u) => u.entity), ['user:active/client-id:a']);
+  t.same(
+    (await m.usage({ top: 10, sortBy: 'utilization' })).map((u) => u.entity),
+    ['user:active/client-id:a'],
+  );
 });
 
 t.test('a principal that returns after being swept starts with a fresh bucket', async (t) => {
@@ -105,10 +108,16 @@ t.test('compaction moves buckets in the background: lookups meanwhile find every
   t.equal(await m.sweep(), 45_000);
   t.ok(m.compacting, 'the move is still going on after the sweep returned');
   t.equal(m.bucketCount, 5000, 'moved and not yet moved buckets are all counted');
-  t.equal(m.buckets.throttleCount(m.bucketIdOf(REQUEST, 'flood-4999', 'c')), 1, 'a bucket looked up before its turn is moved with its state');
+  t.equal(
+    m.buckets.throttleCount(m.bucketIdOf(REQUEST, 'flood-4999', 'c')),
+    1,
+    'a bucket looked up before its turn is moved with its state',
+  );
   for (let i = 0; i < 100 && m.compacting; i++) await new Promise((r) => setTimeout(r, 10));
   t.notOk(m.compacting, 'the background move finished by itself');
   t.equal(m.bucketCount, 5000);
-  const lost = Array.from({ length: 5000 }, (_, i) => i).filter((i) => m.buckets.throttleCount(m.bucketIdOf(REQUEST, `flood-${i}`, 'c')) !== 1);
+  const lost = Array.from({ length: 5000 }, (_, i) => i).filter(
+    (i) => m.buckets.throttleCount(m.bucketIdOf(REQUEST, `flood-${i}`, 'c')) !== 1,
+  );
   t.same(lost, [], 'every survivor kept its own state');
 });

@@ -18,17 +18,45 @@ const forms: { flags: string[]; entity: unknown[] }[] = [
   { flags: ['--user-default'], entity: [['user', null]] },
   { flags: ['--client-id', 'app-1'], entity: [['client-id', 'app-1']] },
   { flags: ['--client-id-default'], entity: [['client-id', null]] },
-  { flags: ['--user', 'alice', '--client-id', 'app-1'], entity: [['user', 'alice'], ['client-id', 'app-1']] },
-  { flags: ['--user', 'alice', '--client-id-default'], entity: [['user', 'alice'], ['client-id', null]] },
-  { flags: ['--user-default', '--client-id', 'app-1'], entity: [['user', null], ['client-id', 'app-1']] },
-  { flags: ['--user-default', '--client-id-default'], entity: [['user', null], ['client-id', null]] },
+  {
+    flags: ['--user', 'alice', '--client-id', 'app-1'],
+    entity: [
+      ['user', 'alice'],
+      ['client-id', 'app-1'],
+    ],
+  },
+  {
+    flags: ['--user', 'alice', '--client-id-default'],
+    entity: [
+      ['user', 'alice'],
+      ['client-id', null],
+    ],
+  },
+  {
+    flags: ['--user-default', '--client-id', 'app-1'],
+    entity: [
+      ['user', null],
+      ['client-id', 'app-1'],
+    ],
+  },
+  {
+    flags: ['--user-default', '--client-id-default'],
+    entity: [
+      ['user', null],
+      ['client-id', null],
+    ],
+  },
 ];
 
 t.test('set, list and delete for every user/client-id entity form', async (t) => {
   for (const { flags, entity } of forms) {
     const set = await quota('set', ...flags, '--produce-bytes-rate', '10MB', '--request-rate', '5k');
     t.equal(set.code, 0, `set ${flags.join(' ')}: ${set.stderr}`);
-    t.same(await listJson(...flags), [{ entity, quotas: { produce_bytes_rate: 10_000_000, request_rate: 5000 } }], `listed ${flags.join(' ')}`);
+    t.same(
+      await listJson(...flags),
+      [{ entity, quotas: { produce_bytes_rate: 10_000_000, request_rate: 5000 } }],
+      `listed ${flags.join(' ')}`,
+    );
     const del = await quota('delete', ...flags, '--quota', 'produce_bytes_rate,request_rate');
     t.equal(del.code, 0, del.stderr);
     t.same(await listJson(...flags), [], `deleted ${flags.join(' ')}`);
@@ -38,19 +66,29 @@ t.test('set, list and delete for every user/client-id entity form', async (t) =>
 t.test('consumer groups and the global default', async (t) => {
   t.equal((await quota('set', '--consumer-group', 'etl', '--consume-bytes-rate', '10MiB')).code, 0);
   t.equal((await quota('set', '--consumer-group-default', '--consume-bytes-rate', '1GB')).code, 0);
-  t.same(await listJson('--consumer-group', 'etl'), [{ entity: [['consumer-group', 'etl']], quotas: { consume_bytes_rate: 10 * 2 ** 20 } }]);
+  t.same(await listJson('--consumer-group', 'etl'), [
+    { entity: [['consumer-group', 'etl']], quotas: { consume_bytes_rate: 10 * 2 ** 20 } },
+  ]);
   t.same(await listJson('--consumer-group-default'), [{ entity: [['consumer-group', null]], quotas: { consume_bytes_rate: 1e9 } }]);
   t.equal((await quota('set', '--default', '--request-rate', 'unlimited')).code, 0);
-  t.same(await listJson('--default'), [{ entity: [['default', null]], quotas: { produce_bytes_rate: 52428800, consume_bytes_rate: 104857600, request_rate: 'unlimited' } }]);
+  t.same(await listJson('--default'), [
+    { entity: [['default', null]], quotas: { produce_bytes_rate: 52428800, consume_bytes_rate: 104857600, request_rate: 'unlimited' } },
+  ]);
   t.equal((await quota('delete', '--default', '--quota', 'request_rate')).code, 0);
-  t.same(await listJson('--default'), [{ entity: [['default', null]], quotas: { produce_bytes_rate: 52428800, consume_bytes_rate: 104857600, request_rate: 1000 } }], 'back to the yaml default');
+  t.same(
+    await listJson('--default'),
+    [{ entity: [['default', null]], quotas: { produce_bytes_rate: 52428800, consume_bytes_rate: 104857600, request_rate: 1000 } }],
+    'back to the yaml default',
+  );
   await quota('delete', '--consumer-group', 'etl', '--quota', 'consume_bytes_rate');
   await quota('delete', '--consumer-group-default', '--quota', 'consume_bytes_rate');
 });
 
 t.test('units, unlimited and the readable table', async (t) => {
   await quota('set', '--user', 'units', '--produce-bytes-rate', '10MiB', '--consume-bytes-rate', 'unlimited', '--request-rate', '1500');
-  t.same(await listJson('--user', 'units'), [{ entity: [['user', 'units']], quotas: { produce_bytes_rate: 10485760, consume_bytes_rate: 'unlimited', request_rate: 1500 } }]);
+  t.same(await listJson('--user', 'units'), [
+    { entity: [['user', 'units']], quotas: { produce_bytes_rate: 10485760, consume_bytes_rate: 'unlimited', request_rate: 1500 } },
+  ]);
   const table = await quota('list', '--user', 'units');
   t.equal(table.code, 0);
   t.equal(table.stdout, 'ENTITY      PRODUCE  CONSUME    REQUESTS\nuser:units  10MiB/s  unlimited  1500/s\n');
@@ -107,12 +145,22 @@ t.test('a refused alteration exits 1 with the server error code', async (t) => {
 t.test('an unreachable server gets one clear line naming the address', async (t) => {
   const r = await run(['quota', 'list', '--server', '127.0.0.1:1']);
   t.equal(r.code, 1);
-  t.equal(r.stderr, 'rivven: cannot reach the rivven server at 127.0.0.1:1 (ECONNREFUSED); is `rivven serve` running there? (set --server or RIVVEN_SERVER)\n');
+  t.equal(
+    r.stderr,
+    'rivven: cannot reach the rivven server at 127.0.0.1:1 (ECONNREFUSED); is `rivven serve` running there? (set --server or RIVVEN_SERVER)\n',
+  );
   t.equal(r.stdout, '');
 });
 
 t.test('--help on every command shows an example', async (t) => {
-  for (const args of [['--help'], ['serve', '--help'], ['quota', '--help'], ['quota', 'list', '--help'], ['quota', 'set', '--help'], ['quota', 'delete', '--help']]) {
+  for (const args of [
+    ['--help'],
+    ['serve', '--help'],
+    ['quota', '--help'],
+    ['quota', 'list', '--help'],
+    ['quota', 'set', '--help'],
+    ['quota', 'delete', '--help'],
+  ]) {
     const r = await run(args);
     t.equal(r.code, 0, `${args.join(' ')} exits 0`);
     t.match(r.stdout, /Example/, `${args.join(' ')} shows an example`);
@@ -155,12 +203,15 @@ t.test('hostile names print safely in list, usage, top and errors: no control ch
   };
   for (const [cmd, out] of Object.entries(outputs)) {
     t.notMatch(out, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/, `${cmd}: no control characters`);
-    t.notOk(out.split('\n').some((l) => l.startsWith('lines')), `${cmd}: a newline in a name cannot start a row`);
+    t.notOk(
+      out.split('\n').some((l) => l.startsWith('lines')),
+      `${cmd}: a newline in a name cannot start a row`,
+    );
   }
   t.match(outputs.list, /user:"<default>"/, 'a user named <default> is quoted: it is not the <default> user');
   t.match(outputs.list, /user:"a\/client-id:b"/, 'a name that reads like a compound entity is quoted');
   t.match(outputs.list, /user:"\\u001b\[2J\\u001b\[Hcleared"/, 'escapes are shown, not run');
-  t.match(outputs.usage, /user:"two\\nlines  999B\/s"/);
+  t.match(outputs.usage, /user:"two\\nlines {2}999B\/s"/);
   const err = await quota('set', '--user', 'x', '--consumer-group', '\u001b[31mred', '--consume-bytes-rate', '5');
   t.notMatch(err.stderr, /\u001b/, 'errors escape too');
   for (const name of hostile) await quota('delete', '--user', name, '--quota', 'request_rate');

@@ -10,12 +10,19 @@ t.test('typed calls for every request type; errors carry the server code', async
   t.match(await c.hello(), { protocolVersion: 1, serverVersion: /\d/ });
   await c.ping();
   t.same(await c.recordProduce({ user: 'a', bytes: 100 }), { throttleTimeMs: 0, recorded: true });
-  t.same(await c.recordProduce({ user: 'a', bytes: 50 }), { throttleTimeMs: 500, quotaType: 'produce_bytes_rate', entity: 'user:a', recorded: true });
+  t.same(await c.recordProduce({ user: 'a', bytes: 50 }), {
+    throttleTimeMs: 500,
+    quotaType: 'produce_bytes_rate',
+    entity: 'user:a',
+    recorded: true,
+  });
   t.same(await c.recordConsume({ user: 'a', consumerGroup: 'g', bytes: 1 }), { throttleTimeMs: 0, recorded: true });
   t.same(await c.recordRequest({ clientId: 'x', count: 2 }), { throttleTimeMs: 0, recorded: true });
   t.equal(await c.alterQuotas([{ entity: [['user', 'a']], quota_key: 'request_rate', quota_value: 5 }]), 1);
   t.same(await c.describeQuotas([['user', 'a']]), [{ entity: [['user', 'a']], quotas: { request_rate: 5 } }]);
-  const err = await c.alterQuotas([{ entity: [['user', 'a']], quota_key: 'request_rate', quota_value: 0 as never }]).catch((e: unknown) => e);
+  const err = await c
+    .alterQuotas([{ entity: [['user', 'a']], quota_key: 'request_rate', quota_value: 0 as never }])
+    .catch((e: unknown) => e);
   t.type(err, RivvenError);
   t.match(err, { code: 'INVALID_QUOTA_VALUE', index: 0 });
   t.match(s.app.admin.store, { audit: [{ client: 'test', principal: 'anonymous' }] }, 'the client name reaches the audit log');
@@ -31,7 +38,11 @@ t.test('a timeout rejects only the late call', async (t) => {
   t.match(await late.catch((e: unknown) => e), { code: 'TIMEOUT' }, 'the stuck call times out');
   store.openGate();
   await c.ping();
-  t.same(await c.describeQuotas([['user', 'slow']]), [{ entity: [['user', 'slow']], quotas: { request_rate: 1 } }], 'the late reply was dropped and the next calls match their own replies');
+  t.same(
+    await c.describeQuotas([['user', 'slow']]),
+    [{ entity: [['user', 'slow']], quotas: { request_rate: 1 } }],
+    'the late reply was dropped and the next calls match their own replies',
+  );
 });
 
 t.test('close() rejects what is pending and later calls', async (t) => {

@@ -82,17 +82,44 @@ t.test('other problems are reported with their source', async (t) => {
     }
     return '';
   })();
-  t.match(missing, /^no configuration file: .*missing\.yaml does not exist \(.*rivven\.yaml\.example/, 'a missing file is said to be missing');
-  t.match(problemsOf(() => loadConfig({ file: file('syntax.yaml', 'server: [1,\n'), env: {} })), [/syntax\.yaml: /]);
-  t.match(problemsOf(() => loadConfig({ file: file('list.yaml', '- 1\n'), env: {} })), [/top level must be a mapping/]);
-  t.match(problemsOf(() => loadConfig({ env: { RIVVEN_SERVER_PORT: 'abc' }, cwd: dir })), [/^RIVVEN_SERVER_PORT \(server\.port\): /], 'a bad variable is named');
-  t.match(problemsOf(() => loadConfig({ env: { RIVVEN_SERVER_PORT: 'abc' }, flags: { server: { port: 'x' } }, cwd: dir })), [/^server\.port: /], 'unless a flag set the value');
-  t.match(problemsOf(() => loadConfig({ env: { RIVVEN_QUOTAS_WINDOW_MS: '1000', RIVVEN_QUOTAS_WINDOW_BUCKETS: '3' }, cwd: dir })), [/window_ms must be a multiple of window_buckets/]);
-  t.match(problemsOf(() => loadConfig({ env: { RIVVEN_QUOTAS_DEFAULTS_PRODUCE_BYTES_RATE: 'lots' }, cwd: dir })), [/produce_bytes_rate\): expected an integer > 0 or "unlimited"/]);
+  t.match(
+    missing,
+    /^no configuration file: .*missing\.yaml does not exist \(.*rivven\.yaml\.example/,
+    'a missing file is said to be missing',
+  );
+  t.match(
+    problemsOf(() => loadConfig({ file: file('syntax.yaml', 'server: [1,\n'), env: {} })),
+    [/syntax\.yaml: /],
+  );
+  t.match(
+    problemsOf(() => loadConfig({ file: file('list.yaml', '- 1\n'), env: {} })),
+    [/top level must be a mapping/],
+  );
+  t.match(
+    problemsOf(() => loadConfig({ env: { RIVVEN_SERVER_PORT: 'abc' }, cwd: dir })),
+    [/^RIVVEN_SERVER_PORT \(server\.port\): /],
+    'a bad variable is named',
+  );
+  t.match(
+    problemsOf(() => loadConfig({ env: { RIVVEN_SERVER_PORT: 'abc' }, flags: { server: { port: 'x' } }, cwd: dir })),
+    [/^server\.port: /],
+    'unless a flag set the value',
+  );
+  t.match(
+    problemsOf(() => loadConfig({ env: { RIVVEN_QUOTAS_WINDOW_MS: '1000', RIVVEN_QUOTAS_WINDOW_BUCKETS: '3' }, cwd: dir })),
+    [/window_ms must be a multiple of window_buckets/],
+  );
+  t.match(
+    problemsOf(() => loadConfig({ env: { RIVVEN_QUOTAS_DEFAULTS_PRODUCE_BYTES_RATE: 'lots' }, cwd: dir })),
+    [/produce_bytes_rate\): expected an integer > 0 or "unlimited"/],
+  );
 });
 
 t.test('a misspelt RIVVEN_* variable is a warning; the client variables are not', async (t) => {
-  const { warnings } = loadConfig({ env: { RIVVEN_SERVER_PROT: '1', RIVVEN_SERVER: 'h:1', RIVVEN_TOKEN: 't', RIVVEN_LOG_LEVEL: 'info' }, cwd: dir });
+  const { warnings } = loadConfig({
+    env: { RIVVEN_SERVER_PROT: '1', RIVVEN_SERVER: 'h:1', RIVVEN_TOKEN: 't', RIVVEN_LOG_LEVEL: 'info' },
+    cwd: dir,
+  });
   t.match(warnings, [/^RIVVEN_SERVER_PROT is not a rivven setting/]);
   t.equal(warnings.length, 1);
 });

@@ -38,9 +38,16 @@ t.test('every acknowledged alteration survives SIGKILL mid-stream', async (t) =>
   const present = new Map(entries.map((e) => [String(e.entity[0]![1]), e.quotas.request_rate]));
   const missing = acked.filter((i) => present.get(`u${i}`) !== i + 1);
   t.same(missing, [], 'every acknowledged alteration is present with its value');
-  const audit = readFileSync(join(dataDir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { entity: [string, string][] });
+  const audit = readFileSync(join(dataDir, 'audit.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { entity: [string, string][] });
   const audited = new Set(audit.map((r) => r.entity[0]![1]));
-  t.same(acked.filter((i) => !audited.has(`u${i}`)), [], 'and each has its audit line');
+  t.same(
+    acked.filter((i) => !audited.has(`u${i}`)),
+    [],
+    'and each has its audit line',
+  );
   await c2.close();
   second.child.kill('SIGTERM');
   t.equal(await second.exited, 0);
@@ -59,7 +66,10 @@ t.test('a truncated or corrupt state file stops the start, naming the file', asy
   for (const [name, bytes] of [
     ['truncated', good.subarray(0, Math.floor(good.length / 2))],
     ['not a rivven state file', Buffer.from('{"hello": 1}')],
-    ['an invalid quota inside', Buffer.from(JSON.stringify({ version: 1, quotas: [{ entity: [['user', '']], quota_key: 'request_rate', quota_value: 5 }] }))],
+    [
+      'an invalid quota inside',
+      Buffer.from(JSON.stringify({ version: 1, quotas: [{ entity: [['user', '']], quota_key: 'request_rate', quota_value: 5 }] })),
+    ],
     ['a null entry', Buffer.from(JSON.stringify({ version: 2, seq: 1, quotas: [null] }))],
   ] as const) {
     writeFileSync(path, bytes);
@@ -87,7 +97,9 @@ t.test('run-time values win over rivven.yaml, survive restarts, and fall back to
 
   s = await start();
   t.equal(await defaults(s.port), 7, 'the run-time value wins after a restart');
-  t.same(JSON.parse((await quota(s.port, 'list', '--user', 'alice', '--json')).stdout), [{ entity: [['user', 'alice']], quotas: { produce_bytes_rate: 10000000, consume_bytes_rate: 20000000 } }]);
+  t.same(JSON.parse((await quota(s.port, 'list', '--user', 'alice', '--json')).stdout), [
+    { entity: [['user', 'alice']], quotas: { produce_bytes_rate: 10000000, consume_bytes_rate: 20000000 } },
+  ]);
   t.equal((await quota(s.port, 'delete', '--default', '--quota', 'request_rate')).code, 0);
   t.equal(await defaults(s.port), 100, 'removed: back to the yaml value');
   s.child.kill('SIGTERM');
@@ -98,9 +110,20 @@ t.test('run-time values win over rivven.yaml, survive restarts, and fall back to
   s.child.kill('SIGTERM');
   await s.exited;
 
-  const audit = readFileSync(join(dataDir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const audit = readFileSync(join(dataDir, 'audit.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   t.match(audit, [
-    { principal: 'anonymous', client: /^rivven-cli /, entity: [['default', null]], quota_key: 'request_rate', old: null, new: 7, time: /^\d{4}-/ },
+    {
+      principal: 'anonymous',
+      client: /^rivven-cli /,
+      entity: [['default', null]],
+      quota_key: 'request_rate',
+      old: null,
+      new: 7,
+      time: /^\d{4}-/,
+    },
     { entity: [['user', 'alice']], quota_key: 'produce_bytes_rate', old: null, new: 10000000 },
     { entity: [['user', 'alice']], quota_key: 'consume_bytes_rate', old: null, new: 20000000 },
     { entity: [['default', null]], quota_key: 'request_rate', old: 7, new: null },
@@ -114,7 +137,11 @@ t.test('the file store: round trip, stale temp file, failed write changes nothin
   t.same(await store.load(), [], 'a missing directory and file start empty');
   await store.apply([{ entity: [['client-id', 'c']], quota_key: 'request_rate', quota_value: 'unlimited' }], []);
   writeFileSync(join(dataDir, 'quotas.json.tmp'), 'half-written garbage');
-  t.same(await store.load(), [{ entity: [['client-id', 'c']], quota_key: 'request_rate', quota_value: 'unlimited' }], 'a leftover temp file is ignored');
+  t.same(
+    await store.load(),
+    [{ entity: [['client-id', 'c']], quota_key: 'request_rate', quota_value: 'unlimited' }],
+    'a leftover temp file is ignored',
+  );
   t.notOk(existsSync(join(dataDir, 'quotas.json.tmp')), 'and removed');
   await store.close();
 });

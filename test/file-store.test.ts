@@ -8,7 +8,15 @@ import type { AuditRecord, QuotaChange } from '../src/store/quota-store.js';
 
 const fresh = () => join(mkdtempSync(join(tmpdir(), 'rivven-store-')), 'data');
 const set = (user: string, v: number | null): QuotaChange => ({ entity: [['user', user]], quota_key: 'request_rate', quota_value: v });
-const audit = (user: string): AuditRecord => ({ time: 't', principal: 'p', client: null, entity: [['user', user]], quota_key: 'request_rate', old: null, new: 1 });
+const audit = (user: string): AuditRecord => ({
+  time: 't',
+  principal: 'p',
+  client: null,
+  entity: [['user', user]],
+  quota_key: 'request_rate',
+  old: null,
+  new: 1,
+});
 const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : '').split('\n').filter((l) => l !== '');
 
 t.test('changes go to the log; compaction folds them into the snapshot and keeps later lines', async (t) => {
@@ -26,7 +34,10 @@ t.test('changes go to the log; compaction folds them into the snapshot and keeps
   const again = new FileQuotaStore(dir);
   const loaded = await again.load();
   t.equal(loaded.length, 25, 'snapshot + log give every value back');
-  t.same(loaded.find((q) => q.entity[0]![1] === 'u24'), set('u24', 25));
+  t.same(
+    loaded.find((q) => q.entity[0]![1] === 'u24'),
+    set('u24', 25),
+  );
   await again.close();
 });
 
@@ -56,7 +67,11 @@ t.test('a torn last log line (a crash mid-append) is cut off at load; a bad line
   t.ok(again.repairedBytes > 0, 'and was cut off');
   await again.apply([set('b', 2)], []);
   await again.close();
-  t.same(lines(store.logPath).map((l) => (JSON.parse(l) as { seq: number }).seq), [1, 2], 'the next line starts clean');
+  t.same(
+    lines(store.logPath).map((l) => (JSON.parse(l) as { seq: number }).seq),
+    [1, 2],
+    'the next line starts clean',
+  );
 
   writeFileSync(store.logPath, `not json\n${JSON.stringify({ seq: 2, changes: [] })}\n`);
   await t.rejects(new FileQuotaStore(dir).load(), { message: new RegExp(`${store.logPath}: line 1 is corrupt`) });
@@ -69,7 +84,11 @@ t.test('audit.log deleted or renamed (logrotate) is reopened: the next change ha
   await store.apply([set('a', 1)], [audit('a')]);
   rmSync(store.auditPath);
   await store.apply([set('b', 1)], [audit('b')]);
-  t.same(lines(store.auditPath).map((l) => (JSON.parse(l) as AuditRecord).entity[0]![1]), ['b'], 'deleted: a new file with the new line');
+  t.same(
+    lines(store.auditPath).map((l) => (JSON.parse(l) as AuditRecord).entity[0]![1]),
+    ['b'],
+    'deleted: a new file with the new line',
+  );
   renameSync(store.auditPath, `${store.auditPath}.1`);
   await store.apply([set('c', 1)], [audit('c')]);
   t.same(lines(store.auditPath).length, 1, 'renamed: the line goes to the path, not the rotated file');
@@ -97,11 +116,23 @@ t.test('a full disk: a failed append leaves no torn line, changes nothing, and t
     failAt = where;
     await t.rejects(store.apply([set(`x-${where}`, 1)], [audit(`x-${where}`)]), /ENOSPC/, `${where} write fails`);
     failAt = null;
-    t.same(lines(store.auditPath).map((l) => JSON.parse(l) as unknown).length, 1, `${where}: the audit log is whole, without the failed change`);
-    t.same(lines(store.logPath).map((l) => JSON.parse(l) as unknown).length, 1, `${where}: the quota log is whole, without the failed change`);
+    t.same(
+      lines(store.auditPath).map((l) => JSON.parse(l) as unknown).length,
+      1,
+      `${where}: the audit log is whole, without the failed change`,
+    );
+    t.same(
+      lines(store.logPath).map((l) => JSON.parse(l) as unknown).length,
+      1,
+      `${where}: the quota log is whole, without the failed change`,
+    );
   }
   await store.apply([set('b', 1)], [audit('b')]);
   t.equal(lines(store.auditPath).length, 2, 'the next append is its own line');
   await store.close();
-  t.same((await new FileQuotaStore(dir).load()).map((q) => q.entity[0]![1]), ['a', 'b'], 'after a restart: exactly the applied changes');
+  t.same(
+    (await new FileQuotaStore(dir).load()).map((q) => q.entity[0]![1]),
+    ['a', 'b'],
+    'after a restart: exactly the applied changes',
+  );
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { RivvenError } from '../src/protocol/error-codes.js';
+import type { RivvenError } from '../src/protocol/error-codes.js';
 import { FrameDecoder } from '../src/protocol/frame-decoder.js';
 import { rawFrame } from './helpers/wire.js';
 
@@ -23,7 +23,11 @@ const fixtures: { name: string; bytes: Buffer; frames: Frame[] }[] = [
   {
     name: 'three frames back to back',
     bytes: Buffer.concat([frameOf(1, Buffer.from([1])), frameOf(0xffffffff, Buffer.from([2, 3])), frameOf(3, Buffer.alloc(0))]),
-    frames: [[1, '01'], [0xffffffff, '0203'], [3, '']],
+    frames: [
+      [1, '01'],
+      [0xffffffff, '0203'],
+      [3, ''],
+    ],
   },
   { name: 'body at the size limit', bytes: frameOf(9, Buffer.alloc(1020, 0xab)), frames: [[9, 'ab'.repeat(1020)]] },
 ];
@@ -70,7 +74,11 @@ t.test('lengths below 4 are invalid frames', async (t) => {
   for (const length of [0, 1, 2, 3]) {
     t.same(errorOf([rawFrame(length, 0)]), { code: 'INVALID_FRAME', frames: 0 }, `length ${length}`);
   }
-  t.same(errorOf([frameOf(1, Buffer.from([1])), rawFrame(3, 0)]), { code: 'INVALID_FRAME', frames: 1 }, 'frames before the bad one are delivered');
+  t.same(
+    errorOf([frameOf(1, Buffer.from([1])), rawFrame(3, 0)]),
+    { code: 'INVALID_FRAME', frames: 1 },
+    'frames before the bad one are delivered',
+  );
 });
 
 t.test('after an error the decoder delivers nothing more', async (t) => {

@@ -26,7 +26,11 @@ t.test('reply amplification: a peer that never reads holds at most max_connectio
   t.teardown(() => s.stop());
   const alter = await WirePeer.connect(s.port);
   t.teardown(() => alter.close());
-  const alterations = Array.from({ length: 200 }, (_, i) => ({ entity: [['user', `user-${i}-${'x'.repeat(40)}`]], quota_key: 'request_rate', quota_value: i + 1 }));
+  const alterations = Array.from({ length: 200 }, (_, i) => ({
+    entity: [['user', `user-${i}-${'x'.repeat(40)}`]],
+    quota_key: 'request_rate',
+    quota_value: i + 1,
+  }));
   t.match(await alter.request({ type: 'AlterQuotas', alterations }), { type: 'QuotasAltered', altered_count: 200 });
 
   const socket = net.connect(s.port, '127.0.0.1');
@@ -35,8 +39,9 @@ t.test('reply amplification: a peer that never reads holds at most max_connectio
   t.teardown(() => socket.destroy());
   const requests = 5000; // ~75 KB of requests asking for ~60 MB of replies
   socket.write(Buffer.concat(Array.from({ length: requests }, (_, i) => frameOf(i + 1, { type: 'DescribeQuotas' }))));
-  const stats = () => s.app.server.connectionStats().find((c) => c.id !== 1 && c.bytesRead > 0)!;
-  await until(() => stats() !== undefined && stats().readingPaused && !stats().pendingReply, 'reading to pause');
+  const find = () => s.app.server.connectionStats().find((c) => c.id !== 1 && c.bytesRead > 0);
+  const stats = () => find()!;
+  await until(() => find()?.readingPaused === true && !find()?.pendingReply, 'reading to pause');
   const oneReply = 200 * 80;
   t.ok(stats().unsentReplyBytes <= 64 * 1024 + oneReply, `unsent replies stay bounded: ${stats().unsentReplyBytes} bytes`);
   t.ok(s.app.requests.counts.reduce((a, b) => a + b, 0) < requests, 'the server stopped answering: not every request was built');
@@ -82,22 +87,39 @@ t.test('a reply larger than max_reply_bytes is REPLY_TOO_LARGE, and the connecti
   const alterations = Array.from({ length: 100 }, (_, i) => ({ entity: [['user', `u${i}`]], quota_key: 'request_rate', quota_value: 5 }));
   await c.request({ type: 'AlterQuotas', alterations });
   t.match(await c.request({ type: 'DescribeQuotas' }, 2), { type: 'Error', code: 'REPLY_TOO_LARGE' });
-  t.match(await c.request({ type: 'DescribeQuotas', entities: [['user', 'u7']] }, 3), { type: 'QuotasDescribed', entries: [{ entity: [['user', 'u7']] }] }, 'a narrower request works');
+  t.match(
+    await c.request({ type: 'DescribeQuotas', entities: [['user', 'u7']] }, 3),
+    { type: 'QuotasDescribed', entries: [{ entity: [['user', 'u7']] }] },
+    'a narrower request works',
+  );
 });
 
 t.test('Hello names are bounded: a 512 KiB client_name is refused, 1024 bytes accepted', async (t) => {
   const s = await startServer();
   t.teardown(() => s.stop());
   const peers = await Promise.all(Array.from({ length: 50 }, () => WirePeer.connect(s.port)));
-  t.teardown(() => peers.forEach((p) => p.close()));
+  t.teardown(() =>
+    peers.forEach((p) => {
+      p.close();
+    }),
+  );
   const big = 'n'.repeat(512 * 1024);
   const replies = await Promise.all(peers.map((p) => p.request({ type: 'Hello', protocol_version: 1, client_name: big })));
-  t.ok(replies.every((r) => r.type === 'Error' && r.code === 'INVALID_REQUEST' || r.code === 'INVALID_ENTITY'), 'every one refused');
-  t.ok(replies.every((r) => String(r.message).length < 200), 'the error does not echo the name');
+  t.ok(
+    replies.every((r) => (r.type === 'Error' && r.code === 'INVALID_REQUEST') || r.code === 'INVALID_ENTITY'),
+    'every one refused',
+  );
+  t.ok(
+    replies.every((r) => String(r.message).length < 200),
+    'the error does not echo the name',
+  );
   t.match(await peers[0]!.request({ type: 'Hello', protocol_version: 1, client_name: 'b'.repeat(1024) }, 2), { type: 'HelloOk' });
   const held = s.app.server.connectionStats().length;
   t.equal(held, 50, 'connections stay open');
-  t.match(await peers[1]!.request({ type: 'Hello', protocol_version: 1, client_name: 'b'.repeat(1025) }, 3), { type: 'Error', code: 'INVALID_ENTITY' });
+  t.match(await peers[1]!.request({ type: 'Hello', protocol_version: 1, client_name: 'b'.repeat(1025) }, 3), {
+    type: 'Error',
+    code: 'INVALID_ENTITY',
+  });
 });
 
 t.test('names must be valid UTF-8: two invalid byte strings do not become one principal', async (t) => {
@@ -106,11 +128,21 @@ t.test('names must be valid UTF-8: two invalid byte strings do not become one pr
   const c = await WirePeer.connect(s.port);
   t.teardown(() => c.close());
   // { type: "RecordRequest", user: <0xff 0xfe> } written by hand: msgpackr would refuse to encode it.
-  const body = Buffer.concat([Buffer.from([0x82]), encodeBody('type'), encodeBody('RecordRequest'), encodeBody('user'), Buffer.from([0xa2, 0xff, 0xfe])]);
+  const body = Buffer.concat([
+    Buffer.from([0x82]),
+    encodeBody('type'),
+    encodeBody('RecordRequest'),
+    encodeBody('user'),
+    Buffer.from([0xa2, 0xff, 0xfe]),
+  ]);
   c.sendRaw(rawFrame(body.length + 4, 9, body));
   const [reply] = await c.waitFor(1);
   t.match(reply!.body, { type: 'Error', code: 'INVALID_ENTITY', message: /not valid UTF-8/ });
-  t.match(await c.request({ type: 'RecordRequest', user: 'a\uFFFDb' }, 10), { type: 'Error', code: 'INVALID_ENTITY' }, 'U+FFFD is refused too');
+  t.match(
+    await c.request({ type: 'RecordRequest', user: 'a\uFFFDb' }, 10),
+    { type: 'Error', code: 'INVALID_ENTITY' },
+    'U+FFFD is refused too',
+  );
   t.match(await c.request({ type: 'RecordRequest', user: 'ünïcödé' }, 11), { type: 'Ok' }, 'valid UTF-8 passes');
 });
 
@@ -125,7 +157,7 @@ t.test('an unknown type of 1 MiB is answered with a short message', async (t) =>
   t.notMatch(String(reply.message), /\u001b/, 'no control character');
 });
 
-t.test('a heavy DescribeUsage or DescribeQuotas lets another connection\'s Ping through before it finishes', async (t) => {
+t.test("a heavy DescribeUsage or DescribeQuotas lets another connection's Ping through before it finishes", async (t) => {
   const s = await startServer({ quotas: { defaults: { request_rate: 1000 } } });
   t.teardown(() => s.stop());
   setSliceMs(0); // yield every 256 buckets, so the interleaving below does not depend on this machine's speed
@@ -151,7 +183,11 @@ t.test('a heavy DescribeUsage or DescribeQuotas lets another connection\'s Ping 
     await new Promise((r) => setImmediate(r));
     const ping = other.request({ type: 'Ping' }).then(() => order.push('ping'));
     await Promise.all([done, ping]);
-    t.same(order, ['ping', 'heavy:UsageDescribed'], `${request.type} (${request.entities ? 'filtered' : 'all'}): the Ping was answered first`);
+    t.same(
+      order,
+      ['ping', 'heavy:UsageDescribed'],
+      `${request.type} (${request.entities ? 'filtered' : 'all'}): the Ping was answered first`,
+    );
     heavy.replies.length = 0;
     other.replies.length = 0;
   }
@@ -190,7 +226,11 @@ t.test('unfinished frames across connections share one budget; past it the conne
 });
 
 t.test('a wall-clock step back an hour throttles nobody: buckets drain by the monotonic clock', async (t) => {
-  const { config } = loadConfig({ env: {}, cwd: '/nonexistent', flags: { server: { port: 0 }, metrics: { enabled: false }, quotas: { defaults: { request_rate: 100 } } } });
+  const { config } = loadConfig({
+    env: {},
+    cwd: '/nonexistent',
+    flags: { server: { port: 0 }, metrics: { enabled: false }, quotas: { defaults: { request_rate: 100 } } },
+  });
   const app = new App(config, { logger: silentLogger(), store: new MemoryQuotaStore(), clock: systemClock });
   await app.start();
   t.teardown(() => app.stop(1000));
@@ -226,9 +266,21 @@ t.test('max_entities bounds configured entities with a clear error; removals sti
   t.teardown(() => c.close());
   const set = (user: string, v: number | null) => ({ entity: [['user', user]], quota_key: 'request_rate', quota_value: v });
   t.match(await c.request({ type: 'AlterQuotas', alterations: [set('a', 1), set('b', 1), set('c', 1)] }), { altered_count: 3 });
-  t.match(await c.request({ type: 'AlterQuotas', alterations: [set('d', 1)] }, 2), { type: 'Error', code: 'TOO_MANY_ENTITIES', message: /max_entities is 3/ });
-  t.match(await c.request({ type: 'AlterQuotas', alterations: [set('a', 7)] }, 3), { altered_count: 1 }, 'changing an existing entity is fine');
-  t.match(await c.request({ type: 'AlterQuotas', alterations: [set('a', null), set('d', 1)] }, 4), { altered_count: 2 }, 'a removal makes room... within the same request too');
+  t.match(await c.request({ type: 'AlterQuotas', alterations: [set('d', 1)] }, 2), {
+    type: 'Error',
+    code: 'TOO_MANY_ENTITIES',
+    message: /max_entities is 3/,
+  });
+  t.match(
+    await c.request({ type: 'AlterQuotas', alterations: [set('a', 7)] }, 3),
+    { altered_count: 1 },
+    'changing an existing entity is fine',
+  );
+  t.match(
+    await c.request({ type: 'AlterQuotas', alterations: [set('a', null), set('d', 1)] }, 4),
+    { altered_count: 2 },
+    'a removal makes room... within the same request too',
+  );
 });
 
 t.test('removing a value that is not set changes nothing: altered_count 0, no audit line', async (t) => {
@@ -237,6 +289,12 @@ t.test('removing a value that is not set changes nothing: altered_count 0, no au
   t.teardown(() => s.stop());
   const c = await WirePeer.connect(s.port);
   t.teardown(() => c.close());
-  t.match(await c.request({ type: 'AlterQuotas', alterations: [{ entity: [['user', 'nosuchuser']], quota_key: 'produce_bytes_rate', quota_value: null }] }), { altered_count: 0 });
+  t.match(
+    await c.request({
+      type: 'AlterQuotas',
+      alterations: [{ entity: [['user', 'nosuchuser']], quota_key: 'produce_bytes_rate', quota_value: null }],
+    }),
+    { altered_count: 0 },
+  );
   t.equal(store.audit.length, 0);
 });

@@ -40,7 +40,10 @@ t.test('grows past its initial capacity and reuses freed ids', async (t) => {
   const ids = Array.from({ length: 5000 }, (_, i) => index.add(0, `u${i}`, null));
   t.equal(index.size, 5000);
   t.ok(index.capacity >= 5000);
-  t.same(ids.map((id, i) => index.find(0, `u${i}`, null) === id).filter((ok) => !ok), []);
+  t.same(
+    ids.map((id, i) => index.find(0, `u${i}`, null) === id).filter((ok) => !ok),
+    [],
+  );
   for (let i = 0; i < 5000; i += 2) index.remove(ids[i]!);
   t.equal(index.size, 2500);
   const reused = index.add(1, 'new', 'key');
@@ -53,8 +56,16 @@ t.test('any initial capacity works, as compaction asks for live x 2', async (t) 
   for (const initial of [17, 1000, 3000]) {
     const index = new KeyedIds(initial);
     const ids = Array.from({ length: 4000 }, (_, i) => index.add(1, `n${i}`, 'c'));
-    t.same(ids.filter((id, i) => index.find(1, `n${i}`, 'c') !== id), [], `initial ${initial}: every key found`);
+    t.same(
+      ids.filter((id, i) => index.find(1, `n${i}`, 'c') !== id),
+      [],
+      `initial ${initial}: every key found`,
+    );
     for (let i = 0; i < 4000; i += 3) index.remove(ids[i]!);
-    t.same(ids.filter((id, i) => index.find(1, `n${i}`, 'c') !== (i % 3 === 0 ? -1 : id)), [], `initial ${initial}: after removals`);
+    t.same(
+      ids.filter((id, i) => index.find(1, `n${i}`, 'c') !== (i % 3 === 0 ? -1 : id)),
+      [],
+      `initial ${initial}: after removals`,
+    );
   }
 });

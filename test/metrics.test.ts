@@ -19,7 +19,9 @@ const sample = (text: string, name: string): number => {
 };
 
 t.test('the seed counters move by exactly what was throttled over the wire', async (t) => {
-  const { s, c } = await serverWithClient(t, { quotas: { defaults: { produce_bytes_rate: 1000, consume_bytes_rate: 1000, request_rate: 2 } } });
+  const { s, c } = await serverWithClient(t, {
+    quotas: { defaults: { produce_bytes_rate: 1000, consume_bytes_rate: 1000, request_rate: 2 } },
+  });
   const before = (await get(s.app, '/metrics')).body;
   const throttles: number[] = [];
   const keep = (r: { throttleTimeMs: number }) => r.throttleTimeMs > 0 && throttles.push(r.throttleTimeMs);
@@ -32,7 +34,11 @@ t.test('the seed counters move by exactly what was throttled over the wire', asy
   t.equal(moved('rivven_quota_produce_violations_total'), 3);
   t.equal(moved('rivven_quota_consume_violations_total'), 2);
   t.equal(moved('rivven_quota_request_violations_total'), 2);
-  t.equal(moved('rivven_quota_throttle_time_ms_total'), throttles.reduce((a, b) => a + b, 0), 'the sum of throttle_time_ms replied');
+  t.equal(
+    moved('rivven_quota_throttle_time_ms_total'),
+    throttles.reduce((a, b) => a + b, 0),
+    'the sum of throttle_time_ms replied',
+  );
   t.equal(sample(after, 'rivven_requests_total{type="RecordProduce",result="throttled"}'), 3);
   t.equal(sample(after, 'rivven_requests_total{type="RecordProduce",result="ok"}'), 1);
   t.equal(sample(after, 'rivven_request_duration_seconds_count{type="RecordRequest"}'), 4);
@@ -82,11 +88,26 @@ t.test('DescribeUsage puts the throttled principal first, with utilization above
   for (const u of ['a', 'b', 'c']) await c.recordProduce({ user: u, bytes: 1000 * u.charCodeAt(0) });
   for (let i = 0; i < 4; i++) await c.recordProduce({ user: 'noisy', bytes: 1000 });
   const usage = await c.describeUsage();
-  t.match(usage[0], { entity: 'user:noisy', quota_type: 'produce_bytes_rate', limit: 1000, rate: 4000, throttled_total: 3, last_seen_ms: s.clock.now() });
+  t.match(usage[0], {
+    entity: 'user:noisy',
+    quota_type: 'produce_bytes_rate',
+    limit: 1000,
+    rate: 4000,
+    throttled_total: 3,
+    last_seen_ms: s.clock.now(),
+  });
   t.ok(usage[0]!.utilization > 1, `utilization ${usage[0]!.utilization}`);
   t.equal(usage.length, 4);
-  t.same((await c.describeUsage({ top: 1, sortBy: 'rate' })).map((b) => b.entity), ['user:c'], 'sorted by rate, top 1');
-  t.same((await c.describeUsage({ entities: [['user', 'b']] })).map((b) => b.entity), ['user:b'], 'filtered by a component');
+  t.same(
+    (await c.describeUsage({ top: 1, sortBy: 'rate' })).map((b) => b.entity),
+    ['user:c'],
+    'sorted by rate, top 1',
+  );
+  t.same(
+    (await c.describeUsage({ entities: [['user', 'b']] })).map((b) => b.entity),
+    ['user:b'],
+    'filtered by a component',
+  );
   s.clock.advance(3000);
   t.ok((await c.describeUsage({ entities: [['user', 'noisy']] }))[0]!.utilization <= 1, 'paid off after the debt drains');
   const bad = await c.describeUsage({ top: 0 }).catch((e: unknown) => e);
@@ -101,13 +122,15 @@ t.test('rivven quota top --once and rivven quota usage --json against a real ser
   const top = await run(['quota', 'top', '--once'], { env });
   t.equal(top.code, 0, top.stderr);
   const lines = top.stdout.split('\n');
-  t.match(lines[0], /^rivven top  127\.0\.0\.1:\d+  \d\d:\d\d:\d\d  sorted by utilization$/);
+  t.match(lines[0], /^rivven top {2}127\.0\.0\.1:\d+ {2}\d\d:\d\d:\d\d {2}sorted by utilization$/);
   t.match(lines[2], /^ENTITY +QUOTA +RATE +LIMIT +UTIL +THROTTLED +SEEN$/);
   t.match(lines[3], /^user:busy\/client-id:cron +request_rate +15\/s +10\/s +150% +5 /);
   t.notMatch(top.stdout, /\x1b/, 'no ANSI escapes when stdout is not a terminal');
   const usage = await run(['quota', 'usage', '--json', '--user', 'busy'], { env });
   t.equal(usage.code, 0);
-  t.match(JSON.parse(usage.stdout), [{ entity: 'user:busy/client-id:cron', quota_type: 'request_rate', rate: 15, limit: 10, throttled_total: 5 }]);
+  t.match(JSON.parse(usage.stdout), [
+    { entity: 'user:busy/client-id:cron', quota_type: 'request_rate', rate: 15, limit: 10, throttled_total: 5 },
+  ]);
   t.equal((await run(['quota', 'top', '--once', '--sort', 'loudness'], { env })).code, 2);
 });
 
@@ -129,9 +152,16 @@ t.test('every metric the dashboard and the alert rules use exists', async (t) =>
   const dashboard = readFileSync(new URL('../config/grafana/rivven-dashboard.json', import.meta.url), 'utf8');
   JSON.parse(dashboard);
   const rules = readFileSync(new URL('../config/prometheus/rivven-rules.yml', import.meta.url), 'utf8');
-  for (const [file, names] of [['dashboard', used(dashboard)], ['rules', used(rules)]] as const) {
+  for (const [file, names] of [
+    ['dashboard', used(dashboard)],
+    ['rules', used(rules)],
+  ] as const) {
     t.ok(names.size > 3, `${file} uses metrics`);
-    t.same([...names].filter((n) => !exposed.has(n)), [], `${file}: every metric exists`);
+    t.same(
+      [...names].filter((n) => !exposed.has(n)),
+      [],
+      `${file}: every metric exists`,
+    );
   }
 });
 

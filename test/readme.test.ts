@@ -44,7 +44,12 @@ t.test("README's quota list sample is what the four set commands produce", async
   const commands = blockAfter(readme, '## Changing quotas')
     .split('\n')
     .filter((l) => l.startsWith('node bin/rivven quota set'))
-    .map((l) => l.replace(/\s+#.*$/, '').split(/\s+/).slice(2));
+    .map((l) =>
+      l
+        .replace(/\s+#.*$/, '')
+        .split(/\s+/)
+        .slice(2),
+    );
   t.equal(commands.length, 4);
   for (const args of commands) t.equal((await run(args, { env })).code, 0, args.join(' '));
   const list = await run(['quota', 'list'], { env });
@@ -59,5 +64,9 @@ t.test("README's start line has the fields and order of the real one", async (t)
   await s.exited;
   const sample = JSON.parse(blockAfter(read('README.md'), 'the second naming the address').trim()) as Record<string, unknown>;
   t.same(Object.keys(sample), Object.keys(real), 'the same fields in the same order');
-  t.same({ ...sample, time: 0, address: 0, metrics: 0 }, { ...real, time: 0, address: 0, metrics: 0 }, 'the same values but for time and ports');
+  t.same(
+    { ...sample, time: 0, address: 0, metrics: 0 },
+    { ...real, time: 0, address: 0, metrics: 0 },
+    'the same values but for time and ports',
+  );
 });

@@ -100,8 +100,14 @@ t.test('who shares a bucket follows the level that matched', async (t) => {
   t.notOk(sharing(clientDefault, ['alice', 'app'], ['alice', 'web']), 'clients/<default>: two client-ids do not share');
   const user = (tb: QuotaTable) => tb.set({ kind: 'user', user: 'alice' }, PRODUCE, 100);
   t.ok(sharing(user, ['alice', 'app'], ['alice', 'web']), 'users/alice: all her clients share');
-  t.notOk(sharing(() => undefined, ['alice', 'app'], ['alice', 'web']), 'global default: per (user, client-id) pair');
-  t.notOk(sharing(() => undefined, ['alice', 'app'], ['bob', 'app']), 'global default: per pair across users');
+  t.notOk(
+    sharing(() => undefined, ['alice', 'app'], ['alice', 'web']),
+    'global default: per (user, client-id) pair',
+  );
+  t.notOk(
+    sharing(() => undefined, ['alice', 'app'], ['bob', 'app']),
+    'global default: per pair across users',
+  );
   const pair = (tb: QuotaTable) => tb.set({ kind: 'user+client-id', user: 'alice', client: 'app' }, PRODUCE, 100);
   t.notOk(sharing(pair, ['alice', 'app'], ['alice', 'web']), 'alice/app does not share with alice/web');
 });
@@ -135,7 +141,10 @@ t.test('an alteration takes effect on the next call', async (t) => {
 t.test("Kafka's precedence cases (ClientQuotaManagerTest.testQuotaConfigPrecedence) under both orders", async (t) => {
   // The configuration of Kafka's test; each check is (user, client-id, Kafka's expected bound, ours).
   const table = { kafka: new QuotaTable({}, 'kafka'), rivven: new QuotaTable({}, 'rivven') };
-  const set = (ref: EntityRef, v: number | undefined) => Object.values(table).forEach((tb) => tb.set(ref, PRODUCE, v));
+  const set = (ref: EntityRef, v: number | undefined) =>
+    Object.values(table).forEach((tb) => {
+      tb.set(ref, PRODUCE, v);
+    });
   set({ kind: 'user', user: D }, 1000);
   set({ kind: 'client-id', client: D }, 2000);
   set({ kind: 'user+client-id', user: D, client: D }, 3000);

@@ -14,7 +14,11 @@ const connect = () => WirePeer.connect(server.port);
 t.test('every request type over the wire', async (t) => {
   const c = await connect();
   t.teardown(() => c.close());
-  t.match(await c.request({ type: 'Hello', protocol_version: 1, client_name: 'broker-1' }), { type: 'HelloOk', protocol_version: 1, server_version: /^\d+\.\d+\.\d+/ });
+  t.match(await c.request({ type: 'Hello', protocol_version: 1, client_name: 'broker-1' }), {
+    type: 'HelloOk',
+    protocol_version: 1,
+    server_version: /^\d+\.\d+\.\d+/,
+  });
   t.same(await c.request({ type: 'Ping' }), { type: 'Pong' });
   t.same(await c.request({ type: 'RecordProduce', user: 'p1', client_id: 'app', bytes: 1000 }), { type: 'Ok', throttle_time_ms: 0 });
   t.same(await c.request({ type: 'RecordProduce', user: 'p1', client_id: 'app', bytes: 500 }), {
@@ -24,22 +28,46 @@ t.test('every request type over the wire', async (t) => {
     entity: 'user:p1/client-id:app',
     recorded: true,
   });
-  t.same(await c.request({ type: 'RecordConsume', user: 'p1', client_id: 'app', consumer_group: 'etl', bytes: 10 }), { type: 'Ok', throttle_time_ms: 0 });
+  t.same(await c.request({ type: 'RecordConsume', user: 'p1', client_id: 'app', consumer_group: 'etl', bytes: 10 }), {
+    type: 'Ok',
+    throttle_time_ms: 0,
+  });
   t.same(await c.request({ type: 'RecordRequest', client_id: 'only-client' }), { type: 'Ok', throttle_time_ms: 0 });
-  t.same(await c.request({ type: 'AlterQuotas', alterations: [{ entity: [['user', 'p2']], quota_key: 'request_rate', quota_value: 2 }] }), { type: 'QuotasAltered', altered_count: 1 });
-  t.same(await c.request({ type: 'DescribeQuotas', entities: [['user', 'p2']] }), { type: 'QuotasDescribed', entries: [{ entity: [['user', 'p2']], quotas: { request_rate: 2 } }] });
+  t.same(await c.request({ type: 'AlterQuotas', alterations: [{ entity: [['user', 'p2']], quota_key: 'request_rate', quota_value: 2 }] }), {
+    type: 'QuotasAltered',
+    altered_count: 1,
+  });
+  t.same(await c.request({ type: 'DescribeQuotas', entities: [['user', 'p2']] }), {
+    type: 'QuotasDescribed',
+    entries: [{ entity: [['user', 'p2']], quotas: { request_rate: 2 } }],
+  });
   const all = (await c.request({ type: 'DescribeQuotas' })) as { entries: { entity: unknown; quotas: unknown }[] };
-  t.same(all.entries[0], { entity: [['default', null]], quotas: { produce_bytes_rate: 1000, consume_bytes_rate: 1000, request_rate: 10 } }, 'the global default comes first');
+  t.same(
+    all.entries[0],
+    { entity: [['default', null]], quotas: { produce_bytes_rate: 1000, consume_bytes_rate: 1000, request_rate: 10 } },
+    'the global default comes first',
+  );
 });
 
 t.test('admit mode over the wire: exactly the quota, then Throttled{recorded: false} until the clock moves', async (t) => {
   const c = await connect();
   t.teardown(() => c.close());
-  await c.request({ type: 'AlterQuotas', alterations: [{ entity: [['client-id', 'admit-app']], quota_key: 'request_rate', quota_value: 10 }] });
+  await c.request({
+    type: 'AlterQuotas',
+    alterations: [{ entity: [['client-id', 'admit-app']], quota_key: 'request_rate', quota_value: 10 }],
+  });
   for (let i = 0; i < 11; i++) c.send(i, { type: 'RecordRequest', client_id: 'admit-app', admit: true });
   const replies = (await c.waitFor(12)).slice(1);
-  t.same(replies.slice(0, 10).map((r) => r.body.type), new Array(10).fill('Ok'), '10 admitted');
-  t.same(replies[10]!.body, { type: 'Throttled', throttle_time_ms: 100, quota_type: 'request_rate', entity: 'client-id:admit-app', recorded: false }, 'the 11th refused');
+  t.same(
+    replies.slice(0, 10).map((r) => r.body.type),
+    new Array(10).fill('Ok'),
+    '10 admitted',
+  );
+  t.same(
+    replies[10]!.body,
+    { type: 'Throttled', throttle_time_ms: 100, quota_type: 'request_rate', entity: 'client-id:admit-app', recorded: false },
+    'the 11th refused',
+  );
   server.clock.advance(100);
   t.same(await c.request({ type: 'RecordRequest', client_id: 'admit-app', admit: true }), { type: 'Ok', throttle_time_ms: 0 });
 });
@@ -60,7 +88,11 @@ t.test('1000 pipelined requests in one write are answered in order', async (t) =
   });
   c.sendRaw(Buffer.concat(frames));
   const replies = await c.waitFor(1000);
-  t.same(replies.map((r) => r.correlationId), Array.from({ length: 1000 }, (_, i) => 5000 + i), 'correlation ids in request order');
+  t.same(
+    replies.map((r) => r.correlationId),
+    Array.from({ length: 1000 }, (_, i) => 5000 + i),
+    'correlation ids in request order',
+  );
   const expected = ['Pong', undefined, 'QuotasDescribed', 'Error', 'QuotasAltered'];
   const mismatches = replies.filter((r, i) => expected[i % 5] !== undefined && r.body.type !== expected[i % 5]);
   t.same(mismatches, [], 'each reply matches its request');
@@ -81,19 +113,58 @@ const requestErrors: { name: string; body: Buffer; code: string; index?: number 
   { name: 'bytes missing', body: encodeBody({ type: 'RecordProduce', user: 'u' }), code: 'INVALID_REQUEST' },
   { name: 'negative bytes', body: encodeBody({ type: 'RecordProduce', bytes: -1 }), code: 'INVALID_REQUEST' },
   { name: 'fractional bytes', body: encodeBody({ type: 'RecordConsume', bytes: 1.5 }), code: 'INVALID_REQUEST' },
-  { name: 'bytes above 2^53-1', body: Buffer.from('82a474797065adRecordProducea56279746573cf0020000000000001'.replace('RecordProduce', Buffer.from('RecordProduce').toString('hex')), 'hex'), code: 'INVALID_REQUEST' },
+  {
+    name: 'bytes above 2^53-1',
+    body: Buffer.from(
+      '82a474797065adRecordProducea56279746573cf0020000000000001'.replace('RecordProduce', Buffer.from('RecordProduce').toString('hex')),
+      'hex',
+    ),
+    code: 'INVALID_REQUEST',
+  },
   { name: 'count 0', body: encodeBody({ type: 'RecordRequest', count: 0 }), code: 'INVALID_REQUEST' },
   { name: 'user as a number', body: encodeBody({ type: 'RecordRequest', user: 5 }), code: 'INVALID_REQUEST' },
   { name: 'admit as a string', body: encodeBody({ type: 'RecordRequest', admit: 'yes' }), code: 'INVALID_REQUEST' },
   { name: 'user of 0 bytes', body: encodeBody({ type: 'RecordProduce', user: '', bytes: 1 }), code: 'INVALID_ENTITY' },
-  { name: 'client_id of 1025 bytes', body: encodeBody({ type: 'RecordProduce', client_id: 'x'.repeat(1025), bytes: 1 }), code: 'INVALID_ENTITY' },
-  { name: 'group of 1026 UTF-8 bytes in 513 characters', body: encodeBody({ type: 'RecordConsume', consumer_group: 'é'.repeat(513), bytes: 1 }), code: 'INVALID_ENTITY' },
-  { name: 'user of invalid UTF-8', body: Buffer.from('82a474797065ad5265636f726452657175657374a475736572a2fffe', 'hex'), code: 'INVALID_ENTITY' },
-  { name: 'client_name of 1025 bytes', body: encodeBody({ type: 'Hello', protocol_version: 1, client_name: 'n'.repeat(1025) }), code: 'INVALID_ENTITY' },
-  { name: 'token of 100k characters', body: encodeBody({ type: 'Hello', protocol_version: 1, token: 't'.repeat(100_000) }), code: 'INVALID_REQUEST' },
-  { name: 'entity name of 1025 bytes', body: encodeBody({ type: 'AlterQuotas', alterations: [{ entity: [['user', 'x'.repeat(1025)]], quota_key: 'request_rate', quota_value: 1 }] }), code: 'INVALID_ENTITY', index: 0 },
+  {
+    name: 'client_id of 1025 bytes',
+    body: encodeBody({ type: 'RecordProduce', client_id: 'x'.repeat(1025), bytes: 1 }),
+    code: 'INVALID_ENTITY',
+  },
+  {
+    name: 'group of 1026 UTF-8 bytes in 513 characters',
+    body: encodeBody({ type: 'RecordConsume', consumer_group: 'é'.repeat(513), bytes: 1 }),
+    code: 'INVALID_ENTITY',
+  },
+  {
+    name: 'user of invalid UTF-8',
+    body: Buffer.from('82a474797065ad5265636f726452657175657374a475736572a2fffe', 'hex'),
+    code: 'INVALID_ENTITY',
+  },
+  {
+    name: 'client_name of 1025 bytes',
+    body: encodeBody({ type: 'Hello', protocol_version: 1, client_name: 'n'.repeat(1025) }),
+    code: 'INVALID_ENTITY',
+  },
+  {
+    name: 'token of 100k characters',
+    body: encodeBody({ type: 'Hello', protocol_version: 1, token: 't'.repeat(100_000) }),
+    code: 'INVALID_REQUEST',
+  },
+  {
+    name: 'entity name of 1025 bytes',
+    body: encodeBody({
+      type: 'AlterQuotas',
+      alterations: [{ entity: [['user', 'x'.repeat(1025)]], quota_key: 'request_rate', quota_value: 1 }],
+    }),
+    code: 'INVALID_ENTITY',
+    index: 0,
+  },
   { name: '100k alterations', body: encodeBody({ type: 'AlterQuotas', alterations: new Array(100_000).fill(1) }), code: 'TOO_MANY_ITEMS' },
-  { name: '100k describe components', body: encodeBody({ type: 'DescribeQuotas', entities: new Array(100_000).fill(0) }), code: 'TOO_MANY_ITEMS' },
+  {
+    name: '100k describe components',
+    body: encodeBody({ type: 'DescribeQuotas', entities: new Array(100_000).fill(0) }),
+    code: 'TOO_MANY_ITEMS',
+  },
   { name: 'Hello with protocol_version 2', body: encodeBody({ type: 'Hello', protocol_version: 2 }), code: 'UNSUPPORTED_VERSION' },
 ];
 
@@ -114,7 +185,11 @@ t.test('malformed requests get their error code; the connection and others keep 
     t.same(await good.request({ type: 'Ping' }), { type: 'Pong' }, `${c.name}: another connection is served`);
   }
   t.same(await bad.request({ type: 'Ping' }), { type: 'Pong' }, 'the offending connection is still open');
-  t.same(await bad.request({ type: 'RecordProduce', user: 'é'.repeat(512), bytes: 1 }), { type: 'Ok', throttle_time_ms: 0 }, 'a 1024-byte name is accepted');
+  t.same(
+    await bad.request({ type: 'RecordProduce', user: 'é'.repeat(512), bytes: 1 }),
+    { type: 'Ok', throttle_time_ms: 0 },
+    'a 1024-byte name is accepted',
+  );
 });
 
 t.test('framing errors answer on correlation id 0 and close only that connection', async (t) => {
@@ -130,7 +205,14 @@ t.test('framing errors answer on correlation id 0 and close only that connection
     const bad = await connect();
     bad.sendRaw(Buffer.concat([rawFrame(encodeBody({ type: 'Ping' }).length + 4, 9, encodeBody({ type: 'Ping' })), c.bytes]));
     await bad.closed();
-    t.same(bad.replies.map((r) => [r.correlationId, r.body.type, r.body.code]), [[9, 'Pong', undefined], [0, 'Error', c.code]], `${c.name}: earlier request answered, then ${c.code}`);
+    t.same(
+      bad.replies.map((r) => [r.correlationId, r.body.type, r.body.code]),
+      [
+        [9, 'Pong', undefined],
+        [0, 'Error', c.code],
+      ],
+      `${c.name}: earlier request answered, then ${c.code}`,
+    );
     t.same(await good.request({ type: 'Ping' }), { type: 'Pong' }, `${c.name}: another connection is served`);
   }
 });
@@ -141,7 +223,17 @@ t.test('AlterQuotas is all-or-nothing and names the bad alteration', async (t) =
   const describe = () => c.request({ type: 'DescribeQuotas', entities: [['user', 'atomic']] });
   const ok = { entity: [['user', 'atomic']], quota_key: 'produce_bytes_rate', quota_value: 100 };
   const cases: [unknown, string][] = [
-    [{ entity: [['user', 'atomic'], ['consumer-group', 'g']], quota_key: 'request_rate', quota_value: 1 }, 'INVALID_ENTITY'],
+    [
+      {
+        entity: [
+          ['user', 'atomic'],
+          ['consumer-group', 'g'],
+        ],
+        quota_key: 'request_rate',
+        quota_value: 1,
+      },
+      'INVALID_ENTITY',
+    ],
     [{ entity: [['user', 'atomic']], quota_key: 'bogus_rate', quota_value: 1 }, 'INVALID_QUOTA_KEY'],
     [{ entity: [['consumer-group', 'g']], quota_key: 'request_rate', quota_value: 1 }, 'INVALID_QUOTA_KEY'],
     [{ entity: [['user', 'atomic']], quota_key: 'request_rate', quota_value: 0 }, 'INVALID_QUOTA_VALUE'],
@@ -155,11 +247,26 @@ t.test('AlterQuotas is all-or-nothing and names the bad alteration', async (t) =
     t.match(reply, { type: 'Error', code, index: 2 }, `${code} at index 2`);
     t.same(await describe(), { type: 'QuotasDescribed', entries: [] }, `${code}: nothing applied`);
   }
-  t.same(await c.request({ type: 'AlterQuotas', alterations: [ok], validate_only: true }), { type: 'QuotasAltered', altered_count: 1 }, 'validate_only answers');
+  t.same(
+    await c.request({ type: 'AlterQuotas', alterations: [ok], validate_only: true }),
+    { type: 'QuotasAltered', altered_count: 1 },
+    'validate_only answers',
+  );
   t.same(await describe(), { type: 'QuotasDescribed', entries: [] }, 'validate_only changes nothing');
-  t.same(await c.request({ type: 'AlterQuotas', alterations: [{ entity_type: 'user', entity_name: 'atomic', quota_key: 'request_rate', quota_value: 'unlimited' }] }), { type: 'QuotasAltered', altered_count: 1 }, "the seed's flat form is accepted");
+  t.same(
+    await c.request({
+      type: 'AlterQuotas',
+      alterations: [{ entity_type: 'user', entity_name: 'atomic', quota_key: 'request_rate', quota_value: 'unlimited' }],
+    }),
+    { type: 'QuotasAltered', altered_count: 1 },
+    "the seed's flat form is accepted",
+  );
   t.same(await describe(), { type: 'QuotasDescribed', entries: [{ entity: [['user', 'atomic']], quotas: { request_rate: 'unlimited' } }] });
-  t.same(await c.request({ type: 'AlterQuotas', alterations: [{ entity: [['user', 'atomic']], quota_key: 'request_rate', quota_value: null }] }), { type: 'QuotasAltered', altered_count: 1 }, 'null removes');
+  t.same(
+    await c.request({ type: 'AlterQuotas', alterations: [{ entity: [['user', 'atomic']], quota_key: 'request_rate', quota_value: null }] }),
+    { type: 'QuotasAltered', altered_count: 1 },
+    'null removes',
+  );
   t.same(await describe(), { type: 'QuotasDescribed', entries: [] });
 });
 
@@ -234,5 +341,9 @@ t.test('replies held behind a slow AlterQuotas are bounded too: reading stops un
   store.openGate();
   const replies = await c.waitFor(pings + 1);
   t.same(replies[0], { correlationId: 1, body: { type: 'QuotasAltered', altered_count: 1 } });
-  t.equal(replies.findIndex((r, i) => r.correlationId !== i + 1), -1, 'all answered, in order');
+  t.equal(
+    replies.findIndex((r, i) => r.correlationId !== i + 1),
+    -1,
+    'all answered, in order',
+  );
 });

@@ -31,14 +31,24 @@ async function unreadSocket(port: number): Promise<net.Socket> {
   return s;
 }
 
-const metricsPort = (s: Served): number => Number(String(s.logs.find((l) => l.msg === 'rivven listening')!.metrics).split(':').pop()!.split('/')[0]);
+const metricsPort = (s: Served): number =>
+  Number(
+    String(s.logs.find((l) => l.msg === 'rivven listening')!.metrics)
+      .split(':')
+      .pop()!
+      .split('/')[0],
+  );
 
 t.test('SIGTERM after an OVERLOADED refusal, with metrics on and silent peers, exits 0', async (t) => {
   const s = await serve(['--data-dir', join(cwd(), 'data')], cwd(), { env: { RIVVEN_SERVER_MAX_CONNECTIONS: '1' } });
   const kept = await silentPeer(s.port);
   const refused = await WirePeer.connect(s.port);
   await refused.closed();
-  t.match(refused.replies, [{ correlationId: 0, body: { type: 'Error', code: 'OVERLOADED' } }], 'the second connection is refused with OVERLOADED');
+  t.match(
+    refused.replies,
+    [{ correlationId: 0, body: { type: 'Error', code: 'OVERLOADED' } }],
+    'the second connection is refused with OVERLOADED',
+  );
   const refusedSilent = await unreadSocket(s.port); // refused too, and never reads its refusal
   const keepAlive = new http.Agent({ keepAlive: true });
   await new Promise((r) => http.get({ port: metricsPort(s), path: '/healthz', agent: keepAlive }, (res) => res.resume().on('end', r)));
@@ -70,7 +80,11 @@ t.test('with a small open-file limit, connections past it get OVERLOADED and the
   const s = await serve(['--data-dir', join(cwd(), 'data')], cwd(), { wrapper: ['prlimit', `--nofile=${limit}:${limit}`] });
   t.teardown(() => s.child.kill('SIGKILL'));
   const warning = s.logs.find((l) => typeof l.msg === 'string' && l.msg.includes('open-file limit'));
-  t.match(warning, { level: 'warn', open_file_limit: limit, accepted_up_to: limit - 64 }, 'the start warns that max_connections does not fit');
+  t.match(
+    warning,
+    { level: 'warn', open_file_limit: limit, accepted_up_to: limit - 64 },
+    'the start warns that max_connections does not fit',
+  );
   const admin = await WirePeer.connect(s.port);
   const peers: WirePeer[] = [];
   for (let i = 0; i < 80; i++) peers.push(await WirePeer.connect(s.port));
@@ -84,8 +98,12 @@ t.test('with a small open-file limit, connections past it get OVERLOADED and the
     { type: 'QuotasAltered', altered_count: 1 },
     'AlterQuotas still reaches the disk',
   );
-  const status = await new Promise<number>((resolve) => http.get({ port: metricsPort(s), path: '/healthz' }, (res) => resolve(res.statusCode ?? 0)).on('error', () => resolve(0)));
+  const status = await new Promise<number>((resolve) =>
+    http.get({ port: metricsPort(s), path: '/healthz' }, (res) => resolve(res.statusCode ?? 0)).on('error', () => resolve(0)),
+  );
   t.equal(status, 200, '/healthz answers');
-  peers.forEach((p) => p.close());
+  peers.forEach((p) => {
+    p.close();
+  });
   admin.close();
 });

@@ -49,13 +49,24 @@ const factories: Record<string, () => StoreUnderTest> = {
       open: async () => new FileQuotaStore(dir, { write, compactAfterChanges: 3 }),
       durable: true,
       failNextWrite: () => (fail = true),
-      auditCount: () => readFileSync(join(dir, 'audit.log'), 'utf8').split('\n').filter((l) => l !== '').length,
+      auditCount: () =>
+        readFileSync(join(dir, 'audit.log'), 'utf8')
+          .split('\n')
+          .filter((l) => l !== '').length,
     };
   },
 };
 
 const set = (user: string, v: number | null): QuotaChange => ({ entity: [['user', user]], quota_key: 'request_rate', quota_value: v });
-const audit = (user: string): AuditRecord => ({ time: 't', principal: 'p', client: null, entity: [['user', user]], quota_key: 'request_rate', old: null, new: 1 });
+const audit = (user: string): AuditRecord => ({
+  time: 't',
+  principal: 'p',
+  client: null,
+  entity: [['user', user]],
+  quota_key: 'request_rate',
+  old: null,
+  new: 1,
+});
 const users = (stored: { entity: unknown[] }[]) => stored.map((q) => (q.entity[0] as [string, string])[1]).sort();
 
 for (const [name, make] of Object.entries(factories)) {
@@ -120,7 +131,8 @@ for (const [name, make] of Object.entries(factories)) {
       const table = new QuotaTable();
       const admin = new QuotaAdmin(table, store);
       await admin.load();
-      const alteration = (user: string, limit: number | undefined) => ({ ref: parseEntity([['user', user]]), key: REQUEST, limit }) as const;
+      const alteration = (user: string, limit: number | undefined) =>
+        ({ ref: parseEntity([['user', user]]), key: REQUEST, limit }) as const;
       t.equal(await admin.alter([alteration('x', 7)], false, 'op'), 1);
       t.equal(table.get(parseEntity([['user', 'x']]), REQUEST), 7, 'applied once durable');
       const generation = table.generation;

@@ -14,7 +14,11 @@ const quota = fc.integer({ min: 10, max: 200_000_000 });
 
 function setup(q: number, windowMs: number, buckets: number, maxThrottleMs = 1e12) {
   const clock = new ManualClock(5_000_000);
-  const m = new QuotaManager(new QuotaTable({ produce_bytes_rate: q, request_rate: q }), { windowMs, windowBuckets: buckets, maxThrottleMs }, clock);
+  const m = new QuotaManager(
+    new QuotaTable({ produce_bytes_rate: q, request_rate: q }),
+    { windowMs, windowBuckets: buckets, maxThrottleMs },
+    clock,
+  );
   return { clock, m, capacity: (q * windowMs) / 1000 };
 }
 
@@ -34,7 +38,9 @@ t.test('P1: a caller that never exceeds quota x window in any window is never th
           const size = Math.floor(frac * capacity);
           history.push([now, size]);
           // Usage in every window (s - W, s] ending at a call so far, this call included.
-          const compliant = history.every(([s]) => history.reduce((sum, [at, n]) => (at > s - windowMs && at <= s ? sum + n : sum), 0) <= capacity);
+          const compliant = history.every(
+            ([s]) => history.reduce((sum, [at, n]) => (at > s - windowMs && at <= s ? sum + n : sum), 0) <= capacity,
+          );
           if (!compliant) return true;
           if (m.recordProduce('u', 'c', size, admit).throttleMs !== 0) return false;
         }
@@ -100,7 +106,10 @@ t.test('P3: after waiting throttle_time_ms a zero-size call passes, and the refu
     fc.property(
       quota,
       windowShape,
-      fc.array(fc.tuple(fc.integer({ min: 0, max: 500 }), fc.double({ min: 0, max: 3, noNaN: true }), fc.boolean()), { minLength: 1, maxLength: 40 }),
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 500 }), fc.double({ min: 0, max: 3, noNaN: true }), fc.boolean()), {
+        minLength: 1,
+        maxLength: 40,
+      }),
       (q, { windowMs, buckets }, calls) => {
         const { clock, m, capacity } = setup(q, windowMs, buckets);
         for (const [gap, frac, admit] of calls) {
@@ -139,7 +148,10 @@ t.test('P4: throttle_time_ms never exceeds max_throttle_ms', async (t) => {
     fc.property(
       quota,
       fc.integer({ min: 1, max: 5000 }),
-      fc.array(fc.tuple(fc.integer({ min: 0, max: 100 }), fc.double({ min: 0, max: 50, noNaN: true }), fc.boolean()), { minLength: 1, maxLength: 30 }),
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 100 }), fc.double({ min: 0, max: 50, noNaN: true }), fc.boolean()), {
+        minLength: 1,
+        maxLength: 30,
+      }),
       (q, maxThrottleMs, calls) => {
         const { clock, m, capacity } = setup(q, 1000, 10, maxThrottleMs);
         for (const [gap, frac, admit] of calls) {

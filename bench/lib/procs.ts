@@ -67,7 +67,9 @@ export async function startSidecar(): Promise<Proc> {
 /** A private redis-server on a free port, no persistence. */
 export async function startRedis(): Promise<Proc> {
   const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
   await waitForPort(port);
   return handle(child, port);
 }
@@ -79,8 +81,12 @@ export async function redisVersion(): Promise<string> {
 
 /** Runs the load generator in its own process and returns its JSON line. */
 export async function loadgen(proto: 'rivven' | 'resp', port: number, n: number, p: number, warmupMs: number, measureMs: number) {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/loadgen.ts'), proto, String(port), String(n), String(p), String(warmupMs), String(measureMs)], {
-    env: { ...process.env, NODE_OPTIONS: '' },
-  });
+  const { stdout } = await run(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'bench/loadgen.ts'), proto, String(port), String(n), String(p), String(warmupMs), String(measureMs)],
+    {
+      env: { ...process.env, NODE_OPTIONS: '' },
+    },
+  );
   return JSON.parse(stdout) as { ops_per_sec: number; p50_us: number; p99_us: number; replies: number };
 }

@@ -8,7 +8,10 @@ export function program(): Command {
   const root = new Command('rivven')
     .description('rivven quota sidecar: per-principal produce, consume and request quotas for Kafka-style brokers')
     .version(VERSION)
-    .addHelpText('after', '\nExamples:\n  rivven serve --config rivven.yaml\n  rivven quota list\n  rivven quota set --user alice --produce-bytes-rate 10MB\n')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  rivven serve --config rivven.yaml\n  rivven quota list\n  rivven quota set --user alice --produce-bytes-rate 10MB\n',
+    );
   root.addCommand(serveCommand());
   root.addCommand(quotaCommand());
   configureTree(root);

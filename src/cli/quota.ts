@@ -79,8 +79,7 @@ const RATE_FLAGS: [QuotaKey, string][] = [
   ['request_rate', 'requestRate'],
 ];
 
-const contains = (entity: Component[], [type, name]: Component): boolean =>
-  entity.some(([t, n]) => t === type && n === name);
+const contains = (entity: Component[], [type, name]: Component): boolean => entity.some(([t, n]) => t === type && n === name);
 
 const table = (entries: QuotaEntry[]): string =>
   textTable([
@@ -186,7 +185,8 @@ Examples:
       run(() => {
         const entity = requireEntity(flags);
         const keys = flags.quota.map((k) => k.trim().replaceAll('-', '_'));
-        if (keys.includes('')) throw new UsageError('--quota: an empty key (a stray comma?); give keys like produce_bytes_rate,request_rate');
+        if (keys.includes(''))
+          throw new UsageError('--quota: an empty key (a stray comma?); give keys like produce_bytes_rate,request_rate');
         const unknown = keys.filter((k) => !isQuotaKey(k));
         if (unknown.length > 0) throw new UsageError(`--quota: unknown key ${unknown.join(', ')}; use ${QUOTA_KEYS.join(', ')}`);
         const unique = [...new Set(keys)];
@@ -243,7 +243,9 @@ Examples:
         const query = usageQuery(flags);
         return withClient(flags, async (client) => {
           const buckets = await client.describeUsage(query);
-          process.stdout.write(flags.json ? `${JSON.stringify(buckets, null, 2)}\n` : `${usageTable(buckets, Date.now(), process.stdout.columns)}\n`);
+          process.stdout.write(
+            flags.json ? `${JSON.stringify(buckets, null, 2)}\n` : `${usageTable(buckets, Date.now(), process.stdout.columns)}\n`,
+          );
         });
       }),
     );

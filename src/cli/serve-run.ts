@@ -1,5 +1,5 @@
 import { App } from '../app.js';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.js';
 import { createLogger } from '../observability/logger.js';
 import { FileQuotaStore } from '../store/file-quota-store.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
@@ -10,7 +10,7 @@ const numeric = (v: string | undefined): unknown => (v !== undefined && /^\d+$/.
 
 /** Runs the sidecar until SIGTERM/SIGINT; resolves with the exit code. */
 export async function serve(flags: ServeFlags): Promise<number> {
-  let loaded;
+  let loaded: LoadedConfig;
   try {
     loaded = loadConfig({
       file: flags.config,
@@ -30,7 +30,8 @@ export async function serve(flags: ServeFlags): Promise<number> {
   logger.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
   for (const w of warnings) logger.warn(w);
   const store = new FileQuotaStore(config.storage.data_dir, {
-    onCompactionError: (err) => logger.error({ err: err.message, store: store.description }, 'quota snapshot compaction failed; the log keeps every change'),
+    onCompactionError: (err) =>
+      logger.error({ err: err.message, store: store.description }, 'quota snapshot compaction failed; the log keeps every change'),
   });
   const app = new App(config, { logger, store });
   try {

@@ -23,4 +23,3 @@ export function serveCommand(): Command {
       process.exitCode = await serve(flags);
     });
 }
-

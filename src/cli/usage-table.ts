@@ -6,7 +6,11 @@ import { textTable } from './text-table.js';
 /** Approximate human rates for a live view; exact values are in --json. */
 export function humanRate(quotaType: string, perSecond: number): string {
   if (quotaType === 'request_rate') return `${trim(perSecond)}/s`;
-  const units: [string, number][] = [['GB', 1e9], ['MB', 1e6], ['kB', 1e3]];
+  const units: [string, number][] = [
+    ['GB', 1e9],
+    ['MB', 1e6],
+    ['kB', 1e3],
+  ];
   for (const [name, size] of units) if (perSecond >= size) return `${trim(perSecond / size)}${name}/s`;
   return `${trim(perSecond)}B/s`;
 }

@@ -186,7 +186,10 @@ export class QuotaClient extends EventEmitter {
     return this.record(RECORD_PRODUCE, p.user, p.clientId, null, p.bytes, p.admit === true, opts);
   }
 
-  recordConsume(p: Principal & { consumerGroup?: string | null; bytes: number; admit?: boolean }, opts?: CallOptions): Promise<RecordResult> {
+  recordConsume(
+    p: Principal & { consumerGroup?: string | null; bytes: number; admit?: boolean },
+    opts?: CallOptions,
+  ): Promise<RecordResult> {
     return this.record(RECORD_CONSUME, p.user, p.clientId, p.consumerGroup, p.bytes, p.admit === true, opts);
   }
 
@@ -215,7 +218,15 @@ export class QuotaClient extends EventEmitter {
   }
 
   /** A Record call: encoded straight into the outgoing buffer, and an Ok reply recognised without decoding it. */
-  private record(kind: number, user: string | null | undefined, clientId: string | null | undefined, group: string | null | undefined, amount: number, admit: boolean, opts: CallOptions = {}): Promise<RecordResult> {
+  private record(
+    kind: number,
+    user: string | null | undefined,
+    clientId: string | null | undefined,
+    group: string | null | undefined,
+    amount: number,
+    admit: boolean,
+    opts: CallOptions = {},
+  ): Promise<RecordResult> {
     return this.call(RECORD, opts, (socket, id) => {
       if (this.bind(socket, id)) this.out.record(id, kind, user, clientId, group, amount, admit);
     }) as Promise<RecordResult>;
@@ -355,7 +366,7 @@ export class QuotaClient extends EventEmitter {
         socket?.destroy();
         if (err instanceof RivvenError && !isRetriable(err.code)) throw err;
         if (attempt >= attempts || this.closed) {
-          const reason = err instanceof Error ? (err as NodeJS.ErrnoException).code ?? err.message : String(err);
+          const reason = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
           throw new RivvenError('CONNECTION_CLOSED', `cannot reach the rivven server at ${this.address} (${reason})`);
         }
         await sleep(delay, keepAlive);

@@ -7,7 +7,11 @@ export class ConfigError extends Error {
     readonly problems: string[],
     heading = 'invalid configuration',
   ) {
-    super(problems.length === 1 && heading !== 'invalid configuration' ? `${heading}: ${problems[0]}` : `${heading}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super(
+      problems.length === 1 && heading !== 'invalid configuration'
+        ? `${heading}: ${problems[0]}`
+        : `${heading}:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
     this.name = 'ConfigError';
   }
 }
@@ -51,7 +55,10 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   if (file === undefined && existsSync(`${cwd}/rivven.yaml`)) file = `${cwd}/rivven.yaml`;
   let fromFile: Tree = {};
   if (file !== undefined && !existsSync(file)) {
-    throw new ConfigError([`${file} does not exist (the repository ships rivven.yaml.example: copy it, or run without --config for the embedded defaults)`], 'no configuration file');
+    throw new ConfigError(
+      [`${file} does not exist (the repository ships rivven.yaml.example: copy it, or run without --config for the embedded defaults)`],
+      'no configuration file',
+    );
   }
   if (file !== undefined) {
     try {
@@ -116,7 +123,10 @@ function getPath(tree: Tree | undefined, path: string[]): unknown {
 
 function setPath(tree: Tree, path: string[], value: unknown): void {
   let node = tree;
-  for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Tree;
+  for (const key of path.slice(0, -1)) {
+    node[key] ??= {};
+    node = node[key] as Tree;
+  }
   node[path[path.length - 1]!] = value;
 }
 

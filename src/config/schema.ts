@@ -16,12 +16,30 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
       port: port.default(9190),
-      max_frame_bytes: z.number().int().min(64).max(64 * 1024 * 1024).default(1024 * 1024),
+      max_frame_bytes: z
+        .number()
+        .int()
+        .min(64)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
       max_connections: positiveInt.default(10000),
-      max_connection_bytes: z.number().int().min(1024).default(1024 * 1024),
-      max_reply_bytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
+      max_connection_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(1024 * 1024),
+      max_reply_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(1024 * 1024 * 1024)
+        .default(16 * 1024 * 1024),
       frame_timeout_ms: positiveInt.default(30000),
-      max_partial_frame_bytes: z.number().int().min(1024).default(256 * 1024 * 1024),
+      max_partial_frame_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(256 * 1024 * 1024),
     })
     .prefault({}),
   metrics: z

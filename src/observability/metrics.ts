@@ -58,13 +58,50 @@ export function createMetrics({ manager, server, admin, requests }: MetricSource
   for (const [name, k] of seeds) {
     mirroredCounter(registry, name, `Throttled replies for ${QUOTA_KEYS[k]}`, () => manager.violations[k]!);
   }
-  mirroredCounter(registry, 'rivven_quota_throttle_time_ms_total', 'Sum of throttle_time_ms over all Throttled replies', () => manager.throttleTimeMsTotal);
-  mirroredCounter(registry, 'rivven_quota_untracked_total', 'Calls answered Ok untracked because quotas.max_buckets buckets exist', () => manager.untracked);
-  mirroredCounter(registry, 'rivven_quota_alterations_total', 'Quota alterations applied (AlterQuotas, durable)', () => admin.alterationsApplied);
-  mirroredCounter(registry, 'rivven_connections_refused_total', 'Connections refused at accept (max_connections, the open-file limit, or shutting down)', () => server.refusedConnections);
-  mirroredCounter(registry, 'rivven_frame_timeouts_total', 'Connections closed because a started frame did not complete within server.frame_timeout_ms', () => server.timedOutFrames);
-  mirroredCounter(registry, 'rivven_partial_frame_refusals_total', 'Connections closed because unfinished frames of all connections exceeded server.max_partial_frame_bytes', () => server.partialFrames.refused);
-  new Gauge({ name: 'rivven_partial_frame_bytes', help: 'Bytes of unfinished frames held for all connections', registers: [registry], collect() { this.set(server.partialFrames.used); } });
+  mirroredCounter(
+    registry,
+    'rivven_quota_throttle_time_ms_total',
+    'Sum of throttle_time_ms over all Throttled replies',
+    () => manager.throttleTimeMsTotal,
+  );
+  mirroredCounter(
+    registry,
+    'rivven_quota_untracked_total',
+    'Calls answered Ok untracked because quotas.max_buckets buckets exist',
+    () => manager.untracked,
+  );
+  mirroredCounter(
+    registry,
+    'rivven_quota_alterations_total',
+    'Quota alterations applied (AlterQuotas, durable)',
+    () => admin.alterationsApplied,
+  );
+  mirroredCounter(
+    registry,
+    'rivven_connections_refused_total',
+    'Connections refused at accept (max_connections, the open-file limit, or shutting down)',
+    () => server.refusedConnections,
+  );
+  mirroredCounter(
+    registry,
+    'rivven_frame_timeouts_total',
+    'Connections closed because a started frame did not complete within server.frame_timeout_ms',
+    () => server.timedOutFrames,
+  );
+  mirroredCounter(
+    registry,
+    'rivven_partial_frame_refusals_total',
+    'Connections closed because unfinished frames of all connections exceeded server.max_partial_frame_bytes',
+    () => server.partialFrames.refused,
+  );
+  new Gauge({
+    name: 'rivven_partial_frame_bytes',
+    help: 'Bytes of unfinished frames held for all connections',
+    registers: [registry],
+    collect() {
+      this.set(server.partialFrames.used);
+    },
+  });
 
   registry.registerMetric(
     scraped('rivven_quota_near_limit_total', 'Calls that left their bucket above 80% of quota x window', 'counter', () =>
@@ -94,9 +131,28 @@ export function createMetrics({ manager, server, admin, requests }: MetricSource
     ),
   );
 
-  new Gauge({ name: 'rivven_connections', help: 'Open broker connections', registers: [registry], collect() { this.set(server.connectionCount); } });
-  new Gauge({ name: 'rivven_quota_buckets', help: 'Usage buckets being tracked', registers: [registry], collect() { this.set(manager.bucketCount); } });
-  const near = new Gauge({ name: 'rivven_quota_buckets_near_limit', help: 'Buckets above 80% of quota x window now', labelNames: ['quota_type'], registers: [registry] });
+  new Gauge({
+    name: 'rivven_connections',
+    help: 'Open broker connections',
+    registers: [registry],
+    collect() {
+      this.set(server.connectionCount);
+    },
+  });
+  new Gauge({
+    name: 'rivven_quota_buckets',
+    help: 'Usage buckets being tracked',
+    registers: [registry],
+    collect() {
+      this.set(manager.bucketCount);
+    },
+  });
+  const near = new Gauge({
+    name: 'rivven_quota_buckets_near_limit',
+    help: 'Buckets above 80% of quota x window now',
+    labelNames: ['quota_type'],
+    registers: [registry],
+  });
   new Gauge({
     name: 'rivven_quota_max_utilization',
     help: 'Highest bucket utilization (outstanding / quota x window) now; above 1 someone is throttled',
@@ -111,6 +167,9 @@ export function createMetrics({ manager, server, admin, requests }: MetricSource
       });
     },
   });
-  new Gauge({ name: 'rivven_info', help: 'Build information', labelNames: ['version'], registers: [registry] }).set({ version: VERSION }, 1);
+  new Gauge({ name: 'rivven_info', help: 'Build information', labelNames: ['version'], registers: [registry] }).set(
+    { version: VERSION },
+    1,
+  );
   return registry;
 }

@@ -67,7 +67,15 @@ export class FrameWriter {
    * A Record request frame (kind RECORD_PRODUCE, RECORD_CONSUME or RECORD_REQUEST): `amount` is bytes, or the
    * count for RecordRequest. Absent names are left out, not written as nil.
    */
-  record(correlationId: number, kind: number, user: string | null | undefined, clientId: string | null | undefined, group: string | null | undefined, amount: number, admit: boolean): void {
+  record(
+    correlationId: number,
+    kind: number,
+    user: string | null | undefined,
+    clientId: string | null | undefined,
+    group: string | null | undefined,
+    amount: number,
+    admit: boolean,
+  ): void {
     // Worst case: the header, the map header, keys and values; a name takes at most 3 bytes per UTF-16 unit.
     const names = (user?.length ?? 0) + (clientId?.length ?? 0) + (group?.length ?? 0);
     this.reserve(HEADER_BYTES + 96 + 3 * names);

@@ -35,7 +35,13 @@ export class ListReplyBuilder {
 
   /** The whole frame: map32 of 2 entries { type, field: array32 }. */
   frame(correlationId: number): Buffer {
-    const head = Buffer.concat([Buffer.from([0x82]), encodeBody('type'), encodeBody(this.type), encodeBody(this.field), arrayHeader(this.items.length)]);
+    const head = Buffer.concat([
+      Buffer.from([0x82]),
+      encodeBody('type'),
+      encodeBody(this.type),
+      encodeBody(this.field),
+      arrayHeader(this.items.length),
+    ]);
     return frame(correlationId, Buffer.concat([head, ...this.items], head.length + this.bytes));
   }
 }

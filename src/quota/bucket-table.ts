@@ -99,14 +99,14 @@ export class BucketTable {
     const elapsed = now - this.levelAt[id]!;
     if (elapsed <= 0) return this.level[id]!;
     const drained = this.level[id]! - elapsed * this.rateOf[id]!;
-    return drained > 0 ? drained : 0;
+    return Math.max(0, drained);
   }
 
   /** Adds `amount` units: to the level (decisions) and to the current sub-bucket (measurement). */
   record(id: number, amount: number, now: number): void {
     const ceiling = this.cap[id]! + this.maxDebtMs * this.rateOf[id]!;
     const level = this.level[id]! + amount * 1000;
-    this.level[id] = level < ceiling ? level : ceiling;
+    this.level[id] = Math.min(level, ceiling);
     const cur = Math.floor(now / this.subMs);
     const base = id * this.slots;
     this.expireRing(id, base, cur);

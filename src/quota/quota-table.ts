@@ -96,21 +96,32 @@ export class QuotaTable {
    * ranks a specific client-id (level 5) above the <default> user levels 6 and 7; the `kafka` order ranks it
    * below them, as Kafka does: 1, 2, 3, 4, 6, 7, 5, 8, 9.
    */
-  resolve(key: QuotaKeyIndex, user: string | null, client: string | null, out: Resolution): void {
-    let v: number | undefined;
-    if (user !== null) {
-      const byUser = this.userClients.get(user);
-      if (client !== null && (v = byUser?.get(client)?.[key]) !== undefined) return found(out, 1, v, user, client);
-      if (client !== null && (v = byUser?.get(DEFAULT_NAME)?.[key]) !== undefined) return found(out, 2, v, user, client);
-      if ((v = this.users.get(user)?.[key]) !== undefined) return found(out, 3, v, user, null);
-    }
+  resolve(key: QuotaKeyIndex, user: string | null, client: string | null, out: Resolution): Resolution {
+    const byUser = user !== null ? this.userClients.get(user) : undefined;
     const defaultUser = user !== null ? this.userClients.get(DEFAULT_NAME) : undefined;
-    if (client !== null && (v = defaultUser?.get(client)?.[key]) !== undefined) return found(out, 4, v, user, client);
-    if (this.order === 'rivven' && client !== null && (v = this.clients.get(client)?.[key]) !== undefined) return found(out, 5, v, null, client);
-    if (client !== null && (v = defaultUser?.get(DEFAULT_NAME)?.[key]) !== undefined) return found(out, 6, v, user, client);
-    if (user !== null && (v = this.users.get(DEFAULT_NAME)?.[key]) !== undefined) return found(out, 7, v, user, null);
-    if (this.order === 'kafka' && client !== null && (v = this.clients.get(client)?.[key]) !== undefined) return found(out, 5, v, null, client);
-    if (client !== null && (v = this.clients.get(DEFAULT_NAME)?.[key]) !== undefined) return found(out, 8, v, null, client);
+    const own = client !== null ? this.clients.get(client)?.[key] : undefined;
+    if (client !== null) {
+      const l1 = byUser?.get(client)?.[key];
+      if (l1 !== undefined) return found(out, 1, l1, user, client);
+      const l2 = byUser?.get(DEFAULT_NAME)?.[key];
+      if (l2 !== undefined) return found(out, 2, l2, user, client);
+    }
+    const l3 = user !== null ? this.users.get(user)?.[key] : undefined;
+    if (l3 !== undefined) return found(out, 3, l3, user, null);
+    if (client !== null) {
+      const l4 = defaultUser?.get(client)?.[key];
+      if (l4 !== undefined) return found(out, 4, l4, user, client);
+      if (this.order === 'rivven' && own !== undefined) return found(out, 5, own, null, client);
+      const l6 = defaultUser?.get(DEFAULT_NAME)?.[key];
+      if (l6 !== undefined) return found(out, 6, l6, user, client);
+    }
+    const l7 = user !== null ? this.users.get(DEFAULT_NAME)?.[key] : undefined;
+    if (l7 !== undefined) return found(out, 7, l7, user, null);
+    if (client !== null) {
+      if (this.order === 'kafka' && own !== undefined) return found(out, 5, own, null, client);
+      const l8 = this.clients.get(DEFAULT_NAME)?.[key];
+      if (l8 !== undefined) return found(out, 8, l8, null, client);
+    }
     return found(out, 9, this.effectiveDefault(key), user, client);
   }
 
@@ -183,9 +194,10 @@ function lookup(map: Map<string, Limits>, name: string, create: boolean): Limits
   return limits;
 }
 
-function found(out: Resolution, level: Level, limit: number, user: string | null, client: string | null): void {
+function found(out: Resolution, level: Level, limit: number, user: string | null, client: string | null): Resolution {
   out.level = level;
   out.limit = limit;
   out.bucketUser = user;
   out.bucketClient = client;
+  return out;
 }

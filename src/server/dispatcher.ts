@@ -116,7 +116,11 @@ export class Dispatcher {
       }
       if (fast.kind === RECORD_CONSUME) {
         this.lastType = CONSUME_TYPE;
-        return this.verdict(out, correlationId, m.recordConsume(fast.user, fast.clientId, fast.consumerGroup, fast.amount, fast.admit, this.now));
+        return this.verdict(
+          out,
+          correlationId,
+          m.recordConsume(fast.user, fast.clientId, fast.consumerGroup, fast.amount, fast.admit, this.now),
+        );
       }
       this.lastType = REQUEST_TYPE;
       return this.verdict(out, correlationId, m.recordRequest(fast.user, fast.clientId, fast.amount, fast.admit, this.now));
@@ -149,16 +153,22 @@ export class Dispatcher {
         case 'Hello': {
           const r = hello.decode(value);
           ctx.clientName = r.clientName;
-          return out.frame(encodeFrame(correlationId, {
-            type: 'HelloOk',
-            protocol_version: hello.PROTOCOL_VERSION,
-            server_version: this.serverVersion,
-          }));
+          return out.frame(
+            encodeFrame(correlationId, {
+              type: 'HelloOk',
+              protocol_version: hello.PROTOCOL_VERSION,
+              server_version: this.serverVersion,
+            }),
+          );
         }
         case 'DescribeQuotas': {
           const r = describeQuotas.decode(value);
           const reply = new ListReplyBuilder('QuotasDescribed', 'entries', this.options.maxReplyBytes);
-          return this.later(correlationId, type, this.admin.describe(r.filters, (e) => reply.add(e)).then(() => reply.frame(correlationId)));
+          return this.later(
+            correlationId,
+            type,
+            this.admin.describe(r.filters, (e) => reply.add(e)).then(() => reply.frame(correlationId)),
+          );
         }
         case 'DescribeUsage': {
           const r = describeUsage.decode(value);

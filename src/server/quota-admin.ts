@@ -47,7 +47,7 @@ export class QuotaAdmin {
     for (const [i, q] of stored.entries()) {
       const key = typeof q === 'object' && q !== null ? quotaKeyIndex(q.quota_key) : -1;
       let valid = key !== -1 && (q.quota_value === 'unlimited' || (Number.isSafeInteger(q.quota_value) && (q.quota_value as number) > 0));
-      let ref;
+      let ref: EntityRef | undefined;
       try {
         ref = valid ? parseEntity(q.entity) : undefined;
       } catch {
@@ -123,7 +123,7 @@ export class QuotaAdmin {
       let e = after.get(id);
       if (e === undefined) {
         const keys = new Set<number>();
-        this.table.limits(ref)?.forEach((l, k) => l !== undefined && keys.add(k));
+        for (const [k, l] of (this.table.limits(ref) ?? []).entries()) if (l !== undefined) keys.add(k);
         e = { before: keys.size > 0, keys };
         after.set(id, e);
       }

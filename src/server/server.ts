@@ -138,11 +138,15 @@ export class QuotaServer {
 
   private accept(socket: net.Socket): void {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    if (this.state !== 'listening') return this.refuse(socket, 'SHUTTING_DOWN', 'server is shutting down');
+    if (this.state !== 'listening') {
+      this.refuse(socket, 'SHUTTING_DOWN', 'server is shutting down');
+      return;
+    }
     if (this.connections.size >= this.connectionLimit) {
       const why = this.connectionLimit < this.options.maxConnections ? 'the open-file limit' : 'max_connections';
       this.logger.warn({ remote, max: this.connectionLimit }, `connection refused: ${why} reached`);
-      return this.refuse(socket, 'OVERLOADED', `server has reached ${why} (${this.connectionLimit} connections)`);
+      this.refuse(socket, 'OVERLOADED', `server has reached ${why} (${this.connectionLimit} connections)`);
+      return;
     }
     const id = this.nextId++;
     const conn = new Connection(

@@ -2,7 +2,15 @@ import { mkdir, open, readFile, rename, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { forEachSliced } from '../util/slices.js';
 import { AppendFile, writeAll, type WriteAll } from './append-file.js';
-import { applyChanges, ChangeListeners, type AuditRecord, type ChangeListener, type QuotaChange, type QuotaStore, type StoredQuota } from './quota-store.js';
+import {
+  applyChanges,
+  ChangeListeners,
+  type AuditRecord,
+  type ChangeListener,
+  type QuotaChange,
+  type QuotaStore,
+  type StoredQuota,
+} from './quota-store.js';
 
 export const STATE_FILE = 'quotas.json';
 export const LOG_FILE = 'quotas.log';
@@ -187,7 +195,9 @@ export class FileQuotaStore implements QuotaStore {
     try {
       parsed = JSON.parse(text);
     } catch (err) {
-      throw new Error(`quota state file ${this.statePath} is corrupt (${(err as Error).message}); restore it from a backup or move it away to start empty`);
+      throw new Error(
+        `quota state file ${this.statePath} is corrupt (${(err as Error).message}); restore it from a backup or move it away to start empty`,
+      );
     }
     const state = parsed as { version?: unknown; seq?: unknown; quotas?: unknown } | null;
     // Version 1 (a snapshot rewritten on every change) has no log and no seq.

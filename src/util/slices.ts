@@ -29,7 +29,7 @@ export async function forRangeSliced(n: number, step: (i: number) => void): Prom
  * Calls `step` for each item, yielding between slices; `step` returns false to stop early. Map and Set
  * iterators stay valid across the yields (entries deleted meanwhile are skipped, entries added are visited).
  */
-export async function forEachSliced<T>(items: Iterable<T>, step: (item: T) => boolean | void): Promise<void> {
+export async function forEachSliced<T>(items: Iterable<T>, step: (item: T) => unknown): Promise<void> {
   let sliceStart = performance.now();
   let i = 0;
   for (const item of items) {

@@ -41,7 +41,11 @@ export interface Served {
 export function serve(args: string[], cwd: string, opts: { env?: Record<string, string>; wrapper?: string[] } = {}): Promise<Served> {
   // `wrapper` runs the server under another command, e.g. prlimit to give it a small open-file limit.
   const [cmd, ...pre] = [...(opts.wrapper ?? []), process.execPath];
-  const child = spawn(cmd!, [...pre, BIN, 'serve', '--port', '0', ...args], { cwd, env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd!, [...pre, BIN, 'serve', '--port', '0', ...args], {
+    cwd,
+    env: cleanEnv(opts.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const logs: Record<string, unknown>[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {

@@ -18,7 +18,15 @@ export interface GreedyRun {
  * Admit mode pays before the call (wait, then be admitted), so calls admitted after the first refusal up to
  * and including the end of the span are counted, over exactly that span.
  */
-export function greedy(opts: { quota: number; windowMs: number; buckets: number; size: number; callers: number; windows: number; admit?: boolean }): GreedyRun {
+export function greedy(opts: {
+  quota: number;
+  windowMs: number;
+  buckets: number;
+  size: number;
+  callers: number;
+  windows: number;
+  admit?: boolean;
+}): GreedyRun {
   const clock = new ManualClock(1_000_000);
   const table = new QuotaTable({ produce_bytes_rate: opts.quota });
   const m = new QuotaManager(table, { windowMs: opts.windowMs, windowBuckets: opts.buckets, maxThrottleMs: 1e12 }, clock);

@@ -3,7 +3,7 @@
 //                   | { entity_type, entity_name, quota_key, quota_value }     (the seed's flat form)
 // All-or-nothing: every alteration is validated before any is applied; an error names the bad one by index.
 import { RivvenError } from '../error-codes.js';
-import { EntityError, entityToWire, parseEntity, type EntityRef } from '../../quota/entity.js';
+import { type EntityError, entityToWire, parseEntity, type EntityRef } from '../../quota/entity.js';
 import { quotaKeyIndex, type QuotaKeyIndex } from '../../quota/quota-key.js';
 import { CONSUME } from '../../quota/quota-key.js';
 import { isPlainMap } from '../codec.js';

@@ -4,7 +4,7 @@
 // No or empty entities: every configured entity (the global default included); otherwise each configured
 // entity that contains any listed component.
 import { RivvenError } from '../error-codes.js';
-import { ENTITY_TYPES, EntityError, parseName, type EntityType } from '../../quota/entity.js';
+import { ENTITY_TYPES, type EntityError, parseName, type EntityType } from '../../quota/entity.js';
 import { list, type Body } from './fields.js';
 
 export const MAX_FILTER_COMPONENTS = 1000;

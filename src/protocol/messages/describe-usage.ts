@@ -3,7 +3,7 @@
 // Reads the live buckets: who is using how much of which quota right now, highest first. A component
 // [type, name] keeps buckets of that user, client-id or consumer group; [type, null] any bucket that has one.
 import { RivvenError } from '../error-codes.js';
-import { ENTITY_TYPES, EntityError, parseName } from '../../quota/entity.js';
+import { ENTITY_TYPES, type EntityError, parseName } from '../../quota/entity.js';
 import { list, uint, type Body } from './fields.js';
 import { MAX_FILTER_COMPONENTS } from './describe-quotas.js';
 

@@ -1,6 +1,6 @@
 import { RivvenError } from '../error-codes.js';
 import { parseName } from '../../quota/entity.js';
-import { EntityError } from '../../quota/entity.js';
+import type { EntityError } from '../../quota/entity.js';
 
 /** Field readers shared by the request modules. Each throws INVALID_REQUEST naming the field. */
 

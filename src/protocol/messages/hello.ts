@@ -17,7 +17,10 @@ export interface Hello {
 export function decode(body: Body): Hello {
   const protocolVersion = uint(body, 'protocol_version');
   if (protocolVersion !== PROTOCOL_VERSION) {
-    throw new RivvenError('UNSUPPORTED_VERSION', `protocol_version ${protocolVersion} is not supported; this server speaks ${PROTOCOL_VERSION}`);
+    throw new RivvenError(
+      'UNSUPPORTED_VERSION',
+      `protocol_version ${protocolVersion} is not supported; this server speaks ${PROTOCOL_VERSION}`,
+    );
   }
   return { protocolVersion, clientName: optionalName(body, 'client_name'), token: optionalString(body, 'token', MAX_TOKEN_CHARS) };
 }
