@@ -1,14 +1,24 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { decodeBody, encodeFrame, isPlainMap } from '../protocol/codec.js';
-import { isErrorCode, isRetriable, RivvenError } from '../protocol/error-codes.js';
+import { isRetriable, RivvenError } from '../protocol/error-codes.js';
+import * as alterQuotas from '../protocol/messages/alter-quotas.js';
+import type { QuotaAlteration } from '../protocol/messages/alter-quotas.js';
+import * as describeQuotas from '../protocol/messages/describe-quotas.js';
+import type { QuotaEntry } from '../protocol/messages/describe-quotas.js';
+import * as describeUsage from '../protocol/messages/describe-usage.js';
+import type { BucketUsage } from '../protocol/messages/describe-usage.js';
+import * as error from '../protocol/messages/error.js';
+import * as hello from '../protocol/messages/hello.js';
+import * as ping from '../protocol/messages/ping.js';
+import * as recordReply from '../protocol/messages/record-reply.js';
+import type { RecordResult } from '../protocol/messages/record-reply.js';
 import { FrameDecoder } from '../protocol/frame-decoder.js';
 import { DeadlineQueue } from './deadline-queue.js';
 import { FrameWriter } from '../protocol/frame-writer.js';
 import { OK_BODY } from '../protocol/responses.js';
 import { RECORD_CONSUME, RECORD_PRODUCE, RECORD_REQUEST } from '../protocol/record-fast-path.js';
-import type { Entity, Component } from '../quota/entity.js';
-import type { QuotaKey, QuotaValue } from '../quota/quota-key.js';
+import type { Component } from '../quota/entity.js';
 
 export interface QuotaClientOptions {
   /** @default "127.0.0.1" */
@@ -60,40 +70,10 @@ export interface Principal {
   clientId?: string | null;
 }
 
-/** Ok is throttleTimeMs 0; otherwise the broker delays (record mode) or rejects (admit mode) the client. */
-export interface RecordResult {
-  throttleTimeMs: number;
-  quotaType?: QuotaKey;
-  entity?: string;
-  recorded: boolean;
-}
-
-export interface QuotaEntry {
-  entity: Entity;
-  quotas: Partial<Record<QuotaKey, QuotaValue>>;
-}
-
-export interface QuotaAlteration {
-  entity: Entity;
-  quota_key: QuotaKey;
-  /** null removes the value. */
-  quota_value: QuotaValue | null;
-}
-
-/** One live bucket, as DescribeUsage reports it. */
-export interface BucketUsage {
-  entity: string;
-  /** The bucket's parts (servers before 0.2 leave them out). */
-  user?: string | null;
-  client_id?: string | null;
-  consumer_group?: string | null;
-  quota_type: QuotaKey;
-  rate: number;
-  limit: number;
-  utilization: number;
-  throttled_total: number;
-  last_seen_ms: number;
-}
+export type { RecordResult } from '../protocol/messages/record-reply.js';
+export type { QuotaEntry } from '../protocol/messages/describe-quotas.js';
+export type { QuotaAlteration } from '../protocol/messages/alter-quotas.js';
+export type { BucketUsage } from '../protocol/messages/describe-usage.js';
 
 /** What a pending call resolves with: the reply body, or (Record calls) a RecordResult. */
 const GENERIC = 0;
@@ -171,15 +151,12 @@ export class QuotaClient extends EventEmitter {
     return client;
   }
 
-  hello(): Promise<{ protocolVersion: number; serverVersion: string }> {
-    return this.request(this.helloBody()).then((r) => ({
-      protocolVersion: r.protocol_version as number,
-      serverVersion: r.server_version as string,
-    }));
+  hello(): Promise<hello.HelloOk> {
+    return this.request(this.helloBody()).then(hello.decodeReply);
   }
 
-  async ping(): Promise<void> {
-    await this.request({ type: 'Ping' });
+  ping(): Promise<void> {
+    return this.request(ping.encodeRequest()).then(ping.decodeReply);
   }
 
   recordProduce(p: Principal & { bytes: number; admit?: boolean }, opts?: CallOptions): Promise<RecordResult> {
@@ -197,19 +174,16 @@ export class QuotaClient extends EventEmitter {
     return this.record(RECORD_REQUEST, p.user, p.clientId, null, p.count ?? 1, p.admit === true, opts);
   }
 
-  async describeQuotas(entities: Component[] = []): Promise<QuotaEntry[]> {
-    const reply = await this.request({ type: 'DescribeQuotas', entities });
-    return reply.entries as QuotaEntry[];
+  describeQuotas(entities: Component[] = []): Promise<QuotaEntry[]> {
+    return this.request(describeQuotas.encodeRequest(entities)).then(describeQuotas.decodeReply);
   }
 
-  async describeUsage(opts: { entities?: Component[]; top?: number; sortBy?: 'utilization' | 'rate' } = {}): Promise<BucketUsage[]> {
-    const reply = await this.request({ type: 'DescribeUsage', entities: opts.entities ?? [], top: opts.top, sort_by: opts.sortBy });
-    return reply.buckets as BucketUsage[];
+  describeUsage(opts: { entities?: Component[]; top?: number; sortBy?: 'utilization' | 'rate' } = {}): Promise<BucketUsage[]> {
+    return this.request(describeUsage.encodeRequest(opts)).then(describeUsage.decodeReply);
   }
 
-  async alterQuotas(alterations: QuotaAlteration[], opts: { validateOnly?: boolean } = {}): Promise<number> {
-    const reply = await this.request({ type: 'AlterQuotas', alterations, validate_only: opts.validateOnly ?? false });
-    return reply.altered_count as number;
+  alterQuotas(alterations: QuotaAlteration[], opts: { validateOnly?: boolean } = {}): Promise<number> {
+    return this.request(alterQuotas.encodeRequest(alterations, opts.validateOnly ?? false)).then(alterQuotas.decodeReply);
   }
 
   /** Sends any request body and resolves with the reply body; rejects on an Error reply. */
@@ -330,7 +304,7 @@ export class QuotaClient extends EventEmitter {
   }
 
   private helloBody(): Record<string, unknown> {
-    return { type: 'Hello', protocol_version: 1, client_name: this.options.clientName, token: this.options.token };
+    return hello.encodeRequest(this.options.clientName, this.options.token);
   }
 
   private reconnectInBackground(): void {
@@ -412,7 +386,7 @@ export class QuotaClient extends EventEmitter {
     const p = this.pending.get(id);
     if (p !== undefined && p.kind === RECORD && raw.equals(OK_BODY)) {
       // The reply to nearly every record call: the same bytes every time, so no decoding and no new object.
-      this.settleWith(id, p, OK_RESULT);
+      this.settleWith(id, p, recordReply.OK_RESULT);
       return;
     }
     let body: unknown;
@@ -428,10 +402,10 @@ export class QuotaClient extends EventEmitter {
     if (id === 0) {
       // The server reports a connection-level error and closes: every call sent on it fails with it; calls
       // still waiting for a connection wait for the next one.
-      this.failPending(toError(body), socket);
+      this.failPending(error.decode(body), socket);
       return;
     }
-    if (body.type === 'Error') this.settle(id, undefined, toError(body));
+    if (body.type === 'Error') this.settle(id, undefined, error.decode(body));
     else this.settle(id, body);
   }
 
@@ -442,7 +416,15 @@ export class QuotaClient extends EventEmitter {
       this.forget(id);
       p.reject(err);
     } else {
-      this.settleWith(id, p, p.kind === RECORD ? toRecordResult(body!) : body!);
+      let value: unknown = body;
+      try {
+        if (p.kind === RECORD) value = recordReply.decodeReply(body!);
+      } catch (err) {
+        this.forget(id);
+        p.reject(err as Error);
+        return;
+      }
+      this.settleWith(id, p, value);
     }
   }
 
@@ -478,27 +460,9 @@ export class QuotaClient extends EventEmitter {
   }
 }
 
-function toError(body: Record<string, unknown>): RivvenError {
-  const code = isErrorCode(body.code) ? body.code : 'INTERNAL_ERROR';
-  return new RivvenError(code, String(body.message ?? code), typeof body.index === 'number' ? body.index : undefined);
-}
-
-/** Shared by every Ok answer: callers must not modify it. */
-const OK_RESULT: RecordResult = Object.freeze({ throttleTimeMs: 0, recorded: true });
-
 /** The body without its undefined fields (msgpack would carry them as an extension type). */
 function withoutAbsent(body: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const k in body) if (body[k] !== undefined) out[k] = body[k];
   return out;
-}
-
-function toRecordResult(r: Record<string, unknown>): RecordResult {
-  if (r.type === 'Ok') return OK_RESULT;
-  return {
-    throttleTimeMs: r.throttle_time_ms as number,
-    quotaType: r.quota_type as QuotaKey,
-    entity: r.entity as string,
-    recorded: r.recorded as boolean,
-  };
 }

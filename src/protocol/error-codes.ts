@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   CONNECTION_CLOSED: 'The connection closed before the reply arrived (client side only).',
   TIMEOUT: 'No reply arrived within the request timeout (client side only).',
   UNAVAILABLE: 'The call was not sent: no connection, or the breaker is open (client side only).',
+  UNEXPECTED_REPLY: 'The server answered with a reply this client does not expect for its request (client side only).',
   INTERNAL_ERROR: 'A bug in the server; the request was not applied.',
 } as const;
 

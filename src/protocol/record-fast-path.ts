@@ -47,6 +47,16 @@ class RecordDecoder {
   private at = 0;
   private end = 0;
 
+  /** Holds a Record request the generic path decoded, so both paths are recorded by the same code. */
+  set(kind: number, user: string | null, clientId: string | null, consumerGroup: string | null, amount: number, admit: boolean): void {
+    this.kind = kind;
+    this.user = user;
+    this.clientId = clientId;
+    this.consumerGroup = consumerGroup;
+    this.amount = amount;
+    this.admit = admit;
+  }
+
   /** Decodes buf[start, end) into the fields; false means "use the generic path". */
   decode(buf: Buffer, start: number, end: number): boolean {
     this.b = buf;

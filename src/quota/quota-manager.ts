@@ -52,8 +52,8 @@ export interface Verdict {
 /** Utilization above which a call counts as a near-limit event. */
 export const NEAR_LIMIT = 0.8;
 
-/** One live bucket as DescribeUsage reports it. */
-export interface BucketUsage {
+/** One live bucket, as the usage report sees it (DescribeUsage puts it on the wire). */
+export interface BucketReport {
   entity: string;
   /** The bucket's parts, so a reader never has to parse `entity` (names may contain ':' or '/'). */
   user: string | null;
@@ -237,7 +237,7 @@ export class QuotaManager {
    * in slices (docs/operations.md, long requests): the bucket index it started with stays readable even if a
    * sweep compacts meanwhile, and a bucket dropped meanwhile is left out.
    */
-  async usage(query: UsageQuery): Promise<BucketUsage[]> {
+  async usage(query: UsageQuery): Promise<BucketReport[]> {
     const now = this.clock.now();
     const ids = this.bucketIds;
     const b = this.table_;
@@ -250,7 +250,7 @@ export class QuotaManager {
       if (match !== null && !match(group, ids.a(id), ids.b(id))) return;
       best.offer(id, byRate ? b.measuredRate(id, now) : b.utilization(id, now));
     });
-    const out: BucketUsage[] = [];
+    const out: BucketReport[] = [];
     await forEachSliced(best.sorted(), (id) => {
       if (!ids.isLive(id)) return;
       const group = ids.kind(id) === GROUP;

@@ -1,9 +1,10 @@
 import { decodeBody, encodeFrame, isPlainMap } from '../protocol/codec.js';
 import { RivvenError } from '../protocol/error-codes.js';
-import { errorFrame, throttledFrame } from '../protocol/responses.js';
+import { errorFrame } from '../protocol/responses.js';
+import * as recordReply from '../protocol/messages/record-reply.js';
 import { ListReplyBuilder } from '../protocol/list-reply.js';
 import type { FrameWriter } from '../protocol/frame-writer.js';
-import { decodeRecord, fast, RECORD_CONSUME, RECORD_PRODUCE } from '../protocol/record-fast-path.js';
+import { decodeRecord, fast, RECORD_CONSUME, RECORD_PRODUCE, RECORD_REQUEST } from '../protocol/record-fast-path.js';
 import * as alterQuotas from '../protocol/messages/alter-quotas.js';
 import * as describeQuotas from '../protocol/messages/describe-quotas.js';
 import * as describeUsage from '../protocol/messages/describe-usage.js';
@@ -108,24 +109,10 @@ export class Dispatcher {
     let type = 'invalid';
     this.lastType = UNKNOWN_TYPE;
     this.lastResult = RESULT_OK;
-    if (decodeRecord(buf, start, end)) {
-      const m = this.manager;
-      if (fast.kind === RECORD_PRODUCE) {
-        this.lastType = PRODUCE_TYPE;
-        return this.verdict(out, correlationId, m.recordProduce(fast.user, fast.clientId, fast.amount, fast.admit, this.now));
-      }
-      if (fast.kind === RECORD_CONSUME) {
-        this.lastType = CONSUME_TYPE;
-        return this.verdict(
-          out,
-          correlationId,
-          m.recordConsume(fast.user, fast.clientId, fast.consumerGroup, fast.amount, fast.admit, this.now),
-        );
-      }
-      this.lastType = REQUEST_TYPE;
-      return this.verdict(out, correlationId, m.recordRequest(fast.user, fast.clientId, fast.amount, fast.admit, this.now));
-    }
     try {
+      // The three Record requests are read in place when they can be (nearly always); otherwise msgpackr and
+      // the message modules decode them into the same fields. Either way they are recorded here, once.
+      if (decodeRecord(buf, start, end)) return this.record(out, correlationId);
       const value = decodeBodySafely(buf.subarray(start, end));
       if (!isPlainMap(value)) throw new RivvenError('INVALID_REQUEST', 'the body must be a msgpack map');
       if (typeof value.type !== 'string') throw new RivvenError('INVALID_REQUEST', 'the body must have a string "type"');
@@ -134,19 +121,18 @@ export class Dispatcher {
       switch (type) {
         case 'RecordProduce': {
           const r = recordProduce.decode(value);
-          return this.verdict(out, correlationId, this.manager.recordProduce(r.user, r.clientId, r.bytes, r.admit, this.now));
+          fast.set(RECORD_PRODUCE, r.user, r.clientId, null, r.bytes, r.admit);
+          return this.record(out, correlationId);
         }
         case 'RecordConsume': {
           const r = recordConsume.decode(value);
-          return this.verdict(
-            out,
-            correlationId,
-            this.manager.recordConsume(r.user, r.clientId, r.consumerGroup, r.bytes, r.admit, this.now),
-          );
+          fast.set(RECORD_CONSUME, r.user, r.clientId, r.consumerGroup, r.bytes, r.admit);
+          return this.record(out, correlationId);
         }
         case 'RecordRequest': {
           const r = recordRequest.decode(value);
-          return this.verdict(out, correlationId, this.manager.recordRequest(r.user, r.clientId, r.count, r.admit, this.now));
+          fast.set(RECORD_REQUEST, r.user, r.clientId, null, r.count, r.admit);
+          return this.record(out, correlationId);
         }
         case 'Ping':
           return out.pong(correlationId);
@@ -154,16 +140,12 @@ export class Dispatcher {
           const r = hello.decode(value);
           ctx.clientName = r.clientName;
           return out.frame(
-            encodeFrame(correlationId, {
-              type: 'HelloOk',
-              protocol_version: hello.PROTOCOL_VERSION,
-              server_version: this.serverVersion,
-            }),
+            encodeFrame(correlationId, hello.encodeReply({ protocolVersion: hello.PROTOCOL_VERSION, serverVersion: this.serverVersion })),
           );
         }
         case 'DescribeQuotas': {
           const r = describeQuotas.decode(value);
-          const reply = new ListReplyBuilder('QuotasDescribed', 'entries', this.options.maxReplyBytes);
+          const reply = new ListReplyBuilder(describeQuotas.REPLY_TYPE, describeQuotas.REPLY_LIST_FIELD, this.options.maxReplyBytes);
           return this.later(
             correlationId,
             type,
@@ -172,22 +154,9 @@ export class Dispatcher {
         }
         case 'DescribeUsage': {
           const r = describeUsage.decode(value);
-          const reply = new ListReplyBuilder('UsageDescribed', 'buckets', this.options.maxReplyBytes);
+          const reply = new ListReplyBuilder(describeUsage.REPLY_TYPE, describeUsage.REPLY_LIST_FIELD, this.options.maxReplyBytes);
           const built = this.manager.usage({ components: r.components, top: r.top, sortBy: r.sortBy }).then(async (buckets) => {
-            await forEachSliced(buckets, (u) => {
-              reply.add({
-                entity: u.entity,
-                user: u.user,
-                client_id: u.clientId,
-                consumer_group: u.consumerGroup,
-                quota_type: u.quotaType,
-                rate: u.rate,
-                limit: u.limit,
-                utilization: u.utilization,
-                throttled_total: u.throttledTotal,
-                last_seen_ms: u.lastSeenMs,
-              });
-            });
+            await forEachSliced(buckets, (u) => reply.add(describeUsage.toWire(u)));
             return reply.frame(correlationId);
           });
           return this.later(correlationId, type, built);
@@ -196,7 +165,7 @@ export class Dispatcher {
           const r = alterQuotas.decode(value);
           const altered = this.admin.alter(r.alterations, r.validateOnly, ctx.principal, ctx.clientName ?? null).then((n) => {
             if (!r.validateOnly) this.logger.info({ conn: ctx.id, principal: ctx.principal, altered: n }, 'quotas altered');
-            return encodeFrame(correlationId, { type: 'QuotasAltered', altered_count: n });
+            return encodeFrame(correlationId, alterQuotas.encodeReply(n));
           });
           return this.later(correlationId, type, altered);
         }
@@ -227,10 +196,26 @@ export class Dispatcher {
     );
   }
 
+  /** Records the Record request held in `fast` and writes its verdict. */
+  private record(out: FrameWriter, correlationId: number): undefined {
+    const m = this.manager;
+    const f = fast;
+    if (f.kind === RECORD_PRODUCE) {
+      this.lastType = PRODUCE_TYPE;
+      return this.verdict(out, correlationId, m.recordProduce(f.user, f.clientId, f.amount, f.admit, this.now));
+    }
+    if (f.kind === RECORD_CONSUME) {
+      this.lastType = CONSUME_TYPE;
+      return this.verdict(out, correlationId, m.recordConsume(f.user, f.clientId, f.consumerGroup, f.amount, f.admit, this.now));
+    }
+    this.lastType = REQUEST_TYPE;
+    return this.verdict(out, correlationId, m.recordRequest(f.user, f.clientId, f.amount, f.admit, this.now));
+  }
+
   private verdict(out: FrameWriter, correlationId: number, v: Verdict): undefined {
     if (v.throttleMs === 0) return out.ok(correlationId);
     this.lastResult = RESULT_THROTTLED;
-    return out.frame(throttledFrame(correlationId, v.throttleMs, v.quotaType, v.entity, v.recorded));
+    return out.frame(encodeFrame(correlationId, recordReply.encodeThrottled(v.throttleMs, v.quotaType, v.entity, v.recorded)));
   }
 
   private failure(correlationId: number, type: string, err: unknown): Buffer {

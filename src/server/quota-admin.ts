@@ -1,16 +1,11 @@
 import { RivvenError } from '../protocol/error-codes.js';
 import type { Alteration } from '../protocol/messages/alter-quotas.js';
-import type { ComponentFilter } from '../protocol/messages/describe-quotas.js';
-import { entityToWire, parseEntity, type Entity, type EntityRef } from '../quota/entity.js';
+import type { ComponentFilter, QuotaEntry } from '../protocol/messages/describe-quotas.js';
+import { entityToWire, parseEntity, type EntityRef } from '../quota/entity.js';
 import { forEachSliced } from '../util/slices.js';
-import { QUOTA_KEYS, quotaKeyIndex, type QuotaKey, type QuotaKeyIndex, type QuotaValue } from '../quota/quota-key.js';
+import { QUOTA_KEYS, quotaKeyIndex, type QuotaKeyIndex } from '../quota/quota-key.js';
 import { fromLimit, toLimit, type QuotaTable } from '../quota/quota-table.js';
 import type { AuditRecord, QuotaChange, QuotaStore } from '../store/quota-store.js';
-
-export interface QuotaEntry {
-  entity: Entity;
-  quotas: Partial<Record<QuotaKey, QuotaValue>>;
-}
 
 /**
  * Reads and changes the configured quotas. Alterations are serialized: each is validated against the state

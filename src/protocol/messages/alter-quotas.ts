@@ -7,7 +7,10 @@ import { type EntityError, entityToWire, parseEntity, type EntityRef } from '../
 import { quotaKeyIndex, type QuotaKeyIndex } from '../../quota/quota-key.js';
 import { CONSUME } from '../../quota/quota-key.js';
 import { isPlainMap } from '../codec.js';
+import type { Entity } from '../../quota/entity.js';
+import type { QuotaKey, QuotaValue } from '../../quota/quota-key.js';
 import { bool, list, type Body } from './fields.js';
+import { expectType, numberField } from './reply.js';
 
 export const MAX_ALTERATIONS = 1000;
 
@@ -63,4 +66,25 @@ function quotaValue(v: unknown, index: number): number | undefined {
   if (v === 'unlimited') return Infinity;
   if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) return v;
   throw new RivvenError('INVALID_QUOTA_VALUE', 'quota_value must be an integer > 0, "unlimited", or null to remove', index);
+}
+
+/** One alteration as a client sends it. */
+export interface QuotaAlteration {
+  entity: Entity;
+  quota_key: QuotaKey;
+  /** null removes the value. */
+  quota_value: QuotaValue | null;
+}
+
+export const encodeRequest = (alterations: QuotaAlteration[], validateOnly: boolean): Body => ({
+  type: 'AlterQuotas',
+  alterations,
+  validate_only: validateOnly,
+});
+
+export const encodeReply = (alteredCount: number): Body => ({ type: 'QuotasAltered', altered_count: alteredCount });
+
+export function decodeReply(body: Body): number {
+  expectType(body, 'QuotasAltered');
+  return numberField(body, 'altered_count');
 }

@@ -5,7 +5,10 @@
 // entity that contains any listed component.
 import { RivvenError } from '../error-codes.js';
 import { ENTITY_TYPES, type EntityError, parseName, type EntityType } from '../../quota/entity.js';
+import type { Component, Entity } from '../../quota/entity.js';
+import type { QuotaKey, QuotaValue } from '../../quota/quota-key.js';
 import { list, type Body } from './fields.js';
+import { expectType, listField } from './reply.js';
 
 export const MAX_FILTER_COMPONENTS = 1000;
 
@@ -32,4 +35,21 @@ export function decode(body: Body): DescribeQuotas {
     }
   });
   return { filters };
+}
+
+/** One configured entity and its values, as the reply carries it. */
+export interface QuotaEntry {
+  entity: Entity;
+  quotas: Partial<Record<QuotaKey, QuotaValue>>;
+}
+
+export const REPLY_TYPE = 'QuotasDescribed';
+/** The server builds the reply with a ListReplyBuilder (its entries field), so its size is known as it grows. */
+export const REPLY_LIST_FIELD = 'entries';
+
+export const encodeRequest = (entities: Component[]): Body => ({ type: 'DescribeQuotas', entities });
+
+export function decodeReply(body: Body): QuotaEntry[] {
+  expectType(body, REPLY_TYPE);
+  return listField(body, REPLY_LIST_FIELD) as QuotaEntry[];
 }

@@ -4,7 +4,11 @@
 // [type, name] keeps buckets of that user, client-id or consumer group; [type, null] any bucket that has one.
 import { RivvenError } from '../error-codes.js';
 import { ENTITY_TYPES, type EntityError, parseName } from '../../quota/entity.js';
+import type { Component } from '../../quota/entity.js';
+import type { QuotaKey } from '../../quota/quota-key.js';
+import type { BucketReport } from '../../quota/quota-manager.js';
 import { list, uint, type Body } from './fields.js';
+import { expectType, listField } from './reply.js';
 import { MAX_FILTER_COMPONENTS } from './describe-quotas.js';
 
 export const DEFAULT_TOP = 100;
@@ -33,4 +37,47 @@ export function decode(body: Body): DescribeUsage {
   const sortBy = body.sort_by ?? 'utilization';
   if (sortBy !== 'utilization' && sortBy !== 'rate') throw new RivvenError('INVALID_REQUEST', 'sort_by must be "utilization" or "rate"');
   return { components, top, sortBy };
+}
+
+/** One live bucket, as the reply carries it. */
+export interface BucketUsage {
+  entity: string;
+  /** The bucket's parts (servers before 0.2 leave them out). */
+  user?: string | null;
+  client_id?: string | null;
+  consumer_group?: string | null;
+  quota_type: QuotaKey;
+  rate: number;
+  limit: number;
+  utilization: number;
+  throttled_total: number;
+  last_seen_ms: number;
+}
+
+export const REPLY_TYPE = 'UsageDescribed';
+export const REPLY_LIST_FIELD = 'buckets';
+
+export const encodeRequest = (opts: { entities?: Component[]; top?: number; sortBy?: 'utilization' | 'rate' }): Body => {
+  const body: Body = { type: 'DescribeUsage', entities: opts.entities ?? [] };
+  if (opts.top !== undefined) body.top = opts.top;
+  if (opts.sortBy !== undefined) body.sort_by = opts.sortBy;
+  return body;
+};
+
+export const toWire = (u: BucketReport): BucketUsage => ({
+  entity: u.entity,
+  user: u.user,
+  client_id: u.clientId,
+  consumer_group: u.consumerGroup,
+  quota_type: u.quotaType,
+  rate: u.rate,
+  limit: u.limit,
+  utilization: u.utilization,
+  throttled_total: u.throttledTotal,
+  last_seen_ms: u.lastSeenMs,
+});
+
+export function decodeReply(body: Body): BucketUsage[] {
+  expectType(body, REPLY_TYPE);
+  return listField(body, REPLY_LIST_FIELD) as BucketUsage[];
 }

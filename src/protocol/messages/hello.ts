@@ -2,6 +2,7 @@
 //   -> HelloOk { protocol_version: 1, server_version: string }
 import { RivvenError } from '../error-codes.js';
 import { optionalName, optionalString, uint, type Body } from './fields.js';
+import { expectType, numberField, stringField } from './reply.js';
 
 /** Tokens are opaque; longer than any token `rivven token create` makes, short enough to bound memory. */
 export const MAX_TOKEN_CHARS = 1024;
@@ -23,4 +24,27 @@ export function decode(body: Body): Hello {
     );
   }
   return { protocolVersion, clientName: optionalName(body, 'client_name'), token: optionalString(body, 'token', MAX_TOKEN_CHARS) };
+}
+
+export interface HelloOk {
+  protocolVersion: number;
+  serverVersion: string;
+}
+
+export const encodeRequest = (clientName: string | undefined, token: string | undefined): Body => {
+  const body: Body = { type: 'Hello', protocol_version: PROTOCOL_VERSION };
+  if (clientName !== undefined) body.client_name = clientName;
+  if (token !== undefined) body.token = token;
+  return body;
+};
+
+export const encodeReply = (r: HelloOk): Body => ({
+  type: 'HelloOk',
+  protocol_version: r.protocolVersion,
+  server_version: r.serverVersion,
+});
+
+export function decodeReply(body: Body): HelloOk {
+  expectType(body, 'HelloOk');
+  return { protocolVersion: numberField(body, 'protocol_version'), serverVersion: stringField(body, 'server_version') };
 }

@@ -1,3 +1,9 @@
 // Ping {} -> Pong {}
+import type { Body } from './fields.js';
+import { expectType } from './reply.js';
+
 export type Ping = Record<string, never>;
 export const decode = (): Ping => ({});
+export const encodeRequest = (): Body => ({ type: 'Ping' });
+/** The server writes Pong from a template (responses.ts, PONG_BODY). */
+export const decodeReply = (body: Body): void => expectType(body, 'Pong');

@@ -1,0 +1,43 @@
+// The reply of the three Record requests:
+//   Ok        { throttle_time_ms: 0 }
+//   Throttled { throttle_time_ms: int > 0, quota_type: QuotaKey, entity: string, recorded: bool }
+// The server writes Ok from a template (responses.ts, OK_BODY) and the client recognises those bytes without
+// decoding them; Throttled goes through here both ways. The requests themselves are written by
+// FrameWriter.record (client) and read by record-fast-path.ts or the record-*.ts modules (server).
+import { isQuotaKey, type QuotaKey } from '../../quota/quota-key.js';
+import { RivvenError } from '../error-codes.js';
+import type { Body } from './fields.js';
+import { numberField, stringField } from './reply.js';
+
+/** Ok is throttleTimeMs 0; otherwise the broker delays (record mode) or rejects (admit mode) the client. */
+export interface RecordResult {
+  throttleTimeMs: number;
+  quotaType?: QuotaKey;
+  entity?: string;
+  recorded: boolean;
+}
+
+/** Shared by every Ok answer on the client: callers must not modify it. */
+export const OK_RESULT: RecordResult = Object.freeze({ throttleTimeMs: 0, recorded: true });
+
+export const encodeThrottled = (throttleTimeMs: number, quotaType: QuotaKey, entity: string, recorded: boolean): Body => ({
+  type: 'Throttled',
+  throttle_time_ms: throttleTimeMs,
+  quota_type: quotaType,
+  entity,
+  recorded,
+});
+
+export function decodeReply(body: Body): RecordResult {
+  if (body.type === 'Ok') return OK_RESULT;
+  if (body.type !== 'Throttled')
+    throw new RivvenError('UNEXPECTED_REPLY', `expected Ok or Throttled, got ${String(body.type).slice(0, 64)}`);
+  const quotaType = stringField(body, 'quota_type');
+  if (!isQuotaKey(quotaType)) throw new RivvenError('UNEXPECTED_REPLY', `unknown quota_type ${quotaType.slice(0, 64)}`);
+  return {
+    throttleTimeMs: numberField(body, 'throttle_time_ms'),
+    quotaType,
+    entity: stringField(body, 'entity'),
+    recorded: body.recorded === true,
+  };
+}
