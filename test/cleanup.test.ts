@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
+import type { LocalBucketStore } from '../src/quota/bucket-store.js';
 import { ManualClock } from '../src/quota/clock.js';
 import { QuotaManager } from '../src/quota/quota-manager.js';
 import { REQUEST } from '../src/quota/quota-key.js';
@@ -106,15 +107,15 @@ t.test('compaction moves buckets in the background: lookups meanwhile find every
   for (let i = 0; i < 5000; i++) m.recordRequest(`flood-${i}`, 'c', 0, false);
   clock.advance(30_000);
   t.equal(await m.sweep(), 45_000);
-  t.ok(m.compacting, 'the move is still going on after the sweep returned');
+  t.ok((m.buckets as LocalBucketStore).compacting, 'the move is still going on after the sweep returned');
   t.equal(m.bucketCount, 5000, 'moved and not yet moved buckets are all counted');
   t.equal(
     m.buckets.throttleCount(m.bucketIdOf(REQUEST, 'flood-4999', 'c')),
     1,
     'a bucket looked up before its turn is moved with its state',
   );
-  for (let i = 0; i < 100 && m.compacting; i++) await new Promise((r) => setTimeout(r, 10));
-  t.notOk(m.compacting, 'the background move finished by itself');
+  for (let i = 0; i < 100 && (m.buckets as LocalBucketStore).compacting; i++) await new Promise((r) => setTimeout(r, 10));
+  t.notOk((m.buckets as LocalBucketStore).compacting, 'the background move finished by itself');
   t.equal(m.bucketCount, 5000);
   const lost = Array.from({ length: 5000 }, (_, i) => i).filter(
     (i) => m.buckets.throttleCount(m.bucketIdOf(REQUEST, `flood-${i}`, 'c')) !== 1,

@@ -1,11 +1,10 @@
+import { GROUP, keyOfKind, LocalBucketStore, type BucketStore } from './bucket-store.js';
+import type { Clock } from './clock.js';
 import { bucketDisplay } from './entity.js';
-import { wallTimeOf, type Clock } from './clock.js';
-import { TopK } from './top-k.js';
-import { forEachSliced, forRangeSliced } from '../util/slices.js';
 import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
 import type { QuotaTable, Resolution } from './quota-table.js';
-import { BucketTable } from './bucket-table.js';
-import { KeyedIds } from './keyed-ids.js';
+import { ResolutionCache } from './resolution-cache.js';
+import { NEAR_LIMIT, type BucketReport, type UsageQuery, usageReport, utilizationSummary } from './usage-report.js';
 
 export interface QuotaManagerOptions {
   /** Length of the sliding window. @default 1000 */
@@ -49,89 +48,27 @@ export interface Verdict {
   recorded: boolean;
 }
 
-/** Utilization above which a call counts as a near-limit event. */
-export const NEAR_LIMIT = 0.8;
-
-/** One live bucket, as the usage report sees it (DescribeUsage puts it on the wire). */
-export interface BucketReport {
-  entity: string;
-  /** The bucket's parts, so a reader never has to parse `entity` (names may contain ':' or '/'). */
-  user: string | null;
-  clientId: string | null;
-  consumerGroup: string | null;
-  quotaType: QuotaKey;
-  /** Usage recorded in the last window, per second. */
-  rate: number;
-  /** The quota, per second. */
-  limit: number;
-  /** Outstanding usage / (quota x window); above 1 the bucket is in debt and its callers are throttled. */
-  utilization: number;
-  throttledTotal: number;
-  /** Epoch ms (wall clock) of the last call. */
-  lastSeenMs: number;
-}
-
-export interface UsageQuery {
-  /** Keep buckets whose user, client-id or consumer group matches any component; null name = any. */
-  components?: [string, string | null][];
-  top: number;
-  sortBy: 'utilization' | 'rate';
-}
-
 /**
- * A filter over (is a group bucket, user or group, client-id) built from components by set lookup: O(1) per
- * bucket whatever the number of components. null when there is nothing to filter.
- */
-function componentMatcher(components: [string, string | null][]): ((group: boolean, a: string | null, b: string | null) => boolean) | null {
-  if (components.length === 0) return null;
-  const sets = { user: new Set<string>(), 'client-id': new Set<string>(), 'consumer-group': new Set<string>() };
-  const any = { user: false, 'client-id': false, 'consumer-group': false };
-  for (const [type, name] of components) {
-    if (!(type in sets)) continue;
-    const t = type as keyof typeof sets;
-    if (name === null) any[t] = true;
-    else sets[t].add(name);
-  }
-  const hit = (t: keyof typeof sets, v: string | null): boolean => v !== null && (any[t] || sets[t].has(v));
-  return (group, a, b) => (group ? hit('consumer-group', a) : hit('user', a) || hit('client-id', b));
-}
-
-/** Bucket and cache kinds beyond the three quota keys: a consumer group's consume_bytes_rate bucket. */
-const GROUP = 3;
-const INITIAL = 1024;
-/** Longest stretch of background bucket moving after a compaction before it yields. */
-const MIGRATION_SLICE_MS = 5;
-
-/**
- * Measures usage per bucket and decides Ok or Throttled. Pure and synchronous: time comes from the
- * injected clock, the only timer is the optional cleanup interval.
- *
- * Two indexes of small integer ids, neither making an object per entry (docs/algorithm.md, section 5):
- * - buckets: (quota key or GROUP, user or group, client-id) -> bucket id, whose state is in a BucketTable;
- * - callers: (quota key or GROUP, user or group, client-id) -> a cached resolution (bucket id and limit),
- *   valid while its epoch matches: any alteration, and any sweep that drops buckets, starts a new epoch.
+ * The quota policy: for each Record call, which buckets it lands in (resolution, cached per caller), record or
+ * admit, the throttle, and the counters behind the metrics. It does not know how buckets are stored: that is
+ * the BucketStore's (LocalBucketStore by default). Pure and synchronous: time comes from the injected clock;
+ * the only timer is the optional cleanup interval.
  */
 export class QuotaManager {
   readonly options: Readonly<QuotaManagerOptions>;
   /** Calls that needed a new bucket while maxBuckets were tracked; answered Ok without tracking. */
   untracked = 0;
   /** Throttled replies per quota key (the seed's violation counters), and their total throttle time. */
-  readonly violations = [0, 0, 0];
+  readonly violations = QUOTA_KEYS.map(() => 0);
   throttleTimeMsTotal = 0;
   /** Calls that left a bucket above NEAR_LIMIT of its capacity, per quota key. */
-  readonly nearLimit = [0, 0, 0];
+  readonly nearLimit = QUOTA_KEYS.map(() => 0);
+  readonly buckets: BucketStore;
 
-  private bucketIds = new KeyedIds(INITIAL);
-  private table_: BucketTable;
-  private callerIds = new KeyedIds(INITIAL);
-  private callerEpoch = new Int32Array(INITIAL);
-  private callerBucket = new Int32Array(INITIAL);
-  private callerSeen = new Float64Array(INITIAL);
-  private epoch = 0;
+  private readonly cache: ResolutionCache;
   private seenGeneration = -1;
-  /** A compaction in progress: the old index and table, and how far the background move has got. */
+  private seenStoreEpoch = -1;
   private sweeping = false;
-  private migration: { ids: KeyedIds; table: BucketTable; cursor: number } | null = null;
   private readonly resolution: Resolution = { level: 9, limit: Infinity, bucketUser: null, bucketClient: null };
   private readonly verdict: Verdict = { throttleMs: 0, quotaType: 'produce_bytes_rate', entity: '', recorded: true };
 
@@ -139,19 +76,18 @@ export class QuotaManager {
     readonly table: QuotaTable,
     options: Partial<QuotaManagerOptions> = {},
     readonly clock: Clock,
+    buckets?: BucketStore,
   ) {
     this.options = Object.freeze({ ...DEFAULT_QUOTA_OPTIONS, ...options });
-    this.table_ = new BucketTable(this.options.windowMs, this.options.windowBuckets, INITIAL, this.options.maxDebtMs);
-  }
-
-  /** The bucket state (replaced when a sweep compacts it). */
-  get buckets(): BucketTable {
-    return this.table_;
+    const o = this.options;
+    this.buckets =
+      buckets ??
+      new LocalBucketStore({ windowMs: o.windowMs, windowBuckets: o.windowBuckets, maxDebtMs: o.maxDebtMs, maxBuckets: o.maxBuckets });
+    this.cache = new ResolutionCache(o.maxBuckets);
   }
 
   get bucketCount(): number {
-    // A moved bucket leaves the old index, so the two sizes never count one bucket twice.
-    return this.bucketIds.size + (this.migration === null ? 0 : this.migration.ids.size);
+    return this.buckets.size;
   }
 
   // `now` defaults to the injected clock; a server answering a batch of requests passes one reading for all.
@@ -189,37 +125,22 @@ export class QuotaManager {
     const waitB = b < 0 ? 0 : this.recordAndWait(b, bytes, now);
     if (waitA === 0 && waitB === 0) return this.ok();
     // Both buckets may be over: each counts its throttle, the reply names the longer wait.
-    if (waitA > 0 && waitB > 0) this.table_.countThrottle(waitA >= waitB ? b : a);
+    if (waitA > 0 && waitB > 0) this.buckets.countThrottle(waitA >= waitB ? b : a);
     return waitA >= waitB ? this.throttled(a, waitA, true) : this.throttled(b, waitB, true);
   }
 
   /**
-   * Drops buckets and cached resolutions idle for idleTimeoutMs, and compacts the tables when most of their
-   * room is unused, so memory taken by a burst of principals is given back. Runs in slices (a million buckets
-   * never stall the event loop); one sweep at a time. Resolves with the buckets dropped.
+   * Drops buckets and cached resolutions idle for idleTimeoutMs (and lets the bucket store compact), so memory
+   * taken by a burst of principals is given back. Runs in slices; one sweep at a time. Resolves with the
+   * buckets dropped.
    */
   async sweep(): Promise<number> {
     if (this.sweeping) return 0;
     this.sweeping = true;
     try {
       const cutoff = this.clock.now() - this.options.idleTimeoutMs;
-      // Read afresh in each step: a compaction may replace them between slices (then the rest is skipped).
-      const ids = this.bucketIds;
-      let dropped = 0;
-      await forRangeSliced(ids.highWater, (id) => {
-        if (ids !== this.bucketIds || !ids.isLive(id) || this.table_.lastSeen(id) > cutoff) return;
-        ids.remove(id);
-        dropped++;
-        // Cached resolutions may name this id, which a new bucket may take before the next step.
-        this.epoch++;
-      });
-      const callers = this.callerIds;
-      await forRangeSliced(callers.highWater, (c) => {
-        if (callers === this.callerIds && callers.isLive(c) && this.callerSeen[c]! <= cutoff) callers.remove(c);
-      });
-      const now = this.bucketIds;
-      if (this.migration === null && now.capacity > INITIAL && now.size * 4 < now.capacity) this.compact();
-      return dropped;
+      await this.cache.sweep(cutoff);
+      return await this.buckets.sweep(cutoff);
     } finally {
       this.sweeping = false;
     }
@@ -232,61 +153,14 @@ export class QuotaManager {
     return () => clearInterval(timer);
   }
 
-  /**
-   * The `top` live buckets by utilization or rate, highest first, optionally filtered by components. Scans
-   * in slices (docs/operations.md, long requests): the bucket index it started with stays readable even if a
-   * sweep compacts meanwhile, and a bucket dropped meanwhile is left out.
-   */
-  async usage(query: UsageQuery): Promise<BucketReport[]> {
-    const now = this.clock.now();
-    const ids = this.bucketIds;
-    const b = this.table_;
-    const byRate = query.sortBy === 'rate';
-    const match = componentMatcher(query.components ?? []);
-    const best = new TopK(query.top);
-    await forRangeSliced(ids.highWater, (id) => {
-      if (!ids.isLive(id)) return;
-      const group = ids.kind(id) === GROUP;
-      if (match !== null && !match(group, ids.a(id), ids.b(id))) return;
-      best.offer(id, byRate ? b.measuredRate(id, now) : b.utilization(id, now));
-    });
-    const out: BucketReport[] = [];
-    await forEachSliced(best.sorted(), (id) => {
-      if (!ids.isLive(id)) return;
-      const group = ids.kind(id) === GROUP;
-      const k = (group ? CONSUME : ids.kind(id)) as QuotaKeyIndex;
-      out.push({
-        entity: group ? `consumer-group:${ids.a(id)!}` : bucketDisplay(ids.a(id), ids.b(id)),
-        user: group ? null : ids.a(id),
-        clientId: group ? null : ids.b(id),
-        consumerGroup: group ? ids.a(id) : null,
-        quotaType: QUOTA_KEYS[k],
-        rate: b.measuredRate(id, now),
-        limit: b.rate(id),
-        utilization: b.utilization(id, now),
-        throttledTotal: b.throttleCount(id),
-        lastSeenMs: wallTimeOf(this.clock, b.lastSeen(id)),
-      });
-    });
-    return out;
+  /** The `top` live buckets by utilization or rate (docs/protocol.md, DescribeUsage). */
+  usage(query: UsageQuery): Promise<BucketReport[]> {
+    return usageReport(this.buckets.view(), this.clock, query);
   }
 
-  /** Highest utilization and the number of buckets above NEAR_LIMIT, per quota key, for metrics; sliced. */
-  async utilizationSummary(): Promise<{ max: number[]; nearLimit: number[] }> {
-    const now = this.clock.now();
-    const max = [0, 0, 0];
-    const near = [0, 0, 0];
-    const ids = this.bucketIds;
-    const table = this.table_;
-    await forRangeSliced(ids.highWater, (id) => {
-      if (!ids.isLive(id)) return;
-      const u = table.utilization(id, now);
-      const kind = ids.kind(id);
-      const k = kind === GROUP ? CONSUME : kind;
-      if (u > max[k]!) max[k] = u;
-      if (u > NEAR_LIMIT) near[k]!++;
-    });
-    return { max, nearLimit: near };
+  /** Highest utilization and buckets above NEAR_LIMIT per quota key, for metrics. */
+  utilizationSummary(): Promise<{ max: number[]; nearLimit: number[] }> {
+    return utilizationSummary(this.buckets.view(), this.clock);
   }
 
   /** The bucket a call of (key, user, client-id) lands in, or -1; for tests of who shares a bucket. */
@@ -310,15 +184,15 @@ export class QuotaManager {
   }
 
   private recordAndWait(id: number, amount: number, now: number): number {
-    const b = this.table_;
+    const b = this.buckets;
     this.admit(id, amount, now);
     return b.msToDrain(id, b.outstanding(id) - b.capacity(id));
   }
 
   private admit(id: number, amount: number, now: number): void {
-    const b = this.table_;
+    const b = this.buckets;
     b.record(id, amount, now);
-    if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) this.nearLimit[this.keyOf(id)]!++;
+    if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) this.nearLimit[keyOfKind(b.kind(id))]!++;
   }
 
   /**
@@ -326,7 +200,7 @@ export class QuotaManager {
    * the capacity waits for an empty bucket, so it is never starved by smaller ones.
    */
   private admitWait(id: number, amount: number): number {
-    const b = this.table_;
+    const b = this.buckets;
     const c = b.capacity(id);
     const o = b.outstanding(id);
     const size = amount * 1000;
@@ -342,9 +216,9 @@ export class QuotaManager {
 
   private throttled(id: number, waitMs: number, recorded: boolean): Verdict {
     const ms = Math.min(waitMs, this.options.maxThrottleMs);
-    const k = this.keyOf(id);
+    const k = keyOfKind(this.buckets.kind(id));
     this.violations[k]!++;
-    this.table_.countThrottle(id);
+    this.buckets.countThrottle(id);
     this.throttleTimeMsTotal += ms;
     const v = this.verdict;
     v.throttleMs = ms;
@@ -354,16 +228,10 @@ export class QuotaManager {
     return v;
   }
 
-  /** The quota key a bucket counts against (a group bucket counts consume_bytes_rate). */
-  private keyOf(id: number): QuotaKeyIndex {
-    const kind = this.bucketIds.kind(id);
-    return (kind === GROUP ? CONSUME : kind) as QuotaKeyIndex;
-  }
-
-  /** The display form of DESIGN section 3, built when asked (Throttled replies, usage): never stored. */
+  /** The display form of a bucket (docs/protocol.md), built when asked (Throttled replies): never stored. */
   private display(id: number): string {
-    const ids = this.bucketIds;
-    return ids.kind(id) === GROUP ? `consumer-group:${ids.a(id)!}` : bucketDisplay(ids.a(id), ids.b(id));
+    const b = this.buckets;
+    return b.kind(id) === GROUP ? `consumer-group:${b.a(id)!}` : bucketDisplay(b.a(id), b.b(id));
   }
 
   /**
@@ -371,40 +239,28 @@ export class QuotaManager {
    * (unlimited, or maxBuckets reached). For kind GROUP, `a` is the group and `b` is null.
    */
   private bucketFor(kind: number, a: string | null, b: string | null, now: number): number {
-    if (this.table.generation !== this.seenGeneration) {
+    const cache = this.cache;
+    if (this.table.generation !== this.seenGeneration || this.buckets.epoch !== this.seenStoreEpoch) {
+      // An alteration may change any resolution; a sweep or compaction may have freed or moved any id.
       this.seenGeneration = this.table.generation;
-      this.epoch++;
+      this.seenStoreEpoch = this.buckets.epoch;
+      cache.epoch++;
     }
-    const callers = this.callerIds;
-    let c = callers.find(kind, a, b);
-    if (c < 0) {
-      if (callers.size >= this.options.maxBuckets) return this.resolveUncached(kind, a, b, now);
-      c = callers.add(kind, a, b);
-      if (c >= this.callerEpoch.length) this.growCallers(callers.capacity);
-      this.callerEpoch[c] = -1;
+    const c = cache.slot(kind, a, b, now);
+    const cached = c < 0 ? undefined : cache.get(c);
+    if (cached !== undefined) {
+      if (cached >= 0) this.buckets.advance(cached, now);
+      return cached;
     }
-    this.callerSeen[c] = now;
-    if (this.callerEpoch[c] !== this.epoch) {
-      // Resolving sets the bucket's rate (draining at the old one up to now); calls in between keep it.
-      const id = this.resolveUncached(kind, a, b, now);
-      this.callerBucket[c] = id;
-      // A call that found no room (maxBuckets) is not cached: it retries for a bucket next time.
-      this.callerEpoch[c] = id < 0 && this.resolution.limit !== Infinity ? -1 : this.epoch;
-      return id;
-    }
-    const id = this.callerBucket[c]!;
-    if (id >= 0) this.table_.advance(id, now);
+    const id = this.resolve(kind, a, b, now);
+    // Resolving set the bucket's rate (draining at the old one up to now); calls in between keep it. A call
+    // that found no room (maxBuckets) is not cached: it tries for a bucket again next time.
+    if (c >= 0) cache.put(c, id, id >= 0 || this.resolution.limit === Infinity);
     return id;
   }
 
-  private resolveUncached(kind: number, a: string | null, b: string | null, now: number): number {
-    const id = this.resolveBucket(kind, a, b, now);
-    if (id >= 0) this.table_.touch(id, this.resolution.limit, now);
-    return id;
-  }
-
-  /** Resolves the limit (into this.resolution) and finds or creates the bucket it implies. */
-  private resolveBucket(kind: number, a: string | null, b: string | null, now: number): number {
+  /** Resolves the limit (into this.resolution), finds or creates the bucket it implies, and sets its rate. */
+  private resolve(kind: number, a: string | null, b: string | null, now: number): number {
     const r = this.resolution;
     if (kind === GROUP) {
       r.limit = this.table.resolveGroup(a!) ?? Infinity;
@@ -414,91 +270,12 @@ export class QuotaManager {
       this.table.resolve(kind as QuotaKeyIndex, a, b, r);
     }
     if (r.limit === Infinity) return -1;
-    const ids = this.bucketIds;
-    const existing = ids.find(kind, r.bucketUser, r.bucketClient);
-    if (existing >= 0) return existing;
-    if (this.migration !== null) {
-      const old = this.migration.ids.find(kind, r.bucketUser, r.bucketClient);
-      if (old >= 0) return this.moveBucket(old);
-    }
-    if (this.bucketCount >= this.options.maxBuckets) {
+    const id = this.buckets.findOrCreate(kind, r.bucketUser, r.bucketClient, now);
+    if (id < 0) {
       this.untracked++;
       return -1;
     }
-    const id = ids.add(kind, r.bucketUser, r.bucketClient);
-    this.table_.ensure(ids.capacity);
-    this.table_.init(id, now);
+    this.buckets.touch(id, r.limit, now);
     return id;
-  }
-
-  private growCallers(capacity: number): void {
-    const grow = <T extends Float64Array | Int32Array>(a: T, make: (n: number) => T): T => {
-      const b = make(capacity);
-      b.set(a);
-      return b;
-    };
-    this.callerEpoch = grow(this.callerEpoch, (n) => new Int32Array(n));
-    this.callerBucket = grow(this.callerBucket, (n) => new Int32Array(n));
-    this.callerSeen = grow(this.callerSeen, (n) => new Float64Array(n));
-  }
-
-  /**
-   * Gives back the room of dropped buckets without stopping the world: a fresh, right-sized index and table
-   * take over at once, and each live bucket of the old ones moves across when it is next looked up, or in
-   * background slices of SLICE_MS, whichever comes first (as Redis rehashes a dict). Until the last one has
-   * moved, a bucket not yet moved is missing from usage reports and metrics summaries; decisions never miss it.
-   */
-  private compact(): void {
-    const old = this.bucketIds;
-    const size = Math.max(INITIAL, old.size * 2);
-    this.migration = { ids: old, table: this.table_, cursor: 0 };
-    this.bucketIds = new KeyedIds(size);
-    this.table_ = new BucketTable(this.options.windowMs, this.options.windowBuckets, size, this.options.maxDebtMs);
-    this.callerIds = new KeyedIds(INITIAL);
-    this.callerEpoch = new Int32Array(INITIAL);
-    this.callerBucket = new Int32Array(INITIAL);
-    this.callerSeen = new Float64Array(INITIAL);
-    this.epoch++;
-    setTimeout(() => this.migrateSome(), 0).unref();
-  }
-
-  /** Moves one bucket of the migration's old table into the current one; returns its new id. */
-  private moveBucket(oldId: number): number {
-    const m = this.migration!;
-    const ids = this.bucketIds;
-    const to = ids.add(m.ids.kind(oldId), m.ids.a(oldId), m.ids.b(oldId));
-    this.table_.ensure(ids.capacity);
-    this.table_.copyFrom(m.table, oldId, to);
-    m.ids.remove(oldId);
-    return to;
-  }
-
-  private migrateSome(): void {
-    const m = this.migration;
-    if (m === null) return;
-    const started = performance.now();
-    while (m.cursor < m.ids.highWater) {
-      const id = m.cursor++;
-      if (m.ids.isLive(id)) this.moveBucket(id);
-      if ((m.cursor & 255) === 0 && performance.now() - started > MIGRATION_SLICE_MS) break;
-    }
-    if (m.cursor >= m.ids.highWater) {
-      this.migration = null;
-      return;
-    }
-    setTimeout(() => this.migrateSome(), 0).unref();
-  }
-
-  /** True while a compaction is still moving buckets (tests). */
-  get compacting(): boolean {
-    return this.migration !== null;
-  }
-
-  /** Moves every bucket a compaction has left at once (tests, and shutdown). */
-  finishCompaction(): void {
-    const m = this.migration;
-    if (m === null) return;
-    for (; m.cursor < m.ids.highWater; m.cursor++) if (m.ids.isLive(m.cursor)) this.moveBucket(m.cursor);
-    this.migration = null;
   }
 }

@@ -6,7 +6,7 @@ import { RivvenError } from '../error-codes.js';
 import { ENTITY_TYPES, type EntityError, parseName } from '../../quota/entity.js';
 import type { Component } from '../../quota/entity.js';
 import type { QuotaKey } from '../../quota/quota-key.js';
-import type { BucketReport } from '../../quota/quota-manager.js';
+import type { BucketReport } from '../../quota/usage-report.js';
 import { list, uint, type Body } from './fields.js';
 import { expectType, listField } from './reply.js';
 import { MAX_FILTER_COMPONENTS } from './describe-quotas.js';

@@ -1,0 +1,236 @@
+import { BucketTable } from './bucket-table.js';
+import { CONSUME, QUOTA_KEYS, type QuotaKeyIndex } from './quota-key.js';
+import { KeyedIds } from './keyed-ids.js';
+import { forRangeSliced } from '../util/slices.js';
+
+/** The bucket kind of a consumer group's consume_bytes_rate bucket; the other kinds are quota key indexes. */
+export const GROUP = QUOTA_KEYS.length;
+
+/** The quota key a bucket of `kind` counts against. */
+export const keyOfKind = (kind: number): QuotaKeyIndex => (kind === GROUP ? CONSUME : kind) as QuotaKeyIndex;
+
+/**
+ * Where usage buckets live, as the quota policy sees them. A bucket is named by (kind, a, b): the kind is a
+ * quota key index or GROUP, `a` the user (or consumer group), `b` the client-id. It is handed out as a small
+ * integer id, valid until `epoch` changes (a sweep dropped buckets, or a compaction moved them): whoever caches
+ * ids must check the epoch. The level arithmetic is docs/algorithm.md, sections 2-3.
+ *
+ * Implementations: LocalBucketStore (this process's typed-array tables); the fleet mode adds buckets synced
+ * through Redis behind the same interface.
+ */
+export interface BucketStore {
+  /** Live buckets. */
+  readonly size: number;
+  /** Bumped whenever an id may stop naming its bucket. */
+  readonly epoch: number;
+  /** The bucket of (kind, a, b), created empty at `now` if missing; -1 when maxBuckets are live. */
+  findOrCreate(kind: number, a: string | null, b: string | null, now: number): number;
+  /** Brings a bucket to `now` under `ratePerSec` (after a resolution, which may have changed the rate). */
+  touch(id: number, ratePerSec: number, now: number): void;
+  /** Brings a bucket to `now` at the rate it has. */
+  advance(id: number, now: number): void;
+  record(id: number, amount: number, now: number): void;
+  /** Outstanding usage in milli-units (the window's share plus debt). */
+  outstanding(id: number): number;
+  /** quota x window (the burst) in milli-units. */
+  capacity(id: number): number;
+  /** Whole ms until the level drains by `excess` milli-units. */
+  msToDrain(id: number, excess: number): number;
+  countThrottle(id: number): void;
+  /** Throttled replies the bucket has caused since it was created. */
+  throttleCount(id: number): number;
+  kind(id: number): number;
+  a(id: number): string | null;
+  b(id: number): string | null;
+  /** Drops buckets last seen at or before `cutoff`; sliced. Resolves with the number dropped. */
+  sweep(cutoff: number): Promise<number>;
+  /** A read-only view of the buckets for reports, valid across slices (see BucketView). */
+  view(): BucketView;
+}
+
+/**
+ * What a report reads, taken at one moment: if a compaction replaces the tables while a sliced report runs,
+ * the view keeps reading the old ones, and a bucket dropped meanwhile reads as not live.
+ */
+export interface BucketView {
+  readonly highWater: number;
+  isLive(id: number): boolean;
+  kind(id: number): number;
+  a(id: number): string | null;
+  b(id: number): string | null;
+  readonly table: BucketTable;
+}
+
+export interface LocalBucketStoreOptions {
+  windowMs: number;
+  windowBuckets: number;
+  maxDebtMs: number;
+  maxBuckets: number;
+}
+
+const INITIAL = 1024;
+/** Longest stretch of background bucket moving after a compaction before it yields. */
+const MIGRATION_SLICE_MS = 5;
+
+/**
+ * Buckets in this process: a KeyedIds index over a BucketTable, no object per bucket (docs/algorithm.md,
+ * section 5). Sweeps run in slices; when a sweep leaves most of the room unused, the tables are compacted
+ * incrementally: fresh, right-sized ones take over at once, and each live bucket moves across when it is next
+ * looked up or in MIGRATION_SLICE_MS background slices (as Redis rehashes a dict). Until the last one has
+ * moved, a bucket not yet moved is missing from views; lookups never miss it.
+ */
+export class LocalBucketStore implements BucketStore {
+  epoch = 0;
+  private ids = new KeyedIds(INITIAL);
+  private table: BucketTable;
+  private migration: { ids: KeyedIds; table: BucketTable; cursor: number } | null = null;
+
+  constructor(private readonly options: LocalBucketStoreOptions) {
+    this.table = this.newTable(INITIAL);
+  }
+
+  get size(): number {
+    // A moved bucket leaves the old index, so the two sizes never count one bucket twice.
+    return this.ids.size + (this.migration === null ? 0 : this.migration.ids.size);
+  }
+
+  /** True while a compaction is still moving buckets. */
+  get compacting(): boolean {
+    return this.migration !== null;
+  }
+
+  find(kind: number, a: string | null, b: string | null): number {
+    const id = this.ids.find(kind, a, b);
+    if (id >= 0 || this.migration === null) return id;
+    const old = this.migration.ids.find(kind, a, b);
+    return old >= 0 ? this.move(old) : -1;
+  }
+
+  findOrCreate(kind: number, a: string | null, b: string | null, now: number): number {
+    const existing = this.find(kind, a, b);
+    if (existing >= 0) return existing;
+    if (this.size >= this.options.maxBuckets) return -1;
+    const id = this.ids.add(kind, a, b);
+    this.table.ensure(this.ids.capacity);
+    this.table.init(id, now);
+    return id;
+  }
+
+  touch(id: number, ratePerSec: number, now: number): void {
+    this.table.touch(id, ratePerSec, now);
+  }
+
+  advance(id: number, now: number): void {
+    this.table.advance(id, now);
+  }
+
+  record(id: number, amount: number, now: number): void {
+    this.table.record(id, amount, now);
+  }
+
+  outstanding(id: number): number {
+    return this.table.outstanding(id);
+  }
+
+  capacity(id: number): number {
+    return this.table.capacity(id);
+  }
+
+  msToDrain(id: number, excess: number): number {
+    return this.table.msToDrain(id, excess);
+  }
+
+  countThrottle(id: number): void {
+    this.table.countThrottle(id);
+  }
+
+  throttleCount(id: number): number {
+    return this.table.throttleCount(id);
+  }
+
+  kind(id: number): number {
+    return this.ids.kind(id);
+  }
+
+  a(id: number): string | null {
+    return this.ids.a(id);
+  }
+
+  b(id: number): string | null {
+    return this.ids.b(id);
+  }
+
+  view(): BucketView {
+    const ids = this.ids;
+    return {
+      highWater: ids.highWater,
+      isLive: (id) => ids.isLive(id),
+      kind: (id) => ids.kind(id),
+      a: (id) => ids.a(id),
+      b: (id) => ids.b(id),
+      table: this.table,
+    };
+  }
+
+  async sweep(cutoff: number): Promise<number> {
+    const ids = this.ids;
+    let dropped = 0;
+    await forRangeSliced(ids.highWater, (id) => {
+      // A compaction between slices replaces the index: the rest of this sweep is then the next one's.
+      if (ids !== this.ids || !ids.isLive(id) || this.table.lastSeen(id) > cutoff) return;
+      ids.remove(id);
+      dropped++;
+      // Cached ids may name this one, which a new bucket may take before the next step.
+      this.epoch++;
+    });
+    if (this.migration === null && this.ids.capacity > INITIAL && this.ids.size * 4 < this.ids.capacity) this.compact();
+    return dropped;
+  }
+
+  /** Moves every bucket a compaction has left, at once (tests, benchmarks). */
+  finishCompaction(): void {
+    const m = this.migration;
+    if (m === null) return;
+    for (; m.cursor < m.ids.highWater; m.cursor++) if (m.ids.isLive(m.cursor)) this.move(m.cursor);
+    this.migration = null;
+  }
+
+  private newTable(size: number): BucketTable {
+    return new BucketTable(this.options.windowMs, this.options.windowBuckets, size, this.options.maxDebtMs);
+  }
+
+  private compact(): void {
+    const size = Math.max(INITIAL, this.ids.size * 2);
+    this.migration = { ids: this.ids, table: this.table, cursor: 0 };
+    this.ids = new KeyedIds(size);
+    this.table = this.newTable(size);
+    this.epoch++;
+    setTimeout(() => this.migrateSome(), 0).unref();
+  }
+
+  /** Moves one bucket of the old tables into the current ones; returns its new id. */
+  private move(oldId: number): number {
+    const m = this.migration!;
+    const to = this.ids.add(m.ids.kind(oldId), m.ids.a(oldId), m.ids.b(oldId));
+    this.table.ensure(this.ids.capacity);
+    this.table.copyFrom(m.table, oldId, to);
+    m.ids.remove(oldId);
+    return to;
+  }
+
+  private migrateSome(): void {
+    const m = this.migration;
+    if (m === null) return;
+    const started = performance.now();
+    while (m.cursor < m.ids.highWater) {
+      const id = m.cursor++;
+      if (m.ids.isLive(id)) this.move(id);
+      if ((m.cursor & 255) === 0 && performance.now() - started > MIGRATION_SLICE_MS) break;
+    }
+    if (m.cursor >= m.ids.highWater) {
+      this.migration = null;
+      return;
+    }
+    setTimeout(() => this.migrateSome(), 0).unref();
+  }
+}
