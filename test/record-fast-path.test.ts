@@ -187,7 +187,7 @@ t.test("the client's hand-written Record frames mean what msgpackr would say, an
         if (kind === RECORD_REQUEST && amount === 0) amount = 1;
         const w = new FrameWriter();
         w.record(id, kind, user, clientId, group, amount, admit);
-        const frame = w.drain()!;
+        const frame = w.take()!;
         const body = frame.subarray(8);
         if (frame.readUInt32BE(0) !== body.length + 4 || frame.readUInt32BE(4) !== id) return false;
         const valid = [user, clientId, kind === RECORD_CONSUME ? group : null].every(

@@ -7,7 +7,7 @@ import { QuotaTable, type Resolution } from '../src/quota/quota-table.js';
 
 const D = ''; // <default>
 
-// One row per level of DESIGN section 3: the entity that sets it, and the bucket identity it implies.
+// One row per resolution level (docs/algorithm.md, section 1): the entity that sets it, and the bucket identity it implies.
 const levels: { level: number; ref: EntityRef; bucket: [string | null, string | null] }[] = [
   { level: 1, ref: { kind: 'user+client-id', user: 'alice', client: 'app' }, bucket: ['alice', 'app'] },
   { level: 2, ref: { kind: 'user+client-id', user: 'alice', client: D }, bucket: ['alice', 'app'] },

@@ -64,7 +64,7 @@ t.test('during the drain a new connection gets SHUTTING_DOWN; a second signal ex
   const kept = await silentPeer(s.port); // holds the drain open for its 5 s
   s.child.kill('SIGTERM');
   await new Promise<void>((resolve) => {
-    const check = () => (s.logs.some((l) => l.msg === 'draining') ? resolve() : setTimeout(check, 5));
+    const check = () => (s.logs.some((l) => String(l.msg).startsWith('shutting down')) ? resolve() : setTimeout(check, 5));
     check();
   });
   const late = await WirePeer.connect(s.port);

@@ -54,11 +54,11 @@ export async function serve(flags: ServeFlags): Promise<number> {
     // (which would exit 128+n instead of the documented 1).
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting without draining');
+        logger.warn({ signal }, 'second signal: exiting without finishing the shutdown');
         process.exit(EXIT_FAILED);
       }
       stopping = true;
-      logger.info({ signal }, 'draining');
+      logger.info({ signal }, 'shutting down: answering what was read, accepting nothing new');
       app.stop().then(
         () => {
           logger.info('stopped');

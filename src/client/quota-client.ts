@@ -270,7 +270,7 @@ export class QuotaClient extends EventEmitter {
 
   private flush(): void {
     const socket = this.outSocket;
-    const batch = this.out.drain();
+    const batch = this.out.take();
     if (batch === null) return;
     if (socket === null || socket.destroyed) return; // its calls fail with CONNECTION_CLOSED as it closes
     this.stats.writes++;

@@ -4,7 +4,7 @@ import type { Registry } from 'prom-client';
 
 /**
  * The operator's HTTP endpoints: GET /metrics (Prometheus text), /healthz (the process is alive) and
- * /readyz (200 once stored quotas are loaded and the protocol port listens, 503 before and while draining).
+ * /readyz (200 once stored quotas are loaded and the protocol port listens, 503 before and while shutting down).
  */
 export class HealthServer {
   private readonly server: Server;

@@ -42,7 +42,7 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
 }
 
 /**
- * Every metric of DESIGN section 7. Label values come only from fixed sets (request type, result, quota
+ * Every metric of docs/operations.md (Metrics and health). Label values come only from fixed sets (request type, result, quota
  * type): no label carries a principal, so cardinality is bounded whatever clients send. Per-principal usage
  * is what DescribeUsage and `rivven quota top` are for.
  */
@@ -50,12 +50,12 @@ export function createMetrics({ manager, server, admin, requests }: MetricSource
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
-  const seeds: [string, number][] = [
+  const violationCounters: [string, number][] = [
     ['rivven_quota_produce_violations_total', 0],
     ['rivven_quota_consume_violations_total', 1],
     ['rivven_quota_request_violations_total', 2],
   ];
-  for (const [name, k] of seeds) {
+  for (const [name, k] of violationCounters) {
     mirroredCounter(registry, name, `Throttled replies for ${QUOTA_KEYS[k]}`, () => manager.violations[k]!);
   }
   mirroredCounter(

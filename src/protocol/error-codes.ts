@@ -21,7 +21,7 @@ export const ERROR_CODES = {
   REPLY_TOO_LARGE: 'The reply would exceed server.max_reply_bytes; narrow the request (entities, top).',
   STORAGE_ERROR: 'The change could not be made durable; nothing was applied.',
   OVERLOADED: 'The server is shedding load (connection or memory limits reached); retry later.',
-  SHUTTING_DOWN: 'The server is draining for shutdown and takes no new requests.',
+  SHUTTING_DOWN: 'The server is shutting down and takes no new connections.',
   CONNECTION_CLOSED: 'The connection closed before the reply arrived (client side only).',
   TIMEOUT: 'No reply arrived within the request timeout (client side only).',
   UNAVAILABLE: 'The call was not sent: no connection, or the breaker is open (client side only).',

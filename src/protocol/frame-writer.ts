@@ -55,7 +55,7 @@ export class FrameWriter {
    * A copy of everything written, and the writer emptied. The copy is what the socket keeps until the kernel
    * takes it, so the scratch buffer can be reused at once.
    */
-  drain(): Buffer | null {
+  take(): Buffer | null {
     if (this.len === 0) return null;
     const out = Buffer.allocUnsafe(this.len);
     this.buf.copy(out, 0, 0, this.len);

@@ -16,7 +16,8 @@
  * floating-point rounding to make a throttle 1 ms short.
  */
 export class BucketTable {
-  readonly subMs: number;
+  /** Milliseconds one ring cell covers. */
+  readonly cellMs: number;
   private ring: Float32Array;
   private ringHead: Float64Array;
   private level: Float64Array;
@@ -29,15 +30,16 @@ export class BucketTable {
 
   constructor(
     readonly windowMs: number,
-    readonly slots: number,
+    /** Cells of the measured-rate ring per bucket (quotas.window_buckets). */
+    readonly ringCells: number,
     initialBuckets = 1024,
     /** Debt beyond this many ms of a bucket's quota is forgiven (docs/algorithm.md, bounded debt). */
     readonly maxDebtMs = Infinity,
   ) {
-    if (!Number.isInteger(windowMs / slots)) throw new RangeError('window_ms must be a multiple of window_buckets');
-    this.subMs = windowMs / slots;
+    if (!Number.isInteger(windowMs / ringCells)) throw new RangeError('window_ms must be a multiple of window_buckets');
+    this.cellMs = windowMs / ringCells;
     this.allocated = Math.max(1, initialBuckets);
-    this.ring = new Float32Array(this.allocated * slots);
+    this.ring = new Float32Array(this.allocated * ringCells);
     this.ringHead = new Float64Array(this.allocated);
     this.level = new Float64Array(this.allocated);
     this.levelAt = new Float64Array(this.allocated);
@@ -54,8 +56,8 @@ export class BucketTable {
 
   /** Starts bucket `id` empty at `now`. */
   init(id: number, now: number): void {
-    this.ring.fill(0, id * this.slots, (id + 1) * this.slots);
-    this.ringHead[id] = Math.floor(now / this.subMs);
+    this.ring.fill(0, id * this.ringCells, (id + 1) * this.ringCells);
+    this.ringHead[id] = Math.floor(now / this.cellMs);
     this.level[id] = 0;
     this.levelAt[id] = now;
     this.seen[id] = now;
@@ -64,7 +66,7 @@ export class BucketTable {
 
   /** Copies bucket `from` of `source` (same window shape) into `to` here: used when compacting. */
   copyFrom(source: BucketTable, from: number, to: number): void {
-    const s = this.slots;
+    const s = this.ringCells;
     this.ring.set(source.ring.subarray(from * s, (from + 1) * s), to * s);
     this.ringHead[to] = source.ringHead[from]!;
     this.level[to] = source.level[from]!;
@@ -107,11 +109,11 @@ export class BucketTable {
     const ceiling = this.cap[id]! + this.maxDebtMs * this.rateOf[id]!;
     const level = this.level[id]! + amount * 1000;
     this.level[id] = Math.min(level, ceiling);
-    const cur = Math.floor(now / this.subMs);
-    const base = id * this.slots;
+    const cur = Math.floor(now / this.cellMs);
+    const base = id * this.ringCells;
     this.expireRing(id, base, cur);
-    const slot = base + (cur % this.slots);
-    this.ring[slot] = this.ring[slot]! + amount;
+    const cell = base + (cur % this.ringCells);
+    this.ring[cell] = this.ring[cell]! + amount;
   }
 
   /**
@@ -160,11 +162,11 @@ export class BucketTable {
 
   /** Usage recorded in the last window, per second: the measured rate. */
   measuredRate(id: number, now: number): number {
-    const cur = Math.floor(now / this.subMs);
-    const base = id * this.slots;
+    const cur = Math.floor(now / this.cellMs);
+    const base = id * this.ringCells;
     this.expireRing(id, base, cur);
     let sum = 0;
-    for (let i = 0; i < this.slots; i++) sum += this.ring[base + i]!;
+    for (let i = 0; i < this.ringCells; i++) sum += this.ring[base + i]!;
     return (sum * 1000) / this.windowMs;
   }
 
@@ -172,10 +174,10 @@ export class BucketTable {
     const head = this.ringHead[id]!;
     if (cur <= head) return;
     const steps = cur - head;
-    if (steps >= this.slots) {
-      this.ring.fill(0, base, base + this.slots);
+    if (steps >= this.ringCells) {
+      this.ring.fill(0, base, base + this.ringCells);
     } else {
-      for (let i = 1; i <= steps; i++) this.ring[base + ((head + i) % this.slots)] = 0;
+      for (let i = 1; i <= steps; i++) this.ring[base + ((head + i) % this.ringCells)] = 0;
     }
     this.ringHead[id] = cur;
   }
@@ -187,7 +189,7 @@ export class BucketTable {
       b.set(a);
       return b;
     };
-    const ring = new Float32Array(n * this.slots);
+    const ring = new Float32Array(n * this.ringCells);
     ring.set(this.ring);
     this.ring = ring;
     this.ringHead = widen(this.ringHead, n);

@@ -116,7 +116,7 @@ export function describeEntity(ref: EntityRef): string {
   }
 }
 
-/** Display form of a usage bucket (DESIGN section 3): used in Throttled.entity, metrics and logs. */
+/** Display form of a usage bucket (docs/protocol.md, Record calls): used in Throttled.entity and logs. */
 export function bucketDisplay(user: string | null, client: string | null): string {
   if (user !== null && client !== null) return `user:${user}/client-id:${client}`;
   if (user !== null) return `user:${user}`;

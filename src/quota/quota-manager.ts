@@ -58,7 +58,7 @@ export class QuotaManager {
   readonly options: Readonly<QuotaManagerOptions>;
   /** Calls that needed a new bucket while maxBuckets were tracked; answered Ok without tracking. */
   untracked = 0;
-  /** Throttled replies per quota key (the seed's violation counters), and their total throttle time. */
+  /** Throttled replies per quota key (the rivven_quota_*_violations_total counters), and their total throttle time. */
   readonly violations = QUOTA_KEYS.map(() => 0);
   throttleTimeMsTotal = 0;
   /** Calls that left a bucket above NEAR_LIMIT of its capacity, per quota key. */
@@ -115,8 +115,8 @@ export class QuotaManager {
       const waitA = a < 0 ? 0 : this.admitWait(a, bytes);
       const waitB = b < 0 ? 0 : this.admitWait(b, bytes);
       if (waitA === 0 && waitB === 0) {
-        if (a >= 0) this.admit(a, bytes, now);
-        if (b >= 0) this.admit(b, bytes, now);
+        if (a >= 0) this.charge(a, bytes, now);
+        if (b >= 0) this.charge(b, bytes, now);
         return this.ok();
       }
       return waitA >= waitB ? this.throttled(a, waitA, false) : this.throttled(b, waitB, false);
@@ -174,7 +174,7 @@ export class QuotaManager {
     if (admit) {
       const wait = this.admitWait(id, amount);
       if (wait === 0) {
-        this.admit(id, amount, now);
+        this.charge(id, amount, now);
         return this.ok();
       }
       return this.throttled(id, wait, false);
@@ -185,11 +185,12 @@ export class QuotaManager {
 
   private recordAndWait(id: number, amount: number, now: number): number {
     const b = this.buckets;
-    this.admit(id, amount, now);
+    this.charge(id, amount, now);
     return b.msToDrain(id, b.outstanding(id) - b.capacity(id));
   }
 
-  private admit(id: number, amount: number, now: number): void {
+  /** Records `amount` in the bucket (both modes, once a call is let through) and counts a near-limit call. */
+  private charge(id: number, amount: number, now: number): void {
     const b = this.buckets;
     b.record(id, amount, now);
     if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) this.nearLimit[keyOfKind(b.kind(id))]!++;

@@ -1,11 +1,11 @@
 import { DEFAULT_NAME, type EntityRef } from './entity.js';
 import { CONSUME, QUOTA_KEYS, type QuotaKeyIndex, type QuotaValue } from './quota-key.js';
 
-/** Per-key limits of one entity; undefined = not set here, Infinity = "unlimited". */
-export type Limits = [number | undefined, number | undefined, number | undefined];
+/** Per-key limits of one entity, indexed like QUOTA_KEYS; undefined = not set here, Infinity = "unlimited". */
+export type Limits = (number | undefined)[];
 
-const emptyLimits = (): Limits => [undefined, undefined, undefined];
-const isEmpty = (l: Limits): boolean => l[0] === undefined && l[1] === undefined && l[2] === undefined;
+const emptyLimits = (): Limits => QUOTA_KEYS.map(() => undefined);
+const isEmpty = (l: Limits): boolean => l.every((v) => v === undefined);
 
 export const toLimit = (v: QuotaValue): number => (v === 'unlimited' ? Infinity : v);
 export const fromLimit = (n: number): QuotaValue => (n === Infinity ? 'unlimited' : n);
@@ -132,7 +132,7 @@ export class QuotaTable {
 
   /** Every configured entity, lazily; the global default first, always, with its effective values. */
   *entries(): Generator<ConfiguredEntity> {
-    yield { ref: { kind: 'default' }, limits: [0, 1, 2].map((k) => this.effectiveDefault(k as QuotaKeyIndex)) as Limits };
+    yield { ref: { kind: 'default' }, limits: QUOTA_KEYS.map((_, k) => this.effectiveDefault(k as QuotaKeyIndex)) };
     for (const [user, limits] of this.users) yield { ref: { kind: 'user', user }, limits };
     for (const [client, limits] of this.clients) yield { ref: { kind: 'client-id', client }, limits };
     for (const [user, byClient] of this.userClients) {

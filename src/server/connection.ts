@@ -90,8 +90,8 @@ export class Connection {
     });
   }
 
-  /** Stops reading; closes once every request already read has been answered. */
-  drain(): Promise<void> {
+  /** Stops reading; closes once every request already decoded has been answered (graceful shutdown). */
+  closeGracefully(): Promise<void> {
     this.closing = true;
     this.socket.pause();
     this.endIfDone();
@@ -186,7 +186,7 @@ export class Connection {
   }
 
   private flush(): void {
-    const batch = this.out.drain();
+    const batch = this.out.take();
     if (batch === null || this.socket.destroyed) return;
     this.socket.write(batch);
   }

@@ -30,7 +30,7 @@ export class QuotaServer {
   private readonly connections = new Set<Connection>();
   private readonly refusedSockets = new Set<net.Socket>();
   private nextId = 1;
-  private state: 'new' | 'listening' | 'draining' | 'closed' = 'new';
+  private state: 'new' | 'listening' | 'shutting-down' | 'closed' = 'new';
   private frameTimer: NodeJS.Timeout | undefined;
   readonly partialFrames: PartialFrameBudget;
   /** What the process can hold: max_connections, lowered to fit the open-file limit. */
@@ -96,9 +96,9 @@ export class QuotaServer {
    */
   async close(drainTimeoutMs = 5000): Promise<void> {
     if (this.state === 'closed') return;
-    this.state = 'draining';
+    this.state = 'shutting-down';
     clearInterval(this.frameTimer);
-    const drained = Promise.all([...this.connections].map((c) => c.drain()));
+    const drained = Promise.all([...this.connections].map((c) => c.closeGracefully()));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(() => {

@@ -1,6 +1,6 @@
 // AlterQuotas { alterations: QuotaAlteration[], validate_only?: bool } -> QuotasAltered { altered_count: int }
 //   QuotaAlteration = { entity: Component[], quota_key: QuotaKey, quota_value: int | "unlimited" | null }
-//                   | { entity_type, entity_name, quota_key, quota_value }     (the seed's flat form)
+//                   | { entity_type, entity_name, quota_key, quota_value }     (the flat form, accepted too)
 // All-or-nothing: every alteration is validated before any is applied; an error names the bad one by index.
 import { RivvenError } from '../error-codes.js';
 import { type EntityError, entityToWire, parseEntity, type EntityRef } from '../../quota/entity.js';
