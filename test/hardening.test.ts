@@ -122,6 +122,28 @@ t.test('Hello names are bounded: a 512 KiB client_name is refused, 1024 bytes ac
   });
 });
 
+t.test('1000 connections with the largest Hello name accepted hold at most 1024 bytes of name each', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const peers = await Promise.all(Array.from({ length: 1000 }, () => WirePeer.connect(s.port)));
+  t.teardown(() => {
+    for (const p of peers) p.close();
+  });
+  const name = (i: number) => `${i}`.padEnd(1024, 'n');
+  const replies = await Promise.all(peers.map((p, i) => p.request({ type: 'Hello', protocol_version: 1, client_name: name(i) })));
+  t.ok(
+    replies.every((r) => r.type === 'HelloOk'),
+    'all 1000 accepted',
+  );
+  // What the server keeps per connection for the name: the bound, whatever a client sends.
+  const held = s.app.server.connectionNames();
+  t.equal(held.length, 1000);
+  t.ok(
+    held.every((n) => n !== undefined && Buffer.byteLength(n) <= 1024),
+    'no name over 1024 bytes is held',
+  );
+});
+
 t.test('names must be valid UTF-8: two invalid byte strings do not become one principal', async (t) => {
   const s = await startServer();
   t.teardown(() => s.stop());

@@ -81,6 +81,11 @@ export class QuotaServer {
     });
   }
 
+  /** The client_name each connection gave in Hello (tests of what the server holds). */
+  connectionNames(): (string | undefined)[] {
+    return [...this.connections].map((c) => c.ctx.clientName);
+  }
+
   connectionStats(): ConnectionStats[] {
     return [...this.connections].map((c) => c.stats());
   }
