@@ -1,5 +1,9 @@
 # syntax=docker/dockerfile:1
-# Build: docker build -t rivven .      Run: docker run -p 9190:9190 -p 9191:9191 rivven
+# Build: docker build -t rivven .
+# Run (it listens on 0.0.0.0, so it refuses to start open; docs/security.md):
+#   docker run -p 9190:9190 -p 9191:9191 \
+#     -v /etc/rivven/tokens.yaml:/run/secrets/rivven-tokens:ro -e RIVVEN_AUTH_TOKENS_FILE=/run/secrets/rivven-tokens rivven
+#   docker run -p 9190:9190 -e RIVVEN_AUTH_ALLOW_ANONYMOUS=true rivven     # a private network only
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./

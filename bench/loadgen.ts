@@ -4,8 +4,12 @@
  * { ops_per_sec, p50_us, p99_us, replies }.
  *
  *   node --import tsx bench/loadgen.ts <rivven|resp> <port> <connections> <pipeline> <warmup_ms> <measure_ms>
+ *
+ * With RIVVEN_BENCH_TLS_CA set (a PEM file), the rivven connections use TLS and trust that CA.
  */
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { pack } from 'msgpackr';
 
 const [proto, portArg, nArg, pArg, warmArg, measureArg] = process.argv.slice(2);
@@ -93,7 +97,11 @@ async function main(): Promise<void> {
     const frame = proto === 'resp' ? respFrame(`bench:${i}`) : rivvenFrame(`bench-${i}`);
     const batches = Array.from({ length: P + 1 }, (_, k) => Buffer.concat(new Array<Buffer>(k).fill(frame)));
     const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(s));
+      const ca = process.env.RIVVEN_BENCH_TLS_CA;
+      const s =
+        ca === undefined
+          ? net.connect(port, '127.0.0.1', () => resolve(s))
+          : tls.connect({ port, host: '127.0.0.1', ca: readFileSync(ca), servername: 'localhost' }, () => resolve(s));
       s.once('error', reject);
     });
     socket.setNoDelay(true);

@@ -24,6 +24,7 @@ const SCENARIOS: Record<string, { file: string; call: string; nodeArgs?: string[
   accuracy: { file: 'accuracy.ts', call: 'accuracy' },
   stall: { file: 'stall.ts', call: 'stall' },
   'broker-path': { file: 'broker-path.ts', call: 'brokerPath' },
+  tls: { file: 'tls.ts', call: 'tlsCost' },
 };
 
 async function scenario(name: string): Promise<unknown> {

@@ -13,6 +13,8 @@ import { QuotaAdmin } from './server/quota-admin.js';
 import { QuotaServer } from './server/server.js';
 import type { QuotaStore } from './store/quota-store.js';
 import { VERSION } from './version.js';
+import { Guard } from './auth/guard.js';
+import { identities, metricsTls, serverTls } from './auth/security-files.js';
 
 export interface AppDeps {
   logger: Logger;
@@ -28,6 +30,7 @@ export class App {
   readonly server: QuotaServer;
   readonly requests = new RequestStats();
   readonly metrics: Registry;
+  readonly guard: Guard;
   /** The /metrics, /healthz, /readyz listener; undefined with metrics.enabled: false. */
   readonly http: HealthServer | undefined;
   /** Resolves with the HTTP address once it listens (before stored quotas load, so /readyz can say 503). */
@@ -56,9 +59,16 @@ export class App {
       deps.clock ?? systemClock,
     );
     this.admin = new QuotaAdmin(this.table, deps.store, config.storage.max_entities, () => this.manager.clock.wall());
-    const dispatcher = new Dispatcher(this.manager, this.admin, VERSION, deps.logger, this.requests, {
-      maxReplyBytes: config.server.max_reply_bytes,
-    });
+    this.guard = new Guard(identities(config));
+    const dispatcher = new Dispatcher(
+      this.manager,
+      this.admin,
+      VERSION,
+      deps.logger,
+      this.requests,
+      { maxReplyBytes: config.server.max_reply_bytes },
+      this.guard,
+    );
     this.server = new QuotaServer(
       dispatcher,
       {
@@ -69,11 +79,20 @@ export class App {
         maxConnectionBytes: config.server.max_connection_bytes,
         frameTimeoutMs: config.server.frame_timeout_ms,
         maxPartialFrameBytes: config.server.max_partial_frame_bytes,
+        tls: serverTls(config),
       },
       deps.logger,
     );
-    this.metrics = createMetrics({ manager: this.manager, server: this.server, admin: this.admin, requests: this.requests });
-    this.http = config.metrics.enabled ? new HealthServer(this.metrics, () => this.ready) : undefined;
+    this.metrics = createMetrics({
+      manager: this.manager,
+      server: this.server,
+      admin: this.admin,
+      requests: this.requests,
+      guard: this.guard,
+    });
+    this.http = config.metrics.enabled
+      ? new HealthServer(this.metrics, () => this.ready, { tls: metricsTls(config), tokenSha256: config.metrics.token_sha256 })
+      : undefined;
     this.httpListening = new Promise((resolve) => (this.resolveHttp = resolve));
   }
 
@@ -106,9 +125,19 @@ export class App {
     return address;
   }
 
-  /** Reopens the store's log files (SIGHUP). */
-  reopenLogs(): Promise<void> {
-    return this.deps.store.reopen();
+  /**
+   * SIGHUP: reopens the store's log files (logrotate), and reloads the tokens file and the certificates.
+   * Existing connections keep their identity and their TLS session. A file that fails to load leaves what was
+   * loaded before in force; the error says which.
+   */
+  async reload(): Promise<void> {
+    await this.deps.store.reopen();
+    const next = identities(this.config);
+    if (next !== null) this.guard.replace(next);
+    const t = serverTls(this.config);
+    if (t !== undefined) this.server.reloadTls(t);
+    const m = metricsTls(this.config);
+    if (m !== undefined) this.http?.reloadTls(m);
   }
 
   async stop(drainTimeoutMs = 5000): Promise<void> {

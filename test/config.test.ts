@@ -49,13 +49,18 @@ t.test('no file: the embedded defaults', async (t) => {
     max_reply_bytes: 16777216,
     frame_timeout_ms: 30000,
     max_partial_frame_bytes: 268435456,
+    tls: { cert: null, key: null, ca: null, client_auth: 'none' },
   });
+  t.same(config.auth, { tokens_file: null, allow_anonymous: false }, 'no tokens file: open, on loopback only');
   t.same(config.quotas.defaults, { produce_bytes_rate: 52428800, consume_bytes_rate: 104857600, request_rate: 1000 });
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.quotas.defaults), 'frozen all the way down');
 });
 
 t.test('precedence: flags > RIVVEN_* environment > file > defaults', async (t) => {
-  const path = file('p.yaml', 'server:\n  port: 1111\n  host: 10.0.0.1\nquotas:\n  defaults:\n    request_rate: 5\n');
+  const path = file(
+    'p.yaml',
+    'auth:\n  allow_anonymous: true\nserver:\n  port: 1111\n  host: 10.0.0.1\nquotas:\n  defaults:\n    request_rate: 5\n',
+  );
   const env = { RIVVEN_SERVER_PORT: '2222', RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: 'unlimited', RIVVEN_LOG_LEVEL: 'debug' };
   const { config } = loadConfig({ file: path, env, flags: { server: { port: 3333 } } });
   t.equal(config.server.port, 3333, 'flag wins');

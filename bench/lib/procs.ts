@@ -53,11 +53,11 @@ function handle(child: ChildProcess, port: number): Proc {
 
 /** The built sidecar (`node bin/rivven serve`), quotas high enough that nothing is throttled: every call still
  * resolves its limit and records into a tracked bucket. */
-export async function startSidecar(): Promise<Proc> {
+export async function startSidecar(env: Record<string, string> = {}): Promise<Proc> {
   const port = await freePort();
   const child = spawn(process.execPath, [join(ROOT, 'bin/rivven'), 'serve', '--port', String(port), '--log-level', 'warn'], {
     cwd: mkdtempSync(join(tmpdir(), 'rivven-bench-')),
-    env: { ...process.env, NODE_OPTIONS: '', RIVVEN_METRICS_PORT: '0', RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: '1000000000000' },
+    env: { ...process.env, NODE_OPTIONS: '', RIVVEN_METRICS_PORT: '0', RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: '1000000000000', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   await waitForPort(port);
@@ -80,12 +80,20 @@ export async function redisVersion(): Promise<string> {
 }
 
 /** Runs the load generator in its own process and returns its JSON line. */
-export async function loadgen(proto: 'rivven' | 'resp', port: number, n: number, p: number, warmupMs: number, measureMs: number) {
+export async function loadgen(
+  proto: 'rivven' | 'resp',
+  port: number,
+  n: number,
+  p: number,
+  warmupMs: number,
+  measureMs: number,
+  env: Record<string, string> = {},
+) {
   const { stdout } = await run(
     process.execPath,
     ['--import', 'tsx', join(ROOT, 'bench/loadgen.ts'), proto, String(port), String(n), String(p), String(warmupMs), String(measureMs)],
     {
-      env: { ...process.env, NODE_OPTIONS: '' },
+      env: { ...process.env, NODE_OPTIONS: '', ...env },
     },
   );
   return JSON.parse(stdout) as { ops_per_sec: number; p50_us: number; p99_us: number; replies: number };

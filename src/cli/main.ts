@@ -3,6 +3,7 @@ import { VERSION } from '../version.js';
 import { EXIT_USAGE, UsageError } from './exit-codes.js';
 import { quotaCommand } from './quota.js';
 import { serveCommand } from './serve.js';
+import { tokenCommand } from './token.js';
 
 export function program(): Command {
   const root = new Command('rivven')
@@ -14,6 +15,7 @@ export function program(): Command {
     );
   root.addCommand(serveCommand());
   root.addCommand(quotaCommand());
+  root.addCommand(tokenCommand());
   configureTree(root);
   return root;
 }

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { Command, Option } from 'commander';
-import { QuotaClient, type QuotaAlteration, type QuotaEntry } from '../client/quota-client.js';
+import { readFileSync } from 'node:fs';
+import { QuotaClient, type ClientTls, type QuotaAlteration, type QuotaEntry } from '../client/quota-client.js';
 import { RivvenError } from '../protocol/error-codes.js';
 import type { Component } from '../quota/entity.js';
 import { QUOTA_KEYS, isQuotaKey, type QuotaKey } from '../quota/quota-key.js';
@@ -15,16 +16,40 @@ interface ConnectionFlags {
   server: string;
   token?: string;
   timeout: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 const DEFAULT_SERVER = '127.0.0.1:9190';
 
-/** --server, --token, --timeout on every subcommand, so they may be written anywhere on the line. */
-function addConnectionFlags(cmd: Command): Command {
+/** --server, --token, --timeout and the TLS files on every subcommand, so they may be written anywhere on the line. */
+export function addConnectionFlags(cmd: Command): Command {
   return cmd
     .addOption(new Option('--server <host:port>', 'the rivven server').env('RIVVEN_SERVER').default(DEFAULT_SERVER))
-    .addOption(new Option('--token <token>', 'authentication token').env('RIVVEN_TOKEN'))
+    .addOption(new Option('--token <token>', 'authentication token (rivven token create)').env('RIVVEN_TOKEN'))
+    .addOption(new Option('--tls-ca <file>', "connect with TLS, trusting this CA (PEM) for the server's certificate").env('RIVVEN_TLS_CA'))
+    .addOption(new Option('--tls-cert <file>', 'client certificate (PEM), for servers that require mTLS').env('RIVVEN_TLS_CERT'))
+    .addOption(new Option('--tls-key <file>', "the client certificate's key (PEM)").env('RIVVEN_TLS_KEY'))
     .option('--timeout <ms>', 'request timeout in milliseconds', '5000');
+}
+
+/** The TLS options the flags ask for, files read now; undefined for plaintext. */
+function clientTls(flags: ConnectionFlags): ClientTls | undefined {
+  if (flags.tlsCa === undefined && flags.tlsCert === undefined && flags.tlsKey === undefined) return undefined;
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key are given together');
+  const file = (flag: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new UsageError(`${flag}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  return {
+    ...(flags.tlsCa !== undefined ? { ca: file('--tls-ca', flags.tlsCa) } : {}),
+    ...(flags.tlsCert !== undefined ? { cert: file('--tls-cert', flags.tlsCert) } : {}),
+    ...(flags.tlsKey !== undefined ? { key: file('--tls-key', flags.tlsKey) } : {}),
+  };
 }
 
 function parseServer(server: string): { host: string; port: number } {
@@ -39,17 +64,24 @@ async function withClient(flags: ConnectionFlags, fn: (c: QuotaClient) => Promis
   const { host, port } = parseServer(flags.server);
   const timeout = Number(flags.timeout);
   if (!Number.isInteger(timeout) || timeout <= 0) throw new UsageError(`--timeout: "${flags.timeout}" is not a positive integer`);
+  const tlsOptions = clientTls(flags);
   let client: QuotaClient | undefined;
   try {
     client = await QuotaClient.connect({
       host,
       port,
       requestTimeoutMs: timeout,
+      connectTimeoutMs: timeout,
       connectAttempts: 1,
       clientName: `rivven-cli ${os.userInfo().username}@${os.hostname()}`,
       ...(flags.token !== undefined ? { token: flags.token } : {}),
+      ...(tlsOptions !== undefined ? { tls: tlsOptions } : {}),
     });
   } catch (err) {
+    if (err instanceof RivvenError && (err.code === 'AUTHENTICATION_FAILED' || err.code === 'AUTHENTICATION_REQUIRED')) {
+      process.stderr.write(`rivven: ${err.code}: ${escapeUnprintable(err.message)} (set --token or RIVVEN_TOKEN)\n`);
+      return EXIT_FAILED;
+    }
     const reason = escapeUnprintable(err instanceof Error ? err.message : String(err));
     process.stderr.write(`rivven: ${reason}; is \`rivven serve\` running there? (set --server or RIVVEN_SERVER)\n`);
     return EXIT_FAILED;

@@ -40,11 +40,12 @@ export async function serve(flags: ServeFlags): Promise<number> {
     logger.fatal({ err: (err as Error).message }, 'cannot start');
     return EXIT_FAILED;
   }
-  // SIGHUP: reopen the log files, as logrotate expects (a rotated audit.log is also noticed on the next append).
+  // SIGHUP: reopen the log files (logrotate; a rotated audit.log is also noticed on the next append), reload the
+  // tokens file and the certificates.
   const onHup = (): void => {
-    app.reopenLogs().then(
-      () => logger.info('SIGHUP: log files reopened'),
-      (err: unknown) => logger.error({ err: (err as Error).message }, 'SIGHUP: could not reopen the log files'),
+    app.reload().then(
+      () => logger.info('SIGHUP: log files reopened, tokens and certificates reloaded'),
+      (err: unknown) => logger.error({ err: (err as Error).message }, 'SIGHUP: reload failed; what was loaded before stays in force'),
     );
   };
   process.on('SIGHUP', onHup);

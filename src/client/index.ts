@@ -1,9 +1,10 @@
 // `rivven-quota/client`: what a broker embeds, and nothing of the server (no prom-client, zod, yaml or pino).
-// test/client-import.test.ts checks which modules this entry point loads.
+// test/broker-client.test.ts checks which modules this entry point loads.
 export {
   QuotaClient,
   DEFAULT_CLIENT_OPTIONS,
   type QuotaClientOptions,
+  type ClientTls,
   type CallOptions,
   type RecordResult,
   type QuotaEntry,

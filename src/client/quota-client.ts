@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import tls from 'node:tls';
 import { decodeBody, encodeFrame, isPlainMap } from '../protocol/codec.js';
 import { isRetriable, RivvenError } from '../protocol/error-codes.js';
 import * as alterQuotas from '../protocol/messages/alter-quotas.js';
@@ -41,6 +42,18 @@ export interface QuotaClientOptions {
   clientName?: string;
   /** Sent in Hello; never logged. */
   token?: string;
+  /** Connect with TLS: the CA that signs the server's certificate, and for mTLS the client's own. */
+  tls?: ClientTls;
+}
+
+export interface ClientTls {
+  /** PEM CA bundle to trust (the system's when absent). */
+  ca?: string | Buffer;
+  /** PEM client certificate and key, for servers with server.tls.client_auth. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** The name the server's certificate must carry; the host by default. */
+  servername?: string;
 }
 
 export const DEFAULT_CLIENT_OPTIONS: Readonly<QuotaClientOptions> = Object.freeze({
@@ -352,7 +365,16 @@ export class QuotaClient extends EventEmitter {
   /** A TCP connection within connectTimeoutMs. */
   private open(): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect(this.options.port, this.options.host);
+      const t = this.options.tls;
+      const socket =
+        t === undefined
+          ? net.connect(this.options.port, this.options.host)
+          : tls.connect({
+              port: this.options.port,
+              host: this.options.host,
+              ...t,
+              ...(net.isIP(this.options.host) === 0 || t.servername ? { servername: t.servername ?? this.options.host } : {}),
+            });
       socket.setNoDelay(true);
       const timer = setTimeout(() => {
         socket.destroy();
@@ -360,7 +382,7 @@ export class QuotaClient extends EventEmitter {
       }, this.options.connectTimeoutMs);
       timer.unref();
       const decoder = new FrameDecoder(64 * 1024 * 1024, (id, buf, start, end) => this.onReply(socket, id, buf.subarray(start, end)));
-      socket.once('connect', () => {
+      socket.once(t === undefined ? 'connect' : 'secureConnect', () => {
         clearTimeout(timer);
         socket.off('error', onError);
         socket.on('error', (err) => this.report(err));

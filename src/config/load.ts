@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { isLoopback } from '../auth/security-files.js';
 import { configSchema, type Config } from './schema.js';
 
 export class ConfigError extends Error {
@@ -17,7 +18,7 @@ export class ConfigError extends Error {
 }
 
 /** RIVVEN_* variables the CLI's client commands read; they are not server configuration. */
-const CLIENT_VARIABLES = new Set(['RIVVEN_SERVER', 'RIVVEN_TOKEN']);
+const CLIENT_VARIABLES = new Set(['RIVVEN_SERVER', 'RIVVEN_TOKEN', 'RIVVEN_TLS_CA', 'RIVVEN_TLS_CERT', 'RIVVEN_TLS_KEY']);
 
 export interface ConfigSources {
   /** A file named by --config; it must exist. Without one, ./rivven.yaml is used if present. */
@@ -103,6 +104,15 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
         const variable = fromVariable.get(at);
         problems.push(`${variable !== undefined ? `${variable} (${at})` : at || '(top level)'}: ${issue.message}`);
       }
+    }
+  }
+  if (result.success) {
+    const c = result.data;
+    if (c.auth.tokens_file === null && !c.auth.allow_anonymous && !isLoopback(c.server.host)) {
+      problems.push(
+        `server.host is ${c.server.host}, which other machines can reach, and auth.tokens_file is not set: anyone who reaches the port could change every quota. ` +
+          'Set auth.tokens_file (rivven token create makes one), or auth.allow_anonymous: true (RIVVEN_AUTH_ALLOW_ANONYMOUS=true) on a private network, or listen on 127.0.0.1',
+      );
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);

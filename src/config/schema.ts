@@ -11,35 +11,30 @@ const quotaValue = z.union([z.number().int().positive(), z.literal('unlimited')]
 const positiveInt = z.number().int().positive();
 const port = z.number().int().min(0).max(65535);
 
+const bytes = (min: number, max: number, fallback: number) => z.number().int().min(min).max(max).default(fallback);
+/** A file path, or null for none. */
+const path = z.string().min(1).nullable().default(null);
+const certAndKeyTogether = { message: 'cert and key are given together', path: ['cert'] };
+
 export const configSchema = z.strictObject({
   server: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
       port: port.default(9190),
-      max_frame_bytes: z
-        .number()
-        .int()
-        .min(64)
-        .max(64 * 1024 * 1024)
-        .default(1024 * 1024),
+      max_frame_bytes: bytes(64, 64 * 1024 * 1024, 1024 * 1024),
       max_connections: positiveInt.default(10000),
-      max_connection_bytes: z
-        .number()
-        .int()
-        .min(1024)
-        .default(1024 * 1024),
-      max_reply_bytes: z
-        .number()
-        .int()
-        .min(1024)
-        .max(1024 * 1024 * 1024)
-        .default(16 * 1024 * 1024),
+      max_connection_bytes: bytes(1024, Number.MAX_SAFE_INTEGER, 1024 * 1024),
+      max_reply_bytes: bytes(1024, 1024 * 1024 * 1024, 16 * 1024 * 1024),
       frame_timeout_ms: positiveInt.default(30000),
-      max_partial_frame_bytes: z
-        .number()
-        .int()
-        .min(1024)
-        .default(256 * 1024 * 1024),
+      max_partial_frame_bytes: bytes(1024, Number.MAX_SAFE_INTEGER, 256 * 1024 * 1024),
+      tls: z
+        .strictObject({ cert: path, key: path, ca: path, client_auth: z.enum(['none', 'request', 'require']).default('none') })
+        .refine((t) => (t.cert === null) === (t.key === null), certAndKeyTogether)
+        .refine((t) => t.client_auth === 'none' || (t.cert !== null && t.ca !== null), {
+          message: 'client_auth needs cert, key and the ca that signs client certificates',
+          path: ['client_auth'],
+        })
+        .prefault({}),
     })
     .prefault({}),
   metrics: z
@@ -47,6 +42,15 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(true),
       host: z.string().min(1).default('127.0.0.1'),
       port: port.default(9191),
+      tls: z
+        .strictObject({ cert: path, key: path })
+        .refine((t) => (t.cert === null) === (t.key === null), certAndKeyTogether)
+        .prefault({}),
+      token_sha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/, 'expected the SHA-256 of the token: 64 lowercase hex digits')
+        .nullable()
+        .default(null),
     })
     .prefault({}),
   quotas: z
@@ -78,6 +82,7 @@ export const configSchema = z.strictObject({
       max_entities: positiveInt.default(100_000),
     })
     .prefault({}),
+  auth: z.strictObject({ tokens_file: path, allow_anonymous: z.boolean().default(false) }).prefault({}),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
 });
 

@@ -1,6 +1,15 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type Server } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+
+export interface HealthServerOptions {
+  /** HTTPS instead of HTTP. */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
+  /** SHA-256 (hex) of the bearer token GET /metrics requires; /healthz and /readyz stay open for probes. */
+  tokenSha256?: string | null | undefined;
+}
 
 /**
  * The operator's HTTP endpoints: GET /metrics (Prometheus text), /healthz (the process is alive) and
@@ -8,14 +17,23 @@ import type { Registry } from 'prom-client';
  */
 export class HealthServer {
   private readonly server: Server;
+  private readonly tokenDigest: Buffer | undefined;
 
   constructor(
     private readonly registry: Registry,
     private readonly ready: () => boolean,
+    options: HealthServerOptions = {},
   ) {
-    this.server = http.createServer((req, res) => {
-      void this.route(req.method ?? 'GET', (req.url ?? '/').split('?')[0]!, res);
-    });
+    const handler: http.RequestListener = (req, res) => {
+      void this.route(req.method ?? 'GET', (req.url ?? '/').split('?')[0]!, req.headers.authorization, res);
+    };
+    this.server = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, handler) : http.createServer(handler);
+    this.tokenDigest = options.tokenSha256 ? Buffer.from(options.tokenSha256, 'hex') : undefined;
+  }
+
+  /** New certificate and key for new connections (SIGHUP). */
+  reloadTls(t: { cert: Buffer; key: Buffer }): void {
+    if (this.server instanceof https.Server) this.server.setSecureContext({ cert: t.cert, key: t.key });
   }
 
   listen(host: string, port: number): Promise<AddressInfo> {
@@ -37,10 +55,22 @@ export class HealthServer {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  private async route(method: string, path: string, res: http.ServerResponse): Promise<void> {
+  /** True when /metrics needs no token, or the request carries it (compared as SHA-256 digests, in constant time). */
+  private authorized(header: string | undefined): boolean {
+    if (this.tokenDigest === undefined) return true;
+    const m = /^Bearer (.+)$/.exec(header ?? '');
+    if (m === null) return false;
+    return timingSafeEqual(createHash('sha256').update(m[1]!, 'utf8').digest(), this.tokenDigest);
+  }
+
+  private async route(method: string, path: string, authorization: string | undefined, res: http.ServerResponse): Promise<void> {
     if (method !== 'GET' && method !== 'HEAD') return send(res, 405, 'method not allowed\n');
     switch (path) {
       case '/metrics':
+        if (!this.authorized(authorization)) {
+          res.setHeader('www-authenticate', 'Bearer');
+          return send(res, 401, 'a bearer token is required (metrics.token_sha256)\n');
+        }
         try {
           const body = await this.registry.metrics();
           res.writeHead(200, { 'content-type': this.registry.contentType });

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
+import type { Guard } from '../auth/guard.js';
 import type { QuotaManager } from '../quota/quota-manager.js';
 import { QUOTA_KEYS } from '../quota/quota-key.js';
 import type { QuotaAdmin } from '../server/quota-admin.js';
@@ -7,6 +8,7 @@ import { VERSION } from '../version.js';
 import { LATENCY_BOUNDS, REQUEST_TYPES, RESULTS, type RequestStats } from './request-stats.js';
 
 export interface MetricSources {
+  guard: Guard;
   manager: QuotaManager;
   server: QuotaServer;
   admin: QuotaAdmin;
@@ -46,7 +48,7 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
  * type): no label carries a principal, so cardinality is bounded whatever clients send. Per-principal usage
  * is what DescribeUsage and `rivven quota top` are for.
  */
-export function createMetrics({ manager, server, admin, requests }: MetricSources): Registry {
+export function createMetrics({ manager, server, admin, requests, guard }: MetricSources): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -81,6 +83,18 @@ export function createMetrics({ manager, server, admin, requests }: MetricSource
     'rivven_connections_refused_total',
     'Connections refused at accept (max_connections, the open-file limit, or shutting down)',
     () => server.refusedConnections,
+  );
+  mirroredCounter(
+    registry,
+    'rivven_auth_failures_total',
+    'Hello requests whose token was wrong or missing on a server with a tokens file',
+    () => guard.failures,
+  );
+  mirroredCounter(
+    registry,
+    'rivven_tls_handshake_failures_total',
+    'TLS handshakes that failed: plaintext on the TLS port, a missing or untrusted client certificate',
+    () => server.failedHandshakes,
   );
   mirroredCounter(
     registry,

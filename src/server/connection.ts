@@ -152,6 +152,13 @@ export class Connection {
 
   private onFrame(correlationId: number, buf: Buffer, start: number, end: number): void {
     const reply = this.dispatcher.handle(correlationId, buf, start, end, this.ctx, this.out);
+    if (this.ctx.closeAfterReply) {
+      // A failed Hello: its reply goes out, nothing after it is read or answered.
+      this.closing = true;
+      this.decoder.pause();
+      this.socket.pause();
+      return;
+    }
     if (reply !== undefined) {
       // Later replies must wait behind this one, and reading waits with them: nothing queues.
       this.pending = reply;

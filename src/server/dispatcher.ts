@@ -5,6 +5,8 @@ import * as recordReply from '../protocol/messages/record-reply.js';
 import { ListReplyBuilder } from '../protocol/list-reply.js';
 import type { FrameWriter } from '../protocol/frame-writer.js';
 import { decodeRecord, fast, RECORD_CONSUME, RECORD_PRODUCE, RECORD_REQUEST } from '../protocol/record-fast-path.js';
+import { Guard, type Peer } from '../auth/guard.js';
+import { ALL_ROLES } from '../auth/roles.js';
 import * as alterQuotas from '../protocol/messages/alter-quotas.js';
 import * as describeQuotas from '../protocol/messages/describe-quotas.js';
 import * as describeUsage from '../protocol/messages/describe-usage.js';
@@ -28,13 +30,7 @@ import {
 } from '../observability/request-stats.js';
 
 /** What the server knows about the peer of one connection. */
-export interface ConnectionContext {
-  readonly id: number;
-  readonly remote: string;
-  /** Authenticated principal; "anonymous" until authentication exists. */
-  principal: string;
-  clientName: string | undefined;
-}
+export type ConnectionContext = Peer;
 
 export interface DispatcherOptions {
   /** A reply larger than this is Error REPLY_TOO_LARGE instead. @default 16 MiB */
@@ -61,6 +57,7 @@ export class Dispatcher {
     private readonly logger: Logger,
     private readonly stats: RequestStats,
     private readonly options: DispatcherOptions = DEFAULT_DISPATCHER_OPTIONS,
+    readonly guard: Guard = new Guard(null),
   ) {}
 
   // Scratch fields set by dispatch() for the request just handled: the hot path allocates nothing for them.
@@ -112,12 +109,17 @@ export class Dispatcher {
     try {
       // The three Record requests are read in place when they can be (nearly always); otherwise msgpackr and
       // the message modules decode them into the same fields. Either way they are recorded here, once.
-      if (decodeRecord(buf, start, end)) return this.record(out, correlationId);
+      if (decodeRecord(buf, start, end)) {
+        // Without a tokens file every connection holds ALL_ROLES: this one comparison is all auth costs here.
+        if (ctx.roles !== ALL_ROLES) this.guard.check(ctx, RECORD_TYPE_NAMES[fast.kind - 1]!);
+        return this.record(out, correlationId);
+      }
       const value = decodeBodySafely(buf.subarray(start, end));
       if (!isPlainMap(value)) throw new RivvenError('INVALID_REQUEST', 'the body must be a msgpack map');
       if (typeof value.type !== 'string') throw new RivvenError('INVALID_REQUEST', 'the body must have a string "type"');
       type = value.type;
       this.lastType = requestTypeIndex(type);
+      if (ctx.roles !== ALL_ROLES) this.guard.check(ctx, type);
       switch (type) {
         case 'RecordProduce': {
           const r = recordProduce.decode(value);
@@ -138,6 +140,7 @@ export class Dispatcher {
           return out.pong(correlationId);
         case 'Hello': {
           const r = hello.decode(value);
+          this.helloAuth(ctx, r.token);
           ctx.clientName = r.clientName;
           return out.frame(
             encodeFrame(correlationId, hello.encodeReply({ protocolVersion: hello.PROTOCOL_VERSION, serverVersion: this.serverVersion })),
@@ -196,6 +199,16 @@ export class Dispatcher {
     );
   }
 
+  /** Authenticates a Hello; a failure is counted and logged with the peer's address, never with the token. */
+  private helloAuth(ctx: ConnectionContext, token: string | undefined): void {
+    try {
+      this.guard.hello(ctx, token);
+    } catch (err) {
+      this.logger.warn({ conn: ctx.id, remote: ctx.remote, code: (err as RivvenError).code }, 'authentication failed');
+      throw err;
+    }
+  }
+
   /** Records the Record request held in `fast` and writes its verdict. */
   private record(out: FrameWriter, correlationId: number): undefined {
     const m = this.manager;
@@ -227,6 +240,7 @@ export class Dispatcher {
 }
 
 const PRODUCE_TYPE = requestTypeIndex('RecordProduce');
+const RECORD_TYPE_NAMES = ['RecordProduce', 'RecordConsume', 'RecordRequest'];
 const CONSUME_TYPE = requestTypeIndex('RecordConsume');
 const REQUEST_TYPE = requestTypeIndex('RecordRequest');
 

@@ -1,4 +1,5 @@
 import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import type { ErrorCode } from '../protocol/error-codes.js';
 import { errorFrame } from '../protocol/responses.js';
 import type { Logger } from '../observability/logger.js';
@@ -14,6 +15,16 @@ export interface ServerOptions extends ConnectionOptions {
   maxPartialFrameBytes: number;
   /** The process's open-file limit; read from the system when undefined (tests pass a small one). */
   fileLimit?: number | undefined;
+  /** TLS on the protocol port; undefined for plaintext. */
+  tls?: ServerTls | undefined;
+}
+
+export interface ServerTls {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer | undefined;
+  /** none, request (a certificate is verified if sent), require (mTLS: connections without one fail). */
+  clientAuth: 'none' | 'request' | 'require';
 }
 
 /**
@@ -38,17 +49,45 @@ export class QuotaServer {
   readonly fileLimit: number | undefined;
   refusedConnections = 0;
   timedOutFrames = 0;
+  /** TLS handshakes that failed (plaintext on the TLS port, an untrusted or missing client certificate). */
+  failedHandshakes = 0;
 
   constructor(
     private readonly dispatcher: Dispatcher,
     private readonly options: ServerOptions,
     private readonly logger: Logger,
   ) {
-    this.server = net.createServer((socket) => this.accept(socket));
+    const t = options.tls;
+    if (t === undefined) {
+      this.server = net.createServer((socket) => this.accept(socket));
+    } else {
+      this.server = tls.createServer(
+        {
+          cert: t.cert,
+          key: t.key,
+          ...(t.ca ? { ca: t.ca } : {}),
+          requestCert: t.clientAuth !== 'none',
+          rejectUnauthorized: t.clientAuth === 'require',
+          // A handshake is a frame too: one that never finishes must not hold a descriptor for long.
+          handshakeTimeout: Math.min(options.frameTimeoutMs, 10_000),
+        },
+        (socket) => this.accept(socket),
+      );
+      this.server.on('tlsClientError', (err, socket) => {
+        this.failedHandshakes++;
+        this.logger.debug({ remote: `${socket.remoteAddress}:${socket.remotePort}`, err: err.message }, 'TLS handshake failed');
+      });
+    }
     this.partialFrames = new PartialFrameBudget(options.maxPartialFrameBytes);
     this.fileLimit = options.fileLimit ?? openFileLimit();
     const fit = this.fileLimit === undefined ? Infinity : Math.max(1, this.fileLimit - RESERVED_DESCRIPTORS);
     this.connectionLimit = Math.min(options.maxConnections, fit);
+  }
+
+  /** Replaces the certificate, key and CA for new connections (SIGHUP); existing connections are untouched. */
+  reloadTls(t: ServerTls): void {
+    if (!(this.server instanceof tls.Server)) return;
+    this.server.setSecureContext({ cert: t.cert, key: t.key, ...(t.ca ? { ca: t.ca } : {}) });
   }
 
   get connectionCount(): number {
@@ -154,14 +193,9 @@ export class QuotaServer {
       return;
     }
     const id = this.nextId++;
-    const conn = new Connection(
-      socket,
-      this.dispatcher,
-      { id, remote, principal: 'anonymous', clientName: undefined },
-      this.options,
-      this.partialFrames,
-      this.logger,
-    );
+    const peer = { id, remote, principal: 'anonymous', roles: 0, authenticated: false, clientName: undefined, closeAfterReply: false };
+    this.dispatcher.guard.open(peer, verifiedCommonName(socket));
+    const conn = new Connection(socket, this.dispatcher, peer, this.options, this.partialFrames, this.logger);
     this.connections.add(conn);
     this.logger.debug({ conn: id, remote }, 'connection opened');
     void conn.closed.then(() => {
@@ -169,4 +203,11 @@ export class QuotaServer {
       this.logger.debug({ conn: id, remote }, 'connection closed');
     });
   }
+}
+
+/** The CN of a client certificate the TLS layer verified against server.tls.ca; undefined otherwise. */
+function verifiedCommonName(socket: net.Socket): string | undefined {
+  if (!(socket instanceof tls.TLSSocket) || !socket.authorized) return undefined;
+  const cn = socket.getPeerCertificate().subject?.CN;
+  return typeof cn === 'string' && cn.length > 0 ? cn : undefined;
 }
