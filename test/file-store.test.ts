@@ -2,21 +2,12 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { audit, set } from './helpers/store-fixtures.js';
 import { writeAll, type WriteAll } from '../src/store/append-file.js';
 import { FileQuotaStore } from '../src/store/file-quota-store.js';
-import type { AuditRecord, QuotaChange } from '../src/store/quota-store.js';
+import type { AuditRecord } from '../src/store/quota-store.js';
 
 const fresh = () => join(mkdtempSync(join(tmpdir(), 'rivven-store-')), 'data');
-const set = (user: string, v: number | null): QuotaChange => ({ entity: [['user', user]], quota_key: 'request_rate', quota_value: v });
-const audit = (user: string): AuditRecord => ({
-  time: 't',
-  principal: 'p',
-  client: null,
-  entity: [['user', user]],
-  quota_key: 'request_rate',
-  old: null,
-  new: 1,
-});
 const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : '').split('\n').filter((l) => l !== '');
 
 t.test('changes go to the log; compaction folds them into the snapshot and keeps later lines', async (t) => {

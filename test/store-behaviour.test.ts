@@ -2,13 +2,14 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { audit, set } from './helpers/store-fixtures.js';
 import { parseEntity } from '../src/quota/entity.js';
 import { REQUEST } from '../src/quota/quota-key.js';
 import { QuotaTable } from '../src/quota/quota-table.js';
 import { QuotaAdmin } from '../src/server/quota-admin.js';
 import { writeAll, type WriteAll } from '../src/store/append-file.js';
 import { FileQuotaStore } from '../src/store/file-quota-store.js';
-import type { AuditRecord, QuotaChange, QuotaStore } from '../src/store/quota-store.js';
+import type { QuotaChange, QuotaStore } from '../src/store/quota-store.js';
 import { GateStore } from './helpers/gate-store.js';
 
 /**
@@ -57,16 +58,6 @@ const factories: Record<string, () => StoreUnderTest> = {
   },
 };
 
-const set = (user: string, v: number | null): QuotaChange => ({ entity: [['user', user]], quota_key: 'request_rate', quota_value: v });
-const audit = (user: string): AuditRecord => ({
-  time: 't',
-  principal: 'p',
-  client: null,
-  entity: [['user', user]],
-  quota_key: 'request_rate',
-  old: null,
-  new: 1,
-});
 const users = (stored: { entity: unknown[] }[]) => stored.map((q) => (q.entity[0] as [string, string])[1]).sort();
 
 for (const [name, make] of Object.entries(factories)) {
