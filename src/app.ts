@@ -44,7 +44,7 @@ export class App {
     private readonly deps: AppDeps,
   ) {
     const q = config.quotas;
-    this.table = new QuotaTable(q.defaults, q.resolution_order);
+    this.table = new QuotaTable(q.defaults, q.resolution_order, config.tiers);
     this.manager = new QuotaManager(
       this.table,
       {

@@ -21,7 +21,7 @@ const levels: { level: number; ref: EntityRef; bucket: [string | null, string | 
 ];
 
 const resolve = (table: QuotaTable, user: string | null, client: string | null, key: QuotaKeyIndex = PRODUCE): Resolution => {
-  const r: Resolution = { level: 9, limit: 0, bucketUser: null, bucketClient: null };
+  const r: Resolution = { level: 9, limit: 0, burst: undefined, shadow: false, bucketUser: null, bucketClient: null };
   table.resolve(key, user, client, r);
   return r;
 };
@@ -116,11 +116,12 @@ t.test('consumer groups: own limit, else the group default; never the global def
   const table = new QuotaTable({ consume_bytes_rate: 1_000_000 });
   const clock = new ManualClock(0);
   const m = new QuotaManager(table, {}, clock);
-  t.equal(table.resolveGroup('etl'), undefined, 'no group limit by default');
+  const group = (g: string) => table.resolveGroup(g, resolve(table, null, null)).limit;
+  t.equal(group('etl'), Infinity, 'no group limit by default');
   table.set({ kind: 'consumer-group', group: D }, CONSUME, 100);
-  t.equal(table.resolveGroup('etl'), 100);
+  t.equal(group('etl'), 100);
   table.set({ kind: 'consumer-group', group: 'etl' }, CONSUME, 200);
-  t.equal(table.resolveGroup('etl'), 200);
+  t.equal(group('etl'), 200);
   // The group bucket (200/s) throttles before the principal's (1 MB/s); the reply names the group.
   const v = m.recordConsume('alice', 'app', 'etl', 500, false);
   t.same([v.throttleMs, v.entity, v.quotaType], [1500, 'consumer-group:etl', 'consume_bytes_rate']);

@@ -123,7 +123,7 @@ for (const [name, make] of Object.entries(factories)) {
       const admin = new QuotaAdmin(table, store);
       await admin.load();
       const alteration = (user: string, limit: number | undefined) =>
-        ({ ref: parseEntity([['user', user]]), key: REQUEST, limit }) as const;
+        ({ ref: parseEntity([['user', user]]), key: 'request_rate', value: limit, shadow: false }) as const;
       t.equal(await admin.alter([alteration('x', 7)], false, 'op'), 1);
       t.equal(table.get(parseEntity([['user', 'x']]), REQUEST), 7, 'applied once durable');
       const generation = table.generation;

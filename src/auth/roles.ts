@@ -25,6 +25,7 @@ export function roleFor(type: string): number {
     case 'DescribeUsage':
       return ROLE_DESCRIBE;
     case 'AlterQuotas':
+    case 'ResetUsage':
       return ROLE_ALTER;
     default:
       return 0;

@@ -3,6 +3,7 @@ import { VERSION } from '../version.js';
 import { EXIT_USAGE, UsageError } from './exit-codes.js';
 import { quotaCommand } from './quota.js';
 import { serveCommand } from './serve.js';
+import { tierCommand } from './tier.js';
 import { tokenCommand } from './token.js';
 
 export function program(): Command {
@@ -15,6 +16,7 @@ export function program(): Command {
     );
   root.addCommand(serveCommand());
   root.addCommand(quotaCommand());
+  root.addCommand(tierCommand());
   root.addCommand(tokenCommand());
   configureTree(root);
   return root;

@@ -1,4 +1,4 @@
-import type { QuotaKey, QuotaValue } from '../quota/quota-key.js';
+import type { AlterKey, AlterValue, QuotaValue } from '../quota/quota-key.js';
 import { UsageError } from './exit-codes.js';
 
 // SI units are powers of 1000 (10MB = 10,000,000), IEC units powers of 1024 (10MiB = 10,485,760).
@@ -53,11 +53,16 @@ const BYTE_UNITS: [string, number][] = [
   ['kB', 1e3],
 ];
 
-/** The exact, re-enterable form of a value: the largest unit that divides it, so 10485760 is "10MiB/s". */
-export function formatQuotaValue(key: QuotaKey, value: QuotaValue | undefined): string {
+/**
+ * The exact, re-enterable form of a value: the largest unit that divides it, so 10485760 is "10MiB/s" for a
+ * rate and "10MiB" for a burst. Tier names and block reasons print as they are.
+ */
+export function formatQuotaValue(key: AlterKey, value: AlterValue | undefined): string {
   if (value === undefined) return '-';
   if (value === 'unlimited') return 'unlimited';
-  if (key === 'request_rate') return `${value}/s`;
-  for (const [name, size] of BYTE_UNITS) if (value >= size && value % size === 0) return `${value / size}${name}/s`;
-  return `${value}B/s`;
+  if (typeof value === 'string') return value;
+  const perSecond = key.endsWith('_rate') ? '/s' : '';
+  if (key.startsWith('request')) return `${value}${perSecond}`;
+  for (const [name, size] of BYTE_UNITS) if (value >= size && value % size === 0) return `${value / size}${name}${perSecond}`;
+  return `${value}B${perSecond}`;
 }

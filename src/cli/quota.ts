@@ -1,18 +1,20 @@
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { QuotaClient, type ClientTls, type QuotaAlteration, type QuotaEntry } from '../client/quota-client.js';
+import { QuotaClient, type ClientTls, type QuotaEntry } from '../client/quota-client.js';
 import { RivvenError } from '../protocol/error-codes.js';
 import type { Component } from '../quota/entity.js';
-import { QUOTA_KEYS, isQuotaKey, type QuotaKey } from '../quota/quota-key.js';
+import { BURST_KEYS, isAlterKey, LIMIT_KEYS, QUOTA_KEYS, type AlterKey, type QuotaKey } from '../quota/quota-key.js';
 import { addEntityFlags, entityFromFlags, once, showEntity, type EntityFlags } from './entity-flags.js';
 import { EXIT_FAILED, EXIT_OK, UsageError } from './exit-codes.js';
-import { formatQuotaValue, parseQuotaValue } from './quota-values.js';
+import { addLimitFlags, limitAlterations, noLimitGiven } from './limit-flags.js';
+import { formatQuotaValue } from './quota-values.js';
+import { showName } from './show-name.js';
 import { textTable } from './text-table.js';
 import { usageTable } from './usage-table.js';
 import { escapeUnprintable } from '../util/printable.js';
 
-interface ConnectionFlags {
+export interface ConnectionFlags {
   server: string;
   token?: string;
   timeout: string;
@@ -60,7 +62,7 @@ function parseServer(server: string): { host: string; port: number } {
 }
 
 /** Connects once (no long retries: a person is waiting), runs `fn`, maps failures to exit codes. */
-async function withClient(flags: ConnectionFlags, fn: (c: QuotaClient) => Promise<void>): Promise<number> {
+export async function withClient(flags: ConnectionFlags, fn: (c: QuotaClient) => Promise<void>): Promise<number> {
   const { host, port } = parseServer(flags.server);
   const timeout = Number(flags.timeout);
   if (!Number.isInteger(timeout) || timeout <= 0) throw new UsageError(`--timeout: "${flags.timeout}" is not a positive integer`);
@@ -99,25 +101,36 @@ async function withClient(flags: ConnectionFlags, fn: (c: QuotaClient) => Promis
   }
 }
 
-function run(fn: () => Promise<number>): Promise<void> {
+export function run(fn: () => Promise<number>): Promise<void> {
   return fn().then((code) => {
     process.exitCode = code;
   });
 }
 
-const RATE_FLAGS: [QuotaKey, string][] = [
-  ['produce_bytes_rate', 'produceBytesRate'],
-  ['consume_bytes_rate', 'consumeBytesRate'],
-  ['request_rate', 'requestRate'],
-];
-
 const contains = (entity: Component[], [type, name]: Component): boolean => entity.some(([t, n]) => t === type && n === name);
 
-const table = (entries: QuotaEntry[]): string =>
-  textTable([
-    ['ENTITY', 'PRODUCE', 'CONSUME', 'REQUESTS'],
-    ...entries.map((e) => [showEntity(e.entity), ...QUOTA_KEYS.map((k) => formatQuotaValue(k, e.quotas[k]))]),
+/** Tier, bursts and block of an entry, for the POLICY column (shown only when some entry has one). */
+function policy(e: QuotaEntry): string {
+  const parts: string[] = [];
+  if (e.quotas.tier !== undefined) parts.push(`tier ${showName(String(e.quotas.tier))}`);
+  const bursts = BURST_KEYS.filter((k) => e.quotas[k] !== undefined).map((k) => `${k.split('_')[0]}=${formatQuotaValue(k, e.quotas[k])}`);
+  if (bursts.length > 0) parts.push(`burst ${bursts.join(' ')}`);
+  if (e.quotas.blocked !== undefined) parts.push(`BLOCKED: ${escapeUnprintable(JSON.stringify(e.quotas.blocked))}`);
+  return parts.join(', ');
+}
+
+/** A rate cell; a shadow value is marked, since it is measured but not enforced. */
+const rateCell = (e: QuotaEntry, k: QuotaKey): string => `${formatQuotaValue(k, e.quotas[k])}${e.shadow?.includes(k) ? ' (shadow)' : ''}`;
+
+export const quotaTable = (entries: QuotaEntry[]): string => {
+  const policies = entries.map(policy);
+  const withPolicy =
+    policies.some((p) => p !== '') || entries.some((e) => e.shadow?.some((k) => !(QUOTA_KEYS as readonly string[]).includes(k)));
+  return textTable([
+    ['ENTITY', 'PRODUCE', 'CONSUME', 'REQUESTS', ...(withPolicy ? ['POLICY'] : [])],
+    ...entries.map((e, i) => [showEntity(e.entity), ...QUOTA_KEYS.map((k) => rateCell(e, k)), ...(withPolicy ? [policies[i]!] : [])]),
   ]);
+};
 
 function listCommand(): Command {
   const cmd = new Command('list')
@@ -139,7 +152,7 @@ Examples:
         const entity = entityFromFlags(flags);
         return withClient(flags, async (client) => {
           const entries = (await client.describeQuotas(entity)).filter((e) => entity.every((c) => contains(e.entity, c)));
-          process.stdout.write(flags.json ? `${JSON.stringify(entries, null, 2)}\n` : `${table(entries)}\n`);
+          process.stdout.write(flags.json ? `${JSON.stringify(entries, null, 2)}\n` : `${quotaTable(entries)}\n`);
         });
       }),
     );
@@ -156,11 +169,9 @@ function requireEntity(flags: EntityFlags): Component[] {
 function setCommand(): Command {
   const cmd = new Command('set').description('set one or more quotas of an entity (takes effect at once, survives restarts)');
   addEntityFlags(cmd);
-  cmd
-    .option('--produce-bytes-rate <rate>', 'bytes/s produced: 10MB, 10MiB, 5000000, unlimited', once('--produce-bytes-rate'))
-    .option('--consume-bytes-rate <rate>', 'bytes/s consumed', once('--consume-bytes-rate'))
-    .option('--request-rate <rate>', 'requests/s', once('--request-rate'))
-    .option('--dry-run', 'validate on the server, change nothing');
+  addLimitFlags(cmd);
+  cmd.option('--tier <tier>', "assign a tier (rivven tier list); the entity's own values beat the tier's", once('--tier'));
+  cmd.option('--dry-run', 'validate on the server, change nothing');
   addConnectionFlags(cmd);
   return cmd
     .addHelpText(
@@ -170,25 +181,22 @@ Examples:
   rivven quota set --user alice --produce-bytes-rate 10MB --consume-bytes-rate 20MB
   rivven quota set --client-id batch-processor --request-rate 100
   rivven quota set --user-default --client-id-default --produce-bytes-rate 5MiB
-  rivven quota set --consumer-group etl --consume-bytes-rate unlimited --dry-run`,
+  rivven quota set --consumer-group etl --consume-bytes-rate unlimited --dry-run
+  rivven quota set --user alice --tier pro
+  rivven quota set --user bob --request-rate 50 --request-burst 200
+  rivven quota set --client-id web --produce-bytes-rate 1MB --shadow    (counted, not enforced)`,
     )
     .action((flags: EntityFlags & ConnectionFlags & Record<string, string | boolean | undefined>) =>
       run(() => {
         const entity = requireEntity(flags);
-        const alterations: QuotaAlteration[] = [];
-        for (const [key, prop] of RATE_FLAGS) {
-          const raw = flags[prop];
-          if (typeof raw === 'string') {
-            const flag = `--${key.replaceAll('_', '-')}`;
-            alterations.push({ entity, quota_key: key, quota_value: parseQuotaValue(raw, flag) });
-          }
-        }
-        if (alterations.length === 0) {
-          throw new UsageError('give at least one of --produce-bytes-rate, --consume-bytes-rate, --request-rate');
-        }
+        const alterations = limitAlterations(entity, flags);
+        if (typeof flags.tier === 'string') alterations.push({ entity, quota_key: 'tier', quota_value: flags.tier });
+        if (alterations.length === 0) throw noLimitGiven(', --tier');
         return withClient(flags, async (client) => {
           const n = await client.alterQuotas(alterations, { validateOnly: flags.dryRun === true });
-          const what = alterations.map((a) => `${a.quota_key}=${formatQuotaValue(a.quota_key, a.quota_value!)}`).join(', ');
+          const what =
+            alterations.map((a) => `${a.quota_key}=${formatQuotaValue(a.quota_key, a.quota_value!)}`).join(', ') +
+            (flags.shadow ? ' (shadow)' : '');
           const verb = flags.dryRun ? `valid, nothing changed (dry run): ${n} alteration(s)` : `set ${n} quota(s)`;
           process.stdout.write(`${verb} for ${showEntity(entity)}: ${what}\n`);
         });
@@ -201,7 +209,7 @@ function deleteCommand(): Command {
   addEntityFlags(cmd);
   cmd.requiredOption(
     '--quota <keys>',
-    'comma-separated, or repeated: produce_bytes_rate,consume_bytes_rate,request_rate',
+    `comma-separated, or repeated: ${LIMIT_KEYS.join(',')},tier`,
     (value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(',')],
   );
   addConnectionFlags(cmd);
@@ -219,10 +227,13 @@ Examples:
         const keys = flags.quota.map((k) => k.trim().replaceAll('-', '_'));
         if (keys.includes(''))
           throw new UsageError('--quota: an empty key (a stray comma?); give keys like produce_bytes_rate,request_rate');
-        const unknown = keys.filter((k) => !isQuotaKey(k));
-        if (unknown.length > 0) throw new UsageError(`--quota: unknown key ${unknown.join(', ')}; use ${QUOTA_KEYS.join(', ')}`);
+        const unknown = keys.filter((k) => !isAlterKey(k) || k === 'blocked');
+        if (unknown.length > 0)
+          throw new UsageError(
+            `--quota: unknown key ${unknown.join(', ')}; use ${[...LIMIT_KEYS, 'tier'].join(', ')} (unblock with rivven quota unblock)`,
+          );
         const unique = [...new Set(keys)];
-        const alterations = unique.map((k) => ({ entity, quota_key: k as QuotaKey, quota_value: null }));
+        const alterations = unique.map((k) => ({ entity, quota_key: k as AlterKey, quota_value: null }));
         return withClient(flags, async (client) => {
           const n = await client.alterQuotas(alterations);
           process.stdout.write(
@@ -347,12 +358,78 @@ async function liveTop(client: QuotaClient, query: ReturnType<typeof usageQuery>
   }
 }
 
+/** A user or client-id entity (what block, unblock and reset act on). */
+function principalEntity(flags: EntityFlags, what: string): Component[] {
+  const entity = requireEntity(flags);
+  if (entity.some(([type]) => type === 'default' || type === 'consumer-group') && what !== 'reset') {
+    throw new UsageError(`${what} takes --user and/or --client-id`);
+  }
+  if (entity.some(([type]) => type === 'default')) throw new UsageError(`${what}: name a --user, --client-id or --consumer-group`);
+  return entity;
+}
+
+function blockCommand(): Command {
+  const cmd = new Command('block').description('deny every record call of a user or client-id, with a reason (Denied replies)');
+  addEntityFlags(cmd);
+  cmd.requiredOption('--reason <text>', 'why: shown to operators and sent in every Denied reply', once('--reason'));
+  addConnectionFlags(cmd);
+  return cmd
+    .addHelpText(
+      'after',
+      '\nExamples:\n  rivven quota block --user mallory --reason "abuse ticket 4711"\n  rivven quota unblock --user mallory\n',
+    )
+    .action((flags: EntityFlags & ConnectionFlags & { reason: string }) =>
+      run(() => {
+        const entity = principalEntity(flags, 'block');
+        return withClient(flags, async (client) => {
+          await client.alterQuotas([{ entity, quota_key: 'blocked', quota_value: flags.reason }]);
+          process.stdout.write(`blocked ${showEntity(entity)}: every record call is answered Denied\n`);
+        });
+      }),
+    );
+}
+
+function unblockCommand(): Command {
+  const cmd = new Command('unblock').description('lift a block set with rivven quota block');
+  addEntityFlags(cmd);
+  addConnectionFlags(cmd);
+  return cmd.addHelpText('after', '\nExample:\n  rivven quota unblock --user mallory\n').action((flags: EntityFlags & ConnectionFlags) =>
+    run(() => {
+      const entity = principalEntity(flags, 'unblock');
+      return withClient(flags, async (client) => {
+        const n = await client.alterQuotas([{ entity, quota_key: 'blocked', quota_value: null }]);
+        process.stdout.write(n === 0 ? `${showEntity(entity)} was not blocked\n` : `unblocked ${showEntity(entity)}\n`);
+      });
+    }),
+  );
+}
+
+function resetCommand(): Command {
+  const cmd = new Command('reset').description("clear the measured usage and debt of a principal's buckets (its quotas stay)");
+  addEntityFlags(cmd);
+  addConnectionFlags(cmd);
+  return cmd
+    .addHelpText('after', '\nExamples:\n  rivven quota reset --user alice\n  rivven quota reset --consumer-group etl\n')
+    .action((flags: EntityFlags & ConnectionFlags) =>
+      run(() => {
+        const entity = principalEntity(flags, 'reset');
+        return withClient(flags, async (client) => {
+          const n = await client.resetUsage(entity);
+          process.stdout.write(`reset ${n} bucket(s) of ${showEntity(entity)}\n`);
+        });
+      }),
+    );
+}
+
 export function quotaCommand(): Command {
   return new Command('quota')
     .description('read and change quotas on a running server')
     .addCommand(listCommand())
     .addCommand(setCommand())
     .addCommand(deleteCommand())
+    .addCommand(blockCommand())
+    .addCommand(unblockCommand())
+    .addCommand(resetCommand())
     .addCommand(usageCommand())
     .addCommand(topCommand())
     .addHelpText('after', '\nExample:\n  rivven quota set --user alice --produce-bytes-rate 10MB\n');

@@ -9,12 +9,21 @@ export interface BrokerQuotasOptions {
   breaker: BreakerOptions;
   /** Told about each call answered 0 because the sidecar could not answer (rate-limit your logging). */
   onError: (err: Error) => void;
+  /** Told about each call answered DENIED: the blocked entity and the reason an operator gave. */
+  onDenied: (entity: string, reason: string) => void;
 }
+
+/**
+ * What a BrokerQuotas call answers for a blocked principal: reject the request (Kafka: an authorization or
+ * quota error to the client), do not delay it.
+ */
+export const DENIED = -1;
 
 export const DEFAULT_BROKER_QUOTAS_OPTIONS: Readonly<BrokerQuotasOptions> = Object.freeze({
   recordDeadlineMs: 25,
   breaker: DEFAULT_BREAKER_OPTIONS,
   onError: () => undefined,
+  onDenied: () => undefined,
 });
 
 /**
@@ -26,6 +35,7 @@ export const DEFAULT_BROKER_QUOTAS_OPTIONS: Readonly<BrokerQuotasOptions> = Obje
  * breaker.failureThreshold consecutive failures (timeouts, lost connections, an overloaded sidecar) the breaker
  * opens and calls answer 0 at once, without being sent; after breaker.resetTimeoutMs one call probes the
  * sidecar and, if it answers, closes the breaker. Every 0 given for a failure is counted in `failures`.
+ * A blocked principal is answered DENIED (-1): the broker rejects that request instead of delaying it.
  * A quota sidecar outage must not become an outage of the broker's clients.
  */
 export class BrokerQuotas {
@@ -46,7 +56,7 @@ export class BrokerQuotas {
     this.callOptions = Object.freeze({ timeoutMs: this.options.recordDeadlineMs, failFast: true });
   }
 
-  /** A produce request of `bytes` from (user, clientId). */
+  /** A produce request of `bytes` from (user, clientId): the delay in ms, 0, or DENIED (reject it). */
   produce(user: string | null, clientId: string | null, bytes: number): Promise<number> {
     if (!this.allow()) return NONE;
     return this.settle(this.client.recordProduce({ user, clientId, bytes }, this.callOptions));
@@ -75,7 +85,9 @@ export class BrokerQuotas {
     return call.then(
       (r) => {
         this.breaker.success();
-        return r.throttleTimeMs;
+        if (r.denied === undefined) return r.throttleTimeMs;
+        this.options.onDenied(r.denied.entity, r.denied.reason);
+        return DENIED;
       },
       (err: Error) => {
         this.failures++;

@@ -12,7 +12,7 @@ export {
   type Principal,
   type BucketUsage,
 } from './quota-client.js';
-export { BrokerQuotas, DEFAULT_BROKER_QUOTAS_OPTIONS, type BrokerQuotasOptions } from './broker-quotas.js';
+export { BrokerQuotas, DEFAULT_BROKER_QUOTAS_OPTIONS, DENIED, type BrokerQuotasOptions } from './broker-quotas.js';
 export { CircuitBreaker, DEFAULT_BREAKER_OPTIONS, type BreakerOptions, type BreakerState } from './breaker.js';
 export { ERROR_CODES, RETRIABLE_CODES, isRetriable, RivvenError, type ErrorCode } from '../protocol/error-codes.js';
 export type { QuotaKey, QuotaValue } from '../quota/quota-key.js';

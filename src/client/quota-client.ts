@@ -13,6 +13,7 @@ import * as error from '../protocol/messages/error.js';
 import * as hello from '../protocol/messages/hello.js';
 import * as ping from '../protocol/messages/ping.js';
 import * as recordReply from '../protocol/messages/record-reply.js';
+import * as resetUsage from '../protocol/messages/reset-usage.js';
 import type { RecordResult } from '../protocol/messages/record-reply.js';
 import { FrameDecoder } from '../protocol/frame-decoder.js';
 import { DeadlineQueue } from './deadline-queue.js';
@@ -193,6 +194,11 @@ export class QuotaClient extends EventEmitter {
 
   describeUsage(opts: { entities?: Component[]; top?: number; sortBy?: 'utilization' | 'rate' } = {}): Promise<BucketUsage[]> {
     return this.request(describeUsage.encodeRequest(opts)).then(describeUsage.decodeReply);
+  }
+
+  /** Clears the usage and debt of the buckets of the listed principals; resolves with how many were reset. */
+  resetUsage(entities: Component[]): Promise<number> {
+    return this.request(resetUsage.encodeRequest(entities)).then(resetUsage.decodeReply);
   }
 
   alterQuotas(alterations: QuotaAlteration[], opts: { validateOnly?: boolean } = {}): Promise<number> {

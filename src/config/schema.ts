@@ -83,6 +83,20 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   auth: z.strictObject({ tokens_file: path, allow_anonymous: z.boolean().default(false) }).prefault({}),
+  /** Boot tiers: name -> rates and bursts; run-time values of [["tier", name]] win over them, key by key. */
+  tiers: z
+    .record(
+      z.string().min(1).max(1024),
+      z.strictObject({
+        produce_bytes_rate: quotaValue.optional(),
+        consume_bytes_rate: quotaValue.optional(),
+        request_rate: quotaValue.optional(),
+        produce_bytes_burst: quotaValue.optional(),
+        consume_bytes_burst: quotaValue.optional(),
+        request_burst: quotaValue.optional(),
+      }),
+    )
+    .default({}),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
 });
 

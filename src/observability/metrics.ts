@@ -5,7 +5,7 @@ import { QUOTA_KEYS } from '../quota/quota-key.js';
 import type { QuotaAdmin } from '../server/quota-admin.js';
 import type { QuotaServer } from '../server/server.js';
 import { VERSION } from '../version.js';
-import { LATENCY_BOUNDS, REQUEST_TYPES, RESULTS, type RequestStats } from './request-stats.js';
+import { LATENCY_BOUNDS, REQUEST_TYPES, RESULT_COUNT, RESULTS, type RequestStats } from './request-stats.js';
 
 export interface MetricSources {
   guard: Guard;
@@ -84,6 +84,15 @@ export function createMetrics({ manager, server, admin, requests, guard }: Metri
     'Connections refused at accept (max_connections, the open-file limit, or shutting down)',
     () => server.refusedConnections,
   );
+  registry.registerMetric(
+    scraped(
+      'rivven_quota_shadow_violations_total',
+      'Calls a shadow limit would have throttled (answered Ok), by quota type',
+      'counter',
+      () => QUOTA_KEYS.map((k, i) => ({ labels: { quota_type: k }, value: manager.shadowViolations[i]! })),
+    ),
+  );
+  mirroredCounter(registry, 'rivven_quota_denied_total', 'Record calls answered Denied: the principal is blocked', () => manager.denied);
   mirroredCounter(
     registry,
     'rivven_auth_failures_total',
@@ -124,7 +133,9 @@ export function createMetrics({ manager, server, admin, requests, guard }: Metri
   );
   registry.registerMetric(
     scraped('rivven_requests_total', 'Requests answered, by type and result', 'counter', () =>
-      REQUEST_TYPES.flatMap((type, t) => RESULTS.map((result, r) => ({ labels: { type, result }, value: requests.counts[t * 3 + r]! }))),
+      REQUEST_TYPES.flatMap((type, t) =>
+        RESULTS.map((result, r) => ({ labels: { type, result }, value: requests.counts[t * RESULT_COUNT + r]! })),
+      ),
     ),
   );
   registry.registerMetric(

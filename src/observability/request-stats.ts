@@ -11,14 +11,18 @@ export const REQUEST_TYPES = [
   'DescribeQuotas',
   'DescribeUsage',
   'AlterQuotas',
+  'ResetUsage',
   'unknown',
 ] as const;
 export const UNKNOWN_TYPE = REQUEST_TYPES.length - 1;
 
-export const RESULTS = ['ok', 'throttled', 'error'] as const;
+export const RESULTS = ['ok', 'throttled', 'error', 'denied'] as const;
 export const RESULT_OK = 0;
 export const RESULT_THROTTLED = 1;
 export const RESULT_ERROR = 2;
+export const RESULT_DENIED = 3;
+/** Results per request type: counts are indexed [type * RESULT_COUNT + result]. */
+export const RESULT_COUNT = RESULTS.length;
 
 /** Histogram upper bounds in seconds; most requests take single-digit microseconds. */
 export const LATENCY_BOUNDS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1];
@@ -27,7 +31,7 @@ const typeIndex = new Map<string, number>(REQUEST_TYPES.map((t, i) => [t, i]));
 export const requestTypeIndex = (type: string): number => typeIndex.get(type) ?? UNKNOWN_TYPE;
 
 export class RequestStats {
-  /** [type * 3 + result] */
+  /** [type * RESULT_COUNT + result] */
   readonly counts = new Float64Array(REQUEST_TYPES.length * RESULTS.length);
   /** [type * (bounds + 1) + bucket], not cumulative; the last bucket is +Inf */
   readonly latency = new Float64Array(REQUEST_TYPES.length * (LATENCY_BOUNDS.length + 1));
@@ -39,7 +43,7 @@ export class RequestStats {
 
   /** `n` requests of one type and result that took `seconds` each (a batch's average). */
   observeMany(type: number, result: number, n: number, seconds: number): void {
-    const c = type * 3 + result;
+    const c = type * RESULT_COUNT + result;
     this.counts[c] = this.counts[c]! + n;
     this.latencySum[type] = this.latencySum[type]! + seconds * n;
     let i = 0;

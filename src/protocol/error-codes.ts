@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   INVALID_QUOTA_VALUE: 'A quota_value is not a positive integer, "unlimited" or null.',
   DUPLICATE_ALTERATION: 'One AlterQuotas request names the same entity and quota_key twice.',
   TOO_MANY_ITEMS: 'A list in the request is longer than the server accepts in one request.',
+  UNKNOWN_TIER: 'An alteration assigns a tier that has no values and is not in rivven.yaml.',
+  TIER_IN_USE: 'An alteration would delete a tier still assigned to entities; reassign them first.',
   TOO_MANY_ENTITIES: 'The alteration would configure more entities than storage.max_entities; nothing was applied.',
   REPLY_TOO_LARGE: 'The reply would exceed server.max_reply_bytes; narrow the request (entities, top).',
   STORAGE_ERROR: 'The change could not be made durable; nothing was applied.',

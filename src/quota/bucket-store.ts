@@ -25,8 +25,13 @@ export interface BucketStore {
   readonly epoch: number;
   /** The bucket of (kind, a, b), created empty at `now` if missing; -1 when maxBuckets are live. */
   findOrCreate(kind: number, a: string | null, b: string | null, now: number): number;
-  /** Brings a bucket to `now` under `ratePerSec` (after a resolution, which may have changed the rate). */
-  touch(id: number, ratePerSec: number, now: number): void;
+  /**
+   * Brings a bucket to `now` under `ratePerSec` (after a resolution, which may have changed the rate), with
+   * `burst` units of capacity (quota x window when undefined) and whether the limit is a shadow one.
+   */
+  touch(id: number, ratePerSec: number, now: number, burst: number | undefined, shadow: boolean): void;
+  /** True when the bucket's limit is a shadow value: measured and counted, never enforced. */
+  isShadow(id: number): boolean;
   /** Brings a bucket to `now` at the rate it has. */
   advance(id: number, now: number): void;
   record(id: number, amount: number, now: number): void;
@@ -42,6 +47,8 @@ export interface BucketStore {
   kind(id: number): number;
   a(id: number): string | null;
   b(id: number): string | null;
+  /** Resets every bucket `match` accepts (level, debt and measured usage); sliced. Resolves with the count. */
+  resetWhere(match: (group: boolean, a: string | null, b: string | null) => boolean, now: number): Promise<number>;
   /** Drops buckets last seen at or before `cutoff`; sliced. Resolves with the number dropped. */
   sweep(cutoff: number): Promise<number>;
   /** A read-only view of the buckets for reports, valid across slices (see BucketView). */
@@ -116,8 +123,12 @@ export class LocalBucketStore implements BucketStore {
     return id;
   }
 
-  touch(id: number, ratePerSec: number, now: number): void {
-    this.table.touch(id, ratePerSec, now);
+  touch(id: number, ratePerSec: number, now: number, burst: number | undefined, shadow: boolean): void {
+    this.table.touch(id, ratePerSec, now, burst, shadow);
+  }
+
+  isShadow(id: number): boolean {
+    return this.table.isShadow(id);
   }
 
   advance(id: number, now: number): void {
@@ -185,6 +196,21 @@ export class LocalBucketStore implements BucketStore {
     });
     if (this.migration === null && this.ids.capacity > INITIAL && this.ids.size * 4 < this.ids.capacity) this.compact();
     return dropped;
+  }
+
+  async resetWhere(match: (group: boolean, a: string | null, b: string | null) => boolean, now: number): Promise<number> {
+    let count = 0;
+    // Both the current tables and those a compaction is still moving out of: a bucket moves with its state.
+    const pairs: [KeyedIds, BucketTable][] = [[this.ids, this.table]];
+    if (this.migration !== null) pairs.push([this.migration.ids, this.migration.table]);
+    for (const [ids, table] of pairs) {
+      await forRangeSliced(ids.highWater, (id) => {
+        if (!ids.isLive(id) || !match(ids.kind(id) === GROUP, ids.a(id), ids.b(id))) return;
+        table.reset(id, now);
+        count++;
+      });
+    }
+    return count;
   }
 
   /** Moves every bucket a compaction has left, at once (tests, benchmarks). */

@@ -26,6 +26,8 @@ export class BucketTable {
   private cap: Float64Array;
   private seen: Float64Array;
   private throttles: Float64Array;
+  /** 1 when the bucket's limit is a shadow value: measured and counted, never enforced. */
+  private shadowOf: Uint8Array;
   private allocated: number;
 
   constructor(
@@ -47,6 +49,7 @@ export class BucketTable {
     this.cap = new Float64Array(this.allocated);
     this.seen = new Float64Array(this.allocated);
     this.throttles = new Float64Array(this.allocated);
+    this.shadowOf = new Uint8Array(this.allocated);
   }
 
   /** Makes room for ids below `capacity`. */
@@ -75,16 +78,31 @@ export class BucketTable {
     this.cap[to] = source.cap[from]!;
     this.seen[to] = source.seen[from]!;
     this.throttles[to] = source.throttles[from]!;
+    this.shadowOf[to] = source.shadowOf[from]!;
   }
 
   /**
    * Brings the bucket to `now` under `ratePerSec` (which may have changed since the last access): drains
-   * the level by the time elapsed at the rate it had, then applies the current rate and capacity.
+   * the level by the time elapsed at the rate it had, then applies the current rate and capacity: `burst`
+   * units when a burst key sets it, else quota x window.
    */
-  touch(id: number, ratePerSec: number, now: number): void {
+  touch(id: number, ratePerSec: number, now: number, burst?: number, shadow = false): void {
     this.advance(id, now);
     this.rateOf[id] = ratePerSec;
-    this.cap[id] = ratePerSec * this.windowMs;
+    this.cap[id] = burst === undefined || burst === Infinity ? ratePerSec * this.windowMs : burst * 1000;
+    this.shadowOf[id] = shadow ? 1 : 0;
+  }
+
+  /** True when the bucket's limit is a shadow value. */
+  isShadow(id: number): boolean {
+    return this.shadowOf[id] === 1;
+  }
+
+  /** Forgets the bucket's level, debt and measured usage (ResetUsage); its limit stays. */
+  reset(id: number, now: number): void {
+    this.level[id] = 0;
+    this.levelAt[id] = now;
+    this.ring.fill(0, id * this.ringCells, (id + 1) * this.ringCells);
   }
 
   /** Brings the bucket to `now` at the rate it already has (no alteration since it was resolved). */
@@ -199,6 +217,9 @@ export class BucketTable {
     this.cap = widen(this.cap, n);
     this.seen = widen(this.seen, n);
     this.throttles = widen(this.throttles, n);
+    const shadow = new Uint8Array(n);
+    shadow.set(this.shadowOf);
+    this.shadowOf = shadow;
     this.allocated = n;
   }
 }

@@ -8,7 +8,7 @@ import { preview } from '../util/printable.js';
  * names are non-empty, so '' can never collide with a real name.
  */
 
-export const ENTITY_TYPES = ['user', 'client-id', 'consumer-group', 'default'] as const;
+export const ENTITY_TYPES = ['user', 'client-id', 'consumer-group', 'default', 'tier'] as const;
 export type EntityType = (typeof ENTITY_TYPES)[number];
 export type Component = [EntityType, string | null];
 export type Entity = Component[];
@@ -21,7 +21,9 @@ export type EntityRef =
   | { kind: 'user'; user: string }
   | { kind: 'client-id'; client: string }
   | { kind: 'user+client-id'; user: string; client: string }
-  | { kind: 'consumer-group'; group: string };
+  | { kind: 'consumer-group'; group: string }
+  /** A named set of quota values that user and client-id entities are assigned with the `tier` key. */
+  | { kind: 'tier'; tier: string };
 
 export class EntityError extends Error {}
 
@@ -59,6 +61,9 @@ export function parseEntity(value: unknown): EntityRef {
     if (type === 'default') {
       if (component[1] !== null) throw new EntityError('the "default" entity takes a null name');
       parts.set(type, DEFAULT_NAME);
+    } else if (type === 'tier') {
+      if (component[1] === null) throw new EntityError('a tier has a name: there is no <default> tier');
+      parts.set(type, parseName(component[1], type));
     } else {
       parts.set(type, parseName(component[1], type));
     }
@@ -75,6 +80,8 @@ export function parseEntity(value: unknown): EntityRef {
   if (client !== undefined) return { kind: 'client-id', client };
   const group = parts.get('consumer-group');
   if (group !== undefined) return { kind: 'consumer-group', group };
+  const tier = parts.get('tier');
+  if (tier !== undefined) return { kind: 'tier', tier };
   return { kind: 'default' };
 }
 
@@ -95,6 +102,8 @@ export function entityToWire(ref: EntityRef): Entity {
       ];
     case 'consumer-group':
       return [['consumer-group', wireName(ref.group)]];
+    case 'tier':
+      return [['tier', ref.tier]];
   }
 }
 
@@ -113,6 +122,8 @@ export function describeEntity(ref: EntityRef): string {
       return `${shown('user', ref.user)}/${shown('client-id', ref.client)}`;
     case 'consumer-group':
       return shown('consumer-group', ref.group);
+    case 'tier':
+      return `tier:${ref.tier}`;
   }
 }
 

@@ -1,6 +1,24 @@
-/** The three quota types, in the order used to index per-key arrays. */
+/** The three rate quotas, in the order used to index per-key arrays and bucket kinds. */
 export const QUOTA_KEYS = ['produce_bytes_rate', 'consume_bytes_rate', 'request_rate'] as const;
 export type QuotaKey = (typeof QUOTA_KEYS)[number];
+
+/** Each rate's burst: a bucket's capacity in units (quota x window when not set). Index k + BURST_OFFSET. */
+export const BURST_KEYS = ['produce_bytes_burst', 'consume_bytes_burst', 'request_burst'] as const;
+export type BurstKey = (typeof BURST_KEYS)[number];
+export const BURST_OFFSET = QUOTA_KEYS.length;
+
+/** Every key with a numeric value: the rates, then their bursts, indexing an entity's limits. */
+export const LIMIT_KEYS = [...QUOTA_KEYS, ...BURST_KEYS] as const;
+export type LimitKey = (typeof LIMIT_KEYS)[number];
+export type LimitKeyIndex = number;
+
+/** Keys whose value is a name: the tier a user or client-id belongs to, the reason it is blocked. */
+export const POLICY_KEYS = ['tier', 'blocked'] as const;
+export type PolicyKey = (typeof POLICY_KEYS)[number];
+
+/** Every key AlterQuotas takes. */
+export const ALTER_KEYS = [...LIMIT_KEYS, ...POLICY_KEYS] as const;
+export type AlterKey = (typeof ALTER_KEYS)[number];
 
 export const PRODUCE = 0;
 export const CONSUME = 1;
@@ -12,9 +30,19 @@ export function quotaKeyIndex(key: string): QuotaKeyIndex | -1 {
   return i as QuotaKeyIndex | -1;
 }
 
-/** A configured value: a positive rate (units per second) or no limit. */
+/** The index of a numeric key in an entity's limits, or -1. */
+export const limitKeyIndex = (key: string): LimitKeyIndex => (LIMIT_KEYS as readonly string[]).indexOf(key);
+
+/** A configured numeric value: a positive rate or burst, or no limit. */
 export type QuotaValue = number | 'unlimited';
+
+/** What an alteration sets: a number or "unlimited" for a limit, a name for tier and blocked. */
+export type AlterValue = QuotaValue | string;
 
 export function isQuotaKey(key: unknown): key is QuotaKey {
   return typeof key === 'string' && (QUOTA_KEYS as readonly string[]).includes(key);
+}
+
+export function isAlterKey(key: unknown): key is AlterKey {
+  return typeof key === 'string' && (ALTER_KEYS as readonly string[]).includes(key);
 }

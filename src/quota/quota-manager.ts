@@ -4,7 +4,7 @@ import { bucketDisplay } from './entity.js';
 import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
 import type { QuotaTable, Resolution } from './quota-table.js';
 import { ResolutionCache } from './resolution-cache.js';
-import { NEAR_LIMIT, type BucketReport, type UsageQuery, usageReport, utilizationSummary } from './usage-report.js';
+import { componentMatcher, NEAR_LIMIT, type BucketReport, type UsageQuery, usageReport, utilizationSummary } from './usage-report.js';
 
 export interface QuotaManagerOptions {
   /** Length of the sliding window. @default 1000 */
@@ -46,7 +46,13 @@ export interface Verdict {
   quotaType: QuotaKey;
   entity: string;
   recorded: boolean;
+  /** The principal is blocked: reject the request (Denied). `entity` names the blocked entity. */
+  denied: boolean;
+  reason: string;
 }
+
+/** The cached "bucket" of a caller whose principal is blocked. */
+const DENIED = -2;
 
 /**
  * The quota policy: for each Record call, which buckets it lands in (resolution, cached per caller), record or
@@ -63,14 +69,32 @@ export class QuotaManager {
   throttleTimeMsTotal = 0;
   /** Calls that left a bucket above NEAR_LIMIT of its capacity, per quota key. */
   readonly nearLimit = QUOTA_KEYS.map(() => 0);
+  /** Calls a shadow limit would have throttled (answered Ok), per quota key. */
+  readonly shadowViolations = QUOTA_KEYS.map(() => 0);
+  /** Calls answered Denied because their principal is blocked. */
+  denied = 0;
   readonly buckets: BucketStore;
 
   private readonly cache: ResolutionCache;
   private seenGeneration = -1;
   private seenStoreEpoch = -1;
   private sweeping = false;
-  private readonly resolution: Resolution = { level: 9, limit: Infinity, bucketUser: null, bucketClient: null };
-  private readonly verdict: Verdict = { throttleMs: 0, quotaType: 'produce_bytes_rate', entity: '', recorded: true };
+  private readonly resolution: Resolution = {
+    level: 9,
+    limit: Infinity,
+    burst: undefined,
+    shadow: false,
+    bucketUser: null,
+    bucketClient: null,
+  };
+  private readonly verdict: Verdict = {
+    throttleMs: 0,
+    quotaType: 'produce_bytes_rate',
+    entity: '',
+    recorded: true,
+    denied: false,
+    reason: '',
+  };
 
   constructor(
     readonly table: QuotaTable,
@@ -109,11 +133,12 @@ export class QuotaManager {
   ): Verdict {
     if (group === null) return this.recordOne(CONSUME, user, client, bytes, admit, now);
     const a = this.bucketFor(CONSUME, user, client, now);
+    if (a === DENIED) return this.deny(user, client);
     const b = this.bucketFor(GROUP, group, null, now);
     if (a < 0 && b < 0) return this.ok();
     if (admit) {
-      const waitA = a < 0 ? 0 : this.admitWait(a, bytes);
-      const waitB = b < 0 ? 0 : this.admitWait(b, bytes);
+      const waitA = a < 0 ? 0 : this.enforced(a, this.admitWait(a, bytes));
+      const waitB = b < 0 ? 0 : this.enforced(b, this.admitWait(b, bytes));
       if (waitA === 0 && waitB === 0) {
         if (a >= 0) this.charge(a, bytes, now);
         if (b >= 0) this.charge(b, bytes, now);
@@ -121,8 +146,8 @@ export class QuotaManager {
       }
       return waitA >= waitB ? this.throttled(a, waitA, false) : this.throttled(b, waitB, false);
     }
-    const waitA = a < 0 ? 0 : this.recordAndWait(a, bytes, now);
-    const waitB = b < 0 ? 0 : this.recordAndWait(b, bytes, now);
+    const waitA = a < 0 ? 0 : this.enforced(a, this.recordAndWait(a, bytes, now));
+    const waitB = b < 0 ? 0 : this.enforced(b, this.recordAndWait(b, bytes, now));
     if (waitA === 0 && waitB === 0) return this.ok();
     // Both buckets may be over: each counts its throttle, the reply names the longer wait.
     if (waitA > 0 && waitB > 0) this.buckets.countThrottle(waitA >= waitB ? b : a);
@@ -170,17 +195,49 @@ export class QuotaManager {
 
   private recordOne(k: QuotaKeyIndex, user: string | null, client: string | null, amount: number, admit: boolean, now: number) {
     const id = this.bucketFor(k, user, client, now);
-    if (id < 0) return this.ok();
+    if (id < 0) return id === DENIED ? this.deny(user, client) : this.ok();
     if (admit) {
-      const wait = this.admitWait(id, amount);
+      const wait = this.enforced(id, this.admitWait(id, amount));
       if (wait === 0) {
         this.charge(id, amount, now);
         return this.ok();
       }
       return this.throttled(id, wait, false);
     }
-    const wait = this.recordAndWait(id, amount, now);
+    const wait = this.enforced(id, this.recordAndWait(id, amount, now));
     return wait === 0 ? this.ok() : this.throttled(id, wait, true);
+  }
+
+  /**
+   * The wait a bucket imposes: `wait` itself, or 0 for a shadow limit, whose would-be throttle is counted
+   * (rivven_quota_shadow_violations_total) and not enforced.
+   */
+  private enforced(id: number, wait: number): number {
+    if (wait === 0 || !this.buckets.isShadow(id)) return wait;
+    this.shadowViolations[keyOfKind(this.buckets.kind(id))]!++;
+    this.buckets.countThrottle(id);
+    return 0;
+  }
+
+  /** Denied: the principal is blocked (the rare path: the blocking entity and reason are looked up again). */
+  private deny(user: string | null, client: string | null): Verdict {
+    const blocked = this.table.blockedFor(user, client);
+    this.denied++;
+    const v = this.verdict;
+    v.throttleMs = 0;
+    v.recorded = false;
+    v.denied = true;
+    v.entity = blocked?.entity ?? bucketDisplay(user, client);
+    v.reason = blocked?.reason ?? '';
+    return v;
+  }
+
+  /**
+   * Clears the level, debt and measured usage of every bucket a component matches (ResetUsage); their limits
+   * stay. Resolves with the number of buckets reset.
+   */
+  resetUsage(components: [string, string | null][]): Promise<number> {
+    return this.buckets.resetWhere(componentMatcher(components) ?? (() => true), this.clock.now());
   }
 
   private recordAndWait(id: number, amount: number, now: number): number {
@@ -212,6 +269,7 @@ export class QuotaManager {
     const v = this.verdict;
     v.throttleMs = 0;
     v.recorded = true;
+    v.denied = false;
     return v;
   }
 
@@ -226,6 +284,7 @@ export class QuotaManager {
     v.quotaType = QUOTA_KEYS[k];
     v.entity = this.display(id);
     v.recorded = recorded;
+    v.denied = false;
     return v;
   }
 
@@ -253,30 +312,26 @@ export class QuotaManager {
       if (cached >= 0) this.buckets.advance(cached, now);
       return cached;
     }
-    const id = this.resolve(kind, a, b, now);
+    // A blocked principal is cached as such: until the next alteration its calls cost one lookup.
+    const id = kind !== GROUP && this.table.blockedFor(a, b) !== undefined ? DENIED : this.resolve(kind, a, b, now);
     // Resolving set the bucket's rate (draining at the old one up to now); calls in between keep it. A call
     // that found no room (maxBuckets) is not cached: it tries for a bucket again next time.
-    if (c >= 0) cache.put(c, id, id >= 0 || this.resolution.limit === Infinity);
+    if (c >= 0) cache.put(c, id, id !== -1 || this.resolution.limit === Infinity);
     return id;
   }
 
   /** Resolves the limit (into this.resolution), finds or creates the bucket it implies, and sets its rate. */
   private resolve(kind: number, a: string | null, b: string | null, now: number): number {
     const r = this.resolution;
-    if (kind === GROUP) {
-      r.limit = this.table.resolveGroup(a!) ?? Infinity;
-      r.bucketUser = a;
-      r.bucketClient = null;
-    } else {
-      this.table.resolve(kind as QuotaKeyIndex, a, b, r);
-    }
+    if (kind === GROUP) this.table.resolveGroup(a!, r);
+    else this.table.resolve(kind as QuotaKeyIndex, a, b, r);
     if (r.limit === Infinity) return -1;
     const id = this.buckets.findOrCreate(kind, r.bucketUser, r.bucketClient, now);
     if (id < 0) {
       this.untracked++;
       return -1;
     }
-    this.buckets.touch(id, r.limit, now);
+    this.buckets.touch(id, r.limit, now, r.burst, r.shadow);
     return id;
   }
 }

@@ -1,11 +1,33 @@
-import { DEFAULT_NAME, type EntityRef } from './entity.js';
-import { CONSUME, QUOTA_KEYS, type QuotaKeyIndex, type QuotaValue } from './quota-key.js';
+import { DEFAULT_NAME, describeEntity, type EntityRef } from './entity.js';
+import {
+  BURST_OFFSET,
+  CONSUME,
+  LIMIT_KEYS,
+  limitKeyIndex,
+  type AlterKey,
+  type AlterValue,
+  type LimitKeyIndex,
+  type QuotaKeyIndex,
+  type QuotaValue,
+} from './quota-key.js';
 
-/** Per-key limits of one entity, indexed like QUOTA_KEYS; undefined = not set here, Infinity = "unlimited". */
+/** Numeric values of one entity, indexed like LIMIT_KEYS; undefined = not set here, Infinity = "unlimited". */
 export type Limits = (number | undefined)[];
 
-const emptyLimits = (): Limits => QUOTA_KEYS.map(() => undefined);
-const isEmpty = (l: Limits): boolean => l.every((v) => v === undefined);
+/** Everything configured on one entity. */
+export interface EntityConfig {
+  limits: Limits;
+  /** Bit k set: limits[k] is a shadow value (measured and counted, never enforced). */
+  shadow: number;
+  /** The tier whose values apply where this entity sets none (user and client-id entities). */
+  tier: string | undefined;
+  /** Why every record call of this principal is denied; undefined when it is not blocked. */
+  blocked: string | undefined;
+}
+
+const emptyLimits = (): Limits => LIMIT_KEYS.map(() => undefined);
+const emptyConfig = (): EntityConfig => ({ limits: emptyLimits(), shadow: 0, tier: undefined, blocked: undefined });
+const isEmpty = (c: EntityConfig): boolean => c.limits.every((v) => v === undefined) && c.tier === undefined && c.blocked === undefined;
 
 export const toLimit = (v: QuotaValue): number => (v === 'unlimited' ? Infinity : v);
 export const fromLimit = (n: number): QuotaValue => (n === Infinity ? 'unlimited' : n);
@@ -16,132 +38,248 @@ export type ResolutionOrder = 'rivven' | 'kafka';
 /** The resolution levels (docs/algorithm.md); which one matched decides who shares the bucket. */
 export type Level = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
 
-/** Where a (quota key, user, client-id) call lands: the limit, and the identity of its bucket. */
+/** Where a (quota key, user, client-id) call lands: the limit, its burst, and the identity of its bucket. */
 export interface Resolution {
   level: Level;
   limit: number;
+  /** The bucket's capacity in units when a burst key sets it; undefined: quota x window. */
+  burst: number | undefined;
+  /** The limit is a shadow value: measure and count, answer Ok. */
+  shadow: boolean;
   bucketUser: string | null;
   bucketClient: string | null;
 }
 
 export interface ConfiguredEntity {
   ref: EntityRef;
-  limits: Limits;
+  config: EntityConfig;
 }
 
+/** A level's entity: its configuration (if any), and who shares the bucket when it decides. */
+type Visit = (
+  level: Level,
+  config: EntityConfig | undefined,
+  ref: () => EntityRef,
+  bucketUser: string | null,
+  bucketClient: string | null,
+) => boolean;
+
 /**
- * The configured quotas: boot defaults from rivven.yaml plus run-time values, and the 9-level resolution.
+ * The configured quotas: boot defaults and tiers from rivven.yaml plus run-time values, and the 9-level
+ * resolution (docs/algorithm.md, section 1). At each level an entity's own value for a key beats its tier's.
  * Every change bumps `generation`, which lets callers cache resolutions until the next change.
  */
 export class QuotaTable {
   generation = 0;
   private readonly bootDefaults: Limits;
-  private readonly globalDefault: Limits = emptyLimits();
-  private readonly users = new Map<string, Limits>();
-  private readonly clients = new Map<string, Limits>();
-  private readonly userClients = new Map<string, Map<string, Limits>>();
-  private readonly groups = new Map<string, Limits>();
+  private readonly bootTiers: Map<string, Limits>;
+  private readonly globalDefault: EntityConfig = emptyConfig();
+  private readonly users = new Map<string, EntityConfig>();
+  private readonly clients = new Map<string, EntityConfig>();
+  private readonly userClients = new Map<string, Map<string, EntityConfig>>();
+  private readonly groups = new Map<string, EntityConfig>();
+  private readonly tiers = new Map<string, EntityConfig>();
   private userClientCount = 0;
 
   constructor(
-    bootDefaults: Partial<Record<(typeof QUOTA_KEYS)[number], QuotaValue>> = {},
+    bootDefaults: Partial<Record<string, QuotaValue>> = {},
     readonly order: ResolutionOrder = 'rivven',
+    bootTiers: Record<string, Partial<Record<string, QuotaValue>>> = {},
   ) {
-    this.bootDefaults = QUOTA_KEYS.map((k) => {
-      const v = bootDefaults[k];
-      return v === undefined ? undefined : toLimit(v);
-    }) as Limits;
+    this.bootDefaults = toLimits(bootDefaults);
+    this.bootTiers = new Map(Object.entries(bootTiers).map(([name, values]) => [name, toLimits(values)]));
   }
 
-  /** The run-time value set on exactly this entity (not resolved). */
-  get(ref: EntityRef, key: QuotaKeyIndex): number | undefined {
-    return this.limitsOf(ref, false)?.[key];
+  /** The run-time numeric value set on exactly this entity (not resolved). */
+  get(ref: EntityRef, key: LimitKeyIndex): number | undefined {
+    return this.configOf(ref, false)?.limits[key];
+  }
+
+  /** The run-time value of any key on exactly this entity, as the wire carries it. */
+  getValue(ref: EntityRef, key: AlterKey): AlterValue | undefined {
+    const c = this.configOf(ref, false);
+    if (c === undefined) return undefined;
+    if (key === 'tier') return c.tier;
+    if (key === 'blocked') return c.blocked;
+    const v = c.limits[limitKeyIndex(key)];
+    return v === undefined ? undefined : fromLimit(v);
   }
 
   /** True when the entity has any run-time value (the global default always exists). */
   has(ref: EntityRef): boolean {
-    return this.limitsOf(ref, false) !== undefined;
+    return this.configOf(ref, false) !== undefined;
   }
 
-  /** The entity's run-time values (not resolved), or undefined when it has none. */
-  limits(ref: EntityRef): Readonly<Limits> | undefined {
-    return ref.kind === 'default' ? this.globalDefault : this.limitsOf(ref, false);
+  /** The entity's run-time configuration, or undefined when it has none. */
+  config(ref: EntityRef): Readonly<EntityConfig> | undefined {
+    return this.configOf(ref, false);
+  }
+
+  /** True when the tier exists: it has run-time values or rivven.yaml defines it. */
+  hasTier(name: string): boolean {
+    return this.tiers.has(name) || this.bootTiers.has(name);
+  }
+
+  /** The entities assigned to a tier (to refuse deleting a tier in use). */
+  *tierMembers(name: string): Generator<EntityRef> {
+    for (const { ref, config } of this.entries()) if (config.tier === name) yield ref;
   }
 
   /** Configured entities, the global default not counted. */
   get entityCount(): number {
-    return this.users.size + this.clients.size + this.groups.size + this.userClientCount;
+    return this.users.size + this.clients.size + this.groups.size + this.tiers.size + this.userClientCount;
   }
 
-  /** Sets (or with undefined removes) one run-time value. */
-  set(ref: EntityRef, key: QuotaKeyIndex, limit: number | undefined): void {
-    const before = ref.kind === 'user+client-id' && this.has(ref);
-    const limits = this.limitsOf(ref, true)!;
-    if (ref.kind === 'user+client-id' && !before) this.userClientCount++;
-    limits[key] = limit;
-    if (limit === undefined && isEmpty(limits)) {
+  /** Sets (or with undefined removes) one run-time numeric value. */
+  set(ref: EntityRef, key: LimitKeyIndex, limit: number | undefined, shadow = false): void {
+    this.change(ref, (c) => {
+      c.limits[key] = limit;
+      c.shadow = shadow && limit !== undefined ? c.shadow | (1 << key) : c.shadow & ~(1 << key);
+    });
+  }
+
+  /** Sets (or with undefined removes) one run-time value of any key. */
+  setValue(ref: EntityRef, key: AlterKey, value: AlterValue | undefined, shadow = false): void {
+    if (key === 'tier' || key === 'blocked') {
+      this.change(ref, (c) => {
+        c[key] = value as string | undefined;
+      });
+      return;
+    }
+    this.set(ref, limitKeyIndex(key), value === undefined ? undefined : toLimit(value as QuotaValue), shadow);
+  }
+
+  /** The global default of a rate as it applies: run-time value, else rivven.yaml, else unlimited. */
+  effectiveDefault(key: LimitKeyIndex): number {
+    return this.globalDefault.limits[key] ?? this.bootDefaults[key] ?? Infinity;
+  }
+
+  /**
+   * The first level that sets `key` for (user, client-id), into `out`, with the burst that applies and whether
+   * the value is a shadow one. The `rivven` order (docs/algorithm.md) ranks a specific client-id (level 5) above
+   * the <default> user levels 6 and 7; the `kafka` order ranks it below them, as Kafka does.
+   */
+  resolve(key: QuotaKeyIndex, user: string | null, client: string | null, out: Resolution): Resolution {
+    out.level = 9;
+    out.limit = this.effectiveDefault(key);
+    out.shadow = (this.globalDefault.shadow & (1 << key)) !== 0 && this.globalDefault.limits[key] !== undefined;
+    out.bucketUser = user;
+    out.bucketClient = client;
+    this.walk(user, client, (level, config, _, bu, bc) => {
+      const v = this.valueAt(config, key);
+      if (v === undefined) return false;
+      out.level = level;
+      out.limit = v.value;
+      out.shadow = v.shadow;
+      out.bucketUser = bu;
+      out.bucketClient = bc;
+      return true;
+    });
+    out.burst = this.burstFor(key, user, client);
+    return out;
+  }
+
+  /** A consumer group's consume_bytes_rate: its own, else the group default; the global default never applies. */
+  resolveGroup(group: string, out: Resolution): Resolution {
+    const own = this.groups.get(group);
+    const fallback = this.groups.get(DEFAULT_NAME);
+    const c = own?.limits[CONSUME] !== undefined ? own : fallback;
+    out.level = 9;
+    out.limit = c?.limits[CONSUME] ?? Infinity;
+    out.shadow = c !== undefined && (c.shadow & (1 << CONSUME)) !== 0;
+    out.burst = own?.limits[CONSUME + BURST_OFFSET] ?? fallback?.limits[CONSUME + BURST_OFFSET];
+    out.bucketUser = group;
+    out.bucketClient = null;
+    return out;
+  }
+
+  /** The entity and reason of the first level that blocks (user, client-id), or undefined. */
+  blockedFor(user: string | null, client: string | null): { entity: string; reason: string } | undefined {
+    let found: { entity: string; reason: string } | undefined;
+    this.walk(user, client, (_level, config, ref) => {
+      if (config?.blocked === undefined) return false;
+      found = { entity: describeEntity(ref()), reason: config.blocked };
+      return true;
+    });
+    return found;
+  }
+
+  /** Every configured entity, lazily; the global default first, always, with its effective rates. */
+  *entries(): Generator<ConfiguredEntity> {
+    const g = this.globalDefault;
+    yield {
+      ref: { kind: 'default' },
+      config: { ...g, limits: LIMIT_KEYS.map((_, k) => (k < BURST_OFFSET ? this.effectiveDefault(k) : g.limits[k])) },
+    };
+    for (const [user, config] of this.users) yield { ref: { kind: 'user', user }, config };
+    for (const [client, config] of this.clients) yield { ref: { kind: 'client-id', client }, config };
+    for (const [user, byClient] of this.userClients) {
+      for (const [client, config] of byClient) yield { ref: { kind: 'user+client-id', user, client }, config };
+    }
+    for (const [group, config] of this.groups) yield { ref: { kind: 'consumer-group', group }, config };
+    for (const [tier, config] of this.tiers) yield { ref: { kind: 'tier', tier }, config };
+  }
+
+  /** Levels 1 to 8 in this table's order, each with its entity; `visit` returns true to stop. */
+  private walk(user: string | null, client: string | null, visit: Visit): void {
+    const byUser = user !== null ? this.userClients.get(user) : undefined;
+    const defaultUser = user !== null ? this.userClients.get(DEFAULT_NAME) : undefined;
+    const own = client !== null ? this.clients.get(client) : undefined;
+    const uc = (u: string, c: string) => (): EntityRef => ({ kind: 'user+client-id', user: u, client: c });
+    if (client !== null && user !== null) {
+      if (visit(1, byUser?.get(client), uc(user, client), user, client)) return;
+      if (visit(2, byUser?.get(DEFAULT_NAME), uc(user, DEFAULT_NAME), user, client)) return;
+    }
+    if (user !== null && visit(3, this.users.get(user), () => ({ kind: 'user', user }), user, null)) return;
+    if (client !== null) {
+      if (user !== null && visit(4, defaultUser?.get(client), uc(DEFAULT_NAME, client), user, client)) return;
+      if (this.order === 'rivven' && visit(5, own, () => ({ kind: 'client-id', client }), null, client)) return;
+      if (user !== null && visit(6, defaultUser?.get(DEFAULT_NAME), uc(DEFAULT_NAME, DEFAULT_NAME), user, client)) return;
+    }
+    if (user !== null && visit(7, this.users.get(DEFAULT_NAME), () => ({ kind: 'user', user: DEFAULT_NAME }), user, null)) return;
+    if (client !== null) {
+      if (this.order === 'kafka' && visit(5, own, () => ({ kind: 'client-id', client }), null, client)) return;
+      visit(8, this.clients.get(DEFAULT_NAME), () => ({ kind: 'client-id', client: DEFAULT_NAME }), null, client);
+    }
+  }
+
+  /** An entity's value for a key: its own, else its tier's (run-time, else rivven.yaml). */
+  private valueAt(config: EntityConfig | undefined, key: LimitKeyIndex): { value: number; shadow: boolean } | undefined {
+    if (config === undefined) return undefined;
+    const own = config.limits[key];
+    if (own !== undefined) return { value: own, shadow: (config.shadow & (1 << key)) !== 0 };
+    if (config.tier === undefined) return undefined;
+    const tier = this.tiers.get(config.tier);
+    const fromTier = tier?.limits[key];
+    if (fromTier !== undefined) return { value: fromTier, shadow: (tier!.shadow & (1 << key)) !== 0 };
+    const boot = this.bootTiers.get(config.tier)?.[key];
+    return boot === undefined ? undefined : { value: boot, shadow: false };
+  }
+
+  /** The burst of a rate, resolved like the rate itself: the first level that sets it, else the global default's. */
+  private burstFor(key: QuotaKeyIndex, user: string | null, client: string | null): number | undefined {
+    const b = key + BURST_OFFSET;
+    let burst: number | undefined;
+    this.walk(user, client, (_level, config) => {
+      burst = this.valueAt(config, b)?.value;
+      return burst !== undefined;
+    });
+    return burst ?? this.globalDefault.limits[b] ?? this.bootDefaults[b];
+  }
+
+  private change(ref: EntityRef, edit: (c: EntityConfig) => void): void {
+    const existed = this.has(ref);
+    const config = this.configOf(ref, true)!;
+    if (ref.kind === 'user+client-id' && !existed) this.userClientCount++;
+    edit(config);
+    if (ref.kind !== 'default' && isEmpty(config)) {
       if (ref.kind === 'user+client-id') this.userClientCount--;
       this.drop(ref);
     }
     this.generation++;
   }
 
-  /** The global default as it applies: run-time value, else rivven.yaml, else unlimited. */
-  effectiveDefault(key: QuotaKeyIndex): number {
-    return this.globalDefault[key] ?? this.bootDefaults[key] ?? Infinity;
-  }
-
-  /**
-   * The first level that sets `key` for (user, client-id), into `out`. The `rivven` order (docs/algorithm.md)
-   * ranks a specific client-id (level 5) above the <default> user levels 6 and 7; the `kafka` order ranks it
-   * below them, as Kafka does: 1, 2, 3, 4, 6, 7, 5, 8, 9.
-   */
-  resolve(key: QuotaKeyIndex, user: string | null, client: string | null, out: Resolution): Resolution {
-    const byUser = user !== null ? this.userClients.get(user) : undefined;
-    const defaultUser = user !== null ? this.userClients.get(DEFAULT_NAME) : undefined;
-    const own = client !== null ? this.clients.get(client)?.[key] : undefined;
-    if (client !== null) {
-      const l1 = byUser?.get(client)?.[key];
-      if (l1 !== undefined) return found(out, 1, l1, user, client);
-      const l2 = byUser?.get(DEFAULT_NAME)?.[key];
-      if (l2 !== undefined) return found(out, 2, l2, user, client);
-    }
-    const l3 = user !== null ? this.users.get(user)?.[key] : undefined;
-    if (l3 !== undefined) return found(out, 3, l3, user, null);
-    if (client !== null) {
-      const l4 = defaultUser?.get(client)?.[key];
-      if (l4 !== undefined) return found(out, 4, l4, user, client);
-      if (this.order === 'rivven' && own !== undefined) return found(out, 5, own, null, client);
-      const l6 = defaultUser?.get(DEFAULT_NAME)?.[key];
-      if (l6 !== undefined) return found(out, 6, l6, user, client);
-    }
-    const l7 = user !== null ? this.users.get(DEFAULT_NAME)?.[key] : undefined;
-    if (l7 !== undefined) return found(out, 7, l7, user, null);
-    if (client !== null) {
-      if (this.order === 'kafka' && own !== undefined) return found(out, 5, own, null, client);
-      const l8 = this.clients.get(DEFAULT_NAME)?.[key];
-      if (l8 !== undefined) return found(out, 8, l8, null, client);
-    }
-    return found(out, 9, this.effectiveDefault(key), user, client);
-  }
-
-  /** A consumer group's consume_bytes_rate: its own, else the group default; the global default never applies. */
-  resolveGroup(group: string): number | undefined {
-    return this.groups.get(group)?.[CONSUME] ?? this.groups.get(DEFAULT_NAME)?.[CONSUME];
-  }
-
-  /** Every configured entity, lazily; the global default first, always, with its effective values. */
-  *entries(): Generator<ConfiguredEntity> {
-    yield { ref: { kind: 'default' }, limits: QUOTA_KEYS.map((_, k) => this.effectiveDefault(k as QuotaKeyIndex)) };
-    for (const [user, limits] of this.users) yield { ref: { kind: 'user', user }, limits };
-    for (const [client, limits] of this.clients) yield { ref: { kind: 'client-id', client }, limits };
-    for (const [user, byClient] of this.userClients) {
-      for (const [client, limits] of byClient) yield { ref: { kind: 'user+client-id', user, client }, limits };
-    }
-    for (const [group, limits] of this.groups) yield { ref: { kind: 'consumer-group', group }, limits };
-  }
-
-  private limitsOf(ref: EntityRef, create: boolean): Limits | undefined {
+  private configOf(ref: EntityRef, create: boolean): EntityConfig | undefined {
     switch (ref.kind) {
       case 'default':
         return this.globalDefault;
@@ -151,6 +289,8 @@ export class QuotaTable {
         return lookup(this.clients, ref.client, create);
       case 'consumer-group':
         return lookup(this.groups, ref.group, create);
+      case 'tier':
+        return lookup(this.tiers, ref.tier, create);
       case 'user+client-id': {
         let byClient = this.userClients.get(ref.user);
         if (byClient === undefined) {
@@ -176,6 +316,9 @@ export class QuotaTable {
       case 'consumer-group':
         this.groups.delete(ref.group);
         return;
+      case 'tier':
+        this.tiers.delete(ref.tier);
+        return;
       case 'user+client-id': {
         const byClient = this.userClients.get(ref.user);
         byClient?.delete(ref.client);
@@ -185,19 +328,18 @@ export class QuotaTable {
   }
 }
 
-function lookup(map: Map<string, Limits>, name: string, create: boolean): Limits | undefined {
-  let limits = map.get(name);
-  if (limits === undefined && create) {
-    limits = emptyLimits();
-    map.set(name, limits);
-  }
-  return limits;
+function toLimits(values: Partial<Record<string, QuotaValue>>): Limits {
+  return LIMIT_KEYS.map((k) => {
+    const v = values[k];
+    return v === undefined ? undefined : toLimit(v);
+  });
 }
 
-function found(out: Resolution, level: Level, limit: number, user: string | null, client: string | null): Resolution {
-  out.level = level;
-  out.limit = limit;
-  out.bucketUser = user;
-  out.bucketClient = client;
-  return out;
+function lookup(map: Map<string, EntityConfig>, name: string, create: boolean): EntityConfig | undefined {
+  let config = map.get(name);
+  if (config === undefined && create) {
+    config = emptyConfig();
+    map.set(name, config);
+  }
+  return config;
 }

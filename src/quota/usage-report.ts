@@ -89,7 +89,9 @@ export async function utilizationSummary(view: BucketView, clock: Clock): Promis
  * A filter over (is a group bucket, user or group, client-id) built from components by set lookup: O(1) per
  * bucket whatever the number of components. null when there is nothing to filter.
  */
-function componentMatcher(components: [string, string | null][]): ((group: boolean, a: string | null, b: string | null) => boolean) | null {
+export function componentMatcher(
+  components: [string, string | null][],
+): ((group: boolean, a: string | null, b: string | null) => boolean) | null {
   if (components.length === 0) return null;
   const sets = { user: new Set<string>(), 'client-id': new Set<string>(), 'consumer-group': new Set<string>() };
   const any = { user: false, 'client-id': false, 'consumer-group': false };

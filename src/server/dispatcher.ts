@@ -2,6 +2,7 @@ import { decodeBody, encodeFrame, isPlainMap } from '../protocol/codec.js';
 import { RivvenError } from '../protocol/error-codes.js';
 import { errorFrame } from '../protocol/responses.js';
 import * as recordReply from '../protocol/messages/record-reply.js';
+import * as resetUsage from '../protocol/messages/reset-usage.js';
 import { ListReplyBuilder } from '../protocol/list-reply.js';
 import type { FrameWriter } from '../protocol/frame-writer.js';
 import { decodeRecord, fast, RECORD_CONSUME, RECORD_PRODUCE, RECORD_REQUEST } from '../protocol/record-fast-path.js';
@@ -23,6 +24,8 @@ import {
   REQUEST_TYPES,
   RESULT_ERROR,
   RESULT_OK,
+  RESULT_COUNT,
+  RESULT_DENIED,
   RESULT_THROTTLED,
   requestTypeIndex,
   UNKNOWN_TYPE,
@@ -67,7 +70,7 @@ export class Dispatcher {
   private now = 0;
   private batchStarted = 0;
   private batchSize = 0;
-  private readonly batchCounts = new Float64Array(REQUEST_TYPES.length * 3);
+  private readonly batchCounts = new Float64Array(REQUEST_TYPES.length * RESULT_COUNT);
 
   /** Starts a batch: the requests of one read share one clock reading and are timed together. */
   beginBatch(): void {
@@ -83,7 +86,7 @@ export class Dispatcher {
     const counts = this.batchCounts;
     for (let i = 0; i < counts.length; i++) {
       if (counts[i]! > 0) {
-        this.stats.observeMany(Math.floor(i / 3), i % 3, counts[i]!, each);
+        this.stats.observeMany(Math.floor(i / RESULT_COUNT), i % RESULT_COUNT, counts[i]!, each);
         counts[i] = 0;
       }
     }
@@ -94,7 +97,7 @@ export class Dispatcher {
     const reply = this.dispatch(correlationId, buf, start, end, ctx, out);
     const type = this.lastType;
     if (reply === undefined) {
-      this.batchCounts[type * 3 + this.lastResult]!++;
+      this.batchCounts[type * RESULT_COUNT + this.lastResult]!++;
       this.batchSize++;
       return undefined;
     }
@@ -164,6 +167,14 @@ export class Dispatcher {
           });
           return this.later(correlationId, type, built);
         }
+        case 'ResetUsage': {
+          const r = resetUsage.decode(value);
+          const done = this.manager.resetUsage(r.components).then((n) => {
+            this.logger.info({ conn: ctx.id, principal: ctx.principal, buckets: n }, 'usage reset');
+            return encodeFrame(correlationId, resetUsage.encodeReply(n));
+          });
+          return this.later(correlationId, type, done);
+        }
         case 'AlterQuotas': {
           const r = alterQuotas.decode(value);
           const altered = this.admin.alter(r.alterations, r.validateOnly, ctx.principal, ctx.clientName ?? null).then((n) => {
@@ -226,6 +237,10 @@ export class Dispatcher {
   }
 
   private verdict(out: FrameWriter, correlationId: number, v: Verdict): undefined {
+    if (v.denied) {
+      this.lastResult = RESULT_DENIED;
+      return out.frame(encodeFrame(correlationId, recordReply.encodeDenied(v.entity, v.reason)));
+    }
     if (v.throttleMs === 0) return out.ok(correlationId);
     this.lastResult = RESULT_THROTTLED;
     return out.frame(encodeFrame(correlationId, recordReply.encodeThrottled(v.throttleMs, v.quotaType, v.entity, v.recorded)));

@@ -1,11 +1,12 @@
 import { RivvenError } from '../protocol/error-codes.js';
 import type { Alteration } from '../protocol/messages/alter-quotas.js';
 import type { ComponentFilter, QuotaEntry } from '../protocol/messages/describe-quotas.js';
-import { entityToWire, parseEntity, type EntityRef } from '../quota/entity.js';
+import { describeEntity, entityToWire, parseEntity, type EntityRef } from '../quota/entity.js';
 import { forEachSliced } from '../util/slices.js';
-import { QUOTA_KEYS, quotaKeyIndex, type QuotaKeyIndex } from '../quota/quota-key.js';
-import { fromLimit, toLimit, type QuotaTable } from '../quota/quota-table.js';
-import type { AuditRecord, QuotaChange, QuotaStore } from '../store/quota-store.js';
+import { preview } from '../util/printable.js';
+import { ALTER_KEYS, isAlterKey, LIMIT_KEYS, type LimitKey } from '../quota/quota-key.js';
+import { fromLimit, type QuotaTable } from '../quota/quota-table.js';
+import type { AuditRecord, QuotaChange, QuotaStore, StoredQuota } from '../store/quota-store.js';
 
 /**
  * Reads and changes the configured quotas. Alterations are serialized: each is validated against the state
@@ -30,9 +31,8 @@ export class QuotaAdmin {
 
   private applyToTable(changes: QuotaChange[]): void {
     for (const c of changes) {
-      const key = quotaKeyIndex(c.quota_key);
-      if (key === -1) continue;
-      this.table.set(parseEntity(c.entity), key, c.quota_value === null ? undefined : toLimit(c.quota_value));
+      const value = c.quota_value === null ? undefined : c.quota_value;
+      this.table.setValue(parseEntity(c.entity), c.quota_key, value, c.shadow === true);
     }
   }
 
@@ -40,18 +40,15 @@ export class QuotaAdmin {
   async load(): Promise<number> {
     const stored = await this.store.load();
     for (const [i, q] of stored.entries()) {
-      const key = typeof q === 'object' && q !== null ? quotaKeyIndex(q.quota_key) : -1;
-      let valid = key !== -1 && (q.quota_value === 'unlimited' || (Number.isSafeInteger(q.quota_value) && (q.quota_value as number) > 0));
       let ref: EntityRef | undefined;
       try {
-        ref = valid ? parseEntity(q.entity) : undefined;
+        ref = validStored(q) ? parseEntity(q.entity) : undefined;
       } catch {
-        valid = false;
+        ref = undefined;
       }
-      if (!valid || ref === undefined) {
+      if (ref === undefined)
         throw new Error(`${this.store.description}: entry ${i} is not a valid quota: ${JSON.stringify(q)?.slice(0, 200)}`);
-      }
-      this.table.set(ref, key as QuotaKeyIndex, toLimit(q.quota_value));
+      this.table.setValue(ref, q.quota_key, q.quota_value, q.shadow === true);
     }
     return stored.length;
   }
@@ -62,41 +59,48 @@ export class QuotaAdmin {
    */
   async describe(filters: ComponentFilter[], add: (entry: QuotaEntry) => void): Promise<void> {
     const match = filterMatcher(filters);
-    await forEachSliced(this.table.entries(), ({ ref, limits }) => {
+    await forEachSliced(this.table.entries(), ({ ref, config }) => {
       if (match !== null && !match(ref)) return;
       const quotas: QuotaEntry['quotas'] = {};
-      limits.forEach((limit, k) => {
-        if (limit !== undefined) quotas[QUOTA_KEYS[k]!] = fromLimit(limit);
+      const shadow: LimitKey[] = [];
+      config.limits.forEach((limit, k) => {
+        if (limit === undefined) return;
+        quotas[LIMIT_KEYS[k]!] = fromLimit(limit);
+        if ((config.shadow & (1 << k)) !== 0) shadow.push(LIMIT_KEYS[k]!);
       });
-      add({ entity: entityToWire(ref), quotas });
+      if (config.tier !== undefined) quotas.tier = config.tier;
+      if (config.blocked !== undefined) quotas.blocked = config.blocked;
+      add(shadow.length > 0 ? { entity: entityToWire(ref), quotas, shadow } : { entity: entityToWire(ref), quotas });
     });
   }
 
   alter(alterations: Alteration[], validateOnly: boolean, principal: string, client: string | null = null): Promise<number> {
-    if (validateOnly) return Promise.resolve(alterations.length);
-    const run = this.chain.then(() => this.apply(alterations, principal, client));
+    const run = this.chain.then(() => this.apply(alterations, validateOnly, principal, client));
     this.chain = run.catch(() => undefined);
     return run;
   }
 
   /**
-   * Makes the alterations durable, then applies them. Removing a value that is not set is no change: it is
-   * not counted, not stored and not audited. Returns the number of alterations that changed something.
+   * Checks the alterations against the configuration (tiers, the entity limit), then, unless validateOnly,
+   * makes them durable and so applies them. Removing a value that is not set is no change: it is not counted,
+   * not stored and not audited. Returns the number of alterations that changed (or would change) something.
    */
-  private async apply(alterations: Alteration[], principal: string, client: string | null): Promise<number> {
+  private async apply(alterations: Alteration[], validateOnly: boolean, principal: string, client: string | null): Promise<number> {
+    this.checkTiers(alterations);
+    if (validateOnly) return alterations.length;
     const time = new Date(this.wallClock()).toISOString();
-    const effective = alterations.filter(({ ref, key, limit }) => limit !== undefined || this.table.get(ref, key) !== undefined);
+    const effective = alterations.filter(({ ref, key, value }) => value !== undefined || this.table.getValue(ref, key) !== undefined);
     if (effective.length === 0) return 0;
     this.checkEntityLimit(effective);
     const changes: QuotaChange[] = [];
     const audit: AuditRecord[] = [];
-    for (const { ref, key, limit } of effective) {
+    for (const { ref, key, value, shadow } of effective) {
       const entity = entityToWire(ref);
-      const quotaKey = QUOTA_KEYS[key];
-      const old = this.table.get(ref, key);
-      const value = limit === undefined ? null : fromLimit(limit);
-      changes.push({ entity, quota_key: quotaKey, quota_value: value });
-      audit.push({ time, principal, client, entity, quota_key: quotaKey, old: old === undefined ? null : fromLimit(old), new: value });
+      const old = this.table.getValue(ref, key);
+      const wire = value === undefined ? null : typeof value === 'number' ? fromLimit(value) : value;
+      changes.push(shadow ? { entity, quota_key: key, quota_value: wire, shadow: true } : { entity, quota_key: key, quota_value: wire });
+      const record: AuditRecord = { time, principal, client, entity, quota_key: key, old: old ?? null, new: wire };
+      audit.push(shadow ? { ...record, shadow: true } : record);
     }
     try {
       await this.store.apply(changes, audit);
@@ -108,21 +112,57 @@ export class QuotaAdmin {
   }
 
   /**
+   * A tier assigned must exist (run-time values or rivven.yaml), so a typo cannot silently mean "no tier"; and a
+   * tier still assigned to an entity cannot lose its last value (deleting a tier in use is refused).
+   */
+  private checkTiers(alterations: Alteration[]): void {
+    const created = new Set<string>();
+    const emptied = new Map<string, number>();
+    for (const [index, { ref, key, value }] of alterations.entries()) {
+      if (ref.kind !== 'tier') continue;
+      if (value !== undefined) created.add(ref.tier);
+      else if (this.table.config(ref)?.limits.filter((l, k) => l !== undefined && LIMIT_KEYS[k] !== key).length === 0)
+        emptied.set(ref.tier, index);
+    }
+    for (const [index, { ref, key, value }] of alterations.entries()) {
+      if (key !== 'tier' || value === undefined) continue;
+      if (!this.table.hasTier(value as string) && !created.has(value as string)) {
+        throw new RivvenError('UNKNOWN_TIER', `tier ${preview(value as string)} does not exist; create it first (rivven tier set)`, index);
+      }
+      if (ref.kind === 'tier') throw new RivvenError('INVALID_QUOTA_KEY', 'a tier cannot itself be assigned a tier', index);
+    }
+    for (const [tier, index] of emptied) {
+      const unassigned = new Set(
+        alterations.filter((a) => a.key === 'tier' && a.value === undefined).map((a) => JSON.stringify(entityToWire(a.ref))),
+      );
+      const users = [...this.table.tierMembers(tier)].filter((r) => !unassigned.has(JSON.stringify(entityToWire(r))));
+      if (users.length > 0) {
+        const shown = users.slice(0, 3).map(describeEntity).join(', ');
+        throw new RivvenError(
+          'TIER_IN_USE',
+          `tier ${preview(tier)} is assigned to ${users.length} entities (${shown}${users.length > 3 ? ', ...' : ''}); reassign them first`,
+          index,
+        );
+      }
+    }
+  }
+
+  /**
    * Refuses a change that would leave more than maxEntities entities configured (checked before anything is
    * written; a request that removes some entities and adds others counts both).
    */
   private checkEntityLimit(alterations: Alteration[]): void {
-    const after = new Map<string, { before: boolean; keys: Set<number> }>();
-    for (const { ref, key, limit } of alterations) {
+    const after = new Map<string, { before: boolean; keys: Set<string> }>();
+    for (const { ref, key, value } of alterations) {
       const id = JSON.stringify(entityToWire(ref));
       let e = after.get(id);
       if (e === undefined) {
-        const keys = new Set<number>();
-        for (const [k, l] of (this.table.limits(ref) ?? []).entries()) if (l !== undefined) keys.add(k);
+        const keys = new Set<string>();
+        for (const k of ALTER_KEYS) if (this.table.getValue(ref, k) !== undefined) keys.add(k);
         e = { before: keys.size > 0, keys };
         after.set(id, e);
       }
-      if (limit === undefined) e.keys.delete(key);
+      if (value === undefined) e.keys.delete(key);
       else e.keys.add(key);
     }
     let delta = 0;
@@ -136,10 +176,18 @@ export class QuotaAdmin {
   }
 }
 
+/** A stored value of the right shape for its key. */
+function validStored(q: StoredQuota): boolean {
+  if (typeof q !== 'object' || q === null || !isAlterKey(q.quota_key)) return false;
+  const v = q.quota_value;
+  if (q.quota_key === 'tier' || q.quota_key === 'blocked') return typeof v === 'string' && v.length > 0;
+  return v === 'unlimited' || (typeof v === 'number' && Number.isSafeInteger(v) && v > 0);
+}
+
 /** Component filters as set lookups: O(1) per entity whatever the number of filters; null matches all. */
 function filterMatcher(filters: ComponentFilter[]): ((ref: EntityRef) => boolean) | null {
   if (filters.length === 0) return null;
-  const names = { user: new Set<string>(), 'client-id': new Set<string>(), 'consumer-group': new Set<string>() };
+  const names = { user: new Set<string>(), 'client-id': new Set<string>(), 'consumer-group': new Set<string>(), tier: new Set<string>() };
   let globalDefault = false;
   for (const f of filters) {
     if (f.type === 'default') globalDefault = true;
@@ -157,6 +205,8 @@ function filterMatcher(filters: ComponentFilter[]): ((ref: EntityRef) => boolean
         return names.user.has(ref.user) || names['client-id'].has(ref.client);
       case 'consumer-group':
         return names['consumer-group'].has(ref.group);
+      case 'tier':
+        return names.tier.has(ref.tier);
     }
   };
 }

@@ -1,18 +1,21 @@
 import type { Entity } from '../quota/entity.js';
-import type { QuotaKey, QuotaValue } from '../quota/quota-key.js';
+import type { AlterKey, AlterValue } from '../quota/quota-key.js';
 
-/** One run-time quota value as persisted. */
+/** One run-time value as persisted: a limit, a tier name, or a block reason. */
 export interface StoredQuota {
   entity: Entity;
-  quota_key: QuotaKey;
-  quota_value: QuotaValue;
+  quota_key: AlterKey;
+  quota_value: AlterValue;
+  /** A shadow limit: measured and counted, never enforced. */
+  shadow?: true;
 }
 
 /** One change: a value set, or (quota_value null) removed. */
 export interface QuotaChange {
   entity: Entity;
-  quota_key: QuotaKey;
-  quota_value: QuotaValue | null;
+  quota_key: AlterKey;
+  quota_value: AlterValue | null;
+  shadow?: true;
 }
 
 /** One applied alteration, as written to the audit log. null means "not set". */
@@ -22,9 +25,11 @@ export interface AuditRecord {
   /** The client_name the connection gave in Hello (the CLI sends "rivven-cli user@host"), or null. */
   client: string | null;
   entity: Entity;
-  quota_key: QuotaKey;
-  old: QuotaValue | null;
-  new: QuotaValue | null;
+  quota_key: AlterKey;
+  old: AlterValue | null;
+  new: AlterValue | null;
+  /** The new value is a shadow one. */
+  shadow?: true;
 }
 
 /** Told of every change the store has made durable: this sidecar's own, and (shared stores) other sidecars'. */
@@ -52,14 +57,20 @@ export interface QuotaStore {
 }
 
 /** The key a stored value is kept under: one entity and quota key. */
-export const storedId = (entity: Entity, key: QuotaKey): string => JSON.stringify([entity, key]);
+export const storedId = (entity: Entity, key: AlterKey): string => JSON.stringify([entity, key]);
 
 /** Applies changes to a map of stored values, in order. */
 export function applyChanges(state: Map<string, StoredQuota>, changes: QuotaChange[]): void {
   for (const c of changes) {
     const id = storedId(c.entity, c.quota_key);
     if (c.quota_value === null) state.delete(id);
-    else state.set(id, { entity: c.entity, quota_key: c.quota_key, quota_value: c.quota_value });
+    else
+      state.set(
+        id,
+        c.shadow
+          ? { entity: c.entity, quota_key: c.quota_key, quota_value: c.quota_value, shadow: true }
+          : { entity: c.entity, quota_key: c.quota_key, quota_value: c.quota_value },
+      );
   }
 }
 

@@ -1,24 +1,30 @@
 // AlterQuotas { alterations: QuotaAlteration[], validate_only?: bool } -> QuotasAltered { altered_count: int }
-//   QuotaAlteration = { entity: Component[], quota_key: QuotaKey, quota_value: int | "unlimited" | null }
+//   QuotaAlteration = { entity: Component[], quota_key: AlterKey, quota_value: int | "unlimited" | string | null,
+//                       shadow?: bool }
 //                   | { entity_type, entity_name, quota_key, quota_value }     (the flat form, accepted too)
 // All-or-nothing: every alteration is validated before any is applied; an error names the bad one by index.
 import { RivvenError } from '../error-codes.js';
-import { type EntityError, entityToWire, parseEntity, type EntityRef } from '../../quota/entity.js';
-import { quotaKeyIndex, type QuotaKeyIndex } from '../../quota/quota-key.js';
-import { CONSUME } from '../../quota/quota-key.js';
+import { type EntityError, entityToWire, parseEntity, parseName, type EntityRef } from '../../quota/entity.js';
+import { ALTER_KEYS, isAlterKey, type AlterKey, type AlterValue } from '../../quota/quota-key.js';
 import { isPlainMap } from '../codec.js';
 import type { Entity } from '../../quota/entity.js';
-import type { QuotaKey, QuotaValue } from '../../quota/quota-key.js';
 import { bool, list, type Body } from './fields.js';
 import { expectType, numberField } from './reply.js';
 
 export const MAX_ALTERATIONS = 1000;
 
-/** A validated alteration: limit undefined removes the value, Infinity is "unlimited". */
+/** Longest reason a block may carry (it is shown to operators and put in Denied replies). */
+export const MAX_REASON_CHARS = 256;
+
+/**
+ * A validated alteration: `value` undefined removes the key's value; a limit is a number (Infinity for
+ * "unlimited"), tier and blocked carry a name. `shadow` marks a rate that is measured and never enforced.
+ */
 export interface Alteration {
   ref: EntityRef;
-  key: QuotaKeyIndex;
-  limit: number | undefined;
+  key: AlterKey;
+  value: number | string | undefined;
+  shadow: boolean;
 }
 
 export interface AlterQuotas {
@@ -42,6 +48,8 @@ export function decode(body: Body): AlterQuotas {
   return { alterations, validateOnly: bool(body, 'validate_only') };
 }
 
+const PRINCIPAL_KINDS: EntityRef['kind'][] = ['user', 'client-id', 'user+client-id'];
+
 function decodeOne(item: unknown, index: number): Alteration {
   if (!isPlainMap(item)) throw new RivvenError('INVALID_REQUEST', 'each alteration must be a map', index);
   let ref: EntityRef;
@@ -51,14 +59,24 @@ function decodeOne(item: unknown, index: number): Alteration {
   } catch (err) {
     throw new RivvenError('INVALID_ENTITY', (err as EntityError).message, index);
   }
-  const key = typeof item.quota_key === 'string' ? quotaKeyIndex(item.quota_key) : -1;
-  if (key === -1) {
-    throw new RivvenError('INVALID_QUOTA_KEY', `quota_key must be produce_bytes_rate, consume_bytes_rate or request_rate`, index);
+  const key = item.quota_key;
+  if (!isAlterKey(key)) throw new RivvenError('INVALID_QUOTA_KEY', `quota_key must be one of ${ALTER_KEYS.join(', ')}`, index);
+  if (typeof item.shadow !== 'undefined' && typeof item.shadow !== 'boolean') {
+    throw new RivvenError('INVALID_REQUEST', 'shadow must be a boolean', index);
   }
-  if (ref.kind === 'consumer-group' && key !== CONSUME) {
-    throw new RivvenError('INVALID_QUOTA_KEY', 'consumer-group entities take only consume_bytes_rate', index);
+  const shadow = item.shadow === true;
+  const bad = (msg: string) => new RivvenError('INVALID_QUOTA_KEY', msg, index);
+  if (key === 'tier' || key === 'blocked') {
+    if (!PRINCIPAL_KINDS.includes(ref.kind)) throw bad(`${key} is set on user and client-id entities only`);
+    if (shadow) throw new RivvenError('INVALID_REQUEST', 'shadow applies to rates and bursts, not to tier or blocked', index);
+    return { ref, key, value: key === 'tier' ? tierName(item.quota_value, index) : reason(item.quota_value, index), shadow };
   }
-  return { ref, key, limit: quotaValue(item.quota_value, index) };
+  if (ref.kind === 'consumer-group' && key !== 'consume_bytes_rate' && key !== 'consume_bytes_burst') {
+    throw bad('consumer-group entities take only consume_bytes_rate and consume_bytes_burst');
+  }
+  const value = quotaValue(item.quota_value, index);
+  if (shadow && value === undefined) throw new RivvenError('INVALID_REQUEST', 'shadow marks a value that is set, not a removal', index);
+  return { ref, key, value, shadow };
 }
 
 function quotaValue(v: unknown, index: number): number | undefined {
@@ -68,12 +86,31 @@ function quotaValue(v: unknown, index: number): number | undefined {
   throw new RivvenError('INVALID_QUOTA_VALUE', 'quota_value must be an integer > 0, "unlimited", or null to remove', index);
 }
 
+function tierName(v: unknown, index: number): string | undefined {
+  if (v === null || v === undefined) return undefined;
+  try {
+    return parseName(v, 'tier');
+  } catch (err) {
+    throw new RivvenError('INVALID_QUOTA_VALUE', (err as EntityError).message, index);
+  }
+}
+
+function reason(v: unknown, index: number): string | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_REASON_CHARS || !v.isWellFormed()) {
+    throw new RivvenError('INVALID_QUOTA_VALUE', `blocked takes a reason: 1 to ${MAX_REASON_CHARS} characters, or null to unblock`, index);
+  }
+  return v;
+}
+
 /** One alteration as a client sends it. */
 export interface QuotaAlteration {
   entity: Entity;
-  quota_key: QuotaKey;
-  /** null removes the value. */
-  quota_value: QuotaValue | null;
+  quota_key: AlterKey;
+  /** null removes the value; tier takes a tier name, blocked a reason. */
+  quota_value: AlterValue | null;
+  /** A rate or burst that is measured and counted but never enforced. */
+  shadow?: boolean;
 }
 
 export const encodeRequest = (alterations: QuotaAlteration[], validateOnly: boolean): Body => ({

@@ -1,6 +1,7 @@
 // The reply of the three Record requests:
 //   Ok        { throttle_time_ms: 0 }
 //   Throttled { throttle_time_ms: int > 0, quota_type: QuotaKey, entity: string, recorded: bool }
+//   Denied    { entity: string, reason: string }     -- the principal is blocked: reject the request
 // The server writes Ok from a template (responses.ts, OK_BODY) and the client recognises those bytes without
 // decoding them; Throttled goes through here both ways. The requests themselves are written by
 // FrameWriter.record (client) and read by record-fast-path.ts or the record-*.ts modules (server).
@@ -15,6 +16,8 @@ export interface RecordResult {
   quotaType?: QuotaKey;
   entity?: string;
   recorded: boolean;
+  /** Set when the principal is blocked (Denied): the broker rejects the request. */
+  denied?: { entity: string; reason: string };
 }
 
 /** Shared by every Ok answer on the client: callers must not modify it. */
@@ -28,8 +31,13 @@ export const encodeThrottled = (throttleTimeMs: number, quotaType: QuotaKey, ent
   recorded,
 });
 
+export const encodeDenied = (entity: string, reason: string): Body => ({ type: 'Denied', entity, reason });
+
 export function decodeReply(body: Body): RecordResult {
   if (body.type === 'Ok') return OK_RESULT;
+  if (body.type === 'Denied') {
+    return { throttleTimeMs: 0, recorded: false, denied: { entity: stringField(body, 'entity'), reason: stringField(body, 'reason') } };
+  }
   if (body.type !== 'Throttled')
     throw new RivvenError('UNEXPECTED_REPLY', `expected Ok or Throttled, got ${String(body.type).slice(0, 64)}`);
   const quotaType = stringField(body, 'quota_type');

@@ -1,0 +1,28 @@
+// ResetUsage { entities: Component[] } -> UsageReset { buckets: int }
+// Clears the level, debt and measured usage of every live bucket of the listed users, client-ids or consumer
+// groups ([type, null]: every bucket that has one); their limits stay. Needs the alter role.
+import type { Component } from '../../quota/entity.js';
+import { RivvenError } from '../error-codes.js';
+import * as describeUsage from './describe-usage.js';
+import type { Body } from './fields.js';
+import { expectType, numberField } from './reply.js';
+
+export interface ResetUsage {
+  components: [string, string | null][];
+}
+
+export function decode(body: Body): ResetUsage {
+  const { components } = describeUsage.decode({ entities: body.entities });
+  // An empty list would reset every bucket of the sidecar: that has to be asked for by name.
+  if (components.length === 0)
+    throw new RivvenError('INVALID_REQUEST', 'entities must list at least one component (["user", null] for every user)');
+  return { components };
+}
+
+export const encodeRequest = (entities: Component[]): Body => ({ type: 'ResetUsage', entities });
+export const encodeReply = (buckets: number): Body => ({ type: 'UsageReset', buckets });
+
+export function decodeReply(body: Body): number {
+  expectType(body, 'UsageReset');
+  return numberField(body, 'buckets');
+}
