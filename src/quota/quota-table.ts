@@ -120,6 +120,11 @@ export class QuotaTable {
     return this.tiers.has(name) || this.bootTiers.has(name);
   }
 
+  /** True when rivven.yaml defines the tier (it exists whatever its run-time values). */
+  hasBootTier(name: string): boolean {
+    return this.bootTiers.has(name);
+  }
+
   /** The entities assigned to a tier (to refuse deleting a tier in use). */
   *tierMembers(name: string): Generator<EntityRef> {
     for (const { ref, config } of this.entries()) if (config.tier === name) yield ref;

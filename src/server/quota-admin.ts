@@ -117,13 +117,24 @@ export class QuotaAdmin {
    */
   private checkTiers(alterations: Alteration[]): void {
     const created = new Set<string>();
-    const emptied = new Map<string, number>();
+    // What each altered tier keeps once the whole request applies, and the alteration that last touched it.
+    const remaining = new Map<string, { keys: Set<string>; index: number }>();
     for (const [index, { ref, key, value }] of alterations.entries()) {
       if (ref.kind !== 'tier') continue;
       if (value !== undefined) created.add(ref.tier);
-      else if (this.table.config(ref)?.limits.filter((l, k) => l !== undefined && LIMIT_KEYS[k] !== key).length === 0)
-        emptied.set(ref.tier, index);
+      let r = remaining.get(ref.tier);
+      if (r === undefined) {
+        const keys = new Set<string>(LIMIT_KEYS.filter((_, k) => this.table.config(ref)?.limits[k] !== undefined));
+        r = { keys, index };
+        remaining.set(ref.tier, r);
+      }
+      if (value === undefined) r.keys.delete(key);
+      else r.keys.add(key);
+      r.index = index;
     }
+    const emptied = new Map(
+      [...remaining].filter(([tier, r]) => r.keys.size === 0 && !this.table.hasBootTier(tier)).map(([tier, r]) => [tier, r.index] as const),
+    );
     for (const [index, { ref, key, value }] of alterations.entries()) {
       if (key !== 'tier' || value === undefined) continue;
       if (!this.table.hasTier(value as string) && !created.has(value as string)) {
