@@ -14,6 +14,7 @@ import { QuotaServer } from './server/server.js';
 import type { QuotaStore } from './store/quota-store.js';
 import { VERSION } from './version.js';
 import { Guard } from './auth/guard.js';
+import { LeaseManager } from './quota/lease-manager.js';
 import { identities, metricsTls, serverTls } from './auth/security-files.js';
 
 export interface AppDeps {
@@ -31,6 +32,7 @@ export class App {
   readonly requests = new RequestStats();
   readonly metrics: Registry;
   readonly guard: Guard;
+  readonly leases: LeaseManager;
   /** The /metrics, /healthz, /readyz listener; undefined with metrics.enabled: false. */
   readonly http: HealthServer | undefined;
   /** Resolves with the HTTP address once it listens (before stored quotas load, so /readyz can say 503). */
@@ -60,6 +62,7 @@ export class App {
     );
     this.admin = new QuotaAdmin(this.table, deps.store, config.storage.max_entities, () => this.manager.clock.wall());
     this.guard = new Guard(identities(config));
+    this.leases = new LeaseManager(this.table, this.manager.clock, { maxLeases: q.max_leases, maxThrottleMs: q.max_throttle_ms });
     const dispatcher = new Dispatcher(
       this.manager,
       this.admin,
@@ -68,6 +71,7 @@ export class App {
       this.requests,
       { maxReplyBytes: config.server.max_reply_bytes },
       this.guard,
+      this.leases,
     );
     this.server = new QuotaServer(
       dispatcher,
@@ -89,6 +93,7 @@ export class App {
       admin: this.admin,
       requests: this.requests,
       guard: this.guard,
+      leases: this.leases,
     });
     this.http = config.metrics.enabled
       ? new HealthServer(this.metrics, () => this.ready, { tls: metricsTls(config), tokenSha256: config.metrics.token_sha256 })
@@ -110,7 +115,13 @@ export class App {
       await this.http?.close();
       throw err;
     }
-    this.stopCleanup = this.manager.startCleanup();
+    const stopBuckets = this.manager.startCleanup();
+    const leaseTimer = setInterval(() => this.leases.sweep(), Math.min(this.config.quotas.cleanup_interval_ms, 1000));
+    leaseTimer.unref();
+    this.stopCleanup = () => {
+      stopBuckets();
+      clearInterval(leaseTimer);
+    };
     this.ready = true;
     this.deps.logger.info(
       {

@@ -42,6 +42,9 @@ const REQUESTS: [string, Record<string, unknown>, string][] = [
   ['RecordProduce', { type: 'RecordProduce', user: 'u', bytes: 1 }, 'record'],
   ['RecordConsume', { type: 'RecordConsume', user: 'u', consumer_group: 'g', bytes: 1 }, 'record'],
   ['RecordRequest', { type: 'RecordRequest', user: 'u' }, 'record'],
+  ['AcquireLease', { type: 'AcquireLease', user: 'u' }, 'record'],
+  ['ReleaseLease', { type: 'ReleaseLease', lease_id: 'none' }, 'record'],
+  ['ResetUsage', { type: 'ResetUsage', entities: [['user', 'nobody']] }, 'alter'],
   ['DescribeQuotas', { type: 'DescribeQuotas' }, 'describe'],
   ['DescribeUsage', { type: 'DescribeUsage' }, 'describe'],
   [

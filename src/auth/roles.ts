@@ -20,6 +20,8 @@ export function roleFor(type: string): number {
     case 'RecordProduce':
     case 'RecordConsume':
     case 'RecordRequest':
+    case 'AcquireLease':
+    case 'ReleaseLease':
       return ROLE_RECORD;
     case 'DescribeQuotas':
     case 'DescribeUsage':

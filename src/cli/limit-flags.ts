@@ -20,6 +20,7 @@ const HELP: Record<LimitKey, string> = {
   produce_bytes_burst: 'bytes a fresh bucket accepts at once (default: rate x window)',
   consume_bytes_burst: 'bytes a fresh consume bucket accepts at once',
   request_burst: 'requests a fresh bucket accepts at once',
+  max_in_flight: 'leases (AcquireLease) held at once: concurrent deliveries, requests, services',
 };
 
 /** The rate and burst flags, and --shadow, on `quota set` and `tier set`. */

@@ -6,6 +6,7 @@ import { textTable } from './text-table.js';
 /** Approximate human rates for a live view; exact values are in --json. */
 export function humanRate(quotaType: string, perSecond: number): string {
   if (quotaType === 'request_rate') return `${trim(perSecond)}/s`;
+  if (quotaType === 'max_in_flight') return `${trim(perSecond)} held`;
   const units: [string, number][] = [
     ['GB', 1e9],
     ['MB', 1e6],

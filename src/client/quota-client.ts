@@ -14,6 +14,7 @@ import * as hello from '../protocol/messages/hello.js';
 import * as ping from '../protocol/messages/ping.js';
 import * as recordReply from '../protocol/messages/record-reply.js';
 import * as resetUsage from '../protocol/messages/reset-usage.js';
+import * as acquireLease from '../protocol/messages/acquire-lease.js';
 import type { RecordResult } from '../protocol/messages/record-reply.js';
 import { FrameDecoder } from '../protocol/frame-decoder.js';
 import { DeadlineQueue } from './deadline-queue.js';
@@ -194,6 +195,16 @@ export class QuotaClient extends EventEmitter {
 
   describeUsage(opts: { entities?: Component[]; top?: number; sortBy?: 'utilization' | 'rate' } = {}): Promise<BucketUsage[]> {
     return this.request(describeUsage.encodeRequest(opts)).then(describeUsage.decodeReply);
+  }
+
+  /** Takes an in-flight lease (max_in_flight), or learns how long until one frees up. */
+  acquireLease(p: Principal & { ttlMs?: number }, opts?: CallOptions): Promise<acquireLease.LeaseResult> {
+    return this.request(acquireLease.encodeRequest(p), opts).then(acquireLease.decodeReply);
+  }
+
+  /** Ends a lease (idempotent). */
+  releaseLease(leaseId: string, opts?: CallOptions): Promise<void> {
+    return this.request(acquireLease.encodeRelease(leaseId), opts).then(() => undefined);
   }
 
   /** Clears the usage and debt of the buckets of the listed principals; resolves with how many were reset. */

@@ -70,6 +70,7 @@ export const configSchema = z.strictObject({
       max_buckets: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxBuckets),
       max_debt_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxDebtMs),
       resolution_order: z.enum(['rivven', 'kafka']).default('rivven'),
+      max_leases: positiveInt.default(100_000),
     })
     .refine((q) => q.window_ms % q.window_buckets === 0, {
       message: 'window_ms must be a multiple of window_buckets',
@@ -94,6 +95,7 @@ export const configSchema = z.strictObject({
         produce_bytes_burst: quotaValue.optional(),
         consume_bytes_burst: quotaValue.optional(),
         request_burst: quotaValue.optional(),
+        max_in_flight: quotaValue.optional(),
       }),
     )
     .default({}),

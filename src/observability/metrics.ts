@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { Guard } from '../auth/guard.js';
+import type { LeaseManager } from '../quota/lease-manager.js';
 import type { QuotaManager } from '../quota/quota-manager.js';
 import { QUOTA_KEYS } from '../quota/quota-key.js';
 import type { QuotaAdmin } from '../server/quota-admin.js';
@@ -9,6 +10,7 @@ import { LATENCY_BOUNDS, REQUEST_TYPES, RESULT_COUNT, RESULTS, type RequestStats
 
 export interface MetricSources {
   guard: Guard;
+  leases: LeaseManager;
   manager: QuotaManager;
   server: QuotaServer;
   admin: QuotaAdmin;
@@ -48,7 +50,7 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
  * type): no label carries a principal, so cardinality is bounded whatever clients send. Per-principal usage
  * is what DescribeUsage and `rivven quota top` are for.
  */
-export function createMetrics({ manager, server, admin, requests, guard }: MetricSources): Registry {
+export function createMetrics({ manager, server, admin, requests, guard, leases }: MetricSources): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -92,6 +94,20 @@ export function createMetrics({ manager, server, admin, requests, guard }: Metri
       () => QUOTA_KEYS.map((k, i) => ({ labels: { quota_type: k }, value: manager.shadowViolations[i]! })),
     ),
   );
+  mirroredCounter(
+    registry,
+    'rivven_lease_refusals_total',
+    'AcquireLease answered Throttled: the principal held max_in_flight leases',
+    () => leases.refused,
+  );
+  new Gauge({
+    name: 'rivven_leases_held',
+    help: 'In-flight leases held now',
+    registers: [registry],
+    collect() {
+      this.set(leases.held);
+    },
+  });
   mirroredCounter(registry, 'rivven_quota_denied_total', 'Record calls answered Denied: the principal is blocked', () => manager.denied);
   mirroredCounter(
     registry,

@@ -12,6 +12,8 @@ export const REQUEST_TYPES = [
   'DescribeUsage',
   'AlterQuotas',
   'ResetUsage',
+  'AcquireLease',
+  'ReleaseLease',
   'unknown',
 ] as const;
 export const UNKNOWN_TYPE = REQUEST_TYPES.length - 1;

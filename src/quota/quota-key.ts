@@ -7,8 +7,13 @@ export const BURST_KEYS = ['produce_bytes_burst', 'consume_bytes_burst', 'reques
 export type BurstKey = (typeof BURST_KEYS)[number];
 export const BURST_OFFSET = QUOTA_KEYS.length;
 
-/** Every key with a numeric value: the rates, then their bursts, indexing an entity's limits. */
-export const LIMIT_KEYS = [...QUOTA_KEYS, ...BURST_KEYS] as const;
+/** Concurrent leases (AcquireLease) a principal may hold: a count, resolved like the rates. */
+export const MAX_IN_FLIGHT = 'max_in_flight';
+/** Its index in an entity's limits. */
+export const IN_FLIGHT = QUOTA_KEYS.length + BURST_KEYS.length;
+
+/** Every key with a numeric value: the rates, their bursts, then max_in_flight, indexing an entity's limits. */
+export const LIMIT_KEYS = [...QUOTA_KEYS, ...BURST_KEYS, MAX_IN_FLIGHT] as const;
 export type LimitKey = (typeof LIMIT_KEYS)[number];
 export type LimitKeyIndex = number;
 

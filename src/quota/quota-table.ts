@@ -2,6 +2,7 @@ import { DEFAULT_NAME, describeEntity, type EntityRef } from './entity.js';
 import {
   BURST_OFFSET,
   CONSUME,
+  type IN_FLIGHT,
   LIMIT_KEYS,
   limitKeyIndex,
   type AlterKey,
@@ -164,7 +165,7 @@ export class QuotaTable {
    * the value is a shadow one. The `rivven` order (docs/algorithm.md) ranks a specific client-id (level 5) above
    * the <default> user levels 6 and 7; the `kafka` order ranks it below them, as Kafka does.
    */
-  resolve(key: QuotaKeyIndex, user: string | null, client: string | null, out: Resolution): Resolution {
+  resolve(key: QuotaKeyIndex | typeof IN_FLIGHT, user: string | null, client: string | null, out: Resolution): Resolution {
     out.level = 9;
     out.limit = this.effectiveDefault(key);
     out.shadow = (this.globalDefault.shadow & (1 << key)) !== 0 && this.globalDefault.limits[key] !== undefined;
@@ -180,7 +181,7 @@ export class QuotaTable {
       out.bucketClient = bc;
       return true;
     });
-    out.burst = this.burstFor(key, user, client);
+    out.burst = key < BURST_OFFSET ? this.burstFor(key as QuotaKeyIndex, user, client) : undefined;
     return out;
   }
 

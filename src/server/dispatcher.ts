@@ -3,6 +3,8 @@ import { RivvenError } from '../protocol/error-codes.js';
 import { errorFrame } from '../protocol/responses.js';
 import * as recordReply from '../protocol/messages/record-reply.js';
 import * as resetUsage from '../protocol/messages/reset-usage.js';
+import * as acquireLease from '../protocol/messages/acquire-lease.js';
+import { LeaseManager } from '../quota/lease-manager.js';
 import { ListReplyBuilder } from '../protocol/list-reply.js';
 import type { FrameWriter } from '../protocol/frame-writer.js';
 import { decodeRecord, fast, RECORD_CONSUME, RECORD_PRODUCE, RECORD_REQUEST } from '../protocol/record-fast-path.js';
@@ -61,7 +63,13 @@ export class Dispatcher {
     private readonly stats: RequestStats,
     private readonly options: DispatcherOptions = DEFAULT_DISPATCHER_OPTIONS,
     readonly guard: Guard = new Guard(null),
+    readonly leases: LeaseManager = new LeaseManager(manager.table, manager.clock),
   ) {}
+
+  /** A connection closed: the leases it took end with it. */
+  connectionClosed(connection: number): void {
+    this.leases.releaseConnection(connection);
+  }
 
   // Scratch fields set by dispatch() for the request just handled: the hot path allocates nothing for them.
   private lastType = UNKNOWN_TYPE;
@@ -163,9 +171,24 @@ export class Dispatcher {
           const reply = new ListReplyBuilder(describeUsage.REPLY_TYPE, describeUsage.REPLY_LIST_FIELD, this.options.maxReplyBytes);
           const built = this.manager.usage({ components: r.components, top: r.top, sortBy: r.sortBy }).then(async (buckets) => {
             await forEachSliced(buckets, (u) => reply.add(describeUsage.toWire(u)));
+            // Leases held, as rows of quota_type max_in_flight (all of them when no filter is given).
+            if (r.components.length === 0)
+              for (const h of this.leases.holders()) reply.add(describeUsage.leaseRow(h.entity, h.held, h.limit));
             return reply.frame(correlationId);
           });
           return this.later(correlationId, type, built);
+        }
+        case 'AcquireLease': {
+          const r = acquireLease.decode(value);
+          const a = this.leases.acquire(r.user, r.clientId, r.ttlMs, ctx.id);
+          if (a.granted) return out.frame(encodeFrame(correlationId, acquireLease.encodeGranted(a.leaseId, a.ttlMs)));
+          if ('overloaded' in a) throw new RivvenError('OVERLOADED', 'the server holds as many leases as it may (quotas.max_leases)');
+          this.lastResult = RESULT_THROTTLED;
+          return out.frame(encodeFrame(correlationId, recordReply.encodeThrottled(a.waitMs, 'max_in_flight', a.entity, false)));
+        }
+        case 'ReleaseLease': {
+          this.leases.release(acquireLease.decodeRelease(value));
+          return out.ok(correlationId);
         }
         case 'ResetUsage': {
           const r = resetUsage.decode(value);

@@ -200,6 +200,7 @@ export class QuotaServer {
     this.logger.debug({ conn: id, remote }, 'connection opened');
     void conn.closed.then(() => {
       this.connections.delete(conn);
+      this.dispatcher.connectionClosed(id);
       this.logger.debug({ conn: id, remote }, 'connection closed');
     });
   }

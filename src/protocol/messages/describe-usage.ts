@@ -46,7 +46,8 @@ export interface BucketUsage {
   user?: string | null;
   client_id?: string | null;
   consumer_group?: string | null;
-  quota_type: QuotaKey;
+  /** A rate key, or max_in_flight for a row of leases held (rate: the count held). */
+  quota_type: QuotaKey | 'max_in_flight';
   rate: number;
   limit: number;
   utilization: number;
@@ -75,6 +76,17 @@ export const toWire = (u: BucketReport): BucketUsage => ({
   utilization: u.utilization,
   throttled_total: u.throttledTotal,
   last_seen_ms: u.lastSeenMs,
+});
+
+/** Leases held by a group, as a usage row: rate is the count held, limit its max_in_flight. */
+export const leaseRow = (entity: string, held: number, limit: number): BucketUsage => ({
+  entity,
+  quota_type: 'max_in_flight',
+  rate: held,
+  limit,
+  utilization: held / limit,
+  throttled_total: 0,
+  last_seen_ms: Date.now(),
 });
 
 export function decodeReply(body: Body): BucketUsage[] {

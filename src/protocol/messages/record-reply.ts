@@ -23,7 +23,12 @@ export interface RecordResult {
 /** Shared by every Ok answer on the client: callers must not modify it. */
 export const OK_RESULT: RecordResult = Object.freeze({ throttleTimeMs: 0, recorded: true });
 
-export const encodeThrottled = (throttleTimeMs: number, quotaType: QuotaKey, entity: string, recorded: boolean): Body => ({
+export const encodeThrottled = (
+  throttleTimeMs: number,
+  quotaType: QuotaKey | 'max_in_flight',
+  entity: string,
+  recorded: boolean,
+): Body => ({
   type: 'Throttled',
   throttle_time_ms: throttleTimeMs,
   quota_type: quotaType,

@@ -1,0 +1,152 @@
+import { randomBytes } from 'node:crypto';
+import type { Clock } from './clock.js';
+import { bucketDisplay } from './entity.js';
+import { IN_FLIGHT } from './quota-key.js';
+import type { QuotaTable, Resolution } from './quota-table.js';
+
+export interface LeaseOptions {
+  /** Longest ttl_ms a lease may ask for. @default 3600000 */
+  maxTtlMs: number;
+  /** ttl_ms when the request gives none. @default 30000 */
+  defaultTtlMs: number;
+  /** Leases held at once, all principals together; past it AcquireLease is OVERLOADED. @default 100000 */
+  maxLeases: number;
+  /** Cap of the wait a refusal reports. @default 30000 */
+  maxThrottleMs: number;
+}
+
+export const DEFAULT_LEASE_OPTIONS: Readonly<LeaseOptions> = Object.freeze({
+  maxTtlMs: 3_600_000,
+  defaultTtlMs: 30_000,
+  maxLeases: 100_000,
+  maxThrottleMs: 30_000,
+});
+
+/** The answer to AcquireLease: granted (leaseId set) or refused with the wait until the earliest lease ends. */
+export type LeaseAnswer =
+  | { granted: true; leaseId: string; ttlMs: number }
+  | { granted: false; waitMs: number; entity: string }
+  | { granted: false; overloaded: true };
+
+interface Lease {
+  group: string;
+  expiresAt: number;
+  connection: number;
+}
+
+/** The leases of one group (who shares a max_in_flight limit, decided by the level that set it). */
+interface Group {
+  limit: number;
+  leases: Set<string>;
+}
+
+/**
+ * In-flight leases (docs/protocol.md, AcquireLease): a principal may hold at most its `max_in_flight` leases at
+ * once. The limit resolves like a rate, and the level that set it decides who shares it, as for buckets (a
+ * `user` level: all that user's clients together). A lease ends when released, when its ttl passes (by the
+ * injected clock), or when the connection that took it closes. Bounded: maxLeases in all.
+ */
+export class LeaseManager {
+  readonly options: Readonly<LeaseOptions>;
+  private readonly leases = new Map<string, Lease>();
+  private readonly groups = new Map<string, Group>();
+  private readonly byConnection = new Map<number, Set<string>>();
+  private readonly resolution: Resolution = {
+    level: 9,
+    limit: Infinity,
+    burst: undefined,
+    shadow: false,
+    bucketUser: null,
+    bucketClient: null,
+  };
+  /** Refusals because the principal held max_in_flight leases (rivven_lease_refusals_total). */
+  refused = 0;
+
+  constructor(
+    private readonly table: QuotaTable,
+    private readonly clock: Clock,
+    options: Partial<LeaseOptions> = {},
+  ) {
+    this.options = Object.freeze({ ...DEFAULT_LEASE_OPTIONS, ...options });
+  }
+
+  get held(): number {
+    return this.leases.size;
+  }
+
+  acquire(user: string | null, client: string | null, ttlMs: number | undefined, connection: number): LeaseAnswer {
+    const now = this.clock.now();
+    const r = this.table.resolve(IN_FLIGHT, user, client, this.resolution);
+    const group = r.limit === Infinity ? '' : bucketDisplay(r.bucketUser, r.bucketClient);
+    let g = this.groups.get(group);
+    if (g === undefined) {
+      g = { limit: r.limit, leases: new Set() };
+      this.groups.set(group, g);
+    }
+    g.limit = r.limit;
+    this.expire(g, now);
+    if (g.leases.size >= g.limit) {
+      this.refused++;
+      let earliest = Infinity;
+      for (const id of g.leases) earliest = Math.min(earliest, this.leases.get(id)!.expiresAt);
+      return { granted: false, waitMs: Math.min(Math.max(1, earliest - now), this.options.maxThrottleMs), entity: group };
+    }
+    if (this.leases.size >= this.options.maxLeases) return { granted: false, overloaded: true };
+    const ttl = Math.min(ttlMs ?? this.options.defaultTtlMs, this.options.maxTtlMs);
+    const leaseId = randomBytes(12).toString('base64url');
+    this.leases.set(leaseId, { group, expiresAt: now + ttl, connection });
+    g.leases.add(leaseId);
+    let mine = this.byConnection.get(connection);
+    if (mine === undefined) {
+      mine = new Set();
+      this.byConnection.set(connection, mine);
+    }
+    mine.add(leaseId);
+    return { granted: true, leaseId, ttlMs: ttl };
+  }
+
+  /** Ends a lease; an unknown or already ended one is no error (release is idempotent). */
+  release(leaseId: string): boolean {
+    const lease = this.leases.get(leaseId);
+    if (lease === undefined) return false;
+    this.end(leaseId, lease);
+    return true;
+  }
+
+  /** Ends every lease a connection took (it closed). */
+  releaseConnection(connection: number): number {
+    const mine = this.byConnection.get(connection);
+    if (mine === undefined) return 0;
+    const n = mine.size;
+    for (const id of [...mine]) this.end(id, this.leases.get(id)!);
+    return n;
+  }
+
+  /** Ends every expired lease; the server runs it on the cleanup timer. */
+  sweep(): void {
+    const now = this.clock.now();
+    for (const g of this.groups.values()) this.expire(g, now);
+  }
+
+  /** Leases held per group with their limits (for DescribeUsage). */
+  *holders(): Generator<{ entity: string; held: number; limit: number }> {
+    for (const [entity, g] of this.groups) if (entity !== '' && g.leases.size > 0) yield { entity, held: g.leases.size, limit: g.limit };
+  }
+
+  private expire(g: Group, now: number): void {
+    for (const id of g.leases) {
+      const lease = this.leases.get(id)!;
+      if (lease.expiresAt <= now) this.end(id, lease);
+    }
+  }
+
+  private end(id: string, lease: Lease): void {
+    this.leases.delete(id);
+    const g = this.groups.get(lease.group);
+    g?.leases.delete(id);
+    if (g !== undefined && g.leases.size === 0) this.groups.delete(lease.group);
+    const mine = this.byConnection.get(lease.connection);
+    mine?.delete(id);
+    if (mine?.size === 0) this.byConnection.delete(lease.connection);
+  }
+}
