@@ -25,6 +25,7 @@ const SCENARIOS: Record<string, { file: string; call: string; nodeArgs?: string[
   stall: { file: 'stall.ts', call: 'stall' },
   'broker-path': { file: 'broker-path.ts', call: 'brokerPath' },
   tls: { file: 'tls.ts', call: 'tlsCost' },
+  leases: { file: 'leases.ts', call: 'leases' },
 };
 
 async function scenario(name: string): Promise<unknown> {

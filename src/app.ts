@@ -15,12 +15,15 @@ import type { QuotaStore } from './store/quota-store.js';
 import { VERSION } from './version.js';
 import { Guard } from './auth/guard.js';
 import { LeaseManager } from './quota/lease-manager.js';
+import { ViolationLog } from './observability/violation-log.js';
 import { identities, metricsTls, serverTls } from './auth/security-files.js';
 
 export interface AppDeps {
   logger: Logger;
   store: QuotaStore;
   clock?: Clock;
+  /** violations.log (serve puts it in storage.data_dir); memory only when absent. */
+  violationsFile?: string;
 }
 
 /** The sidecar, wired from a validated config. `start` loads stored quotas before it listens. */
@@ -33,6 +36,7 @@ export class App {
   readonly metrics: Registry;
   readonly guard: Guard;
   readonly leases: LeaseManager;
+  readonly violations: ViolationLog;
   /** The /metrics, /healthz, /readyz listener; undefined with metrics.enabled: false. */
   readonly http: HealthServer | undefined;
   /** Resolves with the HTTP address once it listens (before stored quotas load, so /readyz can say 503). */
@@ -63,6 +67,16 @@ export class App {
     this.admin = new QuotaAdmin(this.table, deps.store, config.storage.max_entities, () => this.manager.clock.wall());
     this.guard = new Guard(identities(config));
     this.leases = new LeaseManager(this.table, this.manager.clock, { maxLeases: q.max_leases, maxThrottleMs: q.max_throttle_ms });
+    this.violations = new ViolationLog(this.manager.clock, {
+      maxEvents: config.violations.max_events,
+      file: deps.violationsFile ?? null,
+      maxFileBytes: config.violations.max_file_bytes,
+      // A caller honouring every throttle never waits longer than max_throttle_ms: its episode stays one.
+      episodeGapMs: q.max_throttle_ms + q.window_ms,
+      maxEpisodes: q.max_buckets,
+    });
+    this.manager.events = this.violations;
+    this.leases.events = this.violations;
     const dispatcher = new Dispatcher(
       this.manager,
       this.admin,
@@ -72,6 +86,7 @@ export class App {
       { maxReplyBytes: config.server.max_reply_bytes },
       this.guard,
       this.leases,
+      this.violations,
     );
     this.server = new QuotaServer(
       dispatcher,
@@ -108,6 +123,7 @@ export class App {
     let loaded: number;
     let address: AddressInfo;
     try {
+      await this.violations.load();
       loaded = await this.admin.load();
       address = await this.server.listen();
     } catch (err) {
@@ -116,7 +132,13 @@ export class App {
       throw err;
     }
     const stopBuckets = this.manager.startCleanup();
-    const leaseTimer = setInterval(() => this.leases.sweep(), Math.min(this.config.quotas.cleanup_interval_ms, 1000));
+    const leaseTimer = setInterval(
+      () => {
+        this.leases.sweep();
+        this.violations.tick();
+      },
+      Math.min(this.config.quotas.cleanup_interval_ms, 1000),
+    );
     leaseTimer.unref();
     this.stopCleanup = () => {
       stopBuckets();
@@ -156,6 +178,8 @@ export class App {
     this.stopCleanup?.();
     await this.server.close(drainTimeoutMs);
     await this.http?.close();
+    this.violations.tick();
+    await this.violations.flushed();
     await this.deps.store.close();
   }
 }

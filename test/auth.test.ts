@@ -45,6 +45,7 @@ const REQUESTS: [string, Record<string, unknown>, string][] = [
   ['AcquireLease', { type: 'AcquireLease', user: 'u' }, 'record'],
   ['ReleaseLease', { type: 'ReleaseLease', lease_id: 'none' }, 'record'],
   ['ResetUsage', { type: 'ResetUsage', entities: [['user', 'nobody']] }, 'alter'],
+  ['DescribeViolations', { type: 'DescribeViolations' }, 'describe'],
   ['DescribeQuotas', { type: 'DescribeQuotas' }, 'describe'],
   ['DescribeUsage', { type: 'DescribeUsage' }, 'describe'],
   [

@@ -25,6 +25,7 @@ export function roleFor(type: string): number {
       return ROLE_RECORD;
     case 'DescribeQuotas':
     case 'DescribeUsage':
+    case 'DescribeViolations':
       return ROLE_DESCRIBE;
     case 'AlterQuotas':
     case 'ResetUsage':

@@ -9,7 +9,7 @@ import { addEntityFlags, entityFromFlags, once, showEntity, type EntityFlags } f
 import { EXIT_FAILED, EXIT_OK, UsageError } from './exit-codes.js';
 import { addLimitFlags, limitAlterations, noLimitGiven } from './limit-flags.js';
 import { formatQuotaValue } from './quota-values.js';
-import { showName } from './show-name.js';
+import { showName, truncate } from './show-name.js';
 import { textTable } from './text-table.js';
 import { usageTable } from './usage-table.js';
 import { escapeUnprintable } from '../util/printable.js';
@@ -421,6 +421,74 @@ function resetCommand(): Command {
     );
 }
 
+/** "1h", "30m", "90s", "2d" -> milliseconds. */
+function parseSince(text: string): number {
+  const m = /^(\d+)(s|m|h|d)$/.exec(text.trim());
+  if (m === null) throw new UsageError(`--since: "${text}" is not a duration like 90s, 30m, 1h or 2d`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}
+
+function violationsCommand(): Command {
+  const cmd = new Command('violations').description('the violation log: throttle, block, lease and auth-failure episodes, with a summary');
+  addEntityFlags(cmd);
+  cmd
+    .option('--since <duration>', 'only events this recent: 90s, 30m, 1h, 2d', once('--since'))
+    .option(
+      '--type <type>',
+      `RATE_LIMIT_EXCEEDED, CONCURRENT_LIMIT_EXCEEDED, BLOCKED, SHADOW_VIOLATION, AUTHENTICATION_FAILED (repeatable)`,
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+    )
+    .option('--limit <n>', 'events to show, newest', '50')
+    .option('--json', 'print the events and the summary as JSON');
+  addConnectionFlags(cmd);
+  return cmd
+    .addHelpText(
+      'after',
+      '\nExamples:\n  rivven quota violations --since 1h\n  rivven quota violations --user alice --type RATE_LIMIT_EXCEEDED --json\n',
+    )
+    .action((flags: EntityFlags & ConnectionFlags & { since?: string; type?: string[]; limit: string; json?: boolean }) =>
+      run(() => {
+        const limit = Number(flags.limit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError('--limit: from 1 to 10000');
+        if (flags.default) throw new UsageError('violations are per principal: name a --user, --client-id or --consumer-group');
+        const since = flags.since === undefined ? undefined : Date.now() - parseSince(flags.since);
+        const entities = entityFromFlags(flags);
+        return withClient(flags, async (client) => {
+          const r = await client.describeViolations({
+            entities,
+            limit,
+            ...(since !== undefined ? { sinceMs: since } : {}),
+            ...(flags.type !== undefined ? { types: flags.type as never } : {}),
+          });
+          if (flags.json) {
+            process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+            return;
+          }
+          const rows = r.events.map((e) => [
+            e.time.slice(0, 19).replace('T', ' '),
+            e.type,
+            truncate(escapeUnprintable(e.entity), 60),
+            e.quota_type ?? '-',
+            String(e.count),
+            escapeUnprintable(e.detail),
+          ]);
+          const byType =
+            Object.entries(r.summary.by_type)
+              .map(([t, n]) => `${t} ${n}`)
+              .join(', ') || 'none';
+          const top =
+            r.summary.top_entities
+              .slice(0, 5)
+              .map((e) => `${escapeUnprintable(e.entity)} (${e.count})`)
+              .join(', ') || '-';
+          process.stdout.write(
+            `${textTable([['TIME', 'TYPE', 'ENTITY', 'QUOTA', 'COUNT', 'DETAIL'], ...rows])}\n\n${r.summary.total} event(s): ${byType}\ntop: ${top}\n`,
+          );
+        });
+      }),
+    );
+}
+
 export function quotaCommand(): Command {
   return new Command('quota')
     .description('read and change quotas on a running server')
@@ -430,6 +498,7 @@ export function quotaCommand(): Command {
     .addCommand(blockCommand())
     .addCommand(unblockCommand())
     .addCommand(resetCommand())
+    .addCommand(violationsCommand())
     .addCommand(usageCommand())
     .addCommand(topCommand())
     .addHelpText('after', '\nExample:\n  rivven quota set --user alice --produce-bytes-rate 10MB\n');

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { App } from '../app.js';
 import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.js';
 import { createLogger } from '../observability/logger.js';
@@ -33,8 +34,10 @@ export async function serve(flags: ServeFlags): Promise<number> {
     onCompactionError: (err) =>
       logger.error({ err: err.message, store: store.description }, 'quota snapshot compaction failed; the log keeps every change'),
   });
-  const app = new App(config, { logger, store });
+  let app: App;
   try {
+    // The constructor reads the tokens file and the certificates: a missing one is a failed start, not a crash.
+    app = new App(config, { logger, store, violationsFile: join(config.storage.data_dir, 'violations.log') });
     await app.start();
   } catch (err) {
     logger.fatal({ err: (err as Error).message }, 'cannot start');

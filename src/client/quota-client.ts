@@ -15,6 +15,7 @@ import * as ping from '../protocol/messages/ping.js';
 import * as recordReply from '../protocol/messages/record-reply.js';
 import * as resetUsage from '../protocol/messages/reset-usage.js';
 import * as acquireLease from '../protocol/messages/acquire-lease.js';
+import * as describeViolations from '../protocol/messages/describe-violations.js';
 import type { RecordResult } from '../protocol/messages/record-reply.js';
 import { FrameDecoder } from '../protocol/frame-decoder.js';
 import { DeadlineQueue } from './deadline-queue.js';
@@ -195,6 +196,11 @@ export class QuotaClient extends EventEmitter {
 
   describeUsage(opts: { entities?: Component[]; top?: number; sortBy?: 'utilization' | 'rate' } = {}): Promise<BucketUsage[]> {
     return this.request(describeUsage.encodeRequest(opts)).then(describeUsage.decodeReply);
+  }
+
+  /** The violation log: episode starts and ends, newest last, with a summary of all that match. */
+  describeViolations(opts: Parameters<typeof describeViolations.encodeRequest>[0] = {}): Promise<describeViolations.ViolationsReply> {
+    return this.request(describeViolations.encodeRequest(opts)).then(describeViolations.decodeReply);
   }
 
   /** Takes an in-flight lease (max_in_flight), or learns how long until one frees up. */

@@ -84,6 +84,12 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   auth: z.strictObject({ tokens_file: path, allow_anonymous: z.boolean().default(false) }).prefault({}),
+  violations: z
+    .strictObject({
+      max_events: positiveInt.max(1_000_000).default(10_000),
+      max_file_bytes: bytes(4096, Number.MAX_SAFE_INTEGER, 16 * 1024 * 1024),
+    })
+    .prefault({}),
   /** Boot tiers: name -> rates and bursts; run-time values of [["tier", name]] win over them, key by key. */
   tiers: z
     .record(

@@ -14,6 +14,7 @@ export const REQUEST_TYPES = [
   'ResetUsage',
   'AcquireLease',
   'ReleaseLease',
+  'DescribeViolations',
   'unknown',
 ] as const;
 export const UNKNOWN_TYPE = REQUEST_TYPES.length - 1;

@@ -3,6 +3,7 @@ import type { Clock } from './clock.js';
 import { bucketDisplay } from './entity.js';
 import { IN_FLIGHT } from './quota-key.js';
 import type { QuotaTable, Resolution } from './quota-table.js';
+import { NO_VIOLATIONS, type ViolationSink } from '../observability/violation-log.js';
 
 export interface LeaseOptions {
   /** Longest ttl_ms a lease may ask for. @default 3600000 */
@@ -61,6 +62,8 @@ export class LeaseManager {
   };
   /** Refusals because the principal held max_in_flight leases (rivven_lease_refusals_total). */
   refused = 0;
+  /** Where refusals are reported as episodes (the violation log). */
+  events: ViolationSink = NO_VIOLATIONS;
 
   constructor(
     private readonly table: QuotaTable,
@@ -89,7 +92,9 @@ export class LeaseManager {
       this.refused++;
       let earliest = Infinity;
       for (const id of g.leases) earliest = Math.min(earliest, this.leases.get(id)!.expiresAt);
-      return { granted: false, waitMs: Math.min(Math.max(1, earliest - now), this.options.maxThrottleMs), entity: group };
+      const waitMs = Math.min(Math.max(1, earliest - now), this.options.maxThrottleMs);
+      this.events.violation('CONCURRENT_LIMIT_EXCEEDED', group, 'max_in_flight', `${g.leases.size} of ${g.limit} leases held`);
+      return { granted: false, waitMs, entity: group };
     }
     if (this.leases.size >= this.options.maxLeases) return { granted: false, overloaded: true };
     const ttl = Math.min(ttlMs ?? this.options.defaultTtlMs, this.options.maxTtlMs);

@@ -4,6 +4,7 @@ import { bucketDisplay } from './entity.js';
 import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
 import type { QuotaTable, Resolution } from './quota-table.js';
 import { ResolutionCache } from './resolution-cache.js';
+import { NO_VIOLATIONS, type ViolationSink } from '../observability/violation-log.js';
 import { componentMatcher, NEAR_LIMIT, type BucketReport, type UsageQuery, usageReport, utilizationSummary } from './usage-report.js';
 
 export interface QuotaManagerOptions {
@@ -74,6 +75,8 @@ export class QuotaManager {
   /** Calls answered Denied because their principal is blocked. */
   denied = 0;
   readonly buckets: BucketStore;
+  /** Where throttles, shadow violations and denials are reported as episodes (the violation log). */
+  events: ViolationSink = NO_VIOLATIONS;
 
   private readonly cache: ResolutionCache;
   private seenGeneration = -1;
@@ -214,8 +217,10 @@ export class QuotaManager {
    */
   private enforced(id: number, wait: number): number {
     if (wait === 0 || !this.buckets.isShadow(id)) return wait;
-    this.shadowViolations[keyOfKind(this.buckets.kind(id))]!++;
+    const k = keyOfKind(this.buckets.kind(id));
+    this.shadowViolations[k]!++;
     this.buckets.countThrottle(id);
+    this.events.violation('SHADOW_VIOLATION', this.display(id), QUOTA_KEYS[k], `a shadow limit would have throttled ${wait} ms`);
     return 0;
   }
 
@@ -229,6 +234,7 @@ export class QuotaManager {
     v.denied = true;
     v.entity = blocked?.entity ?? bucketDisplay(user, client);
     v.reason = blocked?.reason ?? '';
+    this.events.violation('BLOCKED', v.entity, null, `denied: ${v.reason}`);
     return v;
   }
 
@@ -285,6 +291,7 @@ export class QuotaManager {
     v.entity = this.display(id);
     v.recorded = recorded;
     v.denied = false;
+    this.events.violation('RATE_LIMIT_EXCEEDED', v.entity, v.quotaType, `throttled ${ms} ms${recorded ? '' : ' (admit mode: refused)'}`);
     return v;
   }
 

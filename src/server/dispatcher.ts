@@ -4,6 +4,8 @@ import { errorFrame } from '../protocol/responses.js';
 import * as recordReply from '../protocol/messages/record-reply.js';
 import * as resetUsage from '../protocol/messages/reset-usage.js';
 import * as acquireLease from '../protocol/messages/acquire-lease.js';
+import * as describeViolations from '../protocol/messages/describe-violations.js';
+import { ViolationLog } from '../observability/violation-log.js';
 import { LeaseManager } from '../quota/lease-manager.js';
 import { ListReplyBuilder } from '../protocol/list-reply.js';
 import type { FrameWriter } from '../protocol/frame-writer.js';
@@ -64,6 +66,13 @@ export class Dispatcher {
     private readonly options: DispatcherOptions = DEFAULT_DISPATCHER_OPTIONS,
     readonly guard: Guard = new Guard(null),
     readonly leases: LeaseManager = new LeaseManager(manager.table, manager.clock),
+    readonly violations: ViolationLog = new ViolationLog(manager.clock, {
+      maxEvents: 10_000,
+      file: null,
+      maxFileBytes: 16 * 1024 * 1024,
+      episodeGapMs: 31_000,
+      maxEpisodes: 100_000,
+    }),
   ) {}
 
   /** A connection closed: the leases it took end with it. */
@@ -190,6 +199,19 @@ export class Dispatcher {
           this.leases.release(acquireLease.decodeRelease(value));
           return out.ok(correlationId);
         }
+        case 'DescribeViolations': {
+          const r = describeViolations.decode(value);
+          const result = this.violations.query({
+            sinceMs: r.sinceMs,
+            types: r.types,
+            matches: describeViolations.entityMatcher(r.components),
+            limit: r.limit,
+          });
+          const frame = encodeFrame(correlationId, describeViolations.encodeReply(result));
+          if (frame.length > this.options.maxReplyBytes)
+            throw new RivvenError('REPLY_TOO_LARGE', 'the reply would exceed server.max_reply_bytes; lower limit');
+          return out.frame(frame);
+        }
         case 'ResetUsage': {
           const r = resetUsage.decode(value);
           const done = this.manager.resetUsage(r.components).then((n) => {
@@ -239,6 +261,8 @@ export class Dispatcher {
       this.guard.hello(ctx, token);
     } catch (err) {
       this.logger.warn({ conn: ctx.id, remote: ctx.remote, code: (err as RivvenError).code }, 'authentication failed');
+      // One episode per address, not per port: a client retrying from new ports is one source.
+      this.violations.violation('AUTHENTICATION_FAILED', ctx.remote.replace(/:\d+$/, ''), null, (err as RivvenError).code);
       throw err;
     }
   }

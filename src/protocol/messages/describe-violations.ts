@@ -1,0 +1,83 @@
+// DescribeViolations { since_ms?: int (epoch ms), entities?: Component[], types?: ViolationType[], limit?: int (1..10000, default 100) }
+//   -> ViolationsDescribed { events: ViolationEvent[], summary: { total, by_type: { [type]: int }, top_entities: [{ entity, count }] } }
+// Events are episode starts and ends (docs/operations.md, violation log); `summary` covers every event that
+// matches, `events` the newest `limit` of them, oldest first.
+import { RivvenError } from '../error-codes.js';
+import type { Component } from '../../quota/entity.js';
+import * as describeUsage from './describe-usage.js';
+import { list, uint, type Body } from './fields.js';
+import { expectType, listField } from './reply.js';
+
+export const VIOLATION_TYPES = [
+  'RATE_LIMIT_EXCEEDED',
+  'CONCURRENT_LIMIT_EXCEEDED',
+  'BLOCKED',
+  'SHADOW_VIOLATION',
+  'AUTHENTICATION_FAILED',
+] as const;
+export type ViolationType = (typeof VIOLATION_TYPES)[number];
+
+/** One event of the violation log: an episode's start, or its end with the totals. */
+export interface ViolationEvent {
+  /** Wall-clock time, ISO 8601. */
+  time: string;
+  type: ViolationType;
+  /** The bucket, blocked entity, lease group, or (authentication) the remote address. */
+  entity: string;
+  quota_type: string | null;
+  detail: string;
+  /** Violations in the episode so far: 1 at its start, the total at its end. */
+  count: number;
+}
+
+export const MAX_LIMIT = 10_000;
+
+export interface DescribeViolations {
+  sinceMs: number | undefined;
+  components: [string, string | null][];
+  types: ViolationType[];
+  limit: number;
+}
+
+export function decode(body: Body): DescribeViolations {
+  const { components } = describeUsage.decode({ entities: body.entities });
+  const types = (list(body, 'types', VIOLATION_TYPES.length) ?? []).map((t, index) => {
+    if (!(VIOLATION_TYPES as readonly unknown[]).includes(t))
+      throw new RivvenError('INVALID_REQUEST', `types must be among ${VIOLATION_TYPES.join(', ')}`, index);
+    return t as ViolationType;
+  });
+  const limit = uint(body, 'limit', 100);
+  if (limit < 1 || limit > MAX_LIMIT) throw new RivvenError('INVALID_REQUEST', `limit must be from 1 to ${MAX_LIMIT}`);
+  const sinceMs = body.since_ms === undefined || body.since_ms === null ? undefined : uint(body, 'since_ms');
+  return { sinceMs, components, types, limit };
+}
+
+/** A filter over an event's entity (its display form) from components; undefined matches all. */
+export function entityMatcher(components: [string, string | null][]): ((entity: string) => boolean) | undefined {
+  if (components.length === 0) return undefined;
+  return (entity) => {
+    const parts = entity.split('/');
+    return components.some(([type, name]) => parts.some((p) => (name === null ? p.startsWith(`${type}:`) : p === `${type}:${name}`)));
+  };
+}
+
+export interface ViolationsReply {
+  events: ViolationEvent[];
+  summary: { total: number; by_type: Record<string, number>; top_entities: { entity: string; count: number }[] };
+}
+
+export const encodeRequest = (opts: { sinceMs?: number; entities?: Component[]; types?: ViolationType[]; limit?: number }): Body => {
+  const body: Body = { type: 'DescribeViolations' };
+  if (opts.sinceMs !== undefined) body.since_ms = opts.sinceMs;
+  if (opts.entities !== undefined) body.entities = opts.entities;
+  if (opts.types !== undefined) body.types = opts.types;
+  if (opts.limit !== undefined) body.limit = opts.limit;
+  return body;
+};
+
+export const encodeReply = (r: ViolationsReply): Body => ({ type: 'ViolationsDescribed', events: r.events, summary: r.summary });
+
+export function decodeReply(body: Body): ViolationsReply {
+  expectType(body, 'ViolationsDescribed');
+  return { events: listField(body, 'events') as ViolationEvent[], summary: body.summary as ViolationsReply['summary'] };
+}
