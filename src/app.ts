@@ -15,6 +15,7 @@ import type { QuotaStore } from './store/quota-store.js';
 import { VERSION } from './version.js';
 import { Guard } from './auth/guard.js';
 import { LeaseManager } from './quota/lease-manager.js';
+import { AdaptiveScaler, systemLoad } from './quota/adaptive.js';
 import { ViolationLog } from './observability/violation-log.js';
 import { identities, metricsTls, serverTls } from './auth/security-files.js';
 
@@ -24,6 +25,8 @@ export interface AppDeps {
   clock?: Clock;
   /** violations.log (serve puts it in storage.data_dir); memory only when absent. */
   violationsFile?: string;
+  /** The load reading adaptive quotas follow (tests inject one); the host's by default. */
+  loadReading?: () => number;
 }
 
 /** The sidecar, wired from a validated config. `start` loads stored quotas before it listens. */
@@ -37,6 +40,7 @@ export class App {
   readonly guard: Guard;
   readonly leases: LeaseManager;
   readonly violations: ViolationLog;
+  readonly adaptive: AdaptiveScaler;
   /** The /metrics, /healthz, /readyz listener; undefined with metrics.enabled: false. */
   readonly http: HealthServer | undefined;
   /** Resolves with the HTTP address once it listens (before stored quotas load, so /readyz can say 503). */
@@ -76,6 +80,15 @@ export class App {
       maxEpisodes: q.max_buckets,
     });
     this.manager.events = this.violations;
+    const a = config.adaptive;
+    this.adaptive = new AdaptiveScaler(
+      { cpuThreshold: a.cpu_threshold, minFactor: a.min_factor, checkIntervalMs: a.check_interval_ms },
+      deps.loadReading ?? systemLoad(),
+      (factor) => {
+        this.manager.setAdaptiveFactor(factor);
+        deps.logger.warn({ factor, load: this.adaptive.load }, 'adaptive: quotas scaled');
+      },
+    );
     this.leases.events = this.violations;
     const dispatcher = new Dispatcher(
       this.manager,
@@ -109,6 +122,7 @@ export class App {
       requests: this.requests,
       guard: this.guard,
       leases: this.leases,
+      adaptiveFactor: () => this.manager.adaptiveFactor,
     });
     this.http = config.metrics.enabled
       ? new HealthServer(this.metrics, () => this.ready, { tls: metricsTls(config), tokenSha256: config.metrics.token_sha256 })
@@ -132,6 +146,7 @@ export class App {
       throw err;
     }
     const stopBuckets = this.manager.startCleanup();
+    const stopAdaptive = this.config.adaptive.enabled ? this.adaptive.start() : () => undefined;
     const leaseTimer = setInterval(
       () => {
         this.leases.sweep();
@@ -142,6 +157,7 @@ export class App {
     leaseTimer.unref();
     this.stopCleanup = () => {
       stopBuckets();
+      stopAdaptive();
       clearInterval(leaseTimer);
     };
     this.ready = true;

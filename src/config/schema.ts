@@ -84,6 +84,14 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   auth: z.strictObject({ tokens_file: path, allow_anonymous: z.boolean().default(false) }).prefault({}),
+  adaptive: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      cpu_threshold: z.number().gt(0).lt(1).default(0.8),
+      min_factor: z.number().gt(0).max(1).default(0.5),
+      check_interval_ms: positiveInt.min(100).default(5000),
+    })
+    .prefault({}),
   violations: z
     .strictObject({
       max_events: positiveInt.max(1_000_000).default(10_000),

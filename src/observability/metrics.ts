@@ -10,6 +10,7 @@ import { LATENCY_BOUNDS, REQUEST_TYPES, RESULT_COUNT, RESULTS, type RequestStats
 
 export interface MetricSources {
   guard: Guard;
+  adaptiveFactor: () => number;
   leases: LeaseManager;
   manager: QuotaManager;
   server: QuotaServer;
@@ -50,7 +51,7 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
  * type): no label carries a principal, so cardinality is bounded whatever clients send. Per-principal usage
  * is what DescribeUsage and `rivven quota top` are for.
  */
-export function createMetrics({ manager, server, admin, requests, guard, leases }: MetricSources): Registry {
+export function createMetrics({ manager, server, admin, requests, guard, leases, adaptiveFactor }: MetricSources): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -94,6 +95,14 @@ export function createMetrics({ manager, server, admin, requests, guard, leases 
       () => QUOTA_KEYS.map((k, i) => ({ labels: { quota_type: k }, value: manager.shadowViolations[i]! })),
     ),
   );
+  new Gauge({
+    name: 'rivven_quota_adaptive_factor',
+    help: 'The factor every rate and burst is multiplied by under load (1: not scaled; adaptive.enabled)',
+    registers: [registry],
+    collect() {
+      this.set(adaptiveFactor());
+    },
+  });
   mirroredCounter(
     registry,
     'rivven_lease_refusals_total',

@@ -82,6 +82,8 @@ export class QuotaManager {
   private seenGeneration = -1;
   private seenStoreEpoch = -1;
   private sweeping = false;
+  /** Load-based adjustment: every rate and burst is multiplied by it (1 unless adaptive is on). */
+  private factor = 1;
   private readonly resolution: Resolution = {
     level: 9,
     limit: Infinity,
@@ -111,6 +113,17 @@ export class QuotaManager {
       buckets ??
       new LocalBucketStore({ windowMs: o.windowMs, windowBuckets: o.windowBuckets, maxDebtMs: o.maxDebtMs, maxBuckets: o.maxBuckets });
     this.cache = new ResolutionCache(o.maxBuckets);
+  }
+
+  /** Scales every limit by `factor` (load-based adjustment); every cached resolution is redone. */
+  setAdaptiveFactor(factor: number): void {
+    if (factor === this.factor) return;
+    this.factor = factor;
+    this.seenGeneration = -1;
+  }
+
+  get adaptiveFactor(): number {
+    return this.factor;
   }
 
   get bucketCount(): number {
@@ -338,7 +351,11 @@ export class QuotaManager {
       this.untracked++;
       return -1;
     }
-    this.buckets.touch(id, r.limit, now, r.burst, r.shadow);
+    const f = this.factor;
+    // Integer rates keep the level arithmetic exact (docs/algorithm.md), and never below 1 unit/s.
+    const rate = f === 1 ? r.limit : Math.max(1, Math.floor(r.limit * f));
+    const burst = f === 1 || r.burst === undefined ? r.burst : Math.max(1, Math.floor(r.burst * f));
+    this.buckets.touch(id, rate, now, burst, r.shadow);
     return id;
   }
 }
