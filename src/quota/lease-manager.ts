@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from './clock.js';
 import { bucketDisplay } from './entity.js';
 import { IN_FLIGHT } from './quota-key.js';
-import type { QuotaTable, Resolution } from './quota-table.js';
+import { emptyResolution, type QuotaTable, type Resolution } from './quota-table.js';
 import { NO_VIOLATIONS, type ViolationSink } from '../observability/violation-log.js';
 
 export interface LeaseOptions {
@@ -52,14 +52,7 @@ export class LeaseManager {
   private readonly leases = new Map<string, Lease>();
   private readonly groups = new Map<string, Group>();
   private readonly byConnection = new Map<number, Set<string>>();
-  private readonly resolution: Resolution = {
-    level: 9,
-    limit: Infinity,
-    burst: undefined,
-    shadow: false,
-    bucketUser: null,
-    bucketClient: null,
-  };
+  private readonly resolution: Resolution = emptyResolution();
   /** Refusals because the principal held max_in_flight leases (rivven_lease_refusals_total). */
   refused = 0;
   /** Where refusals are reported as episodes (the violation log). */

@@ -2,7 +2,7 @@ import { GROUP, keyOfKind, LocalBucketStore, type BucketStore } from './bucket-s
 import type { Clock } from './clock.js';
 import { bucketDisplay } from './entity.js';
 import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
-import type { QuotaTable, Resolution } from './quota-table.js';
+import { emptyResolution, type QuotaTable, type Resolution } from './quota-table.js';
 import { ResolutionCache } from './resolution-cache.js';
 import { NO_VIOLATIONS, type ViolationSink } from '../observability/violation-log.js';
 import { componentMatcher, NEAR_LIMIT, type BucketReport, type UsageQuery, usageReport, utilizationSummary } from './usage-report.js';
@@ -84,14 +84,7 @@ export class QuotaManager {
   private sweeping = false;
   /** Load-based adjustment: every rate and burst is multiplied by it (1 unless adaptive is on). */
   private factor = 1;
-  private readonly resolution: Resolution = {
-    level: 9,
-    limit: Infinity,
-    burst: undefined,
-    shadow: false,
-    bucketUser: null,
-    bucketClient: null,
-  };
+  private readonly resolution: Resolution = emptyResolution();
   private readonly verdict: Verdict = {
     throttleMs: 0,
     quotaType: 'produce_bytes_rate',

@@ -51,6 +51,16 @@ export interface Resolution {
   bucketClient: string | null;
 }
 
+/** A Resolution to fill (each resolver keeps one and reuses it: no object per call). */
+export const emptyResolution = (): Resolution => ({
+  level: 9,
+  limit: Infinity,
+  burst: undefined,
+  shadow: false,
+  bucketUser: null,
+  bucketClient: null,
+});
+
 export interface ConfiguredEntity {
   ref: EntityRef;
   config: EntityConfig;

@@ -182,7 +182,7 @@ export class Dispatcher {
             await forEachSliced(buckets, (u) => reply.add(describeUsage.toWire(u)));
             // Leases held, as rows of quota_type max_in_flight (all of them when no filter is given).
             if (r.components.length === 0)
-              for (const h of this.leases.holders()) reply.add(describeUsage.leaseRow(h.entity, h.held, h.limit));
+              await forEachSliced(this.leases.holders(), (h) => reply.add(describeUsage.leaseRow(h.entity, h.held, h.limit)));
             return reply.frame(correlationId);
           });
           return this.later(correlationId, type, built);
