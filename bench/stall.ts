@@ -123,6 +123,8 @@ export async function stall() {
           ),
       ],
       ['GET /metrics, 1M buckets', scrape],
+      ['ResetUsage of every user, 1M buckets', () => admin.resetUsage([['user', null]])],
+      ['DescribeViolations, limit 10000', () => admin.describeViolations({ limit: 10_000 })],
     ];
     const results = [];
     for (const [name, heavy] of cases) {
