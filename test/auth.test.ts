@@ -119,6 +119,11 @@ t.test('the audit log carries the authenticated name', async (t) => {
   t.teardown(() => c.close());
   await c.alterQuotas([{ entity: [['user', 'audited']], quota_key: 'request_rate', quota_value: 3 }]);
   t.match(store.audit, [{ principal: 'operator', client: 'ops-laptop', entity: [['user', 'audited']] }]);
+  // Violation events name the authenticated connection that reported them.
+  const broker = await QuotaClient.connect({ port: s.port, token: TOKENS.rec });
+  t.teardown(() => broker.close());
+  await broker.recordRequest({ user: 'audited', count: 10 });
+  t.match(s.app.violations.query({ limit: 10 }).events, [{ type: 'RATE_LIMIT_EXCEEDED', entity: 'user:audited', reported_by: 'recorder' }]);
 });
 
 t.test('an open server (no tokens file) refuses a non-loopback host unless allow_anonymous', async (t) => {

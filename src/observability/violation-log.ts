@@ -12,6 +12,8 @@ export interface ViolationSink {
 
 export const NO_VIOLATIONS: ViolationSink = { violation: () => undefined };
 
+/** An open episode: its key fields, and who reported its first violation. */
+
 export interface ViolationLogOptions {
   /** Events kept in memory for DescribeViolations. @default 10000 */
   maxEvents: number;
@@ -26,6 +28,7 @@ export interface ViolationLogOptions {
 }
 
 interface Episode {
+  reportedBy: string;
   type: ViolationType;
   entity: string;
   quotaType: string | null;
@@ -50,6 +53,11 @@ export class ViolationLog implements ViolationSink {
   dropped = 0;
   writeFailures = 0;
   readonly byType = new Map<ViolationType, number>();
+  /**
+   * The authenticated name of the connection whose request is being handled; the dispatcher sets it before
+   * each request (one assignment), so events say which broker or operator reported them.
+   */
+  reporter = 'anonymous';
 
   constructor(
     private readonly clock: Clock,
@@ -83,8 +91,8 @@ export class ViolationLog implements ViolationSink {
       this.dropped++;
       return;
     }
-    this.episodes.set(key, { type, entity, quotaType, startedAt: now, lastAt: now, count: 1 });
-    this.emit(type, entity, quotaType, `started: ${detail}`, 1);
+    this.episodes.set(key, { reportedBy: this.reporter, type, entity, quotaType, startedAt: now, lastAt: now, count: 1 });
+    this.emit(type, entity, quotaType, `started: ${detail}`, 1, this.reporter);
   }
 
   /** Ends every episode quiet for episodeGapMs; the server runs it on a timer, tests with an injected clock. */
@@ -93,7 +101,7 @@ export class ViolationLog implements ViolationSink {
     for (const [key, e] of this.episodes) {
       if (now - e.lastAt < this.options.episodeGapMs) continue;
       this.episodes.delete(key);
-      this.emit(e.type, e.entity, e.quotaType, `ended after ${e.lastAt - e.startedAt} ms: ${e.count} violation(s)`, e.count);
+      this.emit(e.type, e.entity, e.quotaType, `ended after ${e.lastAt - e.startedAt} ms: ${e.count} violation(s)`, e.count, e.reportedBy);
     }
   }
 
@@ -129,8 +137,16 @@ export class ViolationLog implements ViolationSink {
     return this.episodes.size;
   }
 
-  private emit(type: ViolationType, entity: string, quotaType: string | null, detail: string, count: number): void {
-    const event: ViolationEvent = { time: new Date(this.clock.wall()).toISOString(), type, entity, quota_type: quotaType, detail, count };
+  private emit(type: ViolationType, entity: string, quotaType: string | null, detail: string, count: number, reportedBy: string): void {
+    const event: ViolationEvent = {
+      time: new Date(this.clock.wall()).toISOString(),
+      type,
+      entity,
+      quota_type: quotaType,
+      detail,
+      count,
+      reported_by: reportedBy,
+    };
     this.remember(event);
     this.byType.set(type, (this.byType.get(type) ?? 0) + 1);
     const file = this.options.file;

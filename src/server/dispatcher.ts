@@ -126,6 +126,7 @@ export class Dispatcher {
     let type = 'invalid';
     this.lastType = UNKNOWN_TYPE;
     this.lastResult = RESULT_OK;
+    this.violations.reporter = ctx.principal;
     try {
       // The three Record requests are read in place when they can be (nearly always); otherwise msgpackr and
       // the message modules decode them into the same fields. Either way they are recorded here, once.

@@ -28,6 +28,8 @@ export interface ViolationEvent {
   detail: string;
   /** Violations in the episode so far: 1 at its start, the total at its end. */
   count: number;
+  /** The authenticated name of the connection that reported the episode's first violation ("anonymous" on an open server). */
+  reported_by: string;
 }
 
 export const MAX_LIMIT = 10_000;
