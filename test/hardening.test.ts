@@ -294,6 +294,11 @@ t.test('max_entities bounds configured entities with a clear error; removals sti
     message: /max_entities is 3/,
   });
   t.match(
+    await c.request({ type: 'AlterQuotas', alterations: [set('d', 1)], validate_only: true }, 2),
+    { type: 'Error', code: 'TOO_MANY_ENTITIES' },
+    'a dry run says so too',
+  );
+  t.match(
     await c.request({ type: 'AlterQuotas', alterations: [set('a', 7)] }, 3),
     { altered_count: 1 },
     'changing an existing entity is fine',

@@ -87,11 +87,12 @@ export class QuotaAdmin {
    */
   private async apply(alterations: Alteration[], validateOnly: boolean, principal: string, client: string | null): Promise<number> {
     this.checkTiers(alterations);
-    if (validateOnly) return alterations.length;
-    const time = new Date(this.wallClock()).toISOString();
     const effective = alterations.filter(({ ref, key, value }) => value !== undefined || this.table.getValue(ref, key) !== undefined);
-    if (effective.length === 0) return 0;
+    // A dry run answers what the real request would: every check, nothing written.
     this.checkEntityLimit(effective);
+    if (validateOnly) return effective.length;
+    if (effective.length === 0) return 0;
+    const time = new Date(this.wallClock()).toISOString();
     const changes: QuotaChange[] = [];
     const audit: AuditRecord[] = [];
     for (const { ref, key, value, shadow } of effective) {
