@@ -1,7 +1,11 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import t from 'tap';
+import { startRedis, type Proc } from '../bench/lib/procs.js';
+import { RedisQuotaStore } from '../src/store/redis-quota-store.js';
 import { audit, set } from './helpers/store-fixtures.js';
 import { parseEntity } from '../src/quota/entity.js';
 import { REQUEST } from '../src/quota/quota-key.js';
@@ -25,7 +29,39 @@ interface StoreUnderTest {
   auditCount(store: QuotaStore): number;
 }
 
+/** A private redis-server for the Redis store: the fault injected is this process being stopped (SIGSTOP). */
+let privateRedis: Proc | undefined;
+t.before(async () => {
+  privateRedis = await startRedis();
+});
+t.teardown(async () => {
+  privateRedis?.child.kill('SIGCONT');
+  await privateRedis?.stop();
+});
+
 const factories: Record<string, () => StoreUnderTest> = {
+  redis: () => {
+    const prefix = `test-${randomBytes(6).toString('hex')}:`;
+    const proc = privateRedis!;
+    return {
+      open: async () => new RedisQuotaStore({ url: `redis://127.0.0.1:${proc.port}/0`, keyPrefix: prefix, commandTimeoutMs: 100 }),
+      durable: true,
+      // Redis hangs past the command timeout: the client gives up, and the script, run late, applies nothing.
+      failNextWrite: () => {
+        proc.child.kill('SIGSTOP');
+        // A signal lands asynchronously: wait (briefly, synchronously) until the process is really stopped.
+        const stat = `/proc/${proc.child.pid}/stat`;
+        for (let i = 0; i < 100_000 && readFileSync(stat, 'utf8').split(') ')[1]![0] !== 'T'; i++);
+        setTimeout(() => proc.child.kill('SIGCONT'), 300);
+      },
+      auditCount: () =>
+        Number(
+          execFileSync('redis-cli', ['-p', String(proc.port), 'XLEN', `${prefix}{quotas}:audit`])
+            .toString()
+            .trim(),
+        ),
+    };
+  },
   memory: () => {
     const store = new GateStore();
     return {
@@ -102,7 +138,7 @@ for (const [name, make] of Object.entries(factories)) {
       const heard: QuotaChange[][] = [];
       store.onChange((c) => heard.push(c));
       sut.failNextWrite();
-      await t.rejects(store.apply([set('lost', 1), set('kept', null)], [audit('lost')]), /injected failure/);
+      await t.rejects(store.apply([set('lost', 1), set('kept', null)], [audit('lost')]), 'the write fails');
       t.same(heard, [], 'no listener heard of it');
       t.same(users(await store.load()), ['kept'], 'the store is as before');
       t.equal(sut.auditCount(store), 1, 'no audit record of it');

@@ -3,6 +3,8 @@ import { App } from '../app.js';
 import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.js';
 import { createLogger } from '../observability/logger.js';
 import { FileQuotaStore } from '../store/file-quota-store.js';
+import type { QuotaStore } from '../store/quota-store.js';
+import { RedisQuotaStore } from '../store/redis-quota-store.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import type { ServeFlags } from './serve.js';
 
@@ -30,10 +32,14 @@ export async function serve(flags: ServeFlags): Promise<number> {
   const logger = createLogger(config.log.level);
   logger.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
   for (const w of warnings) logger.warn(w);
-  const store = new FileQuotaStore(config.storage.data_dir, {
-    onCompactionError: (err) =>
-      logger.error({ err: err.message, store: store.description }, 'quota snapshot compaction failed; the log keeps every change'),
-  });
+  const s = config.storage;
+  const store: QuotaStore =
+    s.backend === 'redis'
+      ? new RedisQuotaStore({ url: s.redis.url, keyPrefix: s.redis.key_prefix, commandTimeoutMs: s.redis.command_timeout_ms })
+      : new FileQuotaStore(s.data_dir, {
+          onCompactionError: (err) =>
+            logger.error({ err: err.message, data_dir: s.data_dir }, 'quota snapshot compaction failed; the log keeps every change'),
+        });
   let app: App;
   try {
     // The constructor reads the tokens file and the certificates: a missing one is a failed start, not a crash.

@@ -79,8 +79,20 @@ export const configSchema = z.strictObject({
     .prefault({}),
   storage: z
     .strictObject({
+      /** file: this sidecar's own data_dir; redis: run-time quotas shared by every sidecar with the same key_prefix. */
+      backend: z.enum(['file', 'redis']).default('file'),
       data_dir: z.string().min(1).default('./data'),
       max_entities: positiveInt.default(100_000),
+      redis: z
+        .strictObject({
+          url: z
+            .string()
+            .regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')
+            .default('redis://127.0.0.1:6379/0'),
+          key_prefix: z.string().min(1).max(256).default('rivven:'),
+          command_timeout_ms: positiveInt.max(60_000).default(100),
+        })
+        .prefault({}),
     })
     .prefault({}),
   auth: z.strictObject({ tokens_file: path, allow_anonymous: z.boolean().default(false) }).prefault({}),

@@ -1,0 +1,235 @@
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import {
+  applyChanges,
+  ChangeListeners,
+  storedId,
+  type AuditRecord,
+  type ChangeListener,
+  type QuotaChange,
+  type QuotaStore,
+  type StoredQuota,
+} from './quota-store.js';
+
+export interface RedisQuotaStoreOptions {
+  /** redis:// or rediss:// URL of a standalone Redis (or a Sentinel-less primary). */
+  url: string;
+  /** Prefix of every key; sidecars with the same prefix share their configs. @default "rivven:" */
+  keyPrefix: string;
+  /** An AlterQuotas not acknowledged by Redis within this is STORAGE_ERROR, and never applied later. @default 100 */
+  commandTimeoutMs: number;
+  /** How often the version is polled, in case a notification was lost. @default 500 */
+  pollIntervalMs: number;
+  /** Entries kept in the changes stream; a sidecar further behind reloads everything. @default 10000 */
+  maxChanges: number;
+  /** Audit records kept in the audit stream. @default 100000 */
+  maxAudit: number;
+}
+
+export const DEFAULT_REDIS_STORE_OPTIONS: Readonly<Omit<RedisQuotaStoreOptions, 'url'>> = Object.freeze({
+  keyPrefix: 'rivven:',
+  commandTimeoutMs: 100,
+  pollIntervalMs: 500,
+  maxChanges: 10_000,
+  maxAudit: 100_000,
+});
+
+const APPLY_SCRIPT = readFileSync(new URL('./lua/apply-quota-changes-4.lua', import.meta.url), 'utf8');
+
+type ScriptClient = Redis & {
+  rivvenApply(configs: string, version: string, changes: string, audit: string, ...argv: (string | number)[]): Promise<number>;
+};
+
+/**
+ * Run-time quotas shared by every sidecar with the same key prefix (docs/operations.md, fleet). One Lua
+ * script applies an AlterQuotas all-or-nothing, bumps a version, appends the change to a changes stream and
+ * its audit records to a capped audit stream, and publishes the version. Every sidecar applies every version
+ * in order: told by pub/sub, found by a version poll (pub/sub loses messages), and on reconnect; a sidecar
+ * further behind than the changes stream reaches reloads the whole configs hash.
+ *
+ * All keys share one hash tag, so the script's keys are in one Redis Cluster slot.
+ */
+export class RedisQuotaStore implements QuotaStore {
+  readonly options: Readonly<RedisQuotaStoreOptions>;
+  private readonly redis: ScriptClient;
+  private readonly subscriber: Redis;
+  private readonly keys: { configs: string; version: string; changes: string; audit: string; channel: string };
+  private readonly listeners = new ChangeListeners();
+  /** What this sidecar has applied: the configs as of `version`. */
+  private readonly mirror = new Map<string, StoredQuota>();
+  private version = 0;
+  /** Redis server time minus local time, for deadlines in server time. */
+  private clockOffset = 0;
+  private catching: Promise<void> = Promise.resolve();
+  private poll: NodeJS.Timeout | undefined;
+  /** Background catch-ups that failed (Redis unreachable); the next poll retries. */
+  syncFailures = 0;
+  /** Versions found by the poll rather than by a notification (each one a notification that was lost or late). */
+  foundByPoll = 0;
+  /** The subscriber connection's client id (tests kill it to lose notifications). */
+  subscriberId: number | undefined;
+
+  constructor(options: Partial<RedisQuotaStoreOptions> & { url: string }) {
+    this.options = Object.freeze({ ...DEFAULT_REDIS_STORE_OPTIONS, ...options });
+    const tag = `${this.options.keyPrefix}{quotas}`;
+    this.keys = {
+      configs: `${tag}:configs`,
+      version: `${tag}:version`,
+      changes: `${tag}:changes`,
+      audit: `${tag}:audit`,
+      channel: `${tag}:notify`,
+    };
+    // No offline queue: while Redis is down a command fails at once (STORAGE_ERROR), it does not wait.
+    const common = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 };
+    this.redis = new Redis(this.options.url, common) as ScriptClient;
+    this.redis.defineCommand('rivvenApply', { numberOfKeys: 4, lua: APPLY_SCRIPT });
+    this.subscriber = new Redis(this.options.url, { lazyConnect: true, enableOfflineQueue: true });
+    this.redis.on('error', () => undefined);
+    this.subscriber.on('error', () => undefined);
+  }
+
+  get description(): string {
+    return `redis ${this.options.url.replace(/\/\/[^@]*@/, '//***@')} prefix ${this.options.keyPrefix}`;
+  }
+
+  async load(): Promise<StoredQuota[]> {
+    if (this.redis.status === 'wait') await this.redis.connect();
+    const [seconds, micros] = await this.redis.time();
+    this.clockOffset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Date.now();
+    await this.catching;
+    await this.reload(false);
+    if (this.subscriber.status !== 'wait') return [...this.mirror.values()];
+    await this.subscriber.connect();
+    this.subscriberId = Number(await this.subscriber.call('CLIENT', 'ID'));
+    await this.subscriber.subscribe(this.keys.channel);
+    this.subscriber.on('message', () => this.catchUpInBackground());
+    // A reconnect may have missed notifications: catch up at once.
+    this.redis.on('ready', () => this.catchUpInBackground());
+    this.poll = setInterval(() => void this.pollVersion(), this.options.pollIntervalMs);
+    this.poll.unref();
+    return [...this.mirror.values()];
+  }
+
+  async apply(changes: QuotaChange[], audit: AuditRecord[]): Promise<void> {
+    const ops = changes.map((c) => [storedId(c.entity, c.quota_key), c.quota_value === null ? false : JSON.stringify(toStored(c))]);
+    const deadline = Date.now() + this.clockOffset + this.options.commandTimeoutMs;
+    const k = this.keys;
+    const call = this.redis.rivvenApply(
+      k.configs,
+      k.version,
+      k.changes,
+      k.audit,
+      deadline,
+      JSON.stringify(ops),
+      JSON.stringify(changes),
+      this.options.maxChanges,
+      this.options.maxAudit,
+      k.channel,
+      ...audit.map((r) => JSON.stringify(r)),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`Redis did not answer within ${this.options.commandTimeoutMs} ms`)),
+        this.options.commandTimeoutMs,
+      );
+    });
+    let version: number;
+    try {
+      version = await Promise.race([call, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    call.catch(() => undefined);
+    if (version === -1)
+      throw new Error(`Redis ran the change after its deadline (${this.options.commandTimeoutMs} ms); nothing was applied`);
+    // The contract: listeners hear of it (and of any version before it) before apply resolves. The change is
+    // durable already; should this read fail, the next poll delivers it.
+    await this.catchUp().catch(() => this.catchUpInBackground());
+  }
+
+  onChange(listener: ChangeListener): () => void {
+    return this.listeners.add(listener);
+  }
+
+  async reopen(): Promise<void> {}
+
+  async close(): Promise<void> {
+    clearInterval(this.poll);
+    await this.catching;
+    this.subscriber.disconnect();
+    this.redis.disconnect();
+  }
+
+  /** The version this sidecar has applied (tests, fleet status). */
+  get appliedVersion(): number {
+    return this.version;
+  }
+
+  /** The safety net under pub/sub: a version ahead of ours means a notification never came. */
+  private async pollVersion(): Promise<void> {
+    try {
+      const current = Number((await this.redis.get(this.keys.version)) ?? 0);
+      if (current <= this.version) return;
+      await this.catching;
+      if (current > this.version) {
+        this.foundByPoll++;
+        await this.catchUp();
+      }
+    } catch {
+      this.syncFailures++;
+    }
+  }
+
+  private catchUpInBackground(): void {
+    this.catchUp().catch(() => {
+      this.syncFailures++;
+    });
+  }
+
+  /** Applies every version after ours, in order; one catch-up at a time. */
+  private catchUp(): Promise<void> {
+    const run = this.catching.then(() => this.readChanges());
+    this.catching = run.catch(() => undefined);
+    return run;
+  }
+
+  private async readChanges(): Promise<void> {
+    const entries = await this.redis.xrange(this.keys.changes, `(${this.version}-0`, '+');
+    if (entries.length === 0) {
+      const current = Number((await this.redis.get(this.keys.version)) ?? 0);
+      if (current > this.version) await this.reload(true); // the entries we need were trimmed away
+      return;
+    }
+    const first = Number(entries[0]![0].split('-')[0]);
+    if (first !== this.version + 1) {
+      await this.reload(true);
+      return;
+    }
+    for (const [id, fields] of entries) {
+      const changes = JSON.parse(fields[1] ?? '[]') as QuotaChange[];
+      applyChanges(this.mirror, changes);
+      this.version = Number(id.split('-')[0]);
+      this.listeners.emit(changes);
+    }
+  }
+
+  /** Reads the whole configs hash; with `notify`, tells listeners the difference from what they had. */
+  private async reload(notify: boolean): Promise<void> {
+    const [version, all] = await Promise.all([this.redis.get(this.keys.version), this.redis.hgetall(this.keys.configs)]);
+    const next = new Map<string, StoredQuota>(Object.entries(all).map(([id, json]) => [id, JSON.parse(json) as StoredQuota]));
+    const diff: QuotaChange[] = [];
+    for (const [id, q] of this.mirror) if (!next.has(id)) diff.push({ entity: q.entity, quota_key: q.quota_key, quota_value: null });
+    for (const [id, q] of next) if (JSON.stringify(this.mirror.get(id)) !== JSON.stringify(q)) diff.push(q);
+    this.mirror.clear();
+    for (const [id, q] of next) this.mirror.set(id, q);
+    this.version = Number(version ?? 0);
+    if (notify && diff.length > 0) this.listeners.emit(diff);
+  }
+}
+
+function toStored(c: QuotaChange): StoredQuota {
+  const q: StoredQuota = { entity: c.entity, quota_key: c.quota_key, quota_value: c.quota_value! };
+  if (c.shadow) q.shadow = true;
+  return q;
+}
