@@ -62,6 +62,7 @@ export class RedisQuotaStore implements QuotaStore {
   private clockOffset = 0;
   private catching: Promise<void> = Promise.resolve();
   private poll: NodeJS.Timeout | undefined;
+  private polls = 0;
   /** Background catch-ups that failed (Redis unreachable); the next poll retries. */
   syncFailures = 0;
   /** Versions found by the poll rather than by a notification (each one a notification that was lost or late). */
@@ -94,8 +95,7 @@ export class RedisQuotaStore implements QuotaStore {
 
   async load(): Promise<StoredQuota[]> {
     if (this.redis.status === 'wait') await this.redis.connect();
-    const [seconds, micros] = await this.redis.time();
-    this.clockOffset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Date.now();
+    await this.measureClockOffset();
     await this.catching;
     await this.reload(false);
     if (this.subscriber.status !== 'wait') return [...this.mirror.values()];
@@ -166,9 +166,22 @@ export class RedisQuotaStore implements QuotaStore {
     return this.version;
   }
 
+  /**
+   * Redis server time minus ours, for the script's deadline. Measured at start and again every 20 polls, so a
+   * drifting clock cannot stretch the window in which a change the client gave up on could still apply.
+   */
+  private async measureClockOffset(): Promise<void> {
+    const before = Date.now();
+    const [seconds, micros] = await this.redis.time();
+    // Redis read its clock somewhere in the round trip: take the middle of it.
+    const local = (before + Date.now()) / 2;
+    this.clockOffset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - local;
+  }
+
   /** The safety net under pub/sub: a version ahead of ours means a notification never came. */
   private async pollVersion(): Promise<void> {
     try {
+      if (++this.polls % 20 === 0) await this.measureClockOffset();
       const current = Number((await this.redis.get(this.keys.version)) ?? 0);
       if (current <= this.version) return;
       await this.catching;
