@@ -28,10 +28,6 @@ export class Guard {
 
   constructor(private identities: Identities | null) {}
 
-  get enabled(): boolean {
-    return this.identities !== null;
-  }
-
   /** Swaps in a reloaded tokens file (SIGHUP); connections keep the identity they authenticated with. */
   replace(identities: Identities): void {
     this.identities = identities;

@@ -33,10 +33,6 @@ export class Identities {
     private readonly certs: Map<string, Identity>,
   ) {}
 
-  static empty(): Identities {
-    return new Identities([], new Map());
-  }
-
   /** Reads and validates the file; throws an Error naming the file and every problem. */
   static load(path: string): Identities {
     let parsed: unknown;
@@ -62,10 +58,6 @@ export class Identities {
       else certs.set(e.cn, identity);
     }
     return new Identities(digests, certs);
-  }
-
-  get size(): number {
-    return this.digests.length + this.certs.size;
   }
 
   /** The identity a token stands for, or undefined. Time depends only on the number of entries. */

@@ -34,5 +34,3 @@ export function roleFor(type: string): number {
       return 0;
   }
 }
-
-export const roleNames = (bits: number): Role[] => ROLES.filter((_, i) => (bits & (1 << i)) !== 0);

@@ -9,7 +9,6 @@ export class DeadlineQueue {
   private deadlines: number[] = [];
   private head = 0;
   private timer: NodeJS.Timeout | undefined;
-  private armedFor = Infinity;
 
   constructor(
     readonly timeoutMs: number,
@@ -40,7 +39,6 @@ export class DeadlineQueue {
       return;
     }
     const at = this.deadlines[this.head]!;
-    this.armedFor = at;
     // Ref'd on purpose: a call waiting for a reconnection has no socket to keep the process alive, and its
     // promise must still settle. The timer goes away as soon as nothing is pending.
     this.timer = setTimeout(() => this.fire(), Math.max(0, at - performance.now()));
@@ -66,10 +64,5 @@ export class DeadlineQueue {
       this.deadlines = this.deadlines.slice(this.head);
       this.head = 0;
     }
-  }
-
-  /** For tests: the deadline the timer waits for. */
-  get nextDeadline(): number {
-    return this.timer === undefined ? Infinity : this.armedFor;
   }
 }

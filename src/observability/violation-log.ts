@@ -12,8 +12,6 @@ export interface ViolationSink {
 
 export const NO_VIOLATIONS: ViolationSink = { violation: () => undefined };
 
-/** An open episode: its key fields, and who reported its first violation. */
-
 export interface ViolationLogOptions {
   /** Events kept in memory for DescribeViolations. @default 10000 */
   maxEvents: number;
@@ -27,6 +25,7 @@ export interface ViolationLogOptions {
   maxEpisodes: number;
 }
 
+/** An open episode: its key fields, and who reported its first violation. */
 interface Episode {
   reportedBy: string;
   type: ViolationType;
@@ -52,7 +51,6 @@ export class ViolationLog implements ViolationSink {
   /** Violations that could not open an episode (maxEpisodes open). */
   dropped = 0;
   writeFailures = 0;
-  readonly byType = new Map<ViolationType, number>();
   /**
    * The authenticated name of the connection whose request is being handled; the dispatcher sets it before
    * each request (one assignment), so events say which broker or operator reported them.
@@ -148,7 +146,6 @@ export class ViolationLog implements ViolationSink {
       reported_by: reportedBy,
     };
     this.remember(event);
-    this.byType.set(type, (this.byType.get(type) ?? 0) + 1);
     const file = this.options.file;
     if (file === null) return;
     const line = `${JSON.stringify(event)}\n`;

@@ -1,10 +1,15 @@
 import { BucketTable } from './bucket-table.js';
+import { bucketDisplay } from './entity.js';
 import { CONSUME, QUOTA_KEYS, type QuotaKeyIndex } from './quota-key.js';
 import { KeyedIds } from './keyed-ids.js';
 import { forRangeSliced } from '../util/slices.js';
 
 /** The bucket kind of a consumer group's consume_bytes_rate bucket; the other kinds are quota key indexes. */
 export const GROUP = QUOTA_KEYS.length;
+
+/** A bucket's display form (docs/protocol.md, Record calls): Throttled.entity, usage rows, violation events. */
+export const bucketName = (kind: number, a: string | null, b: string | null): string =>
+  kind === GROUP ? `consumer-group:${a!}` : bucketDisplay(a, b);
 
 /** The quota key a bucket of `kind` counts against. */
 export const keyOfKind = (kind: number): QuotaKeyIndex => (kind === GROUP ? CONSUME : kind) as QuotaKeyIndex;

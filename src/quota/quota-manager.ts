@@ -1,4 +1,4 @@
-import { GROUP, keyOfKind, LocalBucketStore, type BucketStore } from './bucket-store.js';
+import { bucketName, GROUP, keyOfKind, LocalBucketStore, type BucketStore } from './bucket-store.js';
 import type { Clock } from './clock.js';
 import { bucketDisplay } from './entity.js';
 import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
@@ -304,7 +304,7 @@ export class QuotaManager {
   /** The display form of a bucket (docs/protocol.md), built when asked (Throttled replies): never stored. */
   private display(id: number): string {
     const b = this.buckets;
-    return b.kind(id) === GROUP ? `consumer-group:${b.a(id)!}` : bucketDisplay(b.a(id), b.b(id));
+    return bucketName(b.kind(id), b.a(id), b.b(id));
   }
 
   /**

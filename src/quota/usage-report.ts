@@ -1,7 +1,6 @@
 import type { BucketView } from './bucket-store.js';
-import { GROUP, keyOfKind } from './bucket-store.js';
+import { bucketName, GROUP, keyOfKind } from './bucket-store.js';
 import { wallTimeOf, type Clock } from './clock.js';
-import { bucketDisplay } from './entity.js';
 import { QUOTA_KEYS, type QuotaKey } from './quota-key.js';
 import { TopK } from './top-k.js';
 import { forEachSliced, forRangeSliced } from '../util/slices.js';
@@ -55,7 +54,7 @@ export async function usageReport(view: BucketView, clock: Clock, query: UsageQu
     if (!view.isLive(id)) return;
     const group = view.kind(id) === GROUP;
     out.push({
-      entity: group ? `consumer-group:${view.a(id)!}` : bucketDisplay(view.a(id), view.b(id)),
+      entity: bucketName(view.kind(id), view.a(id), view.b(id)),
       user: group ? null : view.a(id),
       clientId: group ? null : view.b(id),
       consumerGroup: group ? view.a(id) : null,

@@ -5,12 +5,12 @@ import * as recordReply from '../protocol/messages/record-reply.js';
 import * as resetUsage from '../protocol/messages/reset-usage.js';
 import * as acquireLease from '../protocol/messages/acquire-lease.js';
 import * as describeViolations from '../protocol/messages/describe-violations.js';
-import { ViolationLog } from '../observability/violation-log.js';
-import { LeaseManager } from '../quota/lease-manager.js';
+import type { ViolationLog } from '../observability/violation-log.js';
+import type { LeaseManager } from '../quota/lease-manager.js';
 import { ListReplyBuilder } from '../protocol/list-reply.js';
 import type { FrameWriter } from '../protocol/frame-writer.js';
 import { decodeRecord, fast, RECORD_CONSUME, RECORD_PRODUCE, RECORD_REQUEST } from '../protocol/record-fast-path.js';
-import { Guard, type Peer } from '../auth/guard.js';
+import type { Guard, Peer } from '../auth/guard.js';
 import { ALL_ROLES } from '../auth/roles.js';
 import * as alterQuotas from '../protocol/messages/alter-quotas.js';
 import * as describeQuotas from '../protocol/messages/describe-quotas.js';
@@ -44,14 +44,12 @@ export interface DispatcherOptions {
   maxReplyBytes: number;
 }
 
-export const DEFAULT_DISPATCHER_OPTIONS: Readonly<DispatcherOptions> = Object.freeze({ maxReplyBytes: 16 * 1024 * 1024 });
-
-/** Written to the FrameWriter now (undefined), or a frame later for requests that wait on I/O (AlterQuotas). */
+/** Written to the FrameWriter now (undefined), or a frame later: I/O (AlterQuotas) or work done in slices. */
 export type Reply = undefined | Promise<Buffer>;
 
 /**
- * Turns each request into exactly one reply: written straight into the connection's FrameWriter, or (for
- * AlterQuotas, which waits on the store) a frame promised later. Never throws: every failure becomes an Error
+ * Turns each request into exactly one reply: written straight into the connection's FrameWriter, or a frame
+ * promised later (AlterQuotas waits on the store; the large reads and ResetUsage run in slices). Never throws: every failure becomes an Error
  * reply with its code, so one bad request cannot reach the connection or any other. Record requests take the
  * allocation-free fast path first; everything else, and any Record body it declines, goes through msgpackr
  * and the message modules.
@@ -63,16 +61,10 @@ export class Dispatcher {
     private readonly serverVersion: string,
     private readonly logger: Logger,
     private readonly stats: RequestStats,
-    private readonly options: DispatcherOptions = DEFAULT_DISPATCHER_OPTIONS,
-    readonly guard: Guard = new Guard(null),
-    readonly leases: LeaseManager = new LeaseManager(manager.table, manager.clock),
-    readonly violations: ViolationLog = new ViolationLog(manager.clock, {
-      maxEvents: 10_000,
-      file: null,
-      maxFileBytes: 16 * 1024 * 1024,
-      episodeGapMs: 31_000,
-      maxEpisodes: 100_000,
-    }),
+    private readonly options: DispatcherOptions,
+    readonly guard: Guard,
+    readonly leases: LeaseManager,
+    readonly violations: ViolationLog,
   ) {}
 
   /** A connection closed: the leases it took end with it. */
