@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
-import type { Registry } from 'prom-client';
+import type { Histogram, Registry } from 'prom-client';
 import { HealthServer } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
@@ -18,6 +18,9 @@ import { LeaseManager } from './quota/lease-manager.js';
 import { AdaptiveScaler, systemLoad } from './quota/adaptive.js';
 import { ViolationLog } from './observability/violation-log.js';
 import { identities, metricsTls, serverTls } from './auth/security-files.js';
+import { FleetBucketStore } from './fleet/fleet-bucket-store.js';
+import { FleetSync } from './fleet/fleet-sync.js';
+import type { RedisBackend } from './store/redis-backend.js';
 
 export interface AppDeps {
   logger: Logger;
@@ -27,6 +30,8 @@ export interface AppDeps {
   violationsFile?: string;
   /** The load reading adaptive quotas follow (tests inject one); the host's by default. */
   loadReading?: () => number;
+  /** fleet.enabled: the Redis connection the buckets sync through (the Redis store's), and its config version. */
+  fleet?: { backend: RedisBackend; configVersion: () => number };
 }
 
 /** The sidecar, wired from a validated config. `start` loads stored quotas before it listens. */
@@ -41,6 +46,8 @@ export class App {
   readonly leases: LeaseManager;
   readonly violations: ViolationLog;
   readonly adaptive: AdaptiveScaler;
+  /** fleet.enabled: the buckets' sync through Redis (made once the protocol port's address, the default node_id, is known). */
+  fleet: FleetSync | undefined;
   /** The /metrics, /healthz, /readyz listener; undefined with metrics.enabled: false. */
   readonly http: HealthServer | undefined;
   /** Resolves with the HTTP address once it listens (before stored quotas load, so /readyz can say 503). */
@@ -55,6 +62,10 @@ export class App {
   ) {
     const q = config.quotas;
     this.table = new QuotaTable(q.defaults, q.resolution_order, config.tiers);
+    if (config.fleet.enabled && deps.fleet === undefined) throw new Error('fleet.enabled needs the Redis store');
+    const bucketOptions = { windowMs: q.window_ms, windowBuckets: q.window_buckets, maxDebtMs: q.max_debt_ms, maxBuckets: q.max_buckets };
+    // A bucket in use on this sidecar keeps following the fleet for a window after its last call here.
+    const buckets = config.fleet.enabled ? new FleetBucketStore(bucketOptions, q.window_ms + config.fleet.sync_interval_ms) : undefined;
     this.manager = new QuotaManager(
       this.table,
       {
@@ -67,6 +78,7 @@ export class App {
         maxDebtMs: q.max_debt_ms,
       },
       deps.clock ?? systemClock,
+      buckets,
     );
     this.admin = new QuotaAdmin(this.table, deps.store, config.storage.max_entities, () => this.manager.clock.wall());
     this.guard = new Guard(identities(config));
@@ -123,9 +135,16 @@ export class App {
       guard: this.guard,
       leases: this.leases,
       adaptiveFactor: () => this.manager.adaptiveFactor,
+      violations: this.violations,
+      backend: deps.fleet?.backend,
+      storeFailures: () => deps.store.syncFailures ?? 0,
+      fleet: () => this.fleet,
     });
     this.http = config.metrics.enabled
-      ? new HealthServer(this.metrics, () => this.ready, { tls: metricsTls(config), tokenSha256: config.metrics.token_sha256 })
+      ? new HealthServer(this.metrics, () => this.ready && (this.fleet?.degraded === true ? 'degraded' : true), {
+          tls: metricsTls(config),
+          tokenSha256: config.metrics.token_sha256,
+        })
       : undefined;
     this.httpListening = new Promise((resolve) => (this.resolveHttp = resolve));
   }
@@ -147,6 +166,7 @@ export class App {
     }
     const stopBuckets = this.manager.startCleanup();
     const stopAdaptive = this.config.adaptive.enabled ? this.adaptive.start() : () => undefined;
+    const stopFleet = this.startFleet(address);
     const leaseTimer = setInterval(
       () => {
         this.leases.sweep();
@@ -158,6 +178,7 @@ export class App {
     this.stopCleanup = () => {
       stopBuckets();
       stopAdaptive();
+      stopFleet();
       clearInterval(leaseTimer);
     };
     this.ready = true;
@@ -168,10 +189,40 @@ export class App {
         store: this.deps.store.description,
         stored_quotas: loaded,
         metrics: httpAddress ? `http://${httpAddress.address}:${httpAddress.port}/metrics` : 'disabled',
+        ...(this.fleet ? { fleet: this.fleet.options.nodeId } : {}),
       },
       'rivven listening',
     );
     return address;
+  }
+
+  private startFleet(address: AddressInfo): () => void {
+    const f = this.config.fleet;
+    const deps = this.deps.fleet;
+    if (!f.enabled || deps === undefined) return () => undefined;
+    const logger = this.deps.logger;
+    this.fleet = new FleetSync(
+      deps.backend,
+      this.manager.buckets as FleetBucketStore,
+      this.manager.clock,
+      {
+        keyPrefix: this.config.storage.redis.key_prefix,
+        nodeId: f.node_id ?? `${this.config.server.host}:${address.port}`,
+        syncIntervalMs: f.sync_interval_ms,
+        heartbeatIntervalMs: 1000,
+        breaker: { failureThreshold: f.breaker.failure_threshold, resetTimeoutMs: f.breaker.reset_timeout_ms },
+        batchSize: 1000,
+      },
+      deps.configVersion,
+    );
+    this.fleet.onFallback = (fallback, live) =>
+      fallback
+        ? logger.warn({ live_sidecars: live }, 'fleet: Redis out of reach, deciding alone with quota / live sidecars')
+        : logger.info('fleet: Redis back, usage from the outage pushed with the next sync');
+    const histogram = this.metrics.getSingleMetric('rivven_quota_sync_duration_seconds') as Histogram;
+    this.fleet.onSyncDuration = (seconds) => histogram.observe(seconds);
+    void this.fleet.tick();
+    return this.fleet.start();
   }
 
   /**

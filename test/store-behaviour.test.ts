@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { startRedis, type Proc } from '../bench/lib/procs.js';
+import { freeze, startRedis, type Proc } from '../bench/lib/procs.js';
 import { RedisQuotaStore } from '../src/store/redis-quota-store.js';
 import { audit, set } from './helpers/store-fixtures.js';
 import { parseEntity } from '../src/quota/entity.js';
@@ -48,10 +48,7 @@ const factories: Record<string, () => StoreUnderTest> = {
       durable: true,
       // Redis hangs past the command timeout: the client gives up, and the script, run late, applies nothing.
       failNextWrite: () => {
-        proc.child.kill('SIGSTOP');
-        // A signal lands asynchronously: wait (briefly, synchronously) until the process is really stopped.
-        const stat = `/proc/${proc.child.pid}/stat`;
-        for (let i = 0; i < 100_000 && readFileSync(stat, 'utf8').split(') ')[1]![0] !== 'T'; i++);
+        freeze(proc.child);
         setTimeout(() => proc.child.kill('SIGCONT'), 300);
       },
       auditCount: () =>

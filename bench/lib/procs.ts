@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,11 +64,12 @@ export async function startSidecar(env: Record<string, string> = {}): Promise<Pr
   return handle(child, port);
 }
 
-/** A private redis-server on a free port, no persistence. */
-export async function startRedis(): Promise<Proc> {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+/** A private redis-server on a free port (or `port`, to restart one), no persistence; `args` are added. */
+export async function startRedis(port?: number, args: string[] = []): Promise<Proc> {
+  port ??= await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], {
     stdio: 'ignore',
+    cwd: mkdtempSync(join(tmpdir(), 'rivven-redis-')),
   });
   await waitForPort(port);
   return handle(child, port);
@@ -97,4 +98,11 @@ export async function loadgen(
     },
   );
   return JSON.parse(stdout) as { ops_per_sec: number; p50_us: number; p99_us: number; replies: number };
+}
+
+/** SIGSTOPs a process and waits (briefly, synchronously) until it is really stopped: a signal lands asynchronously. */
+export function freeze(child: ChildProcess): void {
+  child.kill('SIGSTOP');
+  const stat = `/proc/${child.pid}/stat`;
+  for (let i = 0; i < 100_000 && readFileSync(stat, 'utf8').split(') ')[1]![0] !== 'T'; i++);
 }

@@ -5,6 +5,7 @@ import { createLogger } from '../observability/logger.js';
 import { FileQuotaStore } from '../store/file-quota-store.js';
 import type { QuotaStore } from '../store/quota-store.js';
 import { RedisQuotaStore } from '../store/redis-quota-store.js';
+import { redisTarget } from '../store/redis-backend.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import type { ServeFlags } from './serve.js';
 
@@ -33,17 +34,21 @@ export async function serve(flags: ServeFlags): Promise<number> {
   logger.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
   for (const w of warnings) logger.warn(w);
   const s = config.storage;
-  const store: QuotaStore =
+  const redis =
     s.backend === 'redis'
-      ? new RedisQuotaStore({ url: s.redis.url, keyPrefix: s.redis.key_prefix, commandTimeoutMs: s.redis.command_timeout_ms })
-      : new FileQuotaStore(s.data_dir, {
-          onCompactionError: (err) =>
-            logger.error({ err: err.message, data_dir: s.data_dir }, 'quota snapshot compaction failed; the log keeps every change'),
-        });
+      ? new RedisQuotaStore({ target: redisTarget(s.redis), keyPrefix: s.redis.key_prefix, commandTimeoutMs: s.redis.command_timeout_ms })
+      : undefined;
+  const store: QuotaStore =
+    redis ??
+    new FileQuotaStore(s.data_dir, {
+      onCompactionError: (err) =>
+        logger.error({ err: err.message, data_dir: s.data_dir }, 'quota snapshot compaction failed; the log keeps every change'),
+    });
   let app: App;
   try {
     // The constructor reads the tokens file and the certificates: a missing one is a failed start, not a crash.
-    app = new App(config, { logger, store, violationsFile: join(config.storage.data_dir, 'violations.log') });
+    const fleet = redis && config.fleet.enabled ? { backend: redis.backend, configVersion: () => redis.appliedVersion } : undefined;
+    app = new App(config, { logger, store, violationsFile: join(config.storage.data_dir, 'violations.log'), fleet });
     await app.start();
   } catch (err) {
     logger.fatal({ err: (err as Error).message }, 'cannot start');

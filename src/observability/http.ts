@@ -13,7 +13,8 @@ export interface HealthServerOptions {
 
 /**
  * The operator's HTTP endpoints: GET /metrics (Prometheus text), /healthz (the process is alive) and
- * /readyz (200 once stored quotas are loaded and the protocol port listens, 503 before and while shutting down).
+ * /readyz (200 once stored quotas are loaded and the protocol port listens, 503 before and while shutting down;
+ * its body says "degraded" while a fleet sidecar decides alone because Redis is out of reach).
  */
 export class HealthServer {
   private readonly server: Server;
@@ -21,7 +22,8 @@ export class HealthServer {
 
   constructor(
     private readonly registry: Registry,
-    private readonly ready: () => boolean,
+    /** false: 503; true: 200 "ready"; "degraded": 200 "degraded" (fleet mode deciding alone while Redis is out of reach). */
+    private readonly ready: () => boolean | 'degraded',
     options: HealthServerOptions = {},
   ) {
     const handler: http.RequestListener = (req, res) => {
@@ -81,8 +83,10 @@ export class HealthServer {
         return;
       case '/healthz':
         return send(res, 200, 'ok\n');
-      case '/readyz':
-        return this.ready() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n');
+      case '/readyz': {
+        const r = this.ready();
+        return r === false ? send(res, 503, 'not ready\n') : send(res, 200, r === 'degraded' ? 'degraded\n' : 'ready\n');
+      }
       default:
         return send(res, 404, 'not found: try /metrics, /healthz or /readyz\n');
     }

@@ -1,4 +1,7 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
+import type { FleetSync } from '../fleet/fleet-sync.js';
+import type { RedisBackend } from '../store/redis-backend.js';
+import type { ViolationLog } from './violation-log.js';
 import type { Guard } from '../auth/guard.js';
 import type { LeaseManager } from '../quota/lease-manager.js';
 import type { QuotaManager } from '../quota/quota-manager.js';
@@ -16,7 +19,16 @@ export interface MetricSources {
   server: QuotaServer;
   admin: QuotaAdmin;
   requests: RequestStats;
+  violations: ViolationLog;
+  /** The Redis connection (storage.backend: redis), whose failures are counted. */
+  backend?: RedisBackend | undefined;
+  /** Background reads of a shared store that failed. */
+  storeFailures?: () => number;
+  /** The fleet's sync, once it runs (fleet.enabled). */
+  fleet?: () => FleetSync | undefined;
 }
+
+const BREAKER_STATES = { closed: 0, open: 1, 'half-open': 2 } as const;
 
 interface Sample {
   labels?: Record<string, string | number>;
@@ -51,9 +63,17 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
  * type): no label carries a principal, so cardinality is bounded whatever clients send. Per-principal usage
  * is what DescribeUsage and `rivven quota top` are for.
  */
-export function createMetrics({ manager, server, admin, requests, guard, leases, adaptiveFactor }: MetricSources): Registry {
+export function createMetrics(sources: MetricSources): Registry {
+  const { manager, server, admin, requests, guard, leases, adaptiveFactor } = sources;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  fleetMetrics(registry, sources);
+  mirroredCounter(
+    registry,
+    'rivven_violation_log_write_failures_total',
+    'Appends to violations.log that failed (the events stay in memory)',
+    () => sources.violations.writeFailures,
+  );
 
   const violationCounters: [string, number][] = [
     ['rivven_quota_produce_violations_total', 0],
@@ -222,4 +242,37 @@ export function createMetrics({ manager, server, admin, requests, guard, leases,
     1,
   );
   return registry;
+}
+
+/** The metrics of storage.backend: redis and fleet.enabled (docs/operations.md, fleet); 0 without them. */
+function fleetMetrics(registry: Registry, { backend, storeFailures, fleet }: MetricSources): void {
+  new Gauge({
+    name: 'rivven_quota_backend_state',
+    help: 'The fleet breaker: 0 closed (synced through Redis), 1 open (deciding alone), 2 half-open (probing)',
+    registers: [registry],
+    collect() {
+      const f = fleet?.();
+      this.set(f === undefined ? 0 : BREAKER_STATES[f.breaker.state]);
+    },
+  });
+  mirroredCounter(
+    registry,
+    'rivven_quota_backend_failures_total',
+    'Redis calls that failed or timed out (fleet syncs, heartbeats, AlterQuotas, config polls)',
+    () => (backend?.failures ?? 0) + (storeFailures?.() ?? 0),
+  );
+  new Histogram({
+    name: 'rivven_quota_sync_duration_seconds',
+    help: 'Time one fleet sync took: push usage, pull the fleet levels, for every queued bucket',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'rivven_quota_fleet_sidecars',
+    help: 'Live sidecars of the fleet (recent heartbeats) as of the last heartbeat that reached Redis; 0 without fleet',
+    registers: [registry],
+    collect() {
+      this.set(fleet?.()?.live ?? 0);
+    },
+  });
 }

@@ -78,6 +78,8 @@ export interface LocalBucketStoreOptions {
   windowBuckets: number;
   maxDebtMs: number;
   maxBuckets: number;
+  /** Keep per-bucket fleet sync state in the tables (FleetBucketStore). */
+  fleet?: boolean;
 }
 
 const INITIAL = 1024;
@@ -93,11 +95,11 @@ const MIGRATION_SLICE_MS = 5;
  */
 export class LocalBucketStore implements BucketStore {
   epoch = 0;
-  private ids = new KeyedIds(INITIAL);
-  private table: BucketTable;
+  protected ids = new KeyedIds(INITIAL);
+  protected table: BucketTable;
   private migration: { ids: KeyedIds; table: BucketTable; cursor: number } | null = null;
 
-  constructor(private readonly options: LocalBucketStoreOptions) {
+  constructor(protected readonly options: LocalBucketStoreOptions) {
     this.table = this.newTable(INITIAL);
   }
 
@@ -227,7 +229,8 @@ export class LocalBucketStore implements BucketStore {
   }
 
   private newTable(size: number): BucketTable {
-    return new BucketTable(this.options.windowMs, this.options.windowBuckets, size, this.options.maxDebtMs);
+    const o = this.options;
+    return new BucketTable(o.windowMs, o.windowBuckets, size, o.maxDebtMs, o.fleet === true);
   }
 
   private compact(): void {

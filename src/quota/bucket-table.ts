@@ -28,6 +28,12 @@ export class BucketTable {
   private throttles: Float64Array;
   /** 1 when the bucket's limit is a shadow value: measured and counted, never enforced. */
   private shadowOf: Uint8Array;
+  /**
+   * Fleet mode only (empty otherwise): usage recorded here and not yet pushed to the fleet, in milli-units,
+   * and 1 while the bucket waits in the fleet's sync queue. Kept with the bucket, so a compaction moves them.
+   */
+  private unsyncedOf: Float64Array;
+  private queuedOf: Uint8Array;
   private allocated: number;
 
   constructor(
@@ -37,6 +43,8 @@ export class BucketTable {
     initialBuckets = 1024,
     /** Debt beyond this many ms of a bucket's quota is forgiven (docs/algorithm.md, bounded debt). */
     readonly maxDebtMs = Infinity,
+    /** Keep the fleet's per-bucket sync state (unsynced usage, queued flag). */
+    readonly fleet = false,
   ) {
     if (!Number.isInteger(windowMs / ringCells)) throw new RangeError('window_ms must be a multiple of window_buckets');
     this.cellMs = windowMs / ringCells;
@@ -50,6 +58,8 @@ export class BucketTable {
     this.seen = new Float64Array(this.allocated);
     this.throttles = new Float64Array(this.allocated);
     this.shadowOf = new Uint8Array(this.allocated);
+    this.unsyncedOf = new Float64Array(fleet ? this.allocated : 0);
+    this.queuedOf = new Uint8Array(fleet ? this.allocated : 0);
   }
 
   /** Makes room for ids below `capacity`. */
@@ -65,6 +75,10 @@ export class BucketTable {
     this.levelAt[id] = now;
     this.seen[id] = now;
     this.throttles[id] = 0;
+    if (this.fleet) {
+      this.unsyncedOf[id] = 0;
+      this.queuedOf[id] = 0;
+    }
   }
 
   /** Copies bucket `from` of `source` (same window shape) into `to` here: used when compacting. */
@@ -79,6 +93,10 @@ export class BucketTable {
     this.seen[to] = source.seen[from]!;
     this.throttles[to] = source.throttles[from]!;
     this.shadowOf[to] = source.shadowOf[from]!;
+    if (this.fleet) {
+      this.unsyncedOf[to] = source.unsyncedOf[from]!;
+      this.queuedOf[to] = source.queuedOf[from]!;
+    }
   }
 
   /**
@@ -103,6 +121,7 @@ export class BucketTable {
     this.level[id] = 0;
     this.levelAt[id] = now;
     this.ring.fill(0, id * this.ringCells, (id + 1) * this.ringCells);
+    if (this.fleet) this.unsyncedOf[id] = 0;
   }
 
   /** Brings the bucket to `now` at the rate it already has (no alteration since it was resolved). */
@@ -122,11 +141,15 @@ export class BucketTable {
     return Math.max(0, drained);
   }
 
-  /** Adds `amount` units: to the level (decisions) and to the current sub-bucket (measurement). */
-  record(id: number, amount: number, now: number): void {
-    const ceiling = this.cap[id]! + this.maxDebtMs * this.rateOf[id]!;
-    const level = this.level[id]! + amount * 1000;
-    this.level[id] = Math.min(level, ceiling);
+  /**
+   * Adds `amount` units: to the level (decisions) and to the current sub-bucket (measurement). The level gets
+   * `weight` times the amount: a fleet sidecar cut off from Redis decides with quota / N, which is the same as
+   * counting each unit N times against the whole quota (docs/algorithm.md, fleet fallback).
+   */
+  record(id: number, amount: number, now: number, weight = 1): void {
+    const level = this.level[id]! + amount * 1000 * weight;
+    this.level[id] = Math.min(level, this.ceiling(id));
+    if (this.fleet) this.unsyncedOf[id] = this.unsyncedOf[id]! + amount * 1000;
     const cur = Math.floor(now / this.cellMs);
     const base = id * this.ringCells;
     this.expireRing(id, base, cur);
@@ -149,6 +172,43 @@ export class BucketTable {
   /** Outstanding usage in milli-units: this window's share plus debt. */
   outstanding(id: number): number {
     return this.level[id]!;
+  }
+
+  /** The highest level: capacity plus max_debt_ms of the quota (milli-units). */
+  ceiling(id: number): number {
+    return this.cap[id]! + this.maxDebtMs * this.rateOf[id]!;
+  }
+
+  /** Sets the level at `now` (the fleet's level, learnt from a sync), bounded by the ceiling. */
+  setLevel(id: number, level: number, now: number): void {
+    this.level[id] = Math.min(Math.max(0, level), this.ceiling(id));
+    if (now > this.levelAt[id]!) this.levelAt[id] = now;
+  }
+
+  /** Fleet mode: usage not yet pushed (milli-units). */
+  unsynced(id: number): number {
+    return this.unsyncedOf[id]!;
+  }
+
+  /** Fleet mode: takes the unsynced usage (it is being pushed), leaving 0. */
+  takeUnsynced(id: number): number {
+    const u = this.unsyncedOf[id]!;
+    this.unsyncedOf[id] = 0;
+    return u;
+  }
+
+  /** Fleet mode: gives back usage whose push failed. */
+  addUnsynced(id: number, amount: number): void {
+    this.unsyncedOf[id] = this.unsyncedOf[id]! + amount;
+  }
+
+  /** Fleet mode: whether the bucket waits in the sync queue; `set` marks it so. */
+  queued(id: number): boolean {
+    return this.queuedOf[id] === 1;
+  }
+
+  setQueued(id: number, queued: boolean): void {
+    this.queuedOf[id] = queued ? 1 : 0;
   }
 
   /** quota x window in milli-units: the burst a fresh bucket accepts. */
@@ -220,6 +280,12 @@ export class BucketTable {
     const shadow = new Uint8Array(n);
     shadow.set(this.shadowOf);
     this.shadowOf = shadow;
+    if (this.fleet) {
+      this.unsyncedOf = widen(this.unsyncedOf, n);
+      const queued = new Uint8Array(n);
+      queued.set(this.queuedOf);
+      this.queuedOf = queued;
+    }
     this.allocated = n;
   }
 }

@@ -54,6 +54,8 @@ export interface QuotaStore {
   /** Reopens log files (SIGHUP, after logrotate). */
   reopen(): Promise<void>;
   close(): Promise<void>;
+  /** Background reads of a shared store that failed (the next one retries); absent for local stores. */
+  readonly syncFailures?: number;
 }
 
 /** The key a stored value is kept under: one entity and quota key. */

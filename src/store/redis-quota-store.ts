@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { RedisBackend, type RedisClient, type RedisTarget } from './redis-backend.js';
 import {
   applyChanges,
   ChangeListeners,
@@ -12,8 +13,8 @@ import {
 } from './quota-store.js';
 
 export interface RedisQuotaStoreOptions {
-  /** redis:// or rediss:// URL of a standalone Redis (or a Sentinel-less primary). */
-  url: string;
+  /** Where Redis is: a redis:// or rediss:// URL, a Cluster seed list, or Sentinel. */
+  target: RedisTarget;
   /** Prefix of every key; sidecars with the same prefix share their configs. @default "rivven:" */
   keyPrefix: string;
   /** An AlterQuotas not acknowledged by Redis within this is STORAGE_ERROR, and never applied later. @default 100 */
@@ -26,7 +27,7 @@ export interface RedisQuotaStoreOptions {
   maxAudit: number;
 }
 
-export const DEFAULT_REDIS_STORE_OPTIONS: Readonly<Omit<RedisQuotaStoreOptions, 'url'>> = Object.freeze({
+export const DEFAULT_REDIS_STORE_OPTIONS: Readonly<Omit<RedisQuotaStoreOptions, 'target'>> = Object.freeze({
   keyPrefix: 'rivven:',
   commandTimeoutMs: 100,
   pollIntervalMs: 500,
@@ -36,7 +37,7 @@ export const DEFAULT_REDIS_STORE_OPTIONS: Readonly<Omit<RedisQuotaStoreOptions, 
 
 const APPLY_SCRIPT = readFileSync(new URL('./lua/apply-quota-changes-4.lua', import.meta.url), 'utf8');
 
-type ScriptClient = Redis & {
+type ScriptClient = RedisClient & {
   rivvenApply(configs: string, version: string, changes: string, audit: string, ...argv: (string | number)[]): Promise<number>;
 };
 
@@ -51,15 +52,15 @@ type ScriptClient = Redis & {
  */
 export class RedisQuotaStore implements QuotaStore {
   readonly options: Readonly<RedisQuotaStoreOptions>;
+  /** The connection, shared with the fleet's bucket sync. */
+  readonly backend: RedisBackend;
   private readonly redis: ScriptClient;
-  private readonly subscriber: Redis;
+  private readonly subscriber: RedisClient;
   private readonly keys: { configs: string; version: string; changes: string; audit: string; channel: string };
   private readonly listeners = new ChangeListeners();
   /** What this sidecar has applied: the configs as of `version`. */
   private readonly mirror = new Map<string, StoredQuota>();
   private version = 0;
-  /** Redis server time minus local time, for deadlines in server time. */
-  private clockOffset = 0;
   private catching: Promise<void> = Promise.resolve();
   private poll: NodeJS.Timeout | undefined;
   private polls = 0;
@@ -70,8 +71,9 @@ export class RedisQuotaStore implements QuotaStore {
   /** The subscriber connection's client id (tests kill it to lose notifications). */
   subscriberId: number | undefined;
 
-  constructor(options: Partial<RedisQuotaStoreOptions> & { url: string }) {
-    this.options = Object.freeze({ ...DEFAULT_REDIS_STORE_OPTIONS, ...options });
+  constructor(options: Partial<Omit<RedisQuotaStoreOptions, 'target'>> & ({ url: string } | { target: RedisTarget })) {
+    const target = 'target' in options ? options.target : { url: options.url };
+    this.options = Object.freeze({ ...DEFAULT_REDIS_STORE_OPTIONS, ...options, target });
     const tag = `${this.options.keyPrefix}{quotas}`;
     this.keys = {
       configs: `${tag}:configs`,
@@ -80,27 +82,23 @@ export class RedisQuotaStore implements QuotaStore {
       audit: `${tag}:audit`,
       channel: `${tag}:notify`,
     };
-    // No offline queue: while Redis is down a command fails at once (STORAGE_ERROR), it does not wait.
-    const common = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 };
-    this.redis = new Redis(this.options.url, common) as ScriptClient;
+    this.backend = new RedisBackend(target, this.options.commandTimeoutMs);
+    this.redis = this.backend.client as ScriptClient;
     this.redis.defineCommand('rivvenApply', { numberOfKeys: 4, lua: APPLY_SCRIPT });
-    this.subscriber = new Redis(this.options.url, { lazyConnect: true, enableOfflineQueue: true });
-    this.redis.on('error', () => undefined);
-    this.subscriber.on('error', () => undefined);
+    this.subscriber = this.backend.subscriber();
   }
 
   get description(): string {
-    return `redis ${this.options.url.replace(/\/\/[^@]*@/, '//***@')} prefix ${this.options.keyPrefix}`;
+    return `redis ${this.backend.description} prefix ${this.options.keyPrefix}`;
   }
 
   async load(): Promise<StoredQuota[]> {
-    if (this.redis.status === 'wait') await this.redis.connect();
-    await this.measureClockOffset();
+    await this.backend.connect();
     await this.catching;
     await this.reload(false);
     if (this.subscriber.status !== 'wait') return [...this.mirror.values()];
     await this.subscriber.connect();
-    this.subscriberId = Number(await this.subscriber.call('CLIENT', 'ID'));
+    if (!this.backend.cluster) this.subscriberId = Number(await (this.subscriber as Redis).call('CLIENT', 'ID'));
     await this.subscriber.subscribe(this.keys.channel);
     this.subscriber.on('message', () => this.catchUpInBackground());
     // A reconnect may have missed notifications: catch up at once.
@@ -112,7 +110,7 @@ export class RedisQuotaStore implements QuotaStore {
 
   async apply(changes: QuotaChange[], audit: AuditRecord[]): Promise<void> {
     const ops = changes.map((c) => [storedId(c.entity, c.quota_key), c.quota_value === null ? false : JSON.stringify(toStored(c))]);
-    const deadline = Date.now() + this.clockOffset + this.options.commandTimeoutMs;
+    const deadline = this.backend.deadline();
     const k = this.keys;
     const call = this.redis.rivvenApply(
       k.configs,
@@ -127,20 +125,7 @@ export class RedisQuotaStore implements QuotaStore {
       k.channel,
       ...audit.map((r) => JSON.stringify(r)),
     );
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`Redis did not answer within ${this.options.commandTimeoutMs} ms`)),
-        this.options.commandTimeoutMs,
-      );
-    });
-    let version: number;
-    try {
-      version = await Promise.race([call, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-    call.catch(() => undefined);
+    const version = await this.backend.timed(call);
     if (version === -1)
       throw new Error(`Redis ran the change after its deadline (${this.options.commandTimeoutMs} ms); nothing was applied`);
     // The contract: listeners hear of it (and of any version before it) before apply resolves. The change is
@@ -158,7 +143,7 @@ export class RedisQuotaStore implements QuotaStore {
     clearInterval(this.poll);
     await this.catching;
     this.subscriber.disconnect();
-    this.redis.disconnect();
+    this.backend.close();
   }
 
   /** The version this sidecar has applied (tests, fleet status). */
@@ -166,22 +151,11 @@ export class RedisQuotaStore implements QuotaStore {
     return this.version;
   }
 
-  /**
-   * Redis server time minus ours, for the script's deadline. Measured at start and again every 20 polls, so a
-   * drifting clock cannot stretch the window in which a change the client gave up on could still apply.
-   */
-  private async measureClockOffset(): Promise<void> {
-    const before = Date.now();
-    const [seconds, micros] = await this.redis.time();
-    // Redis read its clock somewhere in the round trip: take the middle of it.
-    const local = (before + Date.now()) / 2;
-    this.clockOffset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - local;
-  }
-
   /** The safety net under pub/sub: a version ahead of ours means a notification never came. */
   private async pollVersion(): Promise<void> {
     try {
-      if (++this.polls % 20 === 0) await this.measureClockOffset();
+      // A drifting clock must not stretch the window in which a change the client gave up on could still apply.
+      if (++this.polls % 20 === 0) await this.backend.measureClock();
       const current = Number((await this.redis.get(this.keys.version)) ?? 0);
       if (current <= this.version) return;
       await this.catching;

@@ -1,4 +1,4 @@
-import { App } from '../../src/app.js';
+import { App, type AppDeps } from '../../src/app.js';
 import { QuotaClient, type QuotaClientOptions } from '../../src/client/quota-client.js';
 import { loadConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/observability/logger.js';
@@ -16,6 +16,7 @@ export interface TestServer {
 export async function startServer(
   overrides: Record<string, Record<string, unknown>> = {},
   store: QuotaStore = new MemoryQuotaStore(),
+  deps: Partial<AppDeps> = {},
 ): Promise<TestServer> {
   const { config } = loadConfig({
     env: {},
@@ -23,7 +24,7 @@ export async function startServer(
     flags: { ...overrides, server: { port: 0, ...overrides.server }, metrics: { port: 0, ...overrides.metrics } },
   });
   const clock = new ManualClock(1_000_000);
-  const app = new App(config, { logger: silentLogger(), store, clock });
+  const app = new App(config, { logger: silentLogger(), store, clock, ...deps });
   const address = await app.start();
   return { app, port: address.port, clock, stop: () => app.stop(1000) };
 }

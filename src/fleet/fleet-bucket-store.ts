@@ -1,0 +1,120 @@
+import { LocalBucketStore, type LocalBucketStoreOptions } from '../quota/bucket-store.js';
+
+/** Bucket names (kind, a, b), as parallel lists. */
+export interface Names {
+  kinds: number[];
+  as: (string | null)[];
+  bs: (string | null)[];
+}
+
+/** The buckets of one sync call: what each pushes, its quota and ceiling. */
+export interface SyncBatch extends Names {
+  /** Usage pushed, milli-units. */
+  pushes: number[];
+  /** Quota of each (units per second = milli-units per ms) and its ceiling (capacity + max debt), milli-units. */
+  rates: number[];
+  ceilings: number[];
+}
+
+export const emptyBatch = (): SyncBatch => ({ kinds: [], as: [], bs: [], pushes: [], rates: [], ceilings: [] });
+
+/**
+ * The buckets of a fleet sidecar: local decisions at local speed (no Redis on a record call), over a level that
+ * is the fleet's as of the last sync plus what this sidecar recorded since (docs/algorithm.md, fleet buckets).
+ *
+ * A bucket recorded into joins the sync queue (once: the table's queued flag); FleetSync takes queued buckets
+ * in batches, pushes their unsynced usage, and settles the fleet's level back into them. A bucket recorded into
+ * within `followMs` stays queued with nothing to push, so it keeps learning the others' usage while this
+ * sidecar sees calls for it. The queue holds bucket names, not ids: a sweep or compaction may move or drop a
+ * bucket between syncs, and a name is looked up again.
+ *
+ * `weight` is the fallback: while Redis is out of reach each unit counts `weight` (the live sidecars) times
+ * against the whole quota, which decides exactly as quota / weight would.
+ */
+export class FleetBucketStore extends LocalBucketStore {
+  weight = 1;
+  private queue: Names = { kinds: [], as: [], bs: [] };
+
+  constructor(
+    options: LocalBucketStoreOptions,
+    /** A bucket recorded into this recently keeps being synced. */
+    readonly followMs: number,
+  ) {
+    super({ ...options, fleet: true });
+  }
+
+  /** Buckets waiting for the next sync (an upper bound: some may be gone by then). */
+  get queued(): number {
+    return this.queue.kinds.length;
+  }
+
+  override record(id: number, amount: number, now: number): void {
+    const t = this.table;
+    t.record(id, amount, now, this.weight);
+    if (!t.queued(id)) this.enqueue(id);
+  }
+
+  /** The queued bucket names, leaving an empty queue for the calls that come while they sync. */
+  swapQueue(): Names {
+    const q = this.queue;
+    this.queue = { kinds: [], as: [], bs: [] };
+    return q;
+  }
+
+  /**
+   * Adds buckets [from, to) of `names` to `out`, each with its unsynced usage (which leaves the bucket: it is
+   * being pushed). `forgiveMs` > 0 after a fallback: each push is reduced by what this sidecar's share of the
+   * quota (quota / `divisor`) drained in that time, since the fleet level in Redis could not be drained by usage
+   * it never saw (docs/algorithm.md, reconciliation).
+   */
+  collect(names: Names, from: number, to: number, out: SyncBatch, forgiveMs = 0, divisor = 1): void {
+    const t = this.table;
+    for (let i = from; i < to; i++) {
+      const id = this.find(names.kinds[i]!, names.as[i]!, names.bs[i]!);
+      // Gone (swept), or named twice (dropped and made again): the bucket itself says whether it waits.
+      if (id < 0 || !t.queued(id)) continue;
+      t.setQueued(id, false);
+      const rate = t.rate(id);
+      const unsynced = t.takeUnsynced(id);
+      out.kinds.push(names.kinds[i]!);
+      out.as.push(names.as[i]!);
+      out.bs.push(names.bs[i]!);
+      out.pushes.push(forgiveMs > 0 ? Math.max(0, unsynced - (rate * forgiveMs) / divisor) : unsynced);
+      out.rates.push(rate);
+      out.ceilings.push(t.ceiling(id));
+    }
+  }
+
+  /**
+   * Redis answered: each bucket's level becomes the fleet's plus what was recorded here meanwhile, and a bucket
+   * still in use stays queued to follow the fleet.
+   */
+  settle(batch: SyncBatch, levels: number[], now: number): void {
+    const t = this.table;
+    for (let i = 0; i < batch.kinds.length; i++) {
+      const id = this.find(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!);
+      if (id < 0) continue;
+      t.setLevel(id, levels[i]! + t.unsynced(id) * this.weight, now);
+      if (!t.queued(id) && now - t.lastSeen(id) < this.followMs) this.enqueue(id);
+    }
+  }
+
+  /** The push failed: the usage goes back into its buckets, to be pushed by a later sync. */
+  restore(batch: SyncBatch): void {
+    const t = this.table;
+    for (let i = 0; i < batch.kinds.length; i++) {
+      const id = this.find(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!);
+      if (id < 0) continue;
+      t.addUnsynced(id, batch.pushes[i]!);
+      if (!t.queued(id)) this.enqueue(id);
+    }
+  }
+
+  private enqueue(id: number): void {
+    this.table.setQueued(id, true);
+    const q = this.queue;
+    q.kinds.push(this.ids.kind(id));
+    q.as.push(this.ids.a(id));
+    q.bs.push(this.ids.b(id));
+  }
+}

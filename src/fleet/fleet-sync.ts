@@ -1,0 +1,279 @@
+import { readFileSync } from 'node:fs';
+import calculateSlot from 'cluster-key-slot';
+import { CircuitBreaker, type BreakerOptions, type BreakerState } from '../client/breaker.js';
+import { GROUP } from '../quota/bucket-store.js';
+import type { Clock } from '../quota/clock.js';
+import { QUOTA_KEYS } from '../quota/quota-key.js';
+import type { RedisBackend, RedisClient } from '../store/redis-backend.js';
+import { emptyBatch, type FleetBucketStore, type SyncBatch } from './fleet-bucket-store.js';
+
+export interface FleetSyncOptions {
+  /** Prefix of every key; sidecars with the same prefix share buckets. */
+  keyPrefix: string;
+  /** This sidecar's name in `rivven fleet status`. */
+  nodeId: string;
+  /** How often usage is pushed and the fleet's levels pulled. */
+  syncIntervalMs: number;
+  /** How often this sidecar says it is alive (and reads who else is). @default 1000 */
+  heartbeatIntervalMs: number;
+  breaker: BreakerOptions;
+  /** Buckets per script call: a bigger sync is split, so no call holds Redis (or this loop) for long. @default 1000 */
+  batchSize: number;
+}
+
+/** One sidecar as its last heartbeat described it (`rivven fleet status`). */
+export interface SidecarStatus {
+  node_id: string;
+  /** Redis time of its last heartbeat (epoch ms). */
+  seen: number;
+  /** Ms since its last successful sync (-1 before the first). */
+  sync_lag_ms: number;
+  breaker: BreakerState;
+  /** Buckets it tracks, and how many wait for its next sync. */
+  buckets: number;
+  queued: number;
+  /** The version of the shared quota configs it has applied. */
+  config_version: number;
+  sync_interval_ms: number;
+}
+
+const SYNC_SCRIPT = readFileSync(new URL('../store/lua/sync-buckets.lua', import.meta.url), 'utf8');
+const HEARTBEAT_SCRIPT = readFileSync(new URL('../store/lua/heartbeat.lua', import.meta.url), 'utf8');
+
+type FleetClient = RedisClient & {
+  rivvenSync(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
+  rivvenHeartbeat(key: string, nodeId: string, status: string, staleMs: number): Promise<(number | string)[]>;
+};
+
+/** A sidecar is live while its last heartbeat is this many intervals old at most. */
+const LIVE_HEARTBEATS = 3;
+/** A sidecar silent for this many heartbeat intervals is removed from the list. */
+const FORGET_HEARTBEATS = 60;
+
+/**
+ * Fleet buckets through Redis (docs/algorithm.md, fleet buckets; docs/operations.md, fleet). Every
+ * syncIntervalMs: the queued buckets' usage is pushed and the fleet's levels pulled, in one script call per
+ * Redis Cluster slot (per batchSize buckets), with Redis draining every bucket by its own clock. Every
+ * heartbeatIntervalMs: a heartbeat, which also counts the live sidecars.
+ *
+ * Calls go through a breaker. While it is open the buckets decide alone, each unit counted once per live
+ * sidecar (quota / live sidecars at last contact); a heartbeat probes after reset_timeout_ms, and the first sync
+ * after it closes pushes what was recorded meanwhile, less this sidecar's share of what the quota drained.
+ * Record calls never wait for any of this.
+ */
+export class FleetSync {
+  readonly breaker: CircuitBreaker;
+  /** Successful syncs, and buckets pushed or pulled in them. */
+  syncs = 0;
+  bucketsSynced = 0;
+  /** Script calls sent (the Redis commands this sidecar costs, heartbeats included). */
+  calls = 0;
+  /** Every sidecar of the fleet as of the last heartbeat, this one included. */
+  sidecars: SidecarStatus[] = [];
+  /** Sidecars whose heartbeat is recent, as of the last one that reached Redis (at least 1: this one). */
+  live = 1;
+  /** Told the seconds each sync took (rivven_quota_sync_duration_seconds). */
+  onSyncDuration: (seconds: number) => void = () => undefined;
+  /** Told when the fleet falls back (true) or recovers (false). */
+  onFallback: (fallback: boolean, live: number) => void = () => undefined;
+
+  private readonly client: FleetClient;
+  private readonly sidecarsKey: string;
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private lastSyncAt = -1;
+  private lastHeartbeatAt = Number.NEGATIVE_INFINITY;
+  private fallbackSince = -1;
+  /** After a fallback: the time to forgive, at quota / divisor, in the first sync. */
+  private forgive: { ms: number; divisor: number } | null = null;
+  /** The last fallback's reconciliation: its length and divisor (fleet status, tests). */
+  reconciled: { ms: number; divisor: number } | null = null;
+
+  constructor(
+    private readonly backend: RedisBackend,
+    private readonly store: FleetBucketStore,
+    private readonly clock: Clock,
+    readonly options: Readonly<FleetSyncOptions>,
+    /** The version of the shared configs this sidecar has applied, for its heartbeat. */
+    private readonly configVersion: () => number = () => 0,
+  ) {
+    this.breaker = new CircuitBreaker(options.breaker, () => clock.now());
+    this.client = backend.client as FleetClient;
+    this.client.defineCommand('rivvenSync', { lua: SYNC_SCRIPT });
+    this.client.defineCommand('rivvenHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT_SCRIPT });
+    this.sidecarsKey = `${options.keyPrefix}{fleet}:sidecars`;
+  }
+
+  /** True while the buckets decide alone (the breaker is not closed). */
+  get degraded(): boolean {
+    return this.fallbackSince >= 0;
+  }
+
+  /** Syncs every syncIntervalMs until stopped; the timer keeps no process alive. */
+  start(): () => void {
+    this.timer = setInterval(() => void this.tick(), this.options.syncIntervalMs);
+    this.timer.unref();
+    return () => clearInterval(this.timer);
+  }
+
+  /** One round: a heartbeat when due (or as the breaker's probe), then a sync. One round at a time. */
+  async tick(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      if (!this.breaker.allow()) return;
+      const probe = this.breaker.state === 'half-open';
+      const now = this.clock.now();
+      if (probe || now - this.lastHeartbeatAt >= this.options.heartbeatIntervalMs) {
+        if (!(await this.attempt(() => this.heartbeat()))) return;
+      }
+      await this.attempt(() => this.sync());
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Ms since the last successful sync, -1 before the first. */
+  get syncLagMs(): number {
+    return this.lastSyncAt < 0 ? -1 : this.clock.now() - this.lastSyncAt;
+  }
+
+  private async attempt(call: () => Promise<void>): Promise<boolean> {
+    let ok = true;
+    try {
+      await call();
+      this.breaker.success();
+    } catch {
+      ok = false;
+      this.breaker.failure();
+    }
+    this.followBreaker();
+    return ok;
+  }
+
+  /** Enters or leaves the fallback as the breaker opens or closes. */
+  private followBreaker(): void {
+    const state = this.breaker.state;
+    if (state === 'open' && this.fallbackSince < 0) {
+      this.fallbackSince = this.clock.now();
+      this.store.weight = Math.max(1, this.live);
+      this.onFallback(true, this.store.weight);
+    } else if (state === 'closed' && this.fallbackSince >= 0) {
+      this.forgive = { ms: this.clock.now() - this.fallbackSince, divisor: this.store.weight };
+      this.reconciled = this.forgive;
+      this.fallbackSince = -1;
+      this.store.weight = 1;
+      this.onFallback(false, 1);
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const status: Omit<SidecarStatus, 'seen'> = {
+      node_id: this.options.nodeId,
+      sync_lag_ms: this.syncLagMs,
+      breaker: this.breaker.state,
+      buckets: this.store.size,
+      queued: this.store.queued,
+      config_version: this.configVersion(),
+      sync_interval_ms: this.options.syncIntervalMs,
+    };
+    const hb = this.options.heartbeatIntervalMs;
+    const json = JSON.stringify(status);
+    this.calls++;
+    const reply = await this.backend.timed(
+      this.client.rivvenHeartbeat(this.sidecarsKey, this.options.nodeId, json.slice(0, -1), hb * FORGET_HEARTBEATS),
+    );
+    this.lastHeartbeatAt = this.clock.now();
+    const now = Number(reply[0]);
+    const sidecars: SidecarStatus[] = [];
+    for (let i = 1; i < reply.length; i++) {
+      try {
+        sidecars.push(JSON.parse(String(reply[i])) as SidecarStatus);
+      } catch {
+        // Another version's or a hand-written entry: not ours to read.
+      }
+    }
+    sidecars.sort((a, b) => (a.node_id < b.node_id ? -1 : a.node_id > b.node_id ? 1 : 0));
+    this.sidecars = sidecars;
+    this.live = Math.max(1, sidecars.filter((s) => s.seen >= now - hb * LIVE_HEARTBEATS).length);
+  }
+
+  private async sync(): Promise<void> {
+    const started = performance.now();
+    const names = this.store.swapQueue();
+    const forgive = this.forgive;
+    this.forgive = null;
+    const size = this.options.batchSize;
+    const calls: Promise<void>[] = [];
+    for (let from = 0; from < names.kinds.length; from += size) {
+      const batch = emptyBatch();
+      this.store.collect(names, from, Math.min(names.kinds.length, from + size), batch, forgive?.ms, forgive?.divisor);
+      for (const part of this.backend.cluster ? bySlot(batch, this.options.keyPrefix) : [batch]) calls.push(this.push(part));
+      // A big sync (after an outage, say) must not hold the loop: each batch is built in its own turn.
+      if (from + size < names.kinds.length) await new Promise((r) => setImmediate(r));
+    }
+    const results = await Promise.allSettled(calls);
+    this.onSyncDuration((performance.now() - started) / 1000);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    this.syncs++;
+    this.lastSyncAt = this.clock.now();
+  }
+
+  /** One script call; on failure the batch's usage goes back into its buckets. */
+  private async push(batch: SyncBatch): Promise<void> {
+    if (batch.kinds.length === 0) return;
+    const n = batch.kinds.length;
+    const args: (string | number)[] = new Array(1 + n + 1 + 3 * n);
+    args[0] = n;
+    for (let i = 0; i < n; i++) args[1 + i] = bucketKey(this.options.keyPrefix, batch.kinds[i]!, batch.as[i]!, batch.bs[i]!);
+    args[1 + n] = this.backend.deadline();
+    for (let i = 0; i < n; i++) {
+      const at = 2 + n + 3 * i;
+      args[at] = Math.round(batch.pushes[i]!);
+      args[at + 1] = batch.rates[i]!;
+      args[at + 2] = Math.round(batch.ceilings[i]!);
+    }
+    this.calls++;
+    try {
+      const reply = await this.backend.timed(this.client.rivvenSync(...(args as [number, ...(string | number)[]])));
+      if (reply[0] === -1) {
+        this.backend.failures++;
+        throw new Error(`Redis ran the sync after its deadline (${this.backend.commandTimeoutMs} ms); nothing was pushed`);
+      }
+      this.store.settle(batch, reply.slice(1), this.clock.now());
+      this.bucketsSynced += n;
+    } catch (err) {
+      this.store.restore(batch);
+      throw err;
+    }
+  }
+}
+
+/**
+ * A bucket's key: the prefix, then the bucket's name as its hash tag, so each bucket lands in a slot of its own
+ * choosing and the fleet's buckets spread over a Cluster. JSON keeps names that contain separators apart.
+ */
+export function bucketKey(prefix: string, kind: number, a: string | null, b: string | null): string {
+  return `${prefix}bucket:{${JSON.stringify([kind === GROUP ? 'group' : QUOTA_KEYS[kind], a, b])}}`;
+}
+
+/** Splits a batch by Redis Cluster slot: a script's keys must share one. */
+function bySlot(batch: SyncBatch, prefix: string): SyncBatch[] {
+  const parts = new Map<number, SyncBatch>();
+  for (let i = 0; i < batch.kinds.length; i++) {
+    const slot = calculateSlot(bucketKey(prefix, batch.kinds[i]!, batch.as[i]!, batch.bs[i]!));
+    let part = parts.get(slot);
+    if (part === undefined) {
+      part = emptyBatch();
+      parts.set(slot, part);
+    }
+    part.kinds.push(batch.kinds[i]!);
+    part.as.push(batch.as[i]!);
+    part.bs.push(batch.bs[i]!);
+    part.pushes.push(batch.pushes[i]!);
+    part.rates.push(batch.rates[i]!);
+    part.ceilings.push(batch.ceilings[i]!);
+  }
+  return [...parts.values()];
+}

@@ -1,0 +1,142 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+/** Where Redis is: one URL (standalone, redis:// or rediss://), a Cluster seed list, or Sentinel. */
+export type RedisTarget =
+  | { url: string }
+  | { cluster: string[]; password?: string | undefined; tls?: boolean | undefined }
+  | { sentinel: { name: string; nodes: string[] }; password?: string | undefined; tls?: boolean | undefined };
+
+export type RedisClient = Redis | Cluster;
+
+/** The target storage.redis names: cluster or sentinel when given, else the url. */
+export function redisTarget(r: {
+  url: string;
+  cluster: string[] | null;
+  sentinel: { name: string; nodes: string[] } | null;
+  password: string | null;
+  tls: boolean;
+}): RedisTarget {
+  const extra = { password: r.password ?? undefined, tls: r.tls };
+  if (r.cluster !== null) return { cluster: r.cluster, ...extra };
+  if (r.sentinel !== null) return { sentinel: r.sentinel, ...extra };
+  return { url: r.url };
+}
+
+/** "host:port" as ioredis wants it. */
+function hostPort(node: string): { host: string; port: number } {
+  const at = node.lastIndexOf(':');
+  return { host: node.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(node.slice(at + 1)) };
+}
+
+/**
+ * No offline queue and no retries per request: while Redis is down a command fails at once (STORAGE_ERROR, a
+ * breaker failure) instead of waiting for a reconnect that may never come.
+ */
+const FAIL_FAST = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 } as const;
+
+function clientFor(target: RedisTarget, failFast: boolean): RedisClient {
+  const queue = failFast ? FAIL_FAST : { lazyConnect: true, enableOfflineQueue: true };
+  if ('url' in target) return new Redis(target.url, { ...queue, enableAutoPipelining: true });
+  const auth: RedisOptions = {};
+  if (target.password !== undefined) auth.password = target.password;
+  if (target.tls === true) auth.tls = {};
+  if ('cluster' in target) {
+    return new Cluster(target.cluster.map(hostPort), {
+      lazyConnect: true,
+      enableOfflineQueue: !failFast,
+      enableAutoPipelining: true,
+      redisOptions: { ...auth, maxRetriesPerRequest: failFast ? 0 : null },
+    });
+  }
+  return new Redis({
+    ...queue,
+    ...auth,
+    enableAutoPipelining: true,
+    name: target.sentinel.name,
+    sentinels: target.sentinel.nodes.map(hostPort),
+    ...(target.password !== undefined ? { sentinelPassword: target.password } : {}),
+    ...(target.tls === true ? { enableTLSForSentinelMode: true } : {}),
+  });
+}
+
+/**
+ * The connection to Redis that the shared quota store and the fleet's bucket sync share: one command client
+ * (fail-fast, auto-pipelined), a subscriber made on demand, and Redis's clock as seen from here, for deadlines
+ * that Redis checks in its own time.
+ */
+export class RedisBackend {
+  readonly client: RedisClient;
+  /** Redis server time minus local wall time (ms), measured at connect and re-measured by `measureClock`. */
+  clockOffset = 0;
+  /** Failed or timed-out calls, of every user of this connection (rivven_quota_backend_failures_total). */
+  failures = 0;
+
+  constructor(
+    readonly target: RedisTarget,
+    readonly commandTimeoutMs: number,
+  ) {
+    this.client = clientFor(target, true);
+    this.client.on('error', () => undefined);
+  }
+
+  /** Where the data is, without credentials, for the start line and `fleet status`. */
+  get description(): string {
+    const t = this.target;
+    if ('url' in t) return t.url.replace(/\/\/[^@]*@/, '//***@');
+    if ('cluster' in t) return `cluster ${t.cluster.join(',')}`;
+    return `sentinel ${t.sentinel.name}@${t.sentinel.nodes.join(',')}`;
+  }
+
+  get cluster(): boolean {
+    return this.client instanceof Cluster;
+  }
+
+  /** A connection for pub/sub (it queues while reconnecting: a subscription is re-made, not failed). */
+  subscriber(): RedisClient {
+    const s = clientFor(this.target, false);
+    s.on('error', () => undefined);
+    return s;
+  }
+
+  async connect(): Promise<void> {
+    if (this.client.status === 'wait') await this.client.connect();
+    await this.measureClock();
+  }
+
+  /** Redis server time minus ours; Redis read its clock somewhere in the round trip: take its middle. */
+  async measureClock(): Promise<void> {
+    const before = Date.now();
+    const [seconds, micros] = await this.timed(this.client.time());
+    const local = (before + Date.now()) / 2;
+    this.clockOffset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - local;
+  }
+
+  /** A deadline `commandTimeoutMs` from now, in Redis server time: scripts refuse to act past it. */
+  deadline(): number {
+    return Math.floor(Date.now() + this.clockOffset + this.commandTimeoutMs);
+  }
+
+  /**
+   * `call`, failed after commandTimeoutMs. The command may still run on Redis later: whatever must not then
+   * take effect carries a `deadline()` its script checks.
+   */
+  async timed<T>(call: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${this.commandTimeoutMs} ms`)), this.commandTimeoutMs);
+    });
+    try {
+      return await Promise.race([call, timeout]);
+    } catch (err) {
+      this.failures++;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      call.catch(() => undefined);
+    }
+  }
+
+  close(): void {
+    this.client.disconnect();
+  }
+}

@@ -1,0 +1,198 @@
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { Redis } from 'ioredis';
+import { freeze, startRedis, type Proc } from '../bench/lib/procs.js';
+import { QuotaClient } from '../src/client/quota-client.js';
+import { RedisQuotaStore } from '../src/store/redis-quota-store.js';
+import { bucketKey } from '../src/fleet/fleet-sync.js';
+import { REQUEST } from '../src/quota/quota-key.js';
+import { startServer, type TestServer } from './helpers/server.js';
+
+// The machine's shared Redis: every test uses its own random key prefix and never flushes anything.
+const SHARED = 'redis://127.0.0.1:6379/0';
+
+interface Sidecar {
+  s: TestServer;
+  c: QuotaClient;
+  store: RedisQuotaStore;
+}
+
+/**
+ * `n` fleet sidecars (in this process, each its own server, store and Redis connections) on one key prefix.
+ * The sync timer is slowed to a minute: the tests run each sync themselves with `tick()`.
+ */
+async function fleet(
+  t: { teardown(fn: () => unknown): void },
+  url: string,
+  n: number,
+  overrides: Record<string, Record<string, unknown>> = {},
+): Promise<{ sidecars: Sidecar[]; prefix: string }> {
+  const prefix = `rivven-test-${randomBytes(6).toString('hex')}:`;
+  const sidecars: Sidecar[] = [];
+  for (let i = 0; i < n; i++) {
+    const store = new RedisQuotaStore({ url, keyPrefix: prefix, commandTimeoutMs: 100 });
+    const s = await startServer(
+      {
+        ...overrides,
+        quotas: { defaults: { request_rate: 10 } },
+        storage: { backend: 'redis', redis: { key_prefix: prefix } },
+        fleet: { enabled: true, sync_interval_ms: 60_000, node_id: `node-${i}`, ...overrides.fleet },
+      },
+      store,
+      { fleet: { backend: store.backend, configVersion: () => store.appliedVersion } },
+    );
+    const c = await QuotaClient.connect({ port: s.port });
+    sidecars.push({ s, c, store });
+  }
+  t.teardown(async () => {
+    for (const { s, c } of sidecars) {
+      await c.close();
+      await s.stop();
+    }
+    const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    r.on('error', () => undefined);
+    try {
+      await r.connect();
+      const keys = await r.keys(`${prefix}*`);
+      if (keys.length > 0) await r.del(...keys);
+    } catch {
+      // a private Redis already stopped
+    } finally {
+      r.disconnect();
+    }
+  });
+  return { sidecars, prefix };
+}
+
+const tick = (x: Sidecar) => x.s.app.fleet!.tick();
+
+t.test('usage recorded on one sidecar throttles the same principal on another after one sync', async (t) => {
+  const { sidecars } = await fleet(t, SHARED, 2);
+  const [a, b] = sidecars as [Sidecar, Sidecar];
+  // request_rate 10, window 1 s: a bucket holds 10 requests.
+  t.equal((await a.c.recordRequest({ user: 'synced', count: 8 })).throttleTimeMs, 0);
+  t.equal((await a.c.recordRequest({ user: 'unsynced', count: 8 })).throttleTimeMs, 0);
+  // Only `synced` has been recorded before these syncs... and `unsynced` too: so push one, then record again.
+  await tick(a);
+  await tick(b);
+  // b has never seen `synced`: its first call creates the bucket here at level 0 and queues it.
+  t.equal((await b.c.recordRequest({ user: 'synced', count: 1 })).throttleTimeMs, 0, 'b alone: 1 of 10');
+  await tick(b);
+  const after = await b.c.recordRequest({ user: 'synced', count: 2 });
+  t.ok(after.throttleTimeMs > 0, `after b's sync it knows a's 8: 8 + 1 + 2 > 10 (throttled ${after.throttleTimeMs} ms)`);
+  t.equal(after.entity, 'user:synced');
+  // Without a sync in between, a sidecar decides on what it knows.
+  t.equal((await b.c.recordRequest({ user: 'fresh', count: 9 })).throttleTimeMs, 0);
+  t.equal((await a.c.recordRequest({ user: 'fresh', count: 9 })).throttleTimeMs, 0, 'a has not synced `fresh` yet');
+  await tick(a);
+  await tick(b);
+  await tick(a);
+  const fresh = await a.c.recordRequest({ user: 'fresh', count: 1 });
+  t.ok(fresh.throttleTimeMs > 0, 'once both synced, the fleet holds 18 of 10: throttled');
+  t.ok(fresh.throttleTimeMs >= 700, `and for the fleet's debt: ${fresh.throttleTimeMs} ms`);
+});
+
+t.test('the fleet level lives in Redis, drained by Redis time', async (t) => {
+  const { sidecars, prefix } = await fleet(t, SHARED, 1);
+  const [a] = sidecars as [Sidecar];
+  await a.c.recordRequest({ user: 'drain', count: 10 });
+  await tick(a);
+  const r = new Redis(SHARED);
+  t.teardown(() => r.disconnect());
+  const key = bucketKey(prefix, REQUEST, 'drain', null);
+  const [level, at] = (await r.hmget(key, 'l', 't')).map(Number);
+  t.equal(level, 10_000, 'level in milli-units');
+  const [sec, usec] = await r.time();
+  const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+  t.ok(Math.abs(now - at!) < 1000, 'stamped with Redis time');
+  const ttl = await r.pttl(key);
+  t.ok(ttl > 60_000 && ttl <= 61_000, `expires once drained, plus a minute (${ttl} ms)`);
+});
+
+t.test(
+  'Redis stopped, killed, restarted: record calls keep their latency, the breaker opens and closes, usage from the outage is pushed',
+  async (t) => {
+    let redis: Proc = await startRedis();
+    const port = redis.port;
+    t.teardown(async () => {
+      redis.child.kill('SIGCONT');
+      await redis.stop();
+    });
+    const url = `redis://127.0.0.1:${port}/0`;
+    const { sidecars, prefix } = await fleet(t, url, 2, {
+      fleet: { breaker: { failure_threshold: 3, reset_timeout_ms: 2000 } },
+    });
+    const [a, b] = sidecars as [Sidecar, Sidecar];
+    // a's first heartbeat (at its start) saw only itself; the next, a second later, sees b's too.
+    a.s.clock.advance(1000);
+    await tick(a);
+    t.equal(a.s.app.fleet!.live, 2, 'two live sidecars, from heartbeats');
+    t.equal(a.s.app.fleet!.breaker.state, 'closed');
+
+    freeze(redis.child);
+    const fails = a.s.app.fleet!.options.breaker.failureThreshold;
+    for (let i = 0; i < fails; i++) {
+      a.s.clock.advance(1000); // heartbeats are due: each tick calls Redis and times out
+      await tick(a);
+    }
+    t.equal(a.s.app.fleet!.breaker.state, 'open', `open after ${fails} failed calls`);
+    t.equal(a.s.app.fleet!.degraded, true);
+    const ready = await fetch(`http://127.0.0.1:${a.s.app.http!.address()!.port}/readyz`);
+    t.equal(ready.status, 200, '/readyz stays 200');
+    t.equal(await ready.text(), 'degraded\n');
+    const metrics = await (await fetch(`http://127.0.0.1:${a.s.app.http!.address()!.port}/metrics`)).text();
+    t.match(metrics, /^rivven_quota_backend_state 1$/m);
+    t.match(metrics, /^rivven_quota_fleet_sidecars 2$/m);
+    t.match(metrics, /^rivven_quota_backend_failures_total ([3-9]|\d{2,})$/m);
+
+    // Fallback: quota / 2 live sidecars = 5 requests of capacity here.
+    t.equal((await a.c.recordRequest({ user: 'outage', count: 5 })).throttleTimeMs, 0, '5 of 5');
+    t.ok((await a.c.recordRequest({ user: 'outage', count: 1 })).throttleTimeMs > 0, 'the 6th is over quota / 2');
+    // Record mode records a throttled call too (its client pays by waiting): 206 units in all.
+    t.ok((await a.c.recordRequest({ user: 'outage', count: 200 })).throttleTimeMs > 0);
+    // Record calls while Redis is stopped: never wait for it.
+    const latencies: number[] = [];
+    for (let i = 0; i < 500; i++) {
+      const t0 = performance.now();
+      await a.c.recordRequest({ user: `many-${i % 50}`, count: 1 });
+      latencies.push(performance.now() - t0);
+    }
+    latencies.sort((x, y) => x - y);
+    const p99 = latencies[Math.floor(latencies.length * 0.99)]!;
+    t.ok(p99 < 5, `record p99 with Redis stopped: ${p99.toFixed(2)} ms`);
+    const alter = await a.c.alterQuotas([{ entity: [['user', 'during']], quota_key: 'request_rate', quota_value: 1 }]).then(
+      () => 'applied',
+      (e: { code?: string }) => e.code,
+    );
+    t.equal(alter, 'STORAGE_ERROR', 'AlterQuotas fails meanwhile');
+
+    // Killed while stopped, then a new (empty) Redis on the same port.
+    redis.child.kill('SIGKILL');
+    await redis.stop();
+    redis = await startRedis(port);
+    t.equal(a.s.app.table.get({ kind: 'user', user: 'during' }, REQUEST), undefined, 'the failed alteration changed nothing here');
+
+    // Probe after reset_timeout_ms; its success closes the breaker, and the sync that follows pushes the outage.
+    a.s.clock.advance(2000);
+    const state = () => a.s.app.fleet!.breaker.state;
+    for (let i = 0; i < 50 && state() !== 'closed'; i++) {
+      await tick(a); // the client reconnects in the background: the first probes may still fail
+      if (state() !== 'closed') a.s.clock.advance(2000);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    t.equal(state(), 'closed', 'closed after the restart');
+    t.equal(a.s.app.fleet!.degraded, false);
+    const r = new Redis(url);
+    t.teardown(() => r.disconnect());
+    const level = Number(await r.hget(bucketKey(prefix, REQUEST, 'outage', null), 'l'));
+    // 206 requests recorded in the outage, less what quota / 2 drained in the time spent in fallback.
+    const fallbackMs = a.s.app.fleet!.reconciled!.ms;
+    t.equal(a.s.app.fleet!.reconciled!.divisor, 2);
+    const expected = 206_000 - (10 * fallbackMs) / 2;
+    t.ok(expected > 0, 'the test leaves something to push');
+    t.ok(
+      Math.abs(level - expected) <= 100,
+      `usage from the outage pushed: level ${level}, expected ${expected} (fallback ${fallbackMs} ms)`,
+    );
+  },
+);
