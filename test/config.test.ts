@@ -136,3 +136,39 @@ t.test('rivven.yaml.example documents every key with its default, and nothing el
   t.ok(CONFIG_PATHS.length >= 18);
   t.equal(envName(['quotas', 'defaults', 'request_rate']), 'RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE');
 });
+
+t.test('storage.redis and fleet: Cluster and Sentinel targets, prefixes, and fleet needing the Redis store', async (t) => {
+  const cwd = '/nonexistent';
+  const env = {
+    RIVVEN_STORAGE_BACKEND: 'redis',
+    RIVVEN_STORAGE_REDIS_KEY_PREFIX: 'team-a:',
+    RIVVEN_STORAGE_REDIS_CLUSTER: '[10.0.0.1:7000, "[::1]:7001"]',
+    RIVVEN_FLEET_ENABLED: 'true',
+  };
+  const { config } = loadConfig({ env, cwd });
+  t.equal(config.storage.redis.key_prefix, 'team-a:', 'a value ending in ":" from the environment is a string, not a map');
+  t.same(config.storage.redis.cluster, ['10.0.0.1:7000', '[::1]:7001'], 'a flow list from the environment is a list');
+  t.equal(config.fleet.sync_interval_ms, 100);
+  t.equal(config.fleet.breaker.failure_threshold, 3);
+  t.same(
+    problemsOf(() => loadConfig({ env: { RIVVEN_FLEET_ENABLED: 'true' }, cwd })),
+    ['RIVVEN_FLEET_ENABLED (fleet.enabled): needs storage.backend: redis (the fleet shares its buckets through Redis)'],
+  );
+  const bad = problemsOf(() =>
+    loadConfig({
+      cwd,
+      env: {},
+      flags: {
+        storage: { redis: { key_prefix: 'a{b}:', cluster: ['nohost'], sentinel: { name: 'm', nodes: ['h:1'] } } },
+        fleet: { sync_interval_ms: 5 },
+      },
+    }),
+  );
+  t.match(bad.join('\n'), /key_prefix may not contain \{ or \}/);
+  t.match(bad.join('\n'), /storage\.redis\.cluster\.0: expected host:port/);
+  t.match(bad.join('\n'), /fleet\.sync_interval_ms/);
+  const both = problemsOf(() =>
+    loadConfig({ cwd, env: {}, flags: { storage: { redis: { cluster: ['h:1'], sentinel: { name: 'm', nodes: ['h:2'] } } } } }),
+  );
+  t.same(both, ['storage.redis.cluster: cluster and sentinel exclude each other']);
+});

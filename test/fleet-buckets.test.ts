@@ -154,12 +154,12 @@ t.test(
     const latencies: number[] = [];
     for (let i = 0; i < 500; i++) {
       const t0 = performance.now();
-      await a.c.recordRequest({ user: `many-${i % 50}`, count: 1 });
+      await (i % 2 === 0 ? a : b).c.recordRequest({ user: `many-${i % 50}`, count: 1 });
       latencies.push(performance.now() - t0);
     }
     latencies.sort((x, y) => x - y);
     const p99 = latencies[Math.floor(latencies.length * 0.99)]!;
-    t.ok(p99 < 5, `record p99 with Redis stopped: ${p99.toFixed(2)} ms`);
+    t.ok(p99 < 5, `record p99 on both sidecars with Redis stopped: ${p99.toFixed(2)} ms`);
     const alter = await a.c.alterQuotas([{ entity: [['user', 'during']], quota_key: 'request_rate', quota_value: 1 }]).then(
       () => 'applied',
       (e: { code?: string }) => e.code,
@@ -194,5 +194,12 @@ t.test(
       Math.abs(level - expected) <= 100,
       `usage from the outage pushed: level ${level}, expected ${expected} (fallback ${fallbackMs} ms)`,
     );
+    // b learns of it with its next sync of the bucket.
+    t.equal((await b.c.recordRequest({ user: 'outage', count: 1 })).throttleTimeMs, 0, 'b has not synced it yet');
+    for (let i = 0; i < 50 && b.s.app.fleet!.syncs < 2; i++) {
+      await tick(b);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    t.ok((await b.c.recordRequest({ user: 'outage', count: 1 })).throttleTimeMs > 0, 'b throttles it after a sync');
   },
 );

@@ -88,6 +88,8 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
     let value: unknown = raw;
     try {
       if (raw.trim() !== '') value = parseYaml(raw);
+      // Only a flow collection ([a, b] or {k: v}) is a list or map: "rivven:" is a key prefix, not a map.
+      if (value !== null && typeof value === 'object' && !/^\s*[[{]/.test(raw)) value = raw;
     } catch {
       value = raw;
     }

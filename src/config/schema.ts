@@ -165,7 +165,7 @@ export const configSchema = z
     log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
   })
   .refine((c) => !c.fleet.enabled || c.storage.backend === 'redis', {
-    message: 'fleet.enabled needs storage.backend: redis (the fleet shares its buckets through Redis)',
+    message: 'needs storage.backend: redis (the fleet shares its buckets through Redis)',
     path: ['fleet', 'enabled'],
   });
 
