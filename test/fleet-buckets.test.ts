@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { freeze, startRedis, type Proc } from '../bench/lib/procs.js';
+import { freeze, startRedis, startRedisCluster, type Proc } from '../bench/lib/procs.js';
+import calculateSlot from 'cluster-key-slot';
 import { QuotaClient } from '../src/client/quota-client.js';
 import { RedisQuotaStore } from '../src/store/redis-quota-store.js';
 import { bucketKey } from '../src/fleet/fleet-sync.js';
@@ -23,14 +24,15 @@ interface Sidecar {
  */
 async function fleet(
   t: { teardown(fn: () => unknown): void },
-  url: string,
+  url: string | string[],
   n: number,
   overrides: Record<string, Record<string, unknown>> = {},
 ): Promise<{ sidecars: Sidecar[]; prefix: string }> {
   const prefix = `rivven-test-${randomBytes(6).toString('hex')}:`;
   const sidecars: Sidecar[] = [];
   for (let i = 0; i < n; i++) {
-    const store = new RedisQuotaStore({ url, keyPrefix: prefix, commandTimeoutMs: 100 });
+    const target = typeof url === 'string' ? { url } : { cluster: url };
+    const store = new RedisQuotaStore({ target, keyPrefix: prefix, commandTimeoutMs: 100 });
     const s = await startServer(
       {
         ...overrides,
@@ -49,6 +51,7 @@ async function fleet(
       await c.close();
       await s.stop();
     }
+    if (typeof url !== 'string') return; // a private cluster, stopped with its test
     const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
     r.on('error', () => undefined);
     try {
@@ -203,3 +206,25 @@ t.test(
     t.ok((await b.c.recordRequest({ user: 'outage', count: 1 })).throttleTimeMs > 0, 'b throttles it after a sync');
   },
 );
+
+t.test('on a Redis Cluster: one script call per slot per sync, and the fleet level is shared', async (t) => {
+  const cluster = await startRedisCluster();
+  t.teardown(() => cluster.stop());
+  const { sidecars, prefix } = await fleet(t, cluster.seeds, 2);
+  const [a, b] = sidecars as [Sidecar, Sidecar];
+  const users = Array.from({ length: 40 }, (_, i) => `spread-${i}`);
+  for (const user of users) t.equal((await a.c.recordRequest({ user, count: 8 })).throttleTimeMs, 0);
+  const slots = new Set(users.map((u) => calculateSlot(bucketKey(prefix, REQUEST, u, null))));
+  t.ok(slots.size > 30, `the buckets spread over ${slots.size} slots`);
+  const before = a.s.app.fleet!.calls;
+  await tick(a);
+  t.equal(a.s.app.fleet!.calls - before, slots.size, 'one script call per slot');
+  t.equal(a.s.app.fleet!.bucketsSynced, users.length, 'every bucket pushed');
+  t.equal(a.s.app.fleet!.breaker.state, 'closed');
+  for (const user of users) await b.c.recordRequest({ user, count: 1 });
+  await tick(b);
+  t.equal(b.s.app.fleet!.lastError, null, 'no call failed');
+  let throttled = 0;
+  for (const user of users) if ((await b.c.recordRequest({ user, count: 2 })).throttleTimeMs > 0) throttled++;
+  t.equal(throttled, users.length, "every bucket on b knows a's usage: 8 + 1 + 2 > 10");
+});

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { freeze, startRedis, type Proc } from '../bench/lib/procs.js';
+import { freeze, startRedis, startRedisCluster, type Proc } from '../bench/lib/procs.js';
 import { RedisQuotaStore } from '../src/store/redis-quota-store.js';
 import { audit, set } from './helpers/store-fixtures.js';
 import { parseEntity } from '../src/quota/entity.js';
@@ -31,12 +31,15 @@ interface StoreUnderTest {
 
 /** A private redis-server for the Redis store: the fault injected is this process being stopped (SIGSTOP). */
 let privateRedis: Proc | undefined;
+/** A local 3-master Redis Cluster, for the same suite through a seed list. */
+let cluster: { nodes: Proc[]; seeds: string[]; stop(): Promise<void> } | undefined;
 t.before(async () => {
-  privateRedis = await startRedis();
+  [privateRedis, cluster] = await Promise.all([startRedis(), startRedisCluster()]);
 });
 t.teardown(async () => {
   privateRedis?.child.kill('SIGCONT');
-  await privateRedis?.stop();
+  for (const n of cluster?.nodes ?? []) n.child.kill('SIGCONT');
+  await Promise.all([privateRedis?.stop(), cluster?.stop()]);
 });
 
 const factories: Record<string, () => StoreUnderTest> = {
@@ -54,6 +57,27 @@ const factories: Record<string, () => StoreUnderTest> = {
       auditCount: () =>
         Number(
           execFileSync('redis-cli', ['-p', String(proc.port), 'XLEN', `${prefix}{quotas}:audit`])
+            .toString()
+            .trim(),
+        ),
+    };
+  },
+  'redis cluster': () => {
+    const prefix = `test-${randomBytes(6).toString('hex')}:`;
+    const { nodes, seeds } = cluster!;
+    return {
+      open: async () => new RedisQuotaStore({ target: { cluster: seeds }, keyPrefix: prefix, commandTimeoutMs: 100 }),
+      durable: true,
+      // Every node hangs past the command timeout (whichever owns the configs' slot).
+      failNextWrite: () => {
+        for (const n of nodes) freeze(n.child);
+        setTimeout(() => {
+          for (const n of nodes) n.child.kill('SIGCONT');
+        }, 300);
+      },
+      auditCount: () =>
+        Number(
+          execFileSync('redis-cli', ['-c', '-p', String(nodes[0]!.port), 'XLEN', `${prefix}{quotas}:audit`])
             .toString()
             .trim(),
         ),

@@ -106,3 +106,21 @@ export function freeze(child: ChildProcess): void {
   const stat = `/proc/${child.pid}/stat`;
   for (let i = 0; i < 100_000 && readFileSync(stat, 'utf8').split(') ')[1]![0] !== 'T'; i++);
 }
+
+/** A local Redis Cluster of three masters (no replicas) on free ports, made with `redis-cli --cluster create`. */
+export async function startRedisCluster(): Promise<{ nodes: Proc[]; seeds: string[]; stop(): Promise<void> }> {
+  const nodes: Proc[] = [];
+  for (let i = 0; i < 3; i++) {
+    const port = await freePort();
+    nodes.push(await startRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`]));
+  }
+  const seeds = nodes.map((n) => `127.0.0.1:${n.port}`);
+  await run('redis-cli', ['--cluster', 'create', ...seeds, '--cluster-replicas', '0', '--cluster-yes']);
+  // Every node must agree the slots are covered before a client can route by them.
+  for (let i = 0; i < 200; i++) {
+    const states = await Promise.all(nodes.map((n) => run('redis-cli', ['-p', String(n.port), 'CLUSTER', 'INFO'])));
+    if (states.every((s) => s.stdout.includes('cluster_state:ok'))) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { nodes, seeds, stop: async () => void (await Promise.all(nodes.map((n) => n.stop()))) };
+}

@@ -86,6 +86,8 @@ export class FleetSync {
   private fallbackSince = -1;
   /** After a fallback: the time to forgive, at quota / divisor, in the first sync. */
   private forgive: { ms: number; divisor: number } | null = null;
+  /** Why the last failed Redis call failed (fleet status). */
+  lastError: string | null = null;
   /** The last fallback's reconciliation: its length and divisor (fleet status, tests). */
   reconciled: { ms: number; divisor: number } | null = null;
 
@@ -143,8 +145,9 @@ export class FleetSync {
     try {
       await call();
       this.breaker.success();
-    } catch {
+    } catch (err) {
       ok = false;
+      this.lastError = (err as Error).message;
       this.breaker.failure();
     }
     this.followBreaker();

@@ -44,7 +44,8 @@ function clientFor(target: RedisTarget, failFast: boolean): RedisClient {
     return new Cluster(target.cluster.map(hostPort), {
       lazyConnect: true,
       enableOfflineQueue: !failFast,
-      enableAutoPipelining: true,
+      // Not auto-pipelined: ioredis would put scripts of different slots in one pipeline, which a Cluster
+      // refuses; the sync already sends one call per slot, all at once.
       redisOptions: { ...auth, maxRetriesPerRequest: failFast ? 0 : null },
     });
   }
@@ -98,15 +99,19 @@ export class RedisBackend {
     return s;
   }
 
+  /** Connects (once; later calls return at once) and measures the clock offset. */
   async connect(): Promise<void> {
-    if (this.client.status === 'wait') await this.client.connect();
-    await this.measureClock();
+    if (this.client.status !== 'wait') return;
+    await this.client.connect();
+    // A Cluster connects to each node on its first command: do it now, not inside the first sync's deadline.
+    if (this.client instanceof Cluster) await Promise.all(this.client.nodes('master').map((n) => n.ping()));
+    await this.measureClock(false);
   }
 
   /** Redis server time minus ours; Redis read its clock somewhere in the round trip: take its middle. */
-  async measureClock(): Promise<void> {
+  async measureClock(timed = true): Promise<void> {
     const before = Date.now();
-    const [seconds, micros] = await this.timed(this.client.time());
+    const [seconds, micros] = await (timed ? this.timed(this.client.time()) : this.client.time());
     const local = (before + Date.now()) / 2;
     this.clockOffset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - local;
   }
