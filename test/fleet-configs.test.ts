@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { startRedis } from '../bench/lib/procs.js';
+import { startRedis, startSentinel } from '../bench/lib/procs.js';
 import { QuotaClient } from '../src/client/quota-client.js';
 import { RedisQuotaStore } from '../src/store/redis-quota-store.js';
 import { startServer, type TestServer } from './helpers/server.js';
@@ -99,4 +99,31 @@ t.test('Redis hung: AlterQuotas is STORAGE_ERROR and changes nothing anywhere; r
     1,
     'alterations work again',
   );
+});
+
+t.test('through Sentinel: the store finds the primary by name and shares configs through it', async (t) => {
+  const primary = await startRedis();
+  const sentinel = await startSentinel(primary.port, 'rivven-test');
+  t.teardown(async () => {
+    await sentinel.stop();
+    await primary.stop();
+  });
+  const prefix = `rivven-test-${randomBytes(6).toString('hex')}:`;
+  const target = { sentinel: { name: 'rivven-test', nodes: [`127.0.0.1:${sentinel.port}`] } };
+  const a = new RedisQuotaStore({ target, keyPrefix: prefix });
+  const b = new RedisQuotaStore({ target, keyPrefix: prefix });
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  await a.load();
+  await b.load();
+  t.equal(a.description, `redis sentinel rivven-test@127.0.0.1:${sentinel.port} prefix ${prefix}`);
+  const heard: unknown[] = [];
+  b.onChange((c) => heard.push(c));
+  await a.apply([{ entity: [['user', 'via-sentinel']], quota_key: 'request_rate', quota_value: 4 }], []);
+  await within(1000, async () => heard.length === 1);
+  const direct = new Redis(`redis://127.0.0.1:${primary.port}/0`);
+  t.teardown(() => direct.disconnect());
+  t.equal(await direct.hlen(`${prefix}{quotas}:configs`), 1, 'written to the primary the sentinel named');
 });

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,4 +123,15 @@ export async function startRedisCluster(): Promise<{ nodes: Proc[]; seeds: strin
     await new Promise((r) => setTimeout(r, 50));
   }
   return { nodes, seeds, stop: async () => void (await Promise.all(nodes.map((n) => n.stop()))) };
+}
+
+/** A Redis Sentinel watching the primary on `primaryPort` under `name` (quorum 1), on a free port. */
+export async function startSentinel(primaryPort: number, name = 'rivven-primary'): Promise<Proc> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'rivven-sentinel-'));
+  const conf = join(dir, 'sentinel.conf');
+  writeFileSync(conf, `port ${port}\nbind 127.0.0.1\nsentinel monitor ${name} 127.0.0.1 ${primaryPort} 1\n`);
+  const child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore', cwd: dir });
+  await waitForPort(port);
+  return handle(child, port);
 }
