@@ -108,7 +108,10 @@ export class App {
       VERSION,
       deps.logger,
       this.requests,
-      { maxReplyBytes: config.server.max_reply_bytes },
+      {
+        maxReplyBytes: config.server.max_reply_bytes,
+        fleet: () => this.fleet?.describe(`${deps.fleet!.backend.description} prefix ${config.storage.redis.key_prefix}`),
+      },
       this.guard,
       this.leases,
       this.violations,

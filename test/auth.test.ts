@@ -46,6 +46,7 @@ const REQUESTS: [string, Record<string, unknown>, string][] = [
   ['ReleaseLease', { type: 'ReleaseLease', lease_id: 'none' }, 'record'],
   ['ResetUsage', { type: 'ResetUsage', entities: [['user', 'nobody']] }, 'alter'],
   ['DescribeViolations', { type: 'DescribeViolations' }, 'describe'],
+  ['DescribeFleet', { type: 'DescribeFleet' }, 'describe'],
   ['DescribeQuotas', { type: 'DescribeQuotas' }, 'describe'],
   ['DescribeUsage', { type: 'DescribeUsage' }, 'describe'],
   [

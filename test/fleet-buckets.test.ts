@@ -7,7 +7,8 @@ import { QuotaClient } from '../src/client/quota-client.js';
 import { RedisQuotaStore } from '../src/store/redis-quota-store.js';
 import { bucketKey } from '../src/fleet/fleet-sync.js';
 import { REQUEST } from '../src/quota/quota-key.js';
-import { startServer, type TestServer } from './helpers/server.js';
+import { serverWithClient, startServer, type TestServer } from './helpers/server.js';
+import { run as runCli } from './helpers/cli.js';
 
 // The machine's shared Redis: every test uses its own random key prefix and never flushes anything.
 const SHARED = 'redis://127.0.0.1:6379/0';
@@ -227,4 +228,33 @@ t.test('on a Redis Cluster: one script call per slot per sync, and the fleet lev
   let throttled = 0;
   for (const user of users) if ((await b.c.recordRequest({ user, count: 2 })).throttleTimeMs > 0) throttled++;
   t.equal(throttled, users.length, "every bucket on b knows a's usage: 8 + 1 + 2 > 10");
+});
+
+t.test('rivven fleet status: the sidecars seen, their sync lag and breaker state', async (t) => {
+  const { sidecars } = await fleet(t, SHARED, 2);
+  const [a, b] = sidecars as [Sidecar, Sidecar];
+  a.s.clock.advance(1000);
+  await tick(a);
+  const f = await b.c.describeFleet();
+  t.equal(f.enabled, true);
+  t.equal(f.node_id, 'node-1');
+  t.equal(f.breaker, 'closed');
+  t.match(f.backend, /^redis:\/\/127\.0\.0\.1:6379\/0 prefix rivven-test-/);
+  const cli = await runCli(['fleet', 'status', '--server', `127.0.0.1:${a.s.port}`]);
+  t.equal(cli.code, 0, cli.stderr);
+  const lines = cli.stdout.split('\n');
+  t.equal(lines[0], 'this sidecar: node-0, breaker closed, last sync 0ms ago');
+  t.equal(lines[2], 'live sidecars: 2');
+  t.match(lines[4], /^NODE\s+SEEN\s+SYNC LAG\s+BREAKER\s+BUCKETS\s+QUEUED\s+CONFIG VERSION$/);
+  t.match(lines[5], /^node-0\s+\d+ms ago\s+0ms\s+closed\s+0\s+0\s+0$/);
+  t.match(lines[6], /^node-1\s+\d+ms ago\s+(never synced|\d+ms)\s+closed/);
+  const json = JSON.parse((await runCli(['fleet', 'status', '--json', '--server', `127.0.0.1:${a.s.port}`])).stdout);
+  t.equal(json.sidecars.length, 2);
+});
+
+t.test('rivven fleet status on a sidecar without fleet mode says so', async (t) => {
+  const { s } = await serverWithClient(t);
+  const cli = await runCli(['fleet', 'status', '--server', `127.0.0.1:${s.port}`]);
+  t.equal(cli.code, 0);
+  t.equal(cli.stdout, 'fleet mode is off on this sidecar (fleet.enabled: false): its buckets are its own\n');
 });

@@ -26,6 +26,7 @@ export function roleFor(type: string): number {
     case 'DescribeQuotas':
     case 'DescribeUsage':
     case 'DescribeViolations':
+    case 'DescribeFleet':
       return ROLE_DESCRIBE;
     case 'AlterQuotas':
     case 'ResetUsage':

@@ -4,6 +4,7 @@ import { EXIT_USAGE, UsageError } from './exit-codes.js';
 import { quotaCommand } from './quota.js';
 import { serveCommand } from './serve.js';
 import { tierCommand } from './tier.js';
+import { fleetCommand } from './fleet.js';
 import { tokenCommand } from './token.js';
 
 export function program(): Command {
@@ -17,6 +18,7 @@ export function program(): Command {
   root.addCommand(serveCommand());
   root.addCommand(quotaCommand());
   root.addCommand(tierCommand());
+  root.addCommand(fleetCommand());
   root.addCommand(tokenCommand());
   configureTree(root);
   return root;

@@ -16,6 +16,7 @@ import * as recordReply from '../protocol/messages/record-reply.js';
 import * as resetUsage from '../protocol/messages/reset-usage.js';
 import * as acquireLease from '../protocol/messages/acquire-lease.js';
 import * as describeViolations from '../protocol/messages/describe-violations.js';
+import * as describeFleet from '../protocol/messages/describe-fleet.js';
 import type { RecordResult } from '../protocol/messages/record-reply.js';
 import { FrameDecoder } from '../protocol/frame-decoder.js';
 import { DeadlineQueue } from './deadline-queue.js';
@@ -199,6 +200,11 @@ export class QuotaClient extends EventEmitter {
   }
 
   /** The violation log: episode starts and ends, newest last, with a summary of all that match. */
+  /** The fleet as the sidecar saw it at its last heartbeat (docs/protocol.md, DescribeFleet). */
+  describeFleet(): Promise<describeFleet.FleetDescribed> {
+    return this.request(describeFleet.encodeRequest()).then(describeFleet.decodeReply);
+  }
+
   describeViolations(opts: Parameters<typeof describeViolations.encodeRequest>[0] = {}): Promise<describeViolations.ViolationsReply> {
     return this.request(describeViolations.encodeRequest(opts)).then(describeViolations.decodeReply);
   }

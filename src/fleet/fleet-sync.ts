@@ -6,6 +6,7 @@ import type { Clock } from '../quota/clock.js';
 import { QUOTA_KEYS } from '../quota/quota-key.js';
 import type { RedisBackend, RedisClient } from '../store/redis-backend.js';
 import { emptyBatch, type FleetBucketStore, type SyncBatch } from './fleet-bucket-store.js';
+import type { FleetDescribed } from '../protocol/messages/describe-fleet.js';
 
 export interface FleetSyncOptions {
   /** Prefix of every key; sidecars with the same prefix share buckets. */
@@ -86,6 +87,8 @@ export class FleetSync {
   private fallbackSince = -1;
   /** After a fallback: the time to forgive, at quota / divisor, in the first sync. */
   private forgive: { ms: number; divisor: number } | null = null;
+  /** Redis time of the last heartbeat's reply, which `sidecars` are as of. */
+  private heartbeatRedisNow = 0;
   /** Why the last failed Redis call failed (fleet status). */
   lastError: string | null = null;
   /** The last fallback's reconciliation: its length and divisor (fleet status, tests). */
@@ -118,21 +121,35 @@ export class FleetSync {
     return () => clearInterval(this.timer);
   }
 
-  /** One round: a heartbeat when due (or as the breaker's probe), then a sync. One round at a time. */
+  /** One round: a sync, then a heartbeat when due (first, as the probe, when the breaker is half-open). One round at a time. */
   async tick(): Promise<void> {
     if (this.running) return;
     this.running = true;
     try {
       if (!this.breaker.allow()) return;
-      const probe = this.breaker.state === 'half-open';
-      const now = this.clock.now();
-      if (probe || now - this.lastHeartbeatAt >= this.options.heartbeatIntervalMs) {
-        if (!(await this.attempt(() => this.heartbeat()))) return;
-      }
-      await this.attempt(() => this.sync());
+      // The breaker's probe is a heartbeat: small, and it refreshes the live count the fallback divides by.
+      if (this.breaker.state === 'half-open' && !(await this.attempt(() => this.heartbeat()))) return;
+      if (!(await this.attempt(() => this.sync()))) return;
+      // After the sync, so the sync lag it reports is this one's.
+      if (this.clock.now() - this.lastHeartbeatAt >= this.options.heartbeatIntervalMs) await this.attempt(() => this.heartbeat());
     } finally {
       this.running = false;
     }
+  }
+
+  /** The fleet as seen at the last heartbeat, for DescribeFleet and `rivven fleet status`. */
+  describe(backend: string): FleetDescribed {
+    const since = this.clock.now() - this.lastHeartbeatAt;
+    return {
+      enabled: true,
+      node_id: this.options.nodeId,
+      backend,
+      breaker: this.breaker.state,
+      live: this.live,
+      sync_lag_ms: this.syncLagMs,
+      last_error: this.lastError,
+      sidecars: this.sidecars.map(({ seen, ...s }) => ({ ...s, seen_ms_ago: Math.max(0, this.heartbeatRedisNow - seen + since) })),
+    };
   }
 
   /** Ms since the last successful sync, -1 before the first. */
@@ -140,11 +157,11 @@ export class FleetSync {
     return this.lastSyncAt < 0 ? -1 : this.clock.now() - this.lastSyncAt;
   }
 
-  private async attempt(call: () => Promise<void>): Promise<boolean> {
+  /** Runs a Redis call through the breaker; `call` resolves false when it had nothing to send (neither outcome). */
+  private async attempt(call: () => Promise<boolean>): Promise<boolean> {
     let ok = true;
     try {
-      await call();
-      this.breaker.success();
+      if (await call()) this.breaker.success();
     } catch (err) {
       ok = false;
       this.lastError = (err as Error).message;
@@ -170,7 +187,7 @@ export class FleetSync {
     }
   }
 
-  private async heartbeat(): Promise<void> {
+  private async heartbeat(): Promise<boolean> {
     const status: Omit<SidecarStatus, 'seen'> = {
       node_id: this.options.nodeId,
       sync_lag_ms: this.syncLagMs,
@@ -188,6 +205,7 @@ export class FleetSync {
     );
     this.lastHeartbeatAt = this.clock.now();
     const now = Number(reply[0]);
+    this.heartbeatRedisNow = now;
     const sidecars: SidecarStatus[] = [];
     for (let i = 1; i < reply.length; i++) {
       try {
@@ -199,9 +217,10 @@ export class FleetSync {
     sidecars.sort((a, b) => (a.node_id < b.node_id ? -1 : a.node_id > b.node_id ? 1 : 0));
     this.sidecars = sidecars;
     this.live = Math.max(1, sidecars.filter((s) => s.seen >= now - hb * LIVE_HEARTBEATS).length);
+    return true;
   }
 
-  private async sync(): Promise<void> {
+  private async sync(): Promise<boolean> {
     const started = performance.now();
     const names = this.store.swapQueue();
     const forgive = this.forgive;
@@ -221,6 +240,7 @@ export class FleetSync {
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
     this.syncs++;
     this.lastSyncAt = this.clock.now();
+    return calls.length > 0;
   }
 
   /** One script call; on failure the batch's usage goes back into its buckets. */

@@ -15,6 +15,7 @@ export const REQUEST_TYPES = [
   'AcquireLease',
   'ReleaseLease',
   'DescribeViolations',
+  'DescribeFleet',
   'unknown',
 ] as const;
 export const UNKNOWN_TYPE = REQUEST_TYPES.length - 1;

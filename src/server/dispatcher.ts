@@ -5,6 +5,7 @@ import * as recordReply from '../protocol/messages/record-reply.js';
 import * as resetUsage from '../protocol/messages/reset-usage.js';
 import * as acquireLease from '../protocol/messages/acquire-lease.js';
 import * as describeViolations from '../protocol/messages/describe-violations.js';
+import * as describeFleet from '../protocol/messages/describe-fleet.js';
 import type { ViolationLog } from '../observability/violation-log.js';
 import type { LeaseManager } from '../quota/lease-manager.js';
 import { ListReplyBuilder } from '../protocol/list-reply.js';
@@ -42,6 +43,8 @@ export type ConnectionContext = Peer;
 export interface DispatcherOptions {
   /** A reply larger than this is Error REPLY_TOO_LARGE instead. @default 16 MiB */
   maxReplyBytes: number;
+  /** The fleet as this sidecar sees it (DescribeFleet); absent without fleet.enabled. */
+  fleet?: () => describeFleet.FleetDescribed | undefined;
 }
 
 /** Written to the FrameWriter now (undefined), or a frame later: I/O (AlterQuotas) or work done in slices. */
@@ -203,6 +206,12 @@ export class Dispatcher {
           const frame = encodeFrame(correlationId, describeViolations.encodeReply(result));
           if (frame.length > this.options.maxReplyBytes)
             throw new RivvenError('REPLY_TOO_LARGE', 'the reply would exceed server.max_reply_bytes; lower limit');
+          return out.frame(frame);
+        }
+        case 'DescribeFleet': {
+          const frame = encodeFrame(correlationId, describeFleet.encodeReply(this.options.fleet?.() ?? describeFleet.DISABLED));
+          if (frame.length > this.options.maxReplyBytes)
+            throw new RivvenError('REPLY_TOO_LARGE', 'the reply would exceed server.max_reply_bytes');
           return out.frame(frame);
         }
         case 'ResetUsage': {

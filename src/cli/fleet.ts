@@ -1,0 +1,53 @@
+import { Command } from 'commander';
+import type { FleetDescribed } from '../protocol/messages/describe-fleet.js';
+import { addConnectionFlags, type ConnectionFlags, run, withClient } from './quota.js';
+import { showName } from './show-name.js';
+import { textTable } from './text-table.js';
+
+const ago = (ms: number): string => (ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`);
+const lag = (ms: number): string => (ms < 0 ? 'never synced' : ago(ms));
+
+/** The fleet as `rivven fleet status` prints it: a summary line, then one row per sidecar. */
+export function fleetStatusText(f: FleetDescribed): string {
+  if (!f.enabled) return 'fleet mode is off on this sidecar (fleet.enabled: false): its buckets are its own\n';
+  const head =
+    `this sidecar: ${showName(f.node_id ?? '')}, breaker ${f.breaker}, last sync ${lag(f.sync_lag_ms)} ago\n` +
+    `redis: ${f.backend}\n` +
+    `live sidecars: ${f.live}${f.breaker === 'closed' ? '' : ` (deciding alone with quota / ${f.live})`}\n` +
+    (f.last_error === null ? '' : `last Redis error: ${f.last_error}\n`);
+  const rows = [['NODE', 'SEEN', 'SYNC LAG', 'BREAKER', 'BUCKETS', 'QUEUED', 'CONFIG VERSION']];
+  for (const s of f.sidecars) {
+    rows.push([
+      showName(s.node_id),
+      `${ago(s.seen_ms_ago)} ago`,
+      lag(s.sync_lag_ms),
+      s.breaker,
+      String(s.buckets),
+      String(s.queued),
+      String(s.config_version),
+    ]);
+  }
+  return `${head}\n${textTable(rows)}\n`;
+}
+
+function statusCommand(): Command {
+  const cmd = new Command('status').description('the sidecars of the fleet (heartbeats), their sync lag and breaker state');
+  cmd.option('--json', 'print the status as JSON');
+  addConnectionFlags(cmd);
+  return cmd
+    .addHelpText('after', '\nExamples:\n  rivven fleet status\n  rivven fleet status --server broker-2:9190 --json\n')
+    .action((flags: ConnectionFlags & { json?: boolean }) =>
+      run(() =>
+        withClient(flags, async (client) => {
+          const f = await client.describeFleet();
+          process.stdout.write(flags.json ? `${JSON.stringify(f, null, 2)}\n` : fleetStatusText(f));
+        }),
+      ),
+    );
+}
+
+export function fleetCommand(): Command {
+  return new Command('fleet')
+    .description('fleet mode: every sidecar of one Redis key prefix shares quotas and usage buckets')
+    .addCommand(statusCommand());
+}
