@@ -26,6 +26,7 @@ const SCENARIOS: Record<string, { file: string; call: string; nodeArgs?: string[
   'broker-path': { file: 'broker-path.ts', call: 'brokerPath' },
   tls: { file: 'tls.ts', call: 'tlsCost' },
   leases: { file: 'leases.ts', call: 'leases' },
+  fleet: { file: 'fleet.ts', call: 'fleet' },
 };
 
 async function scenario(name: string): Promise<unknown> {
@@ -103,6 +104,30 @@ function print(name: string, data: any): void {
           `${o[k].max_ms} ms`,
         ]),
       ])}\nbreaker opened ${o.breaker_opened} times, state at the end: ${o.state_at_end}`,
+    );
+  } else if (name === 'fleet') {
+    const t = data.throughput;
+    console.log(
+      table([
+        ['RecordRequest, N=50 P=16', 'ops/s', 'p99'],
+        ['fleet off', fmt(t.off_ops_per_sec), `${t.off_p99_us}us`],
+        ['fleet on (sync 100 ms)', fmt(t.on_ops_per_sec), `${t.on_p99_us}us`],
+      ]),
+    );
+    console.log(
+      `\non / off ${t.on_over_off}x; Redis per sidecar: ${t.redis_scripts_per_sec} script calls/s, ${t.redis_commands_per_sec} commands/s\n`,
+    );
+    console.log(
+      table([
+        ['3 sidecars, greedy principal', 'achieved / quota (10 windows)', 'worst window overshoot', 'derived bound', 'overshoot / bound'],
+        ...data.accuracy.map((r: any) => [
+          `sync ${r.sync_ms} ms`,
+          String(r.achieved_over_quota),
+          `${fmt(r.worst_window_overshoot_bytes)} B`,
+          `${fmt(r.bound_bytes)} B`,
+          String(r.overshoot_over_bound),
+        ]),
+      ]),
     );
   } else if (name === 'stall') {
     console.log(
