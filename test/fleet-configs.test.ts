@@ -127,3 +127,19 @@ t.test('through Sentinel: the store finds the primary by name and shares configs
   t.teardown(() => direct.disconnect());
   t.equal(await direct.hlen(`${prefix}{quotas}:configs`), 1, 'written to the primary the sentinel named');
 });
+
+t.test('Redis emptied (restarted without persistence): every sidecar follows it back, and agrees again', async (t) => {
+  const [a, b] = await sidecars(t, SHARED, 2);
+  await a!.c.alterQuotas([{ entity: [['user', 'volatile']], quota_key: 'request_rate', quota_value: 6 }]);
+  await within(1000, async () => (await rateOf(b!.c, 'volatile')) === 6);
+  const admin = new Redis(SHARED);
+  t.teardown(() => admin.disconnect());
+  const keys = await admin.keys(`${a!.store.options.keyPrefix}*`);
+  await admin.del(...keys);
+  await within(1500, async () => (await rateOf(a!.c, 'volatile')) === undefined && (await rateOf(b!.c, 'volatile')) === undefined);
+  t.equal(a!.store.reloads + b!.store.reloads, 2, 'each reloaded once');
+  t.equal(a!.store.appliedVersion, 0);
+  await b!.c.alterQuotas([{ entity: [['user', 'again']], quota_key: 'request_rate', quota_value: 2 }]);
+  await within(1000, async () => (await rateOf(a!.c, 'again')) === 2);
+  t.equal(a!.store.appliedVersion, 1, 'versions count again from 1, everywhere');
+});

@@ -1,6 +1,6 @@
 /**
  * Roles, as bits so a connection's permissions are one integer and the check on the Record hot path is one AND.
- * record: Record* requests (and leases, when they exist); describe: DescribeQuotas, DescribeUsage; alter:
+ * record: Record* requests and leases; describe: DescribeQuotas, DescribeUsage, DescribeViolations, DescribeFleet; alter:
  * AlterQuotas. Hello and Ping need none.
  */
 export const ROLES = ['record', 'describe', 'alter'] as const;

@@ -1,9 +1,11 @@
 import { Command } from 'commander';
 import type { FleetDescribed } from '../protocol/messages/describe-fleet.js';
 import { addConnectionFlags, type ConnectionFlags, run, withClient } from './quota.js';
-import { showName } from './show-name.js';
+import { escapeUnprintable, hasUnprintable } from '../util/printable.js';
 import { textTable } from './text-table.js';
 
+/** A node id as printed: host:port reads as itself; a control character is escaped (ids come from other hosts). */
+const nodeName = (id: string): string => (hasUnprintable(id) ? escapeUnprintable(JSON.stringify(id)) : id);
 const ago = (ms: number): string => (ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`);
 const lag = (ms: number): string => (ms < 0 ? 'never synced' : ago(ms));
 
@@ -11,14 +13,14 @@ const lag = (ms: number): string => (ms < 0 ? 'never synced' : ago(ms));
 export function fleetStatusText(f: FleetDescribed): string {
   if (!f.enabled) return 'fleet mode is off on this sidecar (fleet.enabled: false): its buckets are its own\n';
   const head =
-    `this sidecar: ${showName(f.node_id ?? '')}, breaker ${f.breaker}, last sync ${lag(f.sync_lag_ms)} ago\n` +
+    `this sidecar: ${nodeName(f.node_id ?? '')}, breaker ${f.breaker}, last sync ${lag(f.sync_lag_ms)} ago\n` +
     `redis: ${f.backend}\n` +
     `live sidecars: ${f.live}${f.breaker === 'closed' ? '' : ` (deciding alone with quota / ${f.live})`}\n` +
     (f.last_error === null ? '' : `last Redis error: ${f.last_error}\n`);
   const rows = [['NODE', 'SEEN', 'SYNC LAG', 'BREAKER', 'BUCKETS', 'QUEUED', 'CONFIG VERSION']];
   for (const s of f.sidecars) {
     rows.push([
-      showName(s.node_id),
+      nodeName(s.node_id),
       `${ago(s.seen_ms_ago)} ago`,
       lag(s.sync_lag_ms),
       s.breaker,

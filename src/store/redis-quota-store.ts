@@ -66,6 +66,8 @@ export class RedisQuotaStore implements QuotaStore {
   private polls = 0;
   /** Background catch-ups that failed (Redis unreachable); the next poll retries. */
   syncFailures = 0;
+  /** Full reloads because Redis's version went backwards (a restart without persistence, a lagging replica). */
+  reloads = 0;
   /** Versions found by the poll rather than by a notification (each one a notification that was lost or late). */
   foundByPoll = 0;
   /** The subscriber connection's client id (tests kill it to lose notifications). */
@@ -157,11 +159,16 @@ export class RedisQuotaStore implements QuotaStore {
       // A drifting clock must not stretch the window in which a change the client gave up on could still apply.
       if (++this.polls % 20 === 0) await this.backend.measureClock();
       const current = Number((await this.redis.get(this.keys.version)) ?? 0);
-      if (current <= this.version) return;
+      if (current === this.version) return;
       await this.catching;
       if (current > this.version) {
         this.foundByPoll++;
         await this.catchUp();
+      } else if (current < this.version) {
+        // Redis went back in time: restarted without persistence, or failed over to a replica that missed the
+        // last writes. Redis is the fleet's truth: every sidecar follows it, so they agree again.
+        this.reloads++;
+        await this.reload(true);
       }
     } catch {
       this.syncFailures++;
@@ -185,7 +192,8 @@ export class RedisQuotaStore implements QuotaStore {
     const entries = await this.redis.xrange(this.keys.changes, `(${this.version}-0`, '+');
     if (entries.length === 0) {
       const current = Number((await this.redis.get(this.keys.version)) ?? 0);
-      if (current > this.version) await this.reload(true); // the entries we need were trimmed away
+      // Trimmed away (we are too far behind), or Redis went back in time (see pollVersion): reload.
+      if (current !== this.version) await this.reload(true);
       return;
     }
     const first = Number(entries[0]![0].split('-')[0]);
