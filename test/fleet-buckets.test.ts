@@ -258,3 +258,20 @@ t.test('rivven fleet status on a sidecar without fleet mode says so', async (t) 
   t.equal(cli.code, 0);
   t.equal(cli.stdout, 'fleet mode is off on this sidecar (fleet.enabled: false): its buckets are its own\n');
 });
+
+t.test('ResetUsage on one sidecar empties the fleet level: the others see it after their next sync', async (t) => {
+  const { sidecars, prefix } = await fleet(t, SHARED, 2);
+  const [a, b] = sidecars as [Sidecar, Sidecar];
+  await a.c.recordRequest({ user: 'reset-me', count: 9 });
+  await b.c.recordRequest({ user: 'reset-me', count: 1 });
+  await tick(a);
+  await tick(b);
+  t.ok((await b.c.recordRequest({ user: 'reset-me', count: 1 })).throttleTimeMs > 0, 'b knows the fleet is at 10 of 10');
+  t.equal(await a.c.resetUsage([['user', 'reset-me']]), 1);
+  await tick(a);
+  const r = new Redis(SHARED);
+  t.teardown(() => r.disconnect());
+  t.equal(await r.exists(bucketKey(prefix, REQUEST, 'reset-me', null)), 0, 'the fleet level is gone from Redis');
+  await tick(b);
+  t.equal((await b.c.recordRequest({ user: 'reset-me', count: 5 })).throttleTimeMs, 0, "b's next sync brought the empty level");
+});

@@ -14,9 +14,13 @@ export interface SyncBatch extends Names {
   /** Quota of each (units per second = milli-units per ms) and its ceiling (capacity + max debt), milli-units. */
   rates: number[];
   ceilings: number[];
+  /** The fleet level is to be emptied before the push (ResetUsage). */
+  resets: boolean[];
 }
 
-export const emptyBatch = (): SyncBatch => ({ kinds: [], as: [], bs: [], pushes: [], rates: [], ceilings: [] });
+export const emptyBatch = (): SyncBatch => ({ kinds: [], as: [], bs: [], pushes: [], rates: [], ceilings: [], resets: [] });
+
+const nameKey = (kind: number, a: string | null, b: string | null): string => JSON.stringify([kind, a, b]);
 
 /**
  * The buckets of a fleet sidecar: local decisions at local speed (no Redis on a record call), over a level that
@@ -34,6 +38,8 @@ export const emptyBatch = (): SyncBatch => ({ kinds: [], as: [], bs: [], pushes:
 export class FleetBucketStore extends LocalBucketStore {
   weight = 1;
   private queue: Names = { kinds: [], as: [], bs: [] };
+  /** Buckets ResetUsage reset here, whose fleet level the next sync empties (bounded by the buckets). */
+  private readonly resets = new Set<string>();
 
   constructor(
     options: LocalBucketStoreOptions,
@@ -71,8 +77,9 @@ export class FleetBucketStore extends LocalBucketStore {
     const t = this.table;
     for (let i = from; i < to; i++) {
       const id = this.find(names.kinds[i]!, names.as[i]!, names.bs[i]!);
+      const reset = this.resets.size > 0 && this.resets.delete(nameKey(names.kinds[i]!, names.as[i]!, names.bs[i]!));
       // Gone (swept), or named twice (dropped and made again): the bucket itself says whether it waits.
-      if (id < 0 || !t.queued(id)) continue;
+      if (id < 0 || !(t.queued(id) || reset)) continue;
       t.setQueued(id, false);
       const rate = t.rate(id);
       const unsynced = t.takeUnsynced(id);
@@ -82,6 +89,7 @@ export class FleetBucketStore extends LocalBucketStore {
       out.pushes.push(forgiveMs > 0 ? Math.max(0, unsynced - (rate * forgiveMs) / divisor) : unsynced);
       out.rates.push(rate);
       out.ceilings.push(t.ceiling(id));
+      out.resets.push(reset);
     }
   }
 
@@ -106,8 +114,20 @@ export class FleetBucketStore extends LocalBucketStore {
       const id = this.find(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!);
       if (id < 0) continue;
       t.addUnsynced(id, batch.pushes[i]!);
+      if (batch.resets[i]) this.resets.add(nameKey(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!));
       if (!t.queued(id)) this.enqueue(id);
     }
+  }
+
+  /** ResetUsage here resets the fleet's level too, with the next sync (docs/algorithm.md, section 6). */
+  protected override wasReset(kind: number, a: string | null, b: string | null): void {
+    const key = nameKey(kind, a, b);
+    if (this.resets.has(key)) return;
+    this.resets.add(key);
+    const q = this.queue;
+    q.kinds.push(kind);
+    q.as.push(a);
+    q.bs.push(b);
   }
 
   private enqueue(id: number): void {

@@ -247,15 +247,16 @@ export class FleetSync {
   private async push(batch: SyncBatch): Promise<void> {
     if (batch.kinds.length === 0) return;
     const n = batch.kinds.length;
-    const args: (string | number)[] = new Array(1 + n + 1 + 3 * n);
+    const args: (string | number)[] = new Array(1 + n + 1 + 4 * n);
     args[0] = n;
     for (let i = 0; i < n; i++) args[1 + i] = bucketKey(this.options.keyPrefix, batch.kinds[i]!, batch.as[i]!, batch.bs[i]!);
     args[1 + n] = this.backend.deadline();
     for (let i = 0; i < n; i++) {
-      const at = 2 + n + 3 * i;
+      const at = 2 + n + 4 * i;
       args[at] = Math.round(batch.pushes[i]!);
       args[at + 1] = batch.rates[i]!;
       args[at + 2] = Math.round(batch.ceilings[i]!);
+      args[at + 3] = batch.resets[i] ? 1 : 0;
     }
     this.calls++;
     try {
@@ -297,6 +298,7 @@ function bySlot(batch: SyncBatch, prefix: string): SyncBatch[] {
     part.pushes.push(batch.pushes[i]!);
     part.rates.push(batch.rates[i]!);
     part.ceilings.push(batch.ceilings[i]!);
+    part.resets.push(batch.resets[i]!);
   }
   return [...parts.values()];
 }

@@ -214,11 +214,15 @@ export class LocalBucketStore implements BucketStore {
       await forRangeSliced(ids.highWater, (id) => {
         if (!ids.isLive(id) || !match(ids.kind(id) === GROUP, ids.a(id), ids.b(id))) return;
         table.reset(id, now);
+        this.wasReset(ids.kind(id), ids.a(id), ids.b(id));
         count++;
       });
     }
     return count;
   }
+
+  /** Told of each bucket resetWhere resets (the fleet store resets it in Redis too). */
+  protected wasReset(_kind: number, _a: string | null, _b: string | null): void {}
 
   /** Moves every bucket a compaction has left, at once (tests, benchmarks). */
   finishCompaction(): void {

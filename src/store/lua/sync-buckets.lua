@@ -5,10 +5,11 @@
 -- KEYS[i]  the bucket hash of bucket i
 -- ARGV[1]  deadline, ms of Redis server time: past it nothing is pushed. The sidecar stops waiting at this
 --          deadline and keeps the usage to push again; a script that ran later would count it twice.
--- ARGV[2..] three per bucket i, from ARGV[2 + 3(i-1)]:
+-- ARGV[2..] four per bucket i, from ARGV[2 + 4(i-1)]:
 --          push     usage recorded by this sidecar since its last sync (milli-units, >= 0)
 --          rate     the quota: milli-units per ms drained (= units per second)
 --          ceiling  the highest level: capacity + max_debt_ms x quota
+--          reset    1: empty the level first (ResetUsage), else 0
 -- Returns {now, level 1, level 2, ...}: Redis time and each bucket's level after the push, or {-1} when past
 -- the deadline (nothing pushed).
 local t = redis.call('TIME')
@@ -18,13 +19,17 @@ if now > tonumber(ARGV[1]) then
 end
 local out = { now }
 for i, key in ipairs(KEYS) do
-  local base = 2 + 3 * (i - 1)
+  local base = 2 + 4 * (i - 1)
   local push = tonumber(ARGV[base])
   local rate = tonumber(ARGV[base + 1])
   local ceiling = tonumber(ARGV[base + 2])
   local v = redis.call('HMGET', key, 'l', 't')
   local level = tonumber(v[1]) or 0
   local at = tonumber(v[2]) or now
+  if ARGV[base + 3] == '1' then
+    level = 0
+    redis.call('DEL', key)
+  end
   -- After a failover the new primary's clock may be behind: never drain backwards.
   if now > at then
     level = math.max(0, level - (now - at) * rate)
