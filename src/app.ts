@@ -217,6 +217,7 @@ export class App {
         batchSize: 1000,
       },
       deps.configVersion,
+      this.leases,
     );
     this.fleet.onFallback = (fallback, live) =>
       fallback

@@ -133,6 +133,7 @@ t.test(
     t.equal(a.s.app.fleet!.live, 2, 'two live sidecars, from heartbeats');
     t.equal(a.s.app.fleet!.breaker.state, 'closed');
 
+    await a.c.alterQuotas([{ entity: [['user', 'outage-lease']], quota_key: 'max_in_flight', quota_value: 4 }]);
     freeze(redis.child);
     const fails = a.s.app.fleet!.options.breaker.failureThreshold;
     for (let i = 0; i < fails; i++) {
@@ -154,6 +155,10 @@ t.test(
     t.ok((await a.c.recordRequest({ user: 'outage', count: 1 })).throttleTimeMs > 0, 'the 6th is over quota / 2');
     // Record mode records a throttled call too (its client pays by waiting): 206 units in all.
     t.ok((await a.c.recordRequest({ user: 'outage', count: 200 })).throttleTimeMs > 0);
+    // Leases too: max_in_flight 4 / 2 live sidecars.
+    t.equal((await a.c.acquireLease({ user: 'outage-lease' })).granted, true);
+    t.equal((await a.c.acquireLease({ user: 'outage-lease' })).granted, true);
+    t.equal((await a.c.acquireLease({ user: 'outage-lease' })).granted, false, 'the 3rd lease is over max_in_flight / 2');
     // Record calls while Redis is stopped: never wait for it.
     const latencies: number[] = [];
     for (let i = 0; i < 500; i++) {
@@ -274,4 +279,35 @@ t.test('ResetUsage on one sidecar empties the fleet level: the others see it aft
   t.equal(await r.exists(bucketKey(prefix, REQUEST, 'reset-me', null)), 0, 'the fleet level is gone from Redis');
   await tick(b);
   t.equal((await b.c.recordRequest({ user: 'reset-me', count: 5 })).throttleTimeMs, 0, "b's next sync brought the empty level");
+});
+
+t.test('leases count fleet-wide: max_in_flight holds across sidecars, and a release frees a slot elsewhere', async (t) => {
+  const { sidecars, prefix } = await fleet(t, SHARED, 2);
+  const [a, b] = sidecars as [Sidecar, Sidecar];
+  await a.c.alterQuotas([{ entity: [['user', 'leaser']], quota_key: 'max_in_flight', quota_value: 2 }]);
+  for (let i = 0; i < 50 && b.s.app.table.get({ kind: 'user', user: 'leaser' }, 6) !== 2; i++) await new Promise((r) => setTimeout(r, 20));
+  const first = await a.c.acquireLease({ user: 'leaser' });
+  const second = await a.c.acquireLease({ user: 'leaser' });
+  t.ok('leaseId' in first && 'leaseId' in second, 'a holds both');
+  await tick(a);
+  // b has never been asked for this group: its first ask is decided on what it knows (docs/operations.md).
+  const early = await b.c.acquireLease({ user: 'leaser' });
+  t.ok('leaseId' in early, "b's first ask, before it synced the group, is granted");
+  await b.c.releaseLease((early as { leaseId: string }).leaseId);
+  await tick(b);
+  const refused = await b.c.acquireLease({ user: 'leaser' });
+  t.notOk('leaseId' in refused, "b counts a's two leases");
+  t.match(refused, { granted: false, entity: 'user:leaser' });
+  // Every lease is held elsewhere: try again after the next sync (60 s here), capped by max_throttle_ms.
+  t.ok(!refused.granted && refused.throttleTimeMs === 30_000, 'and says to try again after the next sync');
+  await a.c.releaseLease((first as { leaseId: string }).leaseId);
+  await tick(a);
+  await tick(b);
+  t.ok('leaseId' in (await b.c.acquireLease({ user: 'leaser' })), 'after the release is synced, b grants one');
+  t.notOk('leaseId' in (await b.c.acquireLease({ user: 'leaser' })), 'and only one: 1 on a, 1 on b');
+  await tick(b);
+  const r = new Redis(SHARED);
+  t.teardown(() => r.disconnect());
+  const held = await r.hgetall(`${prefix}{leases}:user:leaser`);
+  t.same(Object.keys(held).sort(), ['node-0', 'node-1'], 'each sidecar has its count in Redis');
 });

@@ -7,6 +7,7 @@ import { QUOTA_KEYS } from '../quota/quota-key.js';
 import type { RedisBackend, RedisClient } from '../store/redis-backend.js';
 import { emptyBatch, type FleetBucketStore, type SyncBatch } from './fleet-bucket-store.js';
 import type { FleetDescribed } from '../protocol/messages/describe-fleet.js';
+import type { LeaseManager } from '../quota/lease-manager.js';
 
 export interface FleetSyncOptions {
   /** Prefix of every key; sidecars with the same prefix share buckets. */
@@ -40,16 +41,20 @@ export interface SidecarStatus {
 
 const SYNC_SCRIPT = readFileSync(new URL('../store/lua/sync-buckets.lua', import.meta.url), 'utf8');
 const HEARTBEAT_SCRIPT = readFileSync(new URL('../store/lua/heartbeat.lua', import.meta.url), 'utf8');
+const LEASES_SCRIPT = readFileSync(new URL('../store/lua/sync-leases.lua', import.meta.url), 'utf8');
 
 type FleetClient = RedisClient & {
   rivvenSync(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
   rivvenHeartbeat(key: string, nodeId: string, status: string, staleMs: number): Promise<(number | string)[]>;
+  rivvenLeases(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
 };
 
 /** A sidecar is live while its last heartbeat is this many intervals old at most. */
 const LIVE_HEARTBEATS = 3;
 /** A sidecar silent for this many heartbeat intervals is removed from the list. */
 const FORGET_HEARTBEATS = 60;
+/** A lease count not refreshed for this many heartbeat intervals is a stopped sidecar's, and ignored. */
+const STALE_LEASE_HEARTBEATS = 5;
 
 /**
  * Fleet buckets through Redis (docs/algorithm.md, fleet buckets; docs/operations.md, fleet). Every
@@ -84,6 +89,7 @@ export class FleetSync {
   private timer: NodeJS.Timeout | undefined;
   private lastSyncAt = -1;
   private lastHeartbeatAt = Number.NEGATIVE_INFINITY;
+  private lastLeaseRefreshAt = Number.NEGATIVE_INFINITY;
   private fallbackSince = -1;
   /** After a fallback: the time to forgive, at quota / divisor, in the first sync. */
   private forgive: { ms: number; divisor: number } | null = null;
@@ -101,11 +107,15 @@ export class FleetSync {
     readonly options: Readonly<FleetSyncOptions>,
     /** The version of the shared configs this sidecar has applied, for its heartbeat. */
     private readonly configVersion: () => number = () => 0,
+    /** In-flight leases, counted fleet-wide when given (their `fleet` is set here). */
+    private readonly leases?: LeaseManager,
   ) {
+    if (leases !== undefined) leases.fleet = { others: new Map(), changed: new Set(), divisor: 1, retryMs: options.syncIntervalMs };
     this.breaker = new CircuitBreaker(options.breaker, () => clock.now());
     this.client = backend.client as FleetClient;
     this.client.defineCommand('rivvenSync', { lua: SYNC_SCRIPT });
     this.client.defineCommand('rivvenHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT_SCRIPT });
+    this.client.defineCommand('rivvenLeases', { lua: LEASES_SCRIPT });
     this.sidecarsKey = `${options.keyPrefix}{fleet}:sidecars`;
   }
 
@@ -177,12 +187,14 @@ export class FleetSync {
     if (state === 'open' && this.fallbackSince < 0) {
       this.fallbackSince = this.clock.now();
       this.store.weight = Math.max(1, this.live);
+      if (this.leases?.fleet) this.leases.fleet.divisor = this.store.weight;
       this.onFallback(true, this.store.weight);
     } else if (state === 'closed' && this.fallbackSince >= 0) {
       this.forgive = { ms: this.clock.now() - this.fallbackSince, divisor: this.store.weight };
       this.reconciled = this.forgive;
       this.fallbackSince = -1;
       this.store.weight = 1;
+      if (this.leases?.fleet) this.leases.fleet.divisor = 1;
       this.onFallback(false, 1);
     }
   }
@@ -226,7 +238,7 @@ export class FleetSync {
     const forgive = this.forgive;
     this.forgive = null;
     const size = this.options.batchSize;
-    const calls: Promise<void>[] = [];
+    const calls: Promise<unknown>[] = [];
     for (let from = 0; from < names.kinds.length; from += size) {
       const batch = emptyBatch();
       this.store.collect(names, from, Math.min(names.kinds.length, from + size), batch, forgive?.ms, forgive?.divisor);
@@ -234,6 +246,7 @@ export class FleetSync {
       // A big sync (after an outage, say) must not hold the loop: each batch is built in its own turn.
       if (from + size < names.kinds.length) await new Promise((r) => setImmediate(r));
     }
+    this.syncLeases(calls);
     const results = await Promise.allSettled(calls);
     this.onSyncDuration((performance.now() - started) / 1000);
     const failed = results.find((r) => r.status === 'rejected');
@@ -241,6 +254,49 @@ export class FleetSync {
     this.syncs++;
     this.lastSyncAt = this.clock.now();
     return calls.length > 0;
+  }
+
+  /**
+   * The lease counts: this sidecar's for each group whose count changed, that others hold leases in, or (once
+   * per heartbeat interval, so they do not go stale) that it holds leases in; back come the others' counts.
+   * Counts are absolute, so a late or repeated call does no harm; on failure the groups are sent again.
+   */
+  private syncLeases(calls: Promise<unknown>[]): void {
+    const leases = this.leases;
+    const f = leases?.fleet;
+    if (leases === undefined || f == null) return;
+    const groups = new Set(f.changed);
+    f.changed.clear();
+    for (const g of f.others.keys()) groups.add(g);
+    const now = this.clock.now();
+    if (now - this.lastLeaseRefreshAt >= this.options.heartbeatIntervalMs) {
+      this.lastLeaseRefreshAt = now;
+      for (const g of leases.heldGroups()) if (g !== '') groups.add(g);
+    }
+    const all = [...groups];
+    const stale = this.options.heartbeatIntervalMs * STALE_LEASE_HEARTBEATS;
+    for (let from = 0; from < all.length; from += this.options.batchSize) {
+      const part = all.slice(from, from + this.options.batchSize);
+      const keys = part.map((g) => `${this.options.keyPrefix}{leases}:${g}`);
+      this.calls++;
+      const call = this.backend.timed(
+        this.client.rivvenLeases(part.length, ...keys, this.options.nodeId, stale, ...part.map((g) => leases.heldBy(g))),
+      );
+      calls.push(
+        call.then(
+          (others) => {
+            for (let i = 0; i < part.length; i++) {
+              if (others[i]! > 0) f.others.set(part[i]!, others[i]!);
+              else f.others.delete(part[i]!);
+            }
+          },
+          (err: unknown) => {
+            for (const g of part) f.changed.add(g);
+            throw err;
+          },
+        ),
+      );
+    }
   }
 
   /** One script call; on failure the batch's usage goes back into its buckets. */

@@ -35,6 +35,19 @@ interface Lease {
   connection: number;
 }
 
+/**
+ * Fleet mode (docs/operations.md, fleet): the leases other sidecars hold per group, as of the last sync; the
+ * groups whose count changed here since; and the fallback's divisor (live sidecars while Redis is out of reach,
+ * else 1).
+ */
+export interface FleetLeases {
+  others: Map<string, number>;
+  changed: Set<string>;
+  divisor: number;
+  /** The wait a refusal reports when every lease is held elsewhere (the sync interval: the count is news then). */
+  retryMs: number;
+}
+
 /** The leases of one group (who shares a max_in_flight limit, decided by the level that set it). */
 interface Group {
   limit: number;
@@ -57,6 +70,8 @@ export class LeaseManager {
   refused = 0;
   /** Where refusals are reported as episodes (the violation log). */
   events: ViolationSink = NO_VIOLATIONS;
+  /** Set in fleet mode: a group's limit then counts the leases every sidecar holds. */
+  fleet: FleetLeases | null = null;
 
   constructor(
     private readonly table: QuotaTable,
@@ -81,11 +96,19 @@ export class LeaseManager {
     }
     g.limit = r.limit;
     this.expire(g, now);
-    if (g.leases.size >= g.limit) {
+    const f = this.fleet;
+    // Fleet mode: the others' leases count too (a group asked for here is synced from now on, so a first ask
+    // is decided on what this sidecar knows, the next ones on the fleet's count); cut off from Redis, this
+    // sidecar takes its share of the limit.
+    if (f !== null && group !== '') f.changed.add(group);
+    const elsewhere = f === null || f.divisor > 1 || group === '' ? 0 : (f.others.get(group) ?? 0);
+    const limit = f === null || f.divisor === 1 ? g.limit : Math.max(1, Math.floor(g.limit / f.divisor));
+    if (g.leases.size + elsewhere >= limit) {
       this.refused++;
       let earliest = Infinity;
       for (const id of g.leases) earliest = Math.min(earliest, this.leases.get(id)!.expiresAt);
-      const waitMs = Math.min(Math.max(1, earliest - now), this.options.maxThrottleMs);
+      const soonest = earliest === Infinity ? (f?.retryMs ?? this.options.maxThrottleMs) : earliest - now;
+      const waitMs = Math.min(Math.max(1, soonest), this.options.maxThrottleMs);
       this.events.violation('CONCURRENT_LIMIT_EXCEEDED', group, 'max_in_flight', `${g.leases.size} of ${g.limit} leases held`);
       return { granted: false, waitMs, entity: group };
     }
@@ -126,6 +149,16 @@ export class LeaseManager {
     for (const g of this.groups.values()) this.expire(g, now);
   }
 
+  /** Leases held here by `group` (fleet sync). */
+  heldBy(group: string): number {
+    return this.groups.get(group)?.leases.size ?? 0;
+  }
+
+  /** Groups holding leases here (fleet sync refreshes them). */
+  heldGroups(): IterableIterator<string> {
+    return this.groups.keys();
+  }
+
   /** Leases held per group with their limits (for DescribeUsage). */
   *holders(): Generator<{ entity: string; held: number; limit: number }> {
     for (const [entity, g] of this.groups) if (entity !== '' && g.leases.size > 0) yield { entity, held: g.leases.size, limit: g.limit };
@@ -142,6 +175,7 @@ export class LeaseManager {
     this.leases.delete(id);
     const g = this.groups.get(lease.group);
     g?.leases.delete(id);
+    if (this.fleet !== null && lease.group !== '') this.fleet.changed.add(lease.group);
     if (g !== undefined && g.leases.size === 0) this.groups.delete(lease.group);
     const mine = this.byConnection.get(lease.connection);
     mine?.delete(id);
