@@ -5,10 +5,17 @@
  *   accuracy    a greedy principal spread over 3 sidecar processes (4 callers each, honouring every throttle),
  *               at sync 100 ms and 1000 ms: what it achieved over 10 windows against the fleet quota, and its
  *               worst one-window overshoot against the bound derived in docs/algorithm.md
+ *   big sync    one sync of 10k and 100k queued buckets, in this process: how long it takes (Redis-bound: the
+ *               fleet's capacity) and the worst event-loop stall meanwhile (record calls wait behind it)
  * Each sidecar is `node bin/rivven serve` on a private redis-server.
  */
 import { Redis } from 'ioredis';
 import { QuotaClient } from '../src/client/quota-client.js';
+import { FleetBucketStore } from '../src/fleet/fleet-bucket-store.js';
+import { FleetSync } from '../src/fleet/fleet-sync.js';
+import { systemClock } from '../src/quota/clock.js';
+import { REQUEST } from '../src/quota/quota-key.js';
+import { RedisBackend } from '../src/store/redis-backend.js';
 import { loadgen, startRedis, startSidecar, type Proc } from './lib/procs.js';
 
 const fleetEnv = (redisPort: number, syncMs: number, extra: Record<string, string> = {}) => ({
@@ -142,9 +149,44 @@ async function accuracy(syncMs: number) {
   }
 }
 
+async function bigSync(buckets: number) {
+  const redis = await startRedis();
+  const backend = new RedisBackend({ url: `redis://127.0.0.1:${redis.port}/0` }, 5000);
+  try {
+    await backend.connect();
+    const store = new FleetBucketStore({ windowMs: 1000, windowBuckets: 10, maxDebtMs: 300_000, maxBuckets: 2_000_000 }, 1100);
+    const now = systemClock.now();
+    for (let i = 0; i < buckets; i++) {
+      const id = store.findOrCreate(REQUEST, `user-${i}`, null, now);
+      store.touch(id, 1000, now, undefined, false);
+      store.record(id, 1, now);
+    }
+    const breaker = { failureThreshold: 3, resetTimeoutMs: 2000 };
+    const options = { keyPrefix: 'bench:', nodeId: 'bench', syncIntervalMs: 100, heartbeatIntervalMs: 1000, breaker, batchSize: 1000 };
+    const sync = new FleetSync(backend, store, systemClock, options);
+    let worst = 0;
+    let last = performance.now();
+    const probe = setInterval(() => {
+      const t = performance.now();
+      worst = Math.max(worst, t - last - 1);
+      last = t;
+    }, 1);
+    const t0 = performance.now();
+    await sync.tick();
+    const ms = performance.now() - t0;
+    clearInterval(probe);
+    if (sync.bucketsSynced !== buckets) throw new Error(`synced ${sync.bucketsSynced} of ${buckets}: ${sync.lastError}`);
+    return { buckets, sync_ms: Math.round(ms), buckets_per_sec: Math.round(buckets / (ms / 1000)), worst_loop_stall_ms: Math.round(worst) };
+  } finally {
+    backend.close();
+    await redis.stop();
+  }
+}
+
 export async function fleet() {
   return {
     throughput: await throughput(3000),
     accuracy: [await accuracy(100), await accuracy(1000)],
+    big_sync: [await bigSync(10_000), await bigSync(100_000)],
   };
 }

@@ -129,6 +129,17 @@ function print(name: string, data: any): void {
         ]),
       ]),
     );
+    console.log(
+      `\n${table([
+        ['one sync of', 'took', 'buckets/s', 'worst event-loop stall'],
+        ...data.big_sync.map((r: any) => [
+          `${fmt(r.buckets)} buckets`,
+          `${r.sync_ms} ms`,
+          fmt(r.buckets_per_sec),
+          `${r.worst_loop_stall_ms} ms`,
+        ]),
+      ])}`,
+    );
   } else if (name === 'stall') {
     console.log(
       table([

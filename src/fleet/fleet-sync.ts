@@ -321,6 +321,8 @@ export class FleetSync {
         this.backend.failures++;
         throw new Error(`Redis ran the sync after its deadline (${this.backend.commandTimeoutMs} ms); nothing was pushed`);
       }
+      // Replies of a big sync arrive together: each batch settles in its own turn of the loop.
+      await new Promise((r) => setImmediate(r));
       this.store.settle(batch, reply.slice(1), this.clock.now());
       this.bucketsSynced += n;
     } catch (err) {

@@ -36,7 +36,7 @@ const FAIL_FAST = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerR
 
 function clientFor(target: RedisTarget, failFast: boolean): RedisClient {
   const queue = failFast ? FAIL_FAST : { lazyConnect: true, enableOfflineQueue: true };
-  if ('url' in target) return new Redis(target.url, { ...queue, enableAutoPipelining: true });
+  if ('url' in target) return new Redis(target.url, queue);
   const auth: RedisOptions = {};
   if (target.password !== undefined) auth.password = target.password;
   if (target.tls === true) auth.tls = {};
@@ -44,15 +44,12 @@ function clientFor(target: RedisTarget, failFast: boolean): RedisClient {
     return new Cluster(target.cluster.map(hostPort), {
       lazyConnect: true,
       enableOfflineQueue: !failFast,
-      // Not auto-pipelined: ioredis would put scripts of different slots in one pipeline, which a Cluster
-      // refuses; the sync already sends one call per slot, all at once.
       redisOptions: { ...auth, maxRetriesPerRequest: failFast ? 0 : null },
     });
   }
   return new Redis({
     ...queue,
     ...auth,
-    enableAutoPipelining: true,
     name: target.sentinel.name,
     sentinels: target.sentinel.nodes.map(hostPort),
     ...(target.password !== undefined ? { sentinelPassword: target.password } : {}),
@@ -62,7 +59,8 @@ function clientFor(target: RedisTarget, failFast: boolean): RedisClient {
 
 /**
  * The connection to Redis that the shared quota store and the fleet's bucket sync share: one command client
- * (fail-fast, auto-pipelined), a subscriber made on demand, and Redis's clock as seen from here, for deadlines
+ * (fail-fast; not auto-pipelined: its calls are few and large, and on a Cluster ioredis would put scripts of
+ * different slots into one pipeline, which the Cluster refuses), a subscriber made on demand, and Redis's clock as seen from here, for deadlines
  * that Redis checks in its own time.
  */
 export class RedisBackend {
