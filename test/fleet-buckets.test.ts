@@ -311,3 +311,33 @@ t.test('leases count fleet-wide: max_in_flight holds across sidecars, and a rele
   const held = await r.hgetall(`${prefix}{leases}:user:leaser`);
   t.same(Object.keys(held).sort(), ['node-0', 'node-1'], 'each sidecar has its count in Redis');
 });
+
+t.test('a heartbeat entry this version did not write is left out of the fleet status, not printed', async (t) => {
+  const { sidecars, prefix } = await fleet(t, SHARED, 1);
+  const [a] = sidecars as [Sidecar];
+  const r = new Redis(SHARED);
+  t.teardown(() => r.disconnect());
+  const key = `${prefix}{fleet}:sidecars`;
+  const [sec] = await r.time();
+  const now = Number(sec) * 1000;
+  // Each ends as a live entry must (the script drops anything else at once): only the reader can refuse them.
+  await r.hset(
+    key,
+    'not-json',
+    `{"node_id":"a",,"seen":${now}}`,
+    'wrong-type',
+    `{"node_id":7,"breaker":"closed","sync_lag_ms":0,"buckets":0,"queued":0,"config_version":0,"sync_interval_ms":1,"seen":${now}}`,
+    'no-breaker',
+    `{"node_id":"x","breaker":"sideways","sync_lag_ms":0,"buckets":0,"queued":0,"config_version":0,"sync_interval_ms":1,"seen":${now}}`,
+    'missing-number',
+    `{"node_id":"y","breaker":"open","sync_lag_ms":0,"buckets":"many","queued":0,"config_version":0,"sync_interval_ms":1,"seen":${now}}`,
+  );
+  a.s.clock.advance(1000);
+  await tick(a);
+  const f = await a.c.describeFleet();
+  t.same(
+    f.sidecars.map((s) => s.node_id),
+    ['node-0'],
+    'only well-formed entries',
+  );
+});

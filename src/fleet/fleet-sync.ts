@@ -220,11 +220,9 @@ export class FleetSync {
     this.heartbeatRedisNow = now;
     const sidecars: SidecarStatus[] = [];
     for (let i = 1; i < reply.length; i++) {
-      try {
-        sidecars.push(JSON.parse(String(reply[i])) as SidecarStatus);
-      } catch {
-        // Another version's or a hand-written entry: not ours to read.
-      }
+      const status = parseStatus(String(reply[i]));
+      // Another version's or a hand-written entry is not ours to read.
+      if (status !== undefined) sidecars.push(status);
     }
     sidecars.sort((a, b) => (a.node_id < b.node_id ? -1 : a.node_id > b.node_id ? 1 : 0));
     this.sidecars = sidecars;
@@ -330,6 +328,23 @@ export class FleetSync {
       throw err;
     }
   }
+}
+
+const BREAKER_STATES: readonly string[] = ['closed', 'open', 'half-open'];
+
+/** A heartbeat entry as written by this version, or undefined: the CLI prints what comes from here. */
+function parseStatus(json: string): SidecarStatus | undefined {
+  let s: Record<string, unknown>;
+  try {
+    s = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (typeof s !== 'object' || s === null || typeof s.node_id !== 'string' || !BREAKER_STATES.includes(s.breaker as string))
+    return undefined;
+  const numbers = ['seen', 'sync_lag_ms', 'buckets', 'queued', 'config_version', 'sync_interval_ms'] as const;
+  if (!numbers.every((k) => Number.isFinite(s[k]))) return undefined;
+  return s as unknown as SidecarStatus;
 }
 
 /**

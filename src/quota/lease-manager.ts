@@ -100,7 +100,8 @@ export class LeaseManager {
     // Fleet mode: the others' leases count too (a group asked for here is synced from now on, so a first ask
     // is decided on what this sidecar knows, the next ones on the fleet's count); cut off from Redis, this
     // sidecar takes its share of the limit.
-    if (f !== null && group !== '') f.changed.add(group);
+    // Bounded: while Redis is out of reach nothing drains the set, and an ask costs nothing to make.
+    if (f !== null && group !== '' && f.changed.size < this.options.maxLeases) f.changed.add(group);
     const elsewhere = f === null || f.divisor > 1 || group === '' ? 0 : (f.others.get(group) ?? 0);
     const limit = f === null || f.divisor === 1 ? g.limit : Math.max(1, Math.floor(g.limit / f.divisor));
     if (g.leases.size + elsewhere >= limit) {
@@ -175,7 +176,8 @@ export class LeaseManager {
     this.leases.delete(id);
     const g = this.groups.get(lease.group);
     g?.leases.delete(id);
-    if (this.fleet !== null && lease.group !== '') this.fleet.changed.add(lease.group);
+    // A group holding leases here is refreshed once a second anyway: a change dropped at the bound is late, not lost.
+    if (this.fleet !== null && lease.group !== '' && this.fleet.changed.size < this.options.maxLeases) this.fleet.changed.add(lease.group);
     if (g !== undefined && g.leases.size === 0) this.groups.delete(lease.group);
     const mine = this.byConnection.get(lease.connection);
     mine?.delete(id);
