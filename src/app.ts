@@ -251,6 +251,8 @@ export class App {
     await this.http?.close();
     this.violations.tick();
     await this.violations.flushed();
+    // After the server closed (its connections' leases ended): the last usage and lease counts reach the fleet.
+    await this.fleet?.close();
     await this.deps.store.close();
   }
 }

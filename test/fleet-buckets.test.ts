@@ -341,3 +341,21 @@ t.test('a heartbeat entry this version did not write is left out of the fleet st
     'only well-formed entries',
   );
 });
+
+t.test('a sidecar that stops pushes what it recorded last and leaves the heartbeat list', async (t) => {
+  const { sidecars, prefix } = await fleet(t, SHARED, 2);
+  const [a, b] = sidecars as [Sidecar, Sidecar];
+  b.s.clock.advance(1000);
+  await tick(b);
+  t.equal(b.s.app.fleet!.live, 2);
+  await a.c.recordRequest({ user: 'last-words', count: 7 });
+  await a.c.close();
+  await a.s.stop();
+  const r = new Redis(SHARED);
+  t.teardown(() => r.disconnect());
+  t.equal(Number((await r.get(bucketKey(prefix, REQUEST, 'last-words', null)))?.split(':')[0]), 7000, 'pushed at stop');
+  t.same(Object.keys(await r.hgetall(`${prefix}{fleet}:sidecars`)), ['node-1'], 'gone from the list');
+  b.s.clock.advance(1000);
+  await tick(b);
+  t.equal(b.s.app.fleet!.live, 1, 'the other counts one live sidecar');
+});

@@ -131,6 +131,18 @@ export class FleetSync {
     return () => clearInterval(this.timer);
   }
 
+  /**
+   * Shutting down: waits for a round in progress, pushes what is left (unless cut off from Redis), and takes this
+   * sidecar out of the heartbeat list so the others count one live sidecar less at once. Never throws.
+   */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    while (this.running) await new Promise((r) => setTimeout(r, 5));
+    if (this.breaker.state !== 'closed') return;
+    await this.tick();
+    await this.backend.timed(this.client.hdel(this.sidecarsKey, this.options.nodeId)).catch(() => undefined);
+  }
+
   /** One round: a sync, then a heartbeat when due (first, as the probe, when the breaker is half-open). One round at a time. */
   async tick(): Promise<void> {
     if (this.running) return;
