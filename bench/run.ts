@@ -115,7 +115,8 @@ function print(name: string, data: any): void {
       ]),
     );
     console.log(
-      `\non / off ${t.on_over_off}x; Redis per sidecar: ${t.redis_scripts_per_sec} script calls/s, ${t.redis_commands_per_sec} commands/s\n`,
+      `\non / off ${t.on_over_off}x; Redis per sidecar: ${t.redis_scripts_per_sec} script calls/s, ${t.redis_commands_per_sec} commands/s` +
+        `\nat ${fmt(t.at_p1.ops_per_sec)} record calls/s (P=1): ${t.at_p1.redis_scripts_per_sec} script calls/s, ${t.at_p1.redis_commands_per_sec} commands/s\n`,
     );
     console.log(
       table([
