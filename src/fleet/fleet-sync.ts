@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import calculateSlot from 'cluster-key-slot';
-import { CircuitBreaker, type BreakerOptions, type BreakerState } from '../client/breaker.js';
+import { CircuitBreaker, type BreakerOptions } from '../client/breaker.js';
 import { GROUP } from '../quota/bucket-store.js';
 import type { Clock } from '../quota/clock.js';
 import { QUOTA_KEYS } from '../quota/quota-key.js';
 import type { RedisBackend, RedisClient } from '../store/redis-backend.js';
 import { emptyBatch, type FleetBucketStore, type SyncBatch } from './fleet-bucket-store.js';
-import type { FleetDescribed } from '../protocol/messages/describe-fleet.js';
+import type { FleetDescribed, FleetSidecar } from '../protocol/messages/describe-fleet.js';
 import type { LeaseManager } from '../quota/lease-manager.js';
 
 export interface FleetSyncOptions {
@@ -23,21 +23,11 @@ export interface FleetSyncOptions {
   batchSize: number;
 }
 
-/** One sidecar as its last heartbeat described it (`rivven fleet status`). */
-export interface SidecarStatus {
-  node_id: string;
+/** One sidecar as its heartbeat stored it: DescribeFleet's row, with the Redis time it was written. */
+export type SidecarStatus = Omit<FleetSidecar, 'seen_ms_ago'> & {
   /** Redis time of its last heartbeat (epoch ms). */
   seen: number;
-  /** Ms since its last successful sync (-1 before the first). */
-  sync_lag_ms: number;
-  breaker: BreakerState;
-  /** Buckets it tracks, and how many wait for its next sync. */
-  buckets: number;
-  queued: number;
-  /** The version of the shared quota configs it has applied. */
-  config_version: number;
-  sync_interval_ms: number;
-}
+};
 
 const SYNC_SCRIPT = readFileSync(new URL('../store/lua/sync-buckets.lua', import.meta.url), 'utf8');
 const HEARTBEAT_SCRIPT = readFileSync(new URL('../store/lua/heartbeat.lua', import.meta.url), 'utf8');
