@@ -172,9 +172,9 @@ async function accuracy(syncMs: number) {
   }
 }
 
-async function bigSync(buckets: number) {
+export async function bigSync(buckets: number) {
   const redis = await startRedis();
-  const backend = new RedisBackend({ url: `redis://127.0.0.1:${redis.port}/0` }, 5000);
+  const backend = new RedisBackend({ url: `redis://127.0.0.1:${redis.port}/0` }, 100);
   try {
     await backend.connect();
     const store = new FleetBucketStore({ windowMs: 1000, windowBuckets: 10, maxDebtMs: 300_000, maxBuckets: 2_000_000 }, 1100);

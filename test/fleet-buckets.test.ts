@@ -68,7 +68,7 @@ async function fleet(
   return { sidecars, prefix };
 }
 
-const tick = (x: Sidecar) => x.s.app.fleet!.tick();
+const tick = (x: Sidecar) => x.s.app.fleet!.syncNow();
 
 t.test('usage recorded on one sidecar throttles the same principal on another after one sync', async (t) => {
   const { sidecars } = await fleet(t, SHARED, 2);

@@ -199,12 +199,12 @@ export class QuotaClient extends EventEmitter {
     return this.request(describeUsage.encodeRequest(opts)).then(describeUsage.decodeReply);
   }
 
-  /** The violation log: episode starts and ends, newest last, with a summary of all that match. */
   /** The fleet as the sidecar saw it at its last heartbeat (docs/protocol.md, DescribeFleet). */
   describeFleet(): Promise<describeFleet.FleetDescribed> {
     return this.request(describeFleet.encodeRequest()).then(describeFleet.decodeReply);
   }
 
+  /** The violation log: episode starts and ends, newest last, with a summary of all that match. */
   describeViolations(opts: Parameters<typeof describeViolations.encodeRequest>[0] = {}): Promise<describeViolations.ViolationsReply> {
     return this.request(describeViolations.encodeRequest(opts)).then(describeViolations.decodeReply);
   }

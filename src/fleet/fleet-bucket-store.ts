@@ -67,6 +67,16 @@ export class FleetBucketStore extends LocalBucketStore {
     return q;
   }
 
+  /** Puts names [from, end) back in the queue: a sync stopped before it took them (their usage is still in them). */
+  requeue(names: Names, from: number): void {
+    const q = this.queue;
+    for (let i = from; i < names.kinds.length; i++) {
+      q.kinds.push(names.kinds[i]!);
+      q.as.push(names.as[i]!);
+      q.bs.push(names.bs[i]!);
+    }
+  }
+
   /**
    * Adds buckets [from, to) of `names` to `out`, each with its unsynced usage (which leaves the bucket: it is
    * being pushed). `forgiveMs` > 0 after a fallback: each push is reduced by what this sidecar's share of the

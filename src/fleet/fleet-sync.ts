@@ -43,6 +43,8 @@ type FleetClient = RedisClient & {
 const LIVE_HEARTBEATS = 3;
 /** A sidecar silent for this many heartbeat intervals is removed from the list. */
 const FORGET_HEARTBEATS = 60;
+/** Script calls of one sync out at once. */
+const MAX_CALLS_IN_FLIGHT = 4;
 /** A lease count not refreshed for this many heartbeat intervals is a stopped sidecar's, and ignored. */
 const STALE_LEASE_HEARTBEATS = 5;
 
@@ -76,6 +78,8 @@ export class FleetSync {
   private readonly client: FleetClient;
   private readonly sidecarsKey: string;
   private running = false;
+  /** The round in progress (or the last one). */
+  private round: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private lastSyncAt = -1;
   private lastHeartbeatAt = Number.NEGATIVE_INFINITY;
@@ -85,7 +89,7 @@ export class FleetSync {
   private forgive: { ms: number; divisor: number } | null = null;
   /** Redis time of the last heartbeat's reply, which `sidecars` are as of. */
   private heartbeatRedisNow = 0;
-  /** Why the last failed Redis call failed (fleet status). */
+  /** Why the last Redis call failed, until one succeeds (fleet status). */
   lastError: string | null = null;
   /** The last fallback's reconciliation: its length and divisor (fleet status, tests). */
   reconciled: { ms: number; divisor: number } | null = null;
@@ -127,16 +131,30 @@ export class FleetSync {
    */
   async close(): Promise<void> {
     clearInterval(this.timer);
-    while (this.running) await new Promise((r) => setTimeout(r, 5));
+    await this.round;
     if (this.breaker.state !== 'closed') return;
     await this.tick();
     await this.backend.timed(this.client.hdel(this.sidecarsKey, this.options.nodeId)).catch(() => undefined);
   }
 
-  /** One round: a sync, then a heartbeat when due (first, as the probe, when the breaker is half-open). One round at a time. */
-  async tick(): Promise<void> {
-    if (this.running) return;
+  /** A round now: after the one in progress, if any (the timer's rounds skip instead). */
+  async syncNow(): Promise<void> {
+    await this.round;
+    await this.tick();
+  }
+
+  /**
+   * One round: a sync, then a heartbeat when due (first, as the probe, when the breaker is half-open). One round
+   * at a time: while one runs, a tick does nothing.
+   */
+  tick(): Promise<void> {
+    if (this.running) return Promise.resolve();
     this.running = true;
+    this.round = this.runRound();
+    return this.round;
+  }
+
+  private async runRound(): Promise<void> {
     try {
       if (!this.breaker.allow()) return;
       // The breaker's probe is a heartbeat: small, and it refreshes the live count the fallback divides by.
@@ -173,7 +191,10 @@ export class FleetSync {
   private async attempt(call: () => Promise<boolean>): Promise<boolean> {
     let ok = true;
     try {
-      if (await call()) this.breaker.success();
+      if (await call()) {
+        this.breaker.success();
+        this.lastError = null;
+      }
     } catch (err) {
       ok = false;
       this.lastError = (err as Error).message;
@@ -238,22 +259,42 @@ export class FleetSync {
     const forgive = this.forgive;
     this.forgive = null;
     const size = this.options.batchSize;
-    const calls: Promise<unknown>[] = [];
-    for (let from = 0; from < names.kinds.length; from += size) {
+    // Calls go out a few at a time, each with its own deadline: a big sync (after an outage, say) sent all at
+    // once would queue on Redis past the deadlines of its own later calls.
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown;
+    let sent = 0;
+    const send = (call: Promise<void>) => {
+      sent++;
+      const p: Promise<void> = call.then(
+        () => void inFlight.delete(p),
+        (err: unknown) => {
+          failure ??= err;
+          inFlight.delete(p);
+        },
+      );
+      inFlight.add(p);
+    };
+    let from = 0;
+    for (; from < names.kinds.length && failure === undefined; from += size) {
       const batch = emptyBatch();
       this.store.collect(names, from, Math.min(names.kinds.length, from + size), batch, forgive?.ms, forgive?.divisor);
-      for (const part of this.backend.cluster ? bySlot(batch, this.options.keyPrefix) : [batch]) calls.push(this.push(part));
-      // A big sync (after an outage, say) must not hold the loop: each batch is built in its own turn.
-      if (from + size < names.kinds.length) await new Promise((r) => setImmediate(r));
+      for (const part of this.backend.cluster ? bySlot(batch, this.options.keyPrefix) : [batch]) {
+        send(this.push(part));
+        while (inFlight.size >= MAX_CALLS_IN_FLIGHT) await Promise.race(inFlight);
+      }
+      // Each batch is built in its own turn of the loop, so a big sync never holds it for long.
+      await new Promise((r) => setImmediate(r));
     }
-    this.syncLeases(calls);
-    const results = await Promise.allSettled(calls);
+    // Stopped by a failure: the buckets not yet taken wait for the next sync, their usage still in them.
+    if (from < names.kinds.length) this.store.requeue(names, from);
+    if (failure === undefined) for (const call of this.leaseCalls()) send(call);
+    await Promise.all(inFlight);
     this.onSyncDuration((performance.now() - started) / 1000);
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    if (failure !== undefined) throw failure;
     this.syncs++;
     this.lastSyncAt = this.clock.now();
-    return calls.length > 0;
+    return sent > 0;
   }
 
   /**
@@ -261,10 +302,11 @@ export class FleetSync {
    * per heartbeat interval, so they do not go stale) that it holds leases in; back come the others' counts.
    * Counts are absolute, so a late or repeated call does no harm; on failure the groups are sent again.
    */
-  private syncLeases(calls: Promise<unknown>[]): void {
+  private leaseCalls(): Promise<void>[] {
+    const calls: Promise<void>[] = [];
     const leases = this.leases;
     const f = leases?.fleet;
-    if (leases === undefined || f == null) return;
+    if (leases === undefined || f == null) return calls;
     const groups = new Set(f.changed);
     f.changed.clear();
     for (const g of f.others.keys()) groups.add(g);
@@ -284,7 +326,7 @@ export class FleetSync {
       );
       calls.push(
         call.then(
-          (others) => {
+          (others: number[]) => {
             for (let i = 0; i < part.length; i++) {
               if (others[i]! > 0) f.others.set(part[i]!, others[i]!);
               else f.others.delete(part[i]!);
@@ -297,6 +339,7 @@ export class FleetSync {
         ),
       );
     }
+    return calls;
   }
 
   /** One script call; on failure the batch's usage goes back into its buckets. */
