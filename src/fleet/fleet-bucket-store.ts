@@ -36,7 +36,6 @@ const nameKey = (kind: number, a: string | null, b: string | null): string => JS
  * against the whole quota, which decides exactly as quota / weight would.
  */
 export class FleetBucketStore extends LocalBucketStore {
-  weight = 1;
   private queue: Names = { kinds: [], as: [], bs: [] };
   /** Buckets ResetUsage reset here, whose fleet level the next sync empties (bounded by the buckets). */
   private readonly resets = new Set<string>();

@@ -28,6 +28,8 @@ export interface BucketStore {
   readonly size: number;
   /** Bumped whenever an id may stop naming its bucket. */
   readonly epoch: number;
+  /** How many times each unit counts against a quota: 1, or the live sidecars in the fleet's fallback. */
+  readonly weight: number;
   /** The bucket of (kind, a, b), created empty at `now` if missing; -1 when maxBuckets are live. */
   findOrCreate(kind: number, a: string | null, b: string | null, now: number): number;
   /**
@@ -95,6 +97,7 @@ const MIGRATION_SLICE_MS = 5;
  */
 export class LocalBucketStore implements BucketStore {
   epoch = 0;
+  weight = 1;
   protected ids = new KeyedIds(INITIAL);
   protected table: BucketTable;
   private migration: { ids: KeyedIds; table: BucketTable; cursor: number } | null = null;

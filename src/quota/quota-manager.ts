@@ -273,7 +273,8 @@ export class QuotaManager {
     const b = this.buckets;
     const c = b.capacity(id);
     const o = b.outstanding(id);
-    const size = amount * 1000;
+    // The call counts as its weight would record it (the fleet's fallback: quota / live sidecars).
+    const size = amount * 1000 * b.weight;
     return size > c ? b.msToDrain(id, o) : b.msToDrain(id, o + size - c);
   }
 
