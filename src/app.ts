@@ -163,8 +163,9 @@ export class App {
       loaded = await this.admin.load();
       address = await this.server.listen();
     } catch (err) {
-      // Nothing may keep a process that failed to start alive.
+      // Nothing may keep a process that failed to start alive (the Redis store would keep reconnecting).
       await this.http?.close();
+      await this.deps.store.close().catch(() => undefined);
       throw err;
     }
     const stopBuckets = this.manager.startCleanup();

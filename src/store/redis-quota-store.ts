@@ -95,7 +95,11 @@ export class RedisQuotaStore implements QuotaStore {
   }
 
   async load(): Promise<StoredQuota[]> {
-    await this.backend.connect();
+    try {
+      await this.backend.connect();
+    } catch (err) {
+      throw new Error(`cannot reach Redis (${this.backend.description}): ${(err as Error).message}`);
+    }
     await this.catching;
     await this.reload(false);
     if (this.subscriber.status !== 'wait') return [...this.mirror.values()];
