@@ -148,6 +148,8 @@ t.test(
     const metrics = await (await fetch(`http://127.0.0.1:${a.s.app.http!.address()!.port}/metrics`)).text();
     t.match(metrics, /^rivven_quota_backend_state 1$/m);
     t.match(metrics, /^rivven_quota_fleet_sidecars 2$/m);
+    t.match(metrics, /^rivven_quota_sync_duration_seconds_count [1-9]\d*$/m, 'syncs are timed');
+    t.match(metrics, /^rivven_violation_log_write_failures_total 0$/m);
     t.match(metrics, /^rivven_quota_backend_failures_total ([3-9]|\d{2,})$/m);
 
     // Fallback: quota / 2 live sidecars = 5 requests of capacity here.
