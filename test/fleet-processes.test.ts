@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { startSidecar, type Proc } from '../bench/lib/procs.js';
+import { freeze, startRedis, startSidecar, type Proc } from '../bench/lib/procs.js';
 import { QuotaClient } from '../src/client/quota-client.js';
 
 // Three sidecar processes (the built bin/rivven) on the machine's shared Redis, under a random key prefix.
@@ -79,3 +79,72 @@ t.test('a greedy principal spread over three sidecars gets the fleet quota withi
   t.ok(spanStart >= 0, 'the principal was throttled');
   t.ok(ratio > 0.9 && ratio < 1.1, `fleet-wide: ${counted} bytes in ${spanMs} ms, ${ratio.toFixed(3)} x the quota`);
 });
+
+t.test(
+  'three sidecar processes, Redis stopped then killed then restarted: record calls keep their latency, breakers open and close, the outage is pushed',
+  async (t) => {
+    const redis = { proc: await startRedis() };
+    const port = redis.proc.port;
+    t.teardown(async () => {
+      redis.proc.child.kill('SIGCONT');
+      await redis.proc.stop();
+    });
+    const prefix = `rivven-test-${randomBytes(6).toString('hex')}:`;
+    const env = {
+      RIVVEN_STORAGE_BACKEND: 'redis',
+      RIVVEN_STORAGE_REDIS_URL: `redis://127.0.0.1:${port}/0`,
+      RIVVEN_STORAGE_REDIS_KEY_PREFIX: prefix,
+      RIVVEN_FLEET_ENABLED: 'true',
+      RIVVEN_FLEET_BREAKER_RESET_TIMEOUT_MS: '500',
+      RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: '100',
+    };
+    const procs = await Promise.all([0, 1, 2].map(() => startSidecar(env)));
+    const clients = await Promise.all(procs.map((p) => QuotaClient.connect({ port: p.port })));
+    t.teardown(async () => {
+      await Promise.all(clients.map((c) => c.close()));
+      await Promise.all(procs.map((p) => p.stop()));
+    });
+    /** Polls (bounded) until every sidecar's DescribeFleet satisfies `ok`. */
+    const until = async (what: string, ok: (f: Awaited<ReturnType<QuotaClient['describeFleet']>>) => boolean) => {
+      const t0 = performance.now();
+      for (;;) {
+        const all = await Promise.all(clients.map((c) => c.describeFleet()));
+        if (all.every(ok)) return performance.now() - t0;
+        if (performance.now() - t0 > 8000) throw new Error(`not within 8 s: ${what}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    await until('3 live sidecars', (f) => f.live === 3 && f.breaker === 'closed');
+
+    freeze(redis.proc.child);
+    const latencies: number[] = [];
+    const end = performance.now() + 1500;
+    for (let i = 0; performance.now() < end; i++) {
+      const t0 = performance.now();
+      await clients[i % 3]!.recordRequest({ user: 'through-the-outage' });
+      latencies.push(performance.now() - t0);
+    }
+    latencies.sort((a, b) => a - b);
+    const p99 = latencies[Math.floor(latencies.length * 0.99)]!;
+    t.ok(p99 < 5, `record p99 over ${latencies.length} calls on 3 sidecars with Redis stopped: ${p99.toFixed(2)} ms`);
+    const opened = await until('every breaker open', (f) => f.breaker === 'open' || f.breaker === 'half-open');
+    t.pass(`every breaker left closed (${Math.round(opened)} ms after the calls)`);
+    const alter = await clients[0]!.alterQuotas([{ entity: [['user', 'during']], quota_key: 'request_rate', quota_value: 1 }]).then(
+      () => 'applied',
+      (e: { code?: string }) => e.code,
+    );
+    t.equal(alter, 'STORAGE_ERROR');
+
+    redis.proc.child.kill('SIGKILL');
+    await redis.proc.stop();
+    redis.proc = await startRedis(port);
+    const closed = await until('every breaker closed', (f) => f.breaker === 'closed');
+    t.pass(`every breaker closed ${Math.round(closed)} ms after the restart`);
+    const r = new Redis(port);
+    t.teardown(() => r.disconnect());
+    const value = await r.get(`${prefix}bucket:{${JSON.stringify(['request_rate', 'through-the-outage', null])}}`);
+    t.ok(value !== null && Number(value.split(':')[0]) > 0, `usage from the outage pushed to the new Redis (${value})`);
+    const seen = await Promise.all(clients.map(async (c) => (await c.describeQuotas([['user', 'during']])).length));
+    t.same(seen, [0, 0, 0], 'the failed alteration is on no sidecar');
+  },
+);
