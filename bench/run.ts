@@ -1,12 +1,13 @@
 /**
  * `npm run bench`: every scenario, each in its own process (memory needs --expose-gc; none shares a warm JIT
- * with another), a table on stdout, and JSON in bench/results/<scenario>.json plus bench/results/latest.json.
+ * with another), a table on stdout, and JSON in bench/results/<scenario>.json plus bench/results/latest.json
+ * (every scenario's last result).
  *
  *   npm run bench                  # all scenarios
  *   npm run bench -- wire memory   # some of them
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -165,7 +166,16 @@ const machine = {
 };
 console.log(`# rivven bench: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, redis ${machine.redis}`);
 mkdirSync(RESULTS, { recursive: true });
-const results: Record<string, unknown> = { machine };
+// latest.json keeps every scenario's last result: a run of some scenarios updates those and keeps the others.
+const latest = join(RESULTS, 'latest.json');
+const previous = (): Record<string, unknown> => {
+  try {
+    return existsSync(latest) ? (JSON.parse(readFileSync(latest, 'utf8')) as Record<string, unknown>) : {};
+  } catch {
+    return {}; // a run cut off mid-write: start afresh
+  }
+};
+const results: Record<string, unknown> = { ...previous(), machine };
 for (const name of wanted) {
   if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name}; have ${Object.keys(SCENARIOS).join(', ')}`);
   const data = await scenario(name);
@@ -173,4 +183,4 @@ for (const name of wanted) {
   writeFileSync(join(RESULTS, `${name}.json`), `${JSON.stringify({ machine, results: data }, null, 2)}\n`);
   print(name, data);
 }
-writeFileSync(join(RESULTS, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(latest, `${JSON.stringify(results, null, 2)}\n`);
