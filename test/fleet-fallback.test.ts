@@ -3,6 +3,9 @@ import { FleetBucketStore } from '../src/fleet/fleet-bucket-store.js';
 import { ManualClock } from '../src/quota/clock.js';
 import { QuotaManager } from '../src/quota/quota-manager.js';
 import { QuotaTable } from '../src/quota/quota-table.js';
+import { DEFAULT_NAME } from '../src/quota/entity.js';
+import { LeaseManager } from '../src/quota/lease-manager.js';
+import { IN_FLIGHT } from '../src/quota/quota-key.js';
 
 // The fleet's fallback decides with quota / N by counting each unit N times (docs/algorithm.md, section 6).
 // These check that claim against a bucket whose quota really is quota / N, call by call, in both modes.
@@ -46,4 +49,14 @@ t.test('usage recorded in the fallback is kept unweighted for the push, and reco
   fleet.collect(names, 0, 1, batch, 1500, 2);
   t.same(batch.pushes, [12_500], 'pushed: 20 units less 7.5, in milli-units');
   t.same(batch.rates, [10]);
+});
+
+t.test('the groups a fleet sidecar must sync are bounded while Redis is out of reach (quotas.max_leases)', async (t) => {
+  const table = new QuotaTable({});
+  table.set({ kind: 'user', user: DEFAULT_NAME }, IN_FLIGHT, 1); // max_in_flight 1 for every user: one group each
+  const leases = new LeaseManager(table, new ManualClock(0), { maxLeases: 10 });
+  leases.fleet = { others: new Map(), changed: new Set(), divisor: 1, retryMs: 100 };
+  for (let i = 0; i < 1000; i++) leases.acquire(`user-${i}`, null, undefined, 1);
+  t.equal(leases.fleet.changed.size, 10, '1000 distinct asks, 10 groups remembered');
+  t.equal(leases.held, 10, 'and quotas.max_leases held');
 });
