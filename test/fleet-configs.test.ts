@@ -143,3 +143,37 @@ t.test('Redis emptied (restarted without persistence): every sidecar follows it 
   await within(1000, async () => (await rateOf(a!.c, 'again')) === 2);
   t.equal(a!.store.appliedVersion, 1, 'versions count again from 1, everywhere');
 });
+
+t.test('through Sentinel, the primary killed: a replica is promoted and alterations go on through it', async (t) => {
+  // No 5 s wait for more replicas before the first (diskless) full sync.
+  const primary = await startRedis(undefined, ['--repl-diskless-sync-delay', '0']);
+  const replica = await startRedis(undefined, ['--replicaof', '127.0.0.1', String(primary.port)]);
+  const sentinel = await startSentinel(primary.port, 'rivven-failover');
+  t.teardown(async () => {
+    await sentinel.stop();
+    await replica.stop();
+    await primary.stop();
+  });
+  const prefix = `rivven-test-${randomBytes(6).toString('hex')}:`;
+  const store = new RedisQuotaStore({
+    target: { sentinel: { name: 'rivven-failover', nodes: [`127.0.0.1:${sentinel.port}`] } },
+    keyPrefix: prefix,
+  });
+  t.teardown(() => store.close());
+  await store.load();
+  const direct = new Redis(replica.port);
+  t.teardown(() => direct.disconnect());
+  await store.apply([{ entity: [['user', 'before']], quota_key: 'request_rate', quota_value: 1 }], []);
+  await within(2000, async () => (await direct.hlen(`${prefix}{quotas}:configs`)) === 1); // replicated
+  primary.child.kill('SIGKILL');
+  // Sentinel notices in 500 ms and promotes the replica; ioredis asks it for the new primary on reconnect.
+  const took = await within(15_000, async () =>
+    store.apply([{ entity: [['user', 'after']], quota_key: 'request_rate', quota_value: 2 }], []).then(
+      () => true,
+      () => false,
+    ),
+  );
+  t.pass(`an alteration applied through the promoted replica ${Math.round(took)} ms after the kill`);
+  t.equal(await direct.hlen(`${prefix}{quotas}:configs`), 2, 'both on the new primary');
+  t.equal(await direct.role().then((r) => r[0]), 'master');
+});

@@ -44,7 +44,7 @@ function handle(child: ChildProcess, port: number): Proc {
     child,
     stop: () =>
       new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),
@@ -130,7 +130,12 @@ export async function startSentinel(primaryPort: number, name = 'rivven-primary'
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'rivven-sentinel-'));
   const conf = join(dir, 'sentinel.conf');
-  writeFileSync(conf, `port ${port}\nbind 127.0.0.1\nsentinel monitor ${name} 127.0.0.1 ${primaryPort} 1\n`);
+  // Quick to declare the primary down and fail over, for tests; quorum 1 (one sentinel).
+  writeFileSync(
+    conf,
+    `port ${port}\nbind 127.0.0.1\nsentinel monitor ${name} 127.0.0.1 ${primaryPort} 1\n` +
+      `sentinel down-after-milliseconds ${name} 500\nsentinel failover-timeout ${name} 2000\n`,
+  );
   const child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore', cwd: dir });
   await waitForPort(port);
   return handle(child, port);
