@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
 import type { Histogram, Registry } from 'prom-client';
@@ -32,6 +33,16 @@ export interface AppDeps {
   loadReading?: () => number;
   /** fleet.enabled: the Redis connection the buckets sync through (the Redis store's), and its config version. */
   fleet?: { backend: RedisBackend; configVersion: () => number };
+}
+
+/**
+ * The rivven.yaml settings that decide how usage fills and drains a bucket, as a short digest: two fleet sidecars
+ * that differ here count the same calls differently (`rivven fleet status` warns).
+ */
+export function bucketSettingsDigest(c: Config): string {
+  const q = c.quotas;
+  const shape = [q.defaults, q.window_ms, q.max_debt_ms, q.resolution_order, c.tiers, c.fleet.sync_interval_ms];
+  return createHash('sha256').update(JSON.stringify(shape)).digest('hex').slice(0, 8);
 }
 
 /** The sidecar, wired from a validated config. `start` loads stored quotas before it listens. */
@@ -216,6 +227,7 @@ export class App {
         heartbeatIntervalMs: 1000,
         breaker: { failureThreshold: f.breaker.failure_threshold, resetTimeoutMs: f.breaker.reset_timeout_ms },
         batchSize: 1000,
+        settings: bucketSettingsDigest(this.config),
       },
       deps.configVersion,
       this.leases,

@@ -28,6 +28,8 @@ async function fleet(
   url: string | string[],
   n: number,
   overrides: Record<string, Record<string, unknown>> = {},
+  /** Settings of sidecar i only (quotas). */
+  quotasOf: (i: number) => Record<string, unknown> = () => ({}),
 ): Promise<{ sidecars: Sidecar[]; prefix: string }> {
   const prefix = `rivven-test-${randomBytes(6).toString('hex')}:`;
   const sidecars: Sidecar[] = [];
@@ -37,7 +39,7 @@ async function fleet(
     const s = await startServer(
       {
         ...overrides,
-        quotas: { defaults: { request_rate: 10 } },
+        quotas: { defaults: { request_rate: 10 }, ...quotasOf(i) },
         storage: { backend: 'redis', redis: { key_prefix: prefix } },
         fleet: { enabled: true, sync_interval_ms: 60_000, node_id: `node-${i}`, ...overrides.fleet },
       },
@@ -250,9 +252,10 @@ t.test('rivven fleet status: the sidecars seen, their sync lag and breaker state
   const lines = cli.stdout.split('\n');
   t.equal(lines[0], 'this sidecar: node-0, breaker closed, last sync 0ms ago');
   t.equal(lines[2], 'live sidecars: 2');
-  t.match(lines[4], /^NODE\s+SEEN\s+SYNC LAG\s+BREAKER\s+BUCKETS\s+QUEUED\s+CONFIG VERSION$/);
-  t.match(lines[5], /^node-0\s+\d+ms ago\s+0ms\s+closed\s+0\s+0\s+0$/);
+  t.match(lines[4], /^NODE\s+SEEN\s+SYNC LAG\s+BREAKER\s+BUCKETS\s+QUEUED\s+CONFIG VERSION\s+SETTINGS$/);
+  t.match(lines[5], /^node-0\s+\d+ms ago\s+0ms\s+closed\s+0\s+0\s+0\s+[0-9a-f]{8}$/);
   t.match(lines[6], /^node-1\s+\d+ms ago\s+(never synced|\d+ms)\s+closed/);
+  t.notMatch(cli.stdout, /warning/, 'same settings everywhere: no warning');
   const json = JSON.parse((await runCli(['fleet', 'status', '--json', '--server', `127.0.0.1:${a.s.port}`])).stdout);
   t.equal(json.sidecars.length, 2);
 });
@@ -325,12 +328,14 @@ t.test('a heartbeat entry this version did not write is left out of the fleet st
     key,
     'not-json',
     `{"node_id":"a",,"seen":${now}}`,
+    'no-settings',
+    `{"node_id":"z","breaker":"open","sync_lag_ms":0,"buckets":0,"queued":0,"config_version":0,"sync_interval_ms":1,"seen":${now}}`,
     'wrong-type',
-    `{"node_id":7,"breaker":"closed","sync_lag_ms":0,"buckets":0,"queued":0,"config_version":0,"sync_interval_ms":1,"seen":${now}}`,
+    `{"node_id":7,"breaker":"closed","sync_lag_ms":0,"buckets":0,"queued":0,"config_version":0,"sync_interval_ms":1,"settings":"x","seen":${now}}`,
     'no-breaker',
-    `{"node_id":"x","breaker":"sideways","sync_lag_ms":0,"buckets":0,"queued":0,"config_version":0,"sync_interval_ms":1,"seen":${now}}`,
+    `{"node_id":"x","breaker":"sideways","sync_lag_ms":0,"buckets":0,"queued":0,"config_version":0,"sync_interval_ms":1,"settings":"x","seen":${now}}`,
     'missing-number',
-    `{"node_id":"y","breaker":"open","sync_lag_ms":0,"buckets":"many","queued":0,"config_version":0,"sync_interval_ms":1,"seen":${now}}`,
+    `{"node_id":"y","breaker":"open","sync_lag_ms":0,"buckets":"many","queued":0,"config_version":0,"sync_interval_ms":1,"settings":"x","seen":${now}}`,
   );
   a.s.clock.advance(1000);
   await tick(a);
@@ -358,4 +363,15 @@ t.test('a sidecar that stops pushes what it recorded last and leaves the heartbe
   b.s.clock.advance(1000);
   await tick(b);
   t.equal(b.s.app.fleet!.live, 1, 'the other counts one live sidecar');
+});
+
+t.test('rivven fleet status warns when the sidecars differ in the settings that shape buckets', async (t) => {
+  const { sidecars } = await fleet(t, SHARED, 2, {}, (i) => (i === 1 ? { window_ms: 2000 } : {}));
+  const [a] = sidecars as [Sidecar, Sidecar];
+  a.s.clock.advance(1000);
+  await tick(a);
+  const f = await a.c.describeFleet();
+  t.equal(new Set(f.sidecars.map((s) => s.settings)).size, 2, 'two digests');
+  const cli = await runCli(['fleet', 'status', '--server', `127.0.0.1:${a.s.port}`]);
+  t.match(cli.stdout, /\nwarning: the sidecars differ in the rivven\.yaml settings that shape buckets/);
 });

@@ -17,7 +17,7 @@ export function fleetStatusText(f: FleetDescribed): string {
     `redis: ${f.backend}\n` +
     `live sidecars: ${f.live}${f.breaker === 'closed' ? '' : ` (deciding alone with quota / ${f.live})`}\n` +
     (f.last_error === null ? '' : `last Redis error: ${f.last_error}\n`);
-  const rows = [['NODE', 'SEEN', 'SYNC LAG', 'BREAKER', 'BUCKETS', 'QUEUED', 'CONFIG VERSION']];
+  const rows = [['NODE', 'SEEN', 'SYNC LAG', 'BREAKER', 'BUCKETS', 'QUEUED', 'CONFIG VERSION', 'SETTINGS']];
   for (const s of f.sidecars) {
     rows.push([
       nodeName(s.node_id),
@@ -27,9 +27,15 @@ export function fleetStatusText(f: FleetDescribed): string {
       String(s.buckets),
       String(s.queued),
       String(s.config_version),
+      s.settings,
     ]);
   }
-  return `${head}\n${textTable(rows)}\n`;
+  const settings = new Set(f.sidecars.map((s) => s.settings));
+  const warning =
+    settings.size > 1
+      ? 'warning: the sidecars differ in the rivven.yaml settings that shape buckets (SETTINGS: quota defaults, window, debt, resolution order, tiers, sync interval); they count the same usage differently\n'
+      : '';
+  return `${head}\n${textTable(rows)}\n${warning}`;
 }
 
 function statusCommand(): Command {

@@ -21,6 +21,8 @@ export interface FleetSyncOptions {
   breaker: BreakerOptions;
   /** Buckets per script call: a bigger sync is split, so no call holds Redis (or this loop) for long. @default 1000 */
   batchSize: number;
+  /** Digest of the settings that shape buckets, compared across the fleet (`rivven fleet status`). @default "" */
+  settings?: string;
 }
 
 /** One sidecar as its heartbeat stored it: DescribeFleet's row, with the Redis time it was written. */
@@ -231,6 +233,7 @@ export class FleetSync {
       queued: this.store.queued,
       config_version: this.configVersion(),
       sync_interval_ms: this.options.syncIntervalMs,
+      settings: this.options.settings ?? '',
     };
     const hb = this.options.heartbeatIntervalMs;
     const json = JSON.stringify(status);
@@ -387,6 +390,7 @@ function parseStatus(json: string): SidecarStatus | undefined {
   }
   if (typeof s !== 'object' || s === null || typeof s.node_id !== 'string' || !BREAKER_STATES.includes(s.breaker as string))
     return undefined;
+  if (typeof s.settings !== 'string') return undefined;
   const numbers = ['seen', 'sync_lag_ms', 'buckets', 'queued', 'config_version', 'sync_interval_ms'] as const;
   if (!numbers.every((k) => Number.isFinite(s[k]))) return undefined;
   return s as unknown as SidecarStatus;

@@ -18,6 +18,11 @@ export interface FleetSidecar {
   queued: number;
   config_version: number;
   sync_interval_ms: number;
+  /**
+   * A digest of the rivven.yaml settings that shape its buckets (quota defaults, window, debt, resolution order,
+   * boot tiers, sync interval): sidecars that differ here count the same usage differently.
+   */
+  settings: string;
 }
 
 export interface FleetDescribed {
