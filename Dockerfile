@@ -4,6 +4,9 @@
 #   docker run -p 9190:9190 -p 9191:9191 \
 #     -v /etc/rivven/tokens.yaml:/run/secrets/rivven-tokens:ro -e RIVVEN_AUTH_TOKENS_FILE=/run/secrets/rivven-tokens rivven
 #   docker run -p 9190:9190 -e RIVVEN_AUTH_ALLOW_ANONYMOUS=true rivven     # a private network only
+# In a fleet (docs/operations.md), one per broker, on one Redis:
+#   docker run -p 9190:9190 -p 9191:9191 ... -e RIVVEN_STORAGE_BACKEND=redis -e RIVVEN_FLEET_ENABLED=true \
+#     -e RIVVEN_STORAGE_REDIS_URL=redis://redis.internal:6379/0 -e RIVVEN_FLEET_NODE_ID=broker-1 rivven
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
