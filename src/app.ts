@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import type { Config } from './config/schema.js';
 import type { Histogram, Registry } from 'prom-client';
 import { HealthServer } from './observability/http.js';
@@ -222,7 +223,8 @@ export class App {
       this.manager.clock,
       {
         keyPrefix: this.config.storage.redis.key_prefix,
-        nodeId: f.node_id ?? `${this.config.server.host}:${address.port}`,
+        // The host name, not server.host: behind 0.0.0.0 every container would be "0.0.0.0:9190".
+        nodeId: f.node_id ?? `${hostname()}:${address.port}`,
         syncIntervalMs: f.sync_interval_ms,
         heartbeatIntervalMs: 1000,
         breaker: { failureThreshold: f.breaker.failure_threshold, resetTimeoutMs: f.breaker.reset_timeout_ms },
@@ -232,6 +234,8 @@ export class App {
       deps.configVersion,
       this.leases,
     );
+    this.fleet.onNodeIdClash = (nodeId) =>
+      logger.error({ node_id: nodeId }, 'fleet: another sidecar sends heartbeats under this node_id; set fleet.node_id to tell them apart');
     this.fleet.onFallback = (fallback, live) =>
       fallback
         ? logger.warn({ live_sidecars: live }, 'fleet: Redis out of reach, deciding alone with quota / live sidecars')

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { freeze, startRedis, startRedisCluster, type Proc } from '../bench/lib/procs.js';
@@ -329,13 +330,13 @@ t.test('a heartbeat entry this version did not write is left out of the fleet st
     'not-json',
     `{"node_id":"a",,"seen":${now}}`,
     'no-settings',
-    `{"node_id":"z","breaker":"open","sync_lag_ms":0,"buckets":0,"queued":0,"config_version":0,"sync_interval_ms":1,"seen":${now}}`,
+    `{"node_id":"z","breaker":"open","sync_lag_ms":0,"buckets":0,"queued":0,"config_version":0,"sync_interval_ms":1,"instance":"i","seen":${now}}`,
     'wrong-type',
-    `{"node_id":7,"breaker":"closed","sync_lag_ms":0,"buckets":0,"queued":0,"config_version":0,"sync_interval_ms":1,"settings":"x","seen":${now}}`,
+    `{"node_id":7,"breaker":"closed","sync_lag_ms":0,"buckets":0,"queued":0,"config_version":0,"sync_interval_ms":1,"settings":"x","instance":"i","seen":${now}}`,
     'no-breaker',
-    `{"node_id":"x","breaker":"sideways","sync_lag_ms":0,"buckets":0,"queued":0,"config_version":0,"sync_interval_ms":1,"settings":"x","seen":${now}}`,
+    `{"node_id":"x","breaker":"sideways","sync_lag_ms":0,"buckets":0,"queued":0,"config_version":0,"sync_interval_ms":1,"settings":"x","instance":"i","seen":${now}}`,
     'missing-number',
-    `{"node_id":"y","breaker":"open","sync_lag_ms":0,"buckets":"many","queued":0,"config_version":0,"sync_interval_ms":1,"settings":"x","seen":${now}}`,
+    `{"node_id":"y","breaker":"open","sync_lag_ms":0,"buckets":"many","queued":0,"config_version":0,"sync_interval_ms":1,"settings":"x","instance":"i","seen":${now}}`,
   );
   a.s.clock.advance(1000);
   await tick(a);
@@ -374,4 +375,24 @@ t.test('rivven fleet status warns when the sidecars differ in the settings that 
   t.equal(new Set(f.sidecars.map((s) => s.settings)).size, 2, 'two digests');
   const cli = await runCli(['fleet', 'status', '--server', `127.0.0.1:${a.s.port}`]);
   t.match(cli.stdout, /\nwarning: the sidecars differ in the rivven\.yaml settings that shape buckets/);
+});
+
+t.test('two sidecars under one node_id: each notices the other, says so, and names the fix', async (t) => {
+  const { sidecars } = await fleet(t, SHARED, 2, { fleet: { node_id: 'same-name' } });
+  const [a, b] = sidecars as [Sidecar, Sidecar];
+  for (let i = 0; i < 3; i++) {
+    a.s.clock.advance(1000);
+    await tick(a);
+    b.s.clock.advance(1000);
+    await tick(b);
+  }
+  t.ok(a.s.app.fleet!.nodeIdClashes > 0 && b.s.app.fleet!.nodeIdClashes > 0, 'both noticed');
+  const f = await a.c.describeFleet();
+  t.equal(f.last_error, 'node_id "same-name" is used by another sidecar too: set fleet.node_id');
+});
+
+t.test('the default node_id is the host name and the protocol port', async (t) => {
+  const { sidecars } = await fleet(t, SHARED, 1, { fleet: { node_id: null } });
+  const [a] = sidecars as [Sidecar];
+  t.equal((await a.c.describeFleet()).node_id, `${hostname()}:${a.s.port}`);
 });

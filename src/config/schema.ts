@@ -122,7 +122,7 @@ export const configSchema = z
         /** Share usage buckets across every sidecar of the same key_prefix (needs storage.backend: redis). */
         enabled: z.boolean().default(false),
         sync_interval_ms: positiveInt.min(10).max(60_000).default(100),
-        /** This sidecar's name in `rivven fleet status`; null: host:port of the protocol port. */
+        /** This sidecar's name in the fleet, unique per sidecar; null: the host name and the protocol port. */
         node_id: z.string().min(1).max(256).nullable().default(null),
         breaker: z
           .strictObject({

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import calculateSlot from 'cluster-key-slot';
 import { CircuitBreaker, type BreakerOptions } from '../client/breaker.js';
@@ -37,7 +38,7 @@ const LEASES_SCRIPT = readFileSync(new URL('../store/lua/sync-leases.lua', impor
 
 type FleetClient = RedisClient & {
   rivvenSync(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
-  rivvenHeartbeat(key: string, nodeId: string, status: string, staleMs: number): Promise<(number | string)[]>;
+  rivvenHeartbeat(key: string, nodeId: string, status: string, staleMs: number): Promise<(number | string | null)[]>;
   rivvenLeases(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
 };
 
@@ -76,6 +77,15 @@ export class FleetSync {
   onSyncDuration: (seconds: number) => void = () => undefined;
   /** Told when the fleet falls back (true) or recovers (false). */
   onFallback: (fallback: boolean, live: number) => void = () => undefined;
+  /** Told when another sidecar writes heartbeats under this node_id. */
+  onNodeIdClash: (nodeId: string) => void = () => undefined;
+  /** Heartbeats that found another sidecar's entry under this node_id. */
+  nodeIdClashes = 0;
+  private lastClashAt = Number.NEGATIVE_INFINITY;
+  /** The status this sidecar wrote with its last heartbeat (without its time), to notice another writer. */
+  private lastWritten: string | null = null;
+  /** Tells this sidecar's heartbeats from another's with the same node_id. */
+  private readonly instance = randomBytes(6).toString('hex');
 
   private readonly client: FleetClient;
   private readonly sidecarsKey: string;
@@ -179,7 +189,11 @@ export class FleetSync {
       breaker: this.breaker.state,
       live: this.live,
       sync_lag_ms: this.syncLagMs,
-      last_error: this.lastError,
+      // A clash outranks a Redis error: it is the operator's to fix. It counts while seen in the last 3 heartbeats.
+      last_error:
+        this.clock.now() - this.lastClashAt <= LIVE_HEARTBEATS * this.options.heartbeatIntervalMs
+          ? `node_id ${JSON.stringify(this.options.nodeId)} is used by another sidecar too: set fleet.node_id`
+          : this.lastError,
       sidecars: this.sidecars.map(({ seen, ...s }) => ({ ...s, seen_ms_ago: Math.max(0, this.heartbeatRedisNow - seen + since) })),
     };
   }
@@ -234,6 +248,7 @@ export class FleetSync {
       config_version: this.configVersion(),
       sync_interval_ms: this.options.syncIntervalMs,
       settings: this.options.settings ?? '',
+      instance: this.instance,
     };
     const hb = this.options.heartbeatIntervalMs;
     const json = JSON.stringify(status);
@@ -244,8 +259,9 @@ export class FleetSync {
     this.lastHeartbeatAt = this.clock.now();
     const now = Number(reply[0]);
     this.heartbeatRedisNow = now;
+    this.checkNodeId(reply[1], json.slice(0, -1));
     const sidecars: SidecarStatus[] = [];
-    for (let i = 1; i < reply.length; i++) {
+    for (let i = 2; i < reply.length; i++) {
       const status = parseStatus(String(reply[i]));
       // Another version's or a hand-written entry is not ours to read.
       if (status !== undefined) sidecars.push(status);
@@ -254,6 +270,20 @@ export class FleetSync {
     this.sidecars = sidecars;
     this.live = Math.max(1, sidecars.filter((s) => s.seen >= now - hb * LIVE_HEARTBEATS).length);
     return true;
+  }
+
+  /**
+   * Another sidecar writing under this node_id would merge two sidecars into one: one live sidecar fewer in the
+   * fallback's divisor, and lease counts that overwrite each other. So each heartbeat checks that the entry
+   * still holds what this sidecar wrote last (its status carries a random instance id).
+   */
+  private checkNodeId(previous: unknown, mine: string): void {
+    const written = this.lastWritten;
+    this.lastWritten = mine;
+    if (written === null || typeof previous !== 'string' || previous.startsWith(`${written},"seen":`)) return;
+    this.nodeIdClashes++;
+    this.lastClashAt = this.clock.now();
+    this.onNodeIdClash(this.options.nodeId);
   }
 
   private async sync(): Promise<boolean> {
@@ -390,7 +420,7 @@ function parseStatus(json: string): SidecarStatus | undefined {
   }
   if (typeof s !== 'object' || s === null || typeof s.node_id !== 'string' || !BREAKER_STATES.includes(s.breaker as string))
     return undefined;
-  if (typeof s.settings !== 'string') return undefined;
+  if (typeof s.settings !== 'string' || typeof s.instance !== 'string') return undefined;
   const numbers = ['seen', 'sync_lag_ms', 'buckets', 'queued', 'config_version', 'sync_interval_ms'] as const;
   if (!numbers.every((k) => Number.isFinite(s[k]))) return undefined;
   return s as unknown as SidecarStatus;

@@ -23,6 +23,8 @@ export interface FleetSidecar {
    * boot tiers, sync interval): sidecars that differ here count the same usage differently.
    */
   settings: string;
+  /** Random per process: two sidecars under one node_id show two instances in turn. */
+  instance: string;
 }
 
 export interface FleetDescribed {
