@@ -16,7 +16,7 @@ export function fleetStatusText(f: FleetDescribed): string {
     `this sidecar: ${nodeName(f.node_id ?? '')}, breaker ${f.breaker}, last sync ${lag(f.sync_lag_ms)} ago\n` +
     `redis: ${f.backend}\n` +
     `live sidecars: ${f.live}${f.breaker === 'closed' ? '' : ` (deciding alone with quota / ${f.live})`}\n` +
-    (f.last_error === null ? '' : `last Redis error: ${f.last_error}\n`);
+    (f.last_error === null ? '' : `last error: ${f.last_error}\n`);
   const rows = [['NODE', 'SEEN', 'SYNC LAG', 'BREAKER', 'BUCKETS', 'QUEUED', 'CONFIG VERSION', 'SETTINGS']];
   for (const s of f.sidecars) {
     rows.push([
