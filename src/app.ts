@@ -122,7 +122,7 @@ export class App {
       this.requests,
       {
         maxReplyBytes: config.server.max_reply_bytes,
-        fleet: () => this.fleet?.describe(`${deps.fleet!.backend.description} prefix ${config.storage.redis.key_prefix}`),
+        fleet: () => this.fleet?.describe(),
       },
       this.guard,
       this.leases,

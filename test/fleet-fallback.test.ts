@@ -1,5 +1,5 @@
 import t from 'tap';
-import { FleetBucketStore } from '../src/fleet/fleet-bucket-store.js';
+import { emptyBatch, FleetBucketStore } from '../src/fleet/fleet-bucket-store.js';
 import { ManualClock } from '../src/quota/clock.js';
 import { QuotaManager } from '../src/quota/quota-manager.js';
 import { QuotaTable } from '../src/quota/quota-table.js';
@@ -44,7 +44,7 @@ t.test('usage recorded in the fallback is kept unweighted for the push, and reco
   for (let i = 0; i < 4; i++) weighted.recordRequest('u', null, 5, false);
   const names = fleet.swapQueue();
   t.equal(names.kinds.length, 1, 'one bucket queued, once');
-  const batch = { kinds: [], as: [], bs: [], pushes: [], rates: [], ceilings: [], resets: [] } as Parameters<typeof fleet.collect>[3];
+  const batch = emptyBatch();
   // 20 units recorded; a fallback of 1.5 s at 10/s over 2 sidecars drained 7.5 of them.
   fleet.collect(names, 0, 1, batch, 1500, 2);
   t.same(batch.pushes, [12_500], 'pushed: 20 units less 7.5, in milli-units');

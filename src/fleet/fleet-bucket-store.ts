@@ -16,9 +16,11 @@ export interface SyncBatch extends Names {
   ceilings: number[];
   /** The fleet level is to be emptied before the push (ResetUsage). */
   resets: boolean[];
+  /** Each bucket's Redis key, filled in by the sync (it knows the prefix). */
+  keys: string[];
 }
 
-export const emptyBatch = (): SyncBatch => ({ kinds: [], as: [], bs: [], pushes: [], rates: [], ceilings: [], resets: [] });
+export const emptyBatch = (): SyncBatch => ({ kinds: [], as: [], bs: [], pushes: [], rates: [], ceilings: [], resets: [], keys: [] });
 
 const nameKey = (kind: number, a: string | null, b: string | null): string => JSON.stringify([kind, a, b]);
 
@@ -68,12 +70,7 @@ export class FleetBucketStore extends LocalBucketStore {
 
   /** Puts names [from, end) back in the queue: a sync stopped before it took them (their usage is still in them). */
   requeue(names: Names, from: number): void {
-    const q = this.queue;
-    for (let i = from; i < names.kinds.length; i++) {
-      q.kinds.push(names.kinds[i]!);
-      q.as.push(names.as[i]!);
-      q.bs.push(names.bs[i]!);
-    }
+    for (let i = from; i < names.kinds.length; i++) this.queueName(names.kinds[i]!, names.as[i]!, names.bs[i]!);
   }
 
   /**
@@ -133,17 +130,18 @@ export class FleetBucketStore extends LocalBucketStore {
     const key = nameKey(kind, a, b);
     if (this.resets.has(key)) return;
     this.resets.add(key);
-    const q = this.queue;
-    q.kinds.push(kind);
-    q.as.push(a);
-    q.bs.push(b);
+    this.queueName(kind, a, b);
   }
 
   private enqueue(id: number): void {
     this.table.setQueued(id, true);
+    this.queueName(this.ids.kind(id), this.ids.a(id), this.ids.b(id));
+  }
+
+  private queueName(kind: number, a: string | null, b: string | null): void {
     const q = this.queue;
-    q.kinds.push(this.ids.kind(id));
-    q.as.push(this.ids.a(id));
-    q.bs.push(this.ids.b(id));
+    q.kinds.push(kind);
+    q.as.push(a);
+    q.bs.push(b);
   }
 }

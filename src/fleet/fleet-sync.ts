@@ -149,10 +149,11 @@ export class FleetSync {
     await this.backend.timed(this.client.hdel(this.sidecarsKey, this.options.nodeId)).catch(() => undefined);
   }
 
-  /** A round now: after the one in progress, if any (the timer's rounds skip instead). */
+  /** A round that starts after this call, waited for (the timer's rounds skip one in progress instead). */
   async syncNow(): Promise<void> {
     await this.round;
-    await this.tick();
+    // The timer may have started one meanwhile: that one started after this call too.
+    await (this.running ? this.round : this.tick());
   }
 
   /**
@@ -180,12 +181,12 @@ export class FleetSync {
   }
 
   /** The fleet as seen at the last heartbeat, for DescribeFleet and `rivven fleet status`. */
-  describe(backend: string): FleetDescribed {
+  describe(): FleetDescribed {
     const since = this.clock.now() - this.lastHeartbeatAt;
     return {
       enabled: true,
       node_id: this.options.nodeId,
-      backend,
+      backend: `${this.backend.description} prefix ${this.options.keyPrefix}`,
       breaker: this.breaker.state,
       live: this.live,
       sync_lag_ms: this.syncLagMs,
@@ -251,15 +252,16 @@ export class FleetSync {
       instance: this.instance,
     };
     const hb = this.options.heartbeatIntervalMs;
-    const json = JSON.stringify(status);
+    // The script closes the object with the Redis time it was written.
+    const open = JSON.stringify(status).slice(0, -1);
     this.calls++;
     const reply = await this.backend.timed(
-      this.client.rivvenHeartbeat(this.sidecarsKey, this.options.nodeId, json.slice(0, -1), hb * FORGET_HEARTBEATS),
+      this.client.rivvenHeartbeat(this.sidecarsKey, this.options.nodeId, open, hb * FORGET_HEARTBEATS),
     );
     this.lastHeartbeatAt = this.clock.now();
     const now = Number(reply[0]);
     this.heartbeatRedisNow = now;
-    this.checkNodeId(reply[1], json.slice(0, -1));
+    this.checkNodeId(reply[1], open);
     const sidecars: SidecarStatus[] = [];
     for (let i = 2; i < reply.length; i++) {
       const status = parseStatus(String(reply[i]));
@@ -297,9 +299,9 @@ export class FleetSync {
     const inFlight = new Set<Promise<void>>();
     let failure: unknown;
     let sent = 0;
-    const send = (call: Promise<void>) => {
+    const send = async (call: () => Promise<void>) => {
       sent++;
-      const p: Promise<void> = call.then(
+      const p: Promise<void> = call().then(
         () => void inFlight.delete(p),
         (err: unknown) => {
           failure ??= err;
@@ -307,21 +309,21 @@ export class FleetSync {
         },
       );
       inFlight.add(p);
+      while (inFlight.size >= MAX_CALLS_IN_FLIGHT) await Promise.race(inFlight);
     };
     let from = 0;
     for (; from < names.kinds.length && failure === undefined; from += size) {
       const batch = emptyBatch();
       this.store.collect(names, from, Math.min(names.kinds.length, from + size), batch, forgive?.ms, forgive?.divisor);
-      for (const part of this.backend.cluster ? bySlot(batch, this.options.keyPrefix) : [batch]) {
-        send(this.push(part));
-        while (inFlight.size >= MAX_CALLS_IN_FLIGHT) await Promise.race(inFlight);
-      }
+      for (let i = 0; i < batch.kinds.length; i++)
+        batch.keys.push(bucketKey(this.options.keyPrefix, batch.kinds[i]!, batch.as[i]!, batch.bs[i]!));
+      for (const part of this.backend.cluster ? bySlot(batch) : [batch]) await send(() => this.push(part));
       // Each batch is built in its own turn of the loop, so a big sync never holds it for long.
       await new Promise((r) => setImmediate(r));
     }
     // Stopped by a failure: the buckets not yet taken wait for the next sync, their usage still in them.
     if (from < names.kinds.length) this.store.requeue(names, from);
-    if (failure === undefined) for (const call of this.leaseCalls()) send(call);
+    if (failure === undefined) for (const call of this.leaseCalls()) await send(call);
     await Promise.all(inFlight);
     this.onSyncDuration((performance.now() - started) / 1000);
     if (failure !== undefined) throw failure;
@@ -335,8 +337,8 @@ export class FleetSync {
    * per heartbeat interval, so they do not go stale) that it holds leases in; back come the others' counts.
    * Counts are absolute, so a late or repeated call does no harm; on failure the groups are sent again.
    */
-  private leaseCalls(): Promise<void>[] {
-    const calls: Promise<void>[] = [];
+  private leaseCalls(): (() => Promise<void>)[] {
+    const calls: (() => Promise<void>)[] = [];
     const leases = this.leases;
     const f = leases?.fleet;
     if (leases === undefined || f == null) return calls;
@@ -353,12 +355,10 @@ export class FleetSync {
     for (let from = 0; from < all.length; from += this.options.batchSize) {
       const part = all.slice(from, from + this.options.batchSize);
       const keys = part.map((g) => `${this.options.keyPrefix}{leases}:${g}`);
-      this.calls++;
-      const call = this.backend.timed(
-        this.client.rivvenLeases(part.length, ...keys, this.options.nodeId, stale, ...part.map((g) => leases.heldBy(g))),
-      );
-      calls.push(
-        call.then(
+      calls.push(() => {
+        this.calls++;
+        const counts = part.map((g) => leases.heldBy(g));
+        return this.backend.timed(this.client.rivvenLeases(part.length, ...keys, this.options.nodeId, stale, ...counts)).then(
           (others: number[]) => {
             for (let i = 0; i < part.length; i++) {
               if (others[i]! > 0) f.others.set(part[i]!, others[i]!);
@@ -369,8 +369,8 @@ export class FleetSync {
             for (const g of part) f.changed.add(g);
             throw err;
           },
-        ),
-      );
+        );
+      });
     }
     return calls;
   }
@@ -381,7 +381,7 @@ export class FleetSync {
     const n = batch.kinds.length;
     const args: (string | number)[] = new Array(1 + n + 1 + 4 * n);
     args[0] = n;
-    for (let i = 0; i < n; i++) args[1 + i] = bucketKey(this.options.keyPrefix, batch.kinds[i]!, batch.as[i]!, batch.bs[i]!);
+    for (let i = 0; i < n; i++) args[1 + i] = batch.keys[i]!;
     args[1 + n] = this.backend.deadline();
     for (let i = 0; i < n; i++) {
       const at = 2 + n + 4 * i;
@@ -435,10 +435,10 @@ export function bucketKey(prefix: string, kind: number, a: string | null, b: str
 }
 
 /** Splits a batch by Redis Cluster slot: a script's keys must share one. */
-function bySlot(batch: SyncBatch, prefix: string): SyncBatch[] {
+function bySlot(batch: SyncBatch): SyncBatch[] {
   const parts = new Map<number, SyncBatch>();
   for (let i = 0; i < batch.kinds.length; i++) {
-    const slot = calculateSlot(bucketKey(prefix, batch.kinds[i]!, batch.as[i]!, batch.bs[i]!));
+    const slot = calculateSlot(batch.keys[i]!);
     let part = parts.get(slot);
     if (part === undefined) {
       part = emptyBatch();
@@ -451,6 +451,7 @@ function bySlot(batch: SyncBatch, prefix: string): SyncBatch[] {
     part.rates.push(batch.rates[i]!);
     part.ceilings.push(batch.ceilings[i]!);
     part.resets.push(batch.resets[i]!);
+    part.keys.push(batch.keys[i]!);
   }
   return [...parts.values()];
 }

@@ -102,7 +102,7 @@ export class LocalBucketStore implements BucketStore {
   protected table: BucketTable;
   private migration: { ids: KeyedIds; table: BucketTable; cursor: number } | null = null;
 
-  constructor(protected readonly options: LocalBucketStoreOptions) {
+  constructor(private readonly options: LocalBucketStoreOptions) {
     this.table = this.newTable(INITIAL);
   }
 

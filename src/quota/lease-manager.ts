@@ -100,8 +100,7 @@ export class LeaseManager {
     // Fleet mode: the others' leases count too (a group asked for here is synced from now on, so a first ask
     // is decided on what this sidecar knows, the next ones on the fleet's count); cut off from Redis, this
     // sidecar takes its share of the limit.
-    // Bounded: while Redis is out of reach nothing drains the set, and an ask costs nothing to make.
-    if (f !== null && group !== '' && f.changed.size < this.options.maxLeases) f.changed.add(group);
+    this.fleetChanged(group);
     const elsewhere = f === null || f.divisor > 1 || group === '' ? 0 : (f.others.get(group) ?? 0);
     const limit = f === null || f.divisor === 1 ? g.limit : Math.max(1, Math.floor(g.limit / f.divisor));
     if (g.leases.size + elsewhere >= limit) {
@@ -165,6 +164,16 @@ export class LeaseManager {
     for (const [entity, g] of this.groups) if (entity !== '' && g.leases.size > 0) yield { entity, held: g.leases.size, limit: g.limit };
   }
 
+  /**
+   * Fleet mode: `group` is to be synced. Bounded: while Redis is out of reach nothing drains the set, and an ask
+   * costs nothing to make. A group holding leases here is refreshed once a second anyway, so a change dropped at
+   * the bound is late, not lost.
+   */
+  private fleetChanged(group: string): void {
+    const f = this.fleet;
+    if (f !== null && group !== '' && f.changed.size < this.options.maxLeases) f.changed.add(group);
+  }
+
   private expire(g: Group, now: number): void {
     for (const id of g.leases) {
       const lease = this.leases.get(id)!;
@@ -176,8 +185,7 @@ export class LeaseManager {
     this.leases.delete(id);
     const g = this.groups.get(lease.group);
     g?.leases.delete(id);
-    // A group holding leases here is refreshed once a second anyway: a change dropped at the bound is late, not lost.
-    if (this.fleet !== null && lease.group !== '' && this.fleet.changed.size < this.options.maxLeases) this.fleet.changed.add(lease.group);
+    this.fleetChanged(lease.group);
     if (g !== undefined && g.leases.size === 0) this.groups.delete(lease.group);
     const mine = this.byConnection.get(lease.connection);
     mine?.delete(id);
