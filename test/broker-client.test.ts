@@ -7,6 +7,7 @@ import t from 'tap';
 import { BrokerQuotas } from '../src/client/broker-quotas.js';
 import { CircuitBreaker } from '../src/client/breaker.js';
 import { QuotaClient } from '../src/client/quota-client.js';
+import { freeze } from '../bench/lib/procs.js';
 import { run, serve, type Served } from './helpers/cli.js';
 import { startServer } from './helpers/server.js';
 
@@ -60,8 +61,10 @@ for (const fault of ['SIGKILL', 'SIGSTOP'] as const) {
         s.child.kill('SIGKILL');
       });
       t.same((await timedCalls(broker, 100)).answers, new Array(100).fill(0), 'answered while the sidecar is up');
-      s.child.kill(fault);
-      if (fault === 'SIGKILL') await s.exited;
+      if (fault === 'SIGKILL') {
+        s.child.kill(fault);
+        await s.exited;
+      } else freeze(s.child);
       const outage = await timedCalls(broker, 1000);
       t.same(outage.answers, new Array(1000).fill(0), '1000 calls during the outage: all fail open');
       // A bound, not a speed target: the deadline is 25 ms; before this change every call took 5001 ms.
@@ -144,7 +147,7 @@ t.test('maxPending bounds calls in flight: past it calls are refused at once wit
     await client.close();
     s.child.kill('SIGKILL');
   });
-  s.child.kill('SIGSTOP');
+  freeze(s.child);
   const stuck = Array.from({ length: 10 }, () => client.ping().catch((e: unknown) => e));
   t.match(await client.ping().catch((e: unknown) => e), { code: 'OVERLOADED' }, 'the 11th admin call');
   const broker = new BrokerQuotas(client);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { startRedis, startSentinel } from '../bench/lib/procs.js';
+import { freeze, startRedis, startSentinel } from '../bench/lib/procs.js';
 import { QuotaClient } from '../src/client/quota-client.js';
 import { RedisQuotaStore } from '../src/store/redis-quota-store.js';
 import { startServer, type TestServer } from './helpers/server.js';
@@ -78,7 +78,7 @@ t.test('Redis hung: AlterQuotas is STORAGE_ERROR and changes nothing anywhere; r
   const [a, b] = await sidecars(t, `redis://127.0.0.1:${redis.port}/0`, 2);
   await a!.c.alterQuotas([{ entity: [['user', 'before']], quota_key: 'request_rate', quota_value: 5 }]);
   await within(1000, async () => (await rateOf(b!.c, 'before')) === 5);
-  redis.child.kill('SIGSTOP');
+  freeze(redis.child);
   const t0 = performance.now();
   const err = await a!.c
     .alterQuotas([{ entity: [['user', 'during']], quota_key: 'request_rate', quota_value: 9 }])
