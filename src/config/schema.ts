@@ -17,156 +17,157 @@ const path = z.string().min(1).nullable().default(null);
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port');
 const certAndKeyTogether = { message: 'cert and key are given together', path: ['cert'] };
 
-export const configSchema = z
-  .strictObject({
-    server: z
-      .strictObject({
-        host: z.string().min(1).default('127.0.0.1'),
-        port: port.default(9190),
-        max_frame_bytes: bytes(64, 64 * 1024 * 1024, 1024 * 1024),
-        max_connections: positiveInt.default(10000),
-        max_connection_bytes: bytes(1024, Number.MAX_SAFE_INTEGER, 1024 * 1024),
-        max_reply_bytes: bytes(1024, 1024 * 1024 * 1024, 16 * 1024 * 1024),
-        frame_timeout_ms: positiveInt.default(30000),
-        max_partial_frame_bytes: bytes(1024, Number.MAX_SAFE_INTEGER, 256 * 1024 * 1024),
-        tls: z
-          .strictObject({ cert: path, key: path, ca: path, client_auth: z.enum(['none', 'request', 'require']).default('none') })
-          .refine((t) => (t.cert === null) === (t.key === null), certAndKeyTogether)
-          .refine((t) => t.client_auth === 'none' || (t.cert !== null && t.ca !== null), {
-            message: 'client_auth needs cert, key and the ca that signs client certificates',
-            path: ['client_auth'],
-          })
-          .prefault({}),
-      })
-      .prefault({}),
-    metrics: z
-      .strictObject({
-        enabled: z.boolean().default(true),
-        host: z.string().min(1).default('127.0.0.1'),
-        port: port.default(9191),
-        tls: z
-          .strictObject({ cert: path, key: path })
-          .refine((t) => (t.cert === null) === (t.key === null), certAndKeyTogether)
-          .prefault({}),
-        token_sha256: z
-          .string()
-          .regex(/^[0-9a-f]{64}$/, 'expected the SHA-256 of the token: 64 lowercase hex digits')
-          .nullable()
-          .default(null),
-      })
-      .prefault({}),
-    quotas: z
-      .strictObject({
-        defaults: z
-          .strictObject({
-            produce_bytes_rate: quotaValue.default(52428800),
-            consume_bytes_rate: quotaValue.default(104857600),
-            request_rate: quotaValue.default(1000),
-          })
-          .prefault({}),
-        window_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.windowMs),
-        window_buckets: positiveInt.max(1000).default(DEFAULT_QUOTA_OPTIONS.windowBuckets),
-        max_throttle_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxThrottleMs),
-        idle_timeout_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.idleTimeoutMs),
-        cleanup_interval_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.cleanupIntervalMs),
-        max_buckets: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxBuckets),
-        max_debt_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxDebtMs),
-        resolution_order: z.enum(['rivven', 'kafka']).default('rivven'),
-        max_leases: positiveInt.default(100_000),
-      })
-      .refine((q) => q.window_ms % q.window_buckets === 0, {
-        message: 'window_ms must be a multiple of window_buckets',
-        path: ['window_ms'],
-      })
-      .prefault({}),
-    storage: z
-      .strictObject({
-        /** file: this sidecar's own data_dir; redis: run-time quotas shared by every sidecar with the same key_prefix. */
-        backend: z.enum(['file', 'redis']).default('file'),
-        data_dir: z.string().min(1).default('./data'),
-        max_entities: positiveInt.default(100_000),
-        redis: z
-          .strictObject({
-            url: z
-              .string()
-              .regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')
-              .default('redis://127.0.0.1:6379/0'),
-            /** A Cluster seed list; wins over url. */
-            cluster: z.array(hostPort).min(1).max(100).nullable().default(null),
-            /** Sentinel: the primary's name and the sentinels; wins over url. */
-            sentinel: z
-              .strictObject({ name: z.string().min(1).max(256), nodes: z.array(hostPort).min(1).max(100) })
-              .nullable()
-              .default(null),
-            /** Password for cluster and sentinel (a url carries its own). */
-            password: z.string().min(1).nullable().default(null),
-            /** TLS for cluster and sentinel (a url says rediss://). */
-            tls: z.boolean().default(false),
-            key_prefix: z
-              .string()
-              .min(1)
-              .max(256)
-              .regex(/^[^{}]*$/, "key_prefix may not contain { or }: they would change the keys' hash tags")
-              .default('rivven:'),
-            command_timeout_ms: positiveInt.max(60_000).default(100),
-          })
-          .refine((r) => r.cluster === null || r.sentinel === null, {
-            message: 'cluster and sentinel exclude each other',
-            path: ['cluster'],
-          })
-          .prefault({}),
-      })
-      .prefault({}),
-    fleet: z
-      .strictObject({
-        /** Share usage buckets across every sidecar of the same key_prefix (needs storage.backend: redis). */
-        enabled: z.boolean().default(false),
-        sync_interval_ms: positiveInt.min(10).max(60_000).default(100),
-        /** This sidecar's name in the fleet, unique per sidecar; null: the host name and the protocol port. */
-        node_id: z.string().min(1).max(256).nullable().default(null),
-        breaker: z
-          .strictObject({
-            failure_threshold: positiveInt.max(1000).default(3),
-            reset_timeout_ms: positiveInt.max(3_600_000).default(2000),
-          })
-          .prefault({}),
-      })
-      .prefault({}),
-    auth: z.strictObject({ tokens_file: path, allow_anonymous: z.boolean().default(false) }).prefault({}),
-    adaptive: z
-      .strictObject({
-        enabled: z.boolean().default(false),
-        cpu_threshold: z.number().gt(0).lt(1).default(0.8),
-        min_factor: z.number().gt(0).max(1).default(0.5),
-        check_interval_ms: positiveInt.min(100).default(5000),
-      })
-      .prefault({}),
-    violations: z
-      .strictObject({
-        max_events: positiveInt.max(1_000_000).default(10_000),
-        max_file_bytes: bytes(4096, Number.MAX_SAFE_INTEGER, 16 * 1024 * 1024),
-      })
-      .prefault({}),
-    /** Boot tiers: name -> rates and bursts; run-time values of [["tier", name]] win over them, key by key. */
-    tiers: z
-      .record(
-        z.string().min(1).max(1024),
-        z.strictObject({
-          produce_bytes_rate: quotaValue.optional(),
-          consume_bytes_rate: quotaValue.optional(),
-          request_rate: quotaValue.optional(),
-          produce_bytes_burst: quotaValue.optional(),
-          consume_bytes_burst: quotaValue.optional(),
-          request_burst: quotaValue.optional(),
-          max_in_flight: quotaValue.optional(),
-        }),
-      )
-      .default({}),
-    log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
-  })
-  .refine((c) => !c.fleet.enabled || c.storage.backend === 'redis', {
-    message: 'needs storage.backend: redis (the fleet shares its buckets through Redis)',
-    path: ['fleet', 'enabled'],
-  });
+/** Every key; cross-key rules are added below (configSchema). */
+const configShape = z.strictObject({
+  server: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port.default(9190),
+      max_frame_bytes: bytes(64, 64 * 1024 * 1024, 1024 * 1024),
+      max_connections: positiveInt.default(10000),
+      max_connection_bytes: bytes(1024, Number.MAX_SAFE_INTEGER, 1024 * 1024),
+      max_reply_bytes: bytes(1024, 1024 * 1024 * 1024, 16 * 1024 * 1024),
+      frame_timeout_ms: positiveInt.default(30000),
+      max_partial_frame_bytes: bytes(1024, Number.MAX_SAFE_INTEGER, 256 * 1024 * 1024),
+      tls: z
+        .strictObject({ cert: path, key: path, ca: path, client_auth: z.enum(['none', 'request', 'require']).default('none') })
+        .refine((t) => (t.cert === null) === (t.key === null), certAndKeyTogether)
+        .refine((t) => t.client_auth === 'none' || (t.cert !== null && t.ca !== null), {
+          message: 'client_auth needs cert, key and the ca that signs client certificates',
+          path: ['client_auth'],
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  metrics: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port.default(9191),
+      tls: z
+        .strictObject({ cert: path, key: path })
+        .refine((t) => (t.cert === null) === (t.key === null), certAndKeyTogether)
+        .prefault({}),
+      token_sha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/, 'expected the SHA-256 of the token: 64 lowercase hex digits')
+        .nullable()
+        .default(null),
+    })
+    .prefault({}),
+  quotas: z
+    .strictObject({
+      defaults: z
+        .strictObject({
+          produce_bytes_rate: quotaValue.default(52428800),
+          consume_bytes_rate: quotaValue.default(104857600),
+          request_rate: quotaValue.default(1000),
+        })
+        .prefault({}),
+      window_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.windowMs),
+      window_buckets: positiveInt.max(1000).default(DEFAULT_QUOTA_OPTIONS.windowBuckets),
+      max_throttle_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxThrottleMs),
+      idle_timeout_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.idleTimeoutMs),
+      cleanup_interval_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.cleanupIntervalMs),
+      max_buckets: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxBuckets),
+      max_debt_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxDebtMs),
+      resolution_order: z.enum(['rivven', 'kafka']).default('rivven'),
+      max_leases: positiveInt.default(100_000),
+    })
+    .refine((q) => q.window_ms % q.window_buckets === 0, {
+      message: 'window_ms must be a multiple of window_buckets',
+      path: ['window_ms'],
+    })
+    .prefault({}),
+  storage: z
+    .strictObject({
+      /** file: this sidecar's own data_dir; redis: run-time quotas shared by every sidecar with the same key_prefix. */
+      backend: z.enum(['file', 'redis']).default('file'),
+      data_dir: z.string().min(1).default('./data'),
+      max_entities: positiveInt.default(100_000),
+      redis: z
+        .strictObject({
+          url: z
+            .string()
+            .regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')
+            .default('redis://127.0.0.1:6379/0'),
+          /** A Cluster seed list; wins over url. */
+          cluster: z.array(hostPort).min(1).max(100).nullable().default(null),
+          /** Sentinel: the primary's name and the sentinels; wins over url. */
+          sentinel: z
+            .strictObject({ name: z.string().min(1).max(256), nodes: z.array(hostPort).min(1).max(100) })
+            .nullable()
+            .default(null),
+          /** Password for cluster and sentinel (a url carries its own). */
+          password: z.string().min(1).nullable().default(null),
+          /** TLS for cluster and sentinel (a url says rediss://). */
+          tls: z.boolean().default(false),
+          key_prefix: z
+            .string()
+            .min(1)
+            .max(256)
+            .regex(/^[^{}]*$/, "key_prefix may not contain { or }: they would change the keys' hash tags")
+            .default('rivven:'),
+          command_timeout_ms: positiveInt.max(60_000).default(100),
+        })
+        .refine((r) => r.cluster === null || r.sentinel === null, {
+          message: 'cluster and sentinel exclude each other',
+          path: ['cluster'],
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  fleet: z
+    .strictObject({
+      /** Share usage buckets across every sidecar of the same key_prefix (needs storage.backend: redis). */
+      enabled: z.boolean().default(false),
+      sync_interval_ms: positiveInt.min(10).max(60_000).default(100),
+      /** This sidecar's name in the fleet, unique per sidecar; null: the host name and the protocol port. */
+      node_id: z.string().min(1).max(256).nullable().default(null),
+      breaker: z
+        .strictObject({
+          failure_threshold: positiveInt.max(1000).default(3),
+          reset_timeout_ms: positiveInt.max(3_600_000).default(2000),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  auth: z.strictObject({ tokens_file: path, allow_anonymous: z.boolean().default(false) }).prefault({}),
+  adaptive: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      cpu_threshold: z.number().gt(0).lt(1).default(0.8),
+      min_factor: z.number().gt(0).max(1).default(0.5),
+      check_interval_ms: positiveInt.min(100).default(5000),
+    })
+    .prefault({}),
+  violations: z
+    .strictObject({
+      max_events: positiveInt.max(1_000_000).default(10_000),
+      max_file_bytes: bytes(4096, Number.MAX_SAFE_INTEGER, 16 * 1024 * 1024),
+    })
+    .prefault({}),
+  /** Boot tiers: name -> rates and bursts; run-time values of [["tier", name]] win over them, key by key. */
+  tiers: z
+    .record(
+      z.string().min(1).max(1024),
+      z.strictObject({
+        produce_bytes_rate: quotaValue.optional(),
+        consume_bytes_rate: quotaValue.optional(),
+        request_rate: quotaValue.optional(),
+        produce_bytes_burst: quotaValue.optional(),
+        consume_bytes_burst: quotaValue.optional(),
+        request_burst: quotaValue.optional(),
+        max_in_flight: quotaValue.optional(),
+      }),
+    )
+    .default({}),
+  log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
+});
+
+export const configSchema = configShape.refine((c) => !c.fleet.enabled || c.storage.backend === 'redis', {
+  message: 'needs storage.backend: redis (the fleet shares its buckets through Redis)',
+  path: ['fleet', 'enabled'],
+});
 
 export type Config = z.output<typeof configSchema>;
