@@ -34,71 +34,65 @@ async function redisStats(r: Redis): Promise<{ commands: number; scripts: number
   return { commands, scripts };
 }
 
+/**
+ * One load-generator run (N=50, P in flight) against a fresh sidecar with `env`, and what Redis served meanwhile
+ * (over the whole run, warm-up included: what one sidecar costs Redis).
+ */
+async function loadRun(r: Redis, env: Record<string, string>, pipeline: number, measureMs: number) {
+  const sidecar = await startSidecar(env);
+  try {
+    const before = await redisStats(r);
+    const t0 = performance.now();
+    const run = await loadgen('rivven', sidecar.port, 50, pipeline, 1000, measureMs);
+    const seconds = (performance.now() - t0) / 1000;
+    const after = await redisStats(r);
+    return {
+      ops_per_sec: run.ops_per_sec,
+      p99_us: run.p99_us,
+      redis_scripts_per_sec: Math.round((after.scripts - before.scripts) / seconds),
+      redis_commands_per_sec: Math.round((after.commands - before.commands) / seconds),
+    };
+  } finally {
+    await sidecar.stop();
+  }
+}
+
 async function throughput(measureMs: number) {
   const redis = await startRedis();
   const r = new Redis(redis.port);
-  const runs: Record<string, number>[] = [];
+  const runs: { on: boolean; run: Awaited<ReturnType<typeof loadRun>> }[] = [];
+  let low: Awaited<ReturnType<typeof loadRun>>;
   try {
     // Alternating, three of each: loopback runs on a shared machine vary by tens of percent.
     for (let i = 0; i < 6; i++) {
       const on = i % 2 === 1;
-      const sidecar = await startSidecar(on ? fleetEnv(redis.port, 100) : {});
-      const before = await redisStats(r);
-      const t0 = performance.now();
-      const run = await loadgen('rivven', sidecar.port, 50, 16, 1000, measureMs);
-      const seconds = (performance.now() - t0) / 1000;
-      const after = await redisStats(r);
-      await sidecar.stop();
-      runs.push({
-        on: on ? 1 : 0,
-        ops_per_sec: run.ops_per_sec,
-        p99_us: run.p99_us,
-        // Over the whole run (warm-up included): what one sidecar costs Redis.
-        redis_scripts_per_sec: Math.round((after.scripts - before.scripts) / seconds),
-        redis_commands_per_sec: Math.round((after.commands - before.commands) / seconds),
-      });
+      runs.push({ on, run: await loadRun(r, on ? fleetEnv(redis.port, 100) : {}, 16, measureMs) });
     }
+    // The issue's operating point: about 100k record calls/s (P=1), fleet on: what Redis sees then.
+    low = await loadRun(r, fleetEnv(redis.port, 100), 1, measureMs);
   } finally {
     r.disconnect();
     await redis.stop();
   }
-  const median = (on: number) => {
-    const xs = runs.filter((x) => x.on === on).sort((a, b) => a.ops_per_sec! - b.ops_per_sec!);
-    return xs[xs.length >> 1]!;
+  const median = (on: boolean) => {
+    const xs = runs.filter((x) => x.on === on).map((x) => x.run);
+    return xs.sort((a, b) => a.ops_per_sec - b.ops_per_sec)[xs.length >> 1]!;
   };
-  const off = median(0);
-  const on = median(1);
-  // The issue's operating point: about 100k record calls/s (P=1), fleet on: what Redis sees then.
-  const low = await (async () => {
-    const redis2 = await startRedis();
-    const r2 = new Redis(redis2.port);
-    const sidecar = await startSidecar(fleetEnv(redis2.port, 100));
-    try {
-      const before = await redisStats(r2);
-      const t0 = performance.now();
-      const run = await loadgen('rivven', sidecar.port, 50, 1, 1000, measureMs);
-      const seconds = (performance.now() - t0) / 1000;
-      const after = await redisStats(r2);
-      return {
-        ops_per_sec: run.ops_per_sec,
-        redis_scripts_per_sec: Math.round((after.scripts - before.scripts) / seconds),
-        redis_commands_per_sec: Math.round((after.commands - before.commands) / seconds),
-      };
-    } finally {
-      await sidecar.stop();
-      r2.disconnect();
-      await redis2.stop();
-    }
-  })();
+  const off = median(false);
+  const on = median(true);
   return {
-    off_ops_per_sec: off.ops_per_sec!,
-    off_p99_us: off.p99_us!,
-    on_ops_per_sec: on.ops_per_sec!,
-    on_p99_us: on.p99_us!,
-    on_over_off: Math.round((on.ops_per_sec! / off.ops_per_sec!) * 100) / 100,
-    redis_scripts_per_sec: on.redis_scripts_per_sec!,
-    redis_commands_per_sec: on.redis_commands_per_sec!,
-    at_p1: low,
+    off_ops_per_sec: off.ops_per_sec,
+    off_p99_us: off.p99_us,
+    on_ops_per_sec: on.ops_per_sec,
+    on_p99_us: on.p99_us,
+    on_over_off: Math.round((on.ops_per_sec / off.ops_per_sec) * 100) / 100,
+    redis_scripts_per_sec: on.redis_scripts_per_sec,
+    redis_commands_per_sec: on.redis_commands_per_sec,
+    at_p1: {
+      ops_per_sec: low.ops_per_sec,
+      redis_scripts_per_sec: low.redis_scripts_per_sec,
+      redis_commands_per_sec: low.redis_commands_per_sec,
+    },
   };
 }
 
