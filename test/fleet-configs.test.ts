@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
+import { privateRedisUrl } from './helpers/private-redis.js';
 import { Redis } from 'ioredis';
 import { freeze, startRedis, startSentinel } from '../bench/lib/procs.js';
 import { QuotaClient } from '../src/client/quota-client.js';
 import { RedisQuotaStore } from '../src/store/redis-quota-store.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
-// The machine's shared Redis: every test uses its own random key prefix and never flushes anything.
-const SHARED = 'redis://127.0.0.1:6379/0';
+// A private Redis for this file; every test still uses its own random key prefix.
+const SHARED = await privateRedisUrl();
 
 async function sidecars(t: { teardown(fn: () => unknown): void }, url: string, n: number, pollIntervalMs = 200) {
   const prefix = `rivven-test-${randomBytes(6).toString('hex')}:`;

@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
+import { privateRedisUrl } from './helpers/private-redis.js';
 import { Redis } from 'ioredis';
 import { freeze, startRedis, startSidecar, type Proc } from '../bench/lib/procs.js';
 import { QuotaClient } from '../src/client/quota-client.js';
 
-// Three sidecar processes (the built bin/rivven) on the machine's shared Redis, under a random key prefix.
-const SHARED = 'redis://127.0.0.1:6379/0';
+// Three sidecar processes (the built bin/rivven) on one Redis, under a random key prefix.
+// A private Redis for this file; every test still uses its own random key prefix.
+const SHARED = await privateRedisUrl();
 const QUOTA = 100_000; // produce_bytes_rate, bytes per second
 const WINDOW_MS = 200;
 const SYNC_MS = 20;
