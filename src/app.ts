@@ -17,7 +17,7 @@ import type { QuotaStore } from './store/quota-store.js';
 import { VERSION } from './version.js';
 import { Guard } from './auth/guard.js';
 import { LeaseManager } from './quota/lease-manager.js';
-import { AdaptiveScaler, systemLoad } from './quota/adaptive.js';
+import { AdaptiveScaler, systemLoad, type HostLoad } from './quota/adaptive.js';
 import { ViolationLog } from './observability/violation-log.js';
 import { identities, metricsTls, serverTls } from './auth/security-files.js';
 import { FleetBucketStore } from './fleet/fleet-bucket-store.js';
@@ -31,7 +31,7 @@ export interface AppDeps {
   /** violations.log (serve puts it in storage.data_dir); memory only when absent. */
   violationsFile?: string;
   /** The load reading adaptive quotas follow (tests inject one); the host's by default. */
-  loadReading?: () => number;
+  loadReading?: () => HostLoad;
   /** fleet.enabled: the Redis connection the buckets sync through (the Redis store's), and its config version. */
   fleet?: { backend: RedisBackend; configVersion: () => number };
 }
@@ -93,7 +93,8 @@ export class App {
       buckets,
     );
     this.admin = new QuotaAdmin(this.table, deps.store, config.storage.max_entities, () => this.manager.clock.wall());
-    this.guard = new Guard(identities(config));
+    const warn = (message: string) => deps.logger.warn(message);
+    this.guard = new Guard(identities(config, warn));
     this.leases = new LeaseManager(this.table, this.manager.clock, { maxLeases: q.max_leases, maxThrottleMs: q.max_throttle_ms });
     this.violations = new ViolationLog(this.manager.clock, {
       maxEvents: config.violations.max_events,
@@ -106,7 +107,7 @@ export class App {
     this.manager.events = this.violations;
     const a = config.adaptive;
     this.adaptive = new AdaptiveScaler(
-      { cpuThreshold: a.cpu_threshold, minFactor: a.min_factor, checkIntervalMs: a.check_interval_ms },
+      { cpuThreshold: a.cpu_threshold, memoryThreshold: a.memory_threshold, minFactor: a.min_factor, checkIntervalMs: a.check_interval_ms },
       deps.loadReading ?? systemLoad(),
       (factor) => {
         this.manager.setAdaptiveFactor(factor);
@@ -122,6 +123,7 @@ export class App {
       this.requests,
       {
         maxReplyBytes: config.server.max_reply_bytes,
+        authFailureDelayMs: config.auth.failure_delay_ms,
         fleet: () => this.fleet?.describe(),
       },
       this.guard,
@@ -137,8 +139,10 @@ export class App {
         maxFrameBytes: config.server.max_frame_bytes,
         maxConnectionBytes: config.server.max_connection_bytes,
         frameTimeoutMs: config.server.frame_timeout_ms,
+        authTimeoutMs: config.server.auth_timeout_ms,
+        maxUnauthenticatedConnections: config.server.max_unauthenticated_connections,
         maxPartialFrameBytes: config.server.max_partial_frame_bytes,
-        tls: serverTls(config),
+        tls: serverTls(config, warn),
       },
       deps.logger,
     );
@@ -157,7 +161,7 @@ export class App {
     });
     this.http = config.metrics.enabled
       ? new HealthServer(this.metrics, () => this.ready && (this.fleet?.degraded === true ? 'degraded' : true), {
-          tls: metricsTls(config),
+          tls: metricsTls(config, warn),
           tokenSha256: config.metrics.token_sha256,
         })
       : undefined;
@@ -253,11 +257,13 @@ export class App {
    */
   async reload(): Promise<void> {
     await this.deps.store.reopen();
-    const next = identities(this.config);
+    const warn = (message: string) => this.deps.logger.warn(message);
+    // Each is read and checked whole before anything is swapped: a refused file leaves the old one in force.
+    const next = identities(this.config, warn);
     if (next !== null) this.guard.replace(next);
-    const t = serverTls(this.config);
+    const t = serverTls(this.config, warn);
     if (t !== undefined) this.server.reloadTls(t);
-    const m = metricsTls(this.config);
+    const m = metricsTls(this.config, warn);
     if (m !== undefined) this.http?.reloadTls(m);
   }
 

@@ -48,10 +48,12 @@ t.test('no file: the embedded defaults', async (t) => {
     max_connection_bytes: 1048576,
     max_reply_bytes: 16777216,
     frame_timeout_ms: 30000,
+    auth_timeout_ms: 10000,
+    max_unauthenticated_connections: 1000,
     max_partial_frame_bytes: 268435456,
     tls: { cert: null, key: null, ca: null, client_auth: 'none' },
   });
-  t.same(config.auth, { tokens_file: null, allow_anonymous: false }, 'no tokens file: open, on loopback only');
+  t.same(config.auth, { tokens_file: null, allow_anonymous: false, failure_delay_ms: 100 }, 'no tokens file: open, on loopback only');
   t.same(config.quotas.defaults, { produce_bytes_rate: 52428800, consume_bytes_rate: 104857600, request_rate: 1000 });
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.quotas.defaults), 'frozen all the way down');
 });

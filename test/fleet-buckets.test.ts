@@ -248,7 +248,7 @@ t.test('rivven fleet status: the sidecars seen, their sync lag and breaker state
   t.equal(f.enabled, true);
   t.equal(f.node_id, 'node-1');
   t.equal(f.breaker, 'closed');
-  t.ok(f.backend.startsWith(`${SHARED} prefix rivven-test-`), f.backend);
+  t.ok(f.backend?.startsWith(`${SHARED} prefix rivven-test-`), String(f.backend));
   const cli = await runCli(['fleet', 'status', '--server', `127.0.0.1:${a.s.port}`]);
   t.equal(cli.code, 0, cli.stderr);
   const lines = cli.stdout.split('\n');

@@ -62,7 +62,8 @@ export class Guard {
 
   /**
    * Hello's token. A valid one authenticates the connection; a wrong one fails it and closes the connection.
-   * Without a token, a connection already identified by its certificate stays so; any other is asked for one.
+   * Without a token, a connection already identified (by its certificate or an earlier Hello) stays so; any
+   * other is asked for one. A later Hello may repeat the identity, never change it.
    */
   hello(peer: Peer, token: string | undefined): void {
     if (this.identities === null) return;
@@ -76,6 +77,16 @@ export class Guard {
       this.failures++;
       peer.closeAfterReply = true;
       throw new RivvenError('AUTHENTICATION_FAILED', 'the token was not accepted; the connection is closed');
+    }
+    if (peer.authenticated && (identity.name !== peer.principal || identity.roles !== peer.roles)) {
+      // Identity is fixed per connection (Kafka KIP-368): re-authenticating as another principal, or with other
+      // roles, ends the connection instead of changing what it may do.
+      this.failures++;
+      peer.closeAfterReply = true;
+      throw new RivvenError(
+        'AUTHENTICATION_FAILED',
+        `this connection is authenticated as ${peer.principal}; a Hello as another principal closes it (open a new connection)`,
+      );
     }
     peer.principal = identity.name;
     peer.roles = identity.roles;

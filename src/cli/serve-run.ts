@@ -6,6 +6,7 @@ import { FileQuotaStore } from '../store/file-quota-store.js';
 import type { QuotaStore } from '../store/quota-store.js';
 import { RedisQuotaStore } from '../store/redis-quota-store.js';
 import { redisTarget } from '../store/redis-backend.js';
+import { lockDataDir, type DataDirLock } from '../store/data-dir-lock.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import type { ServeFlags } from './serve.js';
 
@@ -31,9 +32,29 @@ export async function serve(flags: ServeFlags): Promise<number> {
   }
   const { config, file, warnings } = loaded;
   const logger = createLogger(config.log.level);
+  // SIGHUP's default ends the process: from here on it only reloads, and before the app runs there is nothing
+  // to reload (a SIGHUP sent as soon as "rivven listening" appeared once killed the sidecar).
+  let app: App | undefined;
+  const onHup = (): void => {
+    if (app === undefined) return void logger.warn('SIGHUP before the start finished: nothing to reload yet');
+    app.reload().then(
+      () => logger.info('SIGHUP: log files reopened, tokens and certificates reloaded'),
+      (err: unknown) => logger.error({ err: (err as Error).message }, 'SIGHUP: reload failed; what was loaded before stays in force'),
+    );
+  };
+  process.on('SIGHUP', onHup);
   logger.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
   for (const w of warnings) logger.warn(w);
   const s = config.storage;
+  // Before anything opens a file there: the directory is ours alone, and writable.
+  let lock: DataDirLock;
+  try {
+    lock = lockDataDir(s.data_dir);
+  } catch (err) {
+    process.off('SIGHUP', onHup);
+    logger.fatal({ err: (err as Error).message }, 'cannot start');
+    return EXIT_FAILED;
+  }
   const redis =
     s.backend === 'redis'
       ? new RedisQuotaStore({ target: redisTarget(s.redis), keyPrefix: s.redis.key_prefix, commandTimeoutMs: s.redis.command_timeout_ms })
@@ -44,25 +65,21 @@ export async function serve(flags: ServeFlags): Promise<number> {
       onCompactionError: (err) =>
         logger.error({ err: err.message, data_dir: s.data_dir }, 'quota snapshot compaction failed; the log keeps every change'),
     });
-  let app: App;
+  let started: App;
   try {
     // The constructor reads the tokens file and the certificates: a missing one is a failed start, not a crash.
     const fleet = redis && config.fleet.enabled ? { backend: redis.backend, configVersion: () => redis.appliedVersion } : undefined;
-    app = new App(config, { logger, store, violationsFile: join(config.storage.data_dir, 'violations.log'), fleet });
-    await app.start();
+    started = new App(config, { logger, store, violationsFile: join(config.storage.data_dir, 'violations.log'), fleet });
+    await started.start();
   } catch (err) {
+    process.off('SIGHUP', onHup);
+    lock.release();
     logger.fatal({ err: (err as Error).message }, 'cannot start');
     return EXIT_FAILED;
   }
-  // SIGHUP: reopen the log files (logrotate; a rotated audit.log is also noticed on the next append), reload the
-  // tokens file and the certificates.
-  const onHup = (): void => {
-    app.reload().then(
-      () => logger.info('SIGHUP: log files reopened, tokens and certificates reloaded'),
-      (err: unknown) => logger.error({ err: (err as Error).message }, 'SIGHUP: reload failed; what was loaded before stays in force'),
-    );
-  };
-  process.on('SIGHUP', onHup);
+  // SIGHUP from now on: reopen the log files (logrotate; a rotated audit.log is also noticed on the next append),
+  // reload the tokens file and the certificates.
+  app = started;
   return new Promise<number>((resolve) => {
     let stopping = false;
     // Handlers stay installed for the whole drain: a second signal must reach this code, not Node's default
@@ -74,7 +91,7 @@ export async function serve(flags: ServeFlags): Promise<number> {
       }
       stopping = true;
       logger.info({ signal }, 'shutting down: answering what was read, accepting nothing new');
-      app.stop().then(
+      started.stop().then(
         () => {
           logger.info('stopped');
           finish(EXIT_OK);
@@ -86,6 +103,7 @@ export async function serve(flags: ServeFlags): Promise<number> {
       );
     };
     const finish = (code: number): void => {
+      lock.release();
       process.off('SIGTERM', stop);
       process.off('SIGINT', stop);
       process.off('SIGHUP', onHup);

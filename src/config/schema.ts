@@ -28,6 +28,8 @@ const configShape = z.strictObject({
       max_connection_bytes: bytes(1024, Number.MAX_SAFE_INTEGER, 1024 * 1024),
       max_reply_bytes: bytes(1024, 1024 * 1024 * 1024, 16 * 1024 * 1024),
       frame_timeout_ms: positiveInt.default(30000),
+      auth_timeout_ms: positiveInt.default(10000),
+      max_unauthenticated_connections: positiveInt.default(1000),
       max_partial_frame_bytes: bytes(1024, Number.MAX_SAFE_INTEGER, 256 * 1024 * 1024),
       tls: z
         .strictObject({ cert: path, key: path, ca: path, client_auth: z.enum(['none', 'request', 'require']).default('none') })
@@ -132,11 +134,18 @@ const configShape = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
-  auth: z.strictObject({ tokens_file: path, allow_anonymous: z.boolean().default(false) }).prefault({}),
+  auth: z
+    .strictObject({
+      tokens_file: path,
+      allow_anonymous: z.boolean().default(false),
+      failure_delay_ms: z.number().int().min(0).max(60_000).default(100),
+    })
+    .prefault({}),
   adaptive: z
     .strictObject({
       enabled: z.boolean().default(false),
       cpu_threshold: z.number().gt(0).lt(1).default(0.8),
+      memory_threshold: z.number().gt(0).lt(1).default(0.9),
       min_factor: z.number().gt(0).max(1).default(0.5),
       check_interval_ms: positiveInt.min(100).default(5000),
     })

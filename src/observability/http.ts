@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type Server } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 
 export interface HealthServerOptions {
@@ -9,7 +9,13 @@ export interface HealthServerOptions {
   tls?: { cert: Buffer; key: Buffer } | undefined;
   /** SHA-256 (hex) of the bearer token GET /metrics requires; /healthz and /readyz stay open for probes. */
   tokenSha256?: string | null | undefined;
+  /** Sockets open at once, counted from accept (a TLS handshake in progress counts); more are closed. @default 64 */
+  maxConnections?: number;
+  /** A socket silent this long (handshake, headers, or between keep-alive requests) is destroyed. @default 10000 */
+  idleTimeoutMs?: number;
 }
+
+export const DEFAULT_HEALTH_SERVER_OPTIONS = Object.freeze({ maxConnections: 64, idleTimeoutMs: 10_000 });
 
 /**
  * The operator's HTTP endpoints: GET /metrics (Prometheus text), /healthz (the process is alive) and
@@ -19,6 +25,7 @@ export interface HealthServerOptions {
 export class HealthServer {
   private readonly server: Server;
   private readonly tokenDigest: Buffer | undefined;
+  private readonly sockets = new Set<Socket>();
 
   constructor(
     private readonly registry: Registry,
@@ -29,7 +36,24 @@ export class HealthServer {
     const handler: http.RequestListener = (req, res) => {
       void this.route(req.method ?? 'GET', (req.url ?? '/').split('?')[0]!, req.headers.authorization, res);
     };
-    this.server = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, handler) : http.createServer(handler);
+    const idle = options.idleTimeoutMs ?? DEFAULT_HEALTH_SERVER_OPTIONS.idleTimeoutMs;
+    // The same bounds as the protocol port: a peer gets a bounded time for its handshake and its request, and
+    // a bounded number of sockets. A scraper needs one connection; probes a few.
+    const bounds = { headersTimeout: idle, requestTimeout: idle, keepAliveTimeout: Math.min(5000, idle) };
+    this.server = options.tls
+      ? https.createServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: idle, ...bounds }, handler)
+      : http.createServer(bounds, handler);
+    this.server.maxConnections = options.maxConnections ?? DEFAULT_HEALTH_SERVER_OPTIONS.maxConnections;
+    // Without a 'timeout' listener, a socket idle for this long is destroyed (one that never sends a byte too).
+    this.server.setTimeout(idle);
+    // A handshake that fails or times out leaves its socket open unless closed here.
+    this.server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
+    // Every socket from accept, so that close() ends handshakes in progress too (closeAllConnections knows only
+    // the HTTP connections).
+    this.server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
     this.tokenDigest = options.tokenSha256 ? Buffer.from(options.tokenSha256, 'hex') : undefined;
   }
 
@@ -48,12 +72,18 @@ export class HealthServer {
     });
   }
 
+  /** Sockets open now, from accept (the metrics listener's own bound is maxConnections). */
+  get connectionCount(): number {
+    return this.sockets.size;
+  }
+
   address(): AddressInfo | null {
     return this.server.address() as AddressInfo | null;
   }
 
   close(): Promise<void> {
     this.server.closeAllConnections();
+    for (const socket of this.sockets) socket.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 

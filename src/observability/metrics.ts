@@ -162,6 +162,26 @@ export function createMetrics(sources: MetricSources): Registry {
     'Connections closed because unfinished frames of all connections exceeded server.max_partial_frame_bytes',
     () => server.partialFrames.refused,
   );
+  mirroredCounter(
+    registry,
+    'rivven_auth_timeouts_total',
+    'Connections closed because they did not finish the TLS handshake and authentication within server.auth_timeout_ms',
+    () => server.authTimeouts,
+  );
+  mirroredCounter(
+    registry,
+    'rivven_unauthenticated_evictions_total',
+    'Unauthenticated connections closed to make room for a new one (server.max_unauthenticated_connections, max_connections)',
+    () => server.evictedUnauthenticated,
+  );
+  new Gauge({
+    name: 'rivven_unauthenticated_connections',
+    help: 'Connections accepted and not yet authenticated (a TLS handshake in progress counts)',
+    registers: [registry],
+    collect() {
+      this.set(server.unauthenticatedCount);
+    },
+  });
   new Gauge({
     name: 'rivven_partial_frame_bytes',
     help: 'Bytes of unfinished frames held for all connections',

@@ -72,6 +72,8 @@ export class Connection {
     private readonly options: ConnectionOptions,
     private readonly budget: PartialFrameBudget,
     private readonly logger: Logger,
+    /** Called once when the peer authenticates (a Hello with a valid token); undefined if it came authenticated. */
+    private onAuthenticated?: () => void,
   ) {
     this.decoder = new FrameDecoder(options.maxFrameBytes, (id, buf, start, end) => this.onFrame(id, buf, start, end));
     this.closed = new Promise((resolve) =>
@@ -145,6 +147,10 @@ export class Connection {
       this.socket.pause();
     }
     this.dispatcher.endBatch();
+    if (this.onAuthenticated !== undefined && this.ctx.authenticated) {
+      this.onAuthenticated();
+      this.onAuthenticated = undefined;
+    }
     this.flush();
     this.accountPartialFrame();
     this.endIfDone();
@@ -153,10 +159,15 @@ export class Connection {
   private onFrame(correlationId: number, buf: Buffer, start: number, end: number): void {
     const reply = this.dispatcher.handle(correlationId, buf, start, end, this.ctx, this.out);
     if (this.ctx.closeAfterReply) {
-      // A failed Hello: its reply goes out, nothing after it is read or answered.
+      // A failed Hello: its reply goes out (now, or once its failure delay is over), nothing after it is read
+      // or answered, and the connection closes.
       this.closing = true;
       this.decoder.pause();
       this.socket.pause();
+      if (reply !== undefined) {
+        this.pending = reply;
+        void reply.then((frame) => this.settle(frame));
+      }
       return;
     }
     if (reply !== undefined) {

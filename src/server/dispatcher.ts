@@ -12,6 +12,7 @@ import { ListReplyBuilder } from '../protocol/list-reply.js';
 import type { FrameWriter } from '../protocol/frame-writer.js';
 import { decodeRecord, fast, RECORD_CONSUME, RECORD_PRODUCE, RECORD_REQUEST } from '../protocol/record-fast-path.js';
 import type { Guard, Peer } from '../auth/guard.js';
+import { FailureDelay } from '../auth/failure-delay.js';
 import { ALL_ROLES } from '../auth/roles.js';
 import * as alterQuotas from '../protocol/messages/alter-quotas.js';
 import * as describeQuotas from '../protocol/messages/describe-quotas.js';
@@ -43,6 +44,8 @@ export type ConnectionContext = Peer;
 export interface DispatcherOptions {
   /** A reply larger than this is Error REPLY_TOO_LARGE instead. @default 16 MiB */
   maxReplyBytes: number;
+  /** Failed authentications of one source address are answered this far apart (auth.failure_delay_ms). @default 100 */
+  authFailureDelayMs: number;
   /** The fleet as this sidecar sees it (DescribeFleet); absent without fleet.enabled. */
   fleet?: () => describeFleet.FleetDescribed | undefined;
 }
@@ -68,7 +71,12 @@ export class Dispatcher {
     readonly guard: Guard,
     readonly leases: LeaseManager,
     readonly violations: ViolationLog,
-  ) {}
+  ) {
+    this.failureDelay = new FailureDelay(options.authFailureDelayMs);
+  }
+
+  /** When each source address's next refused Hello may be answered. */
+  private readonly failureDelay: FailureDelay;
 
   /** A connection closed: the leases it took end with it. */
   connectionClosed(connection: number): void {
@@ -156,7 +164,8 @@ export class Dispatcher {
           return out.pong(correlationId);
         case 'Hello': {
           const r = hello.decode(value);
-          this.helloAuth(ctx, r.token);
+          const refused = this.helloAuth(correlationId, ctx, r.token);
+          if (refused !== undefined) return refused;
           ctx.clientName = r.clientName;
           return out.frame(
             encodeFrame(correlationId, hello.encodeReply({ protocolVersion: hello.PROTOCOL_VERSION, serverVersion: this.serverVersion })),
@@ -257,15 +266,27 @@ export class Dispatcher {
     );
   }
 
-  /** Authenticates a Hello; a failure is counted and logged with the peer's address, never with the token. */
-  private helloAuth(ctx: ConnectionContext, token: string | undefined): void {
+  /**
+   * Authenticates a Hello; a failure is counted and logged with the peer's address, never with the token. A
+   * refused token is answered only after the address's failure delay (auth.failure_delay_ms), as a reply that
+   * settles later: the connection reads nothing more meanwhile, and closes once it is sent.
+   */
+  private helloAuth(correlationId: number, ctx: ConnectionContext, token: string | undefined): Reply {
     try {
       this.guard.hello(ctx, token);
+      return undefined;
     } catch (err) {
-      this.logger.warn({ conn: ctx.id, remote: ctx.remote, code: (err as RivvenError).code }, 'authentication failed');
+      const code = (err as RivvenError).code;
+      const address = ctx.remote.replace(/:\d+$/, '');
+      this.logger.warn({ conn: ctx.id, remote: ctx.remote, code }, 'authentication failed');
       // One episode per address, not per port: a client retrying from new ports is one source.
-      this.violations.violation('AUTHENTICATION_FAILED', ctx.remote.replace(/:\d+$/, ''), null, (err as RivvenError).code);
-      throw err;
+      this.violations.violation('AUTHENTICATION_FAILED', address, null, code);
+      if (code !== 'AUTHENTICATION_FAILED') throw err;
+      const ms = this.failureDelay.delayFor(address, performance.now());
+      if (ms <= 0) throw err;
+      this.lastType = HELLO_TYPE;
+      const refusal = new Promise<Buffer>((_, reject) => setTimeout(() => reject(err), ms).unref());
+      return this.later(correlationId, 'Hello', refusal);
     }
   }
 
@@ -304,6 +325,7 @@ export class Dispatcher {
 }
 
 const PRODUCE_TYPE = requestTypeIndex('RecordProduce');
+const HELLO_TYPE = requestTypeIndex('Hello');
 const RECORD_TYPE_NAMES = ['RecordProduce', 'RecordConsume', 'RecordRequest'];
 const CONSUME_TYPE = requestTypeIndex('RecordConsume');
 const REQUEST_TYPE = requestTypeIndex('RecordRequest');

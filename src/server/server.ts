@@ -11,6 +11,16 @@ export interface ServerOptions extends ConnectionOptions {
   host: string;
   port: number;
   maxConnections: number;
+  /**
+   * From accept, a socket must finish its TLS handshake and (with a tokens file) authenticate within this
+   * time, or it is destroyed. @default 10000
+   */
+  authTimeoutMs: number;
+  /**
+   * Sockets still in their TLS handshake or authentication, at most; past it the oldest of them is closed to
+   * make room, so that peers that never authenticate cannot keep a broker out. @default 1000
+   */
+  maxUnauthenticatedConnections: number;
   /** Bytes of unfinished frames across all connections. @default 256 MiB */
   maxPartialFrameBytes: number;
   /** The process's open-file limit; read from the system when undefined (tests pass a small one). */
@@ -40,6 +50,13 @@ export class QuotaServer {
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
   private readonly refusedSockets = new Set<net.Socket>();
+  /**
+   * Sockets accepted and not yet authenticated (a TLS handshake in progress counts), oldest first, by remote
+   * address and port (unique among open sockets; the TLS socket handed over after the handshake has the same).
+   */
+  private readonly unauthenticated = new Map<string, Admitted>();
+  /** Sockets open from accept to close, whatever their state: what max_connections bounds. */
+  private open = 0;
   private nextId = 1;
   private state: 'new' | 'listening' | 'shutting-down' | 'closed' = 'new';
   private frameTimer: NodeJS.Timeout | undefined;
@@ -51,6 +68,10 @@ export class QuotaServer {
   timedOutFrames = 0;
   /** TLS handshakes that failed (plaintext on the TLS port, an untrusted or missing client certificate). */
   failedHandshakes = 0;
+  /** Sockets destroyed because they had not finished the handshake and authentication in auth_timeout_ms. */
+  authTimeouts = 0;
+  /** Unauthenticated sockets closed to make room for new ones (max_unauthenticated_connections or max_connections). */
+  evictedUnauthenticated = 0;
 
   constructor(
     private readonly dispatcher: Dispatcher,
@@ -59,7 +80,9 @@ export class QuotaServer {
   ) {
     const t = options.tls;
     if (t === undefined) {
-      this.server = net.createServer((socket) => this.accept(socket));
+      this.server = net.createServer((socket) => {
+        if (this.admit(socket)) this.accept(socket);
+      });
     } else {
       this.server = tls.createServer(
         {
@@ -68,14 +91,21 @@ export class QuotaServer {
           ...(t.ca ? { ca: t.ca } : {}),
           requestCert: t.clientAuth !== 'none',
           rejectUnauthorized: t.clientAuth === 'require',
-          // A handshake is a frame too: one that never finishes must not hold a descriptor for long.
-          handshakeTimeout: Math.min(options.frameTimeoutMs, 10_000),
+          // The handshake's own bound; auth_timeout_ms (checked by this server) bounds it and the Hello together.
+          handshakeTimeout: Math.min(options.authTimeoutMs, options.frameTimeoutMs),
         },
-        (socket) => this.accept(socket),
+        (socket) => {
+          if (this.state === 'listening') this.accept(socket);
+          else socket.destroy();
+        },
       );
+      // The raw TCP socket, before its handshake: it counts against the limits from here on.
+      this.server.on('connection', (raw: net.Socket) => this.admit(raw));
       this.server.on('tlsClientError', (err, socket) => {
         this.failedHandshakes++;
         this.logger.debug({ remote: `${socket.remoteAddress}:${socket.remotePort}`, err: err.message }, 'TLS handshake failed');
+        // Node leaves the socket of a timed-out handshake open; nothing more can happen on it.
+        socket.destroy();
       });
     }
     this.partialFrames = new PartialFrameBudget(options.maxPartialFrameBytes);
@@ -112,7 +142,7 @@ export class QuotaServer {
         // An accept error after this point (EMFILE and the like) must not crash the process.
         this.server.on('error', (err) => this.logger.error({ err: err.message }, 'listener error'));
         this.state = 'listening';
-        const every = Math.max(10, Math.min(1000, Math.floor(this.options.frameTimeoutMs / 4)));
+        const every = Math.max(10, Math.min(1000, Math.floor(Math.min(this.options.frameTimeoutMs, this.options.authTimeoutMs) / 4)));
         this.frameTimer = setInterval(() => this.checkFrameTimeouts(), every);
         this.frameTimer.unref();
         resolve(this.server.address() as AddressInfo);
@@ -142,6 +172,9 @@ export class QuotaServer {
     if (this.state === 'closed') return;
     this.state = 'shutting-down';
     clearInterval(this.frameTimer);
+    // Sockets still in their TLS handshake or authentication have nothing a broker waits for: closed now, not
+    // after the drain (a handshake that never finished once kept the process alive past SIGTERM).
+    for (const u of this.unauthenticated.values()) u.socket.destroy();
     const drained = Promise.all([...this.connections].map((c) => c.closeGracefully()));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
@@ -155,6 +188,7 @@ export class QuotaServer {
     clearTimeout(timer);
     this.state = 'closed';
     const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const u of this.unauthenticated.values()) u.socket.destroy();
     for (const s of this.refusedSockets) s.destroy();
     for (const c of this.connections) c.destroy();
     await stopped;
@@ -163,6 +197,81 @@ export class QuotaServer {
   private checkFrameTimeouts(): void {
     const now = performance.now();
     for (const c of this.connections) if (c.checkFrameTimeout(now)) this.timedOutFrames++;
+    // Oldest first: the first one young enough ends the scan.
+    for (const [key, u] of this.unauthenticated) {
+      if (now - u.since < this.options.authTimeoutMs) break;
+      this.unauthenticated.delete(key);
+      this.authTimeouts++;
+      this.logger.info({ remote: key, after_ms: this.options.authTimeoutMs }, 'closed a connection that did not authenticate in time');
+      u.socket.destroy();
+    }
+  }
+
+  /** Unauthenticated sockets (TLS handshakes included) open now. */
+  get unauthenticatedCount(): number {
+    return this.unauthenticated.size;
+  }
+
+  /** Closes the unauthenticated socket accepted first, to make room. */
+  private evictOldestUnauthenticated(): void {
+    const first = this.unauthenticated.entries().next();
+    if (first.done === true) return;
+    const [key, u] = first.value;
+    this.unauthenticated.delete(key);
+    // Its slot is free now, not when its close event comes.
+    this.uncount(u);
+    this.evictedUnauthenticated++;
+    this.logger.info({ remote: key }, 'closed an unauthenticated connection to make room for a new one');
+    u.socket.destroy();
+  }
+
+  /**
+   * Counts a socket from accept (before any TLS handshake): against max_connections and, until it
+   * authenticates, against max_unauthenticated_connections and auth_timeout_ms. When every slot is taken and
+   * some are unauthenticated, the oldest of those makes room: only authenticated connections can refuse a new one.
+   * False when the socket was refused.
+   */
+  private admit(socket: net.Socket): boolean {
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const tlsPort = this.options.tls !== undefined;
+    if (this.state !== 'listening') {
+      if (tlsPort) socket.destroy();
+      else this.refuse(socket, 'SHUTTING_DOWN', 'server is shutting down');
+      return false;
+    }
+    if (this.open >= this.connectionLimit && this.unauthenticated.size > 0) this.evictOldestUnauthenticated();
+    if (this.open >= this.connectionLimit) {
+      const why = this.connectionLimit < this.options.maxConnections ? 'the open-file limit' : 'max_connections';
+      this.logger.warn({ remote, max: this.connectionLimit }, `connection refused: ${why} reached`);
+      // A TLS peer cannot read a plaintext refusal; it is closed before its handshake.
+      if (tlsPort) {
+        this.refusedConnections++;
+        socket.destroy();
+      } else this.refuse(socket, 'OVERLOADED', `server has reached ${why} (${this.connectionLimit} connections)`);
+      return false;
+    }
+    if (this.unauthenticated.size >= Math.min(this.options.maxUnauthenticatedConnections, this.connectionLimit)) {
+      this.evictOldestUnauthenticated();
+    }
+    const admitted: Admitted = { socket, since: performance.now(), counted: true };
+    this.open++;
+    this.unauthenticated.set(remote, admitted);
+    socket.once('close', () => {
+      this.uncount(admitted);
+      if (this.unauthenticated.get(remote) === admitted) this.unauthenticated.delete(remote);
+    });
+    return true;
+  }
+
+  private uncount(a: Admitted): void {
+    if (!a.counted) return;
+    a.counted = false;
+    this.open--;
+  }
+
+  /** A connection authenticated (or needed no authentication): it leaves the unauthenticated set. */
+  private authenticated(remote: string): void {
+    this.unauthenticated.delete(remote);
   }
 
   /** Answers with an Error on correlation id 0 and closes, counting the refusal. */
@@ -180,22 +289,23 @@ export class QuotaServer {
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 
+  /** A socket admitted (and, on the TLS port, through its handshake) becomes a connection. */
   private accept(socket: net.Socket): void {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    if (this.state !== 'listening') {
-      this.refuse(socket, 'SHUTTING_DOWN', 'server is shutting down');
-      return;
-    }
-    if (this.connections.size >= this.connectionLimit) {
-      const why = this.connectionLimit < this.options.maxConnections ? 'the open-file limit' : 'max_connections';
-      this.logger.warn({ remote, max: this.connectionLimit }, `connection refused: ${why} reached`);
-      this.refuse(socket, 'OVERLOADED', `server has reached ${why} (${this.connectionLimit} connections)`);
-      return;
-    }
     const id = this.nextId++;
     const peer = { id, remote, principal: 'anonymous', roles: 0, authenticated: false, clientName: undefined, closeAfterReply: false };
     this.dispatcher.guard.open(peer, verifiedCommonName(socket));
-    const conn = new Connection(socket, this.dispatcher, peer, this.options, this.partialFrames, this.logger);
+    const onAuthenticated = () => this.authenticated(remote);
+    if (peer.authenticated) onAuthenticated();
+    const conn = new Connection(
+      socket,
+      this.dispatcher,
+      peer,
+      this.options,
+      this.partialFrames,
+      this.logger,
+      peer.authenticated ? undefined : onAuthenticated,
+    );
     this.connections.add(conn);
     this.logger.debug({ conn: id, remote }, 'connection opened');
     void conn.closed.then(() => {
@@ -204,6 +314,13 @@ export class QuotaServer {
       this.logger.debug({ conn: id, remote }, 'connection closed');
     });
   }
+}
+
+/** A socket counted from accept; `counted` until its slot is given back (at close, or when it is evicted). */
+interface Admitted {
+  socket: net.Socket;
+  since: number;
+  counted: boolean;
 }
 
 /** The CN of a client certificate the TLS layer verified against server.tls.ca; undefined otherwise. */

@@ -1,0 +1,40 @@
+/**
+ * When each failed authentication from one source address may be answered (Kafka's
+ * connection.failed.authentication.delay.ms, made per address): the failures of one address are answered one
+ * `delayMs` apart, so guessing tokens from one address costs `delayMs` a guess however many connections it
+ * opens. The connections kept waiting are unauthenticated, so their number is bounded by
+ * server.max_unauthenticated_connections and their time by server.auth_timeout_ms.
+ */
+export class FailureDelay {
+  /** Address -> when its last scheduled refusal goes out (ms, the caller's clock). Oldest first. */
+  private readonly next = new Map<string, number>();
+
+  constructor(
+    readonly delayMs: number,
+    /** Addresses remembered at once; past it the one remembered longest is forgotten. @default 10000 */
+    private readonly maxAddresses = 10_000,
+  ) {}
+
+  /** How long to hold the refusal of a failure from `address` seen at `nowMs`. */
+  delayFor(address: string, nowMs: number): number {
+    if (this.delayMs <= 0) return 0;
+    const last = this.next.get(address);
+    const at = Math.max(nowMs, last ?? 0) + this.delayMs;
+    // Re-inserted so the map stays ordered by last use: the first entries are the ones to forget.
+    this.next.delete(address);
+    this.next.set(address, at);
+    this.forgetStale(nowMs);
+    return at - nowMs;
+  }
+
+  get size(): number {
+    return this.next.size;
+  }
+
+  private forgetStale(nowMs: number): void {
+    for (const [address, at] of this.next) {
+      if (this.next.size <= this.maxAddresses && at > nowMs) return;
+      this.next.delete(address);
+    }
+  }
+}
