@@ -1,10 +1,10 @@
 /**
  * The hardening probes, rerun against a real sidecar process on its default limits: what one unauthenticated
  * client can make it hold. Each probe reports the sidecar's RSS growth (from /proc) and whether it survived.
- * Run: node --import tsx bench/attack.ts
+ * Run: npm run build && node --import tsx bench/attack.ts (every probe of bench/attacks/ too; about 2 minutes)
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,4 +127,30 @@ async function attack() {
   return { results, exit_code: code };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) console.log(JSON.stringify(await attack(), null, 1));
+/**
+ * Every attack of rounds two and three: the round-two probes above (held: the sidecar survived with its memory
+ * bounded), then each module of bench/attacks/ (each exports `probes()`). Prints one line per probe, held or
+ * FAILED, and exits 1 if any failed.
+ */
+async function all(): Promise<boolean> {
+  let ok = true;
+  const round2 = await attack();
+  for (const r of round2.results) {
+    const held = r.alive === true && Number(r.rss_after_mib) - Number(r.rss_before_mib) < 512;
+    ok &&= held;
+    console.log(`${held ? 'held  ' : 'FAILED'} ${r.probe}\n       ${r.detail}; RSS ${r.rss_before_mib} -> ${r.rss_after_mib} MiB`);
+  }
+  console.log(`${round2.exit_code === 0 ? 'held  ' : 'FAILED'} SIGTERM after the round-two probes\n       exit code ${round2.exit_code}`);
+  ok &&= round2.exit_code === 0;
+  const dir = join(ROOT, 'bench/attacks');
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts')).sort()) {
+    const mod = (await import(join(dir, file))) as { probes(): Promise<{ name: string; held: boolean; detail: string }[]> };
+    for (const r of await mod.probes()) {
+      ok &&= r.held;
+      console.log(`${r.held ? 'held  ' : 'FAILED'} ${r.name}\n       ${r.detail}`);
+    }
+  }
+  return ok;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) process.exitCode = (await all()) ? 0 : 1;

@@ -172,7 +172,9 @@ t.test(
     }
     latencies.sort((x, y) => x - y);
     const p99 = latencies[Math.floor(latencies.length * 0.99)]!;
-    t.ok(p99 < 5, `record p99 on both sidecars with Redis stopped: ${p99.toFixed(2)} ms`);
+    // Not a latency target (bench/fleet.ts measures that): a record call that waited on the stopped Redis would
+    // take its command timeout, 100 ms. Under the machine's load a p99 of a few ms is normal.
+    t.ok(p99 < 100, `record p99 on both sidecars with Redis stopped: ${p99.toFixed(2)} ms`);
     const alter = await a.c.alterQuotas([{ entity: [['user', 'during']], quota_key: 'request_rate', quota_value: 1 }]).then(
       () => 'applied',
       (e: { code?: string }) => e.code,
