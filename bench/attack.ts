@@ -143,7 +143,9 @@ async function all(): Promise<boolean> {
   console.log(`${round2.exit_code === 0 ? 'held  ' : 'FAILED'} SIGTERM after the round-two probes\n       exit code ${round2.exit_code}`);
   ok &&= round2.exit_code === 0;
   const dir = join(ROOT, 'bench/attacks');
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.ts'))
+    .sort()) {
     const mod = (await import(join(dir, file))) as { probes(): Promise<{ name: string; held: boolean; detail: string }[]> };
     for (const r of await mod.probes()) {
       ok &&= r.held;
