@@ -1,8 +1,10 @@
 /**
  * When each failed authentication from one source address may be answered (Kafka's
  * connection.failed.authentication.delay.ms, made per address): the failures of one address are answered one
- * `delayMs` apart, so guessing tokens from one address costs `delayMs` a guess however many connections it
- * opens. The connections kept waiting are unauthenticated, so their number is bounded by
+ * `delayMs` apart, and while one is scheduled, every further token from that address waits for its own slot
+ * before it is even checked (`queue`). Delaying only the refusals would not slow guessing: a right token is
+ * answered at once, so a guesser on fresh connections learns it without waiting for any refusal. So guessing
+ * tokens from one address costs `delayMs` a guess however many connections it opens. The connections kept waiting are unauthenticated, so their number is bounded by
  * server.max_unauthenticated_connections and their time by server.auth_timeout_ms.
  */
 export class FailureDelay {
@@ -25,6 +27,17 @@ export class FailureDelay {
     this.next.set(address, at);
     this.forgetStale(nowMs);
     return at - nowMs;
+  }
+
+  /**
+   * How long a Hello with a token from `address` must wait before its token is checked: 0 when the address has
+   * no refusal scheduled after `nowMs`, otherwise its slot in the address's queue (taken now), success or not.
+   */
+  queue(address: string, nowMs: number): number {
+    if (this.delayMs <= 0) return 0;
+    const last = this.next.get(address);
+    if (last === undefined || last <= nowMs) return 0;
+    return this.delayFor(address, nowMs);
   }
 
   get size(): number {

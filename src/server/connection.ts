@@ -198,6 +198,8 @@ export class Connection {
       return;
     }
     this.flush();
+    // A Hello refused once its turn came (its token was checked late): nothing after it is read.
+    if (this.ctx.closeAfterReply) this.closing = true;
     if (this.socket.writableLength > this.options.maxConnectionBytes) this.overBudget = true;
     this.maybeResume();
     this.endIfDone();

@@ -164,7 +164,21 @@ export class Dispatcher {
           return out.pong(correlationId);
         case 'Hello': {
           const r = hello.decode(value);
-          const refused = this.helloAuth(correlationId, ctx, r.token);
+          const wait = r.token === undefined ? 0 : this.failureDelay.queue(sourceAddress(ctx.remote), performance.now());
+          if (wait > 0) {
+            // This address has a refusal pending: the token is checked in its slot, so guesses cost the delay.
+            this.lastType = HELLO_TYPE;
+            const checked = new Promise<void>((resolve) => setTimeout(resolve, wait).unref()).then(() => {
+              this.helloAuth(correlationId, ctx, r.token, false);
+              ctx.clientName = r.clientName;
+              return encodeFrame(
+                correlationId,
+                hello.encodeReply({ protocolVersion: hello.PROTOCOL_VERSION, serverVersion: this.serverVersion }),
+              );
+            });
+            return this.later(correlationId, type, checked);
+          }
+          const refused = this.helloAuth(correlationId, ctx, r.token, true);
           if (refused !== undefined) return refused;
           ctx.clientName = r.clientName;
           return out.frame(
@@ -271,17 +285,18 @@ export class Dispatcher {
    * refused token is answered only after the address's failure delay (auth.failure_delay_ms), as a reply that
    * settles later: the connection reads nothing more meanwhile, and closes once it is sent.
    */
-  private helloAuth(correlationId: number, ctx: ConnectionContext, token: string | undefined): Reply {
+  private helloAuth(correlationId: number, ctx: ConnectionContext, token: string | undefined, delay: boolean): Reply {
     try {
       this.guard.hello(ctx, token);
       return undefined;
     } catch (err) {
       const code = (err as RivvenError).code;
-      const address = ctx.remote.replace(/:\d+$/, '');
+      const address = sourceAddress(ctx.remote);
       this.logger.warn({ conn: ctx.id, remote: ctx.remote, code }, 'authentication failed');
       // One episode per address, not per port: a client retrying from new ports is one source.
       this.violations.violation('AUTHENTICATION_FAILED', address, null, code);
-      if (code !== 'AUTHENTICATION_FAILED') throw err;
+      // A Hello that already waited for its slot (queue) is refused at once: the wait was its delay.
+      if (code !== 'AUTHENTICATION_FAILED' || !delay) throw err;
       const ms = this.failureDelay.delayFor(address, performance.now());
       if (ms <= 0) throw err;
       this.lastType = HELLO_TYPE;
@@ -329,6 +344,9 @@ const HELLO_TYPE = requestTypeIndex('Hello');
 const RECORD_TYPE_NAMES = ['RecordProduce', 'RecordConsume', 'RecordRequest'];
 const CONSUME_TYPE = requestTypeIndex('RecordConsume');
 const REQUEST_TYPE = requestTypeIndex('RecordRequest');
+
+/** The address part of a peer's "address:port" (failures are slowed per source address, whatever its port). */
+const sourceAddress = (remote: string): string => remote.replace(/:\d+$/, '');
 
 function decodeBodySafely(body: Buffer): unknown {
   try {

@@ -55,6 +55,14 @@ export class QuotaServer {
    * address and port (unique among open sockets; the TLS socket handed over after the handshake has the same).
    */
   private readonly unauthenticated = new Map<string, Admitted>();
+  /**
+   * The same sockets by source address, each address's oldest first, and the addresses by how many they hold:
+   * eviction takes from the address holding the most, so that one source flooding sockets evicts its own and
+   * not a broker's handshake from another address.
+   */
+  private readonly unauthByAddress = new Map<string, Set<Admitted>>();
+  private readonly addressesHolding: Set<string>[] = [];
+  private mostHeld = 0;
   /** Sockets open from accept to close, whatever their state: what max_connections bounds. */
   private open = 0;
   private nextId = 1;
@@ -200,7 +208,7 @@ export class QuotaServer {
     // Oldest first: the first one young enough ends the scan.
     for (const [key, u] of this.unauthenticated) {
       if (now - u.since < this.options.authTimeoutMs) break;
-      this.unauthenticated.delete(key);
+      this.forget(u);
       this.authTimeouts++;
       this.logger.info({ remote: key, after_ms: this.options.authTimeoutMs }, 'closed a connection that did not authenticate in time');
       u.socket.destroy();
@@ -212,12 +220,48 @@ export class QuotaServer {
     return this.unauthenticated.size;
   }
 
-  /** Closes the unauthenticated socket accepted first, to make room. */
+  /** Adds or removes one unauthenticated socket of `a`'s address in the per-address index (O(1)). */
+  private index(a: Admitted, add: boolean): void {
+    let mine = this.unauthByAddress.get(a.address);
+    const before = mine?.size ?? 0;
+    if (add) {
+      if (mine === undefined) {
+        mine = new Set();
+        this.unauthByAddress.set(a.address, mine);
+      }
+      mine.add(a);
+    } else {
+      if (mine === undefined || !mine.delete(a)) return;
+      if (mine.size === 0) this.unauthByAddress.delete(a.address);
+    }
+    const after = mine.size;
+    if (before > 0) this.addressesHolding[before]!.delete(a.address);
+    if (after > 0) {
+      const holding = this.addressesHolding[after] ?? new Set<string>();
+      this.addressesHolding[after] = holding;
+      holding.add(a.address);
+    }
+    if (after > this.mostHeld) this.mostHeld = after;
+    while (this.mostHeld > 0 && (this.addressesHolding[this.mostHeld]?.size ?? 0) === 0) this.mostHeld--;
+  }
+
+  private forget(a: Admitted): void {
+    if (this.unauthenticated.get(a.key) === a) this.unauthenticated.delete(a.key);
+    this.index(a, false);
+  }
+
+  /**
+   * Closes an unauthenticated socket to make room: the oldest of the source address holding the most of them
+   * (the oldest overall once every address holds one), so a flood from one address cannot evict a broker
+   * connecting from another however fast it opens sockets.
+   */
   private evictOldestUnauthenticated(): void {
-    const first = this.unauthenticated.entries().next();
-    if (first.done === true) return;
-    const [key, u] = first.value;
-    this.unauthenticated.delete(key);
+    const address = this.addressesHolding[this.mostHeld]?.values().next().value;
+    if (address === undefined) return;
+    const u: Admitted =
+      this.mostHeld > 1 ? this.unauthByAddress.get(address)!.values().next().value! : this.unauthenticated.values().next().value!;
+    const key = u.key;
+    this.forget(u);
     // Its slot is free now, not when its close event comes.
     this.uncount(u);
     this.evictedUnauthenticated++;
@@ -253,12 +297,15 @@ export class QuotaServer {
     if (this.unauthenticated.size >= Math.min(this.options.maxUnauthenticatedConnections, this.connectionLimit)) {
       this.evictOldestUnauthenticated();
     }
-    const admitted: Admitted = { socket, since: performance.now(), counted: true };
+    const admitted: Admitted = { socket, key: remote, address: socket.remoteAddress ?? '', since: performance.now(), counted: true };
     this.open++;
+    const previous = this.unauthenticated.get(remote);
+    if (previous !== undefined) this.forget(previous);
     this.unauthenticated.set(remote, admitted);
+    this.index(admitted, true);
     socket.once('close', () => {
       this.uncount(admitted);
-      if (this.unauthenticated.get(remote) === admitted) this.unauthenticated.delete(remote);
+      this.forget(admitted);
     });
     return true;
   }
@@ -271,7 +318,8 @@ export class QuotaServer {
 
   /** A connection authenticated (or needed no authentication): it leaves the unauthenticated set. */
   private authenticated(remote: string): void {
-    this.unauthenticated.delete(remote);
+    const a = this.unauthenticated.get(remote);
+    if (a !== undefined) this.forget(a);
   }
 
   /** Answers with an Error on correlation id 0 and closes, counting the refusal. */
@@ -319,6 +367,9 @@ export class QuotaServer {
 /** A socket counted from accept; `counted` until its slot is given back (at close, or when it is evicted). */
 interface Admitted {
   socket: net.Socket;
+  /** "address:port", its key among the unauthenticated. */
+  key: string;
+  address: string;
   since: number;
   counted: boolean;
 }
