@@ -103,3 +103,19 @@ t.test('a socket flood from one address evicts its own sockets, not a broker han
   t.match(await reply, /HelloOk/, 'and its Hello is answered');
   t.ok(s.app.server.unauthenticatedCount <= 10, 'the flood stays within max_connections');
 });
+
+t.test('metrics listener: a peer trickling header lines is closed after idle_timeout_ms, not after 30 s', async (t) => {
+  const { HealthServer } = await import('../src/observability/http.js');
+  const { Registry } = await import('prom-client');
+  const h = new HealthServer(new Registry(), () => true, { idleTimeoutMs: 300 });
+  const { port } = await h.listen('127.0.0.1', 0);
+  t.teardown(() => h.close());
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+  const trickle = setInterval(() => socket.write('X-A: b\r\n'), 100);
+  t.teardown(() => clearInterval(trickle));
+  const started = performance.now();
+  await waitUntil(() => socket.destroyed, 'the server to close the trickling socket', 5000);
+  t.ok(performance.now() - started < 5000, 'closed by its headers timeout');
+});

@@ -39,7 +39,14 @@ export class HealthServer {
     const idle = options.idleTimeoutMs ?? DEFAULT_HEALTH_SERVER_OPTIONS.idleTimeoutMs;
     // The same bounds as the protocol port: a peer gets a bounded time for its handshake and its request, and
     // a bounded number of sockets. A scraper needs one connection; probes a few.
-    const bounds = { headersTimeout: idle, requestTimeout: idle, keepAliveTimeout: Math.min(5000, idle) };
+    // headersTimeout and requestTimeout are only checked every connectionsCheckingInterval (30 s by default): a
+    // peer sending a header line every few seconds held its socket 30 s, not `idle`.
+    const bounds = {
+      headersTimeout: idle,
+      requestTimeout: idle,
+      keepAliveTimeout: Math.min(5000, idle),
+      connectionsCheckingInterval: Math.max(10, Math.floor(idle / 4)),
+    };
     this.server = options.tls
       ? https.createServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: idle, ...bounds }, handler)
       : http.createServer(bounds, handler);
