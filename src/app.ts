@@ -124,6 +124,7 @@ export class App {
       {
         maxReplyBytes: config.server.max_reply_bytes,
         authFailureDelayMs: config.auth.failure_delay_ms,
+        authTimeoutMs: config.server.auth_timeout_ms,
         fleet: () => this.fleet?.describe(),
       },
       this.guard,

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -62,4 +62,15 @@ t.test('rivven serve: a second sidecar on the same --data-dir exits 1 naming the
   const proc = await run(['serve', '--port', '0', '--data-dir', '/proc/rivven'], { env: { RIVVEN_METRICS_PORT: '0' } });
   t.equal(proc.code, 1, '/proc/rivven: a clear failure, not a spinning start');
   t.match(proc.stdout + proc.stderr, /storage\.data_dir \/proc\/rivven cannot be created/);
+});
+
+t.test('a lock rivven cannot read is not taken over; a lock that is a directory is named', async (t) => {
+  const dir = fresh();
+  lockDataDir(dir).release();
+  writeFileSync(join(dir, LOCK_FILE), 'garbage');
+  t.throws(() => lockDataDir(dir), /in use by another sidecar: a lock file rivven cannot read.*delete/);
+  const other = fresh();
+  lockDataDir(other).release();
+  mkdirSync(join(other, LOCK_FILE));
+  t.throws(() => lockDataDir(other), /rivven\.lock cannot be read \(EISDIR\)/);
 });

@@ -1,10 +1,10 @@
 // What a peer must earn before the server holds anything for it (DESIGN 15, docs/security.md): a fixed
 // identity, a bounded time and number of unauthenticated sockets, slowed failures, checked secrets files.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { FailureDelay } from '../src/auth/failure-delay.js';
@@ -182,6 +182,14 @@ t.test('FailureDelay: per address, one delay apart, and a bounded memory of addr
   for (let i = 0; i < 100; i++) d.delayFor(`x${i}`, 600);
   t.ok(d.size <= 3, `at most 3 addresses remembered (${d.size})`);
   t.equal(new FailureDelay(0).delayFor('a', 0), 0, '0 turns it off');
+  const q = new FailureDelay(100, 10, 250);
+  t.equal(q.queue('a', 0), 0, 'no refusal pending: a token is checked at once');
+  q.delayFor('a', 0);
+  t.equal(q.queue('a', 0), 200, 'with one pending, the next token waits for its slot');
+  t.equal(q.queue('a', 0), 300);
+  t.equal(q.queue('a', 0), Number.POSITIVE_INFINITY, 'past the horizon: refused unchecked');
+  t.equal(q.queue('a', 0), Number.POSITIVE_INFINITY, 'and the queue did not grow');
+  t.equal(q.queue('a', 301), 0, 'once it has passed, tokens are checked at once again');
 });
 
 t.test('secrets files: writable by group or others refused, readable by others warned', async (t) => {
@@ -198,6 +206,18 @@ t.test('secrets files: writable by group or others refused, readable by others w
   checkSecretsFile('auth.tokens_file', file, warn);
   t.equal(warnings.length, 1, 'a private file says nothing');
   t.rejects(startServer({ auth: { tokens_file: tokensFile(0o666) } }), /writable by others/, 'refused at start');
+  // Its directory writable by others without the sticky bit: they could rename another file over it.
+  const open = tokensFile(0o600);
+  chmodSync(dirname(open), 0o777);
+  t.throws(() => checkSecretsFile('auth.tokens_file', open, warn), /which others can write \(mode 777, no sticky bit\)/);
+  chmodSync(dirname(open), 0o1777);
+  t.doesNotThrow(() => checkSecretsFile('auth.tokens_file', open, warn), 'with the sticky bit (as /tmp) it is fine');
+  // Owned by another user, who could rewrite it (the tests run as root, who may chown).
+  if (process.getuid?.() === 0) {
+    const theirs = tokensFile(0o600);
+    chownSync(theirs, 65534, 65534);
+    t.throws(() => checkSecretsFile('auth.tokens_file', theirs, warn), /owned by uid 65534/);
+  }
 });
 
 t.test('SIGHUP keeps the old tokens when the new file is writable by others', async (t) => {
@@ -237,4 +257,26 @@ t.test('the metrics listener: a bounded number of sockets, each with a bounded i
     await h.close();
     await closedByServer(late);
   }
+});
+
+t.test('the metrics listener: peers holding keep-alive sockets cannot keep a probe out', async (t) => {
+  const { Registry } = await import('prom-client');
+  const { HealthServer } = await import('../src/observability/http.js');
+  const h = new HealthServer(new Registry(), () => true, { maxConnections: 3, idleTimeoutMs: 30_000 });
+  const { port } = await h.listen('127.0.0.1', 0);
+  t.teardown(() => h.close());
+  // Three peers that each made a request and keep their connection open, as keep-alive clients do.
+  const held = await Promise.all(
+    Array.from({ length: 3 }, async () => {
+      const k = net.connect(port, '127.0.0.1').on('error', () => undefined);
+      k.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      await new Promise((r) => k.once('data', r));
+      return k;
+    }),
+  );
+  t.equal(h.connectionCount, 3, 'every slot held');
+  const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+  t.equal(res.status, 200, 'a probe still gets in: the oldest idle socket made room');
+  await closedByServer(held[0]!);
+  for (const k of held) k.destroy();
 });

@@ -4,8 +4,9 @@
  * `delayMs` apart, and while one is scheduled, every further token from that address waits for its own slot
  * before it is even checked (`queue`). Delaying only the refusals would not slow guessing: a right token is
  * answered at once, so a guesser on fresh connections learns it without waiting for any refusal. So guessing
- * tokens from one address costs `delayMs` a guess however many connections it opens. The connections kept waiting are unauthenticated, so their number is bounded by
- * server.max_unauthenticated_connections and their time by server.auth_timeout_ms.
+ * tokens from one address costs `delayMs` a guess however many connections it opens. The connections kept
+ * waiting are unauthenticated, so their number is bounded by server.max_unauthenticated_connections and their
+ * time by server.auth_timeout_ms; a queue reaching past `horizonMs` refuses further Hellos at once, unchecked.
  */
 export class FailureDelay {
   /** Address -> when its last scheduled refusal goes out (ms, the caller's clock). Oldest first. */
@@ -15,6 +16,8 @@ export class FailureDelay {
     readonly delayMs: number,
     /** Addresses remembered at once; past it the one remembered longest is forgotten. @default 10000 */
     private readonly maxAddresses = 10_000,
+    /** How far ahead one address's queue may reach (half of server.auth_timeout_ms). @default 5000 */
+    private readonly horizonMs = 5000,
   ) {}
 
   /** How long to hold the refusal of a failure from `address` seen at `nowMs`. */
@@ -37,6 +40,9 @@ export class FailureDelay {
     if (this.delayMs <= 0) return 0;
     const last = this.next.get(address);
     if (last === undefined || last <= nowMs) return 0;
+    // A queue longer than the horizon is refused unchecked and left as it is: it cannot grow without end (1,600
+    // guesses once pushed an address out for 160 s), and a guess refused this way learns nothing.
+    if (last - nowMs > this.horizonMs) return Number.POSITIVE_INFINITY;
     return this.delayFor(address, nowMs);
   }
 

@@ -35,9 +35,20 @@ export class Identities {
 
   /** Reads and validates the file; throws an Error naming the file and every problem. */
   static load(path: string): Identities {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new Error(`tokens file ${path}: ${(err as Error).message.split('\n')[0]}`);
+    }
+    return Identities.parse(text, path);
+  }
+
+  /** Validates the text of a tokens file read by the caller (checked first: security-files.ts); `path` names it. */
+  static parse(text: string, path: string): Identities {
     let parsed: unknown;
     try {
-      parsed = parseYaml(readFileSync(path, 'utf8'));
+      parsed = parseYaml(text);
     } catch (err) {
       throw new Error(`tokens file ${path}: ${(err as Error).message.split('\n')[0]}`);
     }

@@ -1,4 +1,5 @@
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { ServerTls } from '../server/server.js';
 import { Identities } from './identities.js';
@@ -16,34 +17,52 @@ function read(key: string, path: string): Buffer {
 export type Warn = (message: string) => void;
 
 /**
- * Checks a file holding secrets (a tokens file, a private key) as sshd's StrictModes does: one that the group or
- * others can write is refused (whoever can write it can grant themselves any role, or swap the key), and one
- * that others can read is worth a warning.
+ * Reads a file holding secrets (a tokens file, a private key), checked as sshd's StrictModes checks: refused when
+ * its group or others can write it, when another user than this one (or root) owns it, or when others can write
+ * its directory without its sticky bit (they could rename another file over it); a warning when others can read
+ * it. The checks are made on the descriptor that is then read, so the file cannot be swapped in between.
  */
-export function checkSecretsFile(key: string, path: string, warn: Warn): void {
-  let mode: number;
+export function checkSecretsFile(key: string, path: string, warn: Warn): Buffer {
+  let fd: number;
   try {
-    mode = statSync(path).mode;
+    fd = openSync(path, 'r');
   } catch (err) {
     throw new Error(`cannot read ${key} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const octal = (mode & 0o777).toString(8).padStart(3, '0');
-  if ((mode & 0o022) !== 0) {
-    throw new Error(
-      `${key} ${path} is writable by ${(mode & 0o002) !== 0 ? 'others' : 'its group'} (mode ${octal}); refused: run chmod go-w ${path}`,
-    );
+  try {
+    const st = fstatSync(fd);
+    const octal = (st.mode & 0o777).toString(8).padStart(3, '0');
+    if ((st.mode & 0o022) !== 0) {
+      throw new Error(
+        `${key} ${path} is writable by ${(st.mode & 0o002) !== 0 ? 'others' : 'its group'} (mode ${octal}); refused: run chmod go-w ${path}`,
+      );
+    }
+    const me = process.getuid?.();
+    if (me !== undefined && st.uid !== me && st.uid !== 0) {
+      throw new Error(`${key} ${path} is owned by uid ${st.uid}, not by this user (uid ${me}) or root; refused: its owner can rewrite it`);
+    }
+    const dir = dirname(realpathSync(path));
+    const d = statSync(dir);
+    if ((d.mode & 0o022) !== 0 && (d.mode & 0o1000) === 0) {
+      throw new Error(
+        `${key} ${path} is in ${dir}, which others can write (mode ${(d.mode & 0o777).toString(8)}, no sticky bit); refused: they could replace the file`,
+      );
+    }
+    if ((st.mode & 0o004) !== 0)
+      warn(`${key} ${path} is readable by others (mode ${octal}); chmod o-r ${path} keeps its secrets to this user`);
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
   }
-  if ((mode & 0o004) !== 0) warn(`${key} ${path} is readable by others (mode ${octal}); chmod o-r ${path} keeps its secrets to this user`);
 }
 
 /** server.tls as the listener needs it, read from disk now (at start, and again on SIGHUP); undefined when off. */
 export function serverTls(config: Config, warn: Warn = () => undefined): ServerTls | undefined {
   const t = config.server.tls;
   if (t.cert === null || t.key === null) return undefined;
-  checkSecretsFile('server.tls.key', t.key, warn);
   return {
     cert: read('server.tls.cert', t.cert),
-    key: read('server.tls.key', t.key),
+    key: checkSecretsFile('server.tls.key', t.key, warn),
     ca: t.ca === null ? undefined : read('server.tls.ca', t.ca),
     clientAuth: t.client_auth,
   };
@@ -52,16 +71,14 @@ export function serverTls(config: Config, warn: Warn = () => undefined): ServerT
 export function metricsTls(config: Config, warn: Warn = () => undefined): { cert: Buffer; key: Buffer } | undefined {
   const t = config.metrics.tls;
   if (t.cert === null || t.key === null) return undefined;
-  checkSecretsFile('metrics.tls.key', t.key, warn);
-  return { cert: read('metrics.tls.cert', t.cert), key: read('metrics.tls.key', t.key) };
+  return { cert: read('metrics.tls.cert', t.cert), key: checkSecretsFile('metrics.tls.key', t.key, warn) };
 }
 
 /** The identities of auth.tokens_file, or null when there is none (an open server). */
 export function identities(config: Config, warn: Warn = () => undefined): Identities | null {
   const file = config.auth.tokens_file;
   if (file === null) return null;
-  checkSecretsFile('auth.tokens_file', file, warn);
-  return Identities.load(file);
+  return Identities.parse(checkSecretsFile('auth.tokens_file', file, warn).toString('utf8'), file);
 }
 
 const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost|::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;

@@ -25,7 +25,10 @@ export const DEFAULT_HEALTH_SERVER_OPTIONS = Object.freeze({ maxConnections: 64,
 export class HealthServer {
   private readonly server: Server;
   private readonly tokenDigest: Buffer | undefined;
-  private readonly sockets = new Set<Socket>();
+  /** Every socket from accept (oldest first), with its "address:port". */
+  private readonly sockets = new Map<Socket, string>();
+  /** Requests in progress, by "address:port". */
+  private readonly busy = new Map<string, number>();
 
   constructor(
     private readonly registry: Registry,
@@ -50,16 +53,40 @@ export class HealthServer {
     this.server = options.tls
       ? https.createServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: idle, ...bounds }, handler)
       : http.createServer(bounds, handler);
-    this.server.maxConnections = options.maxConnections ?? DEFAULT_HEALTH_SERVER_OPTIONS.maxConnections;
+    const max = options.maxConnections ?? DEFAULT_HEALTH_SERVER_OPTIONS.maxConnections;
     // Without a 'timeout' listener, a socket idle for this long is destroyed (one that never sends a byte too).
     this.server.setTimeout(idle);
     // A handshake that fails or times out leaves its socket open unless closed here.
     this.server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
     // Every socket from accept, so that close() ends handshakes in progress too (closeAllConnections knows only
     // the HTTP connections).
+    // The cap is kept here rather than by server.maxConnections, which drops the new socket: 64 peers sending a
+    // keep-alive request every few seconds held every slot and /healthz was refused (a liveness probe would have
+    // restarted the sidecar). When full, the oldest socket with no request in progress makes room; only when all
+    // are busy is the new one closed.
     this.server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
+      if (this.sockets.size >= max && !this.evictIdle()) {
+        socket.destroy();
+        return;
+      }
+      const key = `${socket.remoteAddress}:${socket.remotePort}`;
+      this.sockets.set(socket, key);
+      this.busy.set(key, 0);
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        this.busy.delete(key);
+      });
+    });
+    // Requests in progress per peer (on https the request's socket is the TLS one: matched by address and port).
+    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const key = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+      const n = this.busy.get(key);
+      if (n === undefined) return;
+      this.busy.set(key, n + 1);
+      res.once('close', () => {
+        const m = this.busy.get(key);
+        if (m !== undefined) this.busy.set(key, m - 1);
+      });
     });
     this.tokenDigest = options.tokenSha256 ? Buffer.from(options.tokenSha256, 'hex') : undefined;
   }
@@ -88,9 +115,20 @@ export class HealthServer {
     return this.server.address() as AddressInfo | null;
   }
 
+  /** Closes the oldest socket with no request in progress; false when every socket is serving one. */
+  private evictIdle(): boolean {
+    for (const [socket, key] of this.sockets) {
+      if ((this.busy.get(key) ?? 0) > 0) continue;
+      this.sockets.delete(socket);
+      socket.destroy();
+      return true;
+    }
+    return false;
+  }
+
   close(): Promise<void> {
     this.server.closeAllConnections();
-    for (const socket of this.sockets) socket.destroy();
+    for (const socket of this.sockets.keys()) socket.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 

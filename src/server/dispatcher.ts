@@ -46,6 +46,8 @@ export interface DispatcherOptions {
   maxReplyBytes: number;
   /** Failed authentications of one source address are answered this far apart (auth.failure_delay_ms). @default 100 */
   authFailureDelayMs: number;
+  /** server.auth_timeout_ms: an address's queue of Hellos waiting for their slot reaches at most half of it. @default 10000 */
+  authTimeoutMs: number;
   /** The fleet as this sidecar sees it (DescribeFleet); absent without fleet.enabled. */
   fleet?: () => describeFleet.FleetDescribed | undefined;
 }
@@ -72,7 +74,7 @@ export class Dispatcher {
     readonly leases: LeaseManager,
     readonly violations: ViolationLog,
   ) {
-    this.failureDelay = new FailureDelay(options.authFailureDelayMs);
+    this.failureDelay = new FailureDelay(options.authFailureDelayMs, 10_000, options.authTimeoutMs / 2);
   }
 
   /** When each source address's next refused Hello may be answered. */
@@ -165,6 +167,12 @@ export class Dispatcher {
         case 'Hello': {
           const r = hello.decode(value);
           const wait = r.token === undefined ? 0 : this.failureDelay.queue(sourceAddress(ctx.remote), performance.now());
+          if (wait === Number.POSITIVE_INFINITY) {
+            // The address's queue is full: refused without looking at the token, so the guess tells nothing.
+            ctx.closeAfterReply = true;
+            this.guard.failures++;
+            throw new RivvenError('AUTHENTICATION_FAILED', 'too many failed authentications from this address; retry later');
+          }
           if (wait > 0) {
             // This address has a refusal pending: the token is checked in its slot, so guesses cost the delay.
             this.lastType = HELLO_TYPE;

@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
@@ -56,66 +57,116 @@ function running(pid: number): boolean {
   }
 }
 
-function readHolder(path: string): Holder | undefined {
-  try {
-    const h = JSON.parse(readFileSync(path, 'utf8')) as Partial<Holder>;
-    return typeof h.pid === 'number' && typeof h.host === 'string' ? (h as Holder) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The held lock; `release` removes it (on stop). */
 export interface DataDirLock {
   readonly path: string;
   release(): void;
 }
 
+const code = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+
 /**
- * Takes storage.data_dir for this process: creates it if needed, proves it writable (the lock file is written
- * and fsynced), and refuses a directory another running sidecar holds, naming it. Two sidecars on one directory
+ * Creates the lock with `content`, atomically: written and fsynced under a name of its own, then hard-linked to
+ * the lock's name, so the lock is never seen empty or half written. False when a lock exists.
+ */
+function link(dir: string, path: string, content: string): boolean {
+  const tmp = join(dir, `${LOCK_FILE}.${process.pid}.${randomBytes(6).toString('hex')}`);
+  try {
+    const fd = openSync(tmp, 'wx', 0o644);
+    try {
+      writeSync(fd, content);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw new Error(`storage.data_dir ${dir} is not writable: ${tmp}: ${code(err)}`);
+  }
+  try {
+    linkSync(tmp, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw new Error(`storage.data_dir ${dir} is not writable: ${path}: ${code(err)}`);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+function readLock(dir: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw new Error(`storage.data_dir ${dir}: ${path} cannot be read (${code(err)}); remove it if no sidecar uses this directory`);
+  }
+}
+
+function parseHolder(content: string): Holder | undefined {
+  try {
+    const h = JSON.parse(content) as Partial<Holder>;
+    return typeof h.pid === 'number' && typeof h.host === 'string' && typeof h.since === 'string' ? (h as Holder) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function inUse(dir: string, path: string, holder: Holder | undefined): Error {
+  const who = holder
+    ? `pid ${holder.pid} on ${holder.host}${holder.address ? ` (${holder.address})` : ''}, since ${holder.since}`
+    : 'a lock file rivven cannot read';
+  return new Error(
+    `storage.data_dir ${dir} is in use by another sidecar: ${who}. Give each sidecar its own data directory; if that process is gone, delete ${path}`,
+  );
+}
+
+/**
+ * Takes storage.data_dir for this process: creates it if needed, proves it writable (the lock is written and
+ * fsynced), and refuses a directory another running sidecar holds, naming it. Two sidecars on one directory
  * would both append to quotas.log and violations.log, each seeing only its own changes until a restart.
- * A lock left by a process that no longer runs on this host is taken over; one held from another host (a shared
- * volume) is refused: only its holder, or an operator who deletes the file, can say it is free.
+ * A lock left by a process that no longer runs on this host is taken over: renamed aside first, and taken only
+ * if what was renamed is the lock judged stale (two sidecars starting at once over a stale lock: one wins). A
+ * lock from another host (a shared volume), or one that cannot be read, is refused: only its holder, or an
+ * operator who deletes the file, can say it is free.
  */
 export function lockDataDir(dir: string, address?: string): DataDirLock {
   makeDirectory(dir);
   const path = join(dir, LOCK_FILE);
   const me: Holder = { pid: process.pid, host: hostname(), since: new Date().toISOString(), ...(address ? { address } : {}) };
-  for (let attempt = 0; ; attempt++) {
-    let fd: number;
+  const mine = `${JSON.stringify(me)}\n`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (link(dir, path, mine)) {
+      return {
+        path,
+        release: () => {
+          // Only our own lock: an operator may have deleted it and another sidecar taken the directory since.
+          if (readLock(dir, path) === mine) rmSync(path, { force: true });
+        },
+      };
+    }
+    const content = readLock(dir, path);
+    if (content === '') continue; // removed meanwhile: try again
+    const holder = parseHolder(content);
+    if (holder === undefined || holder.host !== me.host || running(holder.pid)) throw inUse(dir, path, holder);
+    const aside = `${path}.stale.${process.pid}.${randomBytes(6).toString('hex')}`;
     try {
-      fd = openSync(path, 'wx', 0o644);
+      renameSync(path, aside);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EEXIST') throw new Error(`storage.data_dir ${dir} is not writable: ${path}: ${code ?? (err as Error).message}`);
-      const holder = readHolder(path);
-      const stale = holder === undefined || (holder.host === me.host && !running(holder.pid));
-      if (!stale || attempt > 0) {
-        const who = holder
-          ? `pid ${holder.pid} on ${holder.host}${holder.address ? ` (${holder.address})` : ''}, since ${holder.since}`
-          : 'another process';
-        throw new Error(
-          `storage.data_dir ${dir} is in use by another sidecar: ${who}. Give each sidecar its own data directory; if that process is gone, delete ${path}`,
-        );
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new Error(`storage.data_dir ${dir} is not writable: ${path}: ${code(err)}`);
+    }
+    if (readLock(dir, aside) !== content) {
+      // Another sidecar replaced the stale lock between our read and our rename: give its lock back.
+      try {
+        linkSync(aside, path);
+      } catch {
+        // a third process holds the name now; the lock we moved is no one's
       }
-      unlinkSync(path);
-      continue;
+      rmSync(aside, { force: true });
+      throw inUse(dir, path, parseHolder(readLock(dir, path)));
     }
-    try {
-      writeSync(fd, `${JSON.stringify(me)}\n`);
-      fsyncSync(fd);
-    } catch (err) {
-      closeSync(fd);
-      throw new Error(`storage.data_dir ${dir} is not writable: ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    closeSync(fd);
-    return {
-      path,
-      release: () => {
-        // Only our own lock: an operator may have deleted it and another sidecar taken the directory since.
-        if (readHolder(path)?.pid === me.pid && readHolder(path)?.since === me.since) unlinkSync(path);
-      },
-    };
+    rmSync(aside, { force: true });
   }
+  throw inUse(dir, path, parseHolder(readLock(dir, path)));
 }
