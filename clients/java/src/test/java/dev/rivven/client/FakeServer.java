@@ -23,8 +23,15 @@ final class FakeServer implements AutoCloseable {
   private final List<Socket> sockets = new CopyOnWriteArrayList<>();
 
   FakeServer(BiFunction<Integer, byte[], byte[]> reply) throws IOException {
+    this(reply, 0);
+  }
+
+  /** On {@code port} (0: any free one). */
+  FakeServer(BiFunction<Integer, byte[], byte[]> reply, int port) throws IOException {
     this.reply = reply;
-    server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+    server = new ServerSocket();
+    server.setReuseAddress(true);
+    server.bind(new java.net.InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
     Thread t = new Thread(this::acceptLoop, "fake-server");
     t.setDaemon(true);
     t.start();
