@@ -63,7 +63,7 @@ final class Connection {
         if (!isIpLiteral(name)) p.setServerNames(List.of(new SNIHostName(name)));
         ssl.setSSLParameters(p);
         s = ssl;
-        s.setSoTimeout(remainingMs(deadline, o, address));
+        s.setSoTimeout(remainingMs(deadline));
         ssl.startHandshake();
       }
       Connection c = new Connection(client, s, address, o.maxFrameBytes());
@@ -74,8 +74,8 @@ final class Connection {
       if (o.token() != null) hello.put("token", o.token());
       c.out.write(Wire.frame(helloId, hello));
       c.out.flush();
-      s.setSoTimeout(remainingMs(deadline, o, address));
-      Map<String, Object> reply = c.readHelloReply(helloId);
+      s.setSoTimeout(remainingMs(deadline));
+      Map<String, Object> reply = c.readHelloReply(helloId, deadline);
       if ("Error".equals(reply.get("type"))) throw Call.errorOf(reply);
       Replies.hello(reply);
       s.setSoTimeout(0);
@@ -90,7 +90,7 @@ final class Connection {
     }
   }
 
-  private static int remainingMs(long deadline, QuotaClientOptions o, String address) throws SocketTimeoutException {
+  private static int remainingMs(long deadline) throws SocketTimeoutException {
     long left = (deadline - System.nanoTime()) / 1_000_000L;
     if (left <= 0) throw new SocketTimeoutException("connect timeout");
     return (int) Math.min(left, Integer.MAX_VALUE);
@@ -100,8 +100,10 @@ final class Connection {
     return host.indexOf(':') >= 0 || host.chars().allMatch(ch -> ch == '.' || Character.isDigit(ch));
   }
 
-  private Map<String, Object> readHelloReply(int helloId) throws IOException {
+  private Map<String, Object> readHelloReply(int helloId, long deadline) throws IOException {
     while (true) {
+      // A server that sends other frames instead of the answer does not hold the connect past its timeout.
+      if (deadline - System.nanoTime() <= 0) throw new SocketTimeoutException("no Hello reply");
       long length = Integer.toUnsignedLong(in.readInt());
       if (length < 4 || length - 4 > maxFrameBytes) {
         throw new RivvenException(ErrorCode.CONNECTION_CLOSED, "the server at " + address + " sent a frame of " + length + " bytes");
