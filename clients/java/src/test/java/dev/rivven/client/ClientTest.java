@@ -118,6 +118,47 @@ class ClientTest {
   }
 
   @Test
+  void callsFromManyThreadsAtOnceEachGetTheirOwnReply() throws Exception {
+    // The peer answers each RecordRequest with its own count as the throttle, so a mixed-up reply shows.
+    try (FakeServer server = new FakeServer((id, f) -> {
+          Map<String, Object> body = Replies.map(Wire.decode(f, 8, f.length - 8), "body");
+          Map<String, Object> t = new LinkedHashMap<>();
+          t.put("type", "Throttled");
+          t.put("throttle_time_ms", body.get("count"));
+          t.put("quota_type", "request_rate");
+          t.put("entity", "user:" + body.get("user"));
+          t.put("recorded", true);
+          return Wire.frame(id, t);
+        });
+        QuotaClient c = QuotaClient.connect(server.options().build())) {
+      int threads = 8;
+      int perThread = 1000; // 8000 in flight at most: under maxPending
+      List<Thread> workers = new ArrayList<>();
+      List<Throwable> problems = new java.util.concurrent.CopyOnWriteArrayList<>();
+      for (int t = 0; t < threads; t++) {
+        int me = t;
+        workers.add(new Thread(() -> {
+          List<CompletableFuture<RecordResult>> mine = new ArrayList<>();
+          for (int i = 1; i <= perThread; i++) mine.add(c.recordRequest("t" + me, null, i, false, CallOptions.DEFAULT));
+          for (int i = 1; i <= perThread; i++) {
+            try {
+              RecordResult r = mine.get(i - 1).get(30, TimeUnit.SECONDS);
+              if (r.throttleTimeMs() != i || !r.entity().equals("user:t" + me)) problems.add(new AssertionError("call " + i + " of t" + me + " got " + r));
+            } catch (Exception e) {
+              problems.add(e);
+            }
+          }
+        }));
+      }
+      for (Thread w : workers) w.start();
+      for (Thread w : workers) w.join();
+      assertEquals(0, problems.size(), () -> problems.size() + " problems, the first: " + problems.get(0));
+      assertEquals(threads * perThread, server.frames.size());
+      assertEquals(0, c.inFlight());
+    }
+  }
+
+  @Test
   void aReplyNestedPastTheDepthLimitIsUnexpectedNotAStackOverflow() {
     byte[] deep = new byte[200];
     for (int i = 0; i < deep.length - 1; i++) deep[i] = (byte) 0x91; // fixarray of 1, nested
