@@ -47,7 +47,9 @@ class ScenariosTest {
   }
 
   static QuotaClientOptions.Builder optionsFor(Map<String, Object> sidecar) {
-    return QuotaClientOptions.builder().port((int) num(sidecar, "port")).clientName("java-conformance");
+    // A generous connect timeout: a cold TLS handshake on a loaded machine can take a second; no scenario here
+    // is about connect timing (the hostile silent_hello case sets its own).
+    return QuotaClientOptions.builder().port((int) num(sidecar, "port")).clientName("java-conformance").connectTimeoutMs(10_000);
   }
 
   static CompletableFuture<Long> brokerCall(BrokerQuotas b, Map<String, Object> step) {
@@ -309,7 +311,7 @@ class ScenariosTest {
       String mode = (String) m.get("mode");
       Map<String, Object> h = harness.ask("start_hostile", "mode", mode);
       long within = num(m, "within_ms");
-      QuotaClientOptions.Builder opts = QuotaClientOptions.builder().port((int) num(h, "port")).connectAttempts(1).maxFrameBytes(1024 * 1024);
+      QuotaClientOptions.Builder opts = QuotaClientOptions.builder().port((int) num(h, "port")).connectAttempts(1).maxFrameBytes(1024 * 1024).connectTimeoutMs(10_000);
       try {
         if (m.containsKey("connect_codes")) {
           long t0 = System.nanoTime();
