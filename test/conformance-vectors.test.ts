@@ -90,3 +90,21 @@ t.test('the server accepts every request vector as it stands', async (t) => {
     t.not(replies[i]!.body.type, 'Error', `${v.name}: accepted (${JSON.stringify(replies[i]!.body).slice(0, 120)})`);
   });
 });
+
+t.test("docs/protocol.md's worked example is the record-produce vector, byte for byte", async (t) => {
+  const doc = readFileSync(new URL('../docs/protocol.md', import.meta.url), 'utf8');
+  const block = doc.slice(doc.indexOf('## Worked example')).split('\n\n')[2]!;
+  const hexBytes = block
+    .split('\n')
+    .flatMap((line) => {
+      const tokens = line.trim().split(/\s+/);
+      const bytes: string[] = [];
+      for (const tok of tokens) {
+        if (!/^[0-9a-f]{2}$/.test(tok)) break;
+        bytes.push(tok);
+      }
+      return bytes;
+    })
+    .join('');
+  t.equal(hexBytes, load('requests.json').find((v) => v.name === 'record-produce')!.frame);
+});
