@@ -1,0 +1,237 @@
+package dev.rivven.client;
+
+import java.io.BufferedInputStream;
+import java.io.DataInputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
+import java.util.List;
+import java.util.Map;
+import javax.net.ssl.SNIHostName;
+import javax.net.ssl.SSLParameters;
+import javax.net.ssl.SSLSocket;
+
+/**
+ * One TCP (or TLS) connection to a sidecar, with two threads: a writer that sends whatever calls queued since its
+ * last write in one write (auto-pipelining: callers never touch the socket, so none blocks on it), and a reader
+ * that matches each reply to its call by correlation id. A reply frame's length is checked before anything is
+ * buffered. Any failure of the stream fails the calls sent on it and hands the client the loss.
+ */
+final class Connection {
+  private final QuotaClient client;
+  private final Socket socket;
+  private final OutputStream out;
+  private final DataInputStream in;
+  private final int maxFrameBytes;
+  private final Object lock = new Object();
+  private byte[] buf = new byte[16 * 1024];
+  private byte[] spare = new byte[16 * 1024];
+  private int len;
+  private boolean dead;
+  final String address;
+
+  private Connection(QuotaClient client, Socket socket, String address, int maxFrameBytes) throws IOException {
+    this.client = client;
+    this.socket = socket;
+    this.address = address;
+    this.maxFrameBytes = maxFrameBytes;
+    this.out = socket.getOutputStream();
+    this.in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 64 * 1024));
+  }
+
+  /**
+   * Connects, shakes hands (TLS) and says Hello, all within connectTimeoutMs; then starts the reader and writer.
+   * A socket whose Hello failed is closed before this throws.
+   */
+  static Connection open(QuotaClient client, QuotaClientOptions o, int helloId) throws IOException {
+    long deadline = System.nanoTime() + o.connectTimeoutMs() * 1_000_000L;
+    String address = o.host() + ":" + o.port();
+    Socket raw = new Socket();
+    Socket s = raw;
+    try {
+      raw.setTcpNoDelay(true);
+      raw.connect(new InetSocketAddress(o.host(), o.port()), (int) Math.max(1, o.connectTimeoutMs()));
+      if (o.tls() != null) {
+        String name = o.serverName() != null ? o.serverName() : o.host();
+        SSLSocket ssl = (SSLSocket) o.tls().getSocketFactory().createSocket(raw, name, o.port(), true);
+        SSLParameters p = ssl.getSSLParameters();
+        p.setEndpointIdentificationAlgorithm("HTTPS");
+        if (!isIpLiteral(name)) p.setServerNames(List.of(new SNIHostName(name)));
+        ssl.setSSLParameters(p);
+        s = ssl;
+        s.setSoTimeout(remainingMs(deadline));
+        ssl.startHandshake();
+      }
+      Connection c = new Connection(client, s, address, o.maxFrameBytes());
+      Map<String, Object> hello = new java.util.LinkedHashMap<>();
+      hello.put("type", "Hello");
+      hello.put("protocol_version", 1L);
+      if (o.clientName() != null) hello.put("client_name", o.clientName());
+      if (o.token() != null) hello.put("token", o.token());
+      c.out.write(Wire.frame(helloId, hello));
+      c.out.flush();
+      s.setSoTimeout(remainingMs(deadline));
+      Map<String, Object> reply = c.readHelloReply(helloId, deadline);
+      if ("Error".equals(reply.get("type"))) throw Call.errorOf(reply);
+      Replies.hello(reply);
+      s.setSoTimeout(0);
+      c.start();
+      return c;
+    } catch (SocketTimeoutException e) {
+      closeQuietly(s);
+      throw new RivvenException(ErrorCode.TIMEOUT, "no connection to " + address + " within " + o.connectTimeoutMs() + " ms", -1, e);
+    } catch (IOException | RuntimeException e) {
+      closeQuietly(s);
+      throw e;
+    }
+  }
+
+  private static int remainingMs(long deadline) throws SocketTimeoutException {
+    long left = (deadline - System.nanoTime()) / 1_000_000L;
+    if (left <= 0) throw new SocketTimeoutException("connect timeout");
+    return (int) Math.min(left, Integer.MAX_VALUE);
+  }
+
+  private static boolean isIpLiteral(String host) {
+    return host.indexOf(':') >= 0 || host.chars().allMatch(ch -> ch == '.' || Character.isDigit(ch));
+  }
+
+  private Map<String, Object> readHelloReply(int helloId, long deadline) throws IOException {
+    while (true) {
+      // A server that sends other frames instead of the answer does not hold the connect past its timeout.
+      if (deadline - System.nanoTime() <= 0) throw new SocketTimeoutException("no Hello reply");
+      long length = Integer.toUnsignedLong(in.readInt());
+      if (length < 4 || length - 4 > maxFrameBytes) {
+        throw new RivvenException(ErrorCode.CONNECTION_CLOSED, "the server at " + address + " sent a frame of " + length + " bytes");
+      }
+      int id = in.readInt();
+      byte[] body = new byte[(int) (length - 4)];
+      in.readFully(body);
+      Map<String, Object> reply = Replies.map(Wire.decode(body, 0, body.length), "the Hello reply");
+      if (id == helloId || id == 0) return reply;
+    }
+  }
+
+  private void start() {
+    Thread reader = new Thread(this::readLoop, "rivven-reader " + address);
+    reader.setDaemon(true);
+    Thread writer = new Thread(this::writeLoop, "rivven-writer " + address);
+    writer.setDaemon(true);
+    reader.start();
+    writer.start();
+  }
+
+  /** Queues the call's frame for the writer's next write; false when this connection is dead (nothing queued). */
+  boolean send(Call<?> call) {
+    synchronized (lock) {
+      if (dead) return false;
+      int need = call.frameBound();
+      if (len + need > buf.length) {
+        byte[] bigger = new byte[Math.max(buf.length * 2, len + need)];
+        System.arraycopy(buf, 0, bigger, 0, len);
+        buf = bigger;
+      }
+      boolean wake = len == 0;
+      call.conn = this;
+      len = call.writeTo(buf, len);
+      if (wake) lock.notifyAll();
+      return true;
+    }
+  }
+
+  private void writeLoop() {
+    try {
+      while (true) {
+        byte[] batch;
+        int n;
+        synchronized (lock) {
+          while (len == 0 && !dead) lock.wait();
+          if (dead) return;
+          batch = buf;
+          n = len;
+          buf = spare;
+          spare = batch;
+          len = 0;
+        }
+        out.write(batch, 0, n);
+        out.flush();
+        // A batch far larger than usual is not kept as the spare (a burst must not pin its memory).
+        if (batch.length > 1024 * 1024) {
+          synchronized (lock) {
+            spare = new byte[16 * 1024];
+          }
+        }
+      }
+    } catch (IOException e) {
+      fail(new RivvenException(ErrorCode.CONNECTION_CLOSED, "connection to " + address + " failed: " + e.getMessage(), -1, e));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private void readLoop() {
+    byte[] body = new byte[64 * 1024];
+    try {
+      while (true) {
+        long length = Integer.toUnsignedLong(in.readInt());
+        if (length < 4 || length - 4 > maxFrameBytes) {
+          // Never trust a length from the network: close before buffering a byte of it.
+          fail(new RivvenException(ErrorCode.CONNECTION_CLOSED, "the server at " + address + " sent a frame of " + length + " bytes (maxFrameBytes " + maxFrameBytes + ")"));
+          return;
+        }
+        int id = in.readInt();
+        int n = (int) (length - 4);
+        if (n > body.length) body = new byte[Math.max(n, Math.min(body.length * 2, maxFrameBytes))];
+        in.readFully(body, 0, n);
+        if (n < 64 * 1024 && body.length > 1024 * 1024) body = new byte[64 * 1024];
+        if (id == 0) {
+          // A connection-level error (FRAME_TOO_LARGE, ...): the server closes; every call sent here fails with it.
+          RivvenException err;
+          try {
+            err = Call.errorOf(Replies.map(Wire.decode(body, 0, n), "a connection error"));
+          } catch (RivvenException e) {
+            err = e;
+          }
+          fail(err);
+          return;
+        }
+        client.onReply(id, body, n);
+      }
+    } catch (EOFException e) {
+      fail(new RivvenException(ErrorCode.CONNECTION_CLOSED, "connection to " + address + " closed", -1, e));
+    } catch (IOException e) {
+      fail(new RivvenException(ErrorCode.CONNECTION_CLOSED, "connection to " + address + " failed: " + e.getMessage(), -1, e));
+    }
+  }
+
+  /** Marks the connection dead, closes it, fails the calls sent on it and tells the client (once). */
+  void fail(RivvenException err) {
+    synchronized (lock) {
+      if (dead) return;
+      dead = true;
+      len = 0;
+      lock.notifyAll();
+    }
+    closeQuietly(socket);
+    client.onConnectionLost(this, err);
+  }
+
+  boolean isDead() {
+    synchronized (lock) {
+      return dead;
+    }
+  }
+
+  private static void closeQuietly(Socket s) {
+    try {
+      s.close();
+    } catch (IOException e) {
+      // Closing a broken socket: nothing more to do.
+    }
+  }
+
+}
