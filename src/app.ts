@@ -16,7 +16,7 @@ import { QuotaServer } from './server/server.js';
 import type { QuotaStore } from './store/quota-store.js';
 import { VERSION } from './version.js';
 import { Guard } from './auth/guard.js';
-import { LeaseManager } from './quota/lease-manager.js';
+import { defaultShare, LeaseManager } from './quota/lease-manager.js';
 import { AdaptiveScaler, systemLoad } from './quota/adaptive.js';
 import { ViolationLog } from './observability/violation-log.js';
 import { identities, metricsTls, serverTls } from './auth/security-files.js';
@@ -94,7 +94,11 @@ export class App {
     );
     this.admin = new QuotaAdmin(this.table, deps.store, config.storage.max_entities, () => this.manager.clock.wall());
     this.guard = new Guard(identities(config));
-    this.leases = new LeaseManager(this.table, this.manager.clock, { maxLeases: q.max_leases, maxThrottleMs: q.max_throttle_ms });
+    this.leases = new LeaseManager(this.table, this.manager.clock, {
+      maxLeases: q.max_leases,
+      maxLeasesPerPrincipal: q.max_leases_per_principal ?? defaultShare(q.max_leases),
+      maxThrottleMs: q.max_throttle_ms,
+    });
     this.violations = new ViolationLog(this.manager.clock, {
       maxEvents: config.violations.max_events,
       file: deps.violationsFile ?? null,

@@ -73,6 +73,12 @@ const configShape = z.strictObject({
       max_debt_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxDebtMs),
       resolution_order: z.enum(['rivven', 'kafka']).default('rivven'),
       max_leases: positiveInt.default(100_000),
+      /** One principal's share of max_leases; null: a tenth of it. */
+      max_leases_per_principal: positiveInt.nullable().default(null),
+    })
+    .refine((q) => q.max_leases_per_principal === null || q.max_leases_per_principal <= q.max_leases, {
+      message: 'max_leases_per_principal cannot exceed max_leases',
+      path: ['max_leases_per_principal'],
     })
     .refine((q) => q.window_ms % q.window_buckets === 0, {
       message: 'window_ms must be a multiple of window_buckets',

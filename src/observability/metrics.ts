@@ -129,6 +129,12 @@ export function createMetrics(sources: MetricSources): Registry {
     'AcquireLease answered Throttled: the principal held max_in_flight leases',
     () => leases.refused,
   );
+  registry.registerMetric(
+    scraped('rivven_lease_overloaded_total', 'AcquireLease answered OVERLOADED, by the server bound that refused it', 'counter', () => [
+      { labels: { bound: 'max_leases_per_principal' }, value: leases.refusedShare },
+      { labels: { bound: 'max_leases' }, value: leases.refusedFull },
+    ]),
+  );
   new Gauge({
     name: 'rivven_leases_held',
     help: 'In-flight leases held now',

@@ -187,7 +187,7 @@ export class Dispatcher {
           const r = acquireLease.decode(value);
           const a = this.leases.acquire(r.user, r.clientId, r.ttlMs, ctx.id);
           if (a.granted) return out.frame(encodeFrame(correlationId, acquireLease.encodeGranted(a.leaseId, a.ttlMs)));
-          if ('overloaded' in a) throw new RivvenError('OVERLOADED', 'the server holds as many leases as it may (quotas.max_leases)');
+          if ('overloaded' in a) throw new RivvenError('OVERLOADED', leaseOverloaded(a));
           this.lastResult = RESULT_THROTTLED;
           return out.frame(encodeFrame(correlationId, recordReply.encodeThrottled(a.waitMs, 'max_in_flight', a.entity, false)));
         }
@@ -307,6 +307,13 @@ const PRODUCE_TYPE = requestTypeIndex('RecordProduce');
 const RECORD_TYPE_NAMES = ['RecordProduce', 'RecordConsume', 'RecordRequest'];
 const CONSUME_TYPE = requestTypeIndex('RecordConsume');
 const REQUEST_TYPE = requestTypeIndex('RecordRequest');
+
+/** An AcquireLease refused by a server bound, naming the bound (the config key) and what was held. */
+function leaseOverloaded(a: { overloaded: string; principal: string; held: number; bound: number }): string {
+  return a.overloaded === 'quotas.max_leases'
+    ? `the server holds as many leases as it may: ${a.held} of ${a.bound} (quotas.max_leases)`
+    : `${a.principal === '' ? 'the anonymous principal' : preview(a.principal)} holds its share of the leases: ${a.held} of ${a.bound} (quotas.max_leases_per_principal)`;
+}
 
 function decodeBodySafely(body: Buffer): unknown {
   try {
