@@ -106,6 +106,8 @@ export class App {
       // A caller honouring every throttle never waits longer than max_throttle_ms: its episode stays one.
       episodeGapMs: q.max_throttle_ms + q.window_ms,
       maxEpisodes: q.max_buckets,
+      maxEpisodesPerPrincipal: config.violations.max_episodes_per_principal ?? undefined,
+      maxQueuedBytes: config.violations.max_queued_bytes,
     });
     this.manager.events = this.violations;
     const a = config.adaptive;

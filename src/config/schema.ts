@@ -151,6 +151,10 @@ const configShape = z.strictObject({
     .strictObject({
       max_events: positiveInt.max(1_000_000).default(10_000),
       max_file_bytes: bytes(4096, Number.MAX_SAFE_INTEGER, 16 * 1024 * 1024),
+      /** Events waiting to be written to violations.log; past it they are dropped (counted). */
+      max_queued_bytes: bytes(4096, 1024 * 1024 * 1024, 4 * 1024 * 1024),
+      /** Open episodes of one principal; null: a tenth of max_events. */
+      max_episodes_per_principal: positiveInt.nullable().default(null),
     })
     .prefault({}),
   /** Boot tiers: name -> rates and bursts; run-time values of [["tier", name]] win over them, key by key. */

@@ -74,6 +74,18 @@ export function createMetrics(sources: MetricSources): Registry {
     'Appends to violations.log that failed (the events stay in memory)',
     () => sources.violations.writeFailures,
   );
+  mirroredCounter(
+    registry,
+    'rivven_violation_log_dropped_total',
+    'Events not written to violations.log because violations.max_queued_bytes were waiting (they stay in memory)',
+    () => sources.violations.writesDropped,
+  );
+  mirroredCounter(
+    registry,
+    'rivven_violation_episodes_dropped_total',
+    'Violations that opened no episode: quotas.max_buckets episodes open, or the principal held its share',
+    () => sources.violations.dropped,
+  );
 
   const violationCounters: [string, number][] = [
     ['rivven_quota_produce_violations_total', 0],

@@ -197,16 +197,15 @@ export class Dispatcher {
         }
         case 'DescribeViolations': {
           const r = describeViolations.decode(value);
-          const result = this.violations.query({
-            sinceMs: r.sinceMs,
-            types: r.types,
-            matches: describeViolations.entityMatcher(r.components),
-            limit: r.limit,
-          });
-          const frame = encodeFrame(correlationId, describeViolations.encodeReply(result));
-          if (frame.length > this.options.maxReplyBytes)
-            throw new RivvenError('REPLY_TOO_LARGE', 'the reply would exceed server.max_reply_bytes; lower limit');
-          return out.frame(frame);
+          const built = this.violations
+            .query({ sinceMs: r.sinceMs, types: r.types, matches: describeViolations.entityMatcher(r.components), limit: r.limit })
+            .then((result) => {
+              const frame = encodeFrame(correlationId, describeViolations.encodeReply(result));
+              if (frame.length > this.options.maxReplyBytes)
+                throw new RivvenError('REPLY_TOO_LARGE', 'the reply would exceed server.max_reply_bytes; lower limit');
+              return frame;
+            });
+          return this.later(correlationId, type, built);
         }
         case 'DescribeFleet': {
           const frame = encodeFrame(correlationId, describeFleet.encodeReply(this.options.fleet?.() ?? describeFleet.DISABLED));
