@@ -5,7 +5,7 @@ import { describeEntity, entityToWire, parseEntity, type EntityRef } from '../qu
 import { forEachSliced } from '../util/slices.js';
 import { preview } from '../util/printable.js';
 import { ALTER_KEYS, isAlterKey, LIMIT_KEYS, type LimitKey } from '../quota/quota-key.js';
-import { fromLimit, type QuotaTable } from '../quota/quota-table.js';
+import { entityKey, fromLimit, type QuotaTable } from '../quota/quota-table.js';
 import type { AuditRecord, QuotaChange, QuotaStore, StoredQuota } from '../store/quota-store.js';
 
 /**
@@ -143,16 +143,31 @@ export class QuotaAdmin {
       }
       if (ref.kind === 'tier') throw new RivvenError('INVALID_QUOTA_KEY', 'a tier cannot itself be assigned a tier', index);
     }
+    // The tier each entity this request (re)assigns ends with (the last alteration wins); undefined: none.
+    const assigned = new Map<string, { ref: EntityRef; tier: string | undefined }>();
+    for (const a of alterations) if (a.key === 'tier') assigned.set(entityKey(a.ref), { ref: a.ref, tier: a.value as string | undefined });
     for (const [tier, index] of emptied) {
-      const unassigned = new Set(
-        alterations.filter((a) => a.key === 'tier' && a.value === undefined).map((a) => JSON.stringify(entityToWire(a.ref))),
-      );
-      const users = [...this.table.tierMembers(tier)].filter((r) => !unassigned.has(JSON.stringify(entityToWire(r))));
-      if (users.length > 0) {
-        const shown = users.slice(0, 3).map(describeEntity).join(', ');
+      // Indexed (QuotaTable.tierMembers): the cost grows with the tier's own members and this request, never
+      // with the table.
+      const members = this.table.tierMembers(tier);
+      const staying = (key: string): boolean => !assigned.has(key) || assigned.get(key)!.tier === tier;
+      let count = members.size;
+      const shown: string[] = [];
+      for (const [key, a] of assigned) {
+        if (members.has(key) && a.tier !== tier) count--;
+        if (!members.has(key) && a.tier === tier) {
+          count++;
+          if (shown.length < 3) shown.push(describeEntity(a.ref));
+        }
+      }
+      if (count > 0) {
+        for (const [key, ref] of members) {
+          if (shown.length === 3) break;
+          if (staying(key)) shown.push(describeEntity(ref));
+        }
         throw new RivvenError(
           'TIER_IN_USE',
-          `tier ${preview(tier)} is assigned to ${users.length} entities (${shown}${users.length > 3 ? ', ...' : ''}); reassign them first`,
+          `tier ${preview(tier)} is assigned to ${count} entities (${shown.join(', ')}${count > 3 ? ', ...' : ''}); reassign them first`,
           index,
         );
       }
