@@ -115,6 +115,12 @@ export function createMetrics(sources: MetricSources): Registry {
   );
   mirroredCounter(
     registry,
+    'rivven_admin_writes_refused_total',
+    'AlterQuotas and ResetUsage refused OVERLOADED: 256 admin writes were waiting for the store',
+    () => admin.writesRefused,
+  );
+  mirroredCounter(
+    registry,
     'rivven_connections_refused_total',
     'Connections refused at accept (max_connections, the open-file limit, or shutting down)',
     () => server.refusedConnections,

@@ -215,10 +215,14 @@ export class Dispatcher {
         }
         case 'ResetUsage': {
           const r = resetUsage.decode(value);
-          const done = this.manager.resetUsage(r.components).then((n) => {
-            this.logger.info({ conn: ctx.id, principal: ctx.principal, buckets: n }, 'usage reset');
-            return encodeFrame(correlationId, resetUsage.encodeReply(n));
-          });
+          // Forgiving usage is an admin change: in audit.log with its principal before it is done.
+          const done = this.admin
+            .auditReset(r.components, ctx.principal, ctx.clientName ?? null)
+            .then(() => this.manager.resetUsage(r.components))
+            .then((n) => {
+              this.logger.info({ conn: ctx.id, principal: ctx.principal, buckets: n }, 'usage reset');
+              return encodeFrame(correlationId, resetUsage.encodeReply(n));
+            });
           return this.later(correlationId, type, done);
         }
         case 'AlterQuotas': {

@@ -6,16 +6,25 @@ import { forEachSliced } from '../util/slices.js';
 import { preview } from '../util/printable.js';
 import { ALTER_KEYS, isAlterKey, LIMIT_KEYS, type LimitKey } from '../quota/quota-key.js';
 import { entityKey, fromLimit, type QuotaTable } from '../quota/quota-table.js';
-import type { AuditRecord, QuotaChange, QuotaStore, StoredQuota } from '../store/quota-store.js';
+import type { AuditRecord, QuotaChange, QuotaStore, ResetAuditRecord, StoredQuota } from '../store/quota-store.js';
 
 /**
  * Reads and changes the configured quotas. Alterations are serialized: each is validated against the state
  * it applies to, made durable through the store, and only then applied in memory, so a failed write
  * changes nothing and concurrent AlterQuotas from several connections cannot interleave.
  */
+/**
+ * Admin writes (AlterQuotas, and ResetUsage's audit record) waiting for the store at most; past it the request is
+ * OVERLOADED, so what waits in memory for audit.log is bounded.
+ */
+export const MAX_PENDING_WRITES = 256;
+
 export class QuotaAdmin {
   private chain: Promise<unknown> = Promise.resolve();
+  private pendingWrites = 0;
   alterationsApplied = 0;
+  /** Admin writes refused because MAX_PENDING_WRITES were waiting (rivven_admin_writes_refused_total). */
+  writesRefused = 0;
 
   constructor(
     readonly table: QuotaTable,
@@ -75,7 +84,30 @@ export class QuotaAdmin {
   }
 
   alter(alterations: Alteration[], validateOnly: boolean, principal: string, client: string | null = null): Promise<number> {
-    const run = this.chain.then(() => this.apply(alterations, validateOnly, principal, client));
+    return this.queued(() => this.apply(alterations, validateOnly, principal, client));
+  }
+
+  /**
+   * Writes the audit record of a ResetUsage (who forgave the usage of which entities) before the reset is done:
+   * if it cannot be made durable, the request fails with STORAGE_ERROR and nothing is forgiven.
+   */
+  auditReset(entities: [string, string | null][], principal: string, client: string | null): Promise<void> {
+    const record: ResetAuditRecord = { time: new Date(this.wallClock()).toISOString(), principal, client, action: 'reset_usage', entities };
+    return this.queued(() =>
+      this.store.recordAudit([record]).catch((err: Error) => {
+        throw new RivvenError('STORAGE_ERROR', `could not write the audit record of the reset: ${err.message}`);
+      }),
+    );
+  }
+
+  /** Runs `work` after every admin write before it, unless MAX_PENDING_WRITES already wait (OVERLOADED). */
+  private queued<T>(work: () => Promise<T>): Promise<T> {
+    if (this.pendingWrites >= MAX_PENDING_WRITES) {
+      this.writesRefused++;
+      return Promise.reject(new RivvenError('OVERLOADED', `${MAX_PENDING_WRITES} admin changes are waiting to be written; retry`));
+    }
+    this.pendingWrites++;
+    const run = this.chain.then(work).finally(() => this.pendingWrites--);
     this.chain = run.catch(() => undefined);
     return run;
   }
