@@ -16,7 +16,7 @@ import { QuotaServer } from './server/server.js';
 import type { QuotaStore } from './store/quota-store.js';
 import { VERSION } from './version.js';
 import { Guard } from './auth/guard.js';
-import { LeaseManager } from './quota/lease-manager.js';
+import { defaultShare, LeaseManager } from './quota/lease-manager.js';
 import { AdaptiveScaler, systemLoad, type HostLoad } from './quota/adaptive.js';
 import { ViolationLog } from './observability/violation-log.js';
 import { identities, metricsTls, serverTls } from './auth/security-files.js';
@@ -95,7 +95,11 @@ export class App {
     this.admin = new QuotaAdmin(this.table, deps.store, config.storage.max_entities, () => this.manager.clock.wall());
     const warn = (message: string) => deps.logger.warn(message);
     this.guard = new Guard(identities(config, warn));
-    this.leases = new LeaseManager(this.table, this.manager.clock, { maxLeases: q.max_leases, maxThrottleMs: q.max_throttle_ms });
+    this.leases = new LeaseManager(this.table, this.manager.clock, {
+      maxLeases: q.max_leases,
+      maxLeasesPerPrincipal: q.max_leases_per_principal ?? defaultShare(q.max_leases),
+      maxThrottleMs: q.max_throttle_ms,
+    });
     this.violations = new ViolationLog(this.manager.clock, {
       maxEvents: config.violations.max_events,
       file: deps.violationsFile ?? null,
@@ -103,6 +107,8 @@ export class App {
       // A caller honouring every throttle never waits longer than max_throttle_ms: its episode stays one.
       episodeGapMs: q.max_throttle_ms + q.window_ms,
       maxEpisodes: q.max_buckets,
+      maxEpisodesPerPrincipal: config.violations.max_episodes_per_principal ?? undefined,
+      maxQueuedBytes: config.violations.max_queued_bytes,
     });
     this.manager.events = this.violations;
     const a = config.adaptive;

@@ -124,7 +124,9 @@ t.test('the audit log carries the authenticated name', async (t) => {
   const broker = await QuotaClient.connect({ port: s.port, token: TOKENS.rec });
   t.teardown(() => broker.close());
   await broker.recordRequest({ user: 'audited', count: 10 });
-  t.match(s.app.violations.query({ limit: 10 }).events, [{ type: 'RATE_LIMIT_EXCEEDED', entity: 'user:audited', reported_by: 'recorder' }]);
+  t.match((await s.app.violations.query({ limit: 10 })).events, [
+    { type: 'RATE_LIMIT_EXCEEDED', entity: 'user:audited', reported_by: 'recorder' },
+  ]);
 });
 
 t.test('an open server (no tokens file) refuses a non-loopback host unless allow_anonymous', async (t) => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { ERROR_CODES, RETRIABLE_CODES } from '../src/protocol/error-codes.js';
-import { encodeFrame } from '../src/protocol/codec.js';
+import { decodeBody, encodeFrame } from '../src/protocol/codec.js';
 
 const doc = (name: string): string => readFileSync(new URL(`../docs/${name}`, import.meta.url), 'utf8');
 
@@ -17,6 +17,15 @@ t.test('the worked byte-level example is what the codec writes', async (t) => {
   const text = doc('protocol.md');
   const block = text.split('A broker reports that user')[1]!.split('The reply when')[0]!;
   const bytes = [...block.matchAll(/^ {4}((?:[0-9a-f]{2} )*[0-9a-f]{2})\s{2,}/gm)].map((m) => m[1]).join(' ');
-  const expected = encodeFrame(42, { type: 'RecordProduce', user: 'alice', client_id: 'app-1', bytes: 1024 });
-  t.equal(bytes, expected.toString('hex').match(/../g)!.join(' '));
+  // The example shows the bytes the clients write (a fixmap; test/conformance-vectors.test.ts holds it to the
+  // record-produce vector); msgpackr's own encoder may pick another map header for the same body. What the
+  // server reads from those bytes is the request described.
+  const frame = Buffer.from(bytes.replace(/ /g, ''), 'hex');
+  t.equal(frame.readUInt32BE(0), frame.length - 4, 'the length counts everything after itself');
+  t.equal(frame.readUInt32BE(4), 42, 'correlation id 42');
+  t.same(decodeBody(frame.subarray(8)), { type: 'RecordProduce', user: 'alice', client_id: 'app-1', bytes: 1024 });
+  t.same(
+    decodeBody(encodeFrame(42, { type: 'RecordProduce', user: 'alice', client_id: 'app-1', bytes: 1024 }).subarray(8)),
+    decodeBody(frame.subarray(8)),
+  );
 });

@@ -137,6 +137,19 @@ for (const [name, make] of Object.entries(factories)) {
       }
     });
 
+    t.test('recordAudit adds audit records (ResetUsage) and changes no quota', async (t) => {
+      const sut = make();
+      const store = await sut.open();
+      await store.load();
+      await store.apply([set('a', 1)], [audit('a')]);
+      await store.recordAudit([
+        { time: new Date(0).toISOString(), principal: 'op', client: null, action: 'reset_usage', entities: [['user', 'a']] },
+      ]);
+      t.equal(sut.auditCount(store), 2);
+      t.same(users(await store.load()), ['a']);
+      await store.close();
+    });
+
     t.test('listeners hear of each durable change once, in order, before apply resolves', async (t) => {
       const store = await make().open();
       await store.load();

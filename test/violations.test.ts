@@ -19,10 +19,10 @@ t.test('a sustained throttle of 10 s is one episode: one start, one end with the
     s.clock.advance(Math.max(1, r.throttleTimeMs));
   }
   log.tick();
-  t.equal(log.query({ limit: 100 }).events.length, 1, 'during the episode: only its start');
+  t.equal((await log.query({ limit: 100 })).events.length, 1, 'during the episode: only its start');
   s.clock.advance(31_000); // max_throttle_ms + window_ms with no throttle
   log.tick();
-  const { events, summary } = log.query({ limit: 100 });
+  const { events, summary } = await log.query({ limit: 100 });
   t.match(events, [
     {
       type: 'RATE_LIMIT_EXCEEDED',
@@ -83,7 +83,7 @@ t.test('the ring is bounded; the file rotates by size', async (t) => {
     for (let i = 0; i < 3; i++) log.violation('BLOCKED', `user:b${round}-${i}`, null, 'y'.repeat(50));
   }
   await log.flushed();
-  t.equal(log.query({ limit: 100 }).events.length, 5, 'the ring holds maxEvents');
+  t.equal((await log.query({ limit: 100 })).events.length, 5, 'the ring holds maxEvents');
   t.ok(statSync(file).size <= 4096, 'the file stays under max_file_bytes');
   t.ok(statSync(`${file}.1`).size > 0, 'the previous one was rotated to violations.log.1');
 });

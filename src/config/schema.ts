@@ -75,6 +75,12 @@ const configShape = z.strictObject({
       max_debt_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxDebtMs),
       resolution_order: z.enum(['rivven', 'kafka']).default('rivven'),
       max_leases: positiveInt.default(100_000),
+      /** One principal's share of max_leases; null: a tenth of it. */
+      max_leases_per_principal: positiveInt.nullable().default(null),
+    })
+    .refine((q) => q.max_leases_per_principal === null || q.max_leases_per_principal <= q.max_leases, {
+      message: 'max_leases_per_principal cannot exceed max_leases',
+      path: ['max_leases_per_principal'],
     })
     .refine((q) => q.window_ms % q.window_buckets === 0, {
       message: 'window_ms must be a multiple of window_buckets',
@@ -154,6 +160,10 @@ const configShape = z.strictObject({
     .strictObject({
       max_events: positiveInt.max(1_000_000).default(10_000),
       max_file_bytes: bytes(4096, Number.MAX_SAFE_INTEGER, 16 * 1024 * 1024),
+      /** Events waiting to be written to violations.log; past it they are dropped (counted). */
+      max_queued_bytes: bytes(4096, 1024 * 1024 * 1024, 4 * 1024 * 1024),
+      /** Open episodes of one principal; null: a tenth of max_events. */
+      max_episodes_per_principal: positiveInt.nullable().default(null),
     })
     .prefault({}),
   /** Boot tiers: name -> rates and bursts; run-time values of [["tier", name]] win over them, key by key. */

@@ -74,6 +74,18 @@ export function createMetrics(sources: MetricSources): Registry {
     'Appends to violations.log that failed (the events stay in memory)',
     () => sources.violations.writeFailures,
   );
+  mirroredCounter(
+    registry,
+    'rivven_violation_log_dropped_total',
+    'Events not written to violations.log because violations.max_queued_bytes were waiting (they stay in memory)',
+    () => sources.violations.writesDropped,
+  );
+  mirroredCounter(
+    registry,
+    'rivven_violation_episodes_dropped_total',
+    'Violations that opened no episode: quotas.max_buckets episodes open, or the principal held its share',
+    () => sources.violations.dropped,
+  );
 
   const violationCounters: [string, number][] = [
     ['rivven_quota_produce_violations_total', 0],
@@ -103,6 +115,12 @@ export function createMetrics(sources: MetricSources): Registry {
   );
   mirroredCounter(
     registry,
+    'rivven_admin_writes_refused_total',
+    'AlterQuotas and ResetUsage refused OVERLOADED: 256 admin writes were waiting for the store',
+    () => admin.writesRefused,
+  );
+  mirroredCounter(
+    registry,
     'rivven_connections_refused_total',
     'Connections refused at accept (max_connections, the open-file limit, or shutting down)',
     () => server.refusedConnections,
@@ -128,6 +146,12 @@ export function createMetrics(sources: MetricSources): Registry {
     'rivven_lease_refusals_total',
     'AcquireLease answered Throttled: the principal held max_in_flight leases',
     () => leases.refused,
+  );
+  registry.registerMetric(
+    scraped('rivven_lease_overloaded_total', 'AcquireLease answered OVERLOADED, by the server bound that refused it', 'counter', () => [
+      { labels: { bound: 'max_leases_per_principal' }, value: leases.refusedShare },
+      { labels: { bound: 'max_leases' }, value: leases.refusedFull },
+    ]),
   );
   new Gauge({
     name: 'rivven_leases_held',

@@ -1,5 +1,7 @@
-import { appendFile, readFile, rename, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { Clock } from '../quota/clock.js';
+import { BatchedWriter } from '../store/batched-writer.js';
+import { forEachSliced, forRangeSliced } from '../util/slices.js';
 
 import type { ViolationEvent, ViolationType } from '../protocol/messages/describe-violations.js';
 
@@ -23,11 +25,31 @@ export interface ViolationLogOptions {
   episodeGapMs: number;
   /** Open episodes at most; past it violations are counted but start no new episode. @default 100000 */
   maxEpisodes: number;
+  /**
+   * Open episodes of one principal (an entity's first component: `user:alice` of `user:alice/client-id:app`, or
+   * an address) at most: its share, so no principal's episodes take the ring whole. @default maxEvents / 10
+   */
+  maxEpisodesPerPrincipal?: number;
+  /** Bytes of events waiting to be written to the file at most; past it events are dropped (counted). @default 4 MiB */
+  maxQueuedBytes?: number;
 }
+
+/** An event in the ring, with its time as a number (filters compare it without parsing). */
+interface Entry {
+  event: ViolationEvent;
+  timeMs: number;
+}
+
+/** The principal an entity belongs to, for the episode share: its first component. */
+const principalOf = (entity: string): string => {
+  const slash = entity.indexOf('/');
+  return slash < 0 ? entity : entity.slice(0, slash);
+};
 
 /** An open episode: its key fields, and who reported its first violation. */
 interface Episode {
   reportedBy: string;
+  principal: string;
   type: ViolationType;
   entity: string;
   quotaType: string | null;
@@ -45,12 +67,17 @@ interface Episode {
  * counted, not fatal.
  */
 export class ViolationLog implements ViolationSink {
-  private readonly ring: ViolationEvent[] = [];
+  /** A circular buffer of maxEvents: `next` is where the next event goes, `size` how many it holds. */
+  private readonly ring: Entry[] = [];
+  private next = 0;
+  private size = 0;
   private readonly episodes = new Map<string, Episode>();
-  private writing: Promise<void> = Promise.resolve();
-  /** Violations that could not open an episode (maxEpisodes open). */
+  /** Open episodes per principal (the share); a principal with none has no entry. */
+  private readonly perPrincipal = new Map<string, number>();
+  private readonly writer: BatchedWriter | null;
+  private readonly share: number;
+  /** Violations that could not open an episode (maxEpisodes open, or the principal's share). */
   dropped = 0;
-  writeFailures = 0;
   /**
    * The authenticated name of the connection whose request is being handled; the dispatcher sets it before
    * each request (one assignment), so events say which broker or operator reported them.
@@ -60,7 +87,27 @@ export class ViolationLog implements ViolationSink {
   constructor(
     private readonly clock: Clock,
     readonly options: ViolationLogOptions,
-  ) {}
+  ) {
+    this.share = options.maxEpisodesPerPrincipal ?? Math.max(1, Math.floor(options.maxEvents / 10));
+    this.writer =
+      options.file === null
+        ? null
+        : new BatchedWriter({
+            path: options.file,
+            maxFileBytes: options.maxFileBytes,
+            maxPendingBytes: options.maxQueuedBytes ?? 4 * 1024 * 1024,
+          });
+  }
+
+  /** Appends to violations.log that failed (the events stay in the ring). */
+  get writeFailures(): number {
+    return this.writer?.writeFailures ?? 0;
+  }
+
+  /** Events not written to violations.log because the queue was full (they stay in the ring). */
+  get writesDropped(): number {
+    return this.writer?.dropped ?? 0;
+  }
 
   /** Refills the ring from the end of violations.log (the events survive a restart). */
   async load(): Promise<void> {
@@ -85,11 +132,14 @@ export class ViolationLog implements ViolationSink {
       open.lastAt = now;
       return;
     }
-    if (this.episodes.size >= this.options.maxEpisodes) {
+    const principal = principalOf(entity);
+    const held = this.perPrincipal.get(principal) ?? 0;
+    if (this.episodes.size >= this.options.maxEpisodes || held >= this.share) {
       this.dropped++;
       return;
     }
-    this.episodes.set(key, { reportedBy: this.reporter, type, entity, quotaType, startedAt: now, lastAt: now, count: 1 });
+    this.perPrincipal.set(principal, held + 1);
+    this.episodes.set(key, { reportedBy: this.reporter, principal, type, entity, quotaType, startedAt: now, lastAt: now, count: 1 });
     this.emit(type, entity, quotaType, `started: ${detail}`, 1, this.reporter);
   }
 
@@ -99,27 +149,41 @@ export class ViolationLog implements ViolationSink {
     for (const [key, e] of this.episodes) {
       if (now - e.lastAt < this.options.episodeGapMs) continue;
       this.episodes.delete(key);
+      const left = this.perPrincipal.get(e.principal)! - 1;
+      if (left === 0) this.perPrincipal.delete(e.principal);
+      else this.perPrincipal.set(e.principal, left);
       this.emit(e.type, e.entity, e.quotaType, `ended after ${e.lastAt - e.startedAt} ms: ${e.count} violation(s)`, e.count, e.reportedBy);
     }
   }
 
-  /** Events matching the query, newest last, and a summary of all that match. */
-  query(q: { sinceMs?: number; types?: ViolationType[]; matches?: (entity: string) => boolean; limit: number }): {
+  /**
+   * Events matching the query, newest last, and a summary of all that match. Filters are set lookups per event
+   * (describe-violations.ts, entityMatcher), and the ring is read in slices, so a full ring of a million events
+   * holds the event loop no longer than any other request.
+   */
+  async query(q: { sinceMs?: number; types?: ViolationType[]; matches?: (entity: string) => boolean; limit: number }): Promise<{
     events: ViolationEvent[];
     summary: { total: number; by_type: Record<string, number>; top_entities: { entity: string; count: number }[] };
-  } {
+  }> {
     const since = q.sinceMs ?? 0;
     const types = q.types !== undefined && q.types.length > 0 ? new Set(q.types) : undefined;
-    const matching = this.ring.filter(
-      (e) => Date.parse(e.time) >= since && (types === undefined || types.has(e.type)) && (q.matches === undefined || q.matches(e.entity)),
-    );
+    const matching: ViolationEvent[] = [];
+    const cap = this.options.maxEvents;
+    // The ring as it is now, oldest first; events added meanwhile are not part of this answer.
+    const size = this.size;
+    const oldest = (this.next - size + cap) % cap;
+    const snapshot = size < cap ? this.ring.slice(0, size) : [...this.ring.slice(oldest), ...this.ring.slice(0, oldest)];
     const byType: Record<string, number> = {};
     const byEntity = new Map<string, number>();
-    for (const e of matching) {
+    await forRangeSliced(snapshot.length, (i) => {
+      const { event: e, timeMs } = snapshot[i]!;
+      if (timeMs < since || (types !== undefined && !types.has(e.type)) || (q.matches !== undefined && !q.matches(e.entity))) return;
+      matching.push(e);
       byType[e.type] = (byType[e.type] ?? 0) + 1;
       byEntity.set(e.entity, (byEntity.get(e.entity) ?? 0) + 1);
-    }
-    const top = [...byEntity].sort((a, b) => b[1] - a[1]).slice(0, 10);
+    });
+    const top: [string, number][] = [];
+    await forEachSliced(byEntity, (entry) => keepTop(top, entry, 10));
     return {
       events: matching.slice(-q.limit),
       summary: { total: matching.length, by_type: byType, top_entities: top.map(([entity, count]) => ({ entity, count })) },
@@ -127,8 +191,8 @@ export class ViolationLog implements ViolationSink {
   }
 
   /** Waits for the writes queued so far (tests, shutdown). */
-  flushed(): Promise<void> {
-    return this.writing;
+  async flushed(): Promise<void> {
+    await this.writer?.flushed();
   }
 
   get openEpisodes(): number {
@@ -146,25 +210,27 @@ export class ViolationLog implements ViolationSink {
       reported_by: reportedBy,
     };
     this.remember(event);
-    const file = this.options.file;
-    if (file === null) return;
-    const line = `${JSON.stringify(event)}\n`;
-    this.writing = this.writing.then(async () => {
-      try {
-        const size = await stat(file).then(
-          (s) => s.size,
-          () => 0,
-        );
-        if (size + line.length > this.options.maxFileBytes) await rename(file, `${file}.1`);
-        await appendFile(file, line, { mode: 0o600 });
-      } catch {
-        this.writeFailures++;
-      }
-    });
+    this.writer?.write(`${JSON.stringify(event)}\n`);
   }
 
   private remember(event: ViolationEvent): void {
-    this.ring.push(event);
-    if (this.ring.length > this.options.maxEvents) this.ring.splice(0, this.ring.length - this.options.maxEvents);
+    const entry: Entry = { event, timeMs: Date.parse(event.time) };
+    const cap = this.options.maxEvents;
+    if (this.ring.length < cap) this.ring.push(entry);
+    else this.ring[this.next] = entry;
+    this.next = (this.next + 1) % cap;
+    if (this.size < cap) this.size++;
+  }
+}
+
+/** Keeps `top` the n entries with the highest counts, highest first (n is small: one pass, no sort of all). */
+function keepTop(top: [string, number][], entry: [string, number], n: number): void {
+  if (top.length === n && entry[1] <= top[n - 1]![1]) return;
+  let i = top.length < n ? top.length : n - 1;
+  top[i] = entry;
+  while (i > 0 && top[i - 1]![1] < entry[1]) {
+    top[i] = top[i - 1]!;
+    top[i - 1] = entry;
+    i--;
   }
 }

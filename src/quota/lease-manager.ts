@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { Clock } from './clock.js';
 import { bucketDisplay } from './entity.js';
 import { IN_FLIGHT } from './quota-key.js';
 import { emptyResolution, type QuotaTable, type Resolution } from './quota-table.js';
 import { NO_VIOLATIONS, type ViolationSink } from '../observability/violation-log.js';
+import { IndexedHeap } from '../util/indexed-heap.js';
 
 export interface LeaseOptions {
   /** Longest ttl_ms a lease may ask for. @default 3600000 */
@@ -12,6 +13,11 @@ export interface LeaseOptions {
   defaultTtlMs: number;
   /** Leases held at once, all principals together; past it AcquireLease is OVERLOADED. @default 100000 */
   maxLeases: number;
+  /**
+   * Leases one principal (the request's user, else its client-id) may hold at once, whatever its max_in_flight:
+   * its share of maxLeases, so no principal can take every slot. @default maxLeases / 10
+   */
+  maxLeasesPerPrincipal: number;
   /** Cap of the wait a refusal reports. @default 30000 */
   maxThrottleMs: number;
 }
@@ -20,19 +26,57 @@ export const DEFAULT_LEASE_OPTIONS: Readonly<LeaseOptions> = Object.freeze({
   maxTtlMs: 3_600_000,
   defaultTtlMs: 30_000,
   maxLeases: 100_000,
+  maxLeasesPerPrincipal: 10_000,
   maxThrottleMs: 30_000,
 });
 
-/** The answer to AcquireLease: granted (leaseId set) or refused with the wait until the earliest lease ends. */
+/** The share of maxLeases a principal gets when none is configured. */
+export const defaultShare = (maxLeases: number): number => Math.max(1, Math.floor(maxLeases / 10));
+
+/** The server bound that refused an AcquireLease (OVERLOADED), named as the config key that sets it. */
+export type LeaseBound = 'quotas.max_leases' | 'quotas.max_leases_per_principal';
+
+/**
+ * The answer to AcquireLease: granted (leaseId set), refused at the group's max_in_flight with the wait until
+ * its earliest lease ends, or refused by a server bound (the principal's share, or all leases together).
+ */
 export type LeaseAnswer =
   | { granted: true; leaseId: string; ttlMs: number }
   | { granted: false; waitMs: number; entity: string }
-  | { granted: false; overloaded: true };
+  | { granted: false; overloaded: LeaseBound; principal: string; held: number; bound: number };
+
+/** Leases ended per acquire or sweep step beyond the asking group's own (the rest wait for the sweep timer). */
+const EXPIRE_STEP = 1024;
+/** The longest one sweep runs: a mass expiry is ended over several timer runs, never in one long hold. */
+const SWEEP_MS = 8;
 
 interface Lease {
-  group: string;
+  id: string;
+  group: Group;
+  principal: string;
   expiresAt: number;
   connection: number;
+  /** Position in the group's heap and in the heap of all leases (IndexedHeap slots). */
+  inGroup: number;
+  inAll: number;
+}
+
+const byExpiry = (l: Lease): number => l.expiresAt;
+
+/**
+ * Lease ids are 12 random bytes (unguessable: ReleaseLease trusts them), cut from a pool filled 4096 ids at a
+ * time, so a grant costs no call into the random source of its own.
+ */
+const ID_BYTES = 12;
+const idPool = Buffer.alloc(ID_BYTES * 4096);
+let idNext = idPool.length;
+function leaseId(): string {
+  if (idNext === idPool.length) {
+    randomFillSync(idPool);
+    idNext = 0;
+  }
+  idNext += ID_BYTES;
+  return idPool.toString('base64url', idNext - ID_BYTES, idNext);
 }
 
 /**
@@ -48,26 +92,56 @@ export interface FleetLeases {
   retryMs: number;
 }
 
-/** The leases of one group (who shares a max_in_flight limit, decided by the level that set it). */
+/** The leases of one group (who shares a max_in_flight limit, decided by the level that set it), soonest to end first. */
 interface Group {
+  key: string;
   limit: number;
-  leases: Set<string>;
+  leases: IndexedHeap<Lease>;
 }
+
+const newGroup = (key: string, limit: number): Group => ({
+  key,
+  limit,
+  leases: new IndexedHeap<Lease>(
+    byExpiry,
+    (l) => l.inGroup,
+    (l, i) => {
+      l.inGroup = i;
+    },
+  ),
+});
 
 /**
  * In-flight leases (docs/protocol.md, AcquireLease): a principal may hold at most its `max_in_flight` leases at
  * once. The limit resolves like a rate, and the level that set it decides who shares it, as for buckets (a
  * `user` level: all that user's clients together). A lease ends when released, when its ttl passes (by the
- * injected clock), or when the connection that took it closes. Bounded: maxLeases in all.
+ * injected clock), or when the connection that took it closes. Bounded: maxLeases in all, and
+ * maxLeasesPerPrincipal per principal whatever its max_in_flight (docs/operations.md, limits).
+ *
+ * Cost does not grow with what others hold: each group keeps its leases in a heap by expiry, so an acquire ends
+ * its own group's expired leases and reads the earliest end in O(log n); all leases sit in one more heap, which
+ * the sweep pops. A refusal looks things up and keeps nothing (no group, no count, nothing per principal).
  */
 export class LeaseManager {
   readonly options: Readonly<LeaseOptions>;
   private readonly leases = new Map<string, Lease>();
   private readonly groups = new Map<string, Group>();
-  private readonly byConnection = new Map<number, Set<string>>();
+  private readonly all = new IndexedHeap<Lease>(
+    byExpiry,
+    (l) => l.inAll,
+    (l, i) => {
+      l.inAll = i;
+    },
+  );
+  /** Leases held per principal (the share of maxLeases); a principal holding none has no entry. */
+  private readonly perPrincipal = new Map<string, number>();
+  private readonly byConnection = new Map<number, Set<Lease>>();
   private readonly resolution: Resolution = emptyResolution();
   /** Refusals because the principal held max_in_flight leases (rivven_lease_refusals_total). */
   refused = 0;
+  /** Refusals by a server bound: the principal's share, and all leases together (rivven_lease_overloaded_total). */
+  refusedShare = 0;
+  refusedFull = 0;
   /** Where refusals are reported as episodes (the violation log). */
   events: ViolationSink = NO_VIOLATIONS;
   /** Set in fleet mode: a group's limit then counts the leases every sidecar holds. */
@@ -78,7 +152,8 @@ export class LeaseManager {
     private readonly clock: Clock,
     options: Partial<LeaseOptions> = {},
   ) {
-    this.options = Object.freeze({ ...DEFAULT_LEASE_OPTIONS, ...options });
+    const maxLeases = options.maxLeases ?? DEFAULT_LEASE_OPTIONS.maxLeases;
+    this.options = Object.freeze({ ...DEFAULT_LEASE_OPTIONS, maxLeasesPerPrincipal: defaultShare(maxLeases), ...options });
   }
 
   get held(): number {
@@ -88,49 +163,52 @@ export class LeaseManager {
   acquire(user: string | null, client: string | null, ttlMs: number | undefined, connection: number): LeaseAnswer {
     const now = this.clock.now();
     const r = this.table.resolve(IN_FLIGHT, user, client, this.resolution);
-    const group = r.limit === Infinity ? '' : bucketDisplay(r.bucketUser, r.bucketClient);
-    let g = this.groups.get(group);
-    if (g === undefined) {
-      g = { limit: r.limit, leases: new Set() };
-      this.groups.set(group, g);
+    const key = r.limit === Infinity ? '' : bucketDisplay(r.bucketUser, r.bucketClient);
+    let g = this.groups.get(key);
+    if (g !== undefined) {
+      g.limit = r.limit;
+      // Only a limited group needs its count exact now; the unlimited one ('', shared by every principal without
+      // a limit) is left to the sweep, so no acquire ends other principals' leases.
+      if (key !== '') this.expireGroup(g, now);
+      if (g.leases.size === 0) g = undefined; // ending its last lease removed it
     }
-    g.limit = r.limit;
-    this.expire(g, now);
+    const inGroup = g?.leases.size ?? 0;
     const f = this.fleet;
     // Fleet mode: the others' leases count too (a group asked for here is synced from now on, so a first ask
     // is decided on what this sidecar knows, the next ones on the fleet's count); cut off from Redis, this
     // sidecar takes its share of the limit.
-    this.fleetChanged(group);
-    const elsewhere = f === null || f.divisor > 1 || group === '' ? 0 : (f.others.get(group) ?? 0);
-    const limit = f === null || f.divisor === 1 ? g.limit : Math.max(1, Math.floor(g.limit / f.divisor));
-    if (g.leases.size + elsewhere >= limit) {
+    this.fleetChanged(key);
+    const elsewhere = f === null || f.divisor > 1 || key === '' ? 0 : (f.others.get(key) ?? 0);
+    const limit = f === null || f.divisor === 1 ? r.limit : Math.max(1, Math.floor(r.limit / f.divisor));
+    if (inGroup + elsewhere >= limit) {
       this.refused++;
-      let earliest = Infinity;
-      for (const id of g.leases) earliest = Math.min(earliest, this.leases.get(id)!.expiresAt);
-      const soonest = earliest === Infinity ? (f?.retryMs ?? this.options.maxThrottleMs) : earliest - now;
+      const earliest = g?.leases.peek();
+      const soonest = earliest === undefined ? (f?.retryMs ?? this.options.maxThrottleMs) : earliest.expiresAt - now;
       const waitMs = Math.min(Math.max(1, soonest), this.options.maxThrottleMs);
-      this.events.violation('CONCURRENT_LIMIT_EXCEEDED', group, 'max_in_flight', `${g.leases.size} of ${g.limit} leases held`);
-      return { granted: false, waitMs, entity: group };
+      this.events.violation('CONCURRENT_LIMIT_EXCEEDED', key, 'max_in_flight', `${inGroup} of ${r.limit} leases held`);
+      return { granted: false, waitMs, entity: key };
     }
-    if (this.leases.size >= this.options.maxLeases) return { granted: false, overloaded: true };
-    const ttl = Math.min(ttlMs ?? this.options.defaultTtlMs, this.options.maxTtlMs);
-    const leaseId = randomBytes(12).toString('base64url');
-    this.leases.set(leaseId, { group, expiresAt: now + ttl, connection });
-    g.leases.add(leaseId);
-    let mine = this.byConnection.get(connection);
-    if (mine === undefined) {
-      mine = new Set();
-      this.byConnection.set(connection, mine);
+    const principal = user ?? client ?? '';
+    const o = this.options;
+    // A server bound about to refuse first ends what has expired elsewhere (a step of it: the sweep does the rest).
+    if (this.leases.size >= o.maxLeases || (this.perPrincipal.get(principal) ?? 0) >= o.maxLeasesPerPrincipal) this.expireSome(now);
+    const mine = this.perPrincipal.get(principal) ?? 0;
+    if (mine >= o.maxLeasesPerPrincipal) {
+      this.refusedShare++;
+      return { granted: false, overloaded: 'quotas.max_leases_per_principal', principal, held: mine, bound: o.maxLeasesPerPrincipal };
     }
-    mine.add(leaseId);
-    return { granted: true, leaseId, ttlMs: ttl };
+    if (this.leases.size >= o.maxLeases) {
+      this.refusedFull++;
+      return { granted: false, overloaded: 'quotas.max_leases', principal, held: this.leases.size, bound: o.maxLeases };
+    }
+    return this.grant(g ?? this.newGroup(key, r.limit), principal, ttlMs, connection, now);
   }
 
   /** Ends a lease; an unknown or already ended one is no error (release is idempotent). */
   release(leaseId: string): boolean {
     const lease = this.leases.get(leaseId);
     if (lease === undefined) return false;
-    this.end(leaseId, lease);
+    this.end(lease);
     return true;
   }
 
@@ -139,19 +217,28 @@ export class LeaseManager {
     const mine = this.byConnection.get(connection);
     if (mine === undefined) return 0;
     const n = mine.size;
-    for (const id of [...mine]) this.end(id, this.leases.get(id)!);
+    for (const lease of [...mine]) this.end(lease);
     return n;
   }
 
-  /** Ends every expired lease; the server runs it on the cleanup timer. */
+  /**
+   * Ends expired leases, soonest first, a step at a time for at most SWEEP_MS (what is left waits for the next
+   * run); the server runs it on the cleanup timer.
+   */
   sweep(): void {
     const now = this.clock.now();
-    for (const g of this.groups.values()) this.expire(g, now);
+    const started = performance.now();
+    while (this.expireSome(now) === EXPIRE_STEP && performance.now() - started < SWEEP_MS);
   }
 
   /** Leases held here by `group` (fleet sync). */
   heldBy(group: string): number {
     return this.groups.get(group)?.leases.size ?? 0;
+  }
+
+  /** Leases `principal` holds here (its share of maxLeases). */
+  heldByPrincipal(principal: string): number {
+    return this.perPrincipal.get(principal) ?? 0;
   }
 
   /** Groups holding leases here (fleet sync refreshes them). */
@@ -164,6 +251,29 @@ export class LeaseManager {
     for (const [entity, g] of this.groups) if (entity !== '' && g.leases.size > 0) yield { entity, held: g.leases.size, limit: g.limit };
   }
 
+  private newGroup(key: string, limit: number): Group {
+    const g = newGroup(key, limit);
+    this.groups.set(key, g);
+    return g;
+  }
+
+  private grant(g: Group, principal: string, ttlMs: number | undefined, connection: number, now: number): LeaseAnswer {
+    const ttl = Math.min(ttlMs ?? this.options.defaultTtlMs, this.options.maxTtlMs);
+    const id = leaseId();
+    const lease: Lease = { id, group: g, principal, expiresAt: now + ttl, connection, inGroup: -1, inAll: -1 };
+    this.leases.set(id, lease);
+    g.leases.push(lease);
+    this.all.push(lease);
+    this.perPrincipal.set(principal, (this.perPrincipal.get(principal) ?? 0) + 1);
+    let mine = this.byConnection.get(connection);
+    if (mine === undefined) {
+      mine = new Set();
+      this.byConnection.set(connection, mine);
+    }
+    mine.add(lease);
+    return { granted: true, leaseId: id, ttlMs: ttl };
+  }
+
   /**
    * Fleet mode: `group` is to be synced. Bounded: while Redis is out of reach nothing drains the set, and an ask
    * costs nothing to make. A group holding leases here is refreshed once a second anyway, so a change dropped at
@@ -174,21 +284,30 @@ export class LeaseManager {
     if (f !== null && group !== '' && f.changed.size < this.options.maxLeases) f.changed.add(group);
   }
 
-  private expire(g: Group, now: number): void {
-    for (const id of g.leases) {
-      const lease = this.leases.get(id)!;
-      if (lease.expiresAt <= now) this.end(id, lease);
-    }
+  /** Ends the group's expired leases: work for the asker's own leases only. */
+  private expireGroup(g: Group, now: number): void {
+    for (let l = g.leases.peek(); l !== undefined && l.expiresAt <= now; l = g.leases.peek()) this.end(l);
   }
 
-  private end(id: string, lease: Lease): void {
-    this.leases.delete(id);
-    const g = this.groups.get(lease.group);
-    g?.leases.delete(id);
-    this.fleetChanged(lease.group);
-    if (g !== undefined && g.leases.size === 0) this.groups.delete(lease.group);
+  /** Ends up to EXPIRE_STEP expired leases of any group, soonest first; returns how many. */
+  private expireSome(now: number): number {
+    let n = 0;
+    for (let l = this.all.peek(); l !== undefined && l.expiresAt <= now && n < EXPIRE_STEP; l = this.all.peek(), n++) this.end(l);
+    return n;
+  }
+
+  private end(lease: Lease): void {
+    this.leases.delete(lease.id);
+    const g = lease.group;
+    g.leases.remove(lease);
+    this.all.remove(lease);
+    this.fleetChanged(g.key);
+    if (g.leases.size === 0) this.groups.delete(g.key);
+    const left = this.perPrincipal.get(lease.principal)! - 1;
+    if (left === 0) this.perPrincipal.delete(lease.principal);
+    else this.perPrincipal.set(lease.principal, left);
     const mine = this.byConnection.get(lease.connection);
-    mine?.delete(id);
+    mine?.delete(lease);
     if (mine?.size === 0) this.byConnection.delete(lease.connection);
   }
 }

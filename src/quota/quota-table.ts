@@ -1,4 +1,4 @@
-import { DEFAULT_NAME, describeEntity, type EntityRef } from './entity.js';
+import { DEFAULT_NAME, describeEntity, entityToWire, type EntityRef } from './entity.js';
 import {
   BURST_OFFSET,
   CONSUME,
@@ -25,6 +25,11 @@ export interface EntityConfig {
   /** Why every record call of this principal is denied; undefined when it is not blocked. */
   blocked: string | undefined;
 }
+
+const NO_MEMBERS: ReadonlyMap<string, EntityRef> = new Map();
+
+/** One string per entity, the same for equal refs (its wire form): how tier members and alterations are matched. */
+export const entityKey = (ref: EntityRef): string => JSON.stringify(entityToWire(ref));
 
 const emptyLimits = (): Limits => LIMIT_KEYS.map(() => undefined);
 const emptyConfig = (): EntityConfig => ({ limits: emptyLimits(), shadow: 0, tier: undefined, blocked: undefined });
@@ -90,6 +95,8 @@ export class QuotaTable {
   private readonly userClients = new Map<string, Map<string, EntityConfig>>();
   private readonly groups = new Map<string, EntityConfig>();
   private readonly tiers = new Map<string, EntityConfig>();
+  /** tier -> the entities assigned to it, by entityKey (tierMembers). */
+  private readonly members = new Map<string, Map<string, EntityRef>>();
   private userClientCount = 0;
 
   constructor(
@@ -136,9 +143,12 @@ export class QuotaTable {
     return this.bootTiers.has(name);
   }
 
-  /** The entities assigned to a tier (to refuse deleting a tier in use). */
-  *tierMembers(name: string): Generator<EntityRef> {
-    for (const { ref, config } of this.entries()) if (config.tier === name) yield ref;
+  /**
+   * The entities assigned to a tier, by entityKey (to refuse deleting a tier in use): an index kept on every
+   * change, so the check costs what the tier's own members cost, not a scan of every configured entity.
+   */
+  tierMembers(name: string): ReadonlyMap<string, EntityRef> {
+    return this.members.get(name) ?? NO_MEMBERS;
   }
 
   /** Configured entities, the global default not counted. */
@@ -287,12 +297,31 @@ export class QuotaTable {
     const existed = this.has(ref);
     const config = this.configOf(ref, true)!;
     if (ref.kind === 'user+client-id' && !existed) this.userClientCount++;
+    const tierBefore = config.tier;
     edit(config);
+    if (config.tier !== tierBefore) this.moveMember(ref, tierBefore, config.tier);
     if (ref.kind !== 'default' && isEmpty(config)) {
       if (ref.kind === 'user+client-id') this.userClientCount--;
       this.drop(ref);
     }
     this.generation++;
+  }
+
+  private moveMember(ref: EntityRef, from: string | undefined, to: string | undefined): void {
+    const key = entityKey(ref);
+    if (from !== undefined) {
+      const m = this.members.get(from);
+      m?.delete(key);
+      if (m?.size === 0) this.members.delete(from);
+    }
+    if (to !== undefined) {
+      let m = this.members.get(to);
+      if (m === undefined) {
+        m = new Map();
+        this.members.set(to, m);
+      }
+      m.set(key, ref);
+    }
   }
 
   private configOf(ref: EntityRef, create: boolean): EntityConfig | undefined {

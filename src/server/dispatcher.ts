@@ -218,7 +218,7 @@ export class Dispatcher {
           const r = acquireLease.decode(value);
           const a = this.leases.acquire(r.user, r.clientId, r.ttlMs, ctx.id);
           if (a.granted) return out.frame(encodeFrame(correlationId, acquireLease.encodeGranted(a.leaseId, a.ttlMs)));
-          if ('overloaded' in a) throw new RivvenError('OVERLOADED', 'the server holds as many leases as it may (quotas.max_leases)');
+          if ('overloaded' in a) throw new RivvenError('OVERLOADED', leaseOverloaded(a));
           this.lastResult = RESULT_THROTTLED;
           return out.frame(encodeFrame(correlationId, recordReply.encodeThrottled(a.waitMs, 'max_in_flight', a.entity, false)));
         }
@@ -228,16 +228,15 @@ export class Dispatcher {
         }
         case 'DescribeViolations': {
           const r = describeViolations.decode(value);
-          const result = this.violations.query({
-            sinceMs: r.sinceMs,
-            types: r.types,
-            matches: describeViolations.entityMatcher(r.components),
-            limit: r.limit,
-          });
-          const frame = encodeFrame(correlationId, describeViolations.encodeReply(result));
-          if (frame.length > this.options.maxReplyBytes)
-            throw new RivvenError('REPLY_TOO_LARGE', 'the reply would exceed server.max_reply_bytes; lower limit');
-          return out.frame(frame);
+          const built = this.violations
+            .query({ sinceMs: r.sinceMs, types: r.types, matches: describeViolations.entityMatcher(r.components), limit: r.limit })
+            .then((result) => {
+              const frame = encodeFrame(correlationId, describeViolations.encodeReply(result));
+              if (frame.length > this.options.maxReplyBytes)
+                throw new RivvenError('REPLY_TOO_LARGE', 'the reply would exceed server.max_reply_bytes; lower limit');
+              return frame;
+            });
+          return this.later(correlationId, type, built);
         }
         case 'DescribeFleet': {
           const frame = encodeFrame(correlationId, describeFleet.encodeReply(this.options.fleet?.() ?? describeFleet.DISABLED));
@@ -247,10 +246,14 @@ export class Dispatcher {
         }
         case 'ResetUsage': {
           const r = resetUsage.decode(value);
-          const done = this.manager.resetUsage(r.components).then((n) => {
-            this.logger.info({ conn: ctx.id, principal: ctx.principal, buckets: n }, 'usage reset');
-            return encodeFrame(correlationId, resetUsage.encodeReply(n));
-          });
+          // Forgiving usage is an admin change: in audit.log with its principal before it is done.
+          const done = this.admin
+            .auditReset(r.components, ctx.principal, ctx.clientName ?? null)
+            .then(() => this.manager.resetUsage(r.components))
+            .then((n) => {
+              this.logger.info({ conn: ctx.id, principal: ctx.principal, buckets: n }, 'usage reset');
+              return encodeFrame(correlationId, resetUsage.encodeReply(n));
+            });
           return this.later(correlationId, type, done);
         }
         case 'AlterQuotas': {
@@ -355,6 +358,13 @@ const REQUEST_TYPE = requestTypeIndex('RecordRequest');
 
 /** The address part of a peer's "address:port" (failures are slowed per source address, whatever its port). */
 const sourceAddress = (remote: string): string => remote.replace(/:\d+$/, '');
+
+/** An AcquireLease refused by a server bound, naming the bound (the config key) and what was held. */
+function leaseOverloaded(a: { overloaded: string; principal: string; held: number; bound: number }): string {
+  return a.overloaded === 'quotas.max_leases'
+    ? `the server holds as many leases as it may: ${a.held} of ${a.bound} (quotas.max_leases)`
+    : `${a.principal === '' ? 'the anonymous principal' : preview(a.principal)} holds its share of the leases: ${a.held} of ${a.bound} (quotas.max_leases_per_principal)`;
+}
 
 function decodeBodySafely(body: Buffer): unknown {
   try {

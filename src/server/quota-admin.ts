@@ -5,17 +5,26 @@ import { describeEntity, entityToWire, parseEntity, type EntityRef } from '../qu
 import { forEachSliced } from '../util/slices.js';
 import { preview } from '../util/printable.js';
 import { ALTER_KEYS, isAlterKey, LIMIT_KEYS, type LimitKey } from '../quota/quota-key.js';
-import { fromLimit, type QuotaTable } from '../quota/quota-table.js';
-import type { AuditRecord, QuotaChange, QuotaStore, StoredQuota } from '../store/quota-store.js';
+import { entityKey, fromLimit, type QuotaTable } from '../quota/quota-table.js';
+import type { AuditRecord, QuotaChange, QuotaStore, ResetAuditRecord, StoredQuota } from '../store/quota-store.js';
 
 /**
  * Reads and changes the configured quotas. Alterations are serialized: each is validated against the state
  * it applies to, made durable through the store, and only then applied in memory, so a failed write
  * changes nothing and concurrent AlterQuotas from several connections cannot interleave.
  */
+/**
+ * Admin writes (AlterQuotas, and ResetUsage's audit record) waiting for the store at most; past it the request is
+ * OVERLOADED, so what waits in memory for audit.log is bounded.
+ */
+export const MAX_PENDING_WRITES = 256;
+
 export class QuotaAdmin {
   private chain: Promise<unknown> = Promise.resolve();
+  private pendingWrites = 0;
   alterationsApplied = 0;
+  /** Admin writes refused because MAX_PENDING_WRITES were waiting (rivven_admin_writes_refused_total). */
+  writesRefused = 0;
 
   constructor(
     readonly table: QuotaTable,
@@ -75,7 +84,30 @@ export class QuotaAdmin {
   }
 
   alter(alterations: Alteration[], validateOnly: boolean, principal: string, client: string | null = null): Promise<number> {
-    const run = this.chain.then(() => this.apply(alterations, validateOnly, principal, client));
+    return this.queued(() => this.apply(alterations, validateOnly, principal, client));
+  }
+
+  /**
+   * Writes the audit record of a ResetUsage (who forgave the usage of which entities) before the reset is done:
+   * if it cannot be made durable, the request fails with STORAGE_ERROR and nothing is forgiven.
+   */
+  auditReset(entities: [string, string | null][], principal: string, client: string | null): Promise<void> {
+    const record: ResetAuditRecord = { time: new Date(this.wallClock()).toISOString(), principal, client, action: 'reset_usage', entities };
+    return this.queued(() =>
+      this.store.recordAudit([record]).catch((err: Error) => {
+        throw new RivvenError('STORAGE_ERROR', `could not write the audit record of the reset: ${err.message}`);
+      }),
+    );
+  }
+
+  /** Runs `work` after every admin write before it, unless MAX_PENDING_WRITES already wait (OVERLOADED). */
+  private queued<T>(work: () => Promise<T>): Promise<T> {
+    if (this.pendingWrites >= MAX_PENDING_WRITES) {
+      this.writesRefused++;
+      return Promise.reject(new RivvenError('OVERLOADED', `${MAX_PENDING_WRITES} admin changes are waiting to be written; retry`));
+    }
+    this.pendingWrites++;
+    const run = this.chain.then(work).finally(() => this.pendingWrites--);
     this.chain = run.catch(() => undefined);
     return run;
   }
@@ -143,16 +175,31 @@ export class QuotaAdmin {
       }
       if (ref.kind === 'tier') throw new RivvenError('INVALID_QUOTA_KEY', 'a tier cannot itself be assigned a tier', index);
     }
+    // The tier each entity this request (re)assigns ends with (the last alteration wins); undefined: none.
+    const assigned = new Map<string, { ref: EntityRef; tier: string | undefined }>();
+    for (const a of alterations) if (a.key === 'tier') assigned.set(entityKey(a.ref), { ref: a.ref, tier: a.value as string | undefined });
     for (const [tier, index] of emptied) {
-      const unassigned = new Set(
-        alterations.filter((a) => a.key === 'tier' && a.value === undefined).map((a) => JSON.stringify(entityToWire(a.ref))),
-      );
-      const users = [...this.table.tierMembers(tier)].filter((r) => !unassigned.has(JSON.stringify(entityToWire(r))));
-      if (users.length > 0) {
-        const shown = users.slice(0, 3).map(describeEntity).join(', ');
+      // Indexed (QuotaTable.tierMembers): the cost grows with the tier's own members and this request, never
+      // with the table.
+      const members = this.table.tierMembers(tier);
+      const staying = (key: string): boolean => !assigned.has(key) || assigned.get(key)!.tier === tier;
+      let count = members.size;
+      const shown: string[] = [];
+      for (const [key, a] of assigned) {
+        if (members.has(key) && a.tier !== tier) count--;
+        if (!members.has(key) && a.tier === tier) {
+          count++;
+          if (shown.length < 3) shown.push(describeEntity(a.ref));
+        }
+      }
+      if (count > 0) {
+        for (const [key, ref] of members) {
+          if (shown.length === 3) break;
+          if (staying(key)) shown.push(describeEntity(ref));
+        }
         throw new RivvenError(
           'TIER_IN_USE',
-          `tier ${preview(tier)} is assigned to ${users.length} entities (${shown}${users.length > 3 ? ', ...' : ''}); reassign them first`,
+          `tier ${preview(tier)} is assigned to ${count} entities (${shown.join(', ')}${count > 3 ? ', ...' : ''}); reassign them first`,
           index,
         );
       }

@@ -9,6 +9,7 @@ import {
   type ChangeListener,
   type QuotaChange,
   type QuotaStore,
+  type ResetAuditRecord,
   type StoredQuota,
 } from './quota-store.js';
 
@@ -91,6 +92,13 @@ export class FileQuotaStore implements QuotaStore {
     const run = this.lock.then(() => this.append(changes, audit));
     this.lock = run.catch(() => undefined);
     return run;
+  }
+
+  /** Audit lines only (ResetUsage): appended and fsynced in turn with the changes, under the same lock. */
+  recordAudit(records: ResetAuditRecord[]): Promise<void> {
+    const run = this.lock.then(() => this.audit.append(Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(''))));
+    this.lock = run.catch(() => undefined);
+    return run.then(() => undefined);
   }
 
   onChange(listener: ChangeListener): () => void {

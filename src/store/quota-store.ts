@@ -32,6 +32,18 @@ export interface AuditRecord {
   shadow?: true;
 }
 
+/**
+ * An admin action that changes no configured value but forgives usage (ResetUsage), as written to the audit
+ * log: who, from which client, and the entities whose buckets it cleared.
+ */
+export interface ResetAuditRecord {
+  time: string;
+  principal: string;
+  client: string | null;
+  action: 'reset_usage';
+  entities: [string, string | null][];
+}
+
 /** Told of every change the store has made durable: this sidecar's own, and (shared stores) other sidecars'. */
 export type ChangeListener = (changes: QuotaChange[]) => void;
 
@@ -49,6 +61,8 @@ export interface QuotaStore {
   readonly description: string;
   load(): Promise<StoredQuota[]>;
   apply(changes: QuotaChange[], audit: AuditRecord[]): Promise<void>;
+  /** Appends audit records of actions that change no quota (ResetUsage); resolves once they are durable. */
+  recordAudit(records: ResetAuditRecord[]): Promise<void>;
   /** Subscribes to durable changes; returns the unsubscribe function. */
   onChange(listener: ChangeListener): () => void;
   /** Reopens log files (SIGHUP, after logrotate). */
@@ -103,7 +117,7 @@ export class MemoryQuotaStore implements QuotaStore {
   readonly description: string = 'memory (not durable)';
   protected readonly state = new Map<string, StoredQuota>();
   protected readonly listeners = new ChangeListeners();
-  readonly audit: AuditRecord[] = [];
+  readonly audit: (AuditRecord | ResetAuditRecord)[] = [];
 
   async load(): Promise<StoredQuota[]> {
     return structuredClone([...this.state.values()]);
@@ -114,6 +128,10 @@ export class MemoryQuotaStore implements QuotaStore {
     applyChanges(this.state, copy);
     this.audit.push(...audit);
     this.listeners.emit(copy);
+  }
+
+  async recordAudit(records: ResetAuditRecord[]): Promise<void> {
+    this.audit.push(...structuredClone(records));
   }
 
   onChange(listener: ChangeListener): () => void {

@@ -9,6 +9,7 @@ import {
   type ChangeListener,
   type QuotaChange,
   type QuotaStore,
+  type ResetAuditRecord,
   type StoredQuota,
 } from './quota-store.js';
 
@@ -137,6 +138,12 @@ export class RedisQuotaStore implements QuotaStore {
     // The contract: listeners hear of it (and of any version before it) before apply resolves. The change is
     // durable already; should this read fail, the next poll delivers it.
     await this.catchUp().catch(() => this.catchUpInBackground());
+  }
+
+  /** Audit records only (ResetUsage), to the same capped audit stream as the changes' (field r). */
+  async recordAudit(records: ResetAuditRecord[]): Promise<void> {
+    for (const r of records)
+      await this.backend.timed(this.redis.xadd(this.keys.audit, 'MAXLEN', '~', this.options.maxAudit, '*', 'r', JSON.stringify(r)));
   }
 
   onChange(listener: ChangeListener): () => void {

@@ -54,12 +54,32 @@ export function decode(body: Body): DescribeViolations {
   return { sinceMs, components, types, limit };
 }
 
-/** A filter over an event's entity (its display form) from components; undefined matches all. */
+/**
+ * A filter over an event's entity (its display form, `user:alice/client-id:app`) from components; undefined
+ * matches all. Set lookups per component of the entity, so its cost does not grow with the number of filters.
+ */
 export function entityMatcher(components: [string, string | null][]): ((entity: string) => boolean) | undefined {
   if (components.length === 0) return undefined;
+  const exact = new Set<string>();
+  const anyOfType = new Set<string>();
+  for (const [type, name] of components) {
+    if (name === null) anyOfType.add(type);
+    else exact.add(`${type}:${name}`);
+  }
   return (entity) => {
-    const parts = entity.split('/');
-    return components.some(([type, name]) => parts.some((p) => (name === null ? p.startsWith(`${type}:`) : p === `${type}:${name}`)));
+    let start = 0;
+    while (start <= entity.length) {
+      const slash = entity.indexOf('/', start);
+      const end = slash < 0 ? entity.length : slash;
+      const part = entity.slice(start, end);
+      if (exact.has(part)) return true;
+      if (anyOfType.size > 0) {
+        const colon = part.indexOf(':');
+        if (colon >= 0 && anyOfType.has(part.slice(0, colon))) return true;
+      }
+      start = end + 1;
+    }
+    return false;
   };
 }
 
