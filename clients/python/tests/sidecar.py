@@ -9,6 +9,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(os.environ.get("RIVVEN_REPO", Path(__file__).resolve().parents[3]))
@@ -87,3 +88,16 @@ class Sidecar:
             self.proc.kill()
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def eventually(condition: Callable[[], bool], within: float = 30.0) -> None:
+    """Waits for a condition (never for a fixed time), failing after ``within`` seconds."""
+    import asyncio
+
+    deadline = time.monotonic() + within
+    for _ in iter(int, 1):
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition did not hold in time")
+        await asyncio.sleep(0.002)

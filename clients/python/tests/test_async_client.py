@@ -9,7 +9,7 @@ import pytest
 
 from rivven import AsyncQuotaClient, RivvenError
 
-from .sidecar import Sidecar
+from .sidecar import Sidecar, eventually
 
 
 async def test_hello_ping_and_record_ok(sidecar: Sidecar) -> None:
@@ -113,8 +113,7 @@ async def test_reconnects_after_a_restart_and_fail_fast_meanwhile(sidecar: Sidec
     async with AsyncQuotaClient(port=sidecar.port, initial_backoff=0.01, max_backoff=0.05) as client:
         assert client.stats["connects"] == 1
         sidecar.signal(signal.SIGKILL)
-        while client.connected:  # the loss is seen when the socket closes
-            await asyncio.sleep(0.001)
+        await eventually(lambda: not client.connected)  # the loss is seen when the socket closes
         with pytest.raises(RivvenError) as info:
             await client.record_request("h", None, fail_fast=True)
         assert info.value.code == "UNAVAILABLE"
