@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from .harness import Harness
 from .sidecar import Sidecar
 
 
@@ -14,3 +15,12 @@ def sidecar() -> Iterator[Sidecar]:
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture(scope="session")
+def harness() -> Iterator[Harness]:
+    h = Harness()
+    try:
+        yield h
+    finally:
+        h.close()

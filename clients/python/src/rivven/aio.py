@@ -91,6 +91,15 @@ class AsyncQuotaClient:
             await self.close()
             raise
 
+    async def ensure_connected(self, attempts: int | None = None) -> None:
+        """Connects unless connected (``attempts`` tries, default ``connect_attempts``). Unlike open(), a failure
+        leaves the client reconnecting in the background, so later calls find a connection once it is back."""
+        try:
+            await self._ensure_connected(attempts or self.options.connect_attempts)
+        except RivvenError:
+            self._reconnect_in_background()
+            raise
+
     async def __aenter__(self) -> AsyncQuotaClient:
         await self.open()
         return self
