@@ -256,7 +256,6 @@ class AsyncQuotaClient:
         cid = self._new_id()
         self._pending[cid] = _Pending(fut, decode, conn)
         self._deadline(loop, self.options.request_timeout if timeout is None else timeout).add(cid)
-        fut.add_done_callback(lambda f: self._cancelled(cid, f))
         if conn is not None:
             self._write(conn, frame(cid, body))
         else:
@@ -275,11 +274,6 @@ class AsyncQuotaClient:
         if p is not None:  # else it timed out meanwhile: nothing to write
             p.conn = conn
             self._write(conn, frame(cid, body))
-
-    def _cancelled(self, cid: int, fut: asyncio.Future[Any]) -> None:
-        # A caller that gave up (task cancelled) leaves no entry behind; its late reply is dropped.
-        if fut.cancelled():
-            self._forget(cid)
 
     def _new_id(self) -> int:
         cid = self._next_id
@@ -329,7 +323,11 @@ class AsyncQuotaClient:
             return
         p = self._pending.pop(cid, None)
         if p is None or p.future.done():
-            return  # timed out or cancelled earlier: the late reply is dropped
+            # Timed out earlier, or its caller gave up (cancelled: the entry stays until its deadline, which is
+            # cheaper than a done-callback on every call): the late reply is dropped.
+            if p is not None:
+                self._after_settle()
+            return
         self._after_settle()
         if p.decode is None and raw == OK_BODY:
             p.future.set_result(OK_RESULT)
@@ -348,10 +346,6 @@ class AsyncQuotaClient:
             self._after_settle()
             if not p.future.done():
                 p.future.set_exception(err)
-
-    def _forget(self, cid: int) -> None:
-        if self._pending.pop(cid, None) is not None:
-            self._after_settle()
 
     def _after_settle(self) -> None:
         # Nothing left in flight: no deadline timer may outlive the calls it was for.
