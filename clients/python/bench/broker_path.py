@@ -52,11 +52,17 @@ def report(name: str, lat: list[float], seconds: float, **extra: Any) -> dict[st
     return row
 
 
-async def drive(check: Callable[[int], Awaitable[object]], warmup: float, measure: float) -> list[float]:
-    """CALLERS loops of ``check`` for warmup + measure seconds; latencies (ms) of the measured part."""
+async def drive(
+    check: Callable[[int], Awaitable[object]], warmup: float, measure: float, failures: Callable[[], int] = lambda: 0
+) -> tuple[list[float], int]:
+    """CALLERS loops of ``check`` for warmup + measure seconds: the latencies (ms) of the measured part, and the
+    failures (answered 0 without the sidecar) counted during it."""
     lat: list[float] = []
     start = time.perf_counter()
     begin, end = start + warmup, start + warmup + measure
+    loop = asyncio.get_running_loop()
+    marks: list[int] = []
+    loop.call_later(warmup, lambda: marks.append(failures()))
 
     async def caller(c: int) -> None:
         i = c
@@ -73,7 +79,7 @@ async def drive(check: Callable[[int], Awaitable[object]], warmup: float, measur
             await asyncio.sleep(0)
 
     await asyncio.gather(*(caller(c) for c in range(CALLERS)))
-    return lat
+    return lat, failures() - (marks[0] if marks else 0)
 
 
 def free_port() -> int:
@@ -115,8 +121,9 @@ async def bench_rivven(port: int, warmup: float, measure: float, deadline: float
     async with AsyncQuotaClient(port=port, client_name="bench") as client:
         quotas = AsyncBrokerQuotas(client, record_deadline=deadline)
         users = [f"user-{i}" for i in range(PRINCIPALS)]
-        lat = await drive(lambda p: quotas.request(users[p], "bench"), warmup, measure)
-        extra = {"failed_open": quotas.failures, "short_circuited": quotas.short_circuited}
+        lat, failed = await drive(lambda p: quotas.request(users[p], "bench"), warmup, measure, lambda: quotas.failures)
+        extra = {"answered_per_s": round((len(lat) - failed) / measure), "failed_open_in_window": failed}
+        extra |= {"failed_open_total": quotas.failures, "short_circuited_total": quotas.short_circuited}
         report(f"rivven AsyncBrokerQuotas.request (deadline {deadline * 1000:g} ms)", lat, measure, **extra)
 
 
@@ -136,12 +143,18 @@ def bench_rivven_blocking(port: int, warmup: float, measure: float, deadline: fl
                 if t0 >= begin:
                     lat.append((time.perf_counter() - t0) * 1000)
 
+        marks: list[int] = []
+        timer = threading.Timer(warmup, lambda: marks.append(quotas.failures))
+        timer.start()
         threads = [threading.Thread(target=caller, args=(c,)) for c in range(CALLERS)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        extra = {"failed_open": quotas.failures, "short_circuited": quotas.short_circuited}
+        failed = quotas.failures - (marks[0] if marks else 0)
+        measured = sum(len(lat) for lat in lats)
+        extra = {"answered_per_s": round((measured - failed) / measure), "failed_open_in_window": failed}
+        extra |= {"failed_open_total": quotas.failures, "short_circuited_total": quotas.short_circuited}
         name = f"rivven BrokerQuotas.request, 256 threads (deadline {deadline * 1000:g} ms)"
         report(name, [x for lat in lats for x in lat], measure, **extra)
 
@@ -150,7 +163,7 @@ async def bench_incr(port: int, warmup: float, measure: float) -> None:
     pool = aredis.BlockingConnectionPool(host="127.0.0.1", port=port, max_connections=1)
     r = aredis.Redis(connection_pool=pool)
     keys = [f"bench:{i}" for i in range(PRINCIPALS)]
-    lat = await drive(lambda p: r.incr(keys[p]), warmup, measure)
+    lat, _ = await drive(lambda p: r.incr(keys[p]), warmup, measure)
     report(f"redis-py {redis.__version__} INCR, one connection", lat, measure)
     await r.aclose()
     await pool.aclose()
@@ -188,7 +201,7 @@ async def bench_incr_pipelined(port: int, warmup: float, measure: float) -> None
     r = aredis.Redis(connection_pool=pool)
     b = Batcher(r)
     keys = [f"bench:{i}" for i in range(PRINCIPALS)]
-    lat = await drive(lambda p: b.incr(keys[p]), warmup, measure)
+    lat, _ = await drive(lambda p: b.incr(keys[p]), warmup, measure)
     report(f"redis-py {redis.__version__} INCR, pipelined by hand", lat, measure)
     await r.aclose()
     await pool.aclose()
