@@ -127,11 +127,11 @@ async def bench_rivven(port: int, warmup: float, measure: float, deadline: float
         report(f"rivven AsyncBrokerQuotas.request (deadline {deadline * 1000:g} ms)", lat, measure, **extra)
 
 
-def bench_rivven_blocking(port: int, warmup: float, measure: float, deadline: float) -> None:
+def bench_rivven_blocking(port: int, warmup: float, measure: float, deadline: float, callers: int) -> None:
     with QuotaClient(port=port, client_name="bench-blocking") as client:
         quotas = BrokerQuotas(client, record_deadline=deadline)
         users = [f"user-{i}" for i in range(PRINCIPALS)]
-        lats: list[list[float]] = [[] for _ in range(CALLERS)]
+        lats: list[list[float]] = [[] for _ in range(callers)]
         start = time.perf_counter()
         begin, end = start + warmup, start + warmup + measure
 
@@ -142,11 +142,12 @@ def bench_rivven_blocking(port: int, warmup: float, measure: float, deadline: fl
                 i += 1
                 if t0 >= begin:
                     lat.append((time.perf_counter() - t0) * 1000)
+                time.sleep(0)  # yield the GIL between checks, as the async callers yield the loop
 
         marks: list[int] = []
         timer = threading.Timer(warmup, lambda: marks.append(quotas.failures))
         timer.start()
-        threads = [threading.Thread(target=caller, args=(c,)) for c in range(CALLERS)]
+        threads = [threading.Thread(target=caller, args=(c,)) for c in range(callers)]
         for t in threads:
             t.start()
         for t in threads:
@@ -155,7 +156,7 @@ def bench_rivven_blocking(port: int, warmup: float, measure: float, deadline: fl
         measured = sum(len(lat) for lat in lats)
         extra = {"answered_per_s": round((measured - failed) / measure), "failed_open_in_window": failed}
         extra |= {"failed_open_total": quotas.failures, "short_circuited_total": quotas.short_circuited}
-        name = f"rivven BrokerQuotas.request, 256 threads (deadline {deadline * 1000:g} ms)"
+        name = f"rivven BrokerQuotas.request, {callers} threads (deadline {deadline * 1000:g} ms)"
         report(name, [x for lat in lats for x in lat], measure, **extra)
 
 
@@ -212,6 +213,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--measure", type=float, default=5.0)
     ap.add_argument("--deadline", type=float, default=0.025, help="record_deadline of the rivven rows, seconds")
+    ap.add_argument("--threads", type=int, default=CALLERS, help="callers of the rivven-blocking row")
     ap.add_argument("--rows", default="rivven,rivven-blocking,incr,incr-pipelined")
     a = ap.parse_args()
     rows = a.rows.split(",")
@@ -223,7 +225,7 @@ def main() -> None:
         if "rivven" in rows:
             asyncio.run(bench_rivven(sport, a.warmup, a.measure, a.deadline))
         if "rivven-blocking" in rows:
-            bench_rivven_blocking(sport, a.warmup, a.measure, a.deadline)
+            bench_rivven_blocking(sport, a.warmup, a.measure, a.deadline, a.threads)
         if "incr" in rows:
             asyncio.run(bench_incr(rport, a.warmup, a.measure))
         if "incr-pipelined" in rows:
