@@ -32,16 +32,16 @@ async def test_async_throttle_denied_and_counters(sidecar: Sidecar) -> None:
 async def test_async_fails_open_within_the_deadline_and_the_breaker_recovers(sidecar: Sidecar) -> None:
     async with AsyncQuotaClient(port=sidecar.port, initial_backoff=0.01, max_backoff=0.05) as client:
         errors: list[Exception] = []
-        quotas = AsyncBrokerQuotas(
-            client, breaker=BreakerOptions(failure_threshold=3, reset_timeout=0.1), on_error=errors.append
-        )
+        # A 250 ms deadline: answered calls must not time out on a loaded machine; the bound is what is tested.
+        breaker = BreakerOptions(failure_threshold=3, reset_timeout=0.1)
+        quotas = AsyncBrokerQuotas(client, record_deadline=0.25, breaker=breaker, on_error=errors.append)
         assert await quotas.produce("a", None, 1) == 0 and quotas.failures == 0
         sidecar.signal(signal.SIGSTOP)
         try:
             for _ in range(10):
                 started = time.monotonic()
                 assert await quotas.produce("a", None, 1) == 0
-                assert time.monotonic() - started < 0.5  # within its 25 ms deadline, with room for a slow machine
+                assert time.monotonic() - started < 1.0  # within its deadline, with room for a slow machine
             assert quotas.failures == 10 and quotas.short_circuited > 0
             assert quotas.breaker.opened >= 1
             assert {getattr(e, "code", None) for e in errors} == {"TIMEOUT"}
@@ -62,14 +62,16 @@ async def test_async_fails_open_within_the_deadline_and_the_breaker_recovers(sid
 def test_blocking_fails_open_when_killed_and_recovers_after_restart(sidecar: Sidecar) -> None:
     with QuotaClient(port=sidecar.port, initial_backoff=0.01, max_backoff=0.05) as client:
         client.alter_quotas([BLOCK])  # type: ignore[list-item]
-        quotas = BrokerQuotas(client, breaker=BreakerOptions(failure_threshold=2, reset_timeout=0.05))
+        quotas = BrokerQuotas(
+            client, record_deadline=0.25, breaker=BreakerOptions(failure_threshold=2, reset_timeout=0.05)
+        )
         assert quotas.request("mallory", None) == DENIED
         assert quotas.produce("b", None, 1) == 0
         sidecar.signal(signal.SIGKILL)
         for _ in range(20):
             started = time.monotonic()
             assert quotas.fetch("b", None, None, 1) == 0
-            assert time.monotonic() - started < 0.5
+            assert time.monotonic() - started < 1.0
         assert quotas.failures == 20 and quotas.breaker.opened >= 1
         sidecar.restart()
         deadline = time.monotonic() + 30
