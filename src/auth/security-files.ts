@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { ServerTls } from '../server/server.js';
@@ -12,14 +13,29 @@ function read(key: string, path: string): Buffer {
   }
 }
 
+/**
+ * A PEM file checked as what its key says it is: OpenSSL's own error ("PEM routines::no start line") names
+ * neither the file nor which of cert, key and ca it was, and on SIGHUP that is all an operator would see.
+ */
+function pem(key: string, path: string, kind: 'certificate' | 'private key'): Buffer {
+  const data = read(key, path);
+  try {
+    if (kind === 'certificate') new X509Certificate(data);
+    else createPrivateKey(data);
+  } catch (err) {
+    throw new Error(`${key} ${path} is not a PEM ${kind}: ${(err as Error).message}`);
+  }
+  return data;
+}
+
 /** server.tls as the listener needs it, read from disk now (at start, and again on SIGHUP); undefined when off. */
 export function serverTls(config: Config): ServerTls | undefined {
   const t = config.server.tls;
   if (t.cert === null || t.key === null) return undefined;
   return {
-    cert: read('server.tls.cert', t.cert),
-    key: read('server.tls.key', t.key),
-    ca: t.ca === null ? undefined : read('server.tls.ca', t.ca),
+    cert: pem('server.tls.cert', t.cert, 'certificate'),
+    key: pem('server.tls.key', t.key, 'private key'),
+    ca: t.ca === null ? undefined : pem('server.tls.ca', t.ca, 'certificate'),
     clientAuth: t.client_auth,
   };
 }
@@ -27,7 +43,7 @@ export function serverTls(config: Config): ServerTls | undefined {
 export function metricsTls(config: Config): { cert: Buffer; key: Buffer } | undefined {
   const t = config.metrics.tls;
   if (t.cert === null || t.key === null) return undefined;
-  return { cert: read('metrics.tls.cert', t.cert), key: read('metrics.tls.key', t.key) };
+  return { cert: pem('metrics.tls.cert', t.cert, 'certificate'), key: pem('metrics.tls.key', t.key, 'private key') };
 }
 
 /** The identities of auth.tokens_file, or null when there is none (an open server). */

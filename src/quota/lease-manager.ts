@@ -52,6 +52,9 @@ export interface FleetLeases {
 interface Group {
   limit: number;
   leases: Set<string>;
+  /** The group's parts, so DescribeUsage can filter and show them without parsing the display name. */
+  user: string | null;
+  client: string | null;
 }
 
 /**
@@ -91,7 +94,7 @@ export class LeaseManager {
     const group = r.limit === Infinity ? '' : bucketDisplay(r.bucketUser, r.bucketClient);
     let g = this.groups.get(group);
     if (g === undefined) {
-      g = { limit: r.limit, leases: new Set() };
+      g = { limit: r.limit, leases: new Set(), user: r.bucketUser, client: r.bucketClient };
       this.groups.set(group, g);
     }
     g.limit = r.limit;
@@ -160,8 +163,10 @@ export class LeaseManager {
   }
 
   /** Leases held per group with their limits (for DescribeUsage). */
-  *holders(): Generator<{ entity: string; held: number; limit: number }> {
-    for (const [entity, g] of this.groups) if (entity !== '' && g.leases.size > 0) yield { entity, held: g.leases.size, limit: g.limit };
+  *holders(): Generator<{ entity: string; user: string | null; clientId: string | null; held: number; limit: number }> {
+    for (const [entity, g] of this.groups) {
+      if (entity !== '' && g.leases.size > 0) yield { entity, user: g.user, clientId: g.client, held: g.leases.size, limit: g.limit };
+    }
   }
 
   /**
