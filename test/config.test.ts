@@ -181,7 +181,10 @@ t.test('a YAML error names the line and shows it, without a dangling colon', asy
 
 t.test('an unknown key gets a "did you mean" from the keys beside it', async (t) => {
   const problems = problemsOf(() =>
-    loadConfig({ file: file('typos.yaml', 'server:\n  prot: 1\nmetric:\n  port: 1\nquotas:\n  default:\n    request_rate: 1\n  colour: x\n'), env: {} }),
+    loadConfig({
+      file: file('typos.yaml', 'server:\n  prot: 1\nmetric:\n  port: 1\nquotas:\n  default:\n    request_rate: 1\n  colour: x\n'),
+      env: {},
+    }),
   );
   t.same(problems.sort(), [
     'metric: unknown key (did you mean metrics?)',
@@ -193,7 +196,10 @@ t.test('an unknown key gets a "did you mean" from the keys beside it', async (t)
 
 t.test('a value from a flag is reported under the flag', async (t) => {
   const flags = { server: { port: 'abc' } };
-  t.match(problemsOf(() => loadConfig({ flags, flagNames: { 'server.port': '--port' }, env: {}, cwd: dir })), [/^--port \(server\.port\): /]);
+  t.match(
+    problemsOf(() => loadConfig({ flags, flagNames: { 'server.port': '--port' }, env: {}, cwd: dir })),
+    [/^--port \(server\.port\): /],
+  );
   t.match(
     problemsOf(() => loadConfig({ flags: {}, flagNames: { 'server.port': '--port' }, env: { RIVVEN_SERVER_PORT: 'abc' }, cwd: dir })),
     [/^RIVVEN_SERVER_PORT \(server\.port\): /],
