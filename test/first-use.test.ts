@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { BIN, cleanEnv, run, serve } from './helpers/cli.js';
 import { makeCerts } from './helpers/certs.js';
+import { startServer } from './helpers/server.js';
+import { QuotaClient } from '../src/client/quota-client.js';
 
 // What a new user tripped on (issue 24): each check runs the real bin/rivven.
 const tmp = () => mkdtempSync(join(tmpdir(), 'rivven-first-use-'));
@@ -106,4 +108,39 @@ t.test('TLS: a bad PEM file is named at start and on SIGHUP; the start line says
   const start = await run(['serve', '--config', config, '--data-dir', 'data2'], { cwd });
   t.equal(start.code, 1);
   t.match(start.stdout, /"server\.tls\.cert \S+server\.pem is not a PEM certificate: [^"]+","msg":"cannot start"/);
+});
+
+t.test('TLS from the client: a CA path works; a plaintext client on a TLS port, or TLS on a plain one, is told so', async (t) => {
+  const certs = makeCerts();
+  const secure = await startServer({ server: { tls: { cert: certs.serverCert, key: certs.serverKey } } });
+  t.teardown(() => secure.stop());
+  const plain = await startServer();
+  t.teardown(() => plain.stop());
+  const byPath = await QuotaClient.connect({ port: secure.port, tls: { ca: certs.ca } });
+  t.same(await byPath.recordRequest({ user: 'p' }), { throttleTimeMs: 0, recorded: true }, 'tls.ca may name a file');
+  await byPath.close();
+  await t.rejects(QuotaClient.connect({ port: secure.port, tls: { ca: join(certs.dir, 'missing.pem') } }), {
+    message: /^tls\.ca: \S+missing\.pem is neither PEM text nor a readable file \(ENOENT\)$/,
+  });
+  await t.rejects(QuotaClient.connect({ port: secure.port, tls: {} }), {
+    code: 'CONNECTION_CLOSED',
+    message:
+      /^TLS to the rivven server at 127\.0\.0\.1:\d+ failed \([A-Z_]+\): the server's certificate is not signed by a CA this client trusts: give the CA that signed it as tls\.ca/,
+  });
+
+  const plaintextToTls = await run(['quota', 'list', '--server', `127.0.0.1:${secure.port}`]);
+  t.equal(plaintextToTls.code, 1);
+  t.match(
+    plaintextToTls.stderr,
+    /^rivven: the rivven server at 127\.0\.0\.1:\d+ speaks TLS and this client connected without it: .*--tls-ca <ca\.pem>/,
+  );
+  t.notMatch(plaintextToTls.stderr, /is `rivven serve` running there/, 'no hint that points the wrong way');
+  const tlsToPlain = await run(['quota', 'list', '--server', `127.0.0.1:${plain.port}`, '--tls-ca', certs.ca]);
+  t.equal(tlsToPlain.code, 1);
+  t.match(
+    tlsToPlain.stderr,
+    /^rivven: TLS to the rivven server at 127\.0\.0\.1:\d+ failed \(ERR_SSL_WRONG_VERSION_NUMBER\): the server does not speak TLS/,
+  );
+  const stopped = await run(['quota', 'list', '--server', '127.0.0.1:1']);
+  t.match(stopped.stderr, /is `rivven serve` running there/, 'a refused connection keeps its hint');
 });

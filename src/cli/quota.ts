@@ -86,7 +86,9 @@ export async function withClient(flags: ConnectionFlags, fn: (c: QuotaClient) =>
       return EXIT_FAILED;
     }
     const reason = escapeUnprintable(err instanceof Error ? err.message : String(err));
-    process.stderr.write(`rivven: ${reason}; is \`rivven serve\` running there? (set --server or RIVVEN_SERVER)\n`);
+    // Only "cannot reach" may mean a stopped server or a wrong address; a TLS failure says what to change itself.
+    const hint = reason.startsWith('cannot reach') ? '; is `rivven serve` running there? (set --server or RIVVEN_SERVER)' : '';
+    process.stderr.write(`rivven: ${reason}${hint}\n`);
     return EXIT_FAILED;
   }
   try {
