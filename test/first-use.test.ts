@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,4 +143,19 @@ t.test('TLS from the client: a CA path works; a plaintext client on a TLS port, 
   );
   const stopped = await run(['quota', 'list', '--server', '127.0.0.1:1']);
   t.match(stopped.stderr, /is `rivven serve` running there/, 'a refused connection keeps its hint');
+});
+
+t.test('docs/operations.md gives the number of rivven_* series /metrics really has, before and after traffic', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.stop());
+  const doc = readFileSync(new URL('../docs/operations.md', import.meta.url), 'utf8').replace(/\s+/g, ' ');
+  const [, busy, fresh] =
+    /The series count is fixed: (\d+) sample lines of ours once there is traffic \((\d+) on a fresh sidecar/.exec(doc) ?? [];
+  const count = async () => (await s.app.metrics.metrics()).split('\n').filter((l) => l.startsWith('rivven_')).length;
+  t.equal(await count(), Number(fresh), 'a fresh sidecar');
+  const c = await QuotaClient.connect({ port: s.port });
+  t.teardown(() => c.close());
+  for (let i = 0; i < 5; i++) await c.recordProduce({ user: `u${i}`, clientId: `c${i}`, bytes: 1e9 });
+  await c.request({ type: 'NoSuchRequest' }).catch(() => undefined);
+  t.equal(await count(), Number(busy), 'with buckets: no series per principal or per unknown type');
 });

@@ -539,10 +539,13 @@ export class QuotaClient extends EventEmitter {
  * reach", which sent people looking for a stopped server).
  */
 const TLS_FAILURES: Record<string, string> = {
-  SELF_SIGNED_CERT_IN_CHAIN: "the server's certificate is not signed by a CA this client trusts: give the CA that signed it as tls.ca (the CLI: --tls-ca)",
+  SELF_SIGNED_CERT_IN_CHAIN:
+    "the server's certificate is not signed by a CA this client trusts: give the CA that signed it as tls.ca (the CLI: --tls-ca)",
   DEPTH_ZERO_SELF_SIGNED_CERT: "the server's certificate is self-signed: give it (or its CA) as tls.ca (the CLI: --tls-ca)",
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "the server's certificate is not signed by a CA this client trusts: give the CA that signed it as tls.ca (the CLI: --tls-ca)",
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "the server's certificate is not signed by a CA this client trusts: give the CA that signed it as tls.ca (the CLI: --tls-ca)",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    "the server's certificate is not signed by a CA this client trusts: give the CA that signed it as tls.ca (the CLI: --tls-ca)",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    "the server's certificate is not signed by a CA this client trusts: give the CA that signed it as tls.ca (the CLI: --tls-ca)",
   CERT_HAS_EXPIRED: "the server's certificate has expired",
   ERR_TLS_CERT_ALTNAME_INVALID: "the server's certificate does not name this host: connect by a name it carries, or set tls.servername",
   ERR_SSL_WRONG_VERSION_NUMBER: 'the server does not speak TLS on this port (no server.tls): connect without tls (the CLI: no --tls-ca)',
@@ -557,7 +560,9 @@ function readTlsFiles(t: ClientTls): ClientTls {
     try {
       out[key] = readFileSync(v);
     } catch (err) {
-      throw new Error(`tls.${key}: ${v} is neither PEM text nor a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw new Error(
+        `tls.${key}: ${v} is neither PEM text nor a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
     }
   }
   return out;
