@@ -85,7 +85,7 @@ export class FileQuotaStore implements QuotaStore {
 
   /** Both files: the snapshot and the log of changes since (most changes live in the log until a compaction). */
   get description(): string {
-    return `file ${join(this.dataDir, 'quotas.{json,log}')}`;
+    return `file ${this.statePath} + ${this.logPath}`;
   }
 
   async load(): Promise<StoredQuota[]> {
