@@ -46,6 +46,17 @@ export function bucketSettingsDigest(c: Config): string {
   return createHash('sha256').update(JSON.stringify(shape)).digest('hex').slice(0, 8);
 }
 
+/**
+ * A listen error that names the setting behind the port: "EADDRINUSE 127.0.0.1:9191" alone does not say that
+ * 9191 is the metrics port of a sidecar started beside another.
+ */
+function portInUse(err: unknown, setting: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code !== 'EADDRINUSE' && e.code !== 'EACCES') return err;
+  const why = e.code === 'EADDRINUSE' ? 'is in use (another rivven on this host?)' : 'may not be opened by this user';
+  return new Error(`${setting} ${why}: choose another port (0 picks a free one) [${e.message}]`);
+}
+
 /** The sidecar, wired from a validated config. `start` loads stored quotas before it listens. */
 export class App {
   readonly table: QuotaTable;
@@ -177,14 +188,18 @@ export class App {
 
   async start(): Promise<AddressInfo> {
     const m = this.config.metrics;
-    const httpAddress = await this.http?.listen(m.host, m.port);
+    const httpAddress = await this.http?.listen(m.host, m.port).catch((err: unknown) => {
+      throw portInUse(err, `metrics.port ${m.port} (the /metrics port; --metrics-port, RIVVEN_METRICS_PORT)`);
+    });
     this.resolveHttp(httpAddress);
     let loaded: number;
     let address: AddressInfo;
     try {
       await this.violations.load();
       loaded = await this.admin.load();
-      address = await this.server.listen();
+      address = await this.server.listen().catch((err: unknown) => {
+        throw portInUse(err, `server.port ${this.config.server.port} (the protocol port; --port, RIVVEN_SERVER_PORT)`);
+      });
     } catch (err) {
       // Nothing may keep a process that failed to start alive (the Redis store would keep reconnecting).
       await this.http?.close();
@@ -215,7 +230,9 @@ export class App {
         version: VERSION,
         store: this.deps.store.description,
         stored_quotas: loaded,
-        metrics: httpAddress ? `http://${httpAddress.address}:${httpAddress.port}/metrics` : 'disabled',
+        metrics: httpAddress
+          ? `${m.tls.cert !== null ? 'https' : 'http'}://${httpAddress.address}:${httpAddress.port}/metrics`
+          : 'disabled',
         ...(this.fleet ? { fleet: this.fleet.options.nodeId } : {}),
       },
       'rivven listening',
@@ -245,8 +262,13 @@ export class App {
       deps.configVersion,
       this.leases,
     );
-    this.fleet.onNodeIdClash = (nodeId) =>
-      logger.error({ node_id: nodeId }, 'fleet: another sidecar sends heartbeats under this node_id; set fleet.node_id to tell them apart');
+    this.fleet.onNodeIdClash = (nodeId, clashing) =>
+      clashing
+        ? logger.error(
+            { node_id: nodeId },
+            'fleet: another sidecar sends heartbeats under this node_id; set fleet.node_id to tell them apart',
+          )
+        : logger.info({ node_id: nodeId }, 'fleet: no other sidecar sends heartbeats under this node_id any more');
     this.fleet.onFallback = (fallback, live) =>
       fallback
         ? logger.warn({ live_sidecars: live }, 'fleet: Redis out of reach, deciding alone with quota / live sidecars')

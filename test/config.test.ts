@@ -96,7 +96,7 @@ t.test('other problems are reported with their source', async (t) => {
   );
   t.match(
     problemsOf(() => loadConfig({ file: file('syntax.yaml', 'server: [1,\n'), env: {} })),
-    [/syntax\.yaml: /],
+    [/syntax\.yaml:2:1: Flow sequence in block collection must be sufficiently indented and end with a \]$/],
   );
   t.match(
     problemsOf(() => loadConfig({ file: file('list.yaml', '- 1\n'), env: {} })),
@@ -173,4 +173,38 @@ t.test('storage.redis and fleet: Cluster and Sentinel targets, prefixes, and fle
     loadConfig({ cwd, env: {}, flags: { storage: { redis: { cluster: ['h:1'], sentinel: { name: 'm', nodes: ['h:2'] } } } } }),
   );
   t.same(both, ['storage.redis.cluster: cluster and sentinel exclude each other']);
+});
+
+t.test('a YAML error names the line and shows it, without a dangling colon', async (t) => {
+  const [problem] = problemsOf(() => loadConfig({ file: file('nested.yaml', 'server:\n  port: 1\n   host: x\n'), env: {} }));
+  t.match(problem, /nested\.yaml:2:\d+: Nested mappings are not allowed in compact mappings \(here: " {2}port: 1"\)$/);
+  t.notMatch(problem, /:$/, 'no colon left at the end');
+});
+
+t.test('an unknown key gets a "did you mean" from the keys beside it', async (t) => {
+  const problems = problemsOf(() =>
+    loadConfig({
+      file: file('typos.yaml', 'server:\n  prot: 1\nmetric:\n  port: 1\nquotas:\n  default:\n    request_rate: 1\n  colour: x\n'),
+      env: {},
+    }),
+  );
+  t.same(problems.sort(), [
+    'metric: unknown key (did you mean metrics?)',
+    'quotas.colour: unknown key',
+    'quotas.default: unknown key (did you mean defaults?)',
+    'server.prot: unknown key (did you mean port?)',
+  ]);
+});
+
+t.test('a value from a flag is reported under the flag', async (t) => {
+  const flags = { server: { port: 'abc' } };
+  t.match(
+    problemsOf(() => loadConfig({ flags, flagNames: { 'server.port': '--port' }, env: {}, cwd: dir })),
+    [/^--port \(server\.port\): /],
+  );
+  t.match(
+    problemsOf(() => loadConfig({ flags: {}, flagNames: { 'server.port': '--port' }, env: { RIVVEN_SERVER_PORT: 'abc' }, cwd: dir })),
+    [/^RIVVEN_SERVER_PORT \(server\.port\): /],
+    'a flag not given is not named',
+  );
 });

@@ -383,15 +383,25 @@ t.test('rivven fleet status warns when the sidecars differ in the settings that 
 t.test('two sidecars under one node_id: each notices the other, says so, and names the fix', async (t) => {
   const { sidecars } = await fleet(t, SHARED, 2, { fleet: { node_id: 'same-name' } });
   const [a, b] = sidecars as [Sidecar, Sidecar];
+  // Told on change (the log line), not at every heartbeat that sees the other's entry.
+  const told: boolean[] = [];
+  a.s.app.fleet!.onNodeIdClash = (_nodeId, clashing) => told.push(clashing);
   for (let i = 0; i < 3; i++) {
     a.s.clock.advance(1000);
     await tick(a);
     b.s.clock.advance(1000);
     await tick(b);
   }
-  t.ok(a.s.app.fleet!.nodeIdClashes > 0 && b.s.app.fleet!.nodeIdClashes > 0, 'both noticed');
+  t.ok(a.s.app.fleet!.nodeIdClashes > 1 && b.s.app.fleet!.nodeIdClashes > 0, 'both noticed, at more than one heartbeat');
+  t.same(told, [true], 'told once while it lasts');
   const f = await a.c.describeFleet();
   t.equal(f.last_error, 'node_id "same-name" is used by another sidecar too: set fleet.node_id');
+  // b stops heartbeating: its last write is seen once more, then the clash is over, and said so once.
+  for (let i = 0; i < 6; i++) {
+    a.s.clock.advance(1000);
+    await tick(a);
+  }
+  t.same(told, [true, false], 'told once that it ended');
 });
 
 t.test('the default node_id is the host name and the protocol port', async (t) => {

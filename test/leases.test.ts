@@ -82,5 +82,5 @@ t.test('rivven quota usage shows leases held', async (t) => {
   await c.alterQuotas([setLimit([['user', 'svc']], 4) as never]);
   await c.acquireLease({ user: 'svc' });
   const r = await run(['quota', 'usage', '--server', `127.0.0.1:${s.port}`]);
-  t.match(r.stdout, /user:svc +max_in_flight +1 held +4 held +25%/);
+  t.match(r.stdout, /user:svc +max_in_flight +1 held +4 +25%/);
 });

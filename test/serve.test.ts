@@ -37,7 +37,7 @@ t.test('SIGINT also stops it cleanly', async (t) => {
 t.test('a bad configuration exits 2 and names every problem', async (t) => {
   const { code, stderr } = await run(['serve', '--port', 'x', '--log-level', 'loud']);
   t.equal(code, 2);
-  t.match(stderr, /server\.port/);
+  t.match(stderr, /--port \(server\.port\): /, 'names the flag that was typed');
   t.match(stderr, /log\.level/);
 });
 

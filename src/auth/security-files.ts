@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Config } from '../config/schema.js';
@@ -56,14 +57,28 @@ export function checkSecretsFile(key: string, path: string, warn: Warn): Buffer 
   }
 }
 
+/**
+ * A PEM file checked as what its key says it is: OpenSSL's own error ("PEM routines::no start line") names
+ * neither the file nor which of cert, key and ca it was, and on SIGHUP that is all an operator would see.
+ */
+function pem(key: string, path: string, kind: 'certificate' | 'private key', data: Buffer = read(key, path)): Buffer {
+  try {
+    if (kind === 'certificate') new X509Certificate(data);
+    else createPrivateKey(data);
+  } catch (err) {
+    throw new Error(`${key} ${path} is not a PEM ${kind}: ${(err as Error).message}`);
+  }
+  return data;
+}
+
 /** server.tls as the listener needs it, read from disk now (at start, and again on SIGHUP); undefined when off. */
 export function serverTls(config: Config, warn: Warn = () => undefined): ServerTls | undefined {
   const t = config.server.tls;
   if (t.cert === null || t.key === null) return undefined;
   return {
-    cert: read('server.tls.cert', t.cert),
-    key: checkSecretsFile('server.tls.key', t.key, warn),
-    ca: t.ca === null ? undefined : read('server.tls.ca', t.ca),
+    cert: pem('server.tls.cert', t.cert, 'certificate'),
+    key: pem('server.tls.key', t.key, 'private key', checkSecretsFile('server.tls.key', t.key, warn)),
+    ca: t.ca === null ? undefined : pem('server.tls.ca', t.ca, 'certificate'),
     clientAuth: t.client_auth,
   };
 }
@@ -71,7 +86,10 @@ export function serverTls(config: Config, warn: Warn = () => undefined): ServerT
 export function metricsTls(config: Config, warn: Warn = () => undefined): { cert: Buffer; key: Buffer } | undefined {
   const t = config.metrics.tls;
   if (t.cert === null || t.key === null) return undefined;
-  return { cert: read('metrics.tls.cert', t.cert), key: checkSecretsFile('metrics.tls.key', t.key, warn) };
+  return {
+    cert: pem('metrics.tls.cert', t.cert, 'certificate'),
+    key: pem('metrics.tls.key', t.key, 'private key', checkSecretsFile('metrics.tls.key', t.key, warn)),
+  };
 }
 
 /** The identities of auth.tokens_file, or null when there is none (an open server). */

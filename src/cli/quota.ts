@@ -3,8 +3,9 @@ import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { QuotaClient, type ClientTls, type QuotaEntry } from '../client/quota-client.js';
 import { RivvenError } from '../protocol/error-codes.js';
+import { VIOLATION_TYPES, type ViolationType } from '../protocol/messages/describe-violations.js';
 import type { Component } from '../quota/entity.js';
-import { BURST_KEYS, isAlterKey, LIMIT_KEYS, QUOTA_KEYS, type AlterKey, type QuotaKey } from '../quota/quota-key.js';
+import { BURST_KEYS, isAlterKey, LIMIT_KEYS, MAX_IN_FLIGHT, QUOTA_KEYS, type AlterKey, type QuotaKey } from '../quota/quota-key.js';
 import { addEntityFlags, entityFromFlags, once, showEntity, type EntityFlags } from './entity-flags.js';
 import { EXIT_FAILED, EXIT_OK, UsageError } from './exit-codes.js';
 import { addLimitFlags, limitAlterations, noLimitGiven } from './limit-flags.js';
@@ -85,7 +86,9 @@ export async function withClient(flags: ConnectionFlags, fn: (c: QuotaClient) =>
       return EXIT_FAILED;
     }
     const reason = escapeUnprintable(err instanceof Error ? err.message : String(err));
-    process.stderr.write(`rivven: ${reason}; is \`rivven serve\` running there? (set --server or RIVVEN_SERVER)\n`);
+    // Only "cannot reach" may mean a stopped server or a wrong address; a TLS failure says what to change itself.
+    const hint = reason.startsWith('cannot reach') ? '; is `rivven serve` running there? (set --server or RIVVEN_SERVER)' : '';
+    process.stderr.write(`rivven: ${reason}${hint}\n`);
     return EXIT_FAILED;
   }
   try {
@@ -120,15 +123,24 @@ function policy(e: QuotaEntry): string {
 }
 
 /** A rate cell; a shadow value is marked, since it is measured but not enforced. */
-const rateCell = (e: QuotaEntry, k: QuotaKey): string => `${formatQuotaValue(k, e.quotas[k])}${e.shadow?.includes(k) ? ' (shadow)' : ''}`;
+const rateCell = (e: QuotaEntry, k: QuotaKey | typeof MAX_IN_FLIGHT): string =>
+  `${formatQuotaValue(k, e.quotas[k])}${e.shadow?.includes(k) ? ' (shadow)' : ''}`;
 
+/** The table of `quota list`: IN-FLIGHT (max_in_flight) and POLICY appear only when some entry has one. */
 export const quotaTable = (entries: QuotaEntry[]): string => {
   const policies = entries.map(policy);
+  const withInFlight = entries.some((e) => e.quotas[MAX_IN_FLIGHT] !== undefined);
   const withPolicy =
-    policies.some((p) => p !== '') || entries.some((e) => e.shadow?.some((k) => !(QUOTA_KEYS as readonly string[]).includes(k)));
+    policies.some((p) => p !== '') ||
+    entries.some((e) => e.shadow?.some((k) => !(QUOTA_KEYS as readonly string[]).includes(k) && k !== MAX_IN_FLIGHT));
   return textTable([
-    ['ENTITY', 'PRODUCE', 'CONSUME', 'REQUESTS', ...(withPolicy ? ['POLICY'] : [])],
-    ...entries.map((e, i) => [showEntity(e.entity), ...QUOTA_KEYS.map((k) => rateCell(e, k)), ...(withPolicy ? [policies[i]!] : [])]),
+    ['ENTITY', 'PRODUCE', 'CONSUME', 'REQUESTS', ...(withInFlight ? ['IN-FLIGHT'] : []), ...(withPolicy ? ['POLICY'] : [])],
+    ...entries.map((e, i) => [
+      showEntity(e.entity),
+      ...QUOTA_KEYS.map((k) => rateCell(e, k)),
+      ...(withInFlight ? [rateCell(e, MAX_IN_FLIGHT)] : []),
+      ...(withPolicy ? [policies[i]!] : []),
+    ]),
   ]);
 };
 
@@ -428,16 +440,23 @@ function parseSince(text: string): number {
   return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
+/** A --type value, checked here: the server would refuse it as an INVALID_REQUEST that names no flag. */
+function violationType(text: string): ViolationType {
+  const type = text.trim().toUpperCase().replaceAll('-', '_');
+  if ((VIOLATION_TYPES as readonly string[]).includes(type)) return type as ViolationType;
+  const hint = /THROTTL/.test(type) ? ' (a throttle is RATE_LIMIT_EXCEEDED)' : '';
+  throw new UsageError(`--type: unknown type "${text}"${hint}; use ${VIOLATION_TYPES.join(', ')}`);
+}
+
 function violationsCommand(): Command {
   const cmd = new Command('violations').description('the violation log: throttle, block, lease and auth-failure episodes, with a summary');
   addEntityFlags(cmd);
   cmd
     .option('--since <duration>', 'only events this recent: 90s, 30m, 1h, 2d', once('--since'))
-    .option(
-      '--type <type>',
-      `RATE_LIMIT_EXCEEDED, CONCURRENT_LIMIT_EXCEEDED, BLOCKED, SHADOW_VIOLATION, AUTHENTICATION_FAILED (repeatable)`,
-      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
-    )
+    .option('--type <type>', `${VIOLATION_TYPES.join(', ')} (repeatable, or comma-separated)`, (v: string, prev: string[] | undefined) => [
+      ...(prev ?? []),
+      ...v.split(','),
+    ])
     .option('--limit <n>', 'events to show, newest', '50')
     .option('--json', 'print the events and the summary as JSON');
   addConnectionFlags(cmd);
@@ -451,6 +470,7 @@ function violationsCommand(): Command {
         const limit = Number(flags.limit);
         if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError('--limit: from 1 to 10000');
         if (flags.default) throw new UsageError('violations are per principal: name a --user, --client-id or --consumer-group');
+        const types = flags.type?.map(violationType);
         const since = flags.since === undefined ? undefined : Date.now() - parseSince(flags.since);
         const entities = entityFromFlags(flags);
         return withClient(flags, async (client) => {
@@ -458,7 +478,7 @@ function violationsCommand(): Command {
             entities,
             limit,
             ...(since !== undefined ? { sinceMs: since } : {}),
-            ...(flags.type !== undefined ? { types: flags.type as never } : {}),
+            ...(types !== undefined ? { types } : {}),
           });
           if (flags.json) {
             process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);

@@ -21,8 +21,16 @@ export async function serve(flags: ServeFlags): Promise<number> {
       file: flags.config,
       flags: {
         server: { host: flags.host, port: numeric(flags.port) },
+        metrics: { port: numeric(flags.metricsPort) },
         storage: { data_dir: flags.dataDir },
         log: { level: flags.logLevel },
+      },
+      flagNames: {
+        'server.host': '--host',
+        'server.port': '--port',
+        'metrics.port': '--metrics-port',
+        'storage.data_dir': '--data-dir',
+        'log.level': '--log-level',
       },
     });
   } catch (err) {
@@ -64,6 +72,11 @@ export async function serve(flags: ServeFlags): Promise<number> {
     new FileQuotaStore(s.data_dir, {
       onCompactionError: (err) =>
         logger.error({ err: err.message, data_dir: s.data_dir }, 'quota snapshot compaction failed; the log keeps every change'),
+      onTornLog: (file, droppedBytes) =>
+        logger.warn(
+          { file, dropped_bytes: droppedBytes },
+          'quota log: a torn last change (a crash mid-write, never acknowledged) was cut off; the changes before it are loaded',
+        ),
     });
   let started: App;
   try {

@@ -4,6 +4,7 @@ export interface ServeFlags {
   config?: string;
   host?: string;
   port?: string;
+  metricsPort?: string;
   dataDir?: string;
   logLevel?: string;
 }
@@ -14,9 +15,13 @@ export function serveCommand(): Command {
     .option('--config <file>', 'rivven.yaml to read (default: ./rivven.yaml if present)')
     .option('--host <host>', 'listen address (server.host)')
     .option('--port <port>', 'listen port (server.port)')
+    .option('--metrics-port <port>', 'the /metrics, /healthz, /readyz port (metrics.port); 0 picks a free one')
     .option('--data-dir <dir>', 'where run-time quotas and the audit log live (storage.data_dir)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (log.level)')
-    .addHelpText('after', '\nExamples:\n  rivven serve\n  rivven serve --config /etc/rivven/rivven.yaml --port 9190\n')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  rivven serve\n  rivven serve --config /etc/rivven/rivven.yaml --port 9190\n  rivven serve --port 9290 --metrics-port 9291    (a second sidecar on this host)\n',
+    )
     .action(async (flags: ServeFlags) => {
       // Loaded on demand: the quota commands start faster without the server's dependencies.
       const { serve } = await import('./serve-run.js');

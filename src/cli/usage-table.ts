@@ -1,22 +1,8 @@
 import type { BucketUsage } from '../client/quota-client.js';
 import { escapeUnprintable } from '../util/printable.js';
+import { formatMeasured, formatQuotaValue } from './quota-values.js';
 import { showName, truncate } from './show-name.js';
 import { textTable } from './text-table.js';
-
-/** Approximate human rates for a live view; exact values are in --json. */
-export function humanRate(quotaType: string, perSecond: number): string {
-  if (quotaType === 'request_rate') return `${trim(perSecond)}/s`;
-  if (quotaType === 'max_in_flight') return `${trim(perSecond)} held`;
-  const units: [string, number][] = [
-    ['GB', 1e9],
-    ['MB', 1e6],
-    ['kB', 1e3],
-  ];
-  for (const [name, size] of units) if (perSecond >= size) return `${trim(perSecond / size)}${name}/s`;
-  return `${trim(perSecond)}B/s`;
-}
-
-const trim = (n: number): string => (Number.isInteger(n) ? String(n) : n.toFixed(n >= 100 ? 0 : 1));
 
 function ago(ms: number): string {
   if (ms < 1000) return 'now';
@@ -49,8 +35,8 @@ export function usageTable(buckets: BucketUsage[], now: number, width = 120): st
     ...buckets.map((b) => [
       truncate(showBucket(b), entityWidth),
       b.quota_type,
-      humanRate(b.quota_type, b.rate),
-      humanRate(b.quota_type, b.limit),
+      formatMeasured(b.quota_type, b.rate, b.limit),
+      formatQuotaValue(b.quota_type, b.limit),
       `${Math.round(b.utilization * 100)}%`,
       String(b.throttled_total),
       ago(Math.max(0, now - b.last_seen_ms)),

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { decodeBody, encodeFrame, isPlainMap } from '../protocol/codec.js';
@@ -50,10 +51,14 @@ export interface QuotaClientOptions {
   tls?: ClientTls;
 }
 
+/**
+ * Each of ca, cert and key is PEM text (a string holding "-----BEGIN", or a Buffer) or the path of a PEM file,
+ * read once when the client is made.
+ */
 export interface ClientTls {
-  /** PEM CA bundle to trust (the system's when absent). */
+  /** CA bundle to trust (the system's when absent). */
   ca?: string | Buffer;
-  /** PEM client certificate and key, for servers with server.tls.client_auth. */
+  /** Client certificate and key, for servers with server.tls.client_auth. */
   cert?: string | Buffer;
   key?: string | Buffer;
   /** The name the server's certificate must carry; the host by default. */
@@ -135,9 +140,13 @@ export class QuotaClient extends EventEmitter {
   private nextId = 1;
   private closed = false;
 
+  /** options.tls with any file paths read. */
+  private readonly tls: ClientTls | undefined;
+
   constructor(options: Partial<QuotaClientOptions> = {}) {
     super();
     this.options = Object.freeze({ ...DEFAULT_CLIENT_OPTIONS, ...options });
+    this.tls = options.tls === undefined ? undefined : readTlsFiles(options.tls);
   }
 
   get address(): string {
@@ -381,8 +390,22 @@ export class QuotaClient extends EventEmitter {
         // A socket whose Hello failed or timed out is of no use: never leave it open.
         socket?.destroy();
         if (err instanceof RivvenError && !isRetriable(err.code)) throw err;
-        if (attempt >= attempts || this.closed) {
-          const reason = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
+        // A plaintext Hello to a TLS port is dropped without a reply: ask the port once whether it speaks TLS.
+        if (attempt === 1 && this.tls === undefined && err instanceof RivvenError && err.code === 'CONNECTION_CLOSED') {
+          if (await speaksTls(this.options.host, this.options.port, this.options.connectTimeoutMs)) {
+            throw new RivvenError(
+              'CONNECTION_CLOSED',
+              `the rivven server at ${this.address} speaks TLS and this client connected without it: connect with tls: { ca } (the CLI: --tls-ca <ca.pem> or RIVVEN_TLS_CA)`,
+            );
+          }
+        }
+        const code = (err as NodeJS.ErrnoException).code;
+        const tlsReason = code === undefined ? undefined : TLS_FAILURES[code];
+        if (attempt >= attempts || this.closed || tlsReason !== undefined) {
+          if (tlsReason !== undefined) {
+            throw new RivvenError('CONNECTION_CLOSED', `TLS to the rivven server at ${this.address} failed (${code}): ${tlsReason}`);
+          }
+          const reason = err instanceof Error ? (code ?? err.message) : String(err);
           throw new RivvenError('CONNECTION_CLOSED', `cannot reach the rivven server at ${this.address} (${reason})`);
         }
         await sleep(delay, keepAlive);
@@ -394,7 +417,7 @@ export class QuotaClient extends EventEmitter {
   /** A TCP connection within connectTimeoutMs. */
   private open(): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
-      const t = this.options.tls;
+      const t = this.tls;
       const socket =
         t === undefined
           ? net.connect(this.options.port, this.options.host)
@@ -509,6 +532,55 @@ export class QuotaClient extends EventEmitter {
     // Reconnect in the background so the next call finds a connection.
     this.reconnectInBackground();
   }
+}
+
+/**
+ * TLS failures retrying cannot mend, in words a person can act on (the error code alone read as "cannot
+ * reach", which sent people looking for a stopped server).
+ */
+const TLS_FAILURES: Record<string, string> = {
+  SELF_SIGNED_CERT_IN_CHAIN:
+    "the server's certificate is not signed by a CA this client trusts: give the CA that signed it as tls.ca (the CLI: --tls-ca)",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "the server's certificate is self-signed: give it (or its CA) as tls.ca (the CLI: --tls-ca)",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    "the server's certificate is not signed by a CA this client trusts: give the CA that signed it as tls.ca (the CLI: --tls-ca)",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    "the server's certificate is not signed by a CA this client trusts: give the CA that signed it as tls.ca (the CLI: --tls-ca)",
+  CERT_HAS_EXPIRED: "the server's certificate has expired",
+  ERR_TLS_CERT_ALTNAME_INVALID: "the server's certificate does not name this host: connect by a name it carries, or set tls.servername",
+  ERR_SSL_WRONG_VERSION_NUMBER: 'the server does not speak TLS on this port (no server.tls): connect without tls (the CLI: no --tls-ca)',
+};
+
+/** tls with each of ca, cert and key that is not PEM text read from the file it names. */
+function readTlsFiles(t: ClientTls): ClientTls {
+  const out: ClientTls = { ...t };
+  for (const key of ['ca', 'cert', 'key'] as const) {
+    const v = t[key];
+    if (typeof v !== 'string' || v.includes('-----BEGIN')) continue;
+    try {
+      out[key] = readFileSync(v);
+    } catch (err) {
+      throw new Error(
+        `tls.${key}: ${v} is neither PEM text nor a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
+    }
+  }
+  return out;
+}
+
+/** Whether host:port completes a TLS handshake (the certificate unchecked: this only asks which protocol it speaks). */
+function speaksTls(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host, port, rejectUnauthorized: false, ...(net.isIP(host) === 0 ? { servername: host } : {}) });
+    const done = (answer: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', () => done(false));
+  });
 }
 
 /** The body without its undefined fields (msgpack would carry them as an extension type). */

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { isLoopback } from '../auth/security-files.js';
+import { nearMisses } from '../util/did-you-mean.js';
 import { configSchema, type Config } from './schema.js';
 
 export class ConfigError extends Error {
@@ -26,6 +27,8 @@ export interface ConfigSources {
   env?: NodeJS.ProcessEnv;
   /** Values from command-line flags, as a partial config. */
   flags?: Record<string, Record<string, unknown>>;
+  /** The flag each of those values came from ("server.port" -> "--port"), so an error names what was typed. */
+  flagNames?: Record<string, string>;
   cwd?: string;
 }
 
@@ -62,13 +65,15 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
     );
   }
   if (file !== undefined) {
+    let text = '';
     try {
-      const parsed: unknown = parseYaml(readFileSync(file, 'utf8'));
+      text = readFileSync(file, 'utf8');
+      const parsed: unknown = parseYaml(text);
       if (parsed === null || parsed === undefined) fromFile = {};
       else if (typeof parsed === 'object' && !Array.isArray(parsed)) fromFile = parsed as Tree;
       else problems.push(`${file}: the top level must be a mapping`);
     } catch (err) {
-      if (err instanceof YAMLParseError) problems.push(`${file}: ${err.message.split('\n')[0]}`);
+      if (err instanceof YAMLParseError) problems.push(yamlProblem(file, text, err));
       else problems.push(`${file}: cannot read: ${(err as Error).message}`);
     }
   }
@@ -101,10 +106,11 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
     for (const issue of result.error.issues) {
       const at = issue.path.map(String).join('.');
       if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) problems.push(`${at ? `${at}.` : ''}${key}: unknown key`);
+        for (const key of issue.keys) problems.push(`${at ? `${at}.` : ''}${key}: unknown key${suggest(key, siblingKeys(at))}`);
       } else {
-        const variable = fromVariable.get(at);
-        problems.push(`${variable !== undefined ? `${variable} (${at})` : at || '(top level)'}: ${issue.message}`);
+        const flag = getPath(sources.flags as Tree | undefined, issue.path.map(String)) !== undefined ? sources.flagNames?.[at] : undefined;
+        const source = flag ?? fromVariable.get(at);
+        problems.push(`${source !== undefined ? `${source} (${at})` : at || '(top level)'}: ${issue.message}`);
       }
     }
   }
@@ -119,6 +125,33 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return { config: deepFreeze(result.data!), file, warnings };
+}
+
+/** "Nested mappings ... at line 2, column 9:" and an excerpt -> "file:2:9: Nested mappings ... (here: <the line>)". */
+function yamlProblem(file: string, text: string, err: YAMLParseError): string {
+  const reason = err.message
+    .split('\n')[0]!
+    .replace(/ at line \d+, column \d+:?$/, '')
+    .replace(/:$/, '');
+  const pos = err.linePos?.[0];
+  if (pos === undefined) return `${file}: ${reason}`;
+  const line = text.split(/\r?\n/)[pos.line - 1];
+  return `${file}:${pos.line}:${pos.col}: ${reason}${line !== undefined && line.trim() !== '' ? ` (here: ${JSON.stringify(line)})` : ''}`;
+}
+
+const suggest = (key: string, known: string[]): string => {
+  const near = nearMisses(key, known);
+  return near.length === 0 ? '' : ` (did you mean ${near.join(' or ')}?)`;
+};
+
+/** The keys the schema knows beside an unknown one at `at` ("" for the top level). */
+function siblingKeys(at: string): string[] {
+  const prefix = at === '' ? [] : at.split('.');
+  const keys = new Set<string>();
+  for (const path of CONFIG_PATHS) {
+    if (path.length > prefix.length && prefix.every((k, i) => path[i] === k)) keys.add(path[prefix.length]!);
+  }
+  return [...keys];
 }
 
 function leafPaths(tree: Tree, prefix: string[] = []): string[][] {

@@ -77,8 +77,12 @@ export class FleetSync {
   onSyncDuration: (seconds: number) => void = () => undefined;
   /** Told when the fleet falls back (true) or recovers (false). */
   onFallback: (fallback: boolean, live: number) => void = () => undefined;
-  /** Told when another sidecar writes heartbeats under this node_id. */
-  onNodeIdClash: (nodeId: string) => void = () => undefined;
+  /**
+   * Told when another sidecar starts writing heartbeats under this node_id (true), and when none has for
+   * LIVE_HEARTBEATS heartbeats (false): on change, not at every heartbeat.
+   */
+  onNodeIdClash: (nodeId: string, clashing: boolean) => void = () => undefined;
+  private clashing = false;
   /** Heartbeats that found another sidecar's entry under this node_id. */
   nodeIdClashes = 0;
   private lastClashAt = Number.NEGATIVE_INFINITY;
@@ -282,10 +286,16 @@ export class FleetSync {
   private checkNodeId(previous: unknown, mine: string): void {
     const written = this.lastWritten;
     this.lastWritten = mine;
-    if (written === null || typeof previous !== 'string' || previous.startsWith(`${written},"seen":`)) return;
-    this.nodeIdClashes++;
-    this.lastClashAt = this.clock.now();
-    this.onNodeIdClash(this.options.nodeId);
+    const now = this.clock.now();
+    if (written !== null && typeof previous === 'string' && !previous.startsWith(`${written},"seen":`)) {
+      this.nodeIdClashes++;
+      this.lastClashAt = now;
+    }
+    // The same window describe() uses: the other's last write is still seen once after it stopped.
+    const clashing = now - this.lastClashAt <= LIVE_HEARTBEATS * this.options.heartbeatIntervalMs;
+    if (clashing === this.clashing) return;
+    this.clashing = clashing;
+    this.onNodeIdClash(this.options.nodeId, clashing);
   }
 
   private async sync(): Promise<boolean> {

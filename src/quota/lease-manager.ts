@@ -97,11 +97,16 @@ interface Group {
   key: string;
   limit: number;
   leases: IndexedHeap<Lease>;
+  /** The group's parts, so DescribeUsage can filter and show them without parsing the display name. */
+  user: string | null;
+  client: string | null;
 }
 
-const newGroup = (key: string, limit: number): Group => ({
+const newGroup = (key: string, limit: number, user: string | null, client: string | null): Group => ({
   key,
   limit,
+  user,
+  client,
   leases: new IndexedHeap<Lease>(
     byExpiry,
     (l) => l.inGroup,
@@ -201,7 +206,7 @@ export class LeaseManager {
       this.refusedFull++;
       return { granted: false, overloaded: 'quotas.max_leases', principal, held: this.leases.size, bound: o.maxLeases };
     }
-    return this.grant(g ?? this.newGroup(key, r.limit), principal, ttlMs, connection, now);
+    return this.grant(g ?? this.newGroup(key, r.limit, r.bucketUser, r.bucketClient), principal, ttlMs, connection, now);
   }
 
   /** Ends a lease; an unknown or already ended one is no error (release is idempotent). */
@@ -247,12 +252,14 @@ export class LeaseManager {
   }
 
   /** Leases held per group with their limits (for DescribeUsage). */
-  *holders(): Generator<{ entity: string; held: number; limit: number }> {
-    for (const [entity, g] of this.groups) if (entity !== '' && g.leases.size > 0) yield { entity, held: g.leases.size, limit: g.limit };
+  *holders(): Generator<{ entity: string; user: string | null; clientId: string | null; held: number; limit: number }> {
+    for (const [entity, g] of this.groups) {
+      if (entity !== '' && g.leases.size > 0) yield { entity, user: g.user, clientId: g.client, held: g.leases.size, limit: g.limit };
+    }
   }
 
-  private newGroup(key: string, limit: number): Group {
-    const g = newGroup(key, limit);
+  private newGroup(key: string, limit: number, user: string | null, client: string | null): Group {
+    const g = newGroup(key, limit, user, client);
     this.groups.set(key, g);
     return g;
   }

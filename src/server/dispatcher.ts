@@ -20,6 +20,7 @@ import * as describeUsage from '../protocol/messages/describe-usage.js';
 import * as hello from '../protocol/messages/hello.js';
 import { preview } from '../util/printable.js';
 import { forEachSliced } from '../util/slices.js';
+import { componentMatcher } from '../quota/usage-report.js';
 import * as recordConsume from '../protocol/messages/record-consume.js';
 import * as recordProduce from '../protocol/messages/record-produce.js';
 import * as recordRequest from '../protocol/messages/record-request.js';
@@ -207,9 +208,11 @@ export class Dispatcher {
           const reply = new ListReplyBuilder(describeUsage.REPLY_TYPE, describeUsage.REPLY_LIST_FIELD, this.options.maxReplyBytes);
           const built = this.manager.usage({ components: r.components, top: r.top, sortBy: r.sortBy }).then(async (buckets) => {
             await forEachSliced(buckets, (u) => reply.add(describeUsage.toWire(u)));
-            // Leases held, as rows of quota_type max_in_flight (all of them when no filter is given).
-            if (r.components.length === 0)
-              await forEachSliced(this.leases.holders(), (h) => reply.add(describeUsage.leaseRow(h.entity, h.held, h.limit)));
+            // Leases held, as rows of quota_type max_in_flight, filtered as the buckets are.
+            const match = componentMatcher(r.components);
+            await forEachSliced(this.leases.holders(), (h) => {
+              if (match === null || match(false, h.user, h.clientId)) reply.add(describeUsage.leaseRow(h));
+            });
             return reply.frame(correlationId);
           });
           return this.later(correlationId, type, built);

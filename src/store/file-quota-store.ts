@@ -25,6 +25,11 @@ export interface FileQuotaStoreOptions {
   write: WriteAll;
   /** Told about a background compaction that failed (the log keeps everything; it is retried later). */
   onCompactionError: (err: Error) => void;
+  /**
+   * Told when load cut a torn last change off the log (a crash mid-append: that change was never
+   * acknowledged), so the start can say so, as Redis does for a truncated AOF.
+   */
+  onTornLog: (file: string, droppedBytes: number) => void;
 }
 
 /**
@@ -65,7 +70,13 @@ export class FileQuotaStore implements QuotaStore {
     readonly dataDir: string,
     options: Partial<FileQuotaStoreOptions> = {},
   ) {
-    this.options = Object.freeze({ compactAfterChanges: 1000, write: writeAll, onCompactionError: () => undefined, ...options });
+    this.options = Object.freeze({
+      compactAfterChanges: 1000,
+      write: writeAll,
+      onCompactionError: () => undefined,
+      onTornLog: () => undefined,
+      ...options,
+    });
     this.statePath = join(dataDir, STATE_FILE);
     this.logPath = join(dataDir, LOG_FILE);
     this.auditPath = join(dataDir, AUDIT_FILE);
@@ -73,8 +84,9 @@ export class FileQuotaStore implements QuotaStore {
     this.audit = new AppendFile(this.auditPath, this.options.write);
   }
 
+  /** Both files: the snapshot and the log of changes since (most changes live in the log until a compaction). */
   get description(): string {
-    return `file ${this.statePath}`;
+    return `file ${this.statePath} + ${this.logPath}`;
   }
 
   async load(): Promise<StoredQuota[]> {
@@ -243,6 +255,7 @@ export class FileQuotaStore implements QuotaStore {
         const keep = Buffer.byteLength(text.slice(0, offset));
         this.repairedBytes = Buffer.byteLength(text) - keep;
         await truncate(this.logPath, keep);
+        this.options.onTornLog(this.logPath, this.repairedBytes);
         return;
       }
       const where = `${this.logPath}: line ${lineNo}`;

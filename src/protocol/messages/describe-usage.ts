@@ -79,12 +79,21 @@ export const toWire = (u: BucketReport): BucketUsage => ({
 });
 
 /** Leases held by a group, as a usage row: rate is the count held, limit its max_in_flight. */
-export const leaseRow = (entity: string, held: number, limit: number): BucketUsage => ({
-  entity,
+export const leaseRow = (h: {
+  entity: string;
+  user: string | null;
+  clientId: string | null;
+  held: number;
+  limit: number;
+}): BucketUsage => ({
+  entity: h.entity,
+  user: h.user,
+  client_id: h.clientId,
+  consumer_group: null,
   quota_type: 'max_in_flight',
-  rate: held,
-  limit,
-  utilization: held / limit,
+  rate: h.held,
+  limit: h.limit,
+  utilization: h.held / h.limit,
   throttled_total: 0,
   last_seen_ms: Date.now(),
 });
