@@ -1,0 +1,200 @@
+// `rivven-quota/fastify`: per-tenant rate limits and concurrency limits for an HTTP service on Fastify
+// (DESIGN section 19), decided by the sidecar. Imports only Fastify's types: Fastify itself is the app's.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CircuitBreaker, DEFAULT_BREAKER_OPTIONS, type BreakerOptions } from '../client/breaker.js';
+import type { QuotaClient } from '../client/quota-client.js';
+import { isRetriable, RivvenError } from '../protocol/error-codes.js';
+
+export interface RateLimitOptions {
+  /** A connected client (QuotaClient.connect); the plugin never closes it. */
+  client: QuotaClient;
+  /** The tenant: a header name, or a function of the request; undefined or '' lets the request pass unrecorded. */
+  tenant: string | ((req: FastifyRequest) => string | undefined);
+  /** The client-id of the quota entities, from the request. @default none */
+  clientId?: (req: FastifyRequest) => string | undefined;
+  /** How many requests this one counts for (request_rate). @default 1 */
+  cost?: (req: FastifyRequest) => number;
+  /** Hold a lease (quota key max_in_flight) while the handler runs. @default false */
+  leases: boolean;
+  /** A lease's time to live, in case the response never finishes. @default 30000 */
+  leaseTtlMs: number;
+  /** Past this the sidecar's answer is not waited for: the request passes. @default 25 */
+  recordDeadlineMs: number;
+  /** When the sidecar is taken for away and when it is tried again. @default { failureThreshold: 5, resetTimeoutMs: 1000 } */
+  breaker: BreakerOptions;
+  /** X-RateLimit-Limit and -Remaining from a usage snapshot per tenant, refreshed in the background. @default true */
+  rateLimitHeaders: boolean;
+  /** How old a tenant's usage snapshot may be. @default 1000 */
+  usageRefreshMs: number;
+  /** Tenants whose snapshot is kept; past it the oldest is forgotten. @default 10000 */
+  maxTenants: number;
+  /** Told about each request let through because the sidecar did not answer. */
+  onError: (err: Error) => void;
+}
+
+export const DEFAULT_RATE_LIMIT_OPTIONS = Object.freeze({
+  leases: false,
+  leaseTtlMs: 30_000,
+  recordDeadlineMs: 25,
+  breaker: DEFAULT_BREAKER_OPTIONS,
+  rateLimitHeaders: true,
+  usageRefreshMs: 1000,
+  maxTenants: 10_000,
+  onError: () => undefined,
+});
+
+/** What the plugin counted, for the app's own metrics. */
+export interface RateLimitStats {
+  /** Requests let through because the sidecar failed, was late, or the breaker was open. */
+  failures: number;
+  throttled: number;
+  denied: number;
+}
+
+const LEASE = Symbol('rivven lease');
+type WithLease = FastifyRequest & { [LEASE]?: string };
+
+/**
+ * The plugin. Per request with a tenant: RecordRequest in admit mode (a refused request records nothing, so its
+ * Retry-After is exact), as the `user` of the quota entities (`rivven quota set --user T --tier free`):
+ * - Throttled: 429, `Retry-After` (whole seconds, rounded up), `X-RateLimit-Limit`, `-Remaining: 0`, `-Reset`;
+ * - Denied (the tenant is blocked): 403 with the operator's reason;
+ * - with `leases`, over max_in_flight: 429; the lease is released when the response is sent;
+ * - the sidecar away (late, unreachable, breaker open): the request passes, counted in `stats.failures`.
+ * Registered with `app.register(rivvenRateLimit, options)`; it applies to the whole app (not encapsulated).
+ */
+export function rivvenRateLimit(
+  app: FastifyInstance,
+  options: Partial<RateLimitOptions> & Pick<RateLimitOptions, 'client' | 'tenant'>,
+  done: (err?: Error) => void,
+): void {
+  const o: RateLimitOptions = { ...DEFAULT_RATE_LIMIT_OPTIONS, ...options };
+  const limiter = new Limiter(o);
+  app.decorate('rivvenRateLimit', limiter.stats);
+  app.addHook('onRequest', (req, reply) => limiter.onRequest(req, reply));
+  app.addHook('onResponse', async (req) => limiter.release(req as WithLease));
+  done();
+}
+// As fastify-plugin does: the hooks apply to every route of the app, not only inside this plugin's scope.
+Object.assign(rivvenRateLimit, { [Symbol.for('skip-override')]: true, [Symbol.for('fastify.display-name')]: 'rivven-rate-limit' });
+
+class Limiter {
+  readonly stats: RateLimitStats = { failures: 0, throttled: 0, denied: 0 };
+  private readonly breaker: CircuitBreaker;
+  private readonly call: { timeoutMs: number; failFast: boolean };
+  /** tenant -> [fetched at, limit per second, measured rate], oldest first. */
+  private readonly usage = new Map<string, [number, number, number]>();
+  private readonly refreshing = new Set<string>();
+  private describeAllowed = true;
+
+  constructor(private readonly o: RateLimitOptions) {
+    this.breaker = new CircuitBreaker(o.breaker);
+    this.call = Object.freeze({ timeoutMs: o.recordDeadlineMs, failFast: true });
+  }
+
+  async onRequest(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const tenant = typeof this.o.tenant === 'string' ? header(req, this.o.tenant) : this.o.tenant(req);
+    if (tenant === undefined || tenant === '') return;
+    const clientId = this.o.clientId?.(req) ?? null;
+    const r = await this.ask(() =>
+      this.o.client.recordRequest({ user: tenant, clientId, count: this.o.cost?.(req) ?? 1, admit: true }, this.call),
+    );
+    if (r === undefined) return;
+    if (r.denied !== undefined) {
+      this.stats.denied++;
+      await reply.code(403).send({ error: 'forbidden', reason: r.denied.reason });
+      return;
+    }
+    if (r.throttleTimeMs > 0) {
+      this.stats.throttled++;
+      await this.tooMany(reply, tenant, r.throttleTimeMs, 'rate_limited');
+      return;
+    }
+    if (this.o.leases) {
+      const lease = await this.ask(() => this.o.client.acquireLease({ user: tenant, clientId, ttlMs: this.o.leaseTtlMs }, this.call));
+      if (lease !== undefined && !lease.granted) {
+        this.stats.throttled++;
+        await this.tooMany(reply, tenant, lease.throttleTimeMs, 'too_many_in_flight');
+        return;
+      }
+      if (lease?.granted) (req as WithLease)[LEASE] = lease.leaseId;
+    }
+    if (this.o.rateLimitHeaders) {
+      const snap = this.snapshot(tenant);
+      if (snap !== undefined) {
+        reply.header('x-ratelimit-limit', String(Math.floor(snap[0])));
+        reply.header('x-ratelimit-remaining', String(Math.max(0, Math.floor(snap[0] - snap[1]))));
+        reply.header('x-ratelimit-reset', '1');
+      }
+    }
+  }
+
+  release(req: WithLease): void {
+    const id = req[LEASE];
+    if (id === undefined) return;
+    req[LEASE] = undefined;
+    // Not awaited: the response is sent; a release the sidecar misses ends with the lease's ttl.
+    this.o.client.releaseLease(id, { timeoutMs: this.o.leaseTtlMs }).catch((err: Error) => this.o.onError(err));
+  }
+
+  /** The sidecar's answer, or undefined when it could not give one in time (the request passes). */
+  private async ask<T>(call: () => Promise<T>): Promise<T | undefined> {
+    if (!this.breaker.allow()) {
+      this.stats.failures++;
+      return undefined;
+    }
+    try {
+      const r = await call();
+      this.breaker.success();
+      return r;
+    } catch (err) {
+      this.stats.failures++;
+      // A non-retriable error is a bad call, not a sick sidecar: it does not open the breaker.
+      if (err instanceof RivvenError && !isRetriable(err.code)) this.breaker.success();
+      else this.breaker.failure();
+      this.o.onError(err as Error);
+      return undefined;
+    }
+  }
+
+  private async tooMany(reply: FastifyReply, tenant: string, waitMs: number, error: string): Promise<void> {
+    const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
+    reply.header('retry-after', String(retryAfter));
+    const snap = this.o.rateLimitHeaders ? this.snapshot(tenant) : undefined;
+    if (snap !== undefined) reply.header('x-ratelimit-limit', String(Math.floor(snap[0])));
+    reply.header('x-ratelimit-remaining', '0');
+    reply.header('x-ratelimit-reset', String(retryAfter));
+    await reply.code(429).send({ error, retry_after_ms: waitMs });
+  }
+
+  /** The tenant's last known [limit, rate]; refreshed in the background when stale, never waited for. */
+  private snapshot(tenant: string): [number, number] | undefined {
+    const s = this.usage.get(tenant);
+    const now = performance.now();
+    if ((s === undefined || now - s[0] > this.o.usageRefreshMs) && this.describeAllowed && this.refreshing.size < 64) {
+      this.refreshing.add(tenant);
+      this.o.client
+        .describeUsage({ entities: [['user', tenant]] })
+        .then(
+          (rows) => {
+            const row = rows.find((b) => b.quota_type === 'request_rate');
+            if (row === undefined) return;
+            this.usage.delete(tenant);
+            this.usage.set(tenant, [performance.now(), row.limit, row.rate]);
+            if (this.usage.size > this.o.maxTenants) this.usage.delete(this.usage.keys().next().value as string);
+          },
+          (err: unknown) => {
+            // A token without the describe role: no limit headers, and no more asking.
+            if (err instanceof RivvenError && err.code === 'AUTHORIZATION_FAILED') this.describeAllowed = false;
+          },
+        )
+        .finally(() => this.refreshing.delete(tenant));
+    }
+    return s === undefined ? undefined : [s[1], s[2]];
+  }
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
