@@ -181,10 +181,9 @@ async function poisonedStream(redis: Proc): Promise<Probe> {
   const r = new Redis(redis.port);
   const heard: QuotaChange[][] = [];
   const logged: string[] = [];
-  const hook = (b.backend as unknown as { onProblem?: (...args: unknown[]) => void }).onProblem;
-  if (hook !== undefined)
-    (b.backend as unknown as { onProblem: (...args: unknown[]) => void }).onProblem = (...args) =>
-      void logged.push(String(args[2] ?? args[0]));
+  // Versions without validation have no log hook: nothing is logged there.
+  const backend = b.backend as unknown as { log?: (fields: Record<string, unknown>, msg: string) => void };
+  if (backend.log !== undefined) backend.log = (fields, msg) => void logged.push(`${msg} ${JSON.stringify(fields)}`);
   try {
     await a.load();
     await b.load();
