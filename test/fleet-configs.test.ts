@@ -1,13 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { freeze, startRedis, startSentinel } from '../bench/lib/procs.js';
+import { freeze, startRedis, startSentinel, type Proc } from '../bench/lib/procs.js';
 import { QuotaClient } from '../src/client/quota-client.js';
 import { RedisQuotaStore } from '../src/store/redis-quota-store.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
-// The machine's shared Redis: every test uses its own random key prefix and never flushes anything.
-const SHARED = 'redis://127.0.0.1:6379/0';
+// One private redis-server for the tests of this file that share it: each uses its own random key prefix.
+let SHARED = '';
+let sharedRedis: Proc | undefined;
+t.before(async () => {
+  sharedRedis = await startRedis();
+  SHARED = `redis://127.0.0.1:${sharedRedis.port}/0`;
+});
+t.teardown(() => sharedRedis?.stop());
 
 async function sidecars(t: { teardown(fn: () => unknown): void }, url: string, n: number, pollIntervalMs = 200) {
   const prefix = `rivven-test-${randomBytes(6).toString('hex')}:`;

@@ -4,8 +4,14 @@ import { Redis } from 'ioredis';
 import { freeze, startRedis, startSidecar, type Proc } from '../bench/lib/procs.js';
 import { QuotaClient } from '../src/client/quota-client.js';
 
-// Three sidecar processes (the built bin/rivven) on the machine's shared Redis, under a random key prefix.
-const SHARED = 'redis://127.0.0.1:6379/0';
+// One private redis-server for the tests of this file that share it: each uses its own random key prefix.
+let SHARED = '';
+let sharedRedis: Proc | undefined;
+t.before(async () => {
+  sharedRedis = await startRedis();
+  SHARED = `redis://127.0.0.1:${sharedRedis.port}/0`;
+});
+t.teardown(() => sharedRedis?.stop());
 const QUOTA = 100_000; // produce_bytes_rate, bytes per second
 const WINDOW_MS = 200;
 const SYNC_MS = 20;
@@ -142,7 +148,7 @@ t.test(
     t.pass(`every breaker closed ${Math.round(closed)} ms after the restart`);
     const r = new Redis(port);
     t.teardown(() => r.disconnect());
-    const value = await r.get(`${prefix}bucket:{${JSON.stringify(['request_rate', 'through-the-outage', null])}}`);
+    const value = await r.hget(`${prefix}bucket:{${JSON.stringify(['request_rate', 'through-the-outage', null])}}`, 'l');
     t.ok(value !== null && Number(value.split(':')[0]) > 0, `usage from the outage pushed to the new Redis (${value})`);
     const seen = await Promise.all(clients.map(async (c) => (await c.describeQuotas([['user', 'during']])).length));
     t.same(seen, [0, 0, 0], 'the failed alteration is on no sidecar');

@@ -114,7 +114,7 @@ export class FleetBucketStore extends LocalBucketStore {
       t.setQueued(id, false);
       const rate = t.rate(id);
       const unsynced = t.takeUnsynced(id);
-      let push = Math.round(forgiveMs > 0 ? Math.max(0, unsynced - (rate * forgiveMs) / divisor) : unsynced);
+      let push = unsynced;
       let series = this.series;
       // A push in doubt goes again under its own series, with what was recorded since: Redis adds only the part
       // of it that it has not applied.
@@ -123,6 +123,10 @@ export class FleetBucketStore extends LocalBucketStore {
         push += doubt.pushed;
         series = doubt.series;
       }
+      // Less what was forgiven (the series total may shrink: Redis never takes back what it applied, and adds
+      // only what exceeds it).
+      if (forgiveMs > 0) push = Math.max(0, push - (rate * forgiveMs) / divisor);
+      push = Math.round(push);
       out.kinds.push(names.kinds[i]!);
       out.as.push(names.as[i]!);
       out.bs.push(names.bs[i]!);
