@@ -59,7 +59,7 @@ function fleetSync(t: { teardown(fn: () => unknown): void }, leases?: LeaseManag
   };
   const key = (user: string) => bucketKey(prefix, PRODUCE, user, null);
   /** A bucket's level in Redis, in bytes (rounded: it drains by under a byte a second). */
-  const level = async (user: string) => Math.round(Number(((await r.hget(key(user), 'l')) ?? '0:0').split(':')[0]) / 1000);
+  const level = async (user: string) => Math.round(Number(((await r.get(key(user))) ?? '0:0').split(':')[0]) / 1000);
   return { clock, store, backend, sync, prefix, record, key, level, logged };
 }
 
@@ -75,11 +75,13 @@ t.test('a bad bucket key affects only itself: replaced, logged once, counted; th
   f.record('list', 1);
   f.record('garbage', 1);
   f.record('future', 1);
+  f.record('series', 1);
   f.record('after', 20);
   await r.rpush(f.key('list'), 'x'); // another type
   await r.set(f.key('garbage'), 'not a level'); // a string that does not parse
+  await r.set(f.key('series'), '5000:1|zz=1:2|not a series'); // a series part that does not parse
   const [sec] = await r.time();
-  await r.hset(f.key('future'), 'l', `999000:${Number(sec) * 1000 + 3_600_000}`); // stamped an hour ahead
+  await r.set(f.key('future'), `999000:${Number(sec) * 1000 + 3_600_000}`); // stamped an hour ahead
   for (let i = 0; i < 3; i++) {
     f.record('before', 0); // keep it queued
     await f.sync.syncNow();
@@ -88,12 +90,14 @@ t.test('a bad bucket key affects only itself: replaced, logged once, counted; th
   t.equal(f.sync.breaker.state, 'closed');
   t.equal(await f.level('before'), 500, 'the bucket before the bad ones: 500 B recorded, 500 B in Redis');
   t.equal(await f.level('after'), 20, 'the bucket after them reached Redis');
-  t.equal(await r.type(f.key('list')), 'hash', 'the list was replaced by a bucket');
+  t.equal(await r.type(f.key('list')), 'string', 'the list was replaced by a bucket');
   t.equal(await f.level('list'), 1);
   t.equal(await f.level('garbage'), 1, 'the unparsable level was replaced');
   t.ok((await f.level('future')) <= 1000, 'a level stamped ahead drains again');
-  t.equal(f.backend.badValues.bucket, 3, 'three bad keys counted');
-  t.equal(f.logged.length, 3, 'each logged once');
+  t.equal(await f.level('series'), 1, 'its level drained (stamped at time 1), then 1 B pushed');
+  t.notMatch(await r.get(f.key('series')), /not a series/, 'the unparsable part is dropped');
+  t.equal(f.backend.badValues.bucket, 4, 'four bad keys counted');
+  t.equal(f.logged.length, 4, 'each logged once');
   t.match(f.logged[0], /not valid/);
 });
 

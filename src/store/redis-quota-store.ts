@@ -65,6 +65,7 @@ export class RedisQuotaStore implements QuotaStore {
   private catching: Promise<void> = Promise.resolve();
   private poll: NodeJS.Timeout | undefined;
   private polls = 0;
+  private polling = false;
   /** Background catch-ups that failed (Redis unreachable); the next poll retries. */
   syncFailures = 0;
   /** Full reloads because Redis's version went backwards (a restart without persistence, a lagging replica). */
@@ -166,6 +167,9 @@ export class RedisQuotaStore implements QuotaStore {
 
   /** The safety net under pub/sub: a version ahead of ours means a notification never came. */
   private async pollVersion(): Promise<void> {
+    // One poll at a time: two that overlap would both see one step back and report it twice.
+    if (this.polling) return;
+    this.polling = true;
     try {
       // A drifting clock must not stretch the window in which a change the client gave up on could still apply.
       if (++this.polls % 20 === 0) await this.backend.measureClock();
@@ -183,6 +187,8 @@ export class RedisQuotaStore implements QuotaStore {
       }
     } catch {
       this.syncFailures++;
+    } finally {
+      this.polling = false;
     }
   }
 
