@@ -6,28 +6,31 @@ import { textTable } from './text-table.js';
 
 /** A node id as printed: host:port reads as itself; a control character is escaped (ids come from other hosts). */
 const nodeName = (id: string): string => (hasUnprintable(id) ? escapeUnprintable(JSON.stringify(id)) : id);
-const ago = (ms: number): string => (ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`);
+/** Any other text of the reply: it came from Redis (other sidecars' heartbeats, Redis' error messages). */
+const text = (s: unknown): string => escapeUnprintable(String(s));
+const count = (n: unknown): string => (Number.isSafeInteger(n) ? String(n) : '?');
+const ago = (ms: number): string => (!Number.isFinite(ms) ? '?' : ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`);
 const lag = (ms: number): string => (ms < 0 ? 'never synced' : ago(ms));
 
 /** The fleet as `rivven fleet status` prints it: a summary line, then one row per sidecar. */
 export function fleetStatusText(f: FleetDescribed): string {
   if (!f.enabled) return 'fleet mode is off on this sidecar (fleet.enabled: false): its buckets are its own\n';
   const head =
-    `this sidecar: ${nodeName(f.node_id ?? '')}, breaker ${f.breaker}, last sync ${lag(f.sync_lag_ms)} ago\n` +
-    `redis: ${f.backend}\n` +
-    `live sidecars: ${f.live}${f.breaker === 'closed' ? '' : ` (deciding alone with quota / ${f.live})`}\n` +
-    (f.last_error === null ? '' : `last error: ${f.last_error}\n`);
+    `this sidecar: ${nodeName(String(f.node_id ?? ''))}, breaker ${text(f.breaker)}, last sync ${lag(f.sync_lag_ms)} ago\n` +
+    `redis: ${text(f.backend)}\n` +
+    `live sidecars: ${count(f.live)}${f.breaker === 'closed' ? '' : ` (deciding alone with quota / ${count(f.live)})`}\n` +
+    (f.last_error === null ? '' : `last error: ${text(f.last_error)}\n`);
   const rows = [['NODE', 'SEEN', 'SYNC LAG', 'BREAKER', 'BUCKETS', 'QUEUED', 'CONFIG VERSION', 'SETTINGS']];
   for (const s of f.sidecars) {
     rows.push([
-      nodeName(s.node_id),
+      nodeName(String(s.node_id)),
       `${ago(s.seen_ms_ago)} ago`,
       lag(s.sync_lag_ms),
-      s.breaker,
-      String(s.buckets),
-      String(s.queued),
-      String(s.config_version),
-      s.settings,
+      text(s.breaker),
+      count(s.buckets),
+      count(s.queued),
+      count(s.config_version),
+      text(s.settings),
     ]);
   }
   const settings = new Set(f.sidecars.map((s) => s.settings));

@@ -67,6 +67,8 @@ export async function serve(flags: ServeFlags): Promise<number> {
     s.backend === 'redis'
       ? new RedisQuotaStore({ target: redisTarget(s.redis), keyPrefix: s.redis.key_prefix, commandTimeoutMs: s.redis.command_timeout_ms })
       : undefined;
+  // Bad values read from Redis and a Redis that lost its data are errors the operator must see.
+  if (redis !== undefined) redis.backend.log = (fields, msg) => logger.error(fields, msg);
   const store: QuotaStore =
     redis ??
     new FileQuotaStore(s.data_dir, {

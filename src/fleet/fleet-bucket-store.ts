@@ -9,8 +9,10 @@ export interface Names {
 
 /** The buckets of one sync call: what each pushes, its quota and ceiling. */
 export interface SyncBatch extends Names {
-  /** Usage pushed, milli-units. */
+  /** Usage pushed, milli-units (whole): all of the bucket's series so far (see `series`). */
   pushes: number[];
+  /** The push series of each: a new one per round, or the one of a push still in doubt (sent, never answered). */
+  series: number[];
   /** Quota of each (units per second = milli-units per ms) and its ceiling (capacity + max debt), milli-units. */
   rates: number[];
   ceilings: number[];
@@ -20,7 +22,26 @@ export interface SyncBatch extends Names {
   keys: string[];
 }
 
-export const emptyBatch = (): SyncBatch => ({ kinds: [], as: [], bs: [], pushes: [], rates: [], ceilings: [], resets: [], keys: [] });
+export const emptyBatch = (): SyncBatch => ({
+  kinds: [],
+  as: [],
+  bs: [],
+  pushes: [],
+  series: [],
+  rates: [],
+  ceilings: [],
+  resets: [],
+  keys: [],
+});
+
+/** A push whose outcome is unknown (its call failed or timed out): resent under its series until answered. */
+interface InDoubt {
+  series: number;
+  /** Milli-units of the series so far. */
+  pushed: number;
+  /** When it was first sent (clock ms): a series older than the script keeps its record is given up. */
+  since: number;
+}
 
 const nameKey = (kind: number, a: string | null, b: string | null): string => JSON.stringify([kind, a, b]);
 
@@ -41,6 +62,10 @@ export class FleetBucketStore extends LocalBucketStore {
   private queue: Names = { kinds: [], as: [], bs: [] };
   /** Buckets ResetUsage reset here, whose fleet level the next sync empties (bounded by the buckets). */
   private readonly resets = new Set<string>();
+  /** Buckets whose last push is in doubt, by name (bounded by the buckets; empty while Redis answers). */
+  private readonly inDoubt = new Map<string, InDoubt>();
+  /** The series of this round's new pushes (FleetSync sets it before collecting). */
+  series = 0;
 
   constructor(
     options: LocalBucketStoreOptions,
@@ -89,10 +114,24 @@ export class FleetBucketStore extends LocalBucketStore {
       t.setQueued(id, false);
       const rate = t.rate(id);
       const unsynced = t.takeUnsynced(id);
+      let push = unsynced;
+      let series = this.series;
+      // A push in doubt goes again under its own series, with what was recorded since: Redis adds only the part
+      // of it that it has not applied.
+      const doubt = this.inDoubt.size > 0 ? this.inDoubt.get(nameKey(names.kinds[i]!, names.as[i]!, names.bs[i]!)) : undefined;
+      if (doubt !== undefined) {
+        push += doubt.pushed;
+        series = doubt.series;
+      }
+      // Less what was forgiven (the series total may shrink: Redis never takes back what it applied, and adds
+      // only what exceeds it).
+      if (forgiveMs > 0) push = Math.max(0, push - (rate * forgiveMs) / divisor);
+      push = Math.round(push);
       out.kinds.push(names.kinds[i]!);
       out.as.push(names.as[i]!);
       out.bs.push(names.bs[i]!);
-      out.pushes.push(forgiveMs > 0 ? Math.max(0, unsynced - (rate * forgiveMs) / divisor) : unsynced);
+      out.pushes.push(push);
+      out.series.push(series);
       out.rates.push(rate);
       out.ceilings.push(t.ceiling(id));
       out.resets.push(reset);
@@ -101,28 +140,59 @@ export class FleetBucketStore extends LocalBucketStore {
 
   /**
    * Redis answered: each bucket's level becomes the fleet's plus what was recorded here meanwhile, and a bucket
-   * still in use stays queued to follow the fleet.
+   * still in use stays queued to follow the fleet. Its push is no longer in doubt (`skip`: buckets not applied).
    */
-  settle(batch: SyncBatch, levels: number[], now: number): void {
+  settle(batch: SyncBatch, levels: number[], now: number, skip?: ReadonlySet<number>): void {
     const t = this.table;
     for (let i = 0; i < batch.kinds.length; i++) {
+      if (skip?.has(i)) continue;
+      if (this.inDoubt.size > 0) this.inDoubt.delete(nameKey(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!));
       const id = this.find(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!);
-      if (id < 0) continue;
+      // No level for it (a bad reply): it stays as this sidecar knows it.
+      if (id < 0 || !(levels[i]! >= 0)) continue;
       t.setLevel(id, levels[i]! + t.unsynced(id) * this.weight, now);
       if (!t.queued(id) && now - t.lastSeen(id) < this.followMs) this.enqueue(id);
     }
   }
 
-  /** The push failed: the usage goes back into its buckets, to be pushed by a later sync. */
-  restore(batch: SyncBatch): void {
+  /**
+   * The push failed or timed out, so Redis may or may not have applied it: each bucket's push stays in doubt,
+   * resent by a later sync under the same series (`only` limits this to those buckets of the batch).
+   */
+  restore(batch: SyncBatch, now: number, only?: ReadonlySet<number>): void {
     const t = this.table;
     for (let i = 0; i < batch.kinds.length; i++) {
+      if (only !== undefined && !only.has(i)) continue;
+      const key = nameKey(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!);
+      if (batch.pushes[i]! > 0) {
+        const doubt = this.inDoubt.get(key);
+        if (doubt !== undefined && doubt.series === batch.series[i]) doubt.pushed = batch.pushes[i]!;
+        else this.inDoubt.set(key, { series: batch.series[i]!, pushed: batch.pushes[i]!, since: now });
+      }
+      if (batch.resets[i]) this.resets.add(key);
       const id = this.find(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!);
-      if (id < 0) continue;
-      t.addUnsynced(id, batch.pushes[i]!);
-      if (batch.resets[i]) this.resets.add(nameKey(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!));
-      if (!t.queued(id)) this.enqueue(id);
+      if (id >= 0 && !t.queued(id)) this.enqueue(id);
     }
+  }
+
+  /** Pushes in doubt (tests, fleet status). */
+  get pushesInDoubt(): number {
+    return this.inDoubt.size;
+  }
+
+  /**
+   * Gives up the pushes in doubt since before `cutoff`: Redis keeps a series' record for a limited time, so one
+   * resent later could count twice. Their usage is older than that by then (and a sidecar cut off that long
+   * forgives the outage's usage anyway: docs/algorithm.md). Returns how many were given up.
+   */
+  dropInDoubt(cutoff: number): number {
+    let dropped = 0;
+    for (const [key, d] of this.inDoubt) {
+      if (d.since >= cutoff) continue;
+      this.inDoubt.delete(key);
+      dropped++;
+    }
+    return dropped;
   }
 
   /** ResetUsage here resets the fleet's level too, with the next sync (docs/algorithm.md, section 6). */

@@ -38,9 +38,26 @@ const LEASES_SCRIPT = readFileSync(new URL('../store/lua/sync-leases.lua', impor
 
 type FleetClient = RedisClient & {
   rivvenSync(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
-  rivvenHeartbeat(key: string, nodeId: string, status: string, staleMs: number): Promise<(number | string | null)[]>;
+  rivvenHeartbeat(key: string, nodeId: string, status: string, staleMs: number, aheadMs: number): Promise<(number | string | null)[]>;
   rivvenLeases(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
 };
+
+/** How long Redis keeps a push series' record (the script's minimum key life): a series in doubt is resent
+ * within SERIES_RESEND_MS of its first send, or given up (it could be counted twice after that). */
+const SERIES_KEEP_MS = 60_000;
+const SERIES_RESEND_MS = 50_000;
+/** Series fields one bucket holds before those of long-gone sidecar processes are removed. */
+const SERIES_FIELDS = 64;
+/** A lease count above this is not a count (no sidecar can hold so many leases in memory). */
+const MAX_LEASE_COUNT = 1_000_000_000;
+/** Script codes of a bucket with a problem (sync-buckets.lua). */
+const BUCKET_PROBLEMS: Record<number, string> = {
+  1: 'not a bucket (another type, or unparsable): replaced by an empty bucket',
+  2: 'level unparsable or stamped far ahead of Redis time: replaced',
+  3: "a sidecar's push series unparsable: replaced",
+};
+const WRITE_FAILED = 4;
+const ALREADY_APPLIED = 5;
 
 /** A sidecar is live while its last heartbeat is this many intervals old at most. */
 const LIVE_HEARTBEATS = 3;
@@ -85,6 +102,12 @@ export class FleetSync {
   private clashing = false;
   /** Heartbeats that found another sidecar's entry under this node_id. */
   nodeIdClashes = 0;
+  /** Pushes Redis recognised as applied already (a retry after a timeout, a late reply): not counted again. */
+  duplicatePushes = 0;
+  /** Pushes in doubt for too long, given up rather than risk counting them twice. */
+  pushesGivenUp = 0;
+  /** The last push series handed out (increasing, like Redis time in ms). */
+  private lastSeries = 0;
   private lastClashAt = Number.NEGATIVE_INFINITY;
   /** The status this sidecar wrote with its last heartbeat (without its time), to notice another writer. */
   private lastWritten: string | null = null;
@@ -260,17 +283,37 @@ export class FleetSync {
     const open = JSON.stringify(status).slice(0, -1);
     this.calls++;
     const reply = await this.backend.timed(
-      this.client.rivvenHeartbeat(this.sidecarsKey, this.options.nodeId, open, hb * FORGET_HEARTBEATS),
+      this.client.rivvenHeartbeat(this.sidecarsKey, this.options.nodeId, open, hb * FORGET_HEARTBEATS, hb * LIVE_HEARTBEATS),
     );
+    const previousAt = this.lastHeartbeatAt;
     this.lastHeartbeatAt = this.clock.now();
     const now = Number(reply[0]);
+    if (!Number.isSafeInteger(now) || now <= 0) throw new Error('the heartbeat script answered without a Redis time');
     this.heartbeatRedisNow = now;
+    const bad = Number(reply[2]);
+    if (bad > 0)
+      this.backend.badValue(
+        'heartbeat',
+        this.sidecarsKey,
+        `${bad} entry(ies) unparsable, stamped ahead of Redis time, or a key of another type: removed`,
+      );
+    // Our own entry gone although we wrote it within the time Redis keeps entries: Redis lost its keys.
+    if (reply[1] === null && this.lastWritten !== null && this.lastHeartbeatAt - previousAt < hb * FORGET_HEARTBEATS)
+      this.backend.lostData(
+        `this sidecar's heartbeat entry (${this.sidecarsKey}) is gone ${this.lastHeartbeatAt - previousAt} ms after it was written`,
+      );
     this.checkNodeId(reply[1], open);
     const sidecars: SidecarStatus[] = [];
-    for (let i = 2; i < reply.length; i++) {
+    // Judged by Redis time: an entry seen ahead of it (the script removes those far ahead) or long ago is not live.
+    const newest = now + hb * LIVE_HEARTBEATS;
+    const oldest = now - hb * FORGET_HEARTBEATS;
+    for (let i = 3; i < reply.length; i++) {
       const status = parseStatus(String(reply[i]));
-      // Another version's or a hand-written entry is not ours to read.
-      if (status !== undefined) sidecars.push(status);
+      if (status === undefined || status.seen > newest || status.seen < oldest) {
+        this.backend.badValue('heartbeat', this.sidecarsKey, 'an entry this version does not write (fields, types or sizes): ignored');
+        continue;
+      }
+      sidecars.push(status);
     }
     sidecars.sort((a, b) => (a.node_id < b.node_id ? -1 : a.node_id > b.node_id ? 1 : 0));
     this.sidecars = sidecars;
@@ -300,6 +343,11 @@ export class FleetSync {
 
   private async sync(): Promise<boolean> {
     const started = performance.now();
+    this.pushesGivenUp += this.store.dropInDoubt(this.clock.now() - SERIES_RESEND_MS);
+    // A new series for this round's pushes: increasing per process, and close to Redis time, so the script can
+    // tell a long-gone process's series from a live one's.
+    this.lastSeries = Math.max(this.lastSeries + 1, Math.floor(Date.now() + this.backend.clockOffset));
+    this.store.series = this.lastSeries;
     const names = this.store.swapQueue();
     const forgive = this.forgive;
     this.forgive = null;
@@ -368,37 +416,55 @@ export class FleetSync {
       calls.push(() => {
         this.calls++;
         const counts = part.map((g) => leases.heldBy(g));
-        return this.backend.timed(this.client.rivvenLeases(part.length, ...keys, this.options.nodeId, stale, ...counts)).then(
-          (others: number[]) => {
-            for (let i = 0; i < part.length; i++) {
-              if (others[i]! > 0) f.others.set(part[i]!, others[i]!);
-              else f.others.delete(part[i]!);
-            }
-          },
-          (err: unknown) => {
-            for (const g of part) f.changed.add(g);
-            throw err;
-          },
-        );
+        return this.backend
+          .timed(this.client.rivvenLeases(part.length, ...keys, this.options.nodeId, stale, MAX_LEASE_COUNT, ...counts))
+          .then(
+            (others: number[]) => {
+              for (let i = 0; i < part.length; i++) {
+                const n = Number(others[i]);
+                if (Number.isSafeInteger(n) && n > 0) f.others.set(part[i]!, n);
+                else f.others.delete(part[i]!);
+              }
+              const bad = Number(others[part.length] ?? 0);
+              if (bad > 0)
+                this.backend.badValue(
+                  'lease',
+                  keys[0]!,
+                  `${bad} lease count(s) invalid (unparsable, too big, stamped ahead of Redis time, or a key of another type): removed`,
+                );
+            },
+            (err: unknown) => {
+              for (const g of part) f.changed.add(g);
+              throw err;
+            },
+          );
       });
     }
     return calls;
   }
 
-  /** One script call; on failure the batch's usage goes back into its buckets. */
+  /**
+   * One script call. On failure or timeout Redis may have applied it or not: the batch's pushes stay in doubt
+   * and a later sync resends them under the same series, which the script applies at most once.
+   */
   private async push(batch: SyncBatch): Promise<void> {
     if (batch.kinds.length === 0) return;
     const n = batch.kinds.length;
-    const args: (string | number)[] = new Array(1 + n + 1 + 4 * n);
+    const head = 4;
+    const args: (string | number)[] = new Array(1 + n + head + 5 * n);
     args[0] = n;
     for (let i = 0; i < n; i++) args[1 + i] = batch.keys[i]!;
     args[1 + n] = this.backend.deadline();
+    args[2 + n] = this.instance;
+    args[3 + n] = SERIES_KEEP_MS;
+    args[4 + n] = SERIES_FIELDS;
     for (let i = 0; i < n; i++) {
-      const at = 2 + n + 4 * i;
-      args[at] = Math.round(batch.pushes[i]!);
-      args[at + 1] = batch.rates[i]!;
-      args[at + 2] = Math.round(batch.ceilings[i]!);
-      args[at + 3] = batch.resets[i] ? 1 : 0;
+      const at = 1 + n + head + 5 * i;
+      args[at] = batch.pushes[i]!;
+      args[at + 1] = batch.series[i]!;
+      args[at + 2] = batch.rates[i]!;
+      args[at + 3] = Math.round(batch.ceilings[i]!);
+      args[at + 4] = batch.resets[i] ? 1 : 0;
     }
     this.calls++;
     try {
@@ -407,18 +473,41 @@ export class FleetSync {
         this.backend.failures++;
         throw new Error(`Redis ran the sync after its deadline (${this.backend.commandTimeoutMs} ms); nothing was pushed`);
       }
+      if (!Array.isArray(reply) || reply.length < n + 1 || (reply.length - n - 1) % 2 !== 0)
+        throw new Error('the sync script answered in a shape this version does not know');
       // Replies of a big sync arrive together: each batch settles in its own turn of the loop.
       await new Promise((r) => setImmediate(r));
-      this.store.settle(batch, reply.slice(1), this.clock.now());
+      const failed = this.problems(batch, reply);
+      if (failed !== undefined) this.store.restore(batch, this.clock.now(), failed);
+      this.store.settle(batch, reply.slice(1, n + 1), this.clock.now(), failed);
       this.bucketsSynced += n;
     } catch (err) {
-      this.store.restore(batch);
+      this.store.restore(batch, this.clock.now());
       throw err;
     }
+  }
+
+  /** The script's (bucket, code) pairs after the levels: logged and counted; returns the buckets not applied. */
+  private problems(batch: SyncBatch, reply: number[]): Set<number> | undefined {
+    const n = batch.kinds.length;
+    let failed: Set<number> | undefined;
+    for (let j = n + 1; j + 1 < reply.length; j += 2) {
+      const i = Number(reply[j]) - 1;
+      const code = Number(reply[j + 1]);
+      if (!(i >= 0 && i < n)) continue;
+      if (code === ALREADY_APPLIED) this.duplicatePushes++;
+      else if (code === WRITE_FAILED) {
+        failed ??= new Set();
+        failed.add(i);
+      } else this.backend.badValue('bucket', batch.keys[i]!, BUCKET_PROBLEMS[code] ?? `code ${code}`);
+    }
+    return failed;
   }
 }
 
 const BREAKER_STATES: readonly string[] = ['closed', 'open', 'half-open'];
+/** The longest text a heartbeat entry may carry per field (a node_id is host:port; settings a short digest). */
+const MAX_TEXT = 256;
 
 /** A heartbeat entry as written by this version, or undefined: the CLI prints what comes from here. */
 function parseStatus(json: string): SidecarStatus | undefined {
@@ -431,9 +520,14 @@ function parseStatus(json: string): SidecarStatus | undefined {
   if (typeof s !== 'object' || s === null || typeof s.node_id !== 'string' || !BREAKER_STATES.includes(s.breaker as string))
     return undefined;
   if (typeof s.settings !== 'string' || typeof s.instance !== 'string') return undefined;
-  const numbers = ['seen', 'sync_lag_ms', 'buckets', 'queued', 'config_version', 'sync_interval_ms'] as const;
-  if (!numbers.every((k) => Number.isFinite(s[k]))) return undefined;
-  return s as unknown as SidecarStatus;
+  if (s.node_id.length > MAX_TEXT || s.settings.length > MAX_TEXT || s.instance.length > MAX_TEXT) return undefined;
+  const numbers = ['seen', 'buckets', 'queued', 'config_version', 'sync_interval_ms'] as const;
+  if (!numbers.every((k) => Number.isSafeInteger(s[k]) && (s[k] as number) >= 0)) return undefined;
+  if (!Number.isSafeInteger(s.sync_lag_ms) || (s.sync_lag_ms as number) < -1) return undefined;
+  // Only what this version writes: no extra fields to carry into DescribeFleet.
+  const { node_id, sync_lag_ms, breaker, buckets, queued, config_version, sync_interval_ms, settings, instance, seen } =
+    s as unknown as SidecarStatus;
+  return { node_id, sync_lag_ms, breaker, buckets, queued, config_version, sync_interval_ms, settings, instance, seen };
 }
 
 /**
@@ -458,6 +552,7 @@ function bySlot(batch: SyncBatch): SyncBatch[] {
     part.as.push(batch.as[i]!);
     part.bs.push(batch.bs[i]!);
     part.pushes.push(batch.pushes[i]!);
+    part.series.push(batch.series[i]!);
     part.rates.push(batch.rates[i]!);
     part.ceilings.push(batch.ceilings[i]!);
     part.resets.push(batch.resets[i]!);

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 import type { FleetSync } from '../fleet/fleet-sync.js';
-import type { RedisBackend } from '../store/redis-backend.js';
+import { BAD_VALUE_SOURCES, type RedisBackend } from '../store/redis-backend.js';
 import type { ViolationLog } from './violation-log.js';
 import type { Guard } from '../auth/guard.js';
 import type { LeaseManager } from '../quota/lease-manager.js';
@@ -68,6 +68,7 @@ export function createMetrics(sources: MetricSources): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   fleetMetrics(registry, sources);
+  fleetDataMetrics(registry, sources);
   mirroredCounter(
     registry,
     'rivven_violation_log_write_failures_total',
@@ -319,4 +320,36 @@ function fleetMetrics(registry: Registry, { backend, storeFailures, fleet }: Met
       this.set(fleet?.()?.live ?? 0);
     },
   });
+}
+
+// --- Fleet: Redis' data validated (DESIGN.md section 15; docs/operations.md, fleet failure modes) ---
+function fleetDataMetrics(registry: Registry, { backend, fleet }: MetricSources): void {
+  new Counter({
+    name: 'rivven_fleet_bad_values_total',
+    help: 'Values read from Redis that failed validation (ignored or replaced), by where they came from',
+    labelNames: ['source'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const source of BAD_VALUE_SOURCES) this.inc({ source }, backend?.badValues[source] ?? 0);
+    },
+  });
+  mirroredCounter(
+    registry,
+    'rivven_fleet_redis_resets_total',
+    'Times Redis was found to have lost the fleet data: flushed, restarted empty or replaced (config version went back, keys gone)',
+    () => backend?.resets ?? 0,
+  );
+  mirroredCounter(
+    registry,
+    'rivven_fleet_duplicate_pushes_total',
+    'Buckets of pushes Redis had applied already (resent after a timeout, or a late reply): not counted again',
+    () => fleet?.()?.duplicatePushes ?? 0,
+  );
+  mirroredCounter(
+    registry,
+    'rivven_fleet_pushes_given_up_total',
+    'Pushes whose outcome stayed unknown longer than Redis keeps their record: given up rather than risk counting twice',
+    () => fleet?.()?.pushesGivenUp ?? 0,
+  );
 }

@@ -1,4 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { preview } from '../util/printable.js';
 
 /** Where Redis is: one URL (standalone, redis:// or rediss://), a Cluster seed list, or Sentinel. */
 export type RedisTarget =
@@ -21,6 +22,18 @@ export function redisTarget(r: {
   if (r.sentinel !== null) return { sentinel: r.sentinel, ...extra };
   return { url: r.url };
 }
+
+/** Where a value read from Redis that failed validation came from (rivven_fleet_bad_values_total{source}). */
+export const BAD_VALUE_SOURCES = ['bucket', 'heartbeat', 'lease', 'change', 'config', 'version'] as const;
+export type BadValueSource = (typeof BAD_VALUE_SOURCES)[number];
+
+/** How a problem with Redis' data is told to the log (the sidecar's logger; nothing in tests). */
+export type RedisProblemLog = (fields: Record<string, unknown>, msg: string) => void;
+
+/** One bad key is logged at most once in this long (the count goes on): no log flood from a key that stays bad. */
+const LOG_AGAIN_MS = 600_000;
+/** Keys remembered for that; past it the memory is cleared (a log line too many, never unbounded memory). */
+const MAX_LOGGED_KEYS = 1024;
 
 /** "host:port" as ioredis wants it. */
 function hostPort(node: string): { host: string; port: number } {
@@ -69,6 +82,13 @@ export class RedisBackend {
   clockOffset = 0;
   /** Failed or timed-out calls, of every user of this connection (rivven_quota_backend_failures_total). */
   failures = 0;
+  /** Values read from Redis that failed validation, by where they came from (rivven_fleet_bad_values_total). */
+  readonly badValues: Record<BadValueSource, number> = { bucket: 0, heartbeat: 0, lease: 0, change: 0, config: 0, version: 0 };
+  /** Times Redis was found to have lost the fleet's data: flushed, restarted empty, replaced (rivven_fleet_redis_resets_total). */
+  resets = 0;
+  /** Where bad values and resets are logged, as errors (serve sets the sidecar's logger). */
+  log: RedisProblemLog = () => undefined;
+  private readonly logged = new Map<string, number>();
 
   constructor(
     readonly target: RedisTarget,
@@ -137,6 +157,30 @@ export class RedisBackend {
       clearTimeout(timer);
       call.catch(() => undefined);
     }
+  }
+
+  /**
+   * A value read from Redis that is not what rivven writes there (DESIGN.md section 15: Redis' data is trusted no
+   * more than a client's): counted always, logged once per key per LOG_AGAIN_MS. The caller ignores or replaces it.
+   */
+  badValue(source: BadValueSource, key: string, detail: string): void {
+    this.badValues[source]++;
+    const now = Date.now();
+    const id = `${source} ${key}`;
+    const last = this.logged.get(id);
+    if (last !== undefined && now - last < LOG_AGAIN_MS) return;
+    if (this.logged.size >= MAX_LOGGED_KEYS) this.logged.clear();
+    this.logged.set(id, now);
+    this.log({ source, key: preview(key), detail }, 'fleet: a value read from Redis is not valid; it is ignored or replaced');
+  }
+
+  /** Redis lost the fleet's data (the config version went backwards, keys gone): counted and logged, every time. */
+  lostData(detail: string): void {
+    this.resets++;
+    this.log(
+      { detail },
+      'fleet: Redis lost the fleet data (flushed, restarted without persistence, or replaced); usage and configs start again from what Redis holds now',
+    );
   }
 
   close(): void {

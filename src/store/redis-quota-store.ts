@@ -12,6 +12,7 @@ import {
   type ResetAuditRecord,
   type StoredQuota,
 } from './quota-store.js';
+import { parseChanges, parseStored, parseVersion } from './redis-values.js';
 
 export interface RedisQuotaStoreOptions {
   /** Where Redis is: a redis:// or rediss:// URL, a Cluster seed list, or Sentinel. */
@@ -65,6 +66,7 @@ export class RedisQuotaStore implements QuotaStore {
   private catching: Promise<void> = Promise.resolve();
   private poll: NodeJS.Timeout | undefined;
   private polls = 0;
+  private polling = false;
   /** Background catch-ups that failed (Redis unreachable); the next poll retries. */
   syncFailures = 0;
   /** Full reloads because Redis's version went backwards (a restart without persistence, a lagging replica). */
@@ -135,6 +137,12 @@ export class RedisQuotaStore implements QuotaStore {
     const version = await this.backend.timed(call);
     if (version === -1)
       throw new Error(`Redis ran the change after its deadline (${this.options.commandTimeoutMs} ms); nothing was applied`);
+    if (typeof version !== 'number' || version < 0) {
+      // A key of the wrong type: the script checked before writing anything (a failed script is not rolled back).
+      const key = [k.configs, k.version, k.changes, k.audit][-2 - Number(version)] ?? 'a key';
+      this.backend.badValue(key === k.version ? 'version' : key === k.configs ? 'config' : 'change', key, 'holds a value of another type');
+      throw new Error(`Redis key ${key} holds a value of another type; nothing was applied (an operator must remove it)`);
+    }
     // The contract: listeners hear of it (and of any version before it) before apply resolves. The change is
     // durable already; should this read fail, the next poll delivers it.
     await this.catchUp().catch(() => this.catchUpInBackground());
@@ -166,23 +174,28 @@ export class RedisQuotaStore implements QuotaStore {
 
   /** The safety net under pub/sub: a version ahead of ours means a notification never came. */
   private async pollVersion(): Promise<void> {
+    // One poll at a time: two that overlap would both see one step back and report it twice.
+    if (this.polling) return;
+    this.polling = true;
     try {
       // A drifting clock must not stretch the window in which a change the client gave up on could still apply.
       if (++this.polls % 20 === 0) await this.backend.measureClock();
-      const current = Number((await this.redis.get(this.keys.version)) ?? 0);
-      if (current === this.version) return;
+      const current = await this.readVersion();
+      if (current === undefined || current === this.version) return;
       await this.catching;
       if (current > this.version) {
         this.foundByPoll++;
         await this.catchUp();
       } else if (current < this.version) {
-        // Redis went back in time: restarted without persistence, or failed over to a replica that missed the
-        // last writes. Redis is the fleet's truth: every sidecar follows it, so they agree again.
-        this.reloads++;
+        // Redis went back in time: flushed, restarted without persistence, replaced, or failed over to a replica
+        // that missed the last writes. Redis is the fleet's truth: every sidecar follows it, so they agree again.
+        this.lostData(current);
         await this.reload(true);
       }
     } catch {
       this.syncFailures++;
+    } finally {
+      this.polling = false;
     }
   }
 
@@ -199,11 +212,43 @@ export class RedisQuotaStore implements QuotaStore {
     return run;
   }
 
+  /** The version key, validated: a bad one is reported and read as undefined (no news; the configs hash stays the truth). */
+  private async readVersion(): Promise<number | undefined> {
+    let raw: string | null;
+    try {
+      raw = await this.redis.get(this.keys.version);
+    } catch (err) {
+      if (!/WRONGTYPE/.test((err as Error).message)) throw err;
+      raw = 'a key of another type';
+    }
+    const v = parseVersion(raw);
+    if (typeof v === 'number') return v;
+    this.backend.badValue('version', this.keys.version, v);
+    return undefined;
+  }
+
+  /** Redis' version is behind ours: it lost what we applied (counted, logged as an error). */
+  private lostData(current: number): void {
+    this.reloads++;
+    this.backend.lostData(`the shared config version went back from ${this.version} to ${current}`);
+  }
+
   private async readChanges(): Promise<void> {
-    const entries = await this.redis.xrange(this.keys.changes, `(${this.version}-0`, '+');
+    let entries: [string, string[]][];
+    try {
+      entries = await this.redis.xrange(this.keys.changes, `(${this.version}-0`, '+');
+    } catch (err) {
+      if (!/WRONGTYPE/.test((err as Error).message)) throw err;
+      // Not a stream: the configs hash still holds every change.
+      this.backend.badValue('change', this.keys.changes, 'not a stream');
+      await this.reload(true);
+      return;
+    }
     if (entries.length === 0) {
-      const current = Number((await this.redis.get(this.keys.version)) ?? 0);
+      const current = await this.readVersion();
+      if (current === undefined) return;
       // Trimmed away (we are too far behind), or Redis went back in time (see pollVersion): reload.
+      if (current < this.version) this.lostData(current);
       if (current !== this.version) await this.reload(true);
       return;
     }
@@ -213,24 +258,48 @@ export class RedisQuotaStore implements QuotaStore {
       return;
     }
     for (const [id, fields] of entries) {
-      const changes = JSON.parse(fields[1] ?? '[]') as QuotaChange[];
+      const version = Number(id.split('-')[0]);
+      const changes = fields[0] === 'c' ? parseChanges(fields[1]) : 'no field c';
+      if (typeof changes === 'string' || version !== this.version + 1) {
+        // Skipped, never a stop: the configs hash holds what this version changed, so a reload takes it (and
+        // every later version goes on from there).
+        this.backend.badValue('change', `${this.keys.changes} ${id}`, typeof changes === 'string' ? changes : 'out of order');
+        await this.reload(true);
+        return;
+      }
       applyChanges(this.mirror, changes);
-      this.version = Number(id.split('-')[0]);
+      this.version = version;
       this.listeners.emit(changes);
     }
   }
 
   /** Reads the whole configs hash; with `notify`, tells listeners the difference from what they had. */
   private async reload(notify: boolean): Promise<void> {
-    const [version, all] = await Promise.all([this.redis.get(this.keys.version), this.redis.hgetall(this.keys.configs)]);
-    const next = new Map<string, StoredQuota>(Object.entries(all).map(([id, json]) => [id, JSON.parse(json) as StoredQuota]));
+    const [version, all] = await Promise.all([this.readVersion(), this.readConfigs()]);
+    const next = new Map<string, StoredQuota>();
+    for (const [id, json] of Object.entries(all)) {
+      const q = parseStored(json);
+      if (typeof q === 'string') this.backend.badValue('config', `${this.keys.configs} ${id}`, q);
+      else next.set(storedId(q.entity, q.quota_key), q);
+    }
     const diff: QuotaChange[] = [];
     for (const [id, q] of this.mirror) if (!next.has(id)) diff.push({ entity: q.entity, quota_key: q.quota_key, quota_value: null });
     for (const [id, q] of next) if (JSON.stringify(this.mirror.get(id)) !== JSON.stringify(q)) diff.push(q);
     this.mirror.clear();
     for (const [id, q] of next) this.mirror.set(id, q);
-    this.version = Number(version ?? 0);
+    if (version !== undefined) this.version = version;
     if (notify && diff.length > 0) this.listeners.emit(diff);
+  }
+
+  /** The configs hash; a key of another type is reported and read as empty (it is not ours to delete). */
+  private async readConfigs(): Promise<Record<string, string>> {
+    try {
+      return await this.redis.hgetall(this.keys.configs);
+    } catch (err) {
+      if (!/WRONGTYPE/.test((err as Error).message)) throw err;
+      this.backend.badValue('config', this.keys.configs, 'not a hash');
+      return {};
+    }
   }
 }
 

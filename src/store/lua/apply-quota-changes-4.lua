@@ -13,11 +13,36 @@
 -- ARGV[5]  length cap of the audit stream (approximate)
 -- ARGV[6]  the channel told of each new version
 -- ARGV[7..] audit records, JSON, one per argument
--- Returns the new version, or -1 when past the deadline (nothing applied).
+-- Returns the new version, -1 when past the deadline, or -2 - i when KEYS[i + 1] holds a value of another type
+-- (or a version that is not a whole number, or a changes stream ahead of the version). Either way nothing was applied: a script that errors half-way is
+-- not rolled back, so every key is checked before the first write.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now > tonumber(ARGV[1]) then
   return -1
+end
+local want = { 'hash', 'string', 'stream', 'stream' }
+for i = 1, 4 do
+  local ty = redis.call('TYPE', KEYS[i])['ok']
+  if ty ~= 'none' and ty ~= want[i] then
+    return -2 - (i - 1)
+  end
+end
+local v = redis.call('GET', KEYS[2])
+if v and not string.match(v, '^%d+$') then
+  return -3
+end
+-- XADD refuses an id at or below the stream's last one: a stream ahead of the version would fail half-way.
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local info = redis.call('XINFO', 'STREAM', KEYS[3])
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then
+      local last = tonumber(string.match(info[i + 1], '^(%d+)-'))
+      if last == nil or last >= (tonumber(v) or 0) + 1 then
+        return -4
+      end
+    end
+  end
 end
 local ops = cjson.decode(ARGV[2])
 for _, op in ipairs(ops) do

@@ -1,51 +1,126 @@
 -- sync-buckets.lua: one sidecar's fleet sync for the buckets of one Redis Cluster slot (docs/algorithm.md,
--- fleet buckets). Each bucket is a string "<level in milli-units>:<Redis time of the level, ms>" that drains at
--- the bucket's quota; a missing key is an empty bucket. (A string, not a hash: GET + SET PX is two commands
--- per bucket where HMGET + HSET + PEXPIRE is three, and Redis's time per sync is the fleet's capacity.)
+-- fleet buckets). Each bucket is a string "<level in milli-units>:<Redis time of the level, ms>", which drains at
+-- the bucket's quota, followed by one "|<instance>=<series>:<pushed>" per sidecar process that pushed to it lately:
+-- how much of that process's current push series the bucket has applied. A missing key is an empty bucket. (A
+-- string, not a hash: GET + SET PX is two commands per bucket where HMGET + HSET + PEXPIRE is three, and Redis's
+-- time per sync is the fleet's capacity; and versions before series still read its level.)
+--
+-- Idempotent push: a sidecar whose call timed out does not know whether it was applied. It keeps the amount and
+-- sends it again, with the usage recorded since added, under the same series; the script applies only what the
+-- series has not applied yet (pushed - applied). A reply that comes late, or a retry, never counts usage twice.
+--
+-- Nothing read here is trusted (DESIGN.md section 15): a key of another type, or a value that does not parse,
+-- is replaced (the bucket starts empty; an unparsable series part is dropped) and reported; every command that can fail on one key runs under pcall,
+-- so one bad key affects only its own bucket. (A script that errors is not rolled back: the buckets before the
+-- error would keep their push, and the retry would count it again.)
 --
 -- KEYS[i]  the bucket of bucket i
--- ARGV[1]  deadline, ms of Redis server time: past it nothing is pushed. The sidecar stops waiting at this
---          deadline and keeps the usage to push again; a script that ran later would count it twice.
--- ARGV[2..] four per bucket i, from ARGV[2 + 4(i-1)]:
---          push     usage recorded by this sidecar since its last sync (milli-units, >= 0)
+-- ARGV[1]  deadline, ms of Redis server time: past it nothing is pushed (the sidecar has stopped waiting)
+-- ARGV[2]  this sidecar process's instance id (its series field)
+-- ARGV[3]  another process's series older than this many ms is dropped (no sidecar resends a series that old)
+-- ARGV[4]  other processes' series a bucket keeps at most
+-- ARGV[5..] five per bucket i, from ARGV[5 + 5(i-1)]:
+--          pushed   usage of this series so far (milli-units, integer >= 0)
+--          series   the series (Redis-time-like ms, increasing per sidecar process)
 --          rate     the quota: milli-units per ms drained (= units per second)
 --          ceiling  the highest level: capacity + max_debt_ms x quota
 --          reset    1: empty the level first (ResetUsage), else 0
--- Returns {now, level 1, level 2, ...}: Redis time and each bucket's level after the push, or {-1} when past
--- the deadline (nothing pushed).
+-- Returns {now, level 1, ..., level n, then (i, code) pairs}, codes: 1 a key of another type (replaced), 2 level
+-- unparsable or stamped far ahead (replaced), 3 series part unparsable (dropped), 4 the write failed (nothing applied),
+-- 5 the push was applied already (a retry): nothing added. Or {-1} past the deadline (nothing pushed).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now > tonumber(ARGV[1]) then
   return { -1 }
 end
+local inst = ARGV[2]
+local keep = tonumber(ARGV[3])
+local maxFields = tonumber(ARGV[4])
 local out = { now }
+local problems = {}
+local function num(s)
+  local v = tonumber(s)
+  if v == nil or v ~= v or v == math.huge then return nil end
+  return v
+end
+
 for i, key in ipairs(KEYS) do
-  local base = 2 + 4 * (i - 1)
-  local push = tonumber(ARGV[base])
-  local rate = tonumber(ARGV[base + 1])
-  local ceiling = tonumber(ARGV[base + 2])
-  local level = 0
-  local at = now
-  if ARGV[base + 3] == '1' then
-    redis.call('DEL', key)
-  else
-    local v = redis.call('GET', key)
-    if v then
-      local l, t2 = string.match(v, '^(%d+):(%d+)$')
-      level = tonumber(l) or 0
-      at = tonumber(t2) or now
+  local base = 5 + 5 * (i - 1)
+  local pushed = tonumber(ARGV[base])
+  local series = tonumber(ARGV[base + 1])
+  local rate = tonumber(ARGV[base + 2])
+  local ceiling = tonumber(ARGV[base + 3])
+  local reset = ARGV[base + 4] == '1'
+  local code = 0
+  local level, at = 0, now
+  local rest = ''
+  local v = redis.pcall('GET', key)
+  if type(v) == 'table' then
+    code = 1 -- another type: SET below replaces it
+  elseif v then
+    local l, a, r = string.match(v, '^(%d+):(%d+)(.*)$')
+    l, a = num(l), num(a)
+    if l == nil or a == nil then
+      code = 2
+    else
+      level, at, rest = math.min(l, ceiling), a, r
+      -- A time far ahead would stop the bucket draining; a failover's small clock step back is normal.
+      if at > now + 60000 then
+        at = now
+        code = 2
+      end
     end
+  end
+  -- The series fields: "|<instance>=<series>:<pushed>" each. Ours is read; the others are kept unless long gone.
+  local apply, written = pushed, pushed
+  local others = {}
+  local parsed = 0
+  local parts = rest == '' and function() return nil end or string.gmatch(rest, '(|([%w]+)=(%d+):(%d+))')
+  for whole, who, s0, c0 in parts do
+    parsed = parsed + #whole
+    s0, c0 = num(s0), num(c0)
+    if s0 == nil or c0 == nil then
+      code = 3
+    elseif who == inst then
+      if s0 == series then
+        apply = math.max(0, pushed - c0)
+        written = math.max(c0, pushed)
+      elseif s0 > series then
+        apply = 0 -- an older series arriving late: its usage was in a later one
+        written = -1
+        others[#others + 1] = whole
+      end
+    elseif s0 >= now - keep and #others < maxFields then
+      others[#others + 1] = whole
+    end
+  end
+  if parsed ~= #rest then code = 3 end
+  if reset then
+    level, at = 0, now
   end
   -- After a failover the new primary's clock may be behind: never drain backwards.
   if now > at then
     level = math.max(0, level - (now - at) * rate)
   end
-  if push > 0 then
-    level = math.min(level + push, ceiling)
-    -- %.0f: tostring would round a level past 14 digits. Once drained the bucket equals a missing key; a
-    -- minute more keeps it for the next sync.
-    redis.call('SET', key, string.format('%.0f', level) .. ':' .. now, 'PX', math.ceil(level / rate) + 60000)
+  if pushed > 0 and apply == 0 and code == 0 then code = 5 end
+  if apply > 0 then level = math.min(level + apply, ceiling) end
+  if apply > 0 or reset or code == 1 or code == 2 or code == 3 then
+    -- %.0f: tostring would round a level past 14 digits.
+    local value = string.format('%.0f', level) .. ':' .. now .. table.concat(others)
+    if written >= 0 and pushed > 0 then
+      value = value .. '|' .. inst .. '=' .. string.format('%.0f', series) .. ':' .. string.format('%.0f', written)
+    end
+    -- Once drained the bucket equals a missing key; a minute more keeps it (and its series) for the next sync.
+    local w = redis.pcall('SET', key, value, 'PX', math.ceil(level / rate) + 60000)
+    if type(w) == 'table' and w.err then code = 4 end
   end
   out[i + 1] = level
+  if code ~= 0 then
+    problems[#problems + 1] = i
+    problems[#problems + 1] = code
+  end
+end
+for _, v in ipairs(problems) do
+  out[#out + 1] = v
 end
 return out

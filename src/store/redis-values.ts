@@ -1,0 +1,51 @@
+import { decode as decodeAlterations } from '../protocol/messages/alter-quotas.js';
+import { entityToWire } from '../quota/entity.js';
+import type { QuotaChange, StoredQuota } from './quota-store.js';
+
+/**
+ * What the shared quota store reads from Redis, checked as a client's AlterQuotas is (DESIGN.md section 15: the
+ * fleet trusts Redis' data no more than a client's): anything else, whoever wrote it, is reported and skipped.
+ * Each parser returns the value, or a string saying what is wrong with it.
+ */
+
+/** The changes of one entry of the changes stream: an AlterQuotas' alterations, validated like one. */
+export function parseChanges(json: string | undefined): QuotaChange[] | string {
+  if (json === undefined) return 'no field c';
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch {
+    return 'not JSON';
+  }
+  if (!Array.isArray(raw)) return 'not a list of changes';
+  try {
+    const { alterations } = decodeAlterations({ alterations: raw });
+    return alterations.map((a, i) => clean(a.ref, raw[i] as Record<string, unknown>, a.shadow));
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** One stored value of the configs hash: a set value (never a removal), validated like an alteration. */
+export function parseStored(json: string): StoredQuota | string {
+  const changes = parseChanges(`[${json}]`);
+  if (typeof changes === 'string') return changes;
+  const c = changes[0]!;
+  if (changes.length !== 1 || c.quota_value === null) return 'not one stored value';
+  return c as StoredQuota;
+}
+
+/** The config version: a whole number (a missing key is version 0). */
+export function parseVersion(raw: string | null): number | string {
+  if (raw === null) return 0;
+  if (!/^\d{1,15}$/.test(raw)) return 'not a whole number';
+  return Number(raw);
+}
+
+/** Only the fields a change has, the entity in its canonical form. */
+function clean(ref: Parameters<typeof entityToWire>[0], raw: Record<string, unknown>, shadow: boolean): QuotaChange {
+  const value = (raw.quota_value ?? null) as QuotaChange['quota_value'];
+  const c: QuotaChange = { entity: entityToWire(ref), quota_key: raw.quota_key as QuotaChange['quota_key'], quota_value: value };
+  if (shadow) c.shadow = true;
+  return c;
+}
