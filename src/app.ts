@@ -86,7 +86,13 @@ export class App {
     const q = config.quotas;
     this.table = new QuotaTable(q.defaults, q.resolution_order, config.tiers);
     if (config.fleet.enabled && deps.fleet === undefined) throw new Error('fleet.enabled needs the Redis store');
-    const bucketOptions = { windowMs: q.window_ms, windowBuckets: q.window_buckets, maxDebtMs: q.max_debt_ms, maxBuckets: q.max_buckets };
+    const bucketOptions = {
+      windowMs: q.window_ms,
+      windowBuckets: q.window_buckets,
+      maxDebtMs: q.max_debt_ms,
+      maxBuckets: q.max_buckets,
+      maxBucketsPerPrincipal: q.max_buckets_per_principal ?? undefined,
+    };
     // A bucket in use on this sidecar keeps following the fleet for a window after its last call here.
     const buckets = config.fleet.enabled ? new FleetBucketStore(bucketOptions, q.window_ms + config.fleet.sync_interval_ms) : undefined;
     this.manager = new QuotaManager(
@@ -98,6 +104,7 @@ export class App {
         idleTimeoutMs: q.idle_timeout_ms,
         cleanupIntervalMs: q.cleanup_interval_ms,
         maxBuckets: q.max_buckets,
+        maxBucketsPerPrincipal: q.max_buckets_per_principal ?? undefined,
         maxDebtMs: q.max_debt_ms,
       },
       deps.clock ?? systemClock,

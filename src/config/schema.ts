@@ -72,6 +72,8 @@ const configShape = z.strictObject({
       idle_timeout_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.idleTimeoutMs),
       cleanup_interval_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.cleanupIntervalMs),
       max_buckets: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxBuckets),
+      /** One principal's share of max_buckets; null: a tenth of it. */
+      max_buckets_per_principal: positiveInt.nullable().default(null),
       max_debt_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxDebtMs),
       resolution_order: z.enum(['rivven', 'kafka']).default('rivven'),
       max_leases: positiveInt.default(100_000),

@@ -104,6 +104,12 @@ export function createMetrics(sources: MetricSources): Registry {
   );
   mirroredCounter(
     registry,
+    'rivven_quota_bucket_overflow_total',
+    "Calls sent to their user's overflow bucket because the user held its share of buckets (quotas.max_buckets_per_principal)",
+    () => ('overflowed' in manager.buckets ? Number(manager.buckets.overflowed) : 0),
+  );
+  mirroredCounter(
+    registry,
     'rivven_quota_untracked_total',
     'Calls answered Ok untracked because quotas.max_buckets buckets exist',
     () => manager.untracked,

@@ -80,11 +80,22 @@ export interface LocalBucketStoreOptions {
   windowBuckets: number;
   maxDebtMs: number;
   maxBuckets: number;
+  /**
+   * One principal's share of maxBuckets (the bucket's user, else its client-id or group): past it that
+   * principal's further buckets of a kind are one shared overflow bucket. @default a tenth of maxBuckets
+   */
+  maxBucketsPerPrincipal?: number;
   /** Keep per-bucket fleet sync state in the tables (FleetBucketStore). */
   fleet?: boolean;
 }
 
 const INITIAL = 1024;
+
+/**
+ * The client-id of a principal's overflow bucket: once a user holds its share of buckets, its calls for further
+ * client-ids share this one bucket per quota key, so they stay limited (together) instead of going untracked.
+ */
+export const OVERFLOW_CLIENT = '\u0000';
 /** Longest stretch of background bucket moving after a compaction before it yields. */
 const MIGRATION_SLICE_MS = 5;
 
@@ -102,8 +113,15 @@ export class LocalBucketStore implements BucketStore {
   protected table: BucketTable;
   private migration: { ids: KeyedIds; table: BucketTable; cursor: number } | null = null;
 
+  /** Live buckets per principal (user, else client-id or group), for the share; at most one entry per bucket. */
+  private readonly perPrincipal = new Map<string, number>();
+  private readonly share: number;
+  /** Calls sent to an overflow bucket because their principal held its share of maxBuckets. */
+  overflowed = 0;
+
   constructor(private readonly options: LocalBucketStoreOptions) {
     this.table = this.newTable(INITIAL);
+    this.share = options.maxBucketsPerPrincipal ?? Math.max(1, Math.floor(options.maxBuckets / 10));
   }
 
   get size(): number {
@@ -127,9 +145,17 @@ export class LocalBucketStore implements BucketStore {
     const existing = this.find(kind, a, b);
     if (existing >= 0) return existing;
     if (this.size >= this.options.maxBuckets) return -1;
+    const principal = a ?? b ?? '';
+    const held = this.perPrincipal.get(principal) ?? 0;
+    if (held >= this.share && a !== null && b !== OVERFLOW_CLIENT) {
+      // Its share is taken: one user spread over many client-ids cannot fill the table for everyone.
+      this.overflowed++;
+      return this.findOrCreate(kind, a, OVERFLOW_CLIENT, now);
+    }
     const id = this.ids.add(kind, a, b);
     this.table.ensure(this.ids.capacity);
     this.table.init(id, now);
+    this.perPrincipal.set(principal, held + 1);
     return id;
   }
 
@@ -199,6 +225,10 @@ export class LocalBucketStore implements BucketStore {
     await forRangeSliced(ids.highWater, (id) => {
       // A compaction between slices replaces the index: the rest of this sweep is then the next one's.
       if (ids !== this.ids || !ids.isLive(id) || this.table.lastSeen(id) > cutoff) return;
+      const principal = ids.a(id) ?? ids.b(id) ?? '';
+      const held = (this.perPrincipal.get(principal) ?? 1) - 1;
+      if (held > 0) this.perPrincipal.set(principal, held);
+      else this.perPrincipal.delete(principal);
       ids.remove(id);
       dropped++;
       // Cached ids may name this one, which a new bucket may take before the next step.

@@ -20,6 +20,8 @@ export interface QuotaManagerOptions {
   cleanupIntervalMs: number;
   /** Hard bound on tracked buckets; past it new buckets are not tracked (fail open). @default 1000000 */
   maxBuckets: number;
+  /** One principal's share of maxBuckets; past it its further buckets share an overflow bucket. @default maxBuckets / 10 */
+  maxBucketsPerPrincipal?: number | undefined;
   /**
    * How far past its capacity one bucket's level may go, in ms of its quota: debt beyond it is forgiven, so
    * one huge call cannot throttle a principal for years (docs/algorithm.md, bounded debt). @default 300000
@@ -104,7 +106,13 @@ export class QuotaManager {
     const o = this.options;
     this.buckets =
       buckets ??
-      new LocalBucketStore({ windowMs: o.windowMs, windowBuckets: o.windowBuckets, maxDebtMs: o.maxDebtMs, maxBuckets: o.maxBuckets });
+      new LocalBucketStore({
+        windowMs: o.windowMs,
+        windowBuckets: o.windowBuckets,
+        maxDebtMs: o.maxDebtMs,
+        maxBuckets: o.maxBuckets,
+        maxBucketsPerPrincipal: o.maxBucketsPerPrincipal,
+      });
     this.cache = new ResolutionCache(o.maxBuckets);
   }
 
