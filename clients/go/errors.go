@@ -110,9 +110,9 @@ func newError(code Code, format string, args ...any) *Error {
 
 func (e *Error) Error() string {
 	if e.Index >= 0 {
-		return fmt.Sprintf("rivven: %s: %s (alteration %d)", e.Code, e.Message, e.Index)
+		return fmt.Sprintf("rivven: %s: %s (alteration %d)", string(e.Code), e.Message, e.Index)
 	}
-	return fmt.Sprintf("rivven: %s: %s", e.Code, e.Message)
+	return fmt.Sprintf("rivven: %s: %s", string(e.Code), e.Message)
 }
 
 // Retriable reports whether the same request may succeed later unchanged (the table's retriable flag).

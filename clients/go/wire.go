@@ -164,6 +164,7 @@ func appendFrame(b []byte, id uint32, body []field) ([]byte, error) {
 // float64.
 func decodeBody(b []byte) (map[string]any, error) {
 	dec := msgpack.NewDecoder(bytes.NewReader(b))
+	dec.UseLooseInterfaceDecoding(true)
 	v, err := dec.DecodeInterfaceLoose()
 	if err != nil {
 		return nil, newError(CodeUnexpectedReply, "the reply is not msgpack: %v", err)
