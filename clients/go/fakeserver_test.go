@@ -22,7 +22,13 @@ type fakeServer struct {
 
 func newFakeServer(t *testing.T, reply func(id uint32, frame []byte) []byte) *fakeServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return newFakeServerAt(t, "127.0.0.1:0", reply)
+}
+
+// newFakeServerAt listens on addr (a port another fake server had: a restarted server).
+func newFakeServerAt(t *testing.T, addr string, reply func(id uint32, frame []byte) []byte) *fakeServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
