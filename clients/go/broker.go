@@ -121,3 +121,6 @@ func (b *BrokerQuotas) answer(ctx context.Context, u Usage) int64 {
 	}
 	return 0
 }
+
+// Options returns the options in force (defaults filled in).
+func (b *BrokerQuotas) Options() BrokerOptions { return b.opts }
