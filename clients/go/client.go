@@ -26,7 +26,8 @@ type QuotaClient struct {
 	mu           sync.Mutex
 	waiting      []*call // calls waiting for a connection, in order
 	reconnecting bool
-	closed       bool
+	closed       bool        // guarded by mu
+	shut         atomic.Bool // closed, read without the lock on every call
 	closeCtx     context.Context
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
@@ -432,11 +433,7 @@ func (c *QuotaClient) enqueue(cl *call) bool {
 	return true
 }
 
-func (c *QuotaClient) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
+func (c *QuotaClient) isClosed() bool { return c.shut.Load() }
 
 // lost is told by a dying connection; the client reconnects in the background.
 func (c *QuotaClient) lost(cn *conn) {
@@ -520,6 +517,7 @@ func (c *QuotaClient) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.shut.Store(true)
 	c.mu.Unlock()
 	c.cancel()
 	err := newError(CodeConnectionClosed, "the client was closed")
