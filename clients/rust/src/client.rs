@@ -1,0 +1,612 @@
+//! `QuotaClient`: one connection to a sidecar, pipelined calls matched to replies by correlation id.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{oneshot, watch, Notify};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::codec::{self, Reply};
+use crate::conn::{self, Conn};
+use crate::error::{Error, Result};
+use crate::options::{ClientOptions, TlsOptions};
+use crate::types::{
+    BucketUsage, Component, Denied, Fleet, HelloOk, LeaseResult, QuotaAlteration, QuotaEntry, QuotaKey, Record,
+    RecordResult, UsageQuery, Violations, ViolationsQuery,
+};
+
+/// How one call is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// Overrides `request_timeout` for this call (BrokerQuotas passes its record deadline).
+    pub timeout: Option<Duration>,
+    /// Without a live connection, fail at once with UNAVAILABLE (and reconnect in the background) instead of
+    /// waiting for the reconnection. For calls in a broker's request path.
+    pub fail_fast: bool,
+}
+
+/// Builds a [`QuotaClient`]: `QuotaClient::builder().port(9190).token(t).connect().await?`.
+#[derive(Debug, Clone, Default)]
+pub struct ClientBuilder {
+    options: ClientOptions,
+}
+
+impl ClientBuilder {
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.options.host = host.into();
+        self
+    }
+    pub fn port(mut self, port: u16) -> Self {
+        self.options.port = port;
+        self
+    }
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.options.request_timeout = d;
+        self
+    }
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.options.connect_timeout = d;
+        self
+    }
+    pub fn connect_attempts(mut self, n: u32) -> Self {
+        self.options.connect_attempts = n.max(1);
+        self
+    }
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.options.initial_backoff = initial;
+        self.options.max_backoff = max.max(initial);
+        self
+    }
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.options.max_pending = n;
+        self
+    }
+    pub fn max_frame_bytes(mut self, n: usize) -> Self {
+        self.options.max_frame_bytes = n;
+        self
+    }
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.options.client_name = Some(name.into());
+        self
+    }
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.options.token = Some(token.into());
+        self
+    }
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.options.tls = Some(tls);
+        self
+    }
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// Connects (retrying with backoff up to `connect_attempts`) and says Hello. On failure nothing is left
+    /// running: no socket, no task. A non-retriable answer to Hello (a wrong token) fails at once.
+    pub async fn connect(self) -> Result<QuotaClient> {
+        QuotaClient::connect_with(self.options).await
+    }
+}
+
+/// A connection to one rivven sidecar. Cheap to clone (an `Arc`); every clone shares the connection, and the
+/// connection closes when the last clone is dropped or [`close`](QuotaClient::close) is called.
+///
+/// Calls are pipelined: one writer task sends every frame queued since its last write in one write, one
+/// reader task matches replies to calls by correlation id. At most `max_pending` calls are in flight. If the
+/// connection drops, calls sent on it fail with CONNECTION_CLOSED (they may or may not have been applied),
+/// the client reconnects in the background with exponential backoff, and calls made meanwhile wait for it
+/// (within their timeout) unless made fail-fast.
+#[derive(Clone)]
+pub struct QuotaClient {
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for QuotaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuotaClient").field("address", &self.handle.shared.address).finish()
+    }
+}
+
+/// Dropping the last client shuts the connection down (the tasks hold `Shared`, not this).
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.shutdown("the client was dropped");
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) options: ClientOptions,
+    pub(crate) address: String,
+    pub(crate) tls:
+        Option<(Arc<tokio_rustls::rustls::ClientConfig>, tokio_rustls::rustls::pki_types::ServerName<'static>)>,
+    state: Mutex<State>,
+    /// Bumped whenever a connection comes or goes, or the client closes: wakes calls waiting for one.
+    epoch: watch::Sender<u64>,
+    closing: Notify,
+    next_seq: AtomicU64,
+    next_gen: AtomicU64,
+}
+
+struct State {
+    closed: bool,
+    conn: Option<Arc<Conn>>,
+    dialing: Option<AbortHandle>,
+    pending: HashMap<u32, Pending>,
+    next_id: u32,
+}
+
+struct Pending {
+    /// Unique per call: a guard only removes its own entry, even after the id was reused.
+    seq: u64,
+    gen: u64,
+    tx: oneshot::Sender<Result<Bytes>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves consistent data (every update is a single insert/remove).
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    fn bump(&self) {
+        self.epoch.send_modify(|e| *e = e.wrapping_add(1));
+    }
+
+    pub(crate) fn next_gen(&self) -> u64 {
+        self.next_gen.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Makes `conn` the connection, unless it died already or the client closed.
+    pub(crate) fn install(&self, conn: Arc<Conn>) -> Result<()> {
+        let mut st = self.lock();
+        if st.closed {
+            drop(st);
+            conn.abort();
+            return Err(Error::ConnectionClosed("the client was closed".into()));
+        }
+        if conn.is_dead() {
+            return Err(Error::ConnectionClosed(format!("connection to {} closed", self.address)));
+        }
+        st.conn = Some(conn);
+        drop(st);
+        self.bump();
+        Ok(())
+    }
+
+    /// Replies read from connection `gen`, in order: each settles its call (a call that timed out is gone and
+    /// its late reply is dropped).
+    pub(crate) fn deliver(&self, replies: &mut Vec<(u32, Bytes)>) {
+        let mut senders = Vec::with_capacity(replies.len());
+        {
+            let mut st = self.lock();
+            for (id, body) in replies.drain(..) {
+                if let Some(p) = st.pending.remove(&id) {
+                    senders.push((p.tx, body));
+                }
+            }
+        }
+        for (tx, body) in senders {
+            let _ = tx.send(Ok(body));
+        }
+    }
+
+    /// Connection `gen` is gone: its calls fail with `err`; reconnect in the background unless closed.
+    pub(crate) fn conn_closed(self: &Arc<Self>, gen: u64, err: Error) {
+        let mut failed = Vec::new();
+        let reconnect;
+        {
+            let mut st = self.lock();
+            let current = st.conn.as_ref().is_some_and(|c| c.gen == gen);
+            if current {
+                if let Some(c) = st.conn.take() {
+                    c.mark_dead();
+                    c.abort();
+                }
+            }
+            let ids: Vec<u32> = st.pending.iter().filter(|(_, p)| p.gen == gen).map(|(id, _)| *id).collect();
+            for id in ids {
+                if let Some(p) = st.pending.remove(&id) {
+                    failed.push(p.tx);
+                }
+            }
+            reconnect = current && !st.closed;
+            if reconnect {
+                self.start_dialing(&mut st);
+            }
+        }
+        for tx in failed {
+            let _ = tx.send(Err(err.clone()));
+        }
+        self.bump();
+    }
+
+    /// Starts the background reconnect loop (attempts until the client closes) if none is running.
+    fn start_dialing(self: &Arc<Self>, st: &mut State) {
+        if st.closed || st.conn.is_some() || st.dialing.is_some() {
+            return;
+        }
+        let shared = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let result = conn::dial(&shared, u32::MAX, false).await;
+            let mut st = shared.lock();
+            st.dialing = None;
+            drop(st);
+            if result.is_err() {
+                // A refused Hello (wrong token) ends the loop; the next call starts another.
+                shared.bump();
+            }
+        });
+        st.dialing = Some(task.abort_handle());
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    pub(crate) async fn closed(&self) {
+        let notified = self.closing.notified();
+        if self.is_closed() {
+            return;
+        }
+        notified.await;
+    }
+
+    pub(crate) fn shutdown(&self, why: &str) {
+        let (conn, dialing, pending) = {
+            let mut st = self.lock();
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            (st.conn.take(), st.dialing.take(), std::mem::take(&mut st.pending))
+        };
+        if let Some(c) = conn {
+            c.mark_dead();
+            c.abort();
+        }
+        if let Some(d) = dialing {
+            d.abort();
+        }
+        for (_, p) in pending {
+            let _ = p.tx.send(Err(Error::ConnectionClosed(why.to_owned())));
+        }
+        self.closing.notify_waiters();
+        self.bump();
+    }
+
+    /// Removes call `id` if it is still the one with `seq` (it timed out, or its caller went away).
+    fn forget(&self, id: u32, seq: u64) {
+        let mut st = self.lock();
+        if st.pending.get(&id).is_some_and(|p| p.seq == seq) {
+            st.pending.remove(&id);
+        }
+    }
+
+    /// Registers a call on the live connection and queues its frame, or says why not.
+    fn start<F>(self: &Arc<Self>, encode: &mut Option<F>) -> Result<Option<Started>>
+    where
+        F: FnOnce(&mut Vec<u8>, u32) -> Result<()>,
+    {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Error::ConnectionClosed("the client is closed".into()));
+        }
+        if st.pending.len() >= self.options.max_pending {
+            return Err(Error::Overloaded(format!(
+                "{} calls are in flight to {} (max_pending)",
+                st.pending.len(),
+                self.address
+            )));
+        }
+        let Some(conn) = st.conn.clone() else {
+            self.start_dialing(&mut st);
+            return Ok(None);
+        };
+        let mut id = st.next_id;
+        // 0 is the server's connection-level error; skip ids still in flight after a wrap-around.
+        while id == 0 || st.pending.contains_key(&id) {
+            id = id.wrapping_add(1);
+        }
+        st.next_id = id.wrapping_add(1);
+        let Some(encode) = encode.take() else {
+            return Err(Error::ConnectionClosed("internal: call started twice".into()));
+        };
+        conn.queue(|out| encode(out, id))?;
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        st.pending.insert(id, Pending { seq, gen: conn.gen, tx });
+        Ok(Some(Started { id, seq, rx }))
+    }
+}
+
+struct Started {
+    id: u32,
+    seq: u64,
+    rx: oneshot::Receiver<Result<Bytes>>,
+}
+
+/// Removes a call's pending entry if its future is dropped or times out before the reply.
+struct PendingGuard<'a> {
+    shared: &'a Shared,
+    id: u32,
+    seq: u64,
+    armed: bool,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.forget(self.id, self.seq);
+        }
+    }
+}
+
+impl QuotaClient {
+    /// Options for a new client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// Connects with these options (see [`ClientBuilder::connect`]).
+    pub async fn connect_with(options: ClientOptions) -> Result<QuotaClient> {
+        let tls = match &options.tls {
+            Some(t) => Some(t.build(&options.host)?),
+            None => None,
+        };
+        let address = format!("{}:{}", options.host, options.port);
+        let shared = Arc::new(Shared {
+            options,
+            address,
+            tls,
+            state: Mutex::new(State { closed: false, conn: None, dialing: None, pending: HashMap::new(), next_id: 1 }),
+            epoch: watch::channel(0).0,
+            closing: Notify::new(),
+            next_seq: AtomicU64::new(1),
+            next_gen: AtomicU64::new(0),
+        });
+        let client = QuotaClient { handle: Arc::new(Handle { shared }) };
+        let shared = &client.handle.shared;
+        conn::dial(shared, shared.options.connect_attempts, true).await?;
+        Ok(client)
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.handle.shared.options
+    }
+
+    /// `host:port`.
+    pub fn address(&self) -> &str {
+        &self.handle.shared.address
+    }
+
+    /// True while a connection is up and has said Hello.
+    pub fn is_connected(&self) -> bool {
+        self.handle.shared.lock().conn.is_some()
+    }
+
+    /// Calls in flight.
+    pub fn pending_count(&self) -> usize {
+        self.handle.shared.lock().pending.len()
+    }
+
+    /// Fails every pending call with CONNECTION_CLOSED, stops reconnecting and closes the connection.
+    pub async fn close(&self) {
+        self.handle.shared.shutdown("the client was closed");
+    }
+
+    /// Says Hello again on the connection (with the connection's client name and token).
+    pub async fn hello(&self) -> Result<HelloOk> {
+        let o = &self.handle.shared.options;
+        let body = codec::HelloBody {
+            ty: "Hello",
+            protocol_version: 1,
+            client_name: o.client_name.as_deref(),
+            token: o.token.as_deref(),
+        };
+        self.call_body(&body, CallOptions::default()).await?.into_hello()
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        match self.call_body(&codec::TypeOnly { ty: "Ping" }, CallOptions::default()).await? {
+            Reply::Pong {} => Ok(()),
+            other => Err(other.unexpected("Pong")),
+        }
+    }
+
+    /// A produce of `r.amount` bytes by (`r.user`, `r.client_id`).
+    pub async fn record_produce(&self, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
+        self.record("RecordProduce", r, opts).await
+    }
+
+    /// A fetch of `r.amount` bytes, held against `r.consumer_group`'s quota too when it has one.
+    pub async fn record_consume(&self, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
+        self.record("RecordConsume", r, opts).await
+    }
+
+    /// `r.amount` requests (0 means 1), for request_rate.
+    pub async fn record_request(&self, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
+        self.record("RecordRequest", r, opts).await
+    }
+
+    async fn record(&self, ty: &'static str, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
+        let body = codec::RecordBody {
+            ty,
+            user: r.user,
+            client_id: r.client_id,
+            consumer_group: if ty == "RecordConsume" { r.consumer_group } else { None },
+            bytes: if ty == "RecordRequest" { None } else { Some(r.amount) },
+            count: if ty == "RecordRequest" { Some(r.amount.max(1)) } else { None },
+            admit: r.admit,
+        };
+        let raw = self.call_raw(&body, opts).await?;
+        // Nearly every answer is Ok, always the same bytes: no decoding.
+        if raw.as_ref() == codec::OK_BODY {
+            return Ok(RecordResult::OK);
+        }
+        record_result(codec::decode_reply(&raw)?)
+    }
+
+    /// The configured quotas of every entity (empty `entities`), or of those containing any listed component.
+    pub async fn describe_quotas(&self, entities: &[Component]) -> Result<Vec<QuotaEntry>> {
+        let body = codec::EntitiesBody { ty: "DescribeQuotas", entities };
+        match self.call_body(&body, CallOptions::default()).await? {
+            Reply::QuotasDescribed { entries } => Ok(entries),
+            other => Err(other.unexpected("QuotasDescribed")),
+        }
+    }
+
+    /// Applies every alteration or none (durable before the answer); the number applied.
+    pub async fn alter_quotas(&self, alterations: &[QuotaAlteration], validate_only: bool) -> Result<u64> {
+        let body = codec::AlterBody { ty: "AlterQuotas", alterations, validate_only };
+        match self.call_body(&body, CallOptions::default()).await? {
+            Reply::QuotasAltered { altered_count } => Ok(altered_count),
+            other => Err(other.unexpected("QuotasAltered")),
+        }
+    }
+
+    /// The live buckets, highest first.
+    pub async fn describe_usage(&self, q: &UsageQuery) -> Result<Vec<BucketUsage>> {
+        let body =
+            codec::UsageBody { ty: "DescribeUsage", entities: &q.entities, top: q.top, sort_by: q.sort_by.as_deref() };
+        match self.call_body(&body, CallOptions::default()).await? {
+            Reply::UsageDescribed { buckets } => Ok(buckets),
+            other => Err(other.unexpected("UsageDescribed")),
+        }
+    }
+
+    /// Clears the usage and debt of the listed principals' buckets; how many were reset.
+    pub async fn reset_usage(&self, entities: &[Component]) -> Result<u64> {
+        let body = codec::EntitiesBody { ty: "ResetUsage", entities };
+        match self.call_body(&body, CallOptions::default()).await? {
+            Reply::UsageReset { buckets } => Ok(buckets),
+            other => Err(other.unexpected("UsageReset")),
+        }
+    }
+
+    /// Takes an in-flight lease (max_in_flight), or learns how long until one frees up.
+    pub async fn acquire_lease(
+        &self,
+        user: Option<&str>,
+        client_id: Option<&str>,
+        ttl_ms: Option<u64>,
+        opts: CallOptions,
+    ) -> Result<LeaseResult> {
+        let body = codec::LeaseBody { ty: "AcquireLease", user, client_id, ttl_ms };
+        match self.call_body(&body, opts).await? {
+            Reply::LeaseGranted { lease_id, ttl_ms } => Ok(LeaseResult::Granted { lease_id, ttl_ms }),
+            Reply::Throttled { throttle_time_ms, entity, .. } => {
+                Ok(LeaseResult::Throttled { throttle_time_ms, entity })
+            }
+            other => Err(other.unexpected("LeaseGranted or Throttled")),
+        }
+    }
+
+    /// Ends a lease (idempotent).
+    pub async fn release_lease(&self, lease_id: &str, opts: CallOptions) -> Result<()> {
+        match self.call_body(&codec::ReleaseBody { ty: "ReleaseLease", lease_id }, opts).await? {
+            Reply::Ok {} => Ok(()),
+            other => Err(other.unexpected("Ok")),
+        }
+    }
+
+    /// The violation log: episode starts and ends, oldest first, with a summary of all that match.
+    pub async fn describe_violations(&self, q: &ViolationsQuery) -> Result<Violations> {
+        let body = codec::ViolationsBody {
+            ty: "DescribeViolations",
+            since_ms: q.since_ms,
+            entities: q.entities.as_deref(),
+            types: q.types.as_deref(),
+            limit: q.limit,
+        };
+        match self.call_body(&body, CallOptions::default()).await? {
+            Reply::ViolationsDescribed { events, summary } => Ok(Violations { events, summary }),
+            other => Err(other.unexpected("ViolationsDescribed")),
+        }
+    }
+
+    /// The fleet as the sidecar saw it at its last heartbeat.
+    pub async fn describe_fleet(&self) -> Result<Fleet> {
+        match self.call_body(&codec::TypeOnly { ty: "DescribeFleet" }, CallOptions::default()).await? {
+            Reply::FleetDescribed(f) => Ok(f),
+            other => Err(other.unexpected("FleetDescribed")),
+        }
+    }
+
+    async fn call_body<T: serde::Serialize>(&self, body: &T, opts: CallOptions) -> Result<Reply> {
+        let raw = self.call_raw(body, opts).await?;
+        codec::decode_reply(&raw)
+    }
+
+    /// Sends `body` and waits for its reply's body, within the call's timeout.
+    async fn call_raw<T: serde::Serialize>(&self, body: &T, opts: CallOptions) -> Result<Bytes> {
+        let shared = &self.handle.shared;
+        let timeout = opts.timeout.unwrap_or(shared.options.request_timeout);
+        let deadline = Instant::now() + timeout;
+        let mut encode = Some(|out: &mut Vec<u8>, id: u32| codec::encode_frame(out, id, body));
+        let mut epoch = shared.epoch.subscribe();
+        let started = loop {
+            epoch.mark_unchanged();
+            if let Some(s) = shared.start(&mut encode)? {
+                break s;
+            }
+            if opts.fail_fast {
+                return Err(Error::Unavailable(format!("not connected to {}", shared.address)));
+            }
+            // Wait for a connection (or the client closing), within this call's timeout.
+            if tokio::time::timeout_at(deadline, epoch.changed()).await.is_err() {
+                return Err(Error::Timeout(format!(
+                    "no connection to {} within {} ms",
+                    shared.address,
+                    timeout.as_millis()
+                )));
+            }
+        };
+        let mut guard = PendingGuard { shared, id: started.id, seq: started.seq, armed: true };
+        match tokio::time::timeout_at(deadline, started.rx).await {
+            Ok(Ok(reply)) => {
+                guard.armed = false;
+                reply
+            }
+            Ok(Err(_)) => {
+                guard.armed = false;
+                Err(Error::ConnectionClosed("the client was closed".into()))
+            }
+            Err(_) => {
+                Err(Error::Timeout(format!("no reply from {} within {} ms", shared.address, timeout.as_millis())))
+            }
+        }
+    }
+}
+
+fn record_result(reply: Reply) -> Result<RecordResult> {
+    match reply {
+        Reply::Ok {} => Ok(RecordResult::OK),
+        Reply::Throttled { throttle_time_ms, quota_type, entity, recorded } => {
+            let Some(key) = QuotaKey::parse(&quota_type) else {
+                let shown: String = quota_type.chars().take(64).collect();
+                return Err(Error::UnexpectedReply(format!("unknown quota_type {shown}")));
+            };
+            Ok(RecordResult { throttle_time_ms, quota_type: Some(key), entity: Some(entity), recorded, denied: None })
+        }
+        Reply::Denied { entity, reason } => Ok(RecordResult {
+            throttle_time_ms: 0,
+            quota_type: None,
+            entity: None,
+            recorded: false,
+            denied: Some(Denied { entity, reason }),
+        }),
+        other => Err(other.unexpected("Ok, Throttled or Denied")),
+    }
+}
