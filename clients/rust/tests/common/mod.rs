@@ -1,6 +1,8 @@
 //! Test helpers: a real sidecar (`bin/rivven serve` from the repository root) and a scriptable fake server.
 #![allow(dead_code)]
 
+pub mod conformance;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
