@@ -198,6 +198,9 @@ impl BrokerQuotas {
         if !inner.breaker.allow() {
             inner.failures.fetch_add(1, Ordering::Relaxed);
             inner.short_circuited.fetch_add(1, Ordering::Relaxed);
+            // Answered without any I/O: a caller looping on calls would never yield, and would starve the
+            // runtime (the reader task, the timers, the probe that closes the breaker). Spend coop budget.
+            tokio::task::coop::consume_budget().await;
             return 0;
         }
         let mut settle = Settle { inner, done: false };
@@ -218,6 +221,8 @@ impl BrokerQuotas {
             }
             Err(e) => {
                 inner.failures.fetch_add(1, Ordering::Relaxed);
+                // Fail-fast errors (no connection, max_pending) come back without I/O too.
+                tokio::task::coop::consume_budget().await;
                 // A non-retriable error is a bad call, not a sick sidecar: it does not move the breaker.
                 if e.is_retriable() {
                     inner.breaker.failure();

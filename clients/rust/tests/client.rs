@@ -348,3 +348,32 @@ async fn the_broker_fails_open_while_the_sidecar_is_down_and_recovers_after_rest
     assert_eq!(b.request(Some("a"), None).await, 0);
     assert_eq!(b.failures(), before);
 }
+
+#[test]
+fn callers_looping_on_an_open_breaker_do_not_starve_the_runtime() {
+    // One thread, as a broker's event loop: a caller that gets 0 at once, again and again, must still let the
+    // other tasks (timers, the reader, the probe) run.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let port = fake_server(|mut s| async move { while read_frame(&mut s).await.is_some() {} }).await;
+            let c = QuotaClient::builder().port(port).connect().await.unwrap();
+            let b = BrokerQuotas::builder(c)
+                .breaker(BreakerOptions { failure_threshold: 1, reset_timeout: Duration::from_secs(3600) })
+                .build();
+            assert_eq!(b.request(Some("a"), None).await, 0, "the silent server times out: the breaker opens");
+            assert_eq!(b.breaker().state(), BreakerState::Open);
+            let spinner = b.clone();
+            tokio::spawn(async move {
+                loop {
+                    spinner.request(Some("a"), None).await;
+                }
+            });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(b.short_circuited() > 0);
+            tx.send(()).unwrap();
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(20)).expect("the sleeping task ran again");
+}
