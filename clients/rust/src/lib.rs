@@ -4,6 +4,9 @@
 //! [`BrokerQuotas`] wraps it for a broker's request path: a deadline per call (default 25 ms) after which it
 //! answers 0, a circuit breaker, background reconnect, bounded in-flight calls, and [`DENIED`] (-1) for a
 //! blocked principal. The wire is docs/protocol.md; errors carry a code of its one error table.
+//!
+//! The README follows (its example is compiled as a doc test).
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
