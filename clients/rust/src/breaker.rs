@@ -92,22 +92,35 @@ impl CircuitBreaker {
 
     /// Whether a call may go out now; `true` in half-open state makes that call the probe.
     pub fn allow(&self) -> bool {
+        self.acquire().is_some()
+    }
+
+    /// `None`: the call may not go out; `Some(true)`: it goes out as the probe.
+    pub(crate) fn acquire(&self) -> Option<bool> {
         let mut b = self.lock();
         match b.state {
-            BreakerState::Closed => return true,
+            BreakerState::Closed => return Some(false),
             BreakerState::Open => {
                 if (self.clock)().saturating_duration_since(b.opened_at) < self.options.reset_timeout {
-                    return false;
+                    return None;
                 }
                 b.state = BreakerState::HalfOpen;
             }
             BreakerState::HalfOpen => {}
         }
         if b.probing {
-            return false;
+            return None;
         }
         b.probing = true;
-        true
+        Some(true)
+    }
+
+    /// The probe was abandoned unanswered (its caller went away): the next call probes instead.
+    pub(crate) fn release_probe(&self) {
+        let mut b = self.lock();
+        if b.state == BreakerState::HalfOpen {
+            b.probing = false;
+        }
     }
 
     pub fn success(&self) {

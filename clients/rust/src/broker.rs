@@ -105,17 +105,17 @@ struct Inner {
     on_denied: Option<OnDenied>,
 }
 
-/// Settles a probe whose caller went away (its future dropped) as a failure, so the breaker never stays
-/// half-open with a probe nobody will finish.
-struct Settle<'a> {
+/// Releases the probe if its caller goes away (drops the future) before the answer, so the breaker never
+/// stays half-open waiting for a probe nobody will finish.
+struct ProbeGuard<'a> {
     inner: &'a Inner,
-    done: bool,
+    armed: bool,
 }
 
-impl Drop for Settle<'_> {
+impl Drop for ProbeGuard<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            self.inner.breaker.failure();
+        if self.armed {
+            self.inner.breaker.release_probe();
         }
     }
 }
@@ -195,17 +195,17 @@ impl BrokerQuotas {
         Fut: std::future::Future<Output = Result<RecordResult>>,
     {
         let inner = &*self.inner;
-        if !inner.breaker.allow() {
+        let Some(probe) = inner.breaker.acquire() else {
             inner.failures.fetch_add(1, Ordering::Relaxed);
             inner.short_circuited.fetch_add(1, Ordering::Relaxed);
             // Answered without any I/O: a caller looping on calls would never yield, and would starve the
             // runtime (the reader task, the timers, the probe that closes the breaker). Spend coop budget.
             tokio::task::coop::consume_budget().await;
             return 0;
-        }
-        let mut settle = Settle { inner, done: false };
+        };
+        let mut guard = ProbeGuard { inner, armed: probe };
         let result = call(&inner.client, inner.call).await;
-        settle.done = true;
+        guard.armed = false;
         match result {
             Ok(r) => {
                 inner.breaker.success();

@@ -171,13 +171,15 @@ impl Shared {
     /// Makes `conn` the connection, unless it died already or the client closed.
     pub(crate) fn install(&self, conn: Arc<Conn>) -> Result<()> {
         let mut st = self.lock();
-        if st.closed {
+        if st.closed || conn.is_dead() {
+            let closed = st.closed;
             drop(st);
             conn.abort();
-            return Err(Error::ConnectionClosed("the client was closed".into()));
-        }
-        if conn.is_dead() {
-            return Err(Error::ConnectionClosed(format!("connection to {} closed", self.address)));
+            return Err(Error::ConnectionClosed(if closed {
+                "the client was closed".into()
+            } else {
+                format!("connection to {} closed", self.address)
+            }));
         }
         st.conn = Some(conn);
         drop(st);
@@ -202,12 +204,16 @@ impl Shared {
         }
     }
 
-    /// Connection `gen` is gone: its calls fail with `err`; reconnect in the background unless closed.
-    pub(crate) fn conn_closed(self: &Arc<Self>, gen: u64, err: Error) {
+    /// `conn` is gone: its calls fail with `err`; reconnect in the background unless closed.
+    pub(crate) fn conn_closed(self: &Arc<Self>, conn: &Conn, err: Error) {
+        let gen = conn.gen;
         let mut failed = Vec::new();
         let reconnect;
         {
             let mut st = self.lock();
+            // Marked under the lock `install` takes: a connection that died before it was installed (its
+            // reader saw EOF right after Hello) is never installed.
+            conn.mark_dead();
             let current = st.conn.as_ref().is_some_and(|c| c.gen == gen);
             if current {
                 if let Some(c) = st.conn.take() {

@@ -26,17 +26,12 @@ pub(crate) fn encode_frame<T: Serialize>(out: &mut Vec<u8>, id: u32, body: &T) -
     rmp_serde::encode::write_named(out, body).map_err(|e| {
         out.truncate(start);
         // Only a body that cannot be msgpack at all gets here (our types always can).
-        Error::Server {
-            code: ErrorCode::InvalidRequest,
-            message: format!("cannot encode the request: {e}"),
-            index: None,
-        }
+        Error::InvalidRequest(format!("cannot encode the request: {e}"))
     })?;
-    let len = u32::try_from(out.len() - start - 4).map_err(|_| Error::Server {
-        code: ErrorCode::FrameTooLarge,
-        message: "the request does not fit in a frame".into(),
-        index: None,
-    })?;
+    let Ok(len) = u32::try_from(out.len() - start - 4) else {
+        out.truncate(start);
+        return Err(Error::InvalidRequest("the request does not fit in a frame".into()));
+    };
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     out[start + 4..start + 8].copy_from_slice(&id.to_be_bytes());
     Ok(())

@@ -154,7 +154,7 @@ where
         dead: AtomicBool::new(false),
         tasks: Mutex::new(Vec::with_capacity(2)),
     });
-    let reader = tokio::spawn(read_loop(Arc::clone(shared), conn.gen, r));
+    let reader = tokio::spawn(read_loop(Arc::clone(shared), Arc::clone(&conn), r));
     let writer = tokio::spawn(write_loop(Arc::clone(shared), Arc::clone(&conn), w));
     conn.tasks.lock().unwrap_or_else(PoisonError::into_inner).extend([reader.abort_handle(), writer.abort_handle()]);
     conn
@@ -174,7 +174,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, conn: Arc<Conn>,
         }
         .await;
         if let Err(e) = written {
-            shared.conn_closed(conn.gen, io_error(&shared, e));
+            shared.conn_closed(&conn, io_error(&shared, e));
             return;
         }
         batch.clear();
@@ -185,7 +185,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, conn: Arc<Conn>,
     }
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(shared: Arc<Shared>, gen: u64, mut r: R) {
+async fn read_loop<R: AsyncRead + Unpin>(shared: Arc<Shared>, conn: Arc<Conn>, mut r: R) {
     let max = shared.options.max_frame_bytes;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut replies = Vec::with_capacity(64);
@@ -231,5 +231,5 @@ async fn read_loop<R: AsyncRead + Unpin>(shared: Arc<Shared>, gen: u64, mut r: R
             Err(e) => break io_error(&shared, e),
         }
     };
-    shared.conn_closed(gen, err);
+    shared.conn_closed(&conn, err);
 }

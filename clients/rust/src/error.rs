@@ -145,6 +145,9 @@ pub enum Error {
     /// `max_pending` calls are already in flight; the call was not sent.
     #[error("OVERLOADED: {0}")]
     Overloaded(String),
+    /// The request cannot be sent as it is (it cannot be encoded, or is too large for a frame).
+    #[error("INVALID_REQUEST: {0}")]
+    InvalidRequest(String),
     /// The sidecar's reply is not one this call expects (wrong type, undecodable body).
     #[error("UNEXPECTED_REPLY: {0}")]
     UnexpectedReply(String),
@@ -159,6 +162,7 @@ impl Error {
             Self::Timeout(_) => ErrorCode::Timeout,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Overloaded(_) => ErrorCode::Overloaded,
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::UnexpectedReply(_) => ErrorCode::UnexpectedReply,
         }
     }

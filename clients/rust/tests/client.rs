@@ -377,3 +377,26 @@ fn callers_looping_on_an_open_breaker_do_not_starve_the_runtime() {
     });
     rx.recv_timeout(Duration::from_secs(20)).expect("the sleeping task ran again");
 }
+
+#[tokio::test]
+async fn a_probe_whose_caller_goes_away_lets_the_next_call_probe() {
+    let port = fake_server(|mut s| async move { while read_frame(&mut s).await.is_some() {} }).await;
+    let c = QuotaClient::builder().port(port).connect().await.unwrap();
+    let now = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let clock_now = now.clone();
+    let b = BrokerQuotas::builder(c)
+        .record_deadline(Duration::from_millis(50))
+        .breaker(BreakerOptions { failure_threshold: 1, reset_timeout: Duration::from_secs(3600) })
+        .clock(Arc::new(move || *clock_now.lock().unwrap()))
+        .build();
+    assert_eq!(b.request(Some("a"), None).await, 0, "the silent server: the breaker opens");
+    assert_eq!(b.breaker().state(), BreakerState::Open);
+    *now.lock().unwrap() += Duration::from_secs(3600);
+    // The probe goes out; its caller gives up before the deadline.
+    assert!(tokio::time::timeout(Duration::from_millis(5), b.request(Some("a"), None)).await.is_err());
+    assert_eq!(b.breaker().state(), BreakerState::HalfOpen);
+    let short = b.short_circuited();
+    assert_eq!(b.request(Some("a"), None).await, 0);
+    assert_eq!(b.short_circuited(), short, "the next call went out as the probe");
+    assert_eq!(b.breaker().state(), BreakerState::Open, "and its timeout opened the breaker again");
+}
