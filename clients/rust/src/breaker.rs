@@ -1,5 +1,6 @@
 //! A circuit breaker (closed / open / half-open) with an injected clock.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,8 @@ struct Inner {
 pub struct CircuitBreaker {
     options: BreakerOptions,
     clock: Clock,
+    /// Closed with no failure counted: the state of nearly every call, read without the lock.
+    healthy: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -63,6 +66,7 @@ impl CircuitBreaker {
         Self {
             options,
             clock,
+            healthy: AtomicBool::new(true),
             inner: Mutex::new(Inner {
                 state: BreakerState::Closed,
                 failures: 0,
@@ -97,6 +101,9 @@ impl CircuitBreaker {
 
     /// `None`: the call may not go out; `Some(true)`: it goes out as the probe.
     pub(crate) fn acquire(&self) -> Option<bool> {
+        if self.healthy.load(Ordering::Acquire) {
+            return Some(false);
+        }
         let mut b = self.lock();
         match b.state {
             BreakerState::Closed => return Some(false),
@@ -124,14 +131,19 @@ impl CircuitBreaker {
     }
 
     pub fn success(&self) {
+        if self.healthy.load(Ordering::Acquire) {
+            return;
+        }
         let mut b = self.lock();
         b.failures = 0;
         b.probing = false;
         b.state = BreakerState::Closed;
+        self.healthy.store(true, Ordering::Release);
     }
 
     pub fn failure(&self) {
         let mut b = self.lock();
+        self.healthy.store(false, Ordering::Release);
         b.probing = false;
         b.failures += 1;
         if b.state == BreakerState::HalfOpen || b.failures >= self.options.failure_threshold {

@@ -1,6 +1,7 @@
 //! `QuotaClient`: one connection to a sidecar, pipelined calls matched to replies by correlation id.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -135,11 +136,32 @@ pub(crate) struct Shared {
     next_gen: AtomicU64,
 }
 
+/// Correlation ids are sequential u32s: a multiplicative hash spreads them at a fraction of SipHash's cost
+/// (they are ours, not an attacker's).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type PendingMap = HashMap<u32, Pending, BuildHasherDefault<IdHasher>>;
+
 struct State {
     closed: bool,
     conn: Option<Arc<Conn>>,
     dialing: Option<AbortHandle>,
-    pending: HashMap<u32, Pending>,
+    pending: PendingMap,
     next_id: u32,
 }
 
@@ -376,7 +398,13 @@ impl QuotaClient {
             options,
             address,
             tls,
-            state: Mutex::new(State { closed: false, conn: None, dialing: None, pending: HashMap::new(), next_id: 1 }),
+            state: Mutex::new(State {
+                closed: false,
+                conn: None,
+                dialing: None,
+                pending: PendingMap::default(),
+                next_id: 1,
+            }),
             epoch: watch::channel(0).0,
             closing: Notify::new(),
             next_seq: AtomicU64::new(1),
@@ -561,15 +589,22 @@ impl QuotaClient {
         let timeout = opts.timeout.unwrap_or(shared.options.request_timeout);
         let deadline = Instant::now() + timeout;
         let mut encode = Some(|out: &mut Vec<u8>, id: u32| codec::encode_frame(out, id, body));
-        let mut epoch = shared.epoch.subscribe();
+        // Subscribed before the first try, so a connection made in between is not missed; only on the slow path.
+        let mut epoch: Option<watch::Receiver<u64>> = None;
         let started = loop {
-            epoch.mark_unchanged();
+            if let Some(e) = epoch.as_mut() {
+                e.mark_unchanged();
+            }
             if let Some(s) = shared.start(&mut encode)? {
                 break s;
             }
             if opts.fail_fast {
                 return Err(Error::Unavailable(format!("not connected to {}", shared.address)));
             }
+            let Some(epoch) = epoch.as_mut() else {
+                epoch = Some(shared.epoch.subscribe());
+                continue;
+            };
             // Wait for a connection (or the client closing), within this call's timeout.
             if tokio::time::timeout_at(deadline, epoch.changed()).await.is_err() {
                 return Err(Error::Timeout(format!(
