@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::codec::{self, Reply};
 use crate::conn::{self, Conn};
+use crate::deadlines::DeadlineQueue;
 use crate::error::{Error, Result};
 use crate::options::{ClientOptions, TlsOptions};
 use crate::types::{
@@ -163,6 +164,8 @@ struct State {
     dialing: Option<AbortHandle>,
     pending: PendingMap,
     next_id: u32,
+    /// One queue (and one expiry task) per timeout value in use.
+    deadlines: HashMap<Duration, DeadlineQueue>,
 }
 
 struct Pending {
@@ -219,6 +222,9 @@ impl Shared {
                 if let Some(p) = st.pending.remove(&id) {
                     senders.push((p.tx, body));
                 }
+            }
+            if st.pending.is_empty() {
+                st.deadlines.values_mut().for_each(DeadlineQueue::clear);
             }
         }
         for (tx, body) in senders {
@@ -298,6 +304,10 @@ impl Shared {
                 return;
             }
             st.closed = true;
+            for q in st.deadlines.values() {
+                q.task.abort();
+            }
+            st.deadlines.clear();
             (st.conn.take(), st.dialing.take(), std::mem::take(&mut st.pending))
         };
         if let Some(c) = conn {
@@ -323,7 +333,7 @@ impl Shared {
     }
 
     /// Registers a call on the live connection and queues its frame, or says why not.
-    fn start<F>(self: &Arc<Self>, encode: &mut Option<F>) -> Result<Option<Started>>
+    fn start<F>(self: &Arc<Self>, encode: &mut Option<F>, timeout: Duration, at: Instant) -> Result<Option<Started>>
     where
         F: FnOnce(&mut Vec<u8>, u32) -> Result<()>,
     {
@@ -355,7 +365,61 @@ impl Shared {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         st.pending.insert(id, Pending { seq, gen: conn.gen, tx });
+        let State { deadlines, pending, .. } = &mut *st;
+        let queue = deadlines.entry(timeout).or_insert_with(|| self.expiry(timeout));
+        queue.push(at, id, seq, pending.len(), |id, seq| pending.get(&id).is_some_and(|p| p.seq == seq));
         Ok(Some(Started { id, seq, rx }))
+    }
+
+    /// The queue of calls with this timeout, and the task that fails them with TIMEOUT when they are due. The
+    /// task holds only a weak reference: it never keeps a dropped client alive.
+    fn expiry(self: &Arc<Self>, timeout: Duration) -> DeadlineQueue {
+        let wake = Arc::new(Notify::new());
+        let shared = Arc::downgrade(self);
+        let woken = Arc::clone(&wake);
+        let task = tokio::spawn(async move {
+            loop {
+                let head = match shared.upgrade() {
+                    Some(s) => s.lock().deadlines.get(&timeout).and_then(DeadlineQueue::head),
+                    None => return,
+                };
+                match head {
+                    None => woken.notified().await,
+                    // Woken early when an earlier deadline becomes the head.
+                    Some(at) => tokio::select! {
+                        _ = tokio::time::sleep_until(at) => {}
+                        _ = woken.notified() => {}
+                    },
+                }
+                let Some(s) = shared.upgrade() else { return };
+                s.expire(timeout);
+            }
+        });
+        DeadlineQueue::new(wake, task.abort_handle())
+    }
+
+    fn expire(&self, timeout: Duration) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        {
+            let mut st = self.lock();
+            let State { deadlines, pending, .. } = &mut *st;
+            let Some(q) = deadlines.get_mut(&timeout) else { return };
+            q.pop_due(now, |id, seq| {
+                if pending.get(&id).is_some_and(|p| p.seq == seq) {
+                    if let Some(p) = pending.remove(&id) {
+                        due.push(p.tx);
+                    }
+                }
+            });
+        }
+        if due.is_empty() {
+            return;
+        }
+        let err = Error::Timeout(format!("no reply from {} within {} ms", self.address, timeout.as_millis()));
+        for tx in due {
+            let _ = tx.send(Err(err.clone()));
+        }
     }
 }
 
@@ -404,6 +468,7 @@ impl QuotaClient {
                 dialing: None,
                 pending: PendingMap::default(),
                 next_id: 1,
+                deadlines: HashMap::new(),
             }),
             epoch: watch::channel(0).0,
             closing: Notify::new(),
@@ -595,7 +660,7 @@ impl QuotaClient {
             if let Some(e) = epoch.as_mut() {
                 e.mark_unchanged();
             }
-            if let Some(s) = shared.start(&mut encode)? {
+            if let Some(s) = shared.start(&mut encode, timeout, deadline)? {
                 break s;
             }
             if opts.fail_fast {
@@ -614,20 +679,11 @@ impl QuotaClient {
                 )));
             }
         };
+        // The reply, or TIMEOUT from the deadline queue, or CONNECTION_CLOSED: every way out settles it.
         let mut guard = PendingGuard { shared, id: started.id, seq: started.seq, armed: true };
-        match tokio::time::timeout_at(deadline, started.rx).await {
-            Ok(Ok(reply)) => {
-                guard.armed = false;
-                reply
-            }
-            Ok(Err(_)) => {
-                guard.armed = false;
-                Err(Error::ConnectionClosed("the client was closed".into()))
-            }
-            Err(_) => {
-                Err(Error::Timeout(format!("no reply from {} within {} ms", shared.address, timeout.as_millis())))
-            }
-        }
+        let reply = started.rx.await;
+        guard.armed = false;
+        reply.unwrap_or_else(|_| Err(Error::ConnectionClosed("the client was closed".into())))
     }
 }
 

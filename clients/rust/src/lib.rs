@@ -15,6 +15,7 @@ mod broker;
 mod client;
 mod codec;
 mod conn;
+mod deadlines;
 mod error;
 mod options;
 mod types;

@@ -400,3 +400,27 @@ async fn a_probe_whose_caller_goes_away_lets_the_next_call_probe() {
     assert_eq!(b.short_circuited(), short, "the next call went out as the probe");
     assert_eq!(b.breaker().state(), BreakerState::Open, "and its timeout opened the breaker again");
 }
+
+#[tokio::test]
+async fn each_call_times_out_at_its_own_deadline() {
+    let port = fake_server(|mut s| async move { while read_frame(&mut s).await.is_some() {} }).await;
+    let c = QuotaClient::builder().port(port).request_timeout(Duration::from_millis(400)).connect().await.unwrap();
+    let t = Instant::now();
+    let short = CallOptions { timeout: Some(Duration::from_millis(50)), fail_fast: false };
+    let r = Record { user: Some("a"), amount: 1, ..Record::default() };
+    let (slow, fast) = tokio::join!(
+        async {
+            let e = c.ping().await.unwrap_err();
+            (e.code(), t.elapsed())
+        },
+        async {
+            let e = c.record_request(r, short).await.unwrap_err();
+            (e.code(), t.elapsed())
+        }
+    );
+    assert_eq!(fast.0, ErrorCode::Timeout);
+    assert_eq!(slow.0, ErrorCode::Timeout);
+    assert!(fast.1 >= Duration::from_millis(50) && fast.1 < Duration::from_millis(400), "{:?}", fast.1);
+    assert!(slow.1 >= Duration::from_millis(400), "{:?}", slow.1);
+    assert_eq!(c.pending_count(), 0);
+}

@@ -81,7 +81,25 @@ fn redis_server(dir: &std::path::Path) -> Result<(Proc, u16), Error> {
     Ok((Proc(child), port))
 }
 
+/// A process's CPU time (user + system), from /proc/<pid>/stat; 0 where there is no /proc.
+fn cpu_seconds_of(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the command name (which is in parentheses and may hold spaces): utime is the 12th, stime the 13th.
+    let Some(rest) = stat.rsplit(')').next() else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn cpu_seconds() -> f64 {
+    cpu_seconds_of("self")
+}
+
 struct Summary {
+    /// Client-side CPU per call, in microseconds: what the caller's process pays, whatever else the machine runs.
+    cpu_us: f64,
+    /// The server's CPU per call (the sidecar, or redis-server).
+    server_cpu_us: f64,
     calls: f64,
     secs: f64,
     /// Calls answered 0 for a failure (deadline missed, breaker open) during the run: not checks.
@@ -92,12 +110,14 @@ struct Summary {
 }
 
 /// CALLERS loops of `check` for `d`: checks per second and latency percentiles (ms).
-async fn drive<F, Fut>(check: F, d: Duration) -> Summary
+async fn drive<F, Fut>(server: u32, check: F, d: Duration) -> Summary
 where
     F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let start = Instant::now();
+    let cpu = cpu_seconds();
+    let server_cpu = cpu_seconds_of(&server.to_string());
     let end = start + d;
     let mut tasks = Vec::with_capacity(CALLERS);
     for c in 0..CALLERS {
@@ -121,10 +141,14 @@ where
         all.extend(t.await.unwrap_or_default());
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu_us = (cpu_seconds() - cpu) * 1e6 / all.len().max(1) as f64;
+    let server_cpu_us = (cpu_seconds_of(&server.to_string()) - server_cpu) * 1e6 / all.len().max(1) as f64;
     all.sort_by(|a, b| a.total_cmp(b));
     let pct =
         |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0.0);
     Summary {
+        cpu_us,
+        server_cpu_us,
         calls: all.len() as f64,
         secs,
         failed: 0,
@@ -141,13 +165,13 @@ fn median(mut v: Vec<Summary>) -> Summary {
 }
 
 /// A rivven run: only checks the sidecar answered count; calls answered 0 for a failure are reported apart.
-async fn drive_rivven<F, Fut>(broker: &BrokerQuotas, check: F, d: Duration) -> Summary
+async fn drive_rivven<F, Fut>(server: u32, broker: &BrokerQuotas, check: F, d: Duration) -> Summary
 where
     F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let before = broker.failures();
-    let mut s = drive(check, d).await;
+    let mut s = drive(server, check, d).await;
     s.failed = broker.failures() - before;
     s.per_sec = (s.calls - s.failed as f64) / s.secs;
     s
@@ -160,7 +184,8 @@ async fn run(seconds: u64, runs: usize, deadline: Duration) -> Result<(), Error>
     let measure = Duration::from_secs(seconds);
     let warm = Duration::from_millis(500);
 
-    let (_sidecar, port) = sidecar(&dir)?;
+    let (sidecar, port) = sidecar(&dir)?;
+    let spid = sidecar.0.id();
     let client = QuotaClient::builder().port(port).client_name("rust-bench").connect().await?;
     let codes: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>> = Arc::default();
     let seen = codes.clone();
@@ -171,7 +196,8 @@ async fn run(seconds: u64, runs: usize, deadline: Duration) -> Result<(), Error>
                 1
         })
         .build();
-    let (_redis, rport) = redis_server(&dir)?;
+    let (redis_proc, rport) = redis_server(&dir)?;
+    let rpid = redis_proc.0.id();
     let redis = redis::Client::open(format!("redis://127.0.0.1:{rport}/"))?.get_multiplexed_async_connection().await?;
 
     let rivven_check = {
@@ -192,35 +218,41 @@ async fn run(seconds: u64, runs: usize, deadline: Duration) -> Result<(), Error>
             }
         }
     };
-    drive(rivven_check.clone(), warm).await;
-    drive(incr_check.clone(), warm).await;
+    drive(spid, rivven_check.clone(), warm).await;
+    drive(rpid, incr_check.clone(), warm).await;
     let (mut rv, mut rd) = (Vec::new(), Vec::new());
     // Alternating order, so neither always runs on a warmer machine.
     for i in 0..runs {
         if i % 2 == 0 {
-            rv.push(drive_rivven(&broker, rivven_check.clone(), measure).await);
-            rd.push(drive(incr_check.clone(), measure).await);
+            rv.push(drive_rivven(spid, &broker, rivven_check.clone(), measure).await);
+            rd.push(drive(rpid, incr_check.clone(), measure).await);
         } else {
-            rd.push(drive(incr_check.clone(), measure).await);
-            rv.push(drive_rivven(&broker, rivven_check.clone(), measure).await);
+            rd.push(drive(rpid, incr_check.clone(), measure).await);
+            rv.push(drive_rivven(spid, &broker, rivven_check.clone(), measure).await);
         }
     }
     let (rv, rd) = (median(rv), median(rd));
     let failed = rv.failed;
     println!("record deadline {} ms", deadline.as_millis());
-    println!("| {CALLERS} callers, one connection, median of {runs} x {seconds} s | checks/s | p50 | p99 |");
-    println!("| --- | --- | --- | --- |");
     println!(
-        "| rivven-client `BrokerQuotas::request` | {:.0}k | {:.2} ms | {:.2} ms |",
+        "| {CALLERS} callers, one connection, median of {runs} x {seconds} s | checks/s | p50 | p99 | client CPU/check | server CPU/check |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| rivven-client `BrokerQuotas::request` | {:.0}k | {:.2} ms | {:.2} ms | {:.2} us | {:.2} us |",
         rv.per_sec / 1e3,
         rv.p50,
-        rv.p99
+        rv.p99,
+        rv.cpu_us,
+        rv.server_cpu_us
     );
     println!(
-        "| redis-rs multiplexed `INCR` (no quota logic) | {:.0}k | {:.2} ms | {:.2} ms |",
+        "| redis-rs multiplexed `INCR` (no quota logic) | {:.0}k | {:.2} ms | {:.2} ms | {:.2} us | {:.2} us |",
         rd.per_sec / 1e3,
         rd.p50,
-        rd.p99
+        rd.p99,
+        rd.cpu_us,
+        rd.server_cpu_us
     );
     println!(
         "rivven / INCR: {:.2}x; in that run, calls answered 0 for a failure (not counted as checks): {failed}",
@@ -229,8 +261,8 @@ async fn run(seconds: u64, runs: usize, deadline: Duration) -> Result<(), Error>
     println!(
         "{}",
         serde_json::json!({
-            "rivven": {"checks_per_sec": rv.per_sec.round(), "p50_ms": rv.p50, "p99_ms": rv.p99, "failed_open": failed},
-            "redis_rs_incr": {"checks_per_sec": rd.per_sec.round(), "p50_ms": rd.p50, "p99_ms": rd.p99},
+            "rivven": {"checks_per_sec": rv.per_sec.round(), "p50_ms": rv.p50, "p99_ms": rv.p99, "failed_open": failed, "client_cpu_us": rv.cpu_us, "server_cpu_us": rv.server_cpu_us},
+            "redis_rs_incr": {"checks_per_sec": rd.per_sec.round(), "p50_ms": rd.p50, "p99_ms": rd.p99, "client_cpu_us": rd.cpu_us, "server_cpu_us": rd.server_cpu_us},
             "rivven_vs_incr": (rv.per_sec / rd.per_sec * 100.0).round() / 100.0,
         })
     );
