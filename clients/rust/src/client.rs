@@ -163,6 +163,8 @@ struct State {
     conn: Option<Arc<Conn>>,
     dialing: Option<AbortHandle>,
     pending: PendingMap,
+    /// Calls waiting for a connection (not sent yet).
+    waiting: usize,
     next_id: u32,
     /// One queue (and one expiry task) per timeout value in use.
     deadlines: HashMap<Duration, DeadlineQueue>,
@@ -333,23 +335,40 @@ impl Shared {
     }
 
     /// Registers a call on the live connection and queues its frame, or says why not.
-    fn start<F>(self: &Arc<Self>, encode: &mut Option<F>, timeout: Duration, at: Instant) -> Result<Option<Started>>
+    ///
+    /// Without a connection, a call that will wait for one (`wait`) is counted in `waiting` (and so against
+    /// `max_pending`) until its `Waiting` guard goes; `None` is returned.
+    fn start<F>(
+        self: &Arc<Self>,
+        encode: &mut Option<F>,
+        timeout: Duration,
+        at: Instant,
+        waiting: &mut Waiting<'_>,
+    ) -> Result<Option<Started>>
     where
         F: FnOnce(&mut Vec<u8>, u32) -> Result<()>,
     {
         let mut st = self.lock();
+        if waiting.counted {
+            st.waiting -= 1;
+            waiting.counted = false;
+        }
         if st.closed {
             return Err(Error::ConnectionClosed("the client is closed".into()));
         }
-        if st.pending.len() >= self.options.max_pending {
+        let in_flight = st.pending.len() + st.waiting;
+        if in_flight >= self.options.max_pending {
             return Err(Error::Overloaded(format!(
-                "{} calls are in flight to {} (max_pending)",
-                st.pending.len(),
+                "{in_flight} calls are in flight to {} (max_pending)",
                 self.address
             )));
         }
         let Some(conn) = st.conn.clone() else {
             self.start_dialing(&mut st);
+            if waiting.wait {
+                st.waiting += 1;
+                waiting.counted = true;
+            }
             return Ok(None);
         };
         let mut id = st.next_id;
@@ -423,6 +442,21 @@ impl Shared {
     }
 }
 
+/// A call waiting for a connection counts against `max_pending`, as the Node client's does.
+struct Waiting<'a> {
+    shared: &'a Shared,
+    wait: bool,
+    counted: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.shared.lock().waiting -= 1;
+        }
+    }
+}
+
 struct Started {
     id: u32,
     seq: u64,
@@ -467,6 +501,7 @@ impl QuotaClient {
                 conn: None,
                 dialing: None,
                 pending: PendingMap::default(),
+                waiting: 0,
                 next_id: 1,
                 deadlines: HashMap::new(),
             }),
@@ -496,8 +531,10 @@ impl QuotaClient {
     }
 
     /// Calls in flight.
+    /// Calls in flight: sent and unanswered, or waiting for a connection.
     pub fn pending_count(&self) -> usize {
-        self.handle.shared.lock().pending.len()
+        let st = self.handle.shared.lock();
+        st.pending.len() + st.waiting
     }
 
     /// Fails every pending call with CONNECTION_CLOSED, stops reconnecting and closes the connection.
@@ -656,11 +693,12 @@ impl QuotaClient {
         let mut encode = Some(|out: &mut Vec<u8>, id: u32| codec::encode_frame(out, id, body));
         // Subscribed before the first try, so a connection made in between is not missed; only on the slow path.
         let mut epoch: Option<watch::Receiver<u64>> = None;
+        let mut waiting = Waiting { shared, wait: !opts.fail_fast, counted: false };
         let started = loop {
             if let Some(e) = epoch.as_mut() {
                 e.mark_unchanged();
             }
-            if let Some(s) = shared.start(&mut encode, timeout, deadline)? {
+            if let Some(s) = shared.start(&mut encode, timeout, deadline, &mut waiting)? {
                 break s;
             }
             if opts.fail_fast {

@@ -424,3 +424,42 @@ async fn each_call_times_out_at_its_own_deadline() {
     assert!(slow.1 >= Duration::from_millis(400), "{:?}", slow.1);
     assert_eq!(c.pending_count(), 0);
 }
+
+#[tokio::test]
+async fn calls_waiting_for_a_connection_count_against_max_pending() {
+    // A server that says Hello once, then goes away for good: the client can only wait for a reconnection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let (id, _) = read_frame(&mut s).await.unwrap();
+        s.write_all(&frame(id, &hello_ok())).await.unwrap();
+    });
+    let c = QuotaClient::builder()
+        .port(port)
+        .max_pending(2)
+        .request_timeout(Duration::from_secs(30))
+        .backoff(Duration::from_millis(5), Duration::from_millis(20))
+        .connect()
+        .await
+        .unwrap();
+    server.await.unwrap();
+    while c.is_connected() {
+        tokio::task::yield_now().await;
+    }
+    let (c1, c2) = (c.clone(), c.clone());
+    let a = tokio::spawn(async move { c1.describe_quotas(&[]).await });
+    let b = tokio::spawn(async move { c2.ping().await });
+    while c.pending_count() < 2 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(c.ping().await.unwrap_err().code(), ErrorCode::Overloaded);
+    let fast = CallOptions { timeout: None, fail_fast: true };
+    let r = Record { user: Some("a"), amount: 1, ..Record::default() };
+    assert_eq!(c.record_request(r, fast).await.unwrap_err().code(), ErrorCode::Overloaded);
+    a.abort();
+    b.abort();
+    let _ = (a.await, b.await);
+    assert_eq!(c.pending_count(), 0, "a waiting call that goes away is no longer counted");
+    assert_eq!(c.record_request(r, fast).await.unwrap_err().code(), ErrorCode::Unavailable);
+}
