@@ -11,15 +11,11 @@ use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::codec::{self, Reply};
+use crate::codec;
 use crate::conn::{self, Conn};
 use crate::deadlines::DeadlineQueue;
 use crate::error::{Error, Result};
-use crate::options::{ClientOptions, TlsOptions};
-use crate::types::{
-    BucketUsage, Component, Denied, Fleet, HelloOk, LeaseResult, QuotaAlteration, QuotaEntry, QuotaKey, Record,
-    RecordResult, UsageQuery, Violations, ViolationsQuery,
-};
+use crate::options::{ClientBuilder, ClientOptions};
 
 /// How one call is made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,69 +25,6 @@ pub struct CallOptions {
     /// Without a live connection, fail at once with UNAVAILABLE (and reconnect in the background) instead of
     /// waiting for the reconnection. For calls in a broker's request path.
     pub fail_fast: bool,
-}
-
-/// Builds a [`QuotaClient`]: `QuotaClient::builder().port(9190).token(t).connect().await?`.
-#[derive(Debug, Clone, Default)]
-pub struct ClientBuilder {
-    options: ClientOptions,
-}
-
-impl ClientBuilder {
-    pub fn host(mut self, host: impl Into<String>) -> Self {
-        self.options.host = host.into();
-        self
-    }
-    pub fn port(mut self, port: u16) -> Self {
-        self.options.port = port;
-        self
-    }
-    pub fn request_timeout(mut self, d: Duration) -> Self {
-        self.options.request_timeout = d;
-        self
-    }
-    pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.options.connect_timeout = d;
-        self
-    }
-    pub fn connect_attempts(mut self, n: u32) -> Self {
-        self.options.connect_attempts = n.max(1);
-        self
-    }
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.options.initial_backoff = initial;
-        self.options.max_backoff = max.max(initial);
-        self
-    }
-    pub fn max_pending(mut self, n: usize) -> Self {
-        self.options.max_pending = n;
-        self
-    }
-    pub fn max_frame_bytes(mut self, n: usize) -> Self {
-        self.options.max_frame_bytes = n;
-        self
-    }
-    pub fn client_name(mut self, name: impl Into<String>) -> Self {
-        self.options.client_name = Some(name.into());
-        self
-    }
-    pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.options.token = Some(token.into());
-        self
-    }
-    pub fn tls(mut self, tls: TlsOptions) -> Self {
-        self.options.tls = Some(tls);
-        self
-    }
-    pub fn options(&self) -> &ClientOptions {
-        &self.options
-    }
-
-    /// Connects (retrying with backoff up to `connect_attempts`) and says Hello. On failure nothing is left
-    /// running: no socket, no task. A non-retriable answer to Hello (a wrong token) fails at once.
-    pub async fn connect(self) -> Result<QuotaClient> {
-        QuotaClient::connect_with(self.options).await
-    }
 }
 
 /// A connection to one rivven sidecar. Cheap to clone (an `Arc`); every clone shares the connection, and the
@@ -482,7 +415,7 @@ impl Drop for PendingGuard<'_> {
 impl QuotaClient {
     /// Options for a new client.
     pub fn builder() -> ClientBuilder {
-        ClientBuilder::default()
+        ClientBuilder::from(ClientOptions::default())
     }
 
     /// Connects with these options (see [`ClientBuilder::connect`]).
@@ -542,151 +475,8 @@ impl QuotaClient {
         self.handle.shared.shutdown("the client was closed");
     }
 
-    /// Says Hello again on the connection (with the connection's client name and token).
-    pub async fn hello(&self) -> Result<HelloOk> {
-        let o = &self.handle.shared.options;
-        let body = codec::HelloBody {
-            ty: "Hello",
-            protocol_version: 1,
-            client_name: o.client_name.as_deref(),
-            token: o.token.as_deref(),
-        };
-        self.call_body(&body, CallOptions::default()).await?.into_hello()
-    }
-
-    pub async fn ping(&self) -> Result<()> {
-        match self.call_body(&codec::TypeOnly { ty: "Ping" }, CallOptions::default()).await? {
-            Reply::Pong {} => Ok(()),
-            other => Err(other.unexpected("Pong")),
-        }
-    }
-
-    /// A produce of `r.amount` bytes by (`r.user`, `r.client_id`).
-    pub async fn record_produce(&self, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
-        self.record("RecordProduce", r, opts).await
-    }
-
-    /// A fetch of `r.amount` bytes, held against `r.consumer_group`'s quota too when it has one.
-    pub async fn record_consume(&self, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
-        self.record("RecordConsume", r, opts).await
-    }
-
-    /// `r.amount` requests (0 means 1), for request_rate.
-    pub async fn record_request(&self, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
-        self.record("RecordRequest", r, opts).await
-    }
-
-    async fn record(&self, ty: &'static str, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
-        let body = codec::RecordBody {
-            ty,
-            user: r.user,
-            client_id: r.client_id,
-            consumer_group: if ty == "RecordConsume" { r.consumer_group } else { None },
-            bytes: if ty == "RecordRequest" { None } else { Some(r.amount) },
-            count: if ty == "RecordRequest" { Some(r.amount.max(1)) } else { None },
-            admit: r.admit,
-        };
-        let raw = self.call_raw(&body, opts).await?;
-        // Nearly every answer is Ok, always the same bytes: no decoding.
-        if raw.as_ref() == codec::OK_BODY {
-            return Ok(RecordResult::OK);
-        }
-        record_result(codec::decode_reply(&raw)?)
-    }
-
-    /// The configured quotas of every entity (empty `entities`), or of those containing any listed component.
-    pub async fn describe_quotas(&self, entities: &[Component]) -> Result<Vec<QuotaEntry>> {
-        let body = codec::EntitiesBody { ty: "DescribeQuotas", entities };
-        match self.call_body(&body, CallOptions::default()).await? {
-            Reply::QuotasDescribed { entries } => Ok(entries),
-            other => Err(other.unexpected("QuotasDescribed")),
-        }
-    }
-
-    /// Applies every alteration or none (durable before the answer); the number applied.
-    pub async fn alter_quotas(&self, alterations: &[QuotaAlteration], validate_only: bool) -> Result<u64> {
-        let body = codec::AlterBody { ty: "AlterQuotas", alterations, validate_only };
-        match self.call_body(&body, CallOptions::default()).await? {
-            Reply::QuotasAltered { altered_count } => Ok(altered_count),
-            other => Err(other.unexpected("QuotasAltered")),
-        }
-    }
-
-    /// The live buckets, highest first.
-    pub async fn describe_usage(&self, q: &UsageQuery) -> Result<Vec<BucketUsage>> {
-        let body =
-            codec::UsageBody { ty: "DescribeUsage", entities: &q.entities, top: q.top, sort_by: q.sort_by.as_deref() };
-        match self.call_body(&body, CallOptions::default()).await? {
-            Reply::UsageDescribed { buckets } => Ok(buckets),
-            other => Err(other.unexpected("UsageDescribed")),
-        }
-    }
-
-    /// Clears the usage and debt of the listed principals' buckets; how many were reset.
-    pub async fn reset_usage(&self, entities: &[Component]) -> Result<u64> {
-        let body = codec::EntitiesBody { ty: "ResetUsage", entities };
-        match self.call_body(&body, CallOptions::default()).await? {
-            Reply::UsageReset { buckets } => Ok(buckets),
-            other => Err(other.unexpected("UsageReset")),
-        }
-    }
-
-    /// Takes an in-flight lease (max_in_flight), or learns how long until one frees up.
-    pub async fn acquire_lease(
-        &self,
-        user: Option<&str>,
-        client_id: Option<&str>,
-        ttl_ms: Option<u64>,
-        opts: CallOptions,
-    ) -> Result<LeaseResult> {
-        let body = codec::LeaseBody { ty: "AcquireLease", user, client_id, ttl_ms };
-        match self.call_body(&body, opts).await? {
-            Reply::LeaseGranted { lease_id, ttl_ms } => Ok(LeaseResult::Granted { lease_id, ttl_ms }),
-            Reply::Throttled { throttle_time_ms, entity, .. } => {
-                Ok(LeaseResult::Throttled { throttle_time_ms, entity })
-            }
-            other => Err(other.unexpected("LeaseGranted or Throttled")),
-        }
-    }
-
-    /// Ends a lease (idempotent).
-    pub async fn release_lease(&self, lease_id: &str, opts: CallOptions) -> Result<()> {
-        match self.call_body(&codec::ReleaseBody { ty: "ReleaseLease", lease_id }, opts).await? {
-            Reply::Ok {} => Ok(()),
-            other => Err(other.unexpected("Ok")),
-        }
-    }
-
-    /// The violation log: episode starts and ends, oldest first, with a summary of all that match.
-    pub async fn describe_violations(&self, q: &ViolationsQuery) -> Result<Violations> {
-        let body = codec::ViolationsBody {
-            ty: "DescribeViolations",
-            since_ms: q.since_ms,
-            entities: q.entities.as_deref(),
-            types: q.types.as_deref(),
-            limit: q.limit,
-        };
-        match self.call_body(&body, CallOptions::default()).await? {
-            Reply::ViolationsDescribed { events, summary } => Ok(Violations { events, summary }),
-            other => Err(other.unexpected("ViolationsDescribed")),
-        }
-    }
-
-    /// The fleet as the sidecar saw it at its last heartbeat.
-    pub async fn describe_fleet(&self) -> Result<Fleet> {
-        match self.call_body(&codec::TypeOnly { ty: "DescribeFleet" }, CallOptions::default()).await? {
-            Reply::FleetDescribed(f) => Ok(f),
-            other => Err(other.unexpected("FleetDescribed")),
-        }
-    }
-
-    async fn call_body<T: serde::Serialize>(&self, body: &T, opts: CallOptions) -> Result<Reply> {
-        let raw = self.call_raw(body, opts).await?;
-        codec::decode_reply(&raw)
-    }
-
     /// Sends `body` and waits for its reply's body, within the call's timeout.
-    async fn call_raw<T: serde::Serialize>(&self, body: &T, opts: CallOptions) -> Result<Bytes> {
+    pub(crate) async fn call_raw<T: serde::Serialize>(&self, body: &T, opts: CallOptions) -> Result<Bytes> {
         let shared = &self.handle.shared;
         let timeout = opts.timeout.unwrap_or(shared.options.request_timeout);
         let deadline = Instant::now() + timeout;
@@ -722,26 +512,5 @@ impl QuotaClient {
         let reply = started.rx.await;
         guard.armed = false;
         reply.unwrap_or_else(|_| Err(Error::ConnectionClosed("the client was closed".into())))
-    }
-}
-
-fn record_result(reply: Reply) -> Result<RecordResult> {
-    match reply {
-        Reply::Ok {} => Ok(RecordResult::OK),
-        Reply::Throttled { throttle_time_ms, quota_type, entity, recorded } => {
-            let Some(key) = QuotaKey::parse(&quota_type) else {
-                let shown: String = quota_type.chars().take(64).collect();
-                return Err(Error::UnexpectedReply(format!("unknown quota_type {shown}")));
-            };
-            Ok(RecordResult { throttle_time_ms, quota_type: Some(key), entity: Some(entity), recorded, denied: None })
-        }
-        Reply::Denied { entity, reason } => Ok(RecordResult {
-            throttle_time_ms: 0,
-            quota_type: None,
-            entity: None,
-            recorded: false,
-            denied: Some(Denied { entity, reason }),
-        }),
-        other => Err(other.unexpected("Ok, Throttled or Denied")),
     }
 }

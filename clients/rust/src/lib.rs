@@ -12,6 +12,7 @@
 
 mod breaker;
 mod broker;
+mod calls;
 mod client;
 mod codec;
 mod conn;
@@ -22,9 +23,9 @@ mod types;
 
 pub use breaker::{BreakerOptions, BreakerState, CircuitBreaker, Clock};
 pub use broker::{BrokerQuotas, BrokerQuotasBuilder, DENIED};
-pub use client::{CallOptions, ClientBuilder, QuotaClient};
+pub use client::{CallOptions, QuotaClient};
 pub use error::{Error, ErrorCode, Result};
-pub use options::{ClientOptions, TlsOptions};
+pub use options::{ClientBuilder, ClientOptions, TlsOptions};
 pub use types::{
     BucketUsage, Component, Denied, Entity, EntityCount, Fleet, FleetSidecar, HelloOk, LeaseResult, QuotaAlteration,
     QuotaEntry, QuotaKey, QuotaValue, Record, RecordResult, UsageQuery, ViolationEvent, ViolationSummary, Violations,

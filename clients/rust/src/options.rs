@@ -169,3 +169,72 @@ impl std::fmt::Debug for ClientOptions {
             .finish()
     }
 }
+
+/// Builds a [`QuotaClient`]: `QuotaClient::builder().port(9190).token(t).connect().await?`.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    options: ClientOptions,
+}
+
+impl ClientBuilder {
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.options.host = host.into();
+        self
+    }
+    pub fn port(mut self, port: u16) -> Self {
+        self.options.port = port;
+        self
+    }
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.options.request_timeout = d;
+        self
+    }
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.options.connect_timeout = d;
+        self
+    }
+    pub fn connect_attempts(mut self, n: u32) -> Self {
+        self.options.connect_attempts = n.max(1);
+        self
+    }
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.options.initial_backoff = initial;
+        self.options.max_backoff = max.max(initial);
+        self
+    }
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.options.max_pending = n;
+        self
+    }
+    pub fn max_frame_bytes(mut self, n: usize) -> Self {
+        self.options.max_frame_bytes = n;
+        self
+    }
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.options.client_name = Some(name.into());
+        self
+    }
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.options.token = Some(token.into());
+        self
+    }
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.options.tls = Some(tls);
+        self
+    }
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// Connects (retrying with backoff up to `connect_attempts`) and says Hello. On failure nothing is left
+    /// running: no socket, no task. A non-retriable answer to Hello (a wrong token) fails at once.
+    pub async fn connect(self) -> Result<crate::QuotaClient, Error> {
+        crate::QuotaClient::connect_with(self.options).await
+    }
+}
+
+impl From<ClientOptions> for ClientBuilder {
+    fn from(options: ClientOptions) -> Self {
+        Self { options }
+    }
+}
