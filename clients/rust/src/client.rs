@@ -208,7 +208,7 @@ impl Shared {
         }
         let shared = Arc::clone(self);
         let task = tokio::spawn(async move {
-            let result = conn::dial(&shared, u32::MAX, false).await;
+            let result = conn::dial(&shared, u32::MAX).await;
             let mut st = shared.lock();
             st.dialing = None;
             drop(st);
@@ -445,7 +445,7 @@ impl QuotaClient {
         });
         let client = QuotaClient { handle: Arc::new(Handle { shared }) };
         let shared = &client.handle.shared;
-        conn::dial(shared, shared.options.connect_attempts, true).await?;
+        conn::dial(shared, shared.options.connect_attempts).await?;
         Ok(client)
     }
 

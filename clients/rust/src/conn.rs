@@ -55,7 +55,7 @@ impl Conn {
 
 /// Connects and says Hello, up to `attempts` times with exponential backoff, and installs the connection.
 /// A non-retriable answer (a wrong token, an unsupported version) ends it at once.
-pub(crate) async fn dial(shared: &Arc<Shared>, attempts: u32, _foreground: bool) -> Result<()> {
+pub(crate) async fn dial(shared: &Arc<Shared>, attempts: u32) -> Result<()> {
     let o = &shared.options;
     let mut delay = o.initial_backoff;
     let mut attempt = 1u32;
