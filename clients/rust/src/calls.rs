@@ -1,0 +1,175 @@
+//! The typed calls of [`QuotaClient`]: one per request of docs/protocol.md.
+
+use crate::client::{CallOptions, QuotaClient};
+use crate::codec::{self, Reply};
+use crate::error::{Error, Result};
+use crate::types::{
+    BucketUsage, Component, Denied, Fleet, HelloOk, LeaseResult, QuotaAlteration, QuotaEntry, QuotaKey, Record,
+    RecordResult, UsageQuery, Violations, ViolationsQuery,
+};
+
+impl QuotaClient {
+    /// Says Hello again on the connection (with the connection's client name and token).
+    pub async fn hello(&self) -> Result<HelloOk> {
+        let o = self.options();
+        let body = codec::HelloBody {
+            ty: "Hello",
+            protocol_version: 1,
+            client_name: o.client_name.as_deref(),
+            token: o.token.as_deref(),
+        };
+        self.call_body(&body, CallOptions::default()).await?.into_hello()
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        match self.call_body(&codec::TypeOnly { ty: "Ping" }, CallOptions::default()).await? {
+            Reply::Pong {} => Ok(()),
+            other => Err(other.unexpected("Pong")),
+        }
+    }
+
+    /// A produce of `r.amount` bytes by (`r.user`, `r.client_id`).
+    pub async fn record_produce(&self, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
+        self.record("RecordProduce", r, opts).await
+    }
+
+    /// A fetch of `r.amount` bytes, held against `r.consumer_group`'s quota too when it has one.
+    pub async fn record_consume(&self, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
+        self.record("RecordConsume", r, opts).await
+    }
+
+    /// `r.amount` requests (0 means 1), for request_rate.
+    pub async fn record_request(&self, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
+        self.record("RecordRequest", r, opts).await
+    }
+
+    async fn record(&self, ty: &'static str, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
+        let body = codec::RecordBody {
+            ty,
+            user: r.user,
+            client_id: r.client_id,
+            consumer_group: if ty == "RecordConsume" { r.consumer_group } else { None },
+            bytes: if ty == "RecordRequest" { None } else { Some(r.amount) },
+            count: if ty == "RecordRequest" { Some(r.amount.max(1)) } else { None },
+            admit: r.admit,
+        };
+        let raw = self.call_raw(&body, opts).await?;
+        // Nearly every answer is Ok, always the same bytes: no decoding.
+        if raw.as_ref() == codec::OK_BODY {
+            return Ok(RecordResult::OK);
+        }
+        record_result(codec::decode_reply(&raw)?)
+    }
+
+    /// The configured quotas of every entity (empty `entities`), or of those containing any listed component.
+    pub async fn describe_quotas(&self, entities: &[Component]) -> Result<Vec<QuotaEntry>> {
+        let body = codec::EntitiesBody { ty: "DescribeQuotas", entities };
+        match self.call_body(&body, CallOptions::default()).await? {
+            Reply::QuotasDescribed { entries } => Ok(entries),
+            other => Err(other.unexpected("QuotasDescribed")),
+        }
+    }
+
+    /// Applies every alteration or none (durable before the answer); the number applied.
+    pub async fn alter_quotas(&self, alterations: &[QuotaAlteration], validate_only: bool) -> Result<u64> {
+        let body = codec::AlterBody { ty: "AlterQuotas", alterations, validate_only };
+        match self.call_body(&body, CallOptions::default()).await? {
+            Reply::QuotasAltered { altered_count } => Ok(altered_count),
+            other => Err(other.unexpected("QuotasAltered")),
+        }
+    }
+
+    /// The live buckets, highest first.
+    pub async fn describe_usage(&self, q: &UsageQuery) -> Result<Vec<BucketUsage>> {
+        let body =
+            codec::UsageBody { ty: "DescribeUsage", entities: &q.entities, top: q.top, sort_by: q.sort_by.as_deref() };
+        match self.call_body(&body, CallOptions::default()).await? {
+            Reply::UsageDescribed { buckets } => Ok(buckets),
+            other => Err(other.unexpected("UsageDescribed")),
+        }
+    }
+
+    /// Clears the usage and debt of the listed principals' buckets; how many were reset.
+    pub async fn reset_usage(&self, entities: &[Component]) -> Result<u64> {
+        let body = codec::EntitiesBody { ty: "ResetUsage", entities };
+        match self.call_body(&body, CallOptions::default()).await? {
+            Reply::UsageReset { buckets } => Ok(buckets),
+            other => Err(other.unexpected("UsageReset")),
+        }
+    }
+
+    /// Takes an in-flight lease (max_in_flight), or learns how long until one frees up.
+    pub async fn acquire_lease(
+        &self,
+        user: Option<&str>,
+        client_id: Option<&str>,
+        ttl_ms: Option<u64>,
+        opts: CallOptions,
+    ) -> Result<LeaseResult> {
+        let body = codec::LeaseBody { ty: "AcquireLease", user, client_id, ttl_ms };
+        match self.call_body(&body, opts).await? {
+            Reply::LeaseGranted { lease_id, ttl_ms } => Ok(LeaseResult::Granted { lease_id, ttl_ms }),
+            Reply::Throttled { throttle_time_ms, entity, .. } => {
+                Ok(LeaseResult::Throttled { throttle_time_ms, entity })
+            }
+            other => Err(other.unexpected("LeaseGranted or Throttled")),
+        }
+    }
+
+    /// Ends a lease (idempotent).
+    pub async fn release_lease(&self, lease_id: &str, opts: CallOptions) -> Result<()> {
+        match self.call_body(&codec::ReleaseBody { ty: "ReleaseLease", lease_id }, opts).await? {
+            Reply::Ok {} => Ok(()),
+            other => Err(other.unexpected("Ok")),
+        }
+    }
+
+    /// The violation log: episode starts and ends, oldest first, with a summary of all that match.
+    pub async fn describe_violations(&self, q: &ViolationsQuery) -> Result<Violations> {
+        let body = codec::ViolationsBody {
+            ty: "DescribeViolations",
+            since_ms: q.since_ms,
+            entities: q.entities.as_deref(),
+            types: q.types.as_deref(),
+            limit: q.limit,
+        };
+        match self.call_body(&body, CallOptions::default()).await? {
+            Reply::ViolationsDescribed { events, summary } => Ok(Violations { events, summary }),
+            other => Err(other.unexpected("ViolationsDescribed")),
+        }
+    }
+
+    /// The fleet as the sidecar saw it at its last heartbeat.
+    pub async fn describe_fleet(&self) -> Result<Fleet> {
+        match self.call_body(&codec::TypeOnly { ty: "DescribeFleet" }, CallOptions::default()).await? {
+            Reply::FleetDescribed(f) => Ok(f),
+            other => Err(other.unexpected("FleetDescribed")),
+        }
+    }
+
+    async fn call_body<T: serde::Serialize>(&self, body: &T, opts: CallOptions) -> Result<Reply> {
+        let raw = self.call_raw(body, opts).await?;
+        codec::decode_reply(&raw)
+    }
+}
+
+fn record_result(reply: Reply) -> Result<RecordResult> {
+    match reply {
+        Reply::Ok {} => Ok(RecordResult::OK),
+        Reply::Throttled { throttle_time_ms, quota_type, entity, recorded } => {
+            let Some(key) = QuotaKey::parse(&quota_type) else {
+                let shown: String = quota_type.chars().take(64).collect();
+                return Err(Error::UnexpectedReply(format!("unknown quota_type {shown}")));
+            };
+            Ok(RecordResult { throttle_time_ms, quota_type: Some(key), entity: Some(entity), recorded, denied: None })
+        }
+        Reply::Denied { entity, reason } => Ok(RecordResult {
+            throttle_time_ms: 0,
+            quota_type: None,
+            entity: None,
+            recorded: false,
+            denied: Some(Denied { entity, reason }),
+        }),
+        other => Err(other.unexpected("Ok, Throttled or Denied")),
+    }
+}
