@@ -125,3 +125,25 @@ t.test('rivven_violation_log_dropped_total and rivven_violation_episodes_dropped
   t.match(text, /^rivven_violation_log_dropped_total 0$/m);
   t.match(text, /^rivven_violation_episodes_dropped_total 0$/m);
 });
+
+t.test('ending many episodes at once is sliced: the event loop turns between slices, and every one ends', async (t) => {
+  setSliceMs(0); // yield every 256 episodes, so the interleaving below does not depend on this machine's speed
+  t.teardown(() => setSliceMs(8));
+  const clock = new ManualClock(0);
+  const log = new ViolationLog(clock, { maxEvents: 1000, file: null, maxFileBytes: 1 << 20, episodeGapMs: 1000, maxEpisodes: 100_000 });
+  for (let i = 0; i < 10_000; i++) log.violation('RATE_LIMIT_EXCEEDED', `user:u${i}`, 'request_rate', 'x');
+  t.equal(log.openEpisodes, 10_000);
+  clock.advance(1000);
+  let turned = false;
+  setImmediate(() => {
+    turned = true;
+  });
+  const ticking = log.tick();
+  t.ok(log.openEpisodes > 0, 'not all ended in one hold of the event loop');
+  t.equal(log.tick(), ticking, 'a tick while one runs joins it');
+  await ticking;
+  t.ok(turned, 'the event loop turned meanwhile');
+  t.equal(log.openEpisodes, 0, 'every quiet episode ended');
+  t.equal((await log.query({ limit: 10_000 })).summary.by_type.RATE_LIMIT_EXCEEDED, 1000, 'the ring holds the last 1,000 events: ends');
+  t.match((await log.query({ limit: 1 })).events[0], { detail: /^ended after/ });
+});
