@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -146,4 +147,17 @@ t.test('ending many episodes at once is sliced: the event loop turns between sli
   t.equal(log.openEpisodes, 0, 'every quiet episode ended');
   t.equal((await log.query({ limit: 10_000 })).summary.by_type.RATE_LIMIT_EXCEEDED, 1000, 'the ring holds the last 1,000 events: ends');
   t.match((await log.query({ limit: 1 })).events[0], { detail: /^ended after/ });
+});
+
+t.test('violations.log replaced by a FIFO or a directory: start and flush never wait on it, failures are counted', async (t) => {
+  for (const make of [(f: string) => execFileSync('mkfifo', [f]), (f: string) => mkdirSync(f)]) {
+    const file = tmpFile('violations.log');
+    make(file);
+    const log = new ViolationLog(new ManualClock(0), { maxEvents: 10, file, maxFileBytes: 1 << 20, episodeGapMs: 10, maxEpisodes: 10 });
+    await log.load(); // a FIFO without a writer: reading it would wait for one for ever
+    log.violation('BLOCKED', 'user:x', null, 'y');
+    await log.flushed(); // opening a FIFO without a reader for writing would wait for one for ever
+    t.equal(log.writeFailures, 1, 'the write failed and was counted');
+    t.equal((await log.query({ limit: 10 })).events.length, 1, 'the event stays in the ring');
+  }
 });

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Clock } from '../quota/clock.js';
 import { BatchedWriter } from '../store/batched-writer.js';
 import { forEachSliced, forRangeSliced, runSlice, yieldToEventLoop } from '../util/slices.js';
@@ -114,7 +114,12 @@ export class ViolationLog implements ViolationSink {
   /** Refills the ring from the end of violations.log (the events survive a restart). */
   async load(): Promise<void> {
     if (this.options.file === null) return;
-    const text = await readFile(this.options.file, 'utf8').catch(() => '');
+    // Only a regular file is read: a FIFO put in its place would hold the start for ever.
+    const isFile = await stat(this.options.file).then(
+      (s) => s.isFile(),
+      () => false,
+    );
+    const text = isFile ? await readFile(this.options.file, 'utf8').catch(() => '') : '';
     const lines = text.split('\n').filter((l) => l !== '');
     for (const line of lines.slice(-this.options.maxEvents)) {
       try {
