@@ -219,7 +219,7 @@ export class App {
     const leaseTimer = setInterval(
       () => {
         this.leases.sweep();
-        this.violations.tick();
+        void this.violations.tick();
       },
       Math.min(this.config.quotas.cleanup_interval_ms, 1000),
     );
@@ -308,7 +308,7 @@ export class App {
     this.stopCleanup?.();
     await this.server.close(drainTimeoutMs);
     await this.http?.close();
-    this.violations.tick();
+    await this.violations.tick();
     await this.violations.flushed();
     // After the server closed (its connections' leases ended): the last usage and lease counts reach the fleet.
     await this.fleet?.close();

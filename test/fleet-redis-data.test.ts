@@ -342,3 +342,22 @@ t.test('rivven fleet status escapes every text that came from Redis', async (t) 
   t.equal(out.split('\n').filter((l) => l.includes('forged row')).length, 1);
   t.notOk(/\nforged row/.test(out), 'a newline in a field cannot start a table row');
 });
+
+t.test('a push series of this sidecar stamped far ahead (planted) is dropped: it cannot make Redis ignore every push', async (t) => {
+  const f = fleetSync(t);
+  await f.backend.connect();
+  const instance = (f.sync as unknown as { instance: string }).instance;
+  const [sec] = await r.time();
+  const ahead = Number(sec) * 1000 + 3_600_000;
+  // No TTL: left alone, the part would stay, and every push of this process to the bucket would read as an older
+  // series arriving late (applied nothing, "a duplicate").
+  await r.set(f.key('planted'), `0:${Number(sec) * 1000}|${instance}=${ahead}:0`);
+  f.record('planted', 300);
+  await f.sync.syncNow();
+  f.record('planted', 50);
+  await f.sync.syncNow();
+  t.equal(await f.level('planted'), 350, '350 B recorded, 350 B in Redis');
+  t.notMatch(await r.get(f.key('planted')), new RegExp(`=${ahead}:`), 'the planted series is gone');
+  t.equal(f.sync.duplicatePushes, 0, 'no push taken for a duplicate');
+  t.equal(f.backend.badValues.bucket, 1, 'counted as a bad value');
+});

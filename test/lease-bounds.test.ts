@@ -13,7 +13,7 @@ t.test('one principal holds at most its share of quotas.max_leases; the refusal 
   const leases = new LeaseManager(new QuotaTable({}), new ManualClock(0), { maxLeases: 10, maxLeasesPerPrincipal: 3 });
   const answers = Array.from({ length: 5 }, (_, i) => leases.acquire('hog', `client-${i}`, undefined, 1));
   t.equal(answers.filter((a) => a.granted).length, 3, 'the share, across all its client-ids');
-  t.match(answers[3], { granted: false, overloaded: 'quotas.max_leases_per_principal', principal: 'hog', held: 3, bound: 3 });
+  t.match(answers[3], { granted: false, overloaded: 'quotas.max_leases_per_principal', principal: 'user:hog', held: 3, bound: 3 });
   t.match(leases.acquire('other', null, undefined, 1), { granted: true }, "another user's first acquire");
   t.match(leases.acquire(null, 'svc', undefined, 1), { granted: true }, 'a client-id without a user is its own principal');
   t.equal(leases.refusedShare, 2);
@@ -95,7 +95,7 @@ t.test('on the wire: OVERLOADED names quotas.max_leases_per_principal, then quot
   t.match(await p.request({ type: 'AcquireLease', user: 'a' }), {
     type: 'Error',
     code: 'OVERLOADED',
-    message: /"a" holds .*2 of 2 \(quotas\.max_leases_per_principal\)/,
+    message: /"user:a" holds .*2 of 2 \(quotas\.max_leases_per_principal\)/,
   });
   await p.request({ type: 'AcquireLease', user: 'b' });
   t.match(await p.request({ type: 'AcquireLease', user: 'c' }), {
@@ -106,6 +106,17 @@ t.test('on the wire: OVERLOADED names quotas.max_leases_per_principal, then quot
   const text = await s.app.metrics.getSingleMetricAsString('rivven_lease_overloaded_total');
   t.match(text, /bound="max_leases_per_principal"} 1/);
   t.match(text, /bound="max_leases"} 1/);
+});
+
+t.test('a client-id without a user does not count against the user of the same name (no lock-out by name)', async (t) => {
+  const { s } = await serverWithClient(t, { quotas: { max_leases: 100, max_leases_per_principal: 2 } });
+  const p = await WirePeer.connect(s.port);
+  t.teardown(() => p.close());
+  for (let i = 0; i < 3; i++) await p.request({ type: 'AcquireLease', client_id: 'alice' });
+  t.match(await p.request({ type: 'AcquireLease', client_id: 'alice' }), { code: 'OVERLOADED', message: /"client-id:alice" holds/ });
+  t.match(await p.request({ type: 'AcquireLease', user: 'alice', client_id: 'app' }), { type: 'LeaseGranted' }, "user alice's first lease");
+  t.equal(s.app.leases.heldByPrincipal('alice'), 1);
+  t.equal(s.app.leases.heldByPrincipal(null, 'alice'), 2);
 });
 
 t.test('quotas.max_leases_per_principal may not exceed quotas.max_leases', async (t) => {

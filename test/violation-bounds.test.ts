@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -124,4 +125,39 @@ t.test('rivven_violation_log_dropped_total and rivven_violation_episodes_dropped
   const text = await s.app.metrics.metrics();
   t.match(text, /^rivven_violation_log_dropped_total 0$/m);
   t.match(text, /^rivven_violation_episodes_dropped_total 0$/m);
+});
+
+t.test('ending many episodes at once is sliced: the event loop turns between slices, and every one ends', async (t) => {
+  setSliceMs(0); // yield every 256 episodes, so the interleaving below does not depend on this machine's speed
+  t.teardown(() => setSliceMs(8));
+  const clock = new ManualClock(0);
+  const log = new ViolationLog(clock, { maxEvents: 1000, file: null, maxFileBytes: 1 << 20, episodeGapMs: 1000, maxEpisodes: 100_000 });
+  for (let i = 0; i < 10_000; i++) log.violation('RATE_LIMIT_EXCEEDED', `user:u${i}`, 'request_rate', 'x');
+  t.equal(log.openEpisodes, 10_000);
+  clock.advance(1000);
+  let turned = false;
+  setImmediate(() => {
+    turned = true;
+  });
+  const ticking = log.tick();
+  t.ok(log.openEpisodes > 0, 'not all ended in one hold of the event loop');
+  t.equal(log.tick(), ticking, 'a tick while one runs joins it');
+  await ticking;
+  t.ok(turned, 'the event loop turned meanwhile');
+  t.equal(log.openEpisodes, 0, 'every quiet episode ended');
+  t.equal((await log.query({ limit: 10_000 })).summary.by_type.RATE_LIMIT_EXCEEDED, 1000, 'the ring holds the last 1,000 events: ends');
+  t.match((await log.query({ limit: 1 })).events[0], { detail: /^ended after/ });
+});
+
+t.test('violations.log replaced by a FIFO or a directory: start and flush never wait on it, failures are counted', async (t) => {
+  for (const make of [(f: string) => execFileSync('mkfifo', [f]), (f: string) => mkdirSync(f)]) {
+    const file = tmpFile('violations.log');
+    make(file);
+    const log = new ViolationLog(new ManualClock(0), { maxEvents: 10, file, maxFileBytes: 1 << 20, episodeGapMs: 10, maxEpisodes: 10 });
+    await log.load(); // a FIFO without a writer: reading it would wait for one for ever
+    log.violation('BLOCKED', 'user:x', null, 'y');
+    await log.flushed(); // opening a FIFO without a reader for writing would wait for one for ever
+    t.equal(log.writeFailures, 1, 'the write failed and was counted');
+    t.equal((await log.query({ limit: 10 })).events.length, 1, 'the event stays in the ring');
+  }
 });

@@ -54,7 +54,7 @@ const MAX_LEASE_COUNT = 1_000_000_000;
 const BUCKET_PROBLEMS: Record<number, string> = {
   1: 'not a bucket (another type, or unparsable): replaced by an empty bucket',
   2: 'level unparsable or stamped far ahead of Redis time: replaced',
-  3: "a sidecar's push series unparsable: replaced",
+  3: "a sidecar's push series unparsable or stamped far ahead of Redis time: dropped",
 };
 const WRITE_FAILED = 4;
 const ALREADY_APPLIED = 5;

@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Clock } from '../quota/clock.js';
 import { BatchedWriter } from '../store/batched-writer.js';
-import { forEachSliced, forRangeSliced } from '../util/slices.js';
+import { forEachSliced, forRangeSliced, runSlice, yieldToEventLoop } from '../util/slices.js';
 
 import type { ViolationEvent, ViolationType } from '../protocol/messages/describe-violations.js';
 
@@ -83,6 +83,8 @@ export class ViolationLog implements ViolationSink {
    * each request (one assignment), so events say which broker or operator reported them.
    */
   reporter = 'anonymous';
+  /** The tick running, if one is (sliced: it may span many turns of the event loop). */
+  private ticking: Promise<void> | null = null;
 
   constructor(
     private readonly clock: Clock,
@@ -112,7 +114,12 @@ export class ViolationLog implements ViolationSink {
   /** Refills the ring from the end of violations.log (the events survive a restart). */
   async load(): Promise<void> {
     if (this.options.file === null) return;
-    const text = await readFile(this.options.file, 'utf8').catch(() => '');
+    // Only a regular file is read: a FIFO put in its place would hold the start for ever.
+    const isFile = await stat(this.options.file).then(
+      (s) => s.isFile(),
+      () => false,
+    );
+    const text = isFile ? await readFile(this.options.file, 'utf8').catch(() => '') : '';
     const lines = text.split('\n').filter((l) => l !== '');
     for (const line of lines.slice(-this.options.maxEvents)) {
       try {
@@ -143,17 +150,35 @@ export class ViolationLog implements ViolationSink {
     this.emit(type, entity, quotaType, `started: ${detail}`, 1, this.reporter);
   }
 
-  /** Ends every episode quiet for episodeGapMs; the server runs it on a timer, tests with an injected clock. */
-  tick(): void {
+  /**
+   * Ends every episode quiet for episodeGapMs; the server runs it on a timer, tests with an injected clock. Sliced
+   * (open episodes are bounded by quotas.max_buckets, a million by default, and ending one costs an event): a
+   * flood of distinct principals ending together ended 200,000 episodes in one 2.2 s hold. A call while one runs
+   * joins it.
+   */
+  tick(): Promise<void> {
+    if (this.ticking !== null) return this.ticking;
     const now = this.clock.now();
-    for (const [key, e] of this.episodes) {
-      if (now - e.lastAt < this.options.episodeGapMs) continue;
-      this.episodes.delete(key);
-      const left = this.perPrincipal.get(e.principal)! - 1;
-      if (left === 0) this.perPrincipal.delete(e.principal);
-      else this.perPrincipal.set(e.principal, left);
-      this.emit(e.type, e.entity, e.quotaType, `ended after ${e.lastAt - e.startedAt} ms: ${e.count} violation(s)`, e.count, e.reportedBy);
-    }
+    // The Map's iterator stays valid across the slices: episodes ended meanwhile are skipped, new ones are not quiet.
+    const it = this.episodes.entries();
+    const end = ([key, e]: [string, Episode]) => this.endIfQuiet(key, e, now);
+    // A small pass ends synchronously (its effects are seen at once); a big one goes on in slices.
+    if (runSlice(it, end)) return Promise.resolve();
+    this.ticking = (async () => {
+      do await yieldToEventLoop();
+      while (!runSlice(it, end));
+      this.ticking = null;
+    })();
+    return this.ticking;
+  }
+
+  private endIfQuiet(key: string, e: Episode, now: number): void {
+    if (now - e.lastAt < this.options.episodeGapMs) return;
+    this.episodes.delete(key);
+    const left = this.perPrincipal.get(e.principal)! - 1;
+    if (left === 0) this.perPrincipal.delete(e.principal);
+    else this.perPrincipal.set(e.principal, left);
+    this.emit(e.type, e.entity, e.quotaType, `ended after ${e.lastAt - e.startedAt} ms: ${e.count} violation(s)`, e.count, e.reportedBy);
   }
 
   /**

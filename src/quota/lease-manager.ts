@@ -30,6 +30,14 @@ export const DEFAULT_LEASE_OPTIONS: Readonly<LeaseOptions> = Object.freeze({
   maxThrottleMs: 30_000,
 });
 
+/**
+ * Who a lease counts against for the share: the user, else the client-id, named as entities are, so a client-id
+ * without a user never shares a count with the user of the same name (an anonymous client calling itself
+ * "alice" could otherwise take user alice's share and lock her out); '' when neither is given.
+ */
+export const principalOf = (user: string | null, client: string | null): string =>
+  user !== null ? `user:${user}` : client !== null ? `client-id:${client}` : '';
+
 /** The share of maxLeases a principal gets when none is configured. */
 export const defaultShare = (maxLeases: number): number => Math.max(1, Math.floor(maxLeases / 10));
 
@@ -193,7 +201,7 @@ export class LeaseManager {
       this.events.violation('CONCURRENT_LIMIT_EXCEEDED', key, 'max_in_flight', `${inGroup} of ${r.limit} leases held`);
       return { granted: false, waitMs, entity: key };
     }
-    const principal = user ?? client ?? '';
+    const principal = principalOf(user, client);
     const o = this.options;
     // A server bound about to refuse first ends what has expired elsewhere (a step of it: the sweep does the rest).
     if (this.leases.size >= o.maxLeases || (this.perPrincipal.get(principal) ?? 0) >= o.maxLeasesPerPrincipal) this.expireSome(now);
@@ -241,9 +249,9 @@ export class LeaseManager {
     return this.groups.get(group)?.leases.size ?? 0;
   }
 
-  /** Leases `principal` holds here (its share of maxLeases). */
-  heldByPrincipal(principal: string): number {
-    return this.perPrincipal.get(principal) ?? 0;
+  /** Leases the principal of (user, client) holds here (its share of maxLeases). */
+  heldByPrincipal(user: string | null, client: string | null = null): number {
+    return this.perPrincipal.get(principalOf(user, client)) ?? 0;
   }
 
   /** Groups holding leases here (fleet sync refreshes them). */

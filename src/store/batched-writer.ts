@@ -1,4 +1,12 @@
+import { constants } from 'node:fs';
 import { appendFile, rename, stat } from 'node:fs/promises';
+
+/**
+ * Opened without blocking: a FIFO put where the file was (no reader) fails at once (ENXIO) instead of holding a
+ * thread of the pool and the writer for ever (SIGTERM then never finished its flush); on a regular file it
+ * changes nothing.
+ */
+const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK;
 
 export interface BatchedWriterOptions {
   /** The file lines are appended to (0600 when created). */
@@ -84,12 +92,19 @@ export class BatchedWriter {
     const { path, maxFileBytes } = this.options;
     try {
       const size = await stat(path).then(
-        (s) => s.size,
-        () => 0,
+        (s) => {
+          // A directory, FIFO, socket or device where the log was: not written (counted), never waited on.
+          if (!s.isFile()) throw new Error(`${path} is not a regular file`);
+          return s.size;
+        },
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return 0;
+          throw err;
+        },
       );
       if (size > 0 && size + bytes > maxFileBytes) await rename(path, `${path}.1`);
       this.writes++;
-      await appendFile(path, text, { mode: 0o600 });
+      await appendFile(path, text, { mode: 0o600, flag: APPEND });
     } catch {
       this.writeFailures++;
     }

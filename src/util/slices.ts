@@ -40,3 +40,17 @@ export async function forEachSliced<T>(items: Iterable<T>, step: (item: T) => un
     }
   }
 }
+
+/**
+ * Calls `step` for the items of `it` for at most one slice; true once `it` is exhausted. For work that must run
+ * synchronously when it is small (a timer's pass whose effects callers read at once) and in slices when not.
+ */
+export function runSlice<T>(it: Iterator<T>, step: (item: T) => void): boolean {
+  const sliceStart = performance.now();
+  for (let i = 1; ; i++) {
+    const r = it.next();
+    if (r.done === true) return true;
+    step(r.value);
+    if ((i & (CHECK_EVERY - 1)) === 0 && performance.now() - sliceStart > SLICE_MS) return false;
+  }
+}

@@ -26,7 +26,7 @@
 --          ceiling  the highest level: capacity + max_debt_ms x quota
 --          reset    1: empty the level first (ResetUsage), else 0
 -- Returns {now, level 1, ..., level n, then (i, code) pairs}, codes: 1 a key of another type (replaced), 2 level
--- unparsable or stamped far ahead (replaced), 3 series part unparsable (dropped), 4 the write failed (nothing applied),
+-- unparsable or stamped far ahead (replaced), 3 series part unparsable or stamped far ahead (dropped), 4 the write failed (nothing applied),
 -- 5 the push was applied already (a retry): nothing added. Or {-1} past the deadline (nothing pushed).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -79,7 +79,9 @@ for i, key in ipairs(KEYS) do
   for whole, who, s0, c0 in parts do
     parsed = parsed + #whole
     s0, c0 = num(s0), num(c0)
-    if s0 == nil or c0 == nil then
+    -- A series is stamped near Redis time when made: one far ahead was planted (it would read as a later series,
+    -- so every push of that process would be taken for a late one and applied nothing, for as long as it stays).
+    if s0 == nil or c0 == nil or s0 > now + 60000 then
       code = 3
     elseif who == inst then
       if s0 == series then
