@@ -12,6 +12,10 @@ export const bucketName = (kind: number, a: string | null, b: string | null): st
   kind === GROUP ? `consumer-group:${a!}` : bucketDisplay(a, b);
 
 /** The quota key a bucket of `kind` counts against. */
+/** Whose share of maxBuckets a bucket counts against: its user, else its client-id or group, each apart. */
+const principalOf = (kind: number, a: string | null, b: string | null): string =>
+  kind === GROUP ? `g:${a!}` : a !== null ? `u:${a}` : b !== null ? `c:${b}` : '';
+
 export const keyOfKind = (kind: number): QuotaKeyIndex => (kind === GROUP ? CONSUME : kind) as QuotaKeyIndex;
 
 /**
@@ -145,7 +149,7 @@ export class LocalBucketStore implements BucketStore {
     const existing = this.find(kind, a, b);
     if (existing >= 0) return existing;
     if (this.size >= this.options.maxBuckets) return -1;
-    const principal = a ?? b ?? '';
+    const principal = principalOf(kind, a, b);
     const held = this.perPrincipal.get(principal) ?? 0;
     if (held >= this.share && a !== null && b !== OVERFLOW_CLIENT) {
       // Its share is taken: one user spread over many client-ids cannot fill the table for everyone.
@@ -225,7 +229,7 @@ export class LocalBucketStore implements BucketStore {
     await forRangeSliced(ids.highWater, (id) => {
       // A compaction between slices replaces the index: the rest of this sweep is then the next one's.
       if (ids !== this.ids || !ids.isLive(id) || this.table.lastSeen(id) > cutoff) return;
-      const principal = ids.a(id) ?? ids.b(id) ?? '';
+      const principal = principalOf(ids.kind(id), ids.a(id), ids.b(id));
       const held = (this.perPrincipal.get(principal) ?? 1) - 1;
       if (held > 0) this.perPrincipal.set(principal, held);
       else this.perPrincipal.delete(principal);
