@@ -1,0 +1,230 @@
+package dev.rivven.kroxylicious;
+
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
+
+import org.apache.kafka.common.errors.TopicAuthorizationException;
+import org.apache.kafka.common.message.FetchResponseData;
+import org.apache.kafka.common.message.ProduceRequestData;
+import org.apache.kafka.common.message.RequestHeaderData;
+import org.apache.kafka.common.message.ResponseHeaderData;
+import org.apache.kafka.common.message.SaslAuthenticateRequestData;
+import org.apache.kafka.common.message.SaslAuthenticateResponseData;
+import org.apache.kafka.common.message.SaslHandshakeRequestData;
+import org.apache.kafka.common.protocol.ApiKeys;
+import org.apache.kafka.common.protocol.ApiMessage;
+import org.apache.kafka.common.record.BaseRecords;
+
+import io.kroxylicious.proxy.filter.FilterContext;
+import io.kroxylicious.proxy.filter.FilterDispatchExecutor;
+import io.kroxylicious.proxy.filter.RequestFilter;
+import io.kroxylicious.proxy.filter.RequestFilterResult;
+import io.kroxylicious.proxy.filter.ResponseFilter;
+import io.kroxylicious.proxy.filter.ResponseFilterResult;
+
+/**
+ * One instance per client connection. Every request is recorded (request_rate), a Produce's record bytes
+ * (produce_bytes_rate) before it is forwarded, a Fetch response's record bytes (consume_bytes_rate) after the fact.
+ * A throttle is written into the response's throttle_time_ms and the connection's reads are held that long
+ * (KIP-219: the next request waits, and the proxy reads nothing more from that client meanwhile). A Denied
+ * principal's Produce and Fetch are answered with TOPIC_AUTHORIZATION_FAILED. Every sidecar call is bounded by
+ * the deadline; past it the request goes on unthrottled (fail open).
+ *
+ * <p>Kroxylicious calls a filter instance on its connection's event loop only; the continuations below hop back
+ * onto it ({@code executor}), so the fields need no locking.
+ */
+final class RivvenQuotaFilter implements RequestFilter, ResponseFilter {
+    private static final Integer TIMED_OUT = Integer.MIN_VALUE;
+    private static final CompletableFuture<Integer> ZERO = CompletableFuture.completedFuture(0);
+
+    /** What a forwarded request leaves for its response: the version (to write the throttle) and the throttle. */
+    private record Pending(short version, int throttleMs, String clientId) {
+    }
+
+    private final QuotaDecider decider;
+    private final RivvenQuotaConfig config;
+    private final FilterMetrics metrics;
+    private final FilterDispatchExecutor executor;
+    private final Map<Integer, Pending> pending = new HashMap<>();
+
+    private String user;
+    private String saslMechanism;
+    private String saslUser;
+    private long heldUntilNanos = System.nanoTime();
+
+    RivvenQuotaFilter(QuotaDecider decider, RivvenQuotaConfig config, FilterMetrics metrics, FilterDispatchExecutor executor) {
+        this.decider = decider;
+        this.config = config;
+        this.metrics = metrics;
+        this.executor = executor;
+    }
+
+    @Override
+    public CompletionStage<RequestFilterResult> onRequest(ApiKeys apiKey, RequestHeaderData header, ApiMessage request, FilterContext ctx) {
+        switch (apiKey) {
+            case API_VERSIONS:
+                return ctx.forwardRequest(header, request);
+            case SASL_HANDSHAKE:
+                saslMechanism = ((SaslHandshakeRequestData) request).mechanism();
+                return ctx.forwardRequest(header, request);
+            case SASL_AUTHENTICATE:
+                if (config.principalSource() == PrincipalSource.SASL && saslUser == null) {
+                    saslUser = SaslPrincipals.userOf(saslMechanism, ((SaslAuthenticateRequestData) request).authBytes());
+                }
+                return ctx.forwardRequest(header, request);
+            default:
+                break;
+        }
+        long waitNanos = heldUntilNanos - System.nanoTime();
+        if (waitNanos <= 0) {
+            return decide(apiKey, header, request, ctx);
+        }
+        // Held: this request (and, since the proxy stops reading while filter work is pending, everything behind
+        // it) waits out the throttle the previous response announced.
+        metrics.holdMs.increment(waitNanos / 1e6);
+        var held = new CompletableFuture<RequestFilterResult>();
+        executor.schedule(() -> decide(apiKey, header, request, ctx).whenComplete((r, e) -> {
+            if (e != null) {
+                held.completeExceptionally(e);
+            }
+            else {
+                held.complete(r);
+            }
+        }), waitNanos, TimeUnit.NANOSECONDS);
+        return held;
+    }
+
+    private CompletionStage<RequestFilterResult> decide(ApiKeys apiKey, RequestHeaderData header, ApiMessage request, FilterContext ctx) {
+        String clientId = header.clientId();
+        CompletableFuture<Integer> requestCall = bounded(decider.request(user, clientId));
+        CompletableFuture<Integer> produceCall = apiKey == ApiKeys.PRODUCE
+                ? bounded(decider.produce(user, clientId, recordBytes((ProduceRequestData) request)))
+                : ZERO;
+        return requestCall.thenCombine(produceCall, RivvenQuotaFilter::combine)
+                .thenApplyAsync(throttle -> afterDecision(apiKey, header, request, ctx, throttle), executor);
+    }
+
+    private RequestFilterResult afterDecision(ApiKeys apiKey, RequestHeaderData header, ApiMessage request, FilterContext ctx, int throttle) {
+        metrics.decisions.increment();
+        boolean dataPlane = apiKey == ApiKeys.PRODUCE || apiKey == ApiKeys.FETCH;
+        boolean noResponse = apiKey == ApiKeys.PRODUCE && ((ProduceRequestData) request).acks() == 0;
+        if (throttle == QuotaDecider.DENIED) {
+            if (dataPlane) {
+                metrics.denied.increment();
+                if (noResponse) {
+                    return ctx.requestFilterResultBuilder().drop().build();
+                }
+                String who = user == null ? "anonymous" : "user " + user;
+                return ctx.requestFilterResultBuilder()
+                        .errorResponse(header, request, new TopicAuthorizationException(
+                                "rivven: " + who + (header.clientId() == null ? "" : " / client-id " + header.clientId())
+                                        + " is blocked by quota policy"))
+                        .build();
+            }
+            // Metadata, group and other control requests of a blocked principal still pass, so its clients learn
+            // the data-plane error instead of timing out on metadata.
+            throttle = 0;
+        }
+        if (noResponse) {
+            // acks=0: there is no response to carry the throttle; Kafka mutes such a channel, so do we.
+            hold(throttle);
+        }
+        else {
+            pending.put(header.correlationId(), new Pending(header.requestApiVersion(), throttle, header.clientId()));
+        }
+        return ctx.requestFilterResultBuilder().forward(header, request).build();
+    }
+
+    @Override
+    public CompletionStage<ResponseFilterResult> onResponse(ApiKeys apiKey, ResponseHeaderData header, ApiMessage response, FilterContext ctx) {
+        if (apiKey == ApiKeys.SASL_AUTHENTICATE) {
+            if (((SaslAuthenticateResponseData) response).errorCode() == 0 && saslUser != null) {
+                user = saslUser;
+            }
+            else {
+                saslUser = null;
+            }
+            return ctx.forwardResponse(header, response);
+        }
+        Pending p = pending.remove(header.correlationId());
+        if (p == null) {
+            return ctx.forwardResponse(header, response);
+        }
+        if (apiKey == ApiKeys.FETCH) {
+            long bytes = recordBytes((FetchResponseData) response);
+            if (bytes > 0) {
+                return bounded(decider.fetch(user, p.clientId(), bytes))
+                        .thenApplyAsync(t -> throttled(header, response, p, t == QuotaDecider.DENIED ? p.throttleMs() : Math.max(t, p.throttleMs()), ctx),
+                                executor);
+            }
+        }
+        return CompletableFuture.completedFuture(throttled(header, response, p, p.throttleMs(), ctx));
+    }
+
+    private ResponseFilterResult throttled(ResponseHeaderData header, ApiMessage response, Pending p, int throttle, FilterContext ctx) {
+        if (throttle > 0) {
+            metrics.throttled.increment();
+            ThrottleField.raise(response, p.version(), throttle);
+            hold(throttle);
+        }
+        return ctx.responseFilterResultBuilder().forward(header, response).build();
+    }
+
+    private void hold(int throttleMs) {
+        if (throttleMs <= 0) {
+            return;
+        }
+        long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(Math.min(throttleMs, config.maxHoldMs()));
+        if (until - heldUntilNanos > 0) {
+            heldUntilNanos = until;
+        }
+    }
+
+    private CompletableFuture<Integer> bounded(CompletionStage<Integer> call) {
+        return call.toCompletableFuture()
+                .completeOnTimeout(TIMED_OUT, config.deadlineMs(), TimeUnit.MILLISECONDS)
+                .handle((v, e) -> {
+                    if (e != null) {
+                        metrics.failedOpen(e.getClass().getSimpleName() + ": " + e.getMessage());
+                        return 0;
+                    }
+                    if (v == null || v.equals(TIMED_OUT)) {
+                        metrics.failedOpen("no answer within " + config.deadlineMs() + " ms");
+                        return 0;
+                    }
+                    metrics.answered();
+                    return v;
+                });
+    }
+
+    private static int combine(int a, int b) {
+        return a == QuotaDecider.DENIED || b == QuotaDecider.DENIED ? QuotaDecider.DENIED : Math.max(a, b);
+    }
+
+    static long recordBytes(ProduceRequestData request) {
+        long bytes = 0;
+        for (var topic : request.topicData()) {
+            for (var partition : topic.partitionData()) {
+                bytes += sizeOf(partition.records());
+            }
+        }
+        return bytes;
+    }
+
+    static long recordBytes(FetchResponseData response) {
+        long bytes = 0;
+        for (var topic : response.responses()) {
+            for (var partition : topic.partitions()) {
+                bytes += sizeOf(partition.records());
+            }
+        }
+        return bytes;
+    }
+
+    private static int sizeOf(BaseRecords records) {
+        return records == null ? 0 : records.sizeInBytes();
+    }
+}
