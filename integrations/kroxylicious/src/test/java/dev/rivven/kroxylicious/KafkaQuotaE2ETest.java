@@ -1,0 +1,255 @@
+package dev.rivven.kroxylicious;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.errors.TopicAuthorizationException;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.TestMethodOrder;
+
+/**
+ * The filter end to end: a real Kafka 4 broker (KRaft), the Kroxylicious proxy with the filter, real rivven
+ * sidecars, kafka-clients and Kafka's producer performance tool. Everything starts once for the class; the quota
+ * cases run one after another on it (the 10 s measurement windows are the quota's correctness, so they are real).
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class KafkaQuotaE2ETest {
+    private static final double QUOTA = 1_000_000;
+    /** The measured window: from 2 s (the fresh bucket's one-window burst is behind) to 12 s. */
+    private static final double FROM_S = 2;
+    private static final double TO_S = 12;
+
+    private Path dir;
+    private KafkaBroker broker;
+    private Sidecar sidecar;
+    private Proxy proxy;
+    private final List<AutoCloseable> closeLast = new ArrayList<>();
+
+    @BeforeAll
+    void start() throws Exception {
+        dir = Files.createTempDirectory("rivven-kafka-e2e-");
+        long t0 = System.nanoTime();
+        broker = new KafkaBroker(dir.resolve("kafka"));
+        for (String topic : List.of("produce", "consume", "sasl", "fleet", "steady", "blocked")) {
+            broker.createTopic(topic, 1);
+        }
+        sidecar = new Sidecar("sidecar", dir.resolve("sidecar"), null);
+        proxy = new Proxy("proxy", dir.resolve("proxy"), broker, filterConfig(sidecar.address));
+        report("startup: broker + sidecar + proxy in %.1f s", (System.nanoTime() - t0) / 1e9);
+    }
+
+    static String filterConfig(String sidecarAddress) {
+        return "      sidecar: " + sidecarAddress + "\n      deadlineMs: 25\n      principalSource: sasl\n";
+    }
+
+    @AfterAll
+    void stop() throws Exception {
+        for (AutoCloseable c : closeLast) {
+            c.close();
+        }
+        for (AutoCloseable c : new AutoCloseable[] { proxy, sidecar, broker }) {
+            if (c != null) {
+                c.close();
+            }
+        }
+    }
+
+    static void report(String format, Object... args) {
+        String line = "rivven-e2e: " + format.formatted(args);
+        System.out.println(line);
+        try {
+            Files.writeString(Env.logDir().resolve("results.txt"), line + "\n", java.nio.file.StandardOpenOption.CREATE,
+                    java.nio.file.StandardOpenOption.APPEND);
+        }
+        catch (java.io.IOException ignored) {
+            // the line is on stdout too
+        }
+    }
+
+    static void assertWithin(double expected, double tolerance, double actual, String what) {
+        assertTrue(Math.abs(actual - expected) <= expected * tolerance,
+                "%s: %.0f B/s, expected %.0f +-%.0f%%".formatted(what, actual, expected, tolerance * 100));
+    }
+
+    @Test
+    @Order(1)
+    void aClientIdWithAProduceQuotaGetsItAndAnotherBesideItIsNotSlowed() throws Exception {
+        sidecar.cli("quota", "set", "--client-id", "limited", "--produce-bytes-rate", "1000000");
+        // Kafka's own producer performance tool, client-id "free" (no quota), beside the limited producer.
+        ChildProcess perf = ChildProcess.java("producer-perf", List.of("-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"),
+                "org.apache.kafka.tools.ProducerPerformance",
+                List.of("--topic", "produce", "--num-records", "60000", "--record-size", "1000", "--throughput", "-1",
+                        "--print-metrics", "--producer-props", "bootstrap.servers=" + proxy.plainBootstrap(), "client.id=free", "acks=1",
+                        "linger.ms=5"),
+                dir);
+        Load.Result limited = Load.produce(Load.producerProps(proxy.plainBootstrap(), "limited"), "produce", TO_S);
+        assertEquals(0, perf.waitFor(Duration.ofSeconds(120)), "producer-perf failed");
+        double rate = limited.rate(FROM_S, TO_S);
+        String summary = perf.lines().stream().filter(l -> l.contains("records sent") && l.contains("99th")).reduce((a, b) -> b).orElse("");
+        double freeThrottle = metricLine(perf.lines(), "producer-metrics:produce-throttle-time-max:{client-id=free}");
+        report("produce quota 1 MB/s, client-id limited: %.3f MB/s over %.0f-%.0f s (client's max throttle_time_ms seen %.0f)", rate / 1e6,
+                FROM_S, TO_S, limited.throttleTimeMaxMs());
+        report("beside it, producer-perf client-id free: %s; its max throttle_time_ms %.0f", summary.trim(), freeThrottle);
+        assertWithin(QUOTA, 0.10, rate, "client-id limited");
+        assertTrue(limited.throttleTimeMaxMs() > 0, "the limited producer saw throttle_time_ms");
+        assertEquals(0.0, freeThrottle, "client-id free was never throttled");
+        assertTrue(perfMbPerSec(summary) > 2 * QUOTA / 1e6, "client-id free ran well above the other's quota: " + summary);
+    }
+
+    private static double metricLine(List<String> lines, String key) {
+        for (String l : lines) {
+            if (l.trim().startsWith(key)) {
+                String[] parts = l.trim().split("\\s*:\\s*");
+                return Double.parseDouble(parts[parts.length - 1].trim());
+            }
+        }
+        throw new AssertionError("no metric " + key + " in the perf tool's output");
+    }
+
+    private static double perfMbPerSec(String summary) {
+        var m = java.util.regex.Pattern.compile("\\(([0-9.]+) MB/sec\\)").matcher(summary);
+        return m.find() ? Double.parseDouble(m.group(1)) : 0;
+    }
+
+    @Test
+    @Order(2)
+    void aClientIdWithAConsumeQuotaGetsIt() throws Exception {
+        // 20 MB to read, produced straight to the broker (no quota in the way).
+        fill("consume", 20_000);
+        sidecar.cli("quota", "set", "--client-id", "reader", "--consume-bytes-rate", "1000000");
+        Load.Result r = Load.consume(proxy.plainBootstrap(), "reader", "consume", TO_S, 100_000);
+        double rate = r.rate(FROM_S, TO_S);
+        report("consume quota 1 MB/s, client-id reader: %.3f MB/s over %.0f-%.0f s (max fetch throttle_time_ms %.0f)", rate / 1e6, FROM_S,
+                TO_S, r.throttleTimeMaxMs());
+        assertWithin(QUOTA, 0.10, rate, "client-id reader");
+        assertTrue(r.throttleTimeMaxMs() > 0, "the consumer saw throttle_time_ms");
+    }
+
+    private void fill(String topic, int records) throws Exception {
+        var props = Load.producerProps(broker.bootstrap(), "filler");
+        props.put("buffer.memory", 32 * 1024 * 1024);
+        try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(props)) {
+            byte[] value = new byte[1000];
+            for (int i = 0; i < records; i++) {
+                p.send(new ProducerRecord<>(topic, value));
+            }
+            p.flush();
+        }
+    }
+
+    @Test
+    @Order(3)
+    void aSaslUserGetsItsUserQuota() throws Exception {
+        sidecar.cli("quota", "set", "--user", "alice", "--produce-bytes-rate", "1000000");
+        var props = Load.sasl(Load.producerProps(proxy.saslBootstrap(), "alice-app"), "alice", "alice-secret");
+        Load.Result r = Load.produce(props, "sasl", TO_S);
+        double rate = r.rate(FROM_S, TO_S);
+        report("user quota 1 MB/s, SASL/PLAIN user alice (client-id alice-app, no client quota): %.3f MB/s over %.0f-%.0f s", rate / 1e6,
+                FROM_S, TO_S);
+        assertWithin(QUOTA, 0.10, rate, "user alice");
+    }
+
+    @Test
+    @Order(4)
+    void twoProxiesWithFleetSidecarsShareOneQuota() throws Exception {
+        Redis redis = new Redis(dir.resolve("redis"));
+        closeLast.add(redis);
+        Sidecar f1 = new Sidecar("fleet-sidecar-1", dir.resolve("fleet1"), redis.url());
+        closeLast.add(0, f1);
+        Sidecar f2 = new Sidecar("fleet-sidecar-2", dir.resolve("fleet2"), redis.url());
+        closeLast.add(0, f2);
+        Proxy p1 = new Proxy("fleet-proxy-1", dir.resolve("fleet-proxy-1"), broker, filterConfig(f1.address));
+        closeLast.add(0, p1);
+        Proxy p2 = new Proxy("fleet-proxy-2", dir.resolve("fleet-proxy-2"), broker, filterConfig(f2.address));
+        closeLast.add(0, p2);
+        f1.cli("quota", "set", "--client-id", "shared", "--produce-bytes-rate", "1000000");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!f2.cli("quota", "list").contains("shared")) {
+            assertTrue(System.nanoTime() < deadline, "the second sidecar never saw the shared quota");
+            Thread.sleep(100);
+        }
+        var a = CompletableFuture.supplyAsync(() -> Load.produce(Load.producerProps(p1.plainBootstrap(), "shared"), "fleet", TO_S));
+        var b = CompletableFuture.supplyAsync(() -> Load.produce(Load.producerProps(p2.plainBootstrap(), "shared"), "fleet", TO_S));
+        double ra = a.get().rate(FROM_S, TO_S);
+        double rb = b.get().rate(FROM_S, TO_S);
+        report("fleet: one 1 MB/s client-id quota across two proxies, each with its own sidecar on one Redis: %.3f + %.3f = %.3f MB/s",
+                ra / 1e6, rb / 1e6, (ra + rb) / 1e6);
+        assertWithin(QUOTA, 0.15, ra + rb, "client-id shared across two proxies");
+        assertTrue(ra > 0.1 * QUOTA && rb > 0.1 * QUOTA, "both proxies carried traffic");
+    }
+
+    @Test
+    @Order(5)
+    void aBlockedPrincipalsProduceFailsAndIsInTheViolationLog() throws Exception {
+        sidecar.cli("quota", "block", "--client-id", "blocked", "--reason", "e2e: blocked on purpose");
+        var props = Load.producerProps(proxy.plainBootstrap(), "blocked");
+        try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(props)) {
+            ExecutionException e = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class,
+                    () -> p.send(new ProducerRecord<>("blocked", new byte[100])).get(30, TimeUnit.SECONDS));
+            assertInstanceOf(TopicAuthorizationException.class, e.getCause());
+            report("blocked client-id: produce failed with %s: %s", e.getCause().getClass().getSimpleName(), e.getCause().getMessage());
+        }
+        String violations = sidecar.cli("quota", "violations", "--type", "BLOCKED", "--json");
+        assertTrue(violations.contains("client-id:blocked"), "violation log names the blocked principal: " + violations);
+    }
+
+    @Test
+    @Order(6)
+    void theSidecarKilledMidRunProductionContinuesWithinTheDeadline() throws Exception {
+        var props = Load.producerProps(proxy.plainBootstrap(), "steady");
+        props.put("linger.ms", 0);
+        List<Double> before = new ArrayList<>();
+        List<Double> after = new ArrayList<>();
+        int failed = 0;
+        try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(props)) {
+            byte[] value = new byte[1000];
+            for (int phase = 0; phase < 2; phase++) {
+                if (phase == 1) {
+                    sidecar.kill();
+                }
+                long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+                while (System.nanoTime() < end) {
+                    long t = System.nanoTime();
+                    try {
+                        p.send(new ProducerRecord<>("steady", value)).get(30, TimeUnit.SECONDS);
+                        (phase == 0 ? before : after).add((System.nanoTime() - t) / 1e6);
+                    }
+                    catch (ExecutionException e) {
+                        failed++;
+                    }
+                    Thread.sleep(5);
+                }
+            }
+        }
+        double p99Before = Load.percentile(before, 99);
+        double p99After = Load.percentile(after, 99);
+        report("sidecar SIGKILLed mid-run: %d sends before (p50 %.2f ms, p99 %.2f ms), %d after (p50 %.2f ms, p99 %.2f ms): added at p99 %.2f ms (deadline 25 ms); %d failed",
+                before.size(), Load.percentile(before, 50), p99Before, after.size(), Load.percentile(after, 50), p99After, p99After - p99Before,
+                failed);
+        assertEquals(0, failed, "no send failed after the sidecar died");
+        assertTrue(after.size() > 100, "production continued: " + after.size() + " sends");
+        // A correctness bound, not a benchmark: a request never waits on the dead sidecar for longer than the deadline
+        // (25 ms) plus generous scheduling slack on a loaded 2-core machine.
+        assertTrue(p99After < p99Before + 25 + 250, "p99 after the kill " + p99After + " ms");
+        assertTrue(proxy.log().stream().anyMatch(l -> l.contains("fail open")), "the proxy logged that it fails open");
+    }
+}

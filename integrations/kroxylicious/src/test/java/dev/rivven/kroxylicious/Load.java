@@ -1,0 +1,134 @@
+package dev.rivven.kroxylicious;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentLinkedQueue;
+
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+/** kafka-clients load for the end-to-end tests: greedy producers and consumers that log when bytes arrived. */
+final class Load {
+    /** Bytes acknowledged (or consumed) and when, nanoseconds from the start of the run. */
+    record Sample(long atNanos, int bytes) {
+    }
+
+    record Result(List<Sample> samples, double throttleTimeMaxMs, long startNanos) {
+        /** Bytes per second within [fromS, toS) seconds of the start. */
+        double rate(double fromS, double toS) {
+            long from = (long) (fromS * 1e9);
+            long to = (long) (toS * 1e9);
+            long bytes = 0;
+            for (Sample s : samples) {
+                if (s.atNanos >= from && s.atNanos < to) {
+                    bytes += s.bytes;
+                }
+            }
+            return bytes / (toS - fromS);
+        }
+    }
+
+    private Load() {
+    }
+
+    static Map<String, Object> producerProps(String bootstrap, String clientId) {
+        Map<String, Object> p = new HashMap<>();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.CLIENT_ID_CONFIG, clientId);
+        p.put(ProducerConfig.ACKS_CONFIG, "1");
+        p.put(ProducerConfig.LINGER_MS_CONFIG, 5);
+        p.put(ProducerConfig.BATCH_SIZE_CONFIG, 32 * 1024);
+        p.put(ProducerConfig.BUFFER_MEMORY_CONFIG, 1024 * 1024);
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class);
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class);
+        return p;
+    }
+
+    static Map<String, Object> sasl(Map<String, Object> props, String user, String password) {
+        props.put("security.protocol", "SASL_PLAINTEXT");
+        props.put("sasl.mechanism", "PLAIN");
+        props.put("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"" + user
+                + "\" password=\"" + password + "\";");
+        return props;
+    }
+
+    /** Sends 1000-byte records as fast as the producer accepts them for {@code seconds}. */
+    static Result produce(Map<String, Object> props, String topic, double seconds) {
+        var samples = new ConcurrentLinkedQueue<Sample>();
+        byte[] value = new byte[1000];
+        long start = System.nanoTime();
+        long end = start + (long) (seconds * 1e9);
+        double throttleMax;
+        KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props);
+        try {
+            while (System.nanoTime() < end) {
+                producer.send(new ProducerRecord<>(topic, value), (md, e) -> {
+                    if (e == null) {
+                        samples.add(new Sample(System.nanoTime() - start, md.serializedValueSize()));
+                    }
+                });
+            }
+            throttleMax = metric(producer.metrics(), "produce-throttle-time-max");
+        }
+        finally {
+            producer.close(Duration.ZERO);
+        }
+        return new Result(new ArrayList<>(samples), throttleMax, start);
+    }
+
+    /** Consumes {@code topic} from the beginning for {@code seconds}. */
+    static Result consume(String bootstrap, String clientId, String topic, double seconds, int maxPartitionFetchBytes) {
+        Map<String, Object> p = new HashMap<>();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.CLIENT_ID_CONFIG, clientId);
+        p.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, maxPartitionFetchBytes);
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
+        List<Sample> samples = new ArrayList<>();
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p)) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            consumer.assign(List.of(tp));
+            consumer.seekToBeginning(List.of(tp));
+            long start = System.nanoTime();
+            long end = start + (long) (seconds * 1e9);
+            while (System.nanoTime() < end) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(100))) {
+                    samples.add(new Sample(System.nanoTime() - start, r.serializedValueSize()));
+                }
+            }
+            return new Result(samples, metric(consumer.metrics(), "fetch-throttle-time-max"), start);
+        }
+    }
+
+    private static double metric(Map<org.apache.kafka.common.MetricName, ? extends org.apache.kafka.common.Metric> metrics, String name) {
+        double max = 0;
+        for (var e : metrics.entrySet()) {
+            if (e.getKey().name().equals(name) && e.getValue().metricValue() instanceof Double d && !d.isNaN()) {
+                max = Math.max(max, d);
+            }
+        }
+        return max;
+    }
+
+    /** The p-th percentile (0..100) of the values, in the values' unit. */
+    static double percentile(List<Double> values, double p) {
+        if (values.isEmpty()) {
+            return Double.NaN;
+        }
+        List<Double> sorted = new ArrayList<>(values);
+        Collections.sort(sorted);
+        int i = (int) Math.ceil(p / 100.0 * sorted.size()) - 1;
+        return sorted.get(Math.max(0, Math.min(sorted.size() - 1, i)));
+    }
+}
