@@ -35,6 +35,13 @@ final class FilterMetrics {
         }
     }
 
+    /** The client's breaker opened {@code times} and answered {@code calls} calls 0 without sending them. */
+    void breakerOpen(long times, long calls) {
+        failOpen.increment(calls);
+        LOG.warn("rivven sidecar {}: the client's breaker opened {} time(s) in the last second; {} calls failed open unsent", sidecar, times,
+                calls);
+    }
+
     void answered() {
         if (failingOpen.get() && failingOpen.compareAndSet(true, false)) {
             LOG.info("rivven sidecar {} answers again: quotas enforced (fail-open total {})", sidecar, (long) failOpen.count());

@@ -20,7 +20,8 @@ public class RivvenQuota implements FilterFactory<RivvenQuotaConfig, RivvenQuota
     @Override
     public Shared initialize(FilterFactoryContext context, RivvenQuotaConfig config) {
         RivvenQuotaConfig c = Plugins.requireConfig(this, config);
-        return new Shared(c, Deciders.connect(c), new FilterMetrics(c.sidecar()));
+        FilterMetrics metrics = new FilterMetrics(c.sidecar());
+        return new Shared(c, Deciders.connect(c, metrics), metrics);
     }
 
     @Override

@@ -66,6 +66,10 @@ final class KafkaBroker implements AutoCloseable {
                 || l.contains("Transitioning from RECOVERY to RUNNING"), Duration.ofSeconds(120));
     }
 
+    long pid() {
+        return process.process.pid();
+    }
+
     String bootstrap() {
         return "127.0.0.1:" + plainPort;
     }

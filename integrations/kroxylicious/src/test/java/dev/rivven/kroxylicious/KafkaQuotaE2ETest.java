@@ -34,7 +34,7 @@ import org.junit.jupiter.api.TestMethodOrder;
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class KafkaQuotaE2ETest {
     private static final double QUOTA = 1_000_000;
-    /** The measured window: from 2 s (the fresh bucket's one-window burst is behind) to 12 s. */
+    /** The measured window, after the first acknowledged byte: from 2 s (the fresh bucket's burst is behind) to 12 s. */
     private static final double FROM_S = 2;
     private static final double TO_S = 12;
 
@@ -53,12 +53,20 @@ class KafkaQuotaE2ETest {
             broker.createTopic(topic, 1);
         }
         sidecar = new Sidecar("sidecar", dir.resolve("sidecar"), null);
-        proxy = new Proxy("proxy", dir.resolve("proxy"), broker, filterConfig(sidecar.address));
+        proxy = new Proxy("proxy", dir.resolve("proxy"), broker, filterConfig(sidecar.address, MEASURE_DEADLINE_MS));
         report("startup: broker + sidecar + proxy in %.1f s", (System.nanoTime() - t0) / 1e9);
     }
 
-    static String filterConfig(String sidecarAddress) {
-        return "      sidecar: " + sidecarAddress + "\n      deadlineMs: 25\n      principalSource: sasl\n";
+    /**
+     * The rate cases run with a 100 ms deadline: on this shared 2-core machine a sidecar answer sometimes takes longer
+     * than the default 25 ms under load, the client's breaker then opens and the quota leaks for its reset time (fail
+     * open is the design). The outage case runs with the default 25 ms, the deadline it measures.
+     */
+    static final int MEASURE_DEADLINE_MS = 100;
+    static final int DEFAULT_DEADLINE_MS = 25;
+
+    static String filterConfig(String sidecarAddress, int deadlineMs) {
+        return "      sidecar: " + sidecarAddress + "\n      deadlineMs: " + deadlineMs + "\n      principalSource: sasl\n";
     }
 
     @AfterAll
@@ -106,8 +114,8 @@ class KafkaQuotaE2ETest {
         double rate = limited.rate(FROM_S, TO_S);
         String summary = perf.lines().stream().filter(l -> l.contains("records sent") && l.contains("99th")).reduce((a, b) -> b).orElse("");
         double freeThrottle = metricLine(perf.lines(), "producer-metrics:produce-throttle-time-max:{client-id=free}");
-        report("produce quota 1 MB/s, client-id limited: %.3f MB/s over %.0f-%.0f s (client's max throttle_time_ms seen %.0f)", rate / 1e6,
-                FROM_S, TO_S, limited.throttleTimeMaxMs());
+        report("produce quota 1 MB/s, client-id limited: %.3f MB/s over %.0f-%.0f s (client's max throttle_time_ms seen %.0f; per second: %s)",
+                rate / 1e6, FROM_S, TO_S, limited.throttleTimeMaxMs(), limited.perSecond(0, 12));
         report("beside it, producer-perf client-id free: %s; its max throttle_time_ms %.0f", summary.trim(), freeThrottle);
         assertWithin(QUOTA, 0.10, rate, "client-id limited");
         assertTrue(limited.throttleTimeMaxMs() > 0, "the limited producer saw throttle_time_ms");
@@ -177,9 +185,9 @@ class KafkaQuotaE2ETest {
         closeLast.add(0, f1);
         Sidecar f2 = new Sidecar("fleet-sidecar-2", dir.resolve("fleet2"), redis.url());
         closeLast.add(0, f2);
-        Proxy p1 = new Proxy("fleet-proxy-1", dir.resolve("fleet-proxy-1"), broker, filterConfig(f1.address));
+        Proxy p1 = new Proxy("fleet-proxy-1", dir.resolve("fleet-proxy-1"), broker, filterConfig(f1.address, MEASURE_DEADLINE_MS));
         closeLast.add(0, p1);
-        Proxy p2 = new Proxy("fleet-proxy-2", dir.resolve("fleet-proxy-2"), broker, filterConfig(f2.address));
+        Proxy p2 = new Proxy("fleet-proxy-2", dir.resolve("fleet-proxy-2"), broker, filterConfig(f2.address, MEASURE_DEADLINE_MS));
         closeLast.add(0, p2);
         f1.cli("quota", "set", "--client-id", "shared", "--produce-bytes-rate", "1000000");
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
@@ -187,10 +195,17 @@ class KafkaQuotaE2ETest {
             assertTrue(System.nanoTime() < deadline, "the second sidecar never saw the shared quota");
             Thread.sleep(100);
         }
-        var a = CompletableFuture.supplyAsync(() -> Load.produce(Load.producerProps(p1.plainBootstrap(), "shared"), "fleet", TO_S));
-        var b = CompletableFuture.supplyAsync(() -> Load.produce(Load.producerProps(p2.plainBootstrap(), "shared"), "fleet", TO_S));
-        double ra = a.get().rate(FROM_S, TO_S);
-        double rb = b.get().rate(FROM_S, TO_S);
+        // Both run 6 s longer than the window, so that one window of 10 s, starting 2 s after the later of the two
+        // first acks, is covered by both (their starts may differ by a few seconds on a loaded machine).
+        var a = CompletableFuture.supplyAsync(() -> Load.produce(Load.producerProps(p1.plainBootstrap(), "shared"), "fleet", TO_S + 6));
+        var b = CompletableFuture.supplyAsync(() -> Load.produce(Load.producerProps(p2.plainBootstrap(), "shared"), "fleet", TO_S + 6));
+        Load.Result resA = a.get();
+        Load.Result resB = b.get();
+        long from = Math.max(resA.firstNanos(), resB.firstNanos()) + (long) (FROM_S * 1e9);
+        long to = from + (long) ((TO_S - FROM_S) * 1e9);
+        assertTrue(to <= Math.min(resA.firstNanos(), resB.firstNanos()) + (long) ((TO_S + 6) * 1e9), "the two producers' runs overlap");
+        double ra = resA.rateBetween(from, to);
+        double rb = resB.rateBetween(from, to);
         report("fleet: one 1 MB/s client-id quota across two proxies, each with its own sidecar on one Redis: %.3f + %.3f = %.3f MB/s",
                 ra / 1e6, rb / 1e6, (ra + rb) / 1e6);
         assertWithin(QUOTA, 0.15, ra + rb, "client-id shared across two proxies");
@@ -214,24 +229,31 @@ class KafkaQuotaE2ETest {
 
     @Test
     @Order(6)
-    void theSidecarKilledMidRunProductionContinuesWithinTheDeadline() throws Exception {
-        var props = Load.producerProps(proxy.plainBootstrap(), "steady");
+    void theSidecarStoppedThenKilledMidRunProductionContinuesWithinTheDeadline() throws Exception {
+        Sidecar doomed = new Sidecar("doomed-sidecar", dir.resolve("doomed"), null);
+        closeLast.add(0, doomed);
+        Proxy p25 = new Proxy("proxy-25ms", dir.resolve("proxy-25ms"), broker, filterConfig(doomed.address, DEFAULT_DEADLINE_MS));
+        closeLast.add(0, p25);
+        var props = Load.producerProps(p25.plainBootstrap(), "steady");
         props.put("linger.ms", 0);
-        List<Double> before = new ArrayList<>();
-        List<Double> after = new ArrayList<>();
+        String[] phases = { "sidecar up", "sidecar SIGSTOPped (hangs)", "sidecar SIGKILLed" };
+        List<List<Double>> latencies = List.of(new ArrayList<>(), new ArrayList<>(), new ArrayList<>());
         int failed = 0;
         try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(props)) {
             byte[] value = new byte[1000];
-            for (int phase = 0; phase < 2; phase++) {
+            for (int phase = 0; phase < phases.length; phase++) {
                 if (phase == 1) {
-                    sidecar.kill();
+                    signal("STOP", doomed.pid());
                 }
-                long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+                else if (phase == 2) {
+                    doomed.kill();
+                }
+                long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(4);
                 while (System.nanoTime() < end) {
                     long t = System.nanoTime();
                     try {
                         p.send(new ProducerRecord<>("steady", value)).get(30, TimeUnit.SECONDS);
-                        (phase == 0 ? before : after).add((System.nanoTime() - t) / 1e6);
+                        latencies.get(phase).add((System.nanoTime() - t) / 1e6);
                     }
                     catch (ExecutionException e) {
                         failed++;
@@ -240,16 +262,24 @@ class KafkaQuotaE2ETest {
                 }
             }
         }
-        double p99Before = Load.percentile(before, 99);
-        double p99After = Load.percentile(after, 99);
-        report("sidecar SIGKILLed mid-run: %d sends before (p50 %.2f ms, p99 %.2f ms), %d after (p50 %.2f ms, p99 %.2f ms): added at p99 %.2f ms (deadline 25 ms); %d failed",
-                before.size(), Load.percentile(before, 50), p99Before, after.size(), Load.percentile(after, 50), p99After, p99After - p99Before,
-                failed);
-        assertEquals(0, failed, "no send failed after the sidecar died");
-        assertTrue(after.size() > 100, "production continued: " + after.size() + " sends");
-        // A correctness bound, not a benchmark: a request never waits on the dead sidecar for longer than the deadline
-        // (25 ms) plus generous scheduling slack on a loaded 2-core machine.
-        assertTrue(p99After < p99Before + 25 + 250, "p99 after the kill " + p99After + " ms");
-        assertTrue(proxy.log().stream().anyMatch(l -> l.contains("fail open")), "the proxy logged that it fails open");
+        double p99Up = Load.percentile(latencies.get(0), 99);
+        for (int phase = 0; phase < phases.length; phase++) {
+            List<Double> l = latencies.get(phase);
+            report("outage, deadline %d ms, %s: %d sends, p50 %.2f ms, p99 %.2f ms (added at p99 vs up: %.2f ms)", DEFAULT_DEADLINE_MS,
+                    phases[phase], l.size(), Load.percentile(l, 50), Load.percentile(l, 99), Load.percentile(l, 99) - p99Up);
+        }
+        assertEquals(0, failed, "no send failed while the sidecar hung or was dead");
+        for (int phase = 1; phase < phases.length; phase++) {
+            assertTrue(latencies.get(phase).size() > 100, "production continued: " + phases[phase]);
+            // A correctness bound, not a benchmark: no request waits on the sidecar for much longer than the deadline
+            // (a 5 s connect or request timeout would break it), with generous slack for a loaded 2-core machine.
+            assertTrue(Load.percentile(latencies.get(phase), 99) < p99Up + DEFAULT_DEADLINE_MS + 250, phases[phase]);
+        }
+        assertTrue(p25.log().stream().anyMatch(l -> l.contains("fail open") || l.contains("failed open")),
+                "the proxy logged that it fails open");
+    }
+
+    private static void signal(String sig, long pid) throws Exception {
+        assertEquals(0, new ProcessBuilder("kill", "-" + sig, String.valueOf(pid)).inheritIO().start().waitFor());
     }
 }
