@@ -5,7 +5,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import io.micrometer.core.instrument.Counter;
+import java.util.concurrent.atomic.LongAdder;
+
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Metrics;
 
 /**
@@ -16,16 +18,30 @@ import io.micrometer.core.instrument.Metrics;
 final class FilterMetrics {
     private static final Logger LOG = LoggerFactory.getLogger(FilterMetrics.class);
 
-    final Counter decisions = Metrics.counter("rivven.kroxylicious.decisions");
-    final Counter throttled = Metrics.counter("rivven.kroxylicious.throttled");
-    final Counter denied = Metrics.counter("rivven.kroxylicious.denied");
-    final Counter failOpen = Metrics.counter("rivven.kroxylicious.fail.open");
-    final Counter holdMs = Metrics.counter("rivven.kroxylicious.hold.ms");
-    private final AtomicBoolean failingOpen = new AtomicBoolean();
+    // Counted here and read by Micrometer: a counter taken from a registry with no backend (a proxy without
+    // metrics configured) counts nothing, and the log line below wants the real total.
     private final String sidecar;
+    final LongAdder decisions;
+    final LongAdder throttled;
+    final LongAdder denied;
+    final LongAdder failOpen;
+    final LongAdder holdMs;
+    private final AtomicBoolean failingOpen = new AtomicBoolean();
 
     FilterMetrics(String sidecar) {
         this.sidecar = sidecar;
+        decisions = counter("rivven.kroxylicious.decisions", "requests the sidecar was asked about");
+        throttled = counter("rivven.kroxylicious.throttled", "responses given a throttle");
+        denied = counter("rivven.kroxylicious.denied", "Produce and Fetch requests refused for a blocked principal");
+        failOpen = counter("rivven.kroxylicious.fail.open", "sidecar calls answered 0 because it failed, was late or was not asked");
+        holdMs = counter("rivven.kroxylicious.hold.ms", "milliseconds requests were held for a throttle");
+    }
+
+    /** Tagged with the sidecar's address, so two filter definitions of one proxy keep their own series. */
+    private LongAdder counter(String name, String help) {
+        LongAdder adder = new LongAdder();
+        FunctionCounter.builder(name, adder, LongAdder::sum).description(help).tag("sidecar", sidecar).register(Metrics.globalRegistry);
+        return adder;
     }
 
     void failedOpen(String why) {
@@ -37,14 +53,14 @@ final class FilterMetrics {
 
     /** The client's breaker opened {@code times} and answered {@code calls} calls 0 without sending them. */
     void breakerOpen(long times, long calls) {
-        failOpen.increment(calls);
+        failOpen.add(calls);
         LOG.warn("rivven sidecar {}: the client's breaker opened {} time(s) in the last second; {} calls failed open unsent", sidecar, times,
                 calls);
     }
 
     void answered() {
         if (failingOpen.get() && failingOpen.compareAndSet(true, false)) {
-            LOG.info("rivven sidecar {} answers again: quotas enforced (fail-open total {})", sidecar, (long) failOpen.count());
+            LOG.info("rivven sidecar {} answers again: quotas enforced (fail-open total {})", sidecar, failOpen.sum());
         }
     }
 }

@@ -84,7 +84,7 @@ final class RivvenQuotaFilter implements RequestFilter, ResponseFilter {
         }
         // Held: this request (and, since the proxy stops reading while filter work is pending, everything behind
         // it) waits out the throttle the previous response announced.
-        metrics.holdMs.increment(waitNanos / 1e6);
+        metrics.holdMs.add(TimeUnit.NANOSECONDS.toMillis(waitNanos));
         var held = new CompletableFuture<RequestFilterResult>();
         executor.schedule(() -> decide(apiKey, header, request, ctx).whenComplete((r, e) -> {
             if (e != null) {

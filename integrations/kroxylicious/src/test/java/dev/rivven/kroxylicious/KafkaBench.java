@@ -49,6 +49,13 @@ public final class KafkaBench {
             List<Target> targets = List.of(new Target("direct to the broker", broker.bootstrap(), -1),
                     new Target("Kroxylicious, no filter", bare.plainBootstrap(), bare.pid()),
                     new Target("Kroxylicious + rivven filter", filtered.plainBootstrap(), filtered.pid()));
+            // Warm the broker's JIT first, so the first path measured does not pay for it.
+            broker.createTopic("bench-warmup", 1);
+            ChildProcess warm = ChildProcess.java("bench-warmup", List.of("-Xmx512m"), "org.apache.kafka.tools.ProducerPerformance",
+                    List.of("--topic", "bench-warmup", "--num-records", String.valueOf(SATURATION_RECORDS / 2), "--record-size",
+                            String.valueOf(RECORD), "--throughput", "-1", "--producer-props", "bootstrap.servers=" + broker.bootstrap()),
+                    dir);
+            warm.waitFor(Duration.ofMinutes(5));
             Map<String, List<String>> rows = new LinkedHashMap<>();
             int n = 0;
             for (Target t : targets) {
