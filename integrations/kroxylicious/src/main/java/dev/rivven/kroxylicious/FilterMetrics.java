@@ -7,8 +7,11 @@ import org.slf4j.LoggerFactory;
 
 import java.util.concurrent.atomic.LongAdder;
 
+import java.time.Duration;
+
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Metrics;
+import io.micrometer.core.instrument.Timer;
 
 /**
  * The filter's counters, in Micrometer's global registry, so they appear beside the proxy's own metrics
@@ -26,6 +29,8 @@ final class FilterMetrics {
     final LongAdder denied;
     final LongAdder failOpen;
     final LongAdder holdMs;
+    /** What asking the sidecar added to a request (holds excluded), in buckets around the deadline. */
+    final Timer decision;
     private final AtomicBoolean failingOpen = new AtomicBoolean();
 
     FilterMetrics(String sidecar) {
@@ -35,6 +40,15 @@ final class FilterMetrics {
         denied = counter("rivven.kroxylicious.denied", "Produce and Fetch requests refused for a blocked principal");
         failOpen = counter("rivven.kroxylicious.fail.open", "sidecar calls answered 0 because it failed, was late or was not asked");
         holdMs = counter("rivven.kroxylicious.hold.ms", "milliseconds requests were held for a throttle");
+        decision = Timer.builder("rivven.kroxylicious.decision")
+                .description("time from a request's arrival (or the end of its hold) to its forwarding: the sidecar's share")
+                .tag("sidecar", sidecar)
+                .serviceLevelObjectives(ms(1), ms(2), ms(5), ms(10), ms(20), ms(25), ms(30), ms(35), ms(50), ms(100), ms(250), ms(1000))
+                .register(Metrics.globalRegistry);
+    }
+
+    private static Duration ms(long v) {
+        return Duration.ofMillis(v);
     }
 
     /** Tagged with the sidecar's address, so two filter definitions of one proxy keep their own series. */

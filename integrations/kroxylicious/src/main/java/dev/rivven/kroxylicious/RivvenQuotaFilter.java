@@ -99,12 +99,16 @@ final class RivvenQuotaFilter implements RequestFilter, ResponseFilter {
 
     private CompletionStage<RequestFilterResult> decide(ApiKeys apiKey, RequestHeaderData header, ApiMessage request, FilterContext ctx) {
         String clientId = header.clientId();
+        long started = System.nanoTime();
         CompletableFuture<Integer> requestCall = bounded(decider.request(user, clientId));
         CompletableFuture<Integer> produceCall = apiKey == ApiKeys.PRODUCE
                 ? bounded(decider.produce(user, clientId, recordBytes((ProduceRequestData) request)))
                 : ZERO;
         return requestCall.thenCombine(produceCall, RivvenQuotaFilter::combine)
-                .thenApplyAsync(throttle -> afterDecision(apiKey, header, request, ctx, throttle), executor);
+                .thenApplyAsync(throttle -> {
+                    metrics.decision.record(System.nanoTime() - started, TimeUnit.NANOSECONDS);
+                    return afterDecision(apiKey, header, request, ctx, throttle);
+                }, executor);
     }
 
     private RequestFilterResult afterDecision(ApiKeys apiKey, RequestHeaderData header, ApiMessage request, FilterContext ctx, int throttle) {

@@ -223,6 +223,7 @@ class KafkaQuotaE2ETest {
             assertInstanceOf(TopicAuthorizationException.class, e.getCause());
             report("blocked client-id: produce failed with %s: %s", e.getCause().getClass().getSimpleName(), e.getCause().getMessage());
         }
+        assertTrue(proxy.counter("rivven_kroxylicious_denied_total") >= 1, "the proxy's metrics count the refusal");
         String violations = sidecar.cli("quota", "violations", "--type", "BLOCKED", "--json");
         assertTrue(violations.contains("client-id:blocked"), "violation log names the blocked principal: " + violations);
     }
@@ -239,9 +240,12 @@ class KafkaQuotaE2ETest {
         String[] phases = { "sidecar up", "sidecar SIGSTOPped (hangs)", "sidecar SIGKILLed" };
         List<List<Double>> latencies = List.of(new ArrayList<>(), new ArrayList<>(), new ArrayList<>());
         int failed = 0;
+        String decision = "rivven_kroxylicious_decision_seconds";
+        List<java.util.TreeMap<Double, Double>> histograms = new ArrayList<>();
         try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(props)) {
             byte[] value = new byte[1000];
             for (int phase = 0; phase < phases.length; phase++) {
+                histograms.add(p25.histogram(decision));
                 if (phase == 1) {
                     signal("STOP", doomed.pid());
                 }
@@ -262,11 +266,15 @@ class KafkaQuotaE2ETest {
                 }
             }
         }
+        histograms.add(p25.histogram(decision));
         double p99Up = Load.percentile(latencies.get(0), 99);
+        double[] decisionP99 = new double[phases.length];
         for (int phase = 0; phase < phases.length; phase++) {
             List<Double> l = latencies.get(phase);
-            report("outage, deadline %d ms, %s: %d sends, p50 %.2f ms, p99 %.2f ms (added at p99 vs up: %.2f ms)", DEFAULT_DEADLINE_MS,
-                    phases[phase], l.size(), Load.percentile(l, 50), Load.percentile(l, 99), Load.percentile(l, 99) - p99Up);
+            decisionP99[phase] = p99Bound(histograms.get(phase), histograms.get(phase + 1));
+            report("outage, deadline %d ms, %s: %d sends, p50 %.2f ms, p99 %.2f ms (added at p99 vs up: %.2f ms); "
+                    + "the filter's own wait for the sidecar, p99 <= %.0f ms", DEFAULT_DEADLINE_MS, phases[phase], l.size(),
+                    Load.percentile(l, 50), Load.percentile(l, 99), Load.percentile(l, 99) - p99Up, decisionP99[phase]);
         }
         assertEquals(0, failed, "no send failed while the sidecar hung or was dead");
         for (int phase = 1; phase < phases.length; phase++) {
@@ -274,9 +282,26 @@ class KafkaQuotaE2ETest {
             // A correctness bound, not a benchmark: no request waits on the sidecar for much longer than the deadline
             // (a 5 s connect or request timeout would break it), with generous slack for a loaded 2-core machine.
             assertTrue(Load.percentile(latencies.get(phase), 99) < p99Up + DEFAULT_DEADLINE_MS + 250, phases[phase]);
+            assertTrue(decisionP99[phase] <= 0.250 * 1000, "the filter's wait for the sidecar stays near the deadline: " + phases[phase]);
         }
         assertTrue(p25.log().stream().anyMatch(l -> l.contains("fail open") || l.contains("failed open")),
                 "the proxy logged that it fails open");
+        double failedOpen = p25.counter("rivven_kroxylicious_fail_open_total");
+        report("outage: rivven_kroxylicious_fail_open_total %.0f on the proxy's metrics endpoint", failedOpen);
+        assertTrue(failedOpen > 0, "the proxy's metrics count the fail-open answers");
+    }
+
+    /** The upper bound (ms) of the histogram bucket that holds the 99th percentile of what was added between two snapshots. */
+    private static double p99Bound(java.util.TreeMap<Double, Double> before, java.util.TreeMap<Double, Double> after) {
+        double total = after.lastEntry().getValue() - before.getOrDefault(after.lastKey(), 0.0);
+        assertTrue(total > 0, "the filter timed its decisions");
+        for (var e : after.entrySet()) {
+            double count = e.getValue() - before.getOrDefault(e.getKey(), 0.0);
+            if (count >= 0.99 * total) {
+                return e.getKey() * 1000;
+            }
+        }
+        return Double.POSITIVE_INFINITY;
     }
 
     private static void signal(String sig, long pid) throws Exception {

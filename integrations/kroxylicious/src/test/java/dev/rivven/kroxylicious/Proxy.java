@@ -51,6 +51,38 @@ final class Proxy implements AutoCloseable {
         return "127.0.0.1:" + saslPort;
     }
 
+    /** The proxy's Prometheus text (Kroxylicious' management endpoint), where the filter's counters are too. */
+    String metrics() throws Exception {
+        var client = java.net.http.HttpClient.newHttpClient();
+        var req = java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + managementPort + "/metrics")).build();
+        return client.send(req, java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+    }
+
+    /** The value of a counter series whose line starts with {@code prefix}, summed; 0 when absent. */
+    double counter(String prefix) throws Exception {
+        double sum = 0;
+        for (String line : metrics().split("\n")) {
+            if (line.startsWith(prefix)) {
+                sum += Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+            }
+        }
+        return sum;
+    }
+
+    /** The cumulative counts of a Prometheus histogram, by upper bound in seconds (+Inf last). */
+    java.util.TreeMap<Double, Double> histogram(String name) throws Exception {
+        var buckets = new java.util.TreeMap<Double, Double>();
+        var p = java.util.regex.Pattern.compile("^" + name + "_bucket\\{.*le=\"([^\"]+)\".*\\} (\\S+)$");
+        for (String line : metrics().split("\n")) {
+            var m = p.matcher(line);
+            if (m.find()) {
+                double le = m.group(1).equals("+Inf") ? Double.POSITIVE_INFINITY : Double.parseDouble(m.group(1));
+                buckets.merge(le, Double.parseDouble(m.group(2)), Double::sum);
+            }
+        }
+        return buckets;
+    }
+
     long pid() {
         return process.process.pid();
     }
