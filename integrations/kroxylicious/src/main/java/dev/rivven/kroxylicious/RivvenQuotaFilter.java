@@ -86,14 +86,21 @@ final class RivvenQuotaFilter implements RequestFilter, ResponseFilter {
         // it) waits out the throttle the previous response announced.
         metrics.holdMs.add(TimeUnit.NANOSECONDS.toMillis(waitNanos));
         var held = new CompletableFuture<RequestFilterResult>();
-        executor.schedule(() -> decide(apiKey, header, request, ctx).whenComplete((r, e) -> {
-            if (e != null) {
+        executor.schedule(() -> {
+            try {
+                decide(apiKey, header, request, ctx).whenComplete((r, e) -> {
+                    if (e != null) {
+                        held.completeExceptionally(e);
+                    }
+                    else {
+                        held.complete(r);
+                    }
+                });
+            }
+            catch (RuntimeException e) {
                 held.completeExceptionally(e);
             }
-            else {
-                held.complete(r);
-            }
-        }), waitNanos, TimeUnit.NANOSECONDS);
+        }, waitNanos, TimeUnit.NANOSECONDS);
         return held;
     }
 
