@@ -10,6 +10,9 @@ repo="$(cd "$here/../.." && pwd)"
 if [ -z "${JAVA_HOME:-}" ] && [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ]; then
   export JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
 fi
+if [ -n "${JAVA_HOME:-}" ]; then
+  export PATH="$JAVA_HOME/bin:$PATH"
+fi
 need() {
   if ! command -v "$1" >/dev/null 2>&1; then
     echo "integrations/kroxylicious: '$1' is not installed: $2" >&2
@@ -20,7 +23,7 @@ need java "install a JDK 17 or newer (Debian: apt-get install openjdk-17-jdk-hea
 need mvn "install Maven 3.8+ (Debian: apt-get install maven)"
 need node "install Node.js 20 (the sidecar under test is bin/rivven)"
 need redis-server "install Redis (Debian: apt-get install redis-server); the fleet case starts a private one"
-java_major="$("${JAVA_HOME:+$JAVA_HOME/bin/}java" -XshowSettings:properties -version 2>&1 | sed -n 's/ *java.specification.version = //p')"
+java_major="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/ *java.specification.version = //p')"
 if [ "${java_major%%.*}" -lt 17 ] 2>/dev/null; then
   echo "integrations/kroxylicious: Java $java_major found; Java 17 or newer is needed (set JAVA_HOME)" >&2
   exit 1
