@@ -25,12 +25,37 @@ final class Load {
     }
 
     /**
-     * A run's samples. Windows are measured from the first acknowledged byte, not from the start of the run: on a
-     * loaded machine a client can take seconds to fetch metadata and connect, and that is not the quota's doing.
+     * Where a quota window starts: once this many bytes were acknowledged. A fresh bucket lets one window's quota
+     * (1 MB) through at once; past 1.5 MB the client has been throttled, and what follows is the quota's steady
+     * rate (the sidecar's P2 holds "from the first Throttled reply on"). Measuring from a fixed time after the start
+     * instead lets the burst fall inside the window when a loaded machine delays the first acknowledgements.
      */
+    static final long AFTER_BYTES = 1_500_000;
+
+    /** A run's samples. */
     record Result(List<Sample> samples, double throttleTimeMaxMs) {
-        long firstNanos() {
-            return samples.stream().mapToLong(Sample::atNanos).min().orElseThrow(() -> new AssertionError("nothing was acknowledged"));
+        static Result merge(Result a, Result b) {
+            List<Sample> all = new ArrayList<>(a.samples);
+            all.addAll(b.samples);
+            return new Result(all, Math.max(a.throttleTimeMaxMs, b.throttleTimeMaxMs));
+        }
+
+        /** When the acknowledged bytes reached {@code bytes} (nanoTime). */
+        long crossing(long bytes) {
+            List<Sample> sorted = new ArrayList<>(samples);
+            sorted.sort(java.util.Comparator.comparingLong(Sample::atNanos));
+            long sum = 0;
+            for (Sample s : sorted) {
+                sum += s.bytes;
+                if (sum >= bytes) {
+                    return s.atNanos;
+                }
+            }
+            throw new AssertionError("only " + sum + " bytes were acknowledged, fewer than " + bytes);
+        }
+
+        long lastNanos() {
+            return samples.stream().mapToLong(Sample::atNanos).max().orElse(0);
         }
 
         /** Bytes per second in [from, to) (nanoTime). */
@@ -44,17 +69,19 @@ final class Load {
             return bytes / ((to - from) / 1e9);
         }
 
-        /** Bytes per second within [fromS, toS) seconds of the first acknowledged byte. */
-        double rate(double fromS, double toS) {
-            long first = firstNanos();
-            return rateBetween(first + (long) (fromS * 1e9), first + (long) (toS * 1e9));
+        /** Bytes per second over {@code seconds} from the window's start ({@link #AFTER_BYTES} acknowledged). */
+        double rate(double seconds) {
+            long from = crossing(AFTER_BYTES);
+            return rateBetween(from, from + (long) (seconds * 1e9));
         }
 
-        /** Bytes per second in each whole second of [fromS, toS) after the first byte, for the report. */
-        String perSecond(int fromS, int toS) {
+        /** Bytes per second in each second of the window, for the report. */
+        String perSecond(int seconds) {
+            long from = crossing(AFTER_BYTES);
             StringBuilder b = new StringBuilder();
-            for (int t = fromS; t < toS; t++) {
-                b.append(b.length() == 0 ? "" : " ").append("%.2f".formatted(rate(t, t + 1) / 1e6));
+            for (int t = 0; t < seconds; t++) {
+                long at = from + t * 1_000_000_000L;
+                b.append(b.length() == 0 ? "" : " ").append("%.2f".formatted(rateBetween(at, at + 1_000_000_000L) / 1e6));
             }
             return b.toString();
         }
@@ -86,9 +113,10 @@ final class Load {
         return props;
     }
 
-    /** Sends 1000-byte records as fast as the producer accepts them until {@code seconds} after the first ack. */
+    /** Sends 1000-byte records as fast as the producer accepts them until {@code seconds} after the window starts. */
     static Result produce(Map<String, Object> props, String topic, double seconds) {
         var samples = new ConcurrentLinkedQueue<Sample>();
+        var acked = new java.util.concurrent.atomic.AtomicLong();
         var first = new java.util.concurrent.atomic.AtomicLong();
         byte[] value = new byte[1000];
         long cap = System.nanoTime() + (long) ((seconds + 60) * 1e9);
@@ -99,7 +127,9 @@ final class Load {
                 producer.send(new ProducerRecord<>(topic, value), (md, e) -> {
                     if (e == null) {
                         long now = System.nanoTime();
-                        first.compareAndSet(0, now);
+                        if (acked.addAndGet(md.serializedValueSize()) >= AFTER_BYTES) {
+                            first.compareAndSet(0, now);
+                        }
                         samples.add(new Sample(now, md.serializedValueSize()));
                     }
                 });
@@ -112,7 +142,7 @@ final class Load {
         return new Result(new ArrayList<>(samples), throttleMax);
     }
 
-    /** Consumes {@code topic} from the beginning for {@code seconds}. */
+    /** Consumes {@code topic} from the beginning until {@code seconds} after the window starts. */
     static Result consume(String bootstrap, String clientId, String topic, double seconds, int maxPartitionFetchBytes) {
         Map<String, Object> p = new HashMap<>();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
@@ -127,10 +157,12 @@ final class Load {
             consumer.seekToBeginning(List.of(tp));
             long cap = System.nanoTime() + (long) ((seconds + 60) * 1e9);
             long first = 0;
+            long consumed = 0;
             while (System.nanoTime() < cap && (first == 0 || System.nanoTime() - first < (long) (seconds * 1e9))) {
                 for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(100))) {
                     long now = System.nanoTime();
-                    first = first == 0 ? now : first;
+                    consumed += r.serializedValueSize();
+                    first = first == 0 && consumed >= AFTER_BYTES ? now : first;
                     samples.add(new Sample(now, r.serializedValueSize()));
                 }
             }
