@@ -214,7 +214,7 @@ class KafkaQuotaE2ETest {
 
     @Test
     @Order(5)
-    void aBlockedPrincipalsProduceFailsAndIsInTheViolationLog() throws Exception {
+    void aBlockedPrincipalsProduceAndFetchFailAndItIsInTheViolationLog() throws Exception {
         sidecar.cli("quota", "block", "--client-id", "blocked", "--reason", "e2e: blocked on purpose");
         var props = Load.producerProps(proxy.plainBootstrap(), "blocked");
         try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(props)) {
@@ -223,7 +223,28 @@ class KafkaQuotaE2ETest {
             assertInstanceOf(TopicAuthorizationException.class, e.getCause());
             report("blocked client-id: produce failed with %s: %s", e.getCause().getClass().getSimpleName(), e.getCause().getMessage());
         }
-        assertTrue(proxy.counter("rivven_kroxylicious_denied_total") >= 1, "the proxy's metrics count the refusal");
+        fill("blocked", 10); // straight to the broker: there is something a blocked consumer could read
+        var cp = new java.util.HashMap<String, Object>(Map.of("bootstrap.servers", proxy.plainBootstrap(), "client.id", "blocked",
+                "key.deserializer", org.apache.kafka.common.serialization.ByteArrayDeserializer.class,
+                "value.deserializer", org.apache.kafka.common.serialization.ByteArrayDeserializer.class));
+        try (var consumer = new org.apache.kafka.clients.consumer.KafkaConsumer<byte[], byte[]>(cp)) {
+            var tp = new org.apache.kafka.common.TopicPartition("blocked", 0);
+            consumer.assign(List.of(tp));
+            consumer.seekToBeginning(List.of(tp));
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            TopicAuthorizationException refused = null;
+            while (refused == null && System.nanoTime() < deadline) {
+                try {
+                    assertTrue(consumer.poll(Duration.ofMillis(200)).isEmpty(), "a blocked consumer reads nothing");
+                }
+                catch (TopicAuthorizationException e) {
+                    refused = e;
+                }
+            }
+            assertTrue(refused != null, "the blocked consumer's fetch was refused");
+            report("blocked client-id: fetch failed with %s: %s", refused.getClass().getSimpleName(), refused.getMessage());
+        }
+        assertTrue(proxy.counter("rivven_kroxylicious_denied_total") >= 2, "the proxy's metrics count the refusals");
         String violations = sidecar.cli("quota", "violations", "--type", "BLOCKED", "--json");
         assertTrue(violations.contains("client-id:blocked"), "violation log names the blocked principal: " + violations);
     }

@@ -250,6 +250,25 @@ class RivvenQuotaFilterTest {
     }
 
     @Test
+    void aDeniedFetchIsAnsweredWithTopicAuthorizationFailedAndNoRecords() throws Exception {
+        RivvenQuotaFilter f = filter(25, 15_000);
+        decider.requestAnswer = QuotaDecider.DENIED;
+        var h = header(ApiKeys.FETCH, (short) 12);
+        RequestFilterResult r = done(f.onRequest(ApiKeys.FETCH, h, new org.apache.kafka.common.message.FetchRequestData(), ctx));
+        assertFalse(r.shortCircuitResponse(), "a fetch goes on at once; its answer applies to the response");
+        var resp = new FetchResponseData();
+        var topic = new FetchResponseData.FetchableTopicResponse().setTopic("t");
+        topic.partitions().add(new FetchResponseData.PartitionData().setPartitionIndex(0)
+                .setRecords(MemoryRecords.withRecords(Compression.NONE, new SimpleRecord(new byte[10]))));
+        resp.responses().add(topic);
+        ResponseFilterResult rr = done(f.onResponse(ApiKeys.FETCH, new ResponseHeaderData().setCorrelationId(h.correlationId()), resp, ctx));
+        var partition = ((FetchResponseData) rr.message()).responses().get(0).partitions().get(0);
+        assertEquals(Errors.TOPIC_AUTHORIZATION_FAILED.code(), partition.errorCode());
+        assertEquals(0, partition.records().sizeInBytes(), "no records reach a blocked principal");
+        assertEquals(1, metrics.denied.sum());
+    }
+
+    @Test
     void aSidecarThatNeverAnswersCostsTheDeadlineThenTheRequestGoesOn() throws Exception {
         RivvenQuotaFilter f = filter(1, 15_000);
         decider.never = true;
