@@ -32,8 +32,8 @@ import io.kroxylicious.proxy.filter.ResponseFilterResult;
  * (produce_bytes_rate) before it is forwarded, a Fetch response's record bytes (consume_bytes_rate) after the fact.
  * A throttle is written into the response's throttle_time_ms and the connection's reads are held that long
  * (KIP-219: the next request waits, and the proxy reads nothing more from that client meanwhile). A Denied
- * principal's Produce and Fetch are answered with TOPIC_AUTHORIZATION_FAILED. Every sidecar call is bounded by
- * the deadline; past it the request goes on unthrottled (fail open).
+ * principal's Produce is answered with TOPIC_AUTHORIZATION_FAILED, and its Fetch responses carry that error instead
+ * of records. Every sidecar call is bounded by the deadline; past it the request goes on unthrottled (fail open).
  *
  * <p>Kroxylicious calls a filter instance on its connection's event loop only; the continuations below hop back
  * onto it ({@code executor}), so the fields need no locking.

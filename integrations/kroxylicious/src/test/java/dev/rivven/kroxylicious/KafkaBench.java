@@ -28,9 +28,10 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  */
 public final class KafkaBench {
     private static final int RECORD = 1000;
-    private static final int SATURATION_RECORDS = Integer.getInteger("bench.records", 150_000);
+    private static final int SATURATION_RECORDS = Integer.getInteger("bench.records", 100_000);
     private static final int RATE = Integer.getInteger("bench.rate", 1000);
     private static final int RATE_SECONDS = Integer.getInteger("bench.seconds", 10);
+    private static final int ROUNDS = Integer.getInteger("bench.rounds", 3);
 
     private KafkaBench() {
     }
@@ -49,54 +50,63 @@ public final class KafkaBench {
             List<Target> targets = List.of(new Target("direct to the broker", broker.bootstrap(), -1),
                     new Target("Kroxylicious, no filter", bare.plainBootstrap(), bare.pid()),
                     new Target("Kroxylicious + rivven filter", filtered.plainBootstrap(), filtered.pid()));
-            // Warm the broker's JIT first, so the first path measured does not pay for it.
-            broker.createTopic("bench-warmup", 1);
-            ChildProcess warm = ChildProcess.java("bench-warmup", List.of("-Xmx512m"), "org.apache.kafka.tools.ProducerPerformance",
-                    List.of("--topic", "bench-warmup", "--num-records", String.valueOf(SATURATION_RECORDS / 2), "--record-size",
-                            String.valueOf(RECORD), "--throughput", "-1", "--producer-props", "bootstrap.servers=" + broker.bootstrap()),
-                    dir);
-            warm.waitFor(Duration.ofMinutes(5));
-            Map<String, List<String>> rows = new LinkedHashMap<>();
+            // Rounds interleave the paths, so a burst of load from elsewhere on the machine does not land on one
+            // path only; each cell is the median of its rounds.
+            Map<String, List<double[]>> runs = new LinkedHashMap<>();
             int n = 0;
-            for (Target t : targets) {
-                String topic = "bench-" + n++;
-                broker.createTopic(topic, 1);
-                List<String> row = new ArrayList<>();
-                // Saturation, produce: Kafka's producer performance tool.
-                long[] cpu0 = cpu(t.proxyPid, sidecar.pid(), brokerPid);
-                ChildProcess perf = ChildProcess.java("bench-producer-perf-" + n, List.of("-Xmx512m"), "org.apache.kafka.tools.ProducerPerformance",
-                        List.of("--topic", topic, "--num-records", String.valueOf(SATURATION_RECORDS), "--record-size", String.valueOf(RECORD),
-                                "--throughput", "-1", "--producer-props", "bootstrap.servers=" + t.bootstrap, "acks=1", "linger.ms=5",
-                                "batch.size=65536"),
-                        dir);
-                perf.waitFor(Duration.ofMinutes(5));
-                long[] cpu1 = cpu(t.proxyPid, sidecar.pid(), brokerPid);
-                double mb = SATURATION_RECORDS * (double) RECORD / 1e6;
-                row.add(group(perf.lines(), Pattern.compile("\\(([0-9.]+) MB/sec\\)"), "producer-perf"));
-                row.add(cpuPerMb(cpu0, cpu1, mb));
-                // Saturation, fetch: Kafka's consumer performance tool reads what was just produced.
-                cpu0 = cpu(t.proxyPid, sidecar.pid(), brokerPid);
-                ChildProcess cperf = ChildProcess.java("bench-consumer-perf-" + n, List.of("-Xmx512m"), "org.apache.kafka.tools.ConsumerPerformance",
-                        List.of("--bootstrap-server", t.bootstrap, "--topic", topic, "--messages", String.valueOf(SATURATION_RECORDS),
-                                "--timeout", "60000"),
-                        dir);
-                cperf.waitFor(Duration.ofMinutes(5));
-                cpu1 = cpu(t.proxyPid, sidecar.pid(), brokerPid);
-                row.add(consumerMbPerSec(cperf.lines()));
-                row.add(cpuPerMb(cpu0, cpu1, mb));
-                // Fixed rate: produce through the target, a consumer through the target reading it.
-                row.addAll(fixedRate(broker, t, topic + "-rate"));
-                rows.put(t.name, row);
-                System.out.println("bench: " + t.name + " " + row);
+            // Round 0 warms every JVM's JIT on every path (the proxies' first round cost up to ten times the CPU per GB
+            // of later ones) and is not counted.
+            for (int round = 0; round <= ROUNDS; round++) {
+                for (Target t : targets) {
+                    double[] m = measure(broker, sidecar, brokerPid, t, "bench-" + n++, dir);
+                    if (round > 0) {
+                        runs.computeIfAbsent(t.name, k -> new ArrayList<>()).add(m);
+                    }
+                    System.out.println("bench: round " + round + (round == 0 ? " (warm-up)" : "") + ", " + t.name + ": "
+                            + java.util.Arrays.toString(m));
+                }
             }
-            String table = table(rows);
+            String table = table(runs);
             System.out.println(table);
             Files.writeString(Env.logDir().resolve("bench-results.md"), table);
         }
     }
 
+    /**
+     * One path once: produce MB/s, its CPU s/GB (proxy, sidecar, broker), fetch MB/s, its CPU s/GB, produce p50 and
+     * p99 ms, produce-to-consume p50 and p99 ms.
+     */
+    private static double[] measure(KafkaBroker broker, Sidecar sidecar, long brokerPid, Target t, String topic, Path dir) throws Exception {
+        broker.createTopic(topic, 1);
+        double mb = SATURATION_RECORDS * (double) RECORD / 1e6;
+        // Saturation, produce: Kafka's producer performance tool.
+        long[] cpu0 = cpu(t.proxyPid, sidecar.pid(), brokerPid);
+        ChildProcess perf = ChildProcess.java("bench-producer-perf", List.of("-Xmx512m"), "org.apache.kafka.tools.ProducerPerformance",
+                List.of("--topic", topic, "--num-records", String.valueOf(SATURATION_RECORDS), "--record-size", String.valueOf(RECORD),
+                        "--throughput", "-1", "--producer-props", "bootstrap.servers=" + t.bootstrap, "acks=1", "linger.ms=5",
+                        "batch.size=65536"),
+                dir);
+        perf.waitFor(Duration.ofMinutes(5));
+        long[] cpu1 = cpu(t.proxyPid, sidecar.pid(), brokerPid);
+        double produceMbs = Double.parseDouble(group(perf.lines(), Pattern.compile("\\(([0-9.]+) MB/sec\\)"), "producer-perf"));
+        double[] produceCpu = cpuPerGb(cpu0, cpu1, mb);
+        // Saturation, fetch: Kafka's consumer performance tool reads what was just produced.
+        cpu0 = cpu(t.proxyPid, sidecar.pid(), brokerPid);
+        ChildProcess cperf = ChildProcess.java("bench-consumer-perf", List.of("-Xmx512m"), "org.apache.kafka.tools.ConsumerPerformance",
+                List.of("--bootstrap-server", t.bootstrap, "--topic", topic, "--messages", String.valueOf(SATURATION_RECORDS), "--timeout",
+                        "60000"),
+                dir);
+        cperf.waitFor(Duration.ofMinutes(5));
+        cpu1 = cpu(t.proxyPid, sidecar.pid(), brokerPid);
+        double fetchMbs = consumerMbPerSec(cperf.lines());
+        double[] fetchCpu = cpuPerGb(cpu0, cpu1, mb);
+        double[] latency = fixedRate(broker, t, topic + "-rate");
+        return new double[] { produceMbs, produceCpu[0], produceCpu[1], produceCpu[2], fetchMbs, fetchCpu[0], fetchCpu[1], fetchCpu[2],
+            latency[0], latency[1], latency[2], latency[3] };
+    }
+
     /** Latency at RATE records/s for RATE_SECONDS: produce send-to-ack, and produce-to-consume through the target. */
-    private static List<String> fixedRate(KafkaBroker broker, Target t, String topic) throws Exception {
+    private static double[] fixedRate(KafkaBroker broker, Target t, String topic) throws Exception {
         broker.createTopic(topic, 1);
         List<Double> produce = new ArrayList<>();
         List<Double> endToEnd = java.util.Collections.synchronizedList(new ArrayList<>());
@@ -150,22 +160,37 @@ public final class KafkaBench {
         stop.set(true);
         consumer.join();
         synchronized (produce) {
-            return List.of("%.2f / %.2f".formatted(Load.percentile(produce, 50), Load.percentile(produce, 99)),
-                    "%.2f / %.2f".formatted(Load.percentile(endToEnd, 50), Load.percentile(endToEnd, 99)));
+            return new double[] { Load.percentile(produce, 50), Load.percentile(produce, 99), Load.percentile(endToEnd, 50),
+                Load.percentile(endToEnd, 99) };
         }
     }
 
-    private static String table(Map<String, List<String>> rows) {
+    private static String table(Map<String, List<double[]>> runs) {
         StringBuilder b = new StringBuilder();
         b.append("| path | produce MB/s (saturation) | CPU s/GB produce: proxy / sidecar / broker | fetch MB/s (saturation) | CPU s/GB fetch: proxy / sidecar / broker | produce p50 / p99 ms at ")
                 .append(RATE).append("/s | produce-to-consume p50 / p99 ms at ").append(RATE).append("/s |\n");
         b.append("|---|---|---|---|---|---|---|\n");
-        rows.forEach((name, r) -> b.append("| ").append(name).append(" | ").append(String.join(" | ", r)).append(" |\n"));
-        b.append("\n").append(SATURATION_RECORDS).append(" records of ").append(RECORD).append(" B per saturation run; fixed rate ")
-                .append(RATE).append(" records/s for ").append(RATE_SECONDS).append(" s; load average at the end: ")
-                .append(loadAverage()).append("; ").append(Runtime.getRuntime().availableProcessors()).append(" cores; Java ")
-                .append(System.getProperty("java.version")).append("\n");
+        runs.forEach((name, rs) -> {
+            double[] m = new double[rs.get(0).length];
+            for (int i = 0; i < m.length; i++) {
+                final int col = i;
+                m[i] = median(rs.stream().mapToDouble(r -> r[col]).toArray());
+            }
+            b.append("| ").append(name).append(" | %.1f | %s / %.1f / %.1f | %.1f | %s / %.1f / %.1f | %.2f / %.1f | %.2f / %.1f |\n".formatted(
+                    m[0], Double.isNaN(m[1]) ? "-" : "%.1f".formatted(m[1]), m[2], m[3], m[4], Double.isNaN(m[5]) ? "-" : "%.1f".formatted(m[5]),
+                    m[6], m[7], m[8], m[9], m[10], m[11]));
+        });
+        b.append("\nMedians of ").append(ROUNDS).append(" interleaved rounds after a warm-up round; ").append(SATURATION_RECORDS).append(" records of ")
+                .append(RECORD).append(" B per saturation run; fixed rate ").append(RATE).append(" records/s for ").append(RATE_SECONDS)
+                .append(" s; load average at the end: ").append(loadAverage()).append("; ").append(Runtime.getRuntime().availableProcessors())
+                .append(" cores; Java ").append(System.getProperty("java.version")).append("\n");
         return b.toString();
+    }
+
+    private static double median(double[] values) {
+        double[] v = values.clone();
+        java.util.Arrays.sort(v);
+        return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
     }
 
     private static String group(List<String> lines, Pattern p, String what) {
@@ -182,12 +207,12 @@ public final class KafkaBench {
         return found;
     }
 
-    private static String consumerMbPerSec(List<String> lines) {
+    private static double consumerMbPerSec(List<String> lines) {
         // CSV: start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
         for (String l : lines) {
             String[] f = l.split(",\\s*");
             if (f.length >= 4 && f[3].matches("[0-9.]+") && f[0].matches("\\d{4}-.*")) {
-                return "%.1f".formatted(Double.parseDouble(f[3]) * 1.048576);
+                return Double.parseDouble(f[3]) * 1.048576; // the tool's MB are MiB
             }
         }
         throw new IllegalStateException("consumer-perf printed no result: " + lines);
@@ -208,13 +233,13 @@ public final class KafkaBench {
         return ticks;
     }
 
-    private static String cpuPerMb(long[] before, long[] after, double mb) {
-        List<String> parts = new ArrayList<>();
+    /** CPU seconds per GB moved of each process; NaN for none. Clock ticks are 1/100 s on Linux. */
+    private static double[] cpuPerGb(long[] before, long[] after, double mb) {
+        double[] out = new double[before.length];
         for (int i = 0; i < before.length; i++) {
-            // Clock ticks are 1/100 s on Linux; per GB reads better than per MB at these sizes.
-            parts.add(before[i] < 0 ? "-" : "%.1f".formatted((after[i] - before[i]) / 100.0 / (mb / 1000)));
+            out[i] = before[i] < 0 ? Double.NaN : (after[i] - before[i]) / 100.0 / (mb / 1000);
         }
-        return String.join(" / ", parts);
+        return out;
     }
 
     private static long brokerPid(KafkaBroker broker) {
