@@ -13,6 +13,19 @@ final class Env {
     private Env() {
     }
 
+    /** Removes a directory tree the tests made (a broker's log segments add up over runs). */
+    static void deleteTree(Path root) {
+        if (root == null || !Files.exists(root)) {
+            return;
+        }
+        try (var paths = Files.walk(root)) {
+            paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
+        catch (IOException e) {
+            // best effort: it is a temporary directory
+        }
+    }
+
     /** The repository root (bin/rivven lives there). */
     static Path repo() {
         return Path.of(System.getProperty("rivven.repo", "../..")).toAbsolutePath().normalize();

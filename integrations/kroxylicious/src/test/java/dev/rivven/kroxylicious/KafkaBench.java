@@ -70,6 +70,9 @@ public final class KafkaBench {
             System.out.println(table);
             Files.writeString(Env.logDir().resolve("bench-results.md"), table);
         }
+        finally {
+            Env.deleteTree(dir);
+        }
     }
 
     /**

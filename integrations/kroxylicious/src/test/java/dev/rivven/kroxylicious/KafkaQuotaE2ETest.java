@@ -79,6 +79,7 @@ class KafkaQuotaE2ETest {
                 c.close();
             }
         }
+        Env.deleteTree(dir);
     }
 
     static void report(String format, Object... args) {
