@@ -31,6 +31,15 @@ need_debian redis-server redis-server   # the fleet and Redis store tests start 
 need_debian redis-cli redis-tools       # Redis Cluster fixtures
 need_debian openssl openssl             # the TLS tests make their certificates
 need_debian promtool prometheus         # the alert rules are checked and unit-tested
+need_debian java openjdk-17-jdk-headless # clients/java and the Kafka integration (Java 17)
+need_debian mvn maven                   # their builds and tests
+# Kroxylicious 0.12 and Kafka 4.0 run on Java 17: prefer the machine's JDK 17 when JAVA_HOME is unset.
+if [ -z "${JAVA_HOME:-}" ] && [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ]; then
+  export JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+fi
+# Toolchains installed outside the default PATH (rustup, the Go tarball): the suites find them there too.
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+[ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
 
 [ -d node_modules ] || npm install --no-audit --no-fund || fail "npm install failed"
 
