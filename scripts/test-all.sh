@@ -50,7 +50,8 @@ run_suite() {
   "$@" 2>&1 | tee "$LOG_DIR/$name.log"
   local rc=${PIPESTATUS[0]}
   local line
-  line=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed" "$LOG_DIR/$name.log" | tail -1)
+  # Terminal escape codes a tool leaves (Maven's colour reset) are taken off before the line is looked for.
+  line=$(sed -E 's/\x1b\[[0-9;]*[A-Za-z]//g' "$LOG_DIR/$name.log" | grep -E "^$name: [0-9]+ passed, [0-9]+ failed" | tail -1)
   [ -n "$line" ] || line="$name: 0 passed, 1 failed"
   if [ "$rc" != 0 ] && echo "$line" | grep -q ' 0 failed'; then line="$name: 0 passed, 1 failed"; fi
   SUITES+=("$line")

@@ -38,5 +38,6 @@ if [ -z "$summary" ]; then
 fi
 read -r run failures errors skipped < <(echo "$summary" | sed -E 's/.*Tests run: ([0-9]+), Failures: ([0-9]+), Errors: ([0-9]+), Skipped: ([0-9]+)/\1 \2 \3 \4/')
 failed=$((failures + errors + skipped))
+echo  # Maven leaves a colour reset at the end of its output: the counts line starts a line of its own
 echo "java: $((run - failed)) passed, $failed failed"
 [ "$rc" = 0 ] && [ "$failed" = 0 ]
