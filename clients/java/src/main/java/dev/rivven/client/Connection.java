@@ -27,6 +27,8 @@ final class Connection {
   private final OutputStream out;
   private final DataInputStream in;
   private final int maxFrameBytes;
+  /** Bytes queued for a writer that cannot write (the peer does not read) past which the connection is lost. */
+  static final int MAX_QUEUED_BYTES = 16 * 1024 * 1024;
   private final Object lock = new Object();
   private byte[] buf = new byte[16 * 1024];
   private byte[] spare = new byte[16 * 1024];
@@ -127,20 +129,26 @@ final class Connection {
 
   /** Queues the call's frame for the writer's next write; false when this connection is dead (nothing queued). */
   boolean send(Call<?> call) {
+    int need = call.frameBound();
     synchronized (lock) {
       if (dead) return false;
-      int need = call.frameBound();
-      if (len + need > buf.length) {
-        byte[] bigger = new byte[Math.max(buf.length * 2, len + need)];
-        System.arraycopy(buf, 0, bigger, 0, len);
-        buf = bigger;
+      if (len + need <= MAX_QUEUED_BYTES) {
+        if (len + need > buf.length) {
+          byte[] bigger = new byte[Math.max(buf.length * 2, len + need)];
+          System.arraycopy(buf, 0, bigger, 0, len);
+          buf = bigger;
+        }
+        boolean wake = len == 0;
+        call.conn = this;
+        len = call.writeTo(buf, len);
+        if (wake) lock.notifyAll();
+        return true;
       }
-      boolean wake = len == 0;
-      call.conn = this;
-      len = call.writeTo(buf, len);
-      if (wake) lock.notifyAll();
-      return true;
     }
+    // The writer is stuck on a peer that reads nothing while calls kept timing out and new ones came: the
+    // connection is lost, not a buffer to grow without bound (calls then fail fast or wait for a reconnect).
+    fail(new RivvenException(ErrorCode.CONNECTION_CLOSED, "the server at " + address + " reads nothing (" + MAX_QUEUED_BYTES + " bytes queued)"));
+    return false;
   }
 
   private void writeLoop() {
@@ -205,6 +213,10 @@ final class Connection {
       fail(new RivvenException(ErrorCode.CONNECTION_CLOSED, "connection to " + address + " closed", -1, e));
     } catch (IOException e) {
       fail(new RivvenException(ErrorCode.CONNECTION_CLOSED, "connection to " + address + " failed: " + e.getMessage(), -1, e));
+    } catch (RuntimeException | Error e) {
+      // A reader that dies silently would leave the connection looking alive and every later call timing out.
+      fail(new RivvenException(ErrorCode.CONNECTION_CLOSED, "reading from " + address + " failed: " + e, -1, e));
+      if (e instanceof Error) throw (Error) e;
     }
   }
 

@@ -291,14 +291,13 @@ public final class QuotaClient implements AutoCloseable {
       complete(call, RecordResult.OK);
       return;
     }
-    Map<String, Object> body;
     try {
-      body = Replies.map(Wire.decode(buf, 0, n), "the reply");
-    } catch (RivvenException e) {
-      call.completeExceptionally(e);
-      return;
+      call.answer(Replies.map(Wire.decode(buf, 0, n), "the reply"));
+    } catch (RuntimeException | Error e) {
+      // The call is no longer pending, so nothing else would ever complete it: it must fail here, whatever broke.
+      call.completeExceptionally(e instanceof RivvenException ? e : new RivvenException(ErrorCode.UNEXPECTED_REPLY, "the reply could not be read: " + e, -1, e));
+      if (e instanceof Error) throw (Error) e;
     }
-    call.answer(body);
   }
 
   @SuppressWarnings("unchecked")
