@@ -147,6 +147,9 @@ class RateLimitMiddleware:
             if self.on_error is not None:
                 self.on_error(err)
             return None
+        except BaseException:
+            self.breaker.abandoned()  # the request was cancelled (client gone): it must not hold the probe forever
+            raise
         self.breaker.success()
         return result
 

@@ -1,0 +1,123 @@
+"""What a hostile server or a cancelled caller did to the broker wrapper and the middleware, beyond the kit's modes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from typing import Any
+
+import msgpack
+import pytest
+
+from rivven import AsyncBrokerQuotas, AsyncQuotaClient, BreakerOptions, RivvenError
+from rivven.asgi import RateLimitMiddleware
+from rivven.protocol import decode_record
+
+from .test_asgi_unit import app, call
+
+
+class Peer:
+    """Answers Hello with HelloOk; every later frame with ``reply(cid)`` (None: no answer)."""
+
+    def __init__(self) -> None:
+        self.reply: Any = lambda cid: None
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        hello = True
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                n, cid = struct.unpack(">II", await r.readexactly(8))
+                await r.readexactly(n - 4)
+                if hello:
+                    body: Any = {"type": "HelloOk", "protocol_version": 1, "server_version": "peer"}
+                    hello = False
+                else:
+                    body = self.reply(cid)
+                if body is not None:
+                    raw = msgpack.packb(body)
+                    w.write(struct.pack(">II", len(raw) + 4, cid) + raw)
+        w.close()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+def throttled(ms: int) -> dict[str, Any]:
+    return {"type": "Throttled", "throttle_time_ms": ms, "quota_type": "request_rate", "entity": "u", "recorded": True}
+
+
+@pytest.mark.parametrize("ms", [-1, -5000, 0, 2**53, 2**64 - 1])
+def test_a_throttled_reply_without_a_sane_wait_is_unexpected(ms: int) -> None:
+    # throttle_time_ms -1 came out of the broker wrapper as -1: DENIED, and the broker rejected the request.
+    with pytest.raises(RivvenError) as e:
+        decode_record(throttled(ms))
+    assert e.value.code == "UNEXPECTED_REPLY"
+
+
+async def test_the_broker_wrapper_answers_0_for_a_negative_throttle() -> None:
+    peer = Peer()
+    peer.reply = lambda cid: throttled(-1)
+    port = await peer.start()
+    try:
+        async with AsyncQuotaClient(port=port) as client:
+            quotas = AsyncBrokerQuotas(client, record_deadline=5)
+            assert await quotas.request("u", "c") == 0
+            assert quotas.failures == 1 and quotas.denied == 0
+    finally:
+        peer.close()
+
+
+async def test_a_cancelled_probe_gives_the_probe_back() -> None:
+    # A caller cancelled while its call was the breaker's probe left the breaker half-open with the probe taken:
+    # every later call failed open at once, forever, even with the sidecar back.
+    peer = Peer()
+    port = await peer.start()
+    now = [0.0]
+    try:
+        async with AsyncQuotaClient(port=port) as client:
+            quotas = AsyncBrokerQuotas(client, record_deadline=0.05, breaker=BreakerOptions(1, 1.0), now=lambda: now[0])
+            assert await quotas.request("u", "c") == 0  # no answer: the breaker opens
+            assert quotas.breaker.state == "open"
+            now[0] = 2.0
+            probe = asyncio.ensure_future(quotas.request("u", "c"))
+            await asyncio.sleep(0)  # the probe runs to its await: sent, and pending
+            assert client.pending_count == 1
+            assert quotas.breaker.state == "half-open"
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
+            peer.reply = lambda cid: {"type": "Ok", "throttle_time_ms": 0}
+            assert await quotas.request("u", "c") == 0
+            assert quotas.breaker.state == "closed" and quotas.short_circuited == 0
+    finally:
+        peer.close()
+
+
+class _SlowClient:
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def record_request(self, *args: Any, **kwargs: Any) -> Any:
+        self.started.set()
+        await asyncio.get_running_loop().create_future()
+
+
+async def test_a_request_cancelled_during_the_probe_gives_the_probe_back() -> None:
+    stub = _SlowClient()
+    mw = RateLimitMiddleware(app, client=stub, rate_limit_headers=False, breaker=BreakerOptions(1, 1.0))  # type: ignore[arg-type]
+    mw.breaker.failure()
+    mw.breaker._opened_at = -10.0  # long open: the next request is the probe
+    task = asyncio.ensure_future(call(mw, "t"))
+    await stub.started.wait()
+    assert mw.breaker.state == "half-open"
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert mw.breaker.allow(), "the next request may probe"
