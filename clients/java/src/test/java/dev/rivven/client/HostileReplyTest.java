@@ -48,7 +48,7 @@ class HostileReplyTest {
   @Test
   void aThrottledReplyWithoutAPositiveWaitIsNotTakenForDeniedOrADelay() throws Exception {
     // throttle_time_ms -1 came out of BrokerQuotas as -1: DENIED, so the broker rejected the request.
-    for (long ms : new long[] {-1, -5000, 0}) {
+    for (long ms : new long[] {-1, -5000, 0, 1L << 53, Long.MAX_VALUE}) {
       Map<String, Object> t = new LinkedHashMap<>();
       t.put("type", "Throttled");
       t.put("throttle_time_ms", ms);
