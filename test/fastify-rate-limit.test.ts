@@ -96,3 +96,17 @@ t.test('the sidecar away: requests pass, counted', async (t) => {
   for (let i = 0; i < 20; i++) t.equal((await get('acme')).status, 200, `request ${i + 1} passes`);
   t.ok(stats.failures >= 1, `failures counted (${stats.failures})`);
 });
+
+t.test('a tenant the sidecar refuses as a name gets 400, not a pass around every limit', async (t) => {
+  // A tenant of 1025 bytes was let through unrecorded (INVALID_ENTITY counted as a failure): any tenant escaped
+  // its limits by a long enough name.
+  const { get, stats } = await setup(t);
+  const long = 'a'.repeat(1025);
+  for (let i = 0; i < 3; i++) {
+    const r = await get(long);
+    t.equal(r.status, 400);
+    t.match(await r.json(), { error: 'invalid_tenant' });
+  }
+  t.equal(stats.failures, 0, 'a bad name is not a sidecar away');
+  t.equal((await get('a'.repeat(1024))).status, 200, '1024 bytes is a name');
+});

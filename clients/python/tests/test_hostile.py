@@ -14,6 +14,7 @@ from rivven import AsyncBrokerQuotas, AsyncQuotaClient, BreakerOptions, RivvenEr
 from rivven.asgi import RateLimitMiddleware
 from rivven.protocol import decode_record
 
+from .sidecar import Sidecar
 from .test_asgi_unit import app, call
 
 
@@ -121,3 +122,19 @@ async def test_a_request_cancelled_during_the_probe_gives_the_probe_back() -> No
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert mw.breaker.allow(), "the next request may probe"
+
+
+async def test_a_tenant_the_sidecar_refuses_as_a_name_gets_400(sidecar: Sidecar) -> None:
+    # A tenant of 1025 bytes was let through unrecorded (INVALID_ENTITY counted as a failure): any tenant escaped
+    # its limits by a long enough name.
+    mw = RateLimitMiddleware(app, port=sidecar.port, record_deadline=5.0, rate_limit_headers=False)
+    await mw.client.open()
+    try:
+        for _ in range(3):
+            sent = await call(mw, "a" * 1025)
+            assert sent[0]["status"] == 400
+            assert b"invalid_tenant" in sent[1]["body"]
+        assert mw.failures == 0
+        assert (await call(mw, "a" * 1024))[0]["status"] == 200
+    finally:
+        await mw.client.close()
