@@ -138,3 +138,74 @@ async def test_a_tenant_the_sidecar_refuses_as_a_name_gets_400(sidecar: Sidecar)
         assert (await call(mw, "a" * 1024))[0]["status"] == 200
     finally:
         await mw.client.close()
+
+
+async def test_a_server_that_reads_nothing_loses_the_connection_instead_of_growing_the_buffer() -> None:
+    # The transport's buffer grew without bound (100 MB in 10 s of record calls) and the connection looked alive.
+    release = asyncio.Event()
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        n, cid = struct.unpack(">II", await r.readexactly(8))
+        await r.readexactly(n - 4)
+        raw = msgpack.packb({"type": "HelloOk", "protocol_version": 1, "server_version": "reads-nothing"})
+        w.write(struct.pack(">II", len(raw) + 4, cid) + raw)
+        await release.wait()  # and never reads again
+        w.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with AsyncQuotaClient(port=port, max_pending=1_000_000, request_timeout=120) as client:
+            user = "u" * 1000
+            calls = []
+            # 48 MiB of frames: far past what the kernel's buffers take, and past the client's bound.
+            for i in range(48 * 1024):
+                if not client.connected:
+                    break
+                calls.append(client.record_request(user, None))
+                if i % 256 == 0:
+                    await asyncio.sleep(0)
+            assert not client.connected, "the buffer for a peer that reads nothing is bounded: the connection is lost"
+            with pytest.raises(RivvenError) as e:
+                await calls[0]
+            assert e.value.code == "CONNECTION_CLOSED"
+            for c in calls:
+                if c.done():
+                    c.exception()
+                else:
+                    c.cancel()
+    finally:
+        release.set()
+        server.close()
+
+
+async def test_connections_that_die_right_after_hello_are_redialled_with_backoff() -> None:
+    # A server that accepts, answers Hello and closes, forever, was redialled at once each time: 2400 connections
+    # a second and most of a core.
+    connects = 0
+    sixth = asyncio.Event()
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        nonlocal connects
+        connects += 1
+        if connects == 6:
+            sixth.set()
+        n, cid = struct.unpack(">II", await r.readexactly(8))
+        await r.readexactly(n - 4)
+        raw = msgpack.packb({"type": "HelloOk", "protocol_version": 1, "server_version": "closes"})
+        w.write(struct.pack(">II", len(raw) + 4, cid) + raw)
+        await w.drain()
+        w.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    try:
+        async with AsyncQuotaClient(port=port, initial_backoff=0.05, max_backoff=0.2) as client:
+            started = loop.time()
+            await sixth.wait()
+            # Redials 2..6 each waited at least its backoff: 0.05 + 0.1 + 0.2 + 0.2.
+            assert loop.time() - started >= 0.55
+            assert client.stats["connects"] <= 6
+    finally:
+        server.close()
