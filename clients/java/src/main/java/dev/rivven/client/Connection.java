@@ -11,6 +11,8 @@ import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SNIHostName;
 import javax.net.ssl.SSLParameters;
 import javax.net.ssl.SSLSocket;
@@ -35,6 +37,8 @@ final class Connection {
   private int len;
   private boolean dead;
   final String address;
+  /** When the connection was made (its age tells a connection that dies at once from one lost after a while). */
+  final long openedAtNanos = System.nanoTime();
 
   private Connection(QuotaClient client, Socket socket, String address, int maxFrameBytes) throws IOException {
     this.client = client;
@@ -54,6 +58,18 @@ final class Connection {
     String address = o.host() + ":" + o.port();
     Socket raw = new Socket();
     Socket s = raw;
+    // A socket timeout bounds each read, not the whole: a server trickling its TLS handshake or Hello reply one
+    // byte at a time held connect() for as long as it liked. The watchdog closes the socket at the deadline.
+    CountDownLatch settled = new CountDownLatch(1);
+    Thread watchdog = new Thread(() -> {
+      try {
+        if (!settled.await(o.connectTimeoutMs(), TimeUnit.MILLISECONDS)) closeQuietly(raw);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }, "rivven-connect-watchdog " + address);
+    watchdog.setDaemon(true);
+    watchdog.start();
     try {
       raw.setTcpNoDelay(true);
       raw.connect(new InetSocketAddress(o.host(), o.port()), (int) Math.max(1, o.connectTimeoutMs()));
@@ -80,16 +96,31 @@ final class Connection {
       Map<String, Object> reply = c.readHelloReply(helloId, deadline);
       if ("Error".equals(reply.get("type"))) throw Call.errorOf(reply);
       Replies.hello(reply);
+      settled.countDown();
+      if (raw.isClosed()) throw new SocketTimeoutException("connect timeout");
       s.setSoTimeout(0);
       c.start();
       return c;
     } catch (SocketTimeoutException e) {
       closeQuietly(s);
-      throw new RivvenException(ErrorCode.TIMEOUT, "no connection to " + address + " within " + o.connectTimeoutMs() + " ms", -1, e);
+      throw timeout(o, address, e);
     } catch (IOException | RuntimeException e) {
       closeQuietly(s);
+      // The watchdog closed it: the deadline passed.
+      if (System.nanoTime() - deadline >= 0) throw timeout(o, address, e);
       throw e;
+    } finally {
+      settled.countDown();
+      try {
+        watchdog.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
     }
+  }
+
+  private static RivvenException timeout(QuotaClientOptions o, String address, Exception cause) {
+    return new RivvenException(ErrorCode.TIMEOUT, "no connection to " + address + " within " + o.connectTimeoutMs() + " ms", -1, cause);
   }
 
   private static int remainingMs(long deadline) throws SocketTimeoutException {
