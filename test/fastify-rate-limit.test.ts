@@ -30,7 +30,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, opts: { leases?: 
     await client.close();
     await s.stop();
   });
-  const get = (tenant?: string) => fetch(url, { headers: tenant ? { 'x-tenant': tenant } : {} });
+  const get = (tenant?: string, signal?: AbortSignal) => fetch(url, { headers: tenant ? { 'x-tenant': tenant } : {}, signal });
   const stats = (app as unknown as { rivvenRateLimit: RateLimitStats }).rivvenRateLimit;
   return { s, client, get, stats };
 }
@@ -88,6 +88,22 @@ t.test('leases bound concurrent requests (max_in_flight) and are released with t
   t.equal((await first).status, 200);
   await waitUntil(() => s.app.leases.held === 0, 'the lease released after the response');
   t.equal((await get('svc')).status, 200, 'the next request gets the freed lease');
+});
+
+t.test('a lease is released when the client goes away before its response', async (t) => {
+  // onResponse never ran for an aborted request: the lease was held for its ttl (30 s) and the tenant's next
+  // requests were refused with 429 meanwhile.
+  let finish: () => void = () => undefined;
+  const slow = new Promise<void>((resolve) => (finish = resolve));
+  const { s, get } = await setup(t, { leases: true, slow });
+  const aborter = new AbortController();
+  const gone = get('svc', aborter.signal).catch((err: Error) => err.name);
+  await waitUntil(() => s.app.leases.held === 1, 'the request holding its lease');
+  aborter.abort();
+  t.equal(await gone, 'AbortError');
+  await waitUntil(() => s.app.leases.held === 0, 'the lease released when the client left', 5000);
+  finish();
+  t.equal((await get('svc')).status, 200, 'the next request gets the lease');
 });
 
 t.test('the sidecar away: requests pass, counted', async (t) => {

@@ -62,7 +62,7 @@ type WithLease = FastifyRequest & { [LEASE]?: string };
  * - Throttled: 429, `Retry-After` (whole seconds, rounded up), `X-RateLimit-Limit`, `-Remaining: 0`, `-Reset`;
  * - Denied (the tenant is blocked): 403 with the operator's reason;
  * - a tenant or client-id the sidecar refuses as a name (longer than 1024 bytes): 400 (never let through unlimited);
- * - with `leases`, over max_in_flight: 429; the lease is released when the response is sent;
+ * - with `leases`, over max_in_flight: 429; the lease is released when the response is sent, or the client leaves;
  * - the sidecar away (late, unreachable, breaker open): the request passes, counted in `stats.failures`.
  * Registered with `app.register(rivvenRateLimit, options)`; it applies to the whole app (not encapsulated).
  */
@@ -124,7 +124,12 @@ class Limiter {
         await this.tooMany(reply, tenant, lease.throttleTimeMs, 'too_many_in_flight');
         return;
       }
-      if (lease !== undefined && lease !== INVALID && lease.granted) (req as WithLease)[LEASE] = lease.leaseId;
+      if (lease !== undefined && lease !== INVALID && lease.granted) {
+        (req as WithLease)[LEASE] = lease.leaseId;
+        // onResponse never runs for a client that goes away before its response is sent: the lease was held for
+        // its whole ttl, refusing the tenant's requests meanwhile. 'close' comes in both cases (release is once).
+        reply.raw.once('close', () => this.release(req as WithLease));
+      }
     }
     if (this.o.rateLimitHeaders) {
       const snap = this.snapshot(tenant);
