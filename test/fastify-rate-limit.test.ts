@@ -126,3 +126,30 @@ t.test('a tenant the sidecar refuses as a name gets 400, not a pass around every
   t.equal(stats.failures, 0, 'a bad name is not a sidecar away');
   t.equal((await get('a'.repeat(1024))).status, 200, '1024 bytes is a name');
 });
+
+t.test('a usage row the headers cannot show gives no limit headers, never Infinity or NaN', async (t) => {
+  for (const [limit, rate] of [
+    [Number.POSITIVE_INFINITY, 1],
+    [Number.NaN, 1],
+    [5, Number.POSITIVE_INFINITY],
+  ]) {
+    let refreshed = 0;
+    const client = {
+      recordRequest: async () => ({ throttleTimeMs: 0, recorded: true }),
+      describeUsage: async ({ entities }: { entities: [string, string][] }) => {
+        refreshed++;
+        return [{ quota_type: 'request_rate', user: entities[0]?.[1], limit, rate }];
+      },
+    };
+    const app = Fastify();
+    await app.register(rivvenRateLimit, { client: client as unknown as QuotaClient, tenant: 'x-tenant' });
+    app.get('/', async () => ({ ok: true }));
+    t.teardown(() => app.close());
+    await app.inject({ method: 'GET', url: '/', headers: { 'x-tenant': 't' } });
+    await waitUntil(() => refreshed === 1, 'the background refresh');
+    await new Promise((resolve) => setImmediate(resolve));
+    const r = await app.inject({ method: 'GET', url: '/', headers: { 'x-tenant': 't' } });
+    t.equal(r.statusCode, 200);
+    t.equal(r.headers['x-ratelimit-limit'], undefined, `limit ${limit}, rate ${rate}`);
+  }
+});

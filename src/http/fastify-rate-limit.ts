@@ -196,7 +196,8 @@ class Limiter {
         .then(
           (rows) => {
             const row = rows.find((b) => b.quota_type === 'request_rate');
-            if (row === undefined) return;
+            // Only finite numbers: the headers said `Infinity` or `NaN` for a reply that had them.
+            if (row === undefined || !Number.isFinite(row.limit) || !Number.isFinite(row.rate)) return;
             this.usage.delete(tenant);
             this.usage.set(tenant, [performance.now(), row.limit, row.rate]);
             if (this.usage.size > this.o.maxTenants) this.usage.delete(this.usage.keys().next().value as string);

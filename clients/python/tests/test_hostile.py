@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import struct
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from rivven import AsyncBrokerQuotas, AsyncQuotaClient, BreakerOptions, RivvenError
 from rivven.asgi import RateLimitMiddleware
-from rivven.protocol import decode_record
+from rivven.protocol import OK_RESULT, decode_record
 
 from .sidecar import Sidecar
 from .test_asgi_unit import app, call
@@ -209,3 +210,28 @@ async def test_connections_that_die_right_after_hello_are_redialled_with_backoff
             assert client.stats["connects"] <= 6
     finally:
         server.close()
+
+
+class _OddUsage:
+    def __init__(self, limit: Any, rate: Any) -> None:
+        self.row = {"quota_type": "request_rate", "client_id": None, "limit": limit, "rate": rate}
+
+    def record_request(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut.set_result(OK_RESULT)
+        return fut
+
+    async def describe_usage(self, entities: list[tuple[str, str]], **kwargs: Any) -> list[dict[str, Any]]:
+        return [{**self.row, "user": entities[0][1]}]
+
+
+@pytest.mark.parametrize(("limit", "rate"), [(math.inf, 1.0), (math.nan, 1.0), (5, math.inf), ("5", 1.0), (None, 1.0)])
+async def test_a_usage_row_the_headers_cannot_show_never_fails_a_request(limit: Any, rate: Any) -> None:
+    # limit inf from the sidecar made every later request of the tenant raise OverflowError (a 500).
+    mw = RateLimitMiddleware(app, client=_OddUsage(limit, rate))  # type: ignore[arg-type]
+    assert (await call(mw, "t"))[0]["status"] == 200
+    for task in list(mw._tasks):
+        await task  # the background refresh, done
+    sent = await call(mw, "t")
+    assert sent[0]["status"] == 200
+    assert not any(name == b"x-ratelimit-limit" for name, _ in sent[0]["headers"])

@@ -23,7 +23,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from .aio import AsyncQuotaClient
 from .breaker import BreakerOptions, CircuitBreaker
@@ -227,8 +227,15 @@ class RateLimitMiddleware:
         finally:
             self._refreshing.discard(tenant)
         for row in rows:
+            if not isinstance(row, dict):
+                return
             if row.get("quota_type") == "request_rate" and row.get("user") == tenant and row.get("client_id") is None:
-                self._usage[tenant] = (time.monotonic(), float(row["limit"]), float(row["rate"]))
+                limit, rate = row.get("limit"), row.get("rate")
+                # Only finite numbers: an infinite limit made every later request of the tenant fail (OverflowError
+                # in int()); a reply the headers cannot show means no headers, never a failed request.
+                if not (_finite(limit) and _finite(rate)):
+                    return
+                self._usage[tenant] = (time.monotonic(), float(limit), float(rate))
                 self._usage.move_to_end(tenant)
                 while len(self._usage) > self.max_tenants:
                     self._usage.popitem(last=False)
@@ -273,6 +280,10 @@ class RateLimitMiddleware:
 #: _guarded's answer when the sidecar refuses the tenant or client-id as a name (INVALID_ENTITY): 400.
 _INVALID = object()
 _INVALID_REASON = "the sidecar refuses this tenant or client-id as a name"
+
+
+def _finite(v: object) -> TypeGuard[int | float]:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
