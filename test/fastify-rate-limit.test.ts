@@ -30,7 +30,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, opts: { leases?: 
     await client.close();
     await s.stop();
   });
-  const get = (tenant?: string) => fetch(url, { headers: tenant ? { 'x-tenant': tenant } : {} });
+  const get = (tenant?: string, signal?: AbortSignal) => fetch(url, { headers: tenant ? { 'x-tenant': tenant } : {}, signal });
   const stats = (app as unknown as { rivvenRateLimit: RateLimitStats }).rivvenRateLimit;
   return { s, client, get, stats };
 }
@@ -90,9 +90,66 @@ t.test('leases bound concurrent requests (max_in_flight) and are released with t
   t.equal((await get('svc')).status, 200, 'the next request gets the freed lease');
 });
 
+t.test('a lease is released when the client goes away before its response', async (t) => {
+  // onResponse never ran for an aborted request: the lease was held for its ttl (30 s) and the tenant's next
+  // requests were refused with 429 meanwhile.
+  let finish: () => void = () => undefined;
+  const slow = new Promise<void>((resolve) => (finish = resolve));
+  const { s, get } = await setup(t, { leases: true, slow });
+  const aborter = new AbortController();
+  const gone = get('svc', aborter.signal).catch((err: Error) => err.name);
+  await waitUntil(() => s.app.leases.held === 1, 'the request holding its lease');
+  aborter.abort();
+  t.equal(await gone, 'AbortError');
+  await waitUntil(() => s.app.leases.held === 0, 'the lease released when the client left', 5000);
+  finish();
+  t.equal((await get('svc')).status, 200, 'the next request gets the lease');
+});
+
 t.test('the sidecar away: requests pass, counted', async (t) => {
   const { s, get, stats } = await setup(t);
   await s.stop();
   for (let i = 0; i < 20; i++) t.equal((await get('acme')).status, 200, `request ${i + 1} passes`);
   t.ok(stats.failures >= 1, `failures counted (${stats.failures})`);
+});
+
+t.test('a tenant the sidecar refuses as a name gets 400, not a pass around every limit', async (t) => {
+  // A tenant of 1025 bytes was let through unrecorded (INVALID_ENTITY counted as a failure): any tenant escaped
+  // its limits by a long enough name.
+  const { get, stats } = await setup(t);
+  const long = 'a'.repeat(1025);
+  for (let i = 0; i < 3; i++) {
+    const r = await get(long);
+    t.equal(r.status, 400);
+    t.match(await r.json(), { error: 'invalid_tenant' });
+  }
+  t.equal(stats.failures, 0, 'a bad name is not a sidecar away');
+  t.equal((await get('a'.repeat(1024))).status, 200, '1024 bytes is a name');
+});
+
+t.test('a usage row the headers cannot show gives no limit headers, never Infinity or NaN', async (t) => {
+  for (const [limit, rate] of [
+    [Number.POSITIVE_INFINITY, 1],
+    [Number.NaN, 1],
+    [5, Number.POSITIVE_INFINITY],
+  ]) {
+    let refreshed = 0;
+    const client = {
+      recordRequest: async () => ({ throttleTimeMs: 0, recorded: true }),
+      describeUsage: async ({ entities }: { entities: [string, string][] }) => {
+        refreshed++;
+        return [{ quota_type: 'request_rate', user: entities[0]?.[1], limit, rate }];
+      },
+    };
+    const app = Fastify();
+    await app.register(rivvenRateLimit, { client: client as unknown as QuotaClient, tenant: 'x-tenant' });
+    app.get('/', async () => ({ ok: true }));
+    t.teardown(() => app.close());
+    await app.inject({ method: 'GET', url: '/', headers: { 'x-tenant': 't' } });
+    await waitUntil(() => refreshed === 1, 'the background refresh');
+    await new Promise((resolve) => setImmediate(resolve));
+    const r = await app.inject({ method: 'GET', url: '/', headers: { 'x-tenant': 't' } });
+    t.equal(r.statusCode, 200);
+    t.equal(r.headers['x-ratelimit-limit'], undefined, `limit ${limit}, rate ${rate}`);
+  }
 });

@@ -52,6 +52,8 @@ export interface RateLimitStats {
 }
 
 const LEASE = Symbol('rivven lease');
+/** ask()'s answer when the sidecar refuses the tenant or client-id as a name (INVALID_ENTITY). */
+const INVALID = Symbol('invalid name');
 type WithLease = FastifyRequest & { [LEASE]?: string };
 
 /**
@@ -59,7 +61,8 @@ type WithLease = FastifyRequest & { [LEASE]?: string };
  * Retry-After is exact), as the `user` of the quota entities (`rivven quota set --user T --tier free`):
  * - Throttled: 429, `Retry-After` (whole seconds, rounded up), `X-RateLimit-Limit`, `-Remaining: 0`, `-Reset`;
  * - Denied (the tenant is blocked): 403 with the operator's reason;
- * - with `leases`, over max_in_flight: 429; the lease is released when the response is sent;
+ * - a tenant or client-id the sidecar refuses as a name (longer than 1024 bytes): 400 (never let through unlimited);
+ * - with `leases`, over max_in_flight: 429; the lease is released when the response is sent, or the client leaves;
  * - the sidecar away (late, unreachable, breaker open): the request passes, counted in `stats.failures`.
  * Registered with `app.register(rivvenRateLimit, options)`; it applies to the whole app (not encapsulated).
  */
@@ -100,6 +103,10 @@ class Limiter {
       this.o.client.recordRequest({ user: tenant, clientId, count: this.o.cost?.(req) ?? 1, admit: true }, this.call),
     );
     if (r === undefined) return;
+    if (r === INVALID) {
+      await reply.code(400).send({ error: 'invalid_tenant', reason: 'the sidecar refuses this tenant or client-id as a name' });
+      return;
+    }
     if (r.denied !== undefined) {
       this.stats.denied++;
       await reply.code(403).send({ error: 'forbidden', reason: r.denied.reason });
@@ -112,12 +119,17 @@ class Limiter {
     }
     if (this.o.leases) {
       const lease = await this.ask(() => this.o.client.acquireLease({ user: tenant, clientId, ttlMs: this.o.leaseTtlMs }, this.call));
-      if (lease !== undefined && !lease.granted) {
+      if (lease !== undefined && lease !== INVALID && !lease.granted) {
         this.stats.throttled++;
         await this.tooMany(reply, tenant, lease.throttleTimeMs, 'too_many_in_flight');
         return;
       }
-      if (lease?.granted) (req as WithLease)[LEASE] = lease.leaseId;
+      if (lease !== undefined && lease !== INVALID && lease.granted) {
+        (req as WithLease)[LEASE] = lease.leaseId;
+        // onResponse never runs for a client that goes away before its response is sent: the lease was held for
+        // its whole ttl, refusing the tenant's requests meanwhile. 'close' comes in both cases (release is once).
+        reply.raw.once('close', () => this.release(req as WithLease));
+      }
     }
     if (this.o.rateLimitHeaders) {
       const snap = this.snapshot(tenant);
@@ -137,8 +149,8 @@ class Limiter {
     this.o.client.releaseLease(id, { timeoutMs: this.o.leaseTtlMs }).catch((err: Error) => this.o.onError(err));
   }
 
-  /** The sidecar's answer, or undefined when it could not give one in time (the request passes). */
-  private async ask<T>(call: () => Promise<T>): Promise<T | undefined> {
+  /** The sidecar's answer; undefined when it could not give one in time (the request passes); INVALID: 400. */
+  private async ask<T>(call: () => Promise<T>): Promise<T | undefined | typeof INVALID> {
     if (!this.breaker.allow()) {
       this.stats.failures++;
       return undefined;
@@ -148,6 +160,12 @@ class Limiter {
       this.breaker.success();
       return r;
     } catch (err) {
+      // A name the sidecar refuses (longer than 1024 bytes) is a bad request, not a sidecar away: let through, any
+      // tenant would escape its limits by a long enough name.
+      if (err instanceof RivvenError && err.code === 'INVALID_ENTITY') {
+        this.breaker.success();
+        return INVALID;
+      }
       this.stats.failures++;
       // A non-retriable error is a bad call, not a sick sidecar: it does not open the breaker.
       if (err instanceof RivvenError && !isRetriable(err.code)) this.breaker.success();
@@ -178,7 +196,8 @@ class Limiter {
         .then(
           (rows) => {
             const row = rows.find((b) => b.quota_type === 'request_rate');
-            if (row === undefined) return;
+            // Only finite numbers: the headers said `Infinity` or `NaN` for a reply that had them.
+            if (row === undefined || !Number.isFinite(row.limit) || !Number.isFinite(row.rate)) return;
             this.usage.delete(tenant);
             this.usage.set(tenant, [performance.now(), row.limit, row.rate]);
             if (this.usage.size > this.o.maxTenants) this.usage.delete(this.usage.keys().next().value as string);

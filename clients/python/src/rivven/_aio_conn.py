@@ -10,6 +10,10 @@ from typing import Protocol
 
 from .protocol import HEADER
 
+#: Bytes queued for a peer that reads nothing past which the connection is taken for lost (never a buffer that
+#: grows without bound while calls time out and new ones come).
+MAX_QUEUED_BYTES = 16 * 1024 * 1024
+
 
 class _Owner(Protocol):
     def _on_reply(self, conn: Connection, correlation_id: int, raw: bytes) -> None: ...
@@ -28,6 +32,8 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._buf = bytearray()
+        #: The loop's time when its Hello was answered (set by the client).
+        self.opened_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -62,6 +68,9 @@ class Connection(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
+            if self.transport.get_write_buffer_size() > MAX_QUEUED_BYTES:
+                self.abort()  # its calls fail with CONNECTION_CLOSED as it closes; the client reconnects
+                return
             self.transport.write(data)
 
     def abort(self) -> None:

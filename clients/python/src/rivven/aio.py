@@ -76,6 +76,9 @@ class AsyncQuotaClient:
         self._next_id = 1
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Seconds the next background reconnect waits before its first attempt: connections that die right after
+        #: their Hello (a server that accepts and closes, forever) must not become a reconnect storm.
+        self._redial_after = 0.0
 
     @classmethod
     async def connect(cls, options: ClientOptions | None = None, /, **kwargs: Any) -> AsyncQuotaClient:
@@ -364,6 +367,11 @@ class AsyncQuotaClient:
         if self._conn is not conn:
             return
         self._conn = None
+        o = self.options
+        if asyncio.get_running_loop().time() - conn.opened_at < o.max_backoff:
+            self._redial_after = min(max(self._redial_after * 2, o.initial_backoff), o.max_backoff)
+        else:
+            self._redial_after = 0.0
         if not self._closed:
             self._reconnect_in_background()
 
@@ -371,10 +379,10 @@ class AsyncQuotaClient:
         if self._closed or self._connecting is not None:
             return
         with contextlib.suppress(RuntimeError):  # no running loop: the client is being torn down
-            self._start_dial(math.inf)
+            self._start_dial(math.inf, self._redial_after)
 
-    def _start_dial(self, attempts: float) -> asyncio.Task[Connection]:
-        task = asyncio.get_running_loop().create_task(self._dial(attempts))
+    def _start_dial(self, attempts: float, wait: float = 0.0) -> asyncio.Task[Connection]:
+        task = asyncio.get_running_loop().create_task(self._dial(attempts, wait))
         self._connecting = task
 
         def done(t: asyncio.Task[Connection]) -> None:
@@ -393,9 +401,11 @@ class AsyncQuotaClient:
         # A waiter that gives up (its own timeout) must not cancel the dial others wait for.
         return await asyncio.shield(task)
 
-    async def _dial(self, attempts: float) -> Connection:
+    async def _dial(self, attempts: float, wait: float = 0.0) -> Connection:
         o = self.options
         loop = asyncio.get_running_loop()
+        if wait:
+            await asyncio.sleep(wait)
         delay = o.initial_backoff
         attempt = 0
         while True:
@@ -410,6 +420,7 @@ class AsyncQuotaClient:
                 if self._closed:
                     raise _closed("the client was closed")
                 self._conn = conn
+                conn.opened_at = loop.time()
                 self.stats["connects"] += 1
                 return conn
             except (OSError, RivvenError, TimeoutError) as err:

@@ -5,9 +5,10 @@
 Per HTTP request: the tenant (a header, or a callback on the ASGI scope) is recorded with RecordRequest in admit
 mode, so a refused request costs nothing and its wait is exact. Throttled -> 429 with ``Retry-After`` (whole
 seconds, rounded up: retrying then succeeds) and ``X-RateLimit-*``; Denied (a blocked tenant) -> 403 with the
-operator's reason. With ``leases``, the request also holds an in-flight lease (quota key ``max_in_flight``) while
-the app runs: over the limit -> 429. The sidecar's absence never fails a request: past ``record_deadline``, while
-unreachable, or with the breaker open, the request passes (fail open), and the client reconnects in the background.
+operator's reason; a tenant the sidecar refuses as a name (over 1024 bytes) -> 400. With ``leases``, the
+request also holds an in-flight lease (quota key ``max_in_flight``) while the app runs: over the limit -> 429.
+The sidecar's absence never fails a request: past ``record_deadline``, while unreachable, or with the breaker
+open, the request passes (fail open), and the client reconnects in the background.
 Requests without a tenant pass unrecorded (a tenant callback can return a shared name to limit them together).
 Pure ASGI: nothing here imports Starlette.
 """
@@ -22,7 +23,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from .aio import AsyncQuotaClient
 from .breaker import BreakerOptions, CircuitBreaker
@@ -103,6 +104,9 @@ class RateLimitMiddleware:
             return
         client_id = await self._name(scope, self.client_id) if self.client_id else None
         r = await self._guarded(self.client.record_request, tenant, client_id, self.cost(scope) if self.cost else 1)
+        if r is _INVALID:
+            await _respond(send, 400, {"error": "invalid_tenant", "reason": _INVALID_REASON}, [])
+            return
         if isinstance(r, RecordResult):
             if r.denied is not None:
                 await _respond(send, 403, {"error": "forbidden", "reason": r.denied.reason}, [])
@@ -129,8 +133,9 @@ class RateLimitMiddleware:
 
     async def _guarded(
         self, call: Callable[..., Awaitable[Any]], tenant: str, client_id: str | None, count: int
-    ) -> RecordResult | LeaseResult | None:
-        """The call's answer, or None (fail open) when the breaker is open or the sidecar does not answer in time."""
+    ) -> RecordResult | LeaseResult | object | None:
+        """The call's answer, or None (fail open) when the breaker is open or the sidecar does not answer in time;
+        _INVALID when the sidecar refuses the tenant or client-id as a name."""
         if not self.breaker.allow():
             self.failures += 1
             return None
@@ -139,6 +144,11 @@ class RateLimitMiddleware:
                 tenant, client_id, count, admit=True, timeout=self.record_deadline, fail_fast=True
             )
         except RivvenError as err:
+            if err.code == "INVALID_ENTITY":
+                # A name the sidecar refuses (longer than 1024 bytes) is a bad request, not a sidecar away: let
+                # through, any tenant would escape its limits by a long enough name.
+                self.breaker.success()
+                return _INVALID
             self.failures += 1
             if err.retriable:
                 self.breaker.failure()
@@ -147,6 +157,9 @@ class RateLimitMiddleware:
             if self.on_error is not None:
                 self.on_error(err)
             return None
+        except BaseException:
+            self.breaker.abandoned()  # the request was cancelled (client gone): it must not hold the probe forever
+            raise
         self.breaker.success()
         return result
 
@@ -214,8 +227,15 @@ class RateLimitMiddleware:
         finally:
             self._refreshing.discard(tenant)
         for row in rows:
+            if not isinstance(row, dict):
+                return
             if row.get("quota_type") == "request_rate" and row.get("user") == tenant and row.get("client_id") is None:
-                self._usage[tenant] = (time.monotonic(), float(row["limit"]), float(row["rate"]))
+                limit, rate = row.get("limit"), row.get("rate")
+                # Only finite numbers: an infinite limit made every later request of the tenant fail (OverflowError
+                # in int()); a reply the headers cannot show means no headers, never a failed request.
+                if not (_finite(limit) and _finite(rate)):
+                    return
+                self._usage[tenant] = (time.monotonic(), float(limit), float(rate))
                 self._usage.move_to_end(tenant)
                 while len(self._usage) > self.max_tenants:
                     self._usage.popitem(last=False)
@@ -255,6 +275,15 @@ class RateLimitMiddleware:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+#: _guarded's answer when the sidecar refuses the tenant or client-id as a name (INVALID_ENTITY): 400.
+_INVALID = object()
+_INVALID_REASON = "the sidecar refuses this tenant or client-id as a name"
+
+
+def _finite(v: object) -> TypeGuard[int | float]:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:

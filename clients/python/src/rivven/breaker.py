@@ -69,6 +69,13 @@ class CircuitBreaker:
             self._probing = False
             self._state = "closed"
 
+    def abandoned(self) -> None:
+        """A call that was allowed ended with no answer either way (its caller was cancelled, or it raised): if it
+        was the probe, the next call may probe. Without this a cancelled probe left the breaker half-open, failing
+        every call at once, forever."""
+        with self._lock:
+            self._probing = False
+
     def failure(self) -> None:
         with self._lock:
             self._probing = False

@@ -115,6 +115,9 @@ class AsyncBrokerQuotas(_Wrapper):
             r = await self.client.record_produce(user, client_id, nbytes, timeout=self.record_deadline, fail_fast=True)
         except RivvenError as err:
             return self._failed(err)
+        except BaseException:
+            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
+            raise
         return self._answered(r)
 
     async def fetch(self, user: str | None, client_id: str | None, consumer_group: str | None, nbytes: int) -> int:
@@ -127,6 +130,9 @@ class AsyncBrokerQuotas(_Wrapper):
             )
         except RivvenError as err:
             return self._failed(err)
+        except BaseException:
+            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
+            raise
         return self._answered(r)
 
     async def request(self, user: str | None, client_id: str | None, count: int = 1) -> int:
@@ -137,6 +143,9 @@ class AsyncBrokerQuotas(_Wrapper):
             r = await self.client.record_request(user, client_id, count, timeout=self.record_deadline, fail_fast=True)
         except RivvenError as err:
             return self._failed(err)
+        except BaseException:
+            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
+            raise
         return self._answered(r)
 
 
@@ -163,6 +172,9 @@ class BrokerQuotas(_Wrapper):
             r = self.client.record_produce(user, client_id, nbytes, timeout=self.record_deadline, fail_fast=True)
         except RivvenError as err:
             return self._failed(err)
+        except BaseException:
+            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
+            raise
         return self._answered(r)
 
     def fetch(self, user: str | None, client_id: str | None, consumer_group: str | None, nbytes: int) -> int:
@@ -174,6 +186,9 @@ class BrokerQuotas(_Wrapper):
             )
         except RivvenError as err:
             return self._failed(err)
+        except BaseException:
+            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
+            raise
         return self._answered(r)
 
     def request(self, user: str | None, client_id: str | None, count: int = 1) -> int:
@@ -183,4 +198,7 @@ class BrokerQuotas(_Wrapper):
             r = self.client.record_request(user, client_id, count, timeout=self.record_deadline, fail_fast=True)
         except RivvenError as err:
             return self._failed(err)
+        except BaseException:
+            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
+            raise
         return self._answered(r)

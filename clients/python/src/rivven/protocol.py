@@ -179,6 +179,10 @@ def list_field(body: Body, field: str) -> list[Any]:
     return v
 
 
+#: The largest integer the protocol carries.
+MAX_SAFE_INT = 2**53 - 1
+
+
 def decode_record(body: Body) -> RecordResult:
     t = body["type"]
     if t == "Ok":
@@ -190,8 +194,12 @@ def decode_record(body: Body) -> RecordResult:
     quota_type = str_field(body, "quota_type")
     if quota_type not in QUOTA_KEYS:
         raise _unexpected(f"unknown quota_type {quota_type[:64]}")
+    ms = int_field(body, "throttle_time_ms")
+    # Throttled means a wait (docs/protocol.md: an int > 0, at most 2^53-1); a broker takes -1 for DENIED, 0 for none.
+    if not 0 < ms <= MAX_SAFE_INT:
+        raise _unexpected(f"a Throttled reply with throttle_time_ms {ms}")
     return RecordResult(
-        int_field(body, "throttle_time_ms"),
+        ms,
         body.get("recorded") is True,
         quota_type,
         str_field(body, "entity"),

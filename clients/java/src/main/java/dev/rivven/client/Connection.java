@@ -11,6 +11,8 @@ import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SNIHostName;
 import javax.net.ssl.SSLParameters;
 import javax.net.ssl.SSLSocket;
@@ -27,12 +29,16 @@ final class Connection {
   private final OutputStream out;
   private final DataInputStream in;
   private final int maxFrameBytes;
+  /** Bytes queued for a writer that cannot write (the peer does not read) past which the connection is lost. */
+  static final int MAX_QUEUED_BYTES = 16 * 1024 * 1024;
   private final Object lock = new Object();
   private byte[] buf = new byte[16 * 1024];
   private byte[] spare = new byte[16 * 1024];
   private int len;
   private boolean dead;
   final String address;
+  /** When the connection was made (its age tells a connection that dies at once from one lost after a while). */
+  final long openedAtNanos = System.nanoTime();
 
   private Connection(QuotaClient client, Socket socket, String address, int maxFrameBytes) throws IOException {
     this.client = client;
@@ -52,6 +58,18 @@ final class Connection {
     String address = o.host() + ":" + o.port();
     Socket raw = new Socket();
     Socket s = raw;
+    // A socket timeout bounds each read, not the whole: a server trickling its TLS handshake or Hello reply one
+    // byte at a time held connect() for as long as it liked. The watchdog closes the socket at the deadline.
+    CountDownLatch settled = new CountDownLatch(1);
+    Thread watchdog = new Thread(() -> {
+      try {
+        if (!settled.await(o.connectTimeoutMs(), TimeUnit.MILLISECONDS)) closeQuietly(raw);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }, "rivven-connect-watchdog " + address);
+    watchdog.setDaemon(true);
+    watchdog.start();
     try {
       raw.setTcpNoDelay(true);
       raw.connect(new InetSocketAddress(o.host(), o.port()), (int) Math.max(1, o.connectTimeoutMs()));
@@ -78,16 +96,31 @@ final class Connection {
       Map<String, Object> reply = c.readHelloReply(helloId, deadline);
       if ("Error".equals(reply.get("type"))) throw Call.errorOf(reply);
       Replies.hello(reply);
+      settled.countDown();
+      if (raw.isClosed()) throw new SocketTimeoutException("connect timeout");
       s.setSoTimeout(0);
       c.start();
       return c;
     } catch (SocketTimeoutException e) {
       closeQuietly(s);
-      throw new RivvenException(ErrorCode.TIMEOUT, "no connection to " + address + " within " + o.connectTimeoutMs() + " ms", -1, e);
+      throw timeout(o, address, e);
     } catch (IOException | RuntimeException e) {
       closeQuietly(s);
+      // The watchdog closed it: the deadline passed.
+      if (System.nanoTime() - deadline >= 0) throw timeout(o, address, e);
       throw e;
+    } finally {
+      settled.countDown();
+      try {
+        watchdog.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
     }
+  }
+
+  private static RivvenException timeout(QuotaClientOptions o, String address, Exception cause) {
+    return new RivvenException(ErrorCode.TIMEOUT, "no connection to " + address + " within " + o.connectTimeoutMs() + " ms", -1, cause);
   }
 
   private static int remainingMs(long deadline) throws SocketTimeoutException {
@@ -127,20 +160,26 @@ final class Connection {
 
   /** Queues the call's frame for the writer's next write; false when this connection is dead (nothing queued). */
   boolean send(Call<?> call) {
+    int need = call.frameBound();
     synchronized (lock) {
       if (dead) return false;
-      int need = call.frameBound();
-      if (len + need > buf.length) {
-        byte[] bigger = new byte[Math.max(buf.length * 2, len + need)];
-        System.arraycopy(buf, 0, bigger, 0, len);
-        buf = bigger;
+      if (len + need <= MAX_QUEUED_BYTES) {
+        if (len + need > buf.length) {
+          byte[] bigger = new byte[Math.max(buf.length * 2, len + need)];
+          System.arraycopy(buf, 0, bigger, 0, len);
+          buf = bigger;
+        }
+        boolean wake = len == 0;
+        call.conn = this;
+        len = call.writeTo(buf, len);
+        if (wake) lock.notifyAll();
+        return true;
       }
-      boolean wake = len == 0;
-      call.conn = this;
-      len = call.writeTo(buf, len);
-      if (wake) lock.notifyAll();
-      return true;
     }
+    // The writer is stuck on a peer that reads nothing while calls kept timing out and new ones came: the
+    // connection is lost, not a buffer to grow without bound (calls then fail fast or wait for a reconnect).
+    fail(new RivvenException(ErrorCode.CONNECTION_CLOSED, "the server at " + address + " reads nothing (" + MAX_QUEUED_BYTES + " bytes queued)"));
+    return false;
   }
 
   private void writeLoop() {
@@ -205,6 +244,10 @@ final class Connection {
       fail(new RivvenException(ErrorCode.CONNECTION_CLOSED, "connection to " + address + " closed", -1, e));
     } catch (IOException e) {
       fail(new RivvenException(ErrorCode.CONNECTION_CLOSED, "connection to " + address + " failed: " + e.getMessage(), -1, e));
+    } catch (RuntimeException | Error e) {
+      // A reader that dies silently would leave the connection looking alive and every later call timing out.
+      fail(new RivvenException(ErrorCode.CONNECTION_CLOSED, "reading from " + address + " failed: " + e, -1, e));
+      if (e instanceof Error) throw (Error) e;
     }
   }
 

@@ -40,6 +40,11 @@ public final class QuotaClient implements AutoCloseable {
   private volatile Connection conn;
   /** The background connect thread, while one runs; guarded by connectLock. */
   private Thread connector;
+  /**
+   * How long the next background reconnect waits before its first attempt; guarded by connectLock. Connections that
+   * die right after their Hello (a server that accepts and closes, forever) must not become a reconnect storm.
+   */
+  private long redialAfterMs;
   private volatile boolean closed;
 
   private QuotaClient(QuotaClientOptions options) {
@@ -291,14 +296,13 @@ public final class QuotaClient implements AutoCloseable {
       complete(call, RecordResult.OK);
       return;
     }
-    Map<String, Object> body;
     try {
-      body = Replies.map(Wire.decode(buf, 0, n), "the reply");
-    } catch (RivvenException e) {
-      call.completeExceptionally(e);
-      return;
+      call.answer(Replies.map(Wire.decode(buf, 0, n), "the reply"));
+    } catch (RuntimeException | Error e) {
+      // The call is no longer pending, so nothing else would ever complete it: it must fail here, whatever broke.
+      call.completeExceptionally(e instanceof RivvenException ? e : new RivvenException(ErrorCode.UNEXPECTED_REPLY, "the reply could not be read: " + e, -1, e));
+      if (e instanceof Error) throw (Error) e;
     }
-    call.answer(body);
   }
 
   @SuppressWarnings("unchecked")
@@ -322,7 +326,11 @@ public final class QuotaClient implements AutoCloseable {
   void onConnectionLost(Connection c, RivvenException err) {
     for (Call<?> call : new ArrayList<>(pending.values())) if (call.conn == c) settle(call, err);
     synchronized (connectLock) {
-      if (conn == c) conn = null;
+      if (conn == c) {
+        conn = null;
+        long livedMs = (System.nanoTime() - c.openedAtNanos) / 1_000_000L;
+        redialAfterMs = livedMs < options.maxBackoffMs() ? longerRedial() : 0;
+      }
     }
     if (!closed) reconnectInBackground();
   }
@@ -340,6 +348,11 @@ public final class QuotaClient implements AutoCloseable {
   private void reconnectLoop() {
     long delay = options.initialBackoffMs();
     try {
+      long wait;
+      synchronized (connectLock) {
+        wait = redialAfterMs;
+      }
+      if (wait > 0) Thread.sleep(wait);
       while (!closed) {
         try {
           Connection c = Connection.open(this, options, freshId());
@@ -348,13 +361,20 @@ public final class QuotaClient implements AutoCloseable {
               c.fail(new RivvenException(ErrorCode.CONNECTION_CLOSED, "the client was closed"));
               return;
             }
-            conn = c;
-            // Calls that waited for a connection go out now, in the order they were made.
-            for (Call<?> call; (call = waiting.poll()) != null; ) {
-              if (pending.get(call.id) == call && !c.send(call)) settle(call, new RivvenException(ErrorCode.CONNECTION_CLOSED, "connection to " + address + " closed"));
+            if (!c.isDead()) {
+              conn = c;
+              // From here a loss of c starts a new reconnect (this thread is done): one lost before the finally
+              // below found this thread still registered and started none.
+              connector = null;
+              // Calls that waited for a connection go out now, in the order they were made.
+              for (Call<?> call; (call = waiting.poll()) != null; ) {
+                if (pending.get(call.id) == call && !c.send(call)) settle(call, new RivvenException(ErrorCode.CONNECTION_CLOSED, "connection to " + address + " closed"));
+              }
+              return;
             }
+            // Lost before it was even published (the server closed at once): a connection that died at once.
+            delay = redialAfterMs = longerRedial();
           }
-          return;
         } catch (RivvenException e) {
           // Not retriable (a revoked token): the waiting calls fail with it; attempts go on, with backoff.
           if (!e.isRetriable()) failWaiting(e);
@@ -371,6 +391,11 @@ public final class QuotaClient implements AutoCloseable {
         if (connector == Thread.currentThread()) connector = null;
       }
     }
+  }
+
+  /** The next redial wait after a connection that died at once (under connectLock). */
+  private long longerRedial() {
+    return Math.min(Math.max(redialAfterMs * 2, options.initialBackoffMs()), options.maxBackoffMs());
   }
 
   private void failWaiting(RivvenException e) {

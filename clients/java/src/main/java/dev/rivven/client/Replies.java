@@ -136,7 +136,10 @@ public final class Replies {
     if (!"Throttled".equals(type)) throw Wire.unexpected("expected Ok, Throttled or Denied, got " + truncate(String.valueOf(type)));
     String quotaType = str(body, "quota_type");
     if (!QUOTA_KEYS.contains(quotaType)) throw Wire.unexpected("unknown quota_type " + truncate(quotaType));
-    return new RecordResult(integer(body, "throttle_time_ms"), quotaType, str(body, "entity"), Boolean.TRUE.equals(body.get("recorded")), null);
+    long ms = integer(body, "throttle_time_ms");
+    // Throttled means a wait (docs/protocol.md: int > 0, at most 2^53-1); a broker would take -1 for DENIED and 0 for no delay.
+    if (ms <= 0 || ms > Wire.MAX_INT) throw Wire.unexpected("a Throttled reply with throttle_time_ms " + ms);
+    return new RecordResult(ms, quotaType, str(body, "entity"), Boolean.TRUE.equals(body.get("recorded")), null);
   }
 
   static HelloOk hello(Map<String, Object> body) {

@@ -248,7 +248,7 @@ final class Wire {
   /** Decodes one msgpack value filling exactly [off, off+len); throws UNEXPECTED_REPLY otherwise. */
   static Object decode(byte[] buf, int off, int len) {
     try (MessageUnpacker u = MessagePack.newDefaultUnpacker(buf, off, len)) {
-      Object v = read(u, 0);
+      Object v = read(u, 0, len);
       if (u.hasNext()) throw unexpected("trailing bytes after the reply body");
       return v;
     } catch (RivvenException e) {
@@ -258,7 +258,17 @@ final class Wire {
     }
   }
 
-  private static Object read(MessageUnpacker u, int depth) throws IOException {
+  /**
+   * A size from a header is checked against the bytes left before anything is allocated for it: msgpack-core
+   * allocates a binary's array from its header, so 5 bytes claiming 2 GiB would otherwise cost an
+   * OutOfMemoryError on the reader thread.
+   */
+  private static int size(MessageUnpacker u, long n, int perItem, int len) {
+    if (n < 0 || n * perItem > len - u.getTotalReadBytes()) throw unexpected("a msgpack header claims " + n + " items, beyond the frame");
+    return (int) n;
+  }
+
+  private static Object read(MessageUnpacker u, int depth, int len) throws IOException {
     if (depth > MAX_DEPTH) throw unexpected("the reply nests deeper than " + MAX_DEPTH);
     MessageFormat f = u.getNextFormat();
     switch (f.getValueType()) {
@@ -277,24 +287,23 @@ final class Wire {
       case FLOAT:
         return u.unpackDouble();
       case STRING:
-        return u.unpackString();
-      case BINARY: {
-        int n = u.unpackBinaryHeader();
-        return u.readPayload(n);
-      }
+        // Malformed UTF-8 is replaced, as unpackString does.
+        return new String(u.readPayload(size(u, Integer.toUnsignedLong(u.unpackRawStringHeader()), 1, len)), StandardCharsets.UTF_8);
+      case BINARY:
+        return u.readPayload(size(u, Integer.toUnsignedLong(u.unpackBinaryHeader()), 1, len));
       case ARRAY: {
-        int n = u.unpackArrayHeader();
+        int n = size(u, Integer.toUnsignedLong(u.unpackArrayHeader()), 1, len);
         List<Object> out = new ArrayList<>(Math.min(n, 1024));
-        for (int i = 0; i < n; i++) out.add(read(u, depth + 1));
+        for (int i = 0; i < n; i++) out.add(read(u, depth + 1, len));
         return out;
       }
       case MAP: {
-        int n = u.unpackMapHeader();
+        int n = size(u, Integer.toUnsignedLong(u.unpackMapHeader()), 2, len);
         Map<String, Object> out = new LinkedHashMap<>(Math.min(n, 64) * 2);
         for (int i = 0; i < n; i++) {
-          Object k = read(u, depth + 1);
+          Object k = read(u, depth + 1, len);
           if (!(k instanceof String)) throw unexpected("a map key that is not a string");
-          out.put((String) k, read(u, depth + 1));
+          out.put((String) k, read(u, depth + 1, len));
         }
         return out;
       }
