@@ -235,3 +235,17 @@ async def test_a_usage_row_the_headers_cannot_show_never_fails_a_request(limit: 
     sent = await call(mw, "t")
     assert sent[0]["status"] == 200
     assert not any(name == b"x-ratelimit-limit" for name, _ in sent[0]["headers"])
+
+
+async def test_calls_with_a_timeout_each_of_their_own_keep_no_queue_per_value() -> None:
+    # One deadline queue per distinct timeout was kept forever and walked on every call: quadratic, unbounded.
+    peer = Peer()
+    peer.reply = lambda cid: {"type": "Ok", "throttle_time_ms": 0}
+    port = await peer.start()
+    try:
+        async with AsyncQuotaClient(port=port) as client:
+            for i in range(100):
+                await client.record_request("u", None, timeout=5 + i / 1000)
+            assert len(client._deadlines) == 0
+    finally:
+        peer.close()

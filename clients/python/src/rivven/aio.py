@@ -351,10 +351,13 @@ class AsyncQuotaClient:
                 p.future.set_exception(err)
 
     def _after_settle(self) -> None:
-        # Nothing left in flight: no deadline timer may outlive the calls it was for.
+        # Nothing left in flight: no deadline timer may outlive the calls it was for, and no queue is kept (callers
+        # that pass a timeout of their own each time, a deadline budget, made one queue per value, walked here on
+        # every call: 20,000 calls took 14 s).
         if not self._pending:
             for q in self._deadlines.values():
                 q.clear()
+            self._deadlines.clear()
 
     def _fail_pending(self, err: RivvenError, conn: Connection | None) -> None:
         """Fails the calls sent on ``conn``, or every call when it is None."""

@@ -37,6 +37,13 @@ final class Deadlines implements Runnable {
     }
   }
 
+  /** Queues kept now (tests). */
+  int queueCount() {
+    synchronized (lock) {
+      return queues.size();
+    }
+  }
+
   void stop() {
     synchronized (lock) {
       stopped = true;
@@ -53,7 +60,8 @@ final class Deadlines implements Runnable {
         if (stopped) return;
         long now = System.nanoTime();
         long next = Long.MAX_VALUE;
-        for (ArrayDeque<Call<?>> q : queues.values()) {
+        for (java.util.Iterator<ArrayDeque<Call<?>>> it = queues.values().iterator(); it.hasNext(); ) {
+          ArrayDeque<Call<?>> q = it.next();
           while (!q.isEmpty()) {
             Call<?> head = q.peekFirst();
             if (head.isDone()) {
@@ -65,6 +73,8 @@ final class Deadlines implements Runnable {
               break;
             }
           }
+          // Callers that pass a timeout of their own each time (a deadline budget) must not leave a queue per value.
+          if (q.isEmpty()) it.remove();
         }
         if (due.isEmpty()) {
           try {

@@ -179,4 +179,22 @@ class HostileReplyTest {
       assertTrue(System.nanoTime() - started >= 550_000_000L, "redialled with backoff");
     }
   }
+
+  @Test
+  void callsWithATimeoutEachOfTheirOwnLeaveNoQueuePerValue() throws Exception {
+    // One queue per distinct timeout was kept forever, and the deadline thread walked them all on every wake.
+    Deadlines d = new Deadlines("test-deadlines", c -> {});
+    try {
+      for (int i = 0; i < 100; i++) {
+        Call<Object> call = new Call<>(i + 1, System.nanoTime() + (1000 + i) * 1_000_000L, true, b -> b, new byte[0]);
+        call.complete(null); // answered in time: its queue is left empty
+        d.add(call, 1000 + i);
+      }
+      long until = System.nanoTime() + 10_000_000_000L;
+      while (d.queueCount() > 0 && System.nanoTime() < until) Thread.onSpinWait();
+      assertEquals(0, d.queueCount(), "empty queues are dropped");
+    } finally {
+      d.stop();
+    }
+  }
 }
