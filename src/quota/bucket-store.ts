@@ -1,6 +1,7 @@
 import { BucketTable } from './bucket-table.js';
 import { bucketDisplay } from './entity.js';
 import { CONSUME, QUOTA_KEYS, type QuotaKeyIndex } from './quota-key.js';
+import { CountMinSketch } from '../util/count-min.js';
 import { KeyedIds } from './keyed-ids.js';
 import { forRangeSliced } from '../util/slices.js';
 
@@ -117,8 +118,11 @@ export class LocalBucketStore implements BucketStore {
   protected table: BucketTable;
   private migration: { ids: KeyedIds; table: BucketTable; cursor: number } | null = null;
 
-  /** Live buckets per principal (user, else client-id or group), for the share; at most one entry per bucket. */
-  private readonly perPrincipal = new Map<string, number>();
+  /**
+   * Live buckets per principal (user, else client-id or group), for the share: a sketch of fixed size (1 MiB at
+   * most), never below the true count, since one Map entry per principal cost a third of a bucket's memory.
+   */
+  private readonly perPrincipal: CountMinSketch;
   private readonly share: number;
   /** Calls sent to an overflow bucket because their principal held its share of maxBuckets. */
   overflowed = 0;
@@ -126,6 +130,7 @@ export class LocalBucketStore implements BucketStore {
   constructor(private readonly options: LocalBucketStoreOptions) {
     this.table = this.newTable(INITIAL);
     this.share = options.maxBucketsPerPrincipal ?? Math.max(1, Math.floor(options.maxBuckets / 10));
+    this.perPrincipal = new CountMinSketch(Math.min(Math.max(64, options.maxBuckets), 65_536));
   }
 
   get size(): number {
@@ -150,8 +155,7 @@ export class LocalBucketStore implements BucketStore {
     if (existing >= 0) return existing;
     if (this.size >= this.options.maxBuckets) return -1;
     const principal = principalOf(kind, a, b);
-    const held = this.perPrincipal.get(principal) ?? 0;
-    if (held >= this.share && a !== null && b !== OVERFLOW_CLIENT) {
+    if (a !== null && b !== OVERFLOW_CLIENT && this.perPrincipal.estimate(principal) >= this.share) {
       // Its share is taken: one user spread over many client-ids cannot fill the table for everyone.
       this.overflowed++;
       return this.findOrCreate(kind, a, OVERFLOW_CLIENT, now);
@@ -159,7 +163,7 @@ export class LocalBucketStore implements BucketStore {
     const id = this.ids.add(kind, a, b);
     this.table.ensure(this.ids.capacity);
     this.table.init(id, now);
-    this.perPrincipal.set(principal, held + 1);
+    this.perPrincipal.add(principal, 1);
     return id;
   }
 
@@ -229,10 +233,7 @@ export class LocalBucketStore implements BucketStore {
     await forRangeSliced(ids.highWater, (id) => {
       // A compaction between slices replaces the index: the rest of this sweep is then the next one's.
       if (ids !== this.ids || !ids.isLive(id) || this.table.lastSeen(id) > cutoff) return;
-      const principal = principalOf(ids.kind(id), ids.a(id), ids.b(id));
-      const held = (this.perPrincipal.get(principal) ?? 1) - 1;
-      if (held > 0) this.perPrincipal.set(principal, held);
-      else this.perPrincipal.delete(principal);
+      this.perPrincipal.add(principalOf(ids.kind(id), ids.a(id), ids.b(id)), -1);
       ids.remove(id);
       dropped++;
       // Cached ids may name this one, which a new bucket may take before the next step.
