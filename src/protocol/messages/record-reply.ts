@@ -47,8 +47,12 @@ export function decodeReply(body: Body): RecordResult {
     throw new RivvenError('UNEXPECTED_REPLY', `expected Ok or Throttled, got ${String(body.type).slice(0, 64)}`);
   const quotaType = stringField(body, 'quota_type');
   if (!isQuotaKey(quotaType)) throw new RivvenError('UNEXPECTED_REPLY', `unknown quota_type ${quotaType.slice(0, 64)}`);
+  const throttleTimeMs = numberField(body, 'throttle_time_ms');
+  // A wait of 0 or less is no Throttled; a negative one would reach a broker as DENIED (-1) or worse.
+  if (!Number.isSafeInteger(throttleTimeMs) || throttleTimeMs < 1)
+    throw new RivvenError('UNEXPECTED_REPLY', `Throttled with throttle_time_ms ${throttleTimeMs}: expected an integer from 1 to 2^53-1`);
   return {
-    throttleTimeMs: numberField(body, 'throttle_time_ms'),
+    throttleTimeMs,
     quotaType,
     entity: stringField(body, 'entity'),
     recorded: body.recorded === true,
