@@ -10,10 +10,9 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# npm install rather than npm ci: the lockfile was written where the registry does not serve msgpackr-extract's
-# non-Linux builds, so it lacks their entries and npm ci refuses it. Versions are still pinned by the lockfile;
-# once `npm install` has run with the full registry, npm ci works here too.
-RUN npm install --ignore-scripts --no-audit --no-fund
+# npm ci: the lockfile lists every platform's optional packages (a clean install leaves it as it is), so the
+# image gets exactly the versions it pins.
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev --ignore-scripts
