@@ -280,3 +280,18 @@ t.test('the metrics listener: peers holding keep-alive sockets cannot keep a pro
   await closedByServer(held[0]!);
   for (const k of held) k.destroy();
 });
+
+t.test("past an address's queue, a Hello is never answered: the socket waits for auth_timeout_ms and is closed", async (t) => {
+  // failure_delay_ms 100 and auth_timeout_ms 400: the queue reaches at most 200 ms ahead.
+  const s = await server(t, { auth: { failure_delay_ms: 100 }, server: { auth_timeout_ms: 400 } });
+  const peers = await Promise.all(Array.from({ length: 6 }, () => WirePeer.connect(s.port)));
+  for (const p of peers) p.send(1, hello('wrong'));
+  await Promise.all(peers.map((p) => p.closed()));
+  const answered = peers.filter((p) => p.replies.length === 1).length;
+  t.ok(answered >= 1 && answered <= 3, `${answered} refusals answered, in their slots`);
+  t.ok(
+    peers.some((p) => p.replies.length === 0),
+    'the rest were never answered: no free refusals',
+  );
+  t.ok(s.app.server.authTimeouts >= 6 - answered, 'they were closed by the auth timeout');
+});

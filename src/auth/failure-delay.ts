@@ -6,7 +6,8 @@
  * answered at once, so a guesser on fresh connections learns it without waiting for any refusal. So guessing
  * tokens from one address costs `delayMs` a guess however many connections it opens. The connections kept
  * waiting are unauthenticated, so their number is bounded by server.max_unauthenticated_connections and their
- * time by server.auth_timeout_ms; a queue reaching past `horizonMs` refuses further Hellos at once, unchecked.
+ * time by server.auth_timeout_ms; past `horizonMs` a Hello is not checked or answered at all (the dispatcher
+ * leaves it to the auth timeout).
  */
 export class FailureDelay {
   /** Address -> when its last scheduled refusal goes out (ms, the caller's clock). Oldest first. */
@@ -40,8 +41,8 @@ export class FailureDelay {
     if (this.delayMs <= 0) return 0;
     const last = this.next.get(address);
     if (last === undefined || last <= nowMs) return 0;
-    // A queue longer than the horizon is refused unchecked and left as it is: it cannot grow without end (1,600
-    // guesses once pushed an address out for 160 s), and a guess refused this way learns nothing.
+    // A queue longer than the horizon is left as it is and the Hello is never checked: the queue cannot grow
+    // without end (1,600 guesses once pushed an address out for 160 s), and such a guess learns nothing.
     if (last - nowMs > this.horizonMs) return Number.POSITIVE_INFINITY;
     return this.delayFor(address, nowMs);
   }
