@@ -110,7 +110,8 @@ t.test('metrics listener: a peer trickling header lines is closed after idle_tim
   const h = new HealthServer(new Registry(), () => true, { idleTimeoutMs: 300 });
   const { port } = await h.listen('127.0.0.1', 0);
   t.teardown(() => h.close());
-  const socket = net.connect(port, '127.0.0.1');
+  // Reading, so that the server's close is seen as an end (a paused socket never ends).
+  const socket = net.connect(port, '127.0.0.1').resume();
   socket.on('error', () => undefined);
   socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
   const trickle = setInterval(() => socket.write('X-A: b\r\n'), 100);

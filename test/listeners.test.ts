@@ -40,6 +40,16 @@ async function server(
   return s;
 }
 
+/**
+ * A plain TCP socket that reads (and drops) what it gets: a paused socket never sees the server's FIN as an end,
+ * so it would never close (that made the metrics tests hang one run in three).
+ */
+const rawSocket = (port: number): net.Socket =>
+  net
+    .connect(port, '127.0.0.1')
+    .on('error', () => undefined)
+    .resume();
+
 /** Resolves when the server has closed `socket`. */
 const closedByServer = (socket: net.Socket) =>
   new Promise<void>((resolve) => {
@@ -139,7 +149,7 @@ t.test('TLS: a socket that never sends a ClientHello counts from accept and is c
     server: { tls: { cert: certs.serverCert, key: certs.serverKey }, auth_timeout_ms: 300, max_connections: 3 },
   });
   t.teardown(() => s.stop());
-  const raw = Array.from({ length: 6 }, () => net.connect(s.port, '127.0.0.1').on('error', () => undefined));
+  const raw = Array.from({ length: 6 }, () => rawSocket(s.port));
   // Six handshakes on three slots: each new one closed the oldest; the last three run out of time.
   await Promise.all(raw.map(closedByServer));
   t.equal(s.app.server.evictedUnauthenticated, 3, 'three made room for newer ones');
@@ -150,7 +160,7 @@ t.test('TLS: a socket that never sends a ClientHello counts from accept and is c
 
 t.test('shutdown closes handshakes that never finished at once', async (t) => {
   const s = await startServer({ server: { tls: { cert: certs.serverCert, key: certs.serverKey } } });
-  const raw = Array.from({ length: 3 }, () => net.connect(s.port, '127.0.0.1').on('error', () => undefined));
+  const raw = Array.from({ length: 3 }, () => rawSocket(s.port));
   await Promise.all(raw.map((k) => new Promise((r) => k.once('connect', r))));
   // A drain bound of a minute: only closing the handshakes lets stop() return before tap's timeout.
   await s.app.stop(60_000);
@@ -245,14 +255,14 @@ t.test('the metrics listener: a bounded number of sockets, each with a bounded i
       ...(tlsOn ? { tls: { cert: certs.read(certs.serverCert), key: certs.read(certs.serverKey) } } : {}),
     });
     const { port } = await h.listen('127.0.0.1', 0);
-    const socks = Array.from({ length: 5 }, () => net.connect(port, '127.0.0.1').on('error', () => undefined));
+    const socks = Array.from({ length: 5 }, () => rawSocket(port));
     // Two past the cap are closed at accept, the three others once they have been silent for the idle time.
     await waitUntil(() => socks.filter((k) => k.destroyed).length >= 2, 'two sockets refused at accept');
     t.ok(h.connectionCount <= 3, `at most 3 sockets held (${h.connectionCount})`);
     await Promise.all(socks.map(closedByServer));
     t.pass(`${tlsOn ? 'https' : 'http'}: all five closed by the server`);
     // A socket in its handshake (or before its request) does not hold close() up.
-    const late = net.connect(port, '127.0.0.1').on('error', () => undefined);
+    const late = rawSocket(port);
     await new Promise((r) => late.once('connect', r));
     await h.close();
     await closedByServer(late);
@@ -268,7 +278,7 @@ t.test('the metrics listener: peers holding keep-alive sockets cannot keep a pro
   // Three peers that each made a request and keep their connection open, as keep-alive clients do.
   const held = await Promise.all(
     Array.from({ length: 3 }, async () => {
-      const k = net.connect(port, '127.0.0.1').on('error', () => undefined);
+      const k = rawSocket(port);
       k.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
       await new Promise((r) => k.once('data', r));
       return k;
