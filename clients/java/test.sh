@@ -29,15 +29,4 @@ set +e
 mvn -B -Dstyle.color=never test "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
-# Surefire's summary ("Tests run: N, Failures: F, Errors: E, Skipped: S", the last one is the total) as the plain
-# line scripts/test-all.sh adds up. Skipped tests count as failed: none may be skipped.
-summary="$(grep -E '^\[(INFO|WARNING|ERROR)\] Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' "$log" | tail -1)"
-if [ -z "$summary" ]; then
-  echo "java: 0 passed, 1 failed"
-  exit 1
-fi
-read -r run failures errors skipped < <(echo "$summary" | sed -E 's/.*Tests run: ([0-9]+), Failures: ([0-9]+), Errors: ([0-9]+), Skipped: ([0-9]+)/\1 \2 \3 \4/')
-failed=$((failures + errors + skipped))
-echo  # Maven leaves a colour reset at the end of its output: the counts line starts a line of its own
-echo "java: $((run - failed)) passed, $failed failed"
-[ "$rc" = 0 ] && [ "$failed" = 0 ]
+exec bash "$root/scripts/surefire-counts.sh" java "$log" "$rc"

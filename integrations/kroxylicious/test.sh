@@ -44,15 +44,4 @@ set +e
 mvn -B -Dstyle.color=never -f "$here/pom.xml" test 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
-# Surefire's total ("Tests run: N, Failures: F, Errors: E, Skipped: S", the last one) as the plain line
-# scripts/test-all.sh adds up; skipped tests count as failed: none may be skipped.
-summary="$(grep -E '^\[(INFO|WARNING|ERROR)\] Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' "$log" | tail -1)"
-if [ -z "$summary" ]; then
-  echo "kroxylicious: 0 passed, 1 failed"
-  exit 1
-fi
-read -r run failures errors skipped < <(echo "$summary" | sed -E 's/.*Tests run: ([0-9]+), Failures: ([0-9]+), Errors: ([0-9]+), Skipped: ([0-9]+)/\1 \2 \3 \4/')
-failed=$((failures + errors + skipped))
-echo  # Maven leaves a colour reset at the end of its output: the counts line starts a line of its own
-echo "kroxylicious: $((run - failed)) passed, $failed failed"
-[ "$rc" = 0 ] && [ "$failed" = 0 ]
+exec bash "$repo/scripts/surefire-counts.sh" kroxylicious "$log" "$rc"
