@@ -1,19 +1,10 @@
 import t from 'tap';
+import { quotaCliAgainstServer } from './helpers/quota-cli.js';
 import { QuotaClient } from '../src/client/quota-client.js';
-import { run } from './helpers/cli.js';
-import { startServer, type TestServer } from './helpers/server.js';
 
 // What a new user tripped on in the quota commands (issue 24). A file of its own: test/cli-quota.test.ts is near
 // tap's per-file timeout on a loaded machine.
-let server: TestServer;
-let env: Record<string, string>;
-t.before(async () => {
-  server = await startServer();
-  env = { RIVVEN_SERVER: `127.0.0.1:${server.port}` };
-});
-t.teardown(() => server.stop());
-
-const quota = (...args: string[]) => run(['quota', ...args], { env });
+const { quota, server } = quotaCliAgainstServer();
 
 t.test('usage errors a new user made: exit 2, and what to type instead', async (t) => {
   const cases: [string[], RegExp][] = [
@@ -31,7 +22,7 @@ t.test('usage errors a new user made: exit 2, and what to type instead', async (
 });
 
 t.test('violations --type takes any case and commas, and the server accepts what the CLI lets through', async (t) => {
-  const client = await QuotaClient.connect({ port: server.port });
+  const client = await QuotaClient.connect({ port: server().port });
   await client.alterQuotas([{ entity: [['user', 'throttled']], quota_key: 'request_rate', quota_value: 1 }]);
   for (let i = 0; i < 3; i++) await client.recordRequest({ user: 'throttled' });
   await client.close();
@@ -52,7 +43,7 @@ t.test('max_in_flight reads as a count in set, list and usage; usage --user show
   t.equal(list.stdout, 'ENTITY    PRODUCE  CONSUME  REQUESTS  IN-FLIGHT\nuser:svc  -        -        -         20\n');
   await quota('set', '--user', 'plain', '--request-rate', '5');
   t.notMatch((await quota('list', '--user', 'plain')).stdout, /IN-FLIGHT/, 'the column only when some entry has one');
-  const client = await QuotaClient.connect({ port: server.port });
+  const client = await QuotaClient.connect({ port: server().port });
   t.teardown(() => client.close());
   t.match(await client.acquireLease({ user: 'svc' }), { granted: true });
   const usage = await quota('usage', '--user', 'svc');
@@ -62,7 +53,7 @@ t.test('max_in_flight reads as a count in set, list and usage; usage --user show
 });
 
 t.test('a limit reads the same in list and usage: one formatter', async (t) => {
-  const client = await QuotaClient.connect({ port: server.port });
+  const client = await QuotaClient.connect({ port: server().port });
   t.teardown(() => client.close());
   await client.recordProduce({ user: 'fmt', bytes: 3 * 2 ** 20 });
   t.match((await quota('list', '--default')).stdout, /default +50MiB\/s /);

@@ -1,19 +1,10 @@
 // The quota CLI's errors, help, seed examples and hostile output (split from cli-quota.test.ts: each file
 // runs its CLI processes one after another, so two files run in parallel).
 import t from 'tap';
+import { quotaCliAgainstServer } from './helpers/quota-cli.js';
 import { run } from './helpers/cli.js';
-import { startServer, type TestServer } from './helpers/server.js';
 
-let server: TestServer;
-let env: Record<string, string>;
-t.before(async () => {
-  server = await startServer();
-  env = { RIVVEN_SERVER: `127.0.0.1:${server.port}` };
-});
-t.teardown(() => server.stop());
-
-const quota = (...args: string[]) => run(['quota', ...args], { env });
-const listJson = async (...entity: string[]) => JSON.parse((await quota('list', ...entity, '--json')).stdout) as unknown[];
+const { quota, listJson, server } = quotaCliAgainstServer();
 t.test('usage errors exit 2 with the reason', async (t) => {
   const cases: [string[], RegExp][] = [
     [['set', '--user', 'a'], /give at least one of/],
@@ -103,7 +94,7 @@ t.test('hostile names print safely in list, usage, top and errors: no control ch
   const hostile = ['\u001b[2J\u001b[Hcleared', 'two\nlines  999B/s', '<default>', 'a/client-id:b', 'bidi\u202eevil'];
   for (const name of hostile) {
     t.equal((await quota('set', '--user', name, '--request-rate', '5')).code, 0, `set ${JSON.stringify(name)}`);
-    server.app.manager.recordRequest(name, null, 10, false);
+    server().app.manager.recordRequest(name, null, 10, false);
   }
   const outputs = {
     list: (await quota('list')).stdout,
@@ -128,7 +119,7 @@ t.test('hostile names print safely in list, usage, top and errors: no control ch
 
 t.test('usage truncates long names to the terminal width with an ellipsis; --json has them whole', async (t) => {
   const long = `long-${'n'.repeat(1000)}`;
-  server.app.manager.recordRequest(long, null, 1, false);
+  server().app.manager.recordRequest(long, null, 1, false);
   const table = await quota('usage', '--user', long);
   const widest = Math.max(...table.stdout.split('\n').map((l) => l.length));
   t.ok(widest <= 120, `rows fit 120 columns off a terminal (widest ${widest})`);

@@ -1,17 +1,7 @@
 import t from 'tap';
-import { run } from './helpers/cli.js';
-import { startServer, type TestServer } from './helpers/server.js';
+import { quotaCliAgainstServer } from './helpers/quota-cli.js';
 
-let server: TestServer;
-let env: Record<string, string>;
-t.before(async () => {
-  server = await startServer();
-  env = { RIVVEN_SERVER: `127.0.0.1:${server.port}` };
-});
-t.teardown(() => server.stop());
-
-const quota = (...args: string[]) => run(['quota', ...args], { env });
-const listJson = async (...entity: string[]) => JSON.parse((await quota('list', ...entity, '--json')).stdout) as unknown[];
+const { quota, listJson } = quotaCliAgainstServer();
 
 const forms: { flags: string[]; entity: unknown[] }[] = [
   { flags: ['--user', 'alice'], entity: [['user', 'alice']] },
