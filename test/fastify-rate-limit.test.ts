@@ -153,3 +153,83 @@ t.test('a usage row the headers cannot show gives no limit headers, never Infini
     t.equal(r.headers['x-ratelimit-limit'], undefined, `limit ${limit}, rate ${rate}`);
   }
 });
+
+async function setupBytes(t: { teardown(fn: () => unknown): void }) {
+  const s = await startServer();
+  const client = await QuotaClient.connect({ port: s.port });
+  await client.alterQuotas([
+    { entity: [['user', 'uploader']], quota_key: 'produce_bytes_rate', quota_value: 1000 },
+    { entity: [['user', 'reader']], quota_key: 'consume_bytes_rate', quota_value: 1000 },
+  ]);
+  const app = Fastify();
+  await app.register(rivvenRateLimit, { client, tenant: 'x-tenant', bytes: true, recordDeadlineMs: 1000, clock: s.clock });
+  app.post('/', async (req) => ({ got: String(req.body).length }));
+  app.get('/big', async () => 'x'.repeat(3000));
+  app.get('/stream', async (_req, reply) => {
+    const { Readable } = await import('node:stream');
+    return reply.type('text/plain').send(Readable.from([Buffer.alloc(2000, 1), Buffer.alloc(1000, 2)]));
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  t.teardown(async () => {
+    await app.close();
+    await client.close();
+    await s.stop();
+  });
+  const post = (tenant: string, body: string | ReadableStream) =>
+    fetch(`${base}/`, {
+      method: 'POST',
+      headers: { 'x-tenant': tenant, 'content-type': 'text/plain' },
+      body,
+      ...(typeof body === 'string' ? {} : { duplex: 'half' }),
+    } as RequestInit);
+  const get = (tenant: string, path = '/big') => fetch(`${base}${path}`, { headers: { 'x-tenant': tenant } });
+  const usage = async (tenant: string, key: string) =>
+    (await client.describeUsage({ entities: [['user', tenant]] })).find((b) => b.quota_type === key)?.rate ?? 0;
+  return { s, post, get, usage, stats: (app as unknown as { rivvenRateLimit: RateLimitStats }).rivvenRateLimit };
+}
+
+t.test('bytes: a request body with Content-Length is recorded before the handler, in admit mode', async (t) => {
+  const { s, post, usage } = await setupBytes(t);
+  t.equal((await post('uploader', 'a'.repeat(800))).status, 200, 'within the 1000 B/s produce quota');
+  const refused = await post('uploader', 'a'.repeat(800));
+  t.equal(refused.status, 429, '1600 bytes in a second: over');
+  t.ok(Number(refused.headers.get('retry-after')) >= 1);
+  t.equal(await usage('uploader', 'produce_bytes_rate'), 800, 'the refused body recorded nothing');
+  s.clock.advance(1000);
+  t.equal((await post('uploader', 'a'.repeat(800))).status, 200, 'a second later: admitted');
+  t.equal((await post('other', 'a'.repeat(5000))).status, 200, 'another tenant is untouched');
+});
+
+t.test('bytes: a chunked request body is counted as read and recorded after the response', async (t) => {
+  const { s, post, usage } = await setupBytes(t);
+  const chunked = () =>
+    new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('b'.repeat(1500)));
+        c.enqueue(new TextEncoder().encode('b'.repeat(1500)));
+        c.close();
+      },
+    });
+  t.equal((await post('uploader', chunked())).status, 200, 'the first chunked body passes (its size is unknown up front)');
+  await waitUntil(async () => (await usage('uploader', 'produce_bytes_rate')) === 3000, 'the 3000 bytes recorded');
+  const next = await post('uploader', 'a');
+  t.equal(next.status, 429, 'the throttle those bytes earned refuses the next request');
+  s.clock.advance(Number(next.headers.get('retry-after')) * 1000);
+  t.equal((await post('uploader', 'a')).status, 200, 'Retry-After honoured: admitted');
+});
+
+t.test('bytes: responses are recorded after the fact and their throttle refuses what follows', async (t) => {
+  const { s, get, usage, stats } = await setupBytes(t);
+  t.equal((await get('reader')).status, 200, 'the first 3000-byte response is sent');
+  await waitUntil(async () => (await usage('reader', 'consume_bytes_rate')) === 3000, 'the 3000 response bytes recorded');
+  await waitUntil(async () => (await get('reader')).status === 429, 'the next request refused');
+  t.equal(stats.throttled, 1);
+  t.equal((await get('someone')).status, 200, 'another tenant is untouched');
+  s.clock.advance(5000);
+  t.equal(await usage('reader', 'consume_bytes_rate'), 0, 'drained');
+  const again = await get('reader', '/stream');
+  t.equal(again.status, 200, 'once the throttle has passed: served');
+  t.equal((await again.arrayBuffer()).byteLength, 3000);
+  await waitUntil(async () => (await usage('reader', 'consume_bytes_rate')) === 3000, 'a streamed response counted too');
+});

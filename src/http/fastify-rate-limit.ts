@@ -1,9 +1,12 @@
 // `rivven-quota/fastify`: per-tenant rate limits and concurrency limits for an HTTP service on Fastify
 // (DESIGN section 19), decided by the sidecar. Imports only Fastify's types: Fastify itself is the app's.
+import { Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CircuitBreaker, DEFAULT_BREAKER_OPTIONS, type BreakerOptions } from '../client/breaker.js';
 import type { QuotaClient } from '../client/quota-client.js';
 import { isRetriable, RivvenError } from '../protocol/error-codes.js';
+import { systemClock, type Clock } from '../quota/clock.js';
+import { OK_RESULT, type RecordResult } from '../protocol/messages/record-reply.js';
 
 export interface RateLimitOptions {
   /** A connected client (QuotaClient.connect); the plugin never closes it. */
@@ -14,6 +17,14 @@ export interface RateLimitOptions {
   clientId?: (req: FastifyRequest) => string | undefined;
   /** How many requests this one counts for (request_rate). @default 1 */
   cost?: (req: FastifyRequest) => number;
+  /**
+   * Count bodies against the tenant's byte quotas: a request body as produce bytes (`produce_bytes_rate`), a
+   * response body as consume bytes (`consume_bytes_rate`). A Content-Length body is recorded before the handler
+   * runs, in admit mode (over quota: 429, nothing recorded); a chunked body and every response are counted as they
+   * pass and recorded after the response, as Kafka records a fetch, and a throttle they earn refuses the tenant's
+   * next requests (429) until it has passed. @default false
+   */
+  bytes: boolean;
   /** Hold a lease (quota key max_in_flight) while the handler runs. @default false */
   leases: boolean;
   /** A lease's time to live, in case the response never finishes. @default 30000 */
@@ -30,9 +41,12 @@ export interface RateLimitOptions {
   maxTenants: number;
   /** Told about each request let through because the sidecar did not answer. */
   onError: (err: Error) => void;
+  /** Times the throttle that counted bytes earn (tests pass the sidecar's manual clock). @default systemClock */
+  clock: Clock;
 }
 
 export const DEFAULT_RATE_LIMIT_OPTIONS = Object.freeze({
+  bytes: false,
   leases: false,
   leaseTtlMs: 30_000,
   recordDeadlineMs: 25,
@@ -41,6 +55,7 @@ export const DEFAULT_RATE_LIMIT_OPTIONS = Object.freeze({
   usageRefreshMs: 1000,
   maxTenants: 10_000,
   onError: () => undefined,
+  clock: systemClock,
 });
 
 /** What the plugin counted, for the app's own metrics. */
@@ -52,9 +67,18 @@ export interface RateLimitStats {
 }
 
 const LEASE = Symbol('rivven lease');
+const COUNTED = Symbol('rivven bytes');
 /** ask()'s answer when the sidecar refuses the tenant or client-id as a name (INVALID_ENTITY). */
 const INVALID = Symbol('invalid name');
-type WithLease = FastifyRequest & { [LEASE]?: string };
+/** What the `bytes` option counts for one request, recorded once its response has been sent. */
+interface Counted {
+  tenant: string;
+  clientId: string | null;
+  /** Bytes of a request body without Content-Length, as read (one with it was recorded before the handler). */
+  requestBytes: number;
+  responseBytes: number;
+}
+type WithLease = FastifyRequest & { [LEASE]?: string; [COUNTED]?: Counted };
 
 /**
  * The plugin. Per request with a tenant: RecordRequest in admit mode (a refused request records nothing, so its
@@ -75,7 +99,11 @@ export function rivvenRateLimit(
   const limiter = new Limiter(o);
   app.decorate('rivvenRateLimit', limiter.stats);
   app.addHook('onRequest', (req, reply) => limiter.onRequest(req, reply));
-  app.addHook('onResponse', async (req) => limiter.release(req as WithLease));
+  if (o.bytes) app.addHook('onSend', async (req, _reply, payload) => limiter.countResponse(req as WithLease, payload));
+  app.addHook('onResponse', async (req) => {
+    limiter.release(req as WithLease);
+    limiter.recordCounted(req as WithLease);
+  });
   done();
 }
 // As fastify-plugin does: the hooks apply to every route of the app, not only inside this plugin's scope.
@@ -88,6 +116,8 @@ class Limiter {
   /** tenant -> [fetched at, limit per second, measured rate], oldest first. */
   private readonly usage = new Map<string, [number, number, number]>();
   private readonly refreshing = new Set<string>();
+  /** tenant -> when the throttle its counted bytes earned after a response ends (clock.now()), oldest first. */
+  private readonly throttledUntil = new Map<string, number>();
   private describeAllowed = true;
 
   constructor(private readonly o: RateLimitOptions) {
@@ -99,9 +129,22 @@ class Limiter {
     const tenant = typeof this.o.tenant === 'string' ? header(req, this.o.tenant) : this.o.tenant(req);
     if (tenant === undefined || tenant === '') return;
     const clientId = this.o.clientId?.(req) ?? null;
-    const r = await this.ask(() =>
+    if (this.o.bytes) {
+      const until = this.throttledUntil.get(tenant);
+      const now = this.o.clock.now();
+      if (until !== undefined && until > now) {
+        this.stats.throttled++;
+        await this.tooMany(reply, tenant, Math.ceil(until - now), 'rate_limited');
+        return;
+      }
+      if (until !== undefined) this.throttledUntil.delete(tenant);
+    }
+    let r = await this.ask(() =>
       this.o.client.recordRequest({ user: tenant, clientId, count: this.o.cost?.(req) ?? 1, admit: true }, this.call),
     );
+    if (this.o.bytes && r !== undefined && r !== INVALID && r.denied === undefined && r.throttleTimeMs === 0) {
+      r = await this.countRequest(req as WithLease, tenant, clientId);
+    }
     if (r === undefined) return;
     if (r === INVALID) {
       await reply.code(400).send({ error: 'invalid_tenant', reason: 'the sidecar refuses this tenant or client-id as a name' });
@@ -141,6 +184,60 @@ class Limiter {
     }
   }
 
+  /** Records a Content-Length body up front (admit mode); a chunked one is counted as it is read. */
+  private async countRequest(req: WithLease, tenant: string, clientId: string | null) {
+    const counted: Counted = { tenant, clientId, requestBytes: 0, responseBytes: 0 };
+    req[COUNTED] = counted;
+    const length = contentLength(req.headers['content-length']);
+    if (length === undefined) {
+      // Fastify reads the body after onRequest: every chunk passes here first.
+      if (req.headers['transfer-encoding'] !== undefined) {
+        req.raw.on('data', (chunk: Buffer) => {
+          counted.requestBytes += chunk.length;
+        });
+      }
+      return NOTHING_COUNTED;
+    }
+    if (length === 0) return NOTHING_COUNTED;
+    return this.ask(() => this.o.client.recordProduce({ user: tenant, clientId, bytes: length, admit: true }, this.call));
+  }
+
+  /** onSend: the response body's size, or a stream that counts what passes through it. */
+  countResponse(req: WithLease, payload: unknown): unknown {
+    const counted = req[COUNTED];
+    if (counted === undefined || payload === null || payload === undefined) return payload;
+    if (typeof payload === 'string') counted.responseBytes += Buffer.byteLength(payload);
+    else if (Buffer.isBuffer(payload) || payload instanceof Uint8Array) counted.responseBytes += payload.byteLength;
+    else if (typeof (payload as NodeJS.ReadableStream).pipe === 'function') {
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          counted.responseBytes += chunk.length;
+          done(null, chunk);
+        },
+      });
+      return (payload as NodeJS.ReadableStream).pipe(counter);
+    }
+    return payload;
+  }
+
+  /** After the response: what was counted, recorded as Kafka records a fetch; its throttle refuses what follows. */
+  recordCounted(req: WithLease): void {
+    const c = req[COUNTED];
+    if (c === undefined) return;
+    req[COUNTED] = undefined;
+    const after = (r: RecordResult | undefined | typeof INVALID) => {
+      if (r === undefined || r === INVALID || r.denied !== undefined || r.throttleTimeMs <= 0) return;
+      const until = this.o.clock.now() + r.throttleTimeMs;
+      if ((this.throttledUntil.get(c.tenant) ?? 0) >= until) return;
+      this.throttledUntil.delete(c.tenant);
+      this.throttledUntil.set(c.tenant, until);
+      if (this.throttledUntil.size > this.o.maxTenants) this.throttledUntil.delete(this.throttledUntil.keys().next().value as string);
+    };
+    const who = { user: c.tenant, clientId: c.clientId };
+    if (c.requestBytes > 0) void this.ask(() => this.o.client.recordProduce({ ...who, bytes: c.requestBytes }, this.call)).then(after);
+    if (c.responseBytes > 0) void this.ask(() => this.o.client.recordConsume({ ...who, bytes: c.responseBytes }, this.call)).then(after);
+  }
+
   release(req: WithLease): void {
     const id = req[LEASE];
     if (id === undefined) return;
@@ -176,7 +273,9 @@ class Limiter {
   }
 
   private async tooMany(reply: FastifyReply, tenant: string, waitMs: number, error: string): Promise<void> {
-    const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
+    // Whole seconds strictly past the wait: a wait of exactly 2000 ms said 2, and a retry at that instant could
+    // find the bucket exactly full.
+    const retryAfter = Math.floor(waitMs / 1000) + 1;
     reply.header('retry-after', String(retryAfter));
     const snap = this.o.rateLimitHeaders ? this.snapshot(tenant) : undefined;
     if (snap !== undefined) reply.header('x-ratelimit-limit', String(Math.floor(snap[0])));
@@ -211,6 +310,15 @@ class Limiter {
     }
     return s === undefined ? undefined : [s[1], s[2]];
   }
+}
+
+/** countRequest's answer when there was nothing to record before the handler: let the request on. */
+const NOTHING_COUNTED = OK_RESULT;
+
+/** A Content-Length header's value when it is a plain decimal count (Node has already refused a malformed one). */
+function contentLength(v: string | undefined): number | undefined {
+  if (v === undefined || !/^\d{1,15}$/.test(v)) return undefined;
+  return Number(v);
 }
 
 function header(req: FastifyRequest, name: string): string | undefined {

@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from rivven import QuotaClient
@@ -178,5 +178,68 @@ def test_requests_pass_when_the_sidecar_is_killed(sidecar: Sidecar) -> None:
     server = Uvicorn(absent)
     try:
         assert httpx.get(server.url + "/", headers={"x-tenant-id": "T"}).status_code == 200
+    finally:
+        server.stop()
+
+
+def bytes_app() -> Starlette:
+    async def upload(request: Request) -> JSONResponse:
+        return JSONResponse({"got": len(await request.body())})
+
+    async def big(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("x" * 3000)
+
+    return Starlette(routes=[Route("/up", upload, methods=["POST"]), Route("/big", big)])
+
+
+def test_count_bytes_request_and_response_bodies(harness: Harness, manual: dict[str, Any]) -> None:
+    with QuotaClient(port=manual["port"]) as admin:
+        admin.alter_quotas(
+            [
+                {"entity": [("user", "B")], "quota_key": "produce_bytes_rate", "quota_value": 1000},
+                {"entity": [("user", "R")], "quota_key": "consume_bytes_rate", "quota_value": 1000},
+            ]
+        )
+    now = [1000.0]
+    mw = RateLimitMiddleware(
+        bytes_app(), port=manual["port"], record_deadline=10, count_bytes=True, clock=lambda: now[0]
+    )
+
+    def advance(seconds: int) -> None:
+        now[0] += seconds
+        harness.cmd("advance_clock", sidecar=manual["sidecar"], ms=1000 * seconds)
+
+    server = Uvicorn(mw)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            up = {"x-tenant-id": "B"}
+            # A body with Content-Length: recorded up front, in admit mode.
+            assert http.post("/up", content=b"a" * 800, headers=up).status_code == 200
+            refused = http.post("/up", content=b"a" * 800, headers=up)
+            assert refused.status_code == 429 and refused.json()["error"] == "rate_limited"
+            advance(int(refused.headers["retry-after"]))
+            assert http.post("/up", content=b"a" * 800, headers=up).status_code == 200
+            assert http.post("/up", content=b"a" * 5000, headers={"x-tenant-id": "other"}).status_code == 200
+            # A chunked body: counted as read, recorded after the response; its throttle refuses what follows.
+            advance(5)
+            chunked = http.post("/up", content=iter([b"b" * 1500, b"b" * 1500]), headers=up)
+            assert chunked.status_code == 200 and chunked.json() == {"got": 3000}
+            deadline = time.monotonic() + 30
+            while (after := http.post("/up", content=b"a", headers=up)).status_code == 200:
+                assert time.monotonic() < deadline, "the chunked body's bytes were never recorded"
+            assert after.status_code == 429
+            advance(int(after.headers["retry-after"]))
+            assert http.post("/up", content=b"a", headers=up).status_code == 200, "Retry-After honoured"
+            # Responses: recorded after the fact, as Kafka records a fetch.
+            read = {"x-tenant-id": "R"}
+            assert http.get("/big", headers=read).status_code == 200
+            deadline = time.monotonic() + 30
+            while (nxt := http.get("/big", headers=read)).status_code == 200:
+                assert time.monotonic() < deadline, "the response bytes were never recorded"
+            assert nxt.status_code == 429
+            assert http.get("/big", headers={"x-tenant-id": "someone"}).status_code == 200
+            advance(int(nxt.headers["retry-after"]) + 5)
+            assert http.get("/big", headers=read).status_code == 200
+        assert mw.failures == 0
     finally:
         server.stop()

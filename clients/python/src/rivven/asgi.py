@@ -7,6 +7,10 @@ mode, so a refused request costs nothing and its wait is exact. Throttled -> 429
 seconds, rounded up: retrying then succeeds) and ``X-RateLimit-*``; Denied (a blocked tenant) -> 403 with the
 operator's reason; a tenant the sidecar refuses as a name (over 1024 bytes) -> 400. With ``leases``, the
 request also holds an in-flight lease (quota key ``max_in_flight``) while the app runs: over the limit -> 429.
+With ``count_bytes``, bodies count against the tenant's byte quotas: a request body as produce bytes, a response
+body as consume bytes. A body with Content-Length is recorded before the app runs, in admit mode (over -> 429,
+nothing recorded); a chunked request body and every response body are counted as they pass and recorded after the
+response, as Kafka records a fetch; the throttle they earn refuses the tenant's next requests (429) until it ends.
 The sidecar's absence never fails a request: past ``record_deadline``, while unreachable, or with the breaker
 open, the request passes (fail open), and the client reconnects in the background.
 Requests without a tenant pass unrecorded (a tenant callback can return a shared name to limit them together).
@@ -55,6 +59,8 @@ class RateLimitMiddleware:
         tenant: NameFn | None = None,
         client_id: NameFn | None = None,
         cost: Callable[[Scope], int] | None = None,
+        count_bytes: bool = False,
+        clock: Callable[[], float] = time.monotonic,
         record_deadline: float = 0.025,
         breaker: BreakerOptions | None = None,
         leases: bool = False,
@@ -75,6 +81,9 @@ class RateLimitMiddleware:
         self.tenant = tenant
         self.client_id = client_id
         self.cost = cost
+        self.count_bytes = count_bytes
+        #: Seconds, monotonic; times the throttle that counted bytes earn (tests pass the sidecar's manual clock).
+        self.clock = clock
         self.record_deadline = record_deadline
         self.breaker = CircuitBreaker(breaker)
         self.leases = leases
@@ -89,6 +98,8 @@ class RateLimitMiddleware:
         self._usage: OrderedDict[str, tuple[float, float, float]] = OrderedDict()
         self._refreshing: set[str] = set()
         self._describe_allowed = True
+        # tenant -> when the throttle its counted bytes earned after a response ends (clock()), oldest first.
+        self._throttled_until: OrderedDict[str, float] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,7 +114,18 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         client_id = await self._name(scope, self.client_id) if self.client_id else None
+        if self.count_bytes:
+            until = self._throttled_until.get(tenant)
+            if until is not None:
+                now = self.clock()
+                if until > now:
+                    await self._too_many(send, tenant, math.ceil((until - now) * 1000), "rate_limited")
+                    return
+                del self._throttled_until[tenant]
         r = await self._guarded(self.client.record_request, tenant, client_id, self.cost(scope) if self.cost else 1)
+        length = _content_length(scope) if self.count_bytes else None
+        if length and isinstance(r, RecordResult) and r.denied is None and r.throttle_time_ms == 0:
+            r = await self._guarded(self.client.record_produce, tenant, client_id, length)
         if r is _INVALID:
             await _respond(send, 400, {"error": "invalid_tenant", "reason": _INVALID_REASON}, [])
             return
@@ -123,11 +145,22 @@ class RateLimitMiddleware:
                     return
                 lease_id = lease.lease_id
         headers = self._limit_headers(tenant)
+        if headers:
+            send = _with_headers(send, headers)
+        counted = _Counted()
+        if self.count_bytes:
+            send = counted.sending(send)
+            if length is None:
+                receive = counted.receiving(receive)
         try:
-            await self.app(scope, receive, _with_headers(send, headers) if headers else send)
+            await self.app(scope, receive, send)
         finally:
             if lease_id is not None:
                 self._background(self._release(lease_id))
+            if counted.request_bytes:
+                self._background(self._record_after(self._produce_after, tenant, client_id, counted.request_bytes))
+            if counted.response_bytes:
+                self._background(self._record_after(self._consume_after, tenant, client_id, counted.response_bytes))
 
     # -- the sidecar, failing open ---------------------------------------------------------------------------
 
@@ -170,6 +203,32 @@ class RateLimitMiddleware:
             tenant, client_id, ttl_ms=self.lease_ttl_ms, timeout=timeout, fail_fast=fail_fast
         )
 
+    def _produce_after(
+        self, tenant: str, client_id: str | None, n: int, *, admit: bool, timeout: float, fail_fast: bool
+    ) -> Awaitable[RecordResult]:
+        return self.client.record_produce(tenant, client_id, n, timeout=timeout, fail_fast=fail_fast)
+
+    def _consume_after(
+        self, tenant: str, client_id: str | None, n: int, *, admit: bool, timeout: float, fail_fast: bool
+    ) -> Awaitable[RecordResult]:
+        return self.client.record_consume(tenant, client_id, None, n, timeout=timeout, fail_fast=fail_fast)
+
+    async def _record_after(
+        self, call: Callable[..., Awaitable[Any]], tenant: str, client_id: str | None, n: int
+    ) -> None:
+        """Records bytes counted during a response (never in admit mode: they have passed); the throttle they
+        earn refuses the tenant's next requests until it ends."""
+        r = await self._guarded(call, tenant, client_id, n)
+        if not isinstance(r, RecordResult) or r.denied is not None or r.throttle_time_ms <= 0:
+            return
+        until = self.clock() + r.throttle_time_ms / 1000
+        if self._throttled_until.get(tenant, 0.0) >= until:
+            return
+        self._throttled_until[tenant] = until
+        self._throttled_until.move_to_end(tenant)
+        while len(self._throttled_until) > self.max_tenants:
+            self._throttled_until.popitem(last=False)
+
     async def _release(self, lease_id: str) -> None:
         # Best effort: an unreleased lease still ends at its ttl, or when this connection closes.
         with contextlib.suppress(RivvenError):
@@ -178,7 +237,9 @@ class RateLimitMiddleware:
     # -- responses and headers -------------------------------------------------------------------------------
 
     async def _too_many(self, send: Send, tenant: str, wait_ms: int, error: str) -> None:
-        retry_after = max(1, math.ceil(wait_ms / 1000))
+        # Whole seconds strictly past the wait: a wait of exactly 2000 ms said 2, and a retry at that instant
+        # could find the bucket exactly full.
+        retry_after = wait_ms // 1000 + 1
         headers = [(b"retry-after", str(retry_after).encode())]
         if self.rate_limit_headers:
             limit = self._snapshot(tenant)
@@ -275,6 +336,42 @@ class RateLimitMiddleware:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+class _Counted:
+    """Body bytes that pass through one request's receive and send, for ``count_bytes``."""
+
+    __slots__ = ("request_bytes", "response_bytes")
+
+    def __init__(self) -> None:
+        self.request_bytes = 0
+        self.response_bytes = 0
+
+    def receiving(self, receive: Receive) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                self.request_bytes += len(message.get("body", b""))
+            return message
+
+        return wrapped
+
+    def sending(self, send: Send) -> Send:
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                self.response_bytes += len(message.get("body", b""))
+            await send(message)
+
+        return wrapped
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The request's Content-Length when it is a plain decimal count, else None (a chunked body)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            v = value.decode("latin-1").strip()
+            return int(v) if v.isascii() and v.isdigit() and len(v) <= 15 else None
+    return None
 
 
 #: _guarded's answer when the sidecar refuses the tenant or client-id as a name (INVALID_ENTITY): 400.
