@@ -1,11 +1,11 @@
 // `rivven-quota/fastify`: per-tenant rate limits and concurrency limits for an HTTP service on Fastify
 // (DESIGN section 19), decided by the sidecar. Imports only Fastify's types: Fastify itself is the app's.
-import { Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CircuitBreaker, DEFAULT_BREAKER_OPTIONS, type BreakerOptions } from '../client/breaker.js';
 import type { QuotaClient } from '../client/quota-client.js';
 import { isRetriable, RivvenError } from '../protocol/error-codes.js';
 import { systemClock, type Clock } from '../quota/clock.js';
+import { contentLength, type Counted, countPayload, ThrottledAfter } from './counted-bytes.js';
 import { OK_RESULT, type RecordResult } from '../protocol/messages/record-reply.js';
 
 export interface RateLimitOptions {
@@ -70,14 +70,6 @@ const LEASE = Symbol('rivven lease');
 const COUNTED = Symbol('rivven bytes');
 /** ask()'s answer when the sidecar refuses the tenant or client-id as a name (INVALID_ENTITY). */
 const INVALID = Symbol('invalid name');
-/** What the `bytes` option counts for one request, recorded once its response has been sent. */
-interface Counted {
-  tenant: string;
-  clientId: string | null;
-  /** Bytes of a request body without Content-Length, as read (one with it was recorded before the handler). */
-  requestBytes: number;
-  responseBytes: number;
-}
 type WithLease = FastifyRequest & { [LEASE]?: string; [COUNTED]?: Counted };
 
 /**
@@ -116,12 +108,12 @@ class Limiter {
   /** tenant -> [fetched at, limit per second, measured rate], oldest first. */
   private readonly usage = new Map<string, [number, number, number]>();
   private readonly refreshing = new Set<string>();
-  /** tenant -> when the throttle its counted bytes earned after a response ends (clock.now()), oldest first. */
-  private readonly throttledUntil = new Map<string, number>();
+  private readonly throttledAfter: ThrottledAfter;
   private describeAllowed = true;
 
   constructor(private readonly o: RateLimitOptions) {
     this.breaker = new CircuitBreaker(o.breaker);
+    this.throttledAfter = new ThrottledAfter(o.clock, o.maxTenants);
     this.call = Object.freeze({ timeoutMs: o.recordDeadlineMs, failFast: true });
   }
 
@@ -129,15 +121,11 @@ class Limiter {
     const tenant = typeof this.o.tenant === 'string' ? header(req, this.o.tenant) : this.o.tenant(req);
     if (tenant === undefined || tenant === '') return;
     const clientId = this.o.clientId?.(req) ?? null;
-    if (this.o.bytes) {
-      const until = this.throttledUntil.get(tenant);
-      const now = this.o.clock.now();
-      if (until !== undefined && until > now) {
-        this.stats.throttled++;
-        await this.tooMany(reply, tenant, Math.ceil(until - now), 'rate_limited');
-        return;
-      }
-      if (until !== undefined) this.throttledUntil.delete(tenant);
+    const owed = this.o.bytes ? this.throttledAfter.remaining(tenant) : 0;
+    if (owed > 0) {
+      this.stats.throttled++;
+      await this.tooMany(reply, tenant, owed, 'rate_limited');
+      return;
     }
     let r = await this.ask(() =>
       this.o.client.recordRequest({ user: tenant, clientId, count: this.o.cost?.(req) ?? 1, admit: true }, this.call),
@@ -205,19 +193,7 @@ class Limiter {
   /** onSend: the response body's size, or a stream that counts what passes through it. */
   countResponse(req: WithLease, payload: unknown): unknown {
     const counted = req[COUNTED];
-    if (counted === undefined || payload === null || payload === undefined) return payload;
-    if (typeof payload === 'string') counted.responseBytes += Buffer.byteLength(payload);
-    else if (Buffer.isBuffer(payload) || payload instanceof Uint8Array) counted.responseBytes += payload.byteLength;
-    else if (typeof (payload as NodeJS.ReadableStream).pipe === 'function') {
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          counted.responseBytes += chunk.length;
-          done(null, chunk);
-        },
-      });
-      return (payload as NodeJS.ReadableStream).pipe(counter);
-    }
-    return payload;
+    return counted === undefined ? payload : countPayload(counted, payload);
   }
 
   /** After the response: what was counted, recorded as Kafka records a fetch; its throttle refuses what follows. */
@@ -226,12 +202,8 @@ class Limiter {
     if (c === undefined) return;
     req[COUNTED] = undefined;
     const after = (r: RecordResult | undefined | typeof INVALID) => {
-      if (r === undefined || r === INVALID || r.denied !== undefined || r.throttleTimeMs <= 0) return;
-      const until = this.o.clock.now() + r.throttleTimeMs;
-      if ((this.throttledUntil.get(c.tenant) ?? 0) >= until) return;
-      this.throttledUntil.delete(c.tenant);
-      this.throttledUntil.set(c.tenant, until);
-      if (this.throttledUntil.size > this.o.maxTenants) this.throttledUntil.delete(this.throttledUntil.keys().next().value as string);
+      if (r !== undefined && r !== INVALID && r.denied === undefined && r.throttleTimeMs > 0)
+        this.throttledAfter.throttle(c.tenant, r.throttleTimeMs);
     };
     const who = { user: c.tenant, clientId: c.clientId };
     if (c.requestBytes > 0) void this.ask(() => this.o.client.recordProduce({ ...who, bytes: c.requestBytes }, this.call)).then(after);
@@ -314,12 +286,6 @@ class Limiter {
 
 /** countRequest's answer when there was nothing to record before the handler: let the request on. */
 const NOTHING_COUNTED = OK_RESULT;
-
-/** A Content-Length header's value when it is a plain decimal count (Node has already refused a malformed one). */
-function contentLength(v: string | undefined): number | undefined {
-  if (v === undefined || !/^\d{1,15}$/.test(v)) return undefined;
-  return Number(v);
-}
 
 function header(req: FastifyRequest, name: string): string | undefined {
   const v = req.headers[name.toLowerCase()];
