@@ -31,6 +31,8 @@ type QuotaClient struct {
 	closeCtx     context.Context
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
+	expiries     map[time.Duration]*expiry // guarded by mu
+	requests     *expiry                   // RequestTimeout's
 }
 
 // Stats is a snapshot of a client's counters.
@@ -59,6 +61,7 @@ func Connect(ctx context.Context, opts *Options) (*QuotaClient, error) {
 		cn, err := dial(ctx, c)
 		if err == nil {
 			c.conn.Store(cn)
+			c.requests = c.expiryFor(o.RequestTimeout)
 			return c, nil
 		}
 		if !err.Retriable() {
@@ -137,10 +140,10 @@ func (c *QuotaClient) RecordRequest(ctx context.Context, user, clientID string) 
 
 // Record makes any record call, admit mode and request counts included.
 func (c *QuotaClient) Record(ctx context.Context, u Usage) (RecordResult, error) {
-	return c.record(ctx, &u, c.opts.RequestTimeout, false)
+	return c.record(ctx, &u, c.requests, false)
 }
 
-func (c *QuotaClient) record(ctx context.Context, u *Usage, timeout time.Duration, failFast bool) (RecordResult, error) {
+func (c *QuotaClient) record(ctx context.Context, u *Usage, timeout *expiry, failFast bool) (RecordResult, error) {
 	if u.Kind < Produce || u.Kind > Request {
 		return RecordResult{}, newError(CodeInvalidRequest, "unknown record kind %d", u.Kind)
 	}
@@ -340,7 +343,7 @@ func (c *QuotaClient) request(ctx context.Context, body []field, parse func(map[
 		return nil, &Error{Code: CodeInvalidRequest, Message: "cannot encode the request: " + err.Error(), Index: -1, cause: err}
 	}
 	cl := &call{frame: frame, parse: parse, done: make(chan struct{})}
-	if err := c.do(ctx, cl, c.opts.RequestTimeout, false); err != nil {
+	if err := c.do(ctx, cl, c.requests, false); err != nil {
 		return nil, err
 	}
 	return cl.value, cl.err
@@ -348,7 +351,7 @@ func (c *QuotaClient) request(ctx context.Context, body []field, parse func(map[
 
 // do sends the call (or queues it for a connection) and waits for its outcome, its deadline or ctx. A nil
 // error means the call settled: its own error is in cl.err.
-func (c *QuotaClient) do(ctx context.Context, cl *call, timeout time.Duration, failFast bool) error {
+func (c *QuotaClient) do(ctx context.Context, cl *call, timeout *expiry, failFast bool) error {
 	if ctx.Err() != nil {
 		return ctxError(ctx)
 	}
@@ -371,14 +374,17 @@ func (c *QuotaClient) do(ctx context.Context, cl *call, timeout time.Duration, f
 			return newError(CodeConnectionClosed, "the client is closed")
 		}
 	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+	timeout.add(cl)
+	done := ctx.Done()
+	if done == nil {
+		// A context that never ends (context.Background): only the reply or the timeout settles the call.
+		<-cl.done
+		return nil
+	}
 	select {
 	case <-cl.done:
 		return nil
-	case <-timer.C:
-		c.abandon(cl, newError(CodeTimeout, "no reply from %s within %v", c.opts.Addr, timeout))
-	case <-ctx.Done():
+	case <-done:
 		c.abandon(cl, ctxError(ctx))
 	}
 	<-cl.done
