@@ -42,7 +42,6 @@ type BrokerQuotas struct {
 	client         *QuotaClient
 	opts           BrokerOptions
 	breaker        *Breaker
-	expiry         *expiry // RecordDeadline's
 	failures       atomic.Int64
 	shortCircuited atomic.Int64
 }
@@ -62,8 +61,7 @@ func NewBrokerQuotas(client *QuotaClient, opts *BrokerOptions) *BrokerQuotas {
 	if o.ResetTimeout <= 0 {
 		o.ResetTimeout = DefaultBrokerOptions.ResetTimeout
 	}
-	return &BrokerQuotas{client: client, opts: o, breaker: NewBreaker(o.FailureThreshold, o.ResetTimeout, o.Now),
-		expiry: client.expiryFor(o.RecordDeadline)}
+	return &BrokerQuotas{client: client, opts: o, breaker: NewBreaker(o.FailureThreshold, o.ResetTimeout, o.Now)}
 }
 
 // Client returns the client calls go through.
@@ -99,7 +97,7 @@ func (b *BrokerQuotas) answer(ctx context.Context, u Usage) int64 {
 		b.shortCircuited.Add(1)
 		return 0
 	}
-	r, err := b.client.record(ctx, &u, b.expiry, true)
+	r, err := b.client.record(ctx, &u, b.opts.RecordDeadline, true)
 	if err == nil {
 		b.breaker.Success()
 		if !r.IsDenied() {

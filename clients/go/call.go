@@ -2,6 +2,7 @@ package rivven
 
 import (
 	"sync/atomic"
+	"time"
 )
 
 // call is one call in flight: what to write, how to read its reply, and where its caller waits. Whoever
@@ -16,6 +17,8 @@ type call struct {
 	holding atomic.Bool   // holds a MaxPending slot
 	sent    atomic.Bool   // queued on a connection (else waiting for one)
 	id      uint32
+	at      int64         // when it times out, on the client's clock (expiry.go)
+	timeout time.Duration // for the TIMEOUT's message
 
 	result RecordResult
 	value  any

@@ -31,8 +31,9 @@ type QuotaClient struct {
 	closeCtx     context.Context
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
-	expiries     map[time.Duration]*expiry // guarded by mu
-	requests     *expiry                   // RequestTimeout's
+	epoch        time.Time    // the deadlines' clock starts here
+	sweepAt      atomic.Int64 // when the sweeper scans next (expiry.go)
+	sweepWake    chan struct{}
 }
 
 // Stats is a snapshot of a client's counters.
@@ -53,7 +54,7 @@ func Connect(ctx context.Context, opts *Options) (*QuotaClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &QuotaClient{opts: o}
+	c := &QuotaClient{opts: o, epoch: time.Now(), sweepWake: make(chan struct{}, 1)}
 	c.closeCtx, c.cancel = context.WithCancel(context.Background())
 	delay := o.MinRetryBackoff
 	var last *Error
@@ -61,7 +62,8 @@ func Connect(ctx context.Context, opts *Options) (*QuotaClient, error) {
 		cn, err := dial(ctx, c)
 		if err == nil {
 			c.conn.Store(cn)
-			c.requests = c.expiryFor(o.RequestTimeout)
+			c.wg.Add(1)
+			go c.sweep()
 			return c, nil
 		}
 		if !err.Retriable() {
@@ -140,10 +142,10 @@ func (c *QuotaClient) RecordRequest(ctx context.Context, user, clientID string) 
 
 // Record makes any record call, admit mode and request counts included.
 func (c *QuotaClient) Record(ctx context.Context, u Usage) (RecordResult, error) {
-	return c.record(ctx, &u, c.requests, false)
+	return c.record(ctx, &u, c.opts.RequestTimeout, false)
 }
 
-func (c *QuotaClient) record(ctx context.Context, u *Usage, timeout *expiry, failFast bool) (RecordResult, error) {
+func (c *QuotaClient) record(ctx context.Context, u *Usage, timeout time.Duration, failFast bool) (RecordResult, error) {
 	if u.Kind < Produce || u.Kind > Request {
 		return RecordResult{}, newError(CodeInvalidRequest, "unknown record kind %d", u.Kind)
 	}
@@ -343,7 +345,7 @@ func (c *QuotaClient) request(ctx context.Context, body []field, parse func(map[
 		return nil, &Error{Code: CodeInvalidRequest, Message: "cannot encode the request: " + err.Error(), Index: -1, cause: err}
 	}
 	cl := &call{frame: frame, parse: parse, done: make(chan struct{})}
-	if err := c.do(ctx, cl, c.requests, false); err != nil {
+	if err := c.do(ctx, cl, c.opts.RequestTimeout, false); err != nil {
 		return nil, err
 	}
 	return cl.value, cl.err
@@ -351,7 +353,7 @@ func (c *QuotaClient) request(ctx context.Context, body []field, parse func(map[
 
 // do sends the call (or queues it for a connection) and waits for its outcome, its deadline or ctx. A nil
 // error means the call settled: its own error is in cl.err.
-func (c *QuotaClient) do(ctx context.Context, cl *call, timeout *expiry, failFast bool) error {
+func (c *QuotaClient) do(ctx context.Context, cl *call, timeout time.Duration, failFast bool) error {
 	if ctx.Err() != nil {
 		return ctxError(ctx)
 	}
@@ -363,6 +365,7 @@ func (c *QuotaClient) do(ctx context.Context, cl *call, timeout *expiry, failFas
 		return newError(CodeOverloaded, "%d calls are in flight to %s (MaxPending)", c.opts.MaxPending, c.opts.Addr)
 	}
 	cl.holding.Store(true)
+	c.timeAfter(cl, timeout)
 	if cn := c.conn.Load(); cn == nil || !cn.send(cl) {
 		if failFast {
 			c.release(cl)
@@ -374,7 +377,7 @@ func (c *QuotaClient) do(ctx context.Context, cl *call, timeout *expiry, failFas
 			return newError(CodeConnectionClosed, "the client is closed")
 		}
 	}
-	timeout.add(cl)
+	c.watch(cl)
 	done := ctx.Done()
 	if done == nil {
 		// A context that never ends (context.Background): only the reply or the timeout settles the call.

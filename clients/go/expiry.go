@@ -1,119 +1,92 @@
 package rivven
 
 import (
-	"sync"
+	"math"
 	"time"
 )
 
-// expiry ends calls with TIMEOUT when their timeout passes: one goroutine and one timer per timeout value in
-// use (RequestTimeout, each BrokerQuotas' RecordDeadline) instead of a timer per call, which cost a third of
-// a call's allocations and most of its scheduler work. Calls with the same timeout expire in the order they
-// were made, so the queue is a FIFO and only its head needs a timer.
-type expiry struct {
-	client  *QuotaClient
-	timeout time.Duration
+// Timeouts: each call carries its deadline (at) and one goroutine per client, the sweeper, sleeps until the
+// earliest deadline among the calls not settled, then fails those past it with TIMEOUT. A timer per call cost
+// a third of a call's allocations and most of its scheduler work; a shared queue cost a lock per call. Here a
+// call costs a clock read and one atomic load: the sweeper finds the calls where they already are (the
+// connection's queue of sent calls, the client's list of calls waiting for a connection), and with replies
+// coming well within their deadlines it wakes about once per deadline, to scan only the calls in flight.
 
-	mu   sync.Mutex
-	q    []deadline
-	head int
-	wake chan struct{} // the queue was empty and is not
+// minSweep is the least time between two scans, so that a hung server holding MaxPending calls with deadlines
+// microseconds apart costs at most 1000 scans a second; a call then times out at most that much late.
+const minSweep = time.Millisecond
+
+// now is the client's clock in ns: monotonic, for deadlines.
+func (c *QuotaClient) now() int64 { return int64(time.Since(c.epoch)) }
+
+// timeAfter sets the call's deadline; called before the call is queued anywhere the sweeper looks.
+func (c *QuotaClient) timeAfter(cl *call, timeout time.Duration) {
+	cl.timeout = timeout
+	cl.at = c.now() + int64(timeout)
 }
 
-type deadline struct {
-	at time.Time
-	c  *call
-}
-
-// expiryFor returns the client's queue for this timeout, started on first use.
-func (c *QuotaClient) expiryFor(timeout time.Duration) *expiry {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e := c.expiries[timeout]; e != nil {
-		return e
-	}
-	e := &expiry{client: c, timeout: timeout, wake: make(chan struct{}, 1)}
-	if c.expiries == nil {
-		c.expiries = map[time.Duration]*expiry{}
-	}
-	c.expiries[timeout] = e
-	if !c.closed {
-		c.wg.Add(1)
-		go e.run()
-	}
-	return e
-}
-
-// add makes cl fail with TIMEOUT if it is not settled within the timeout.
-func (e *expiry) add(cl *call) {
-	e.mu.Lock()
-	// Read under the lock, so the deadlines in the queue never go backwards.
-	at := time.Now().Add(e.timeout)
-	// Answered calls leave from the head as new ones come: the queue holds about the calls in flight.
-	e.dropSettled()
-	empty := e.head == len(e.q)
-	if empty {
-		e.q, e.head = e.q[:0], 0
-	} else if e.head > 0 && len(e.q) == cap(e.q) {
-		n := copy(e.q, e.q[e.head:])
-		clear(e.q[n:])
-		e.q, e.head = e.q[:n], 0
-	}
-	e.q = append(e.q, deadline{at, cl})
-	e.mu.Unlock()
-	if empty {
+// watch wakes the sweeper if the call, now queued, is due before the sweeper's next scan.
+func (c *QuotaClient) watch(cl *call) {
+	if cl.at < c.sweepAt.Load() {
 		select {
-		case e.wake <- struct{}{}:
+		case c.sweepWake <- struct{}{}:
 		default:
 		}
 	}
 }
 
-// dropSettled pops the settled calls at the head; e.mu is held.
-func (e *expiry) dropSettled() {
-	for e.head < len(e.q) && e.q[e.head].c.settled() {
-		e.q[e.head] = deadline{}
-		e.head++
-	}
-}
-
-// run fails the calls whose deadline passed, then sleeps until the next deadline (or a first call).
-func (e *expiry) run() {
-	c := e.client
+func (c *QuotaClient) sweep() {
 	defer c.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var due []*call
 	for {
-		now := time.Now()
-		next := time.Duration(-1)
-		e.mu.Lock()
-		for e.dropSettled(); e.head < len(e.q); e.dropSettled() {
-			d := e.q[e.head]
-			if d.at.After(now) {
-				next = d.at.Sub(now)
-				break
+		// While scanning, every new call wakes the sweeper (so it scans again): a call queued behind the scan
+		// is never missed.
+		c.sweepAt.Store(math.MaxInt64)
+		now := c.now()
+		next := int64(math.MaxInt64)
+		visit := func(cl *call) {
+			if cl.settled() {
+				return
 			}
-			due = append(due, d.c)
-			e.q[e.head] = deadline{}
-			e.head++
+			if cl.at <= now {
+				due = append(due, cl)
+			} else if cl.at < next {
+				next = cl.at
+			}
 		}
-		e.mu.Unlock()
+		c.mu.Lock()
+		for _, cl := range c.waiting {
+			visit(cl)
+		}
+		c.mu.Unlock()
+		if cn := c.conn.Load(); cn != nil {
+			cn.mu.Lock()
+			for _, cl := range cn.queue[cn.head:] {
+				visit(cl)
+			}
+			cn.mu.Unlock()
+		}
+		c.sweepAt.Store(next)
 		for i, cl := range due {
-			c.abandon(cl, newError(CodeTimeout, "no reply from %s within %v", c.opts.Addr, e.timeout))
+			c.abandon(cl, newError(CodeTimeout, "no reply from %s within %v", c.opts.Addr, cl.timeout))
 			due[i] = nil
 		}
 		due = due[:0]
-		if next < 0 {
+		if next == math.MaxInt64 {
 			select {
-			case <-e.wake:
+			case <-c.sweepWake:
 			case <-c.closeCtx.Done():
 				return
 			}
 			continue
 		}
-		timer.Reset(next)
+		timer.Reset(max(time.Duration(next-c.now()), minSweep))
 		select {
 		case <-timer.C:
+		case <-c.sweepWake:
+			timer.Stop()
 		case <-c.closeCtx.Done():
 			timer.Stop()
 			return
