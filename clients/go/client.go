@@ -152,11 +152,14 @@ func (c *QuotaClient) record(ctx context.Context, u *Usage, timeout time.Duratio
 	if u.Amount < 0 || u.Amount > maxInt {
 		return RecordResult{}, newError(CodeInvalidRequest, "amount must be an integer from 0 to 2^53-1")
 	}
-	cl := &call{usage: *u, done: make(chan struct{})}
+	cl := newCall()
+	cl.usage = *u
 	if err := c.do(ctx, cl, timeout, failFast); err != nil {
 		return RecordResult{}, err
 	}
-	return cl.result, cl.err
+	r, err := cl.result, cl.err
+	cl.free()
+	return r, err
 }
 
 // DescribeQuotas returns the configured entities containing any of entities (none: all, the global default
@@ -344,11 +347,14 @@ func (c *QuotaClient) request(ctx context.Context, body []field, parse func(map[
 	if err != nil {
 		return nil, &Error{Code: CodeInvalidRequest, Message: "cannot encode the request: " + err.Error(), Index: -1, cause: err}
 	}
-	cl := &call{frame: frame, parse: parse, done: make(chan struct{})}
+	cl := newCall()
+	cl.frame, cl.parse = frame, parse
 	if err := c.do(ctx, cl, c.opts.RequestTimeout, false); err != nil {
 		return nil, err
 	}
-	return cl.value, cl.err
+	v, err := cl.value, cl.err
+	cl.free()
+	return v, err
 }
 
 // do sends the call (or queues it for a connection) and waits for its outcome, its deadline or ctx. A nil
@@ -396,8 +402,11 @@ func (c *QuotaClient) do(ctx context.Context, cl *call, timeout time.Duration, f
 
 // abandon settles a call its caller stopped waiting for. A sent call keeps its MaxPending slot until its reply
 // (or its connection's end) comes: the bound counts what the connection still holds.
-func (c *QuotaClient) abandon(cl *call, err *Error) {
-	if cl.settle(RecordResult{}, nil, err) && !cl.sent.Load() {
+func (c *QuotaClient) abandon(cl *call, err *Error) { c.abandonUse(cl, cl.state.Load()&^1, err) }
+
+// abandonUse abandons use number use of the call (the sweeper's pointer may be to a later use).
+func (c *QuotaClient) abandonUse(cl *call, use uint32, err *Error) {
+	if cl.settleUse(use, RecordResult{}, nil, err, false) && !cl.sent.Load() {
 		c.mu.Lock()
 		sent := cl.sent.Load()
 		c.mu.Unlock()

@@ -39,7 +39,12 @@ func (c *QuotaClient) sweep() {
 	defer c.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	var due []*call
+	type expired struct {
+		cl      *call
+		use     uint32
+		timeout time.Duration
+	}
+	var due []expired
 	for {
 		// While scanning, every new call wakes the sweeper (so it scans again): a call queued behind the scan
 		// is never missed.
@@ -47,11 +52,12 @@ func (c *QuotaClient) sweep() {
 		now := c.now()
 		next := int64(math.MaxInt64)
 		visit := func(cl *call) {
-			if cl.settled() {
-				return
+			use := cl.state.Load()
+			if use&1 == 1 {
+				return // settled
 			}
 			if cl.at <= now {
-				due = append(due, cl)
+				due = append(due, expired{cl, use, cl.timeout})
 			} else if cl.at < next {
 				next = cl.at
 			}
@@ -69,9 +75,10 @@ func (c *QuotaClient) sweep() {
 			cn.mu.Unlock()
 		}
 		c.sweepAt.Store(next)
-		for i, cl := range due {
-			c.abandon(cl, newError(CodeTimeout, "no reply from %s within %v", c.opts.Addr, cl.timeout))
-			due[i] = nil
+		for i, d := range due {
+			// The call may have been answered and reused since the scan: only the use seen then is abandoned.
+			c.abandonUse(d.cl, d.use, newError(CodeTimeout, "no reply from %s within %v", c.opts.Addr, d.timeout))
+			due[i] = expired{}
 		}
 		due = due[:0]
 		if next == math.MaxInt64 {
