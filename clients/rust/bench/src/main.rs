@@ -230,6 +230,18 @@ async fn run(seconds: u64, runs: usize, deadline: Duration) -> Result<(), Error>
             rd.push(drive(rpid, incr_check.clone(), measure).await);
             rv.push(drive_rivven(spid, &broker, rivven_check.clone(), measure).await);
         }
+        let (v, d) = (&rv[i], &rd[i]);
+        println!(
+            "run {}: rivven {:.0}k ({:.2}+{:.2} us CPU/check), INCR {:.0}k ({:.2}+{:.2} us): {:.2}x",
+            i + 1,
+            v.per_sec / 1e3,
+            v.cpu_us,
+            v.server_cpu_us,
+            d.per_sec / 1e3,
+            d.cpu_us,
+            d.server_cpu_us,
+            v.per_sec / d.per_sec
+        );
     }
     let (rv, rd) = (median(rv), median(rd));
     let failed = rv.failed;
