@@ -31,6 +31,9 @@ type QuotaClient struct {
 	closeCtx     context.Context
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
+	epoch        time.Time    // the deadlines' clock starts here
+	sweepAt      atomic.Int64 // when the sweeper scans next (expiry.go)
+	sweepWake    chan struct{}
 }
 
 // Stats is a snapshot of a client's counters.
@@ -51,7 +54,7 @@ func Connect(ctx context.Context, opts *Options) (*QuotaClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &QuotaClient{opts: o}
+	c := &QuotaClient{opts: o, epoch: time.Now(), sweepWake: make(chan struct{}, 1)}
 	c.closeCtx, c.cancel = context.WithCancel(context.Background())
 	delay := o.MinRetryBackoff
 	var last *Error
@@ -59,6 +62,8 @@ func Connect(ctx context.Context, opts *Options) (*QuotaClient, error) {
 		cn, err := dial(ctx, c)
 		if err == nil {
 			c.conn.Store(cn)
+			c.wg.Add(1)
+			go c.sweep()
 			return c, nil
 		}
 		if !err.Retriable() {
@@ -147,11 +152,14 @@ func (c *QuotaClient) record(ctx context.Context, u *Usage, timeout time.Duratio
 	if u.Amount < 0 || u.Amount > maxInt {
 		return RecordResult{}, newError(CodeInvalidRequest, "amount must be an integer from 0 to 2^53-1")
 	}
-	cl := &call{usage: *u, done: make(chan struct{})}
+	cl := newCall()
+	cl.usage = *u
 	if err := c.do(ctx, cl, timeout, failFast); err != nil {
 		return RecordResult{}, err
 	}
-	return cl.result, cl.err
+	r, err := cl.result, cl.err
+	cl.free()
+	return r, err
 }
 
 // DescribeQuotas returns the configured entities containing any of entities (none: all, the global default
@@ -339,11 +347,14 @@ func (c *QuotaClient) request(ctx context.Context, body []field, parse func(map[
 	if err != nil {
 		return nil, &Error{Code: CodeInvalidRequest, Message: "cannot encode the request: " + err.Error(), Index: -1, cause: err}
 	}
-	cl := &call{frame: frame, parse: parse, done: make(chan struct{})}
+	cl := newCall()
+	cl.frame, cl.parse = frame, parse
 	if err := c.do(ctx, cl, c.opts.RequestTimeout, false); err != nil {
 		return nil, err
 	}
-	return cl.value, cl.err
+	v, err := cl.value, cl.err
+	cl.free()
+	return v, err
 }
 
 // do sends the call (or queues it for a connection) and waits for its outcome, its deadline or ctx. A nil
@@ -360,6 +371,7 @@ func (c *QuotaClient) do(ctx context.Context, cl *call, timeout time.Duration, f
 		return newError(CodeOverloaded, "%d calls are in flight to %s (MaxPending)", c.opts.MaxPending, c.opts.Addr)
 	}
 	cl.holding.Store(true)
+	c.timeAfter(cl, timeout)
 	if cn := c.conn.Load(); cn == nil || !cn.send(cl) {
 		if failFast {
 			c.release(cl)
@@ -371,14 +383,17 @@ func (c *QuotaClient) do(ctx context.Context, cl *call, timeout time.Duration, f
 			return newError(CodeConnectionClosed, "the client is closed")
 		}
 	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+	c.watch(cl)
+	done := ctx.Done()
+	if done == nil {
+		// A context that never ends (context.Background): only the reply or the timeout settles the call.
+		<-cl.done
+		return nil
+	}
 	select {
 	case <-cl.done:
 		return nil
-	case <-timer.C:
-		c.abandon(cl, newError(CodeTimeout, "no reply from %s within %v", c.opts.Addr, timeout))
-	case <-ctx.Done():
+	case <-done:
 		c.abandon(cl, ctxError(ctx))
 	}
 	<-cl.done
@@ -387,8 +402,11 @@ func (c *QuotaClient) do(ctx context.Context, cl *call, timeout time.Duration, f
 
 // abandon settles a call its caller stopped waiting for. A sent call keeps its MaxPending slot until its reply
 // (or its connection's end) comes: the bound counts what the connection still holds.
-func (c *QuotaClient) abandon(cl *call, err *Error) {
-	if cl.settle(RecordResult{}, nil, err) && !cl.sent.Load() {
+func (c *QuotaClient) abandon(cl *call, err *Error) { c.abandonUse(cl, cl.state.Load()&^1, err) }
+
+// abandonUse abandons use number use of the call (the sweeper's pointer may be to a later use).
+func (c *QuotaClient) abandonUse(cl *call, use uint32, err *Error) {
+	if cl.settleUse(use, RecordResult{}, nil, err, false) && !cl.sent.Load() {
 		c.mu.Lock()
 		sent := cl.sent.Load()
 		c.mu.Unlock()

@@ -6,10 +6,12 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	rivven "github.com/rivven/rivven-quota/clients/go"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 var okFrame = mustFrame(0, "\xde\x00\x02\xa4type\xa2Ok\xb0throttle_time_ms\x00")
@@ -244,5 +246,55 @@ func TestErrorsCompareWithErrorsIs(t *testing.T) {
 	var e *rivven.Error
 	if !errors.As(err, &e) || e.Index != 2 || e.Retriable() || !errors.Is(err, rivven.CodeInvalidQuotaValue) || errors.Is(err, rivven.ErrTimeout) {
 		t.Fatalf("%#v", err)
+	}
+}
+
+// Calls are reused once answered (callPool): a call whose deadline races its reply must never get another
+// call's outcome. The fake server answers each record with its own bytes as throttle_time_ms, some after a
+// pause longer than the deadline, so replies, deadlines and reuse interleave.
+func TestRacingDeadlinesNeverCrossAnswers(t *testing.T) {
+	var n atomic.Int64
+	f := newFakeServer(t, func(id uint32, frame []byte) []byte {
+		m, err := rivven.DecodeBody(frame[8:])
+		if err != nil {
+			return nil
+		}
+		if n.Add(1)%7 == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+		body, _ := msgpack.Marshal(map[string]any{"type": "Throttled", "throttle_time_ms": m["bytes"],
+			"quota_type": "produce_bytes_rate", "entity": "user=a", "recorded": true})
+		return withID(mustFrame(0, string(body)), id)
+	})
+	c := connect(t, f.options())
+	var answered, failed, crossed, other atomic.Int64
+	b := rivven.NewBrokerQuotas(c, &rivven.BrokerOptions{RecordDeadline: time.Millisecond, FailureThreshold: 1 << 30,
+		OnError: func(err error) {
+			if !errors.Is(err, rivven.ErrTimeout) {
+				other.Add(1) // a lost connection: a reused call confused the reader
+			}
+		}})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				want := int64(g*1000 + i + 1)
+				switch got := b.Produce(context.Background(), "a", "", want); got {
+				case want:
+					answered.Add(1)
+				case 0:
+					failed.Add(1)
+				default:
+					crossed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if crossed.Load() != 0 || other.Load() != 0 || answered.Load() == 0 || failed.Load() == 0 {
+		t.Fatalf("answered %d, failed open %d (not for a timeout: %d), another call's answer %d", answered.Load(),
+			failed.Load(), other.Load(), crossed.Load())
 	}
 }

@@ -18,8 +18,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +40,8 @@ var (
 	measure  = flag.Duration("measure", 5*time.Second, "measured time per run")
 	deadline = flag.Duration("deadline", 0, "BrokerOptions.RecordDeadline (0: the default, 25 ms)")
 	only     = flag.String("only", "", "run only rivven or redis")
+	cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the measured rivven run to this file")
+	memprof  = flag.String("memprofile", "", "write an allocation profile after the measured rivven run to this file")
 )
 
 type run struct {
@@ -45,11 +49,33 @@ type run struct {
 	n     atomic.Int64
 	took  time.Duration
 	extra map[string]any
+	// CPU seconds spent during the run by this process and by the server: per check, they do not depend on
+	// what else the machine runs, unlike checks/s.
+	cpu, serverCPU float64
 }
 
-// drive runs callers loops of check for d: each makes its next call when the last is answered.
-func drive(check func(c, p int), d time.Duration) *run {
+// cpuSeconds is a process's CPU time (user + system) from /proc/<pid>/stat; 0 where there is no /proc.
+func cpuSeconds(pid string) float64 {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0
+	}
+	user, _ := strconv.ParseFloat(fields[11], 64)
+	sys, _ := strconv.ParseFloat(fields[12], 64)
+	return (user + sys) / 100 // USER_HZ, 100 on Linux
+}
+
+// drive runs callers loops of check for d: each makes its next call when the last is answered. server is the
+// server's pid, for its CPU time.
+func drive(server int, check func(c, p int), d time.Duration) *run {
 	r := &run{}
+	spid := strconv.Itoa(server)
+	cpu0, scpu0 := cpuSeconds("self"), cpuSeconds(spid)
 	start := time.Now()
 	end := start.Add(d)
 	var wg sync.WaitGroup
@@ -72,6 +98,7 @@ func drive(check func(c, p int), d time.Duration) *run {
 	}
 	wg.Wait()
 	r.took = time.Since(start)
+	r.cpu, r.serverCPU = cpuSeconds("self")-cpu0, cpuSeconds(spid)-scpu0
 	return r
 }
 
@@ -88,7 +115,9 @@ func (r *run) summary() map[string]any {
 		d := all[min(len(all)-1, int(float64(len(all))*p))]
 		return math.Round(float64(d)/1e4) / 100
 	}
-	m := map[string]any{"checks_per_sec": math.Round(float64(r.n.Load()) / r.took.Seconds()), "p50_ms": ms(0.5), "p99_ms": ms(0.99), "max_ms": ms(1)}
+	us := func(s float64) float64 { return math.Round(s*1e8/float64(max(r.n.Load(), 1))) / 100 }
+	m := map[string]any{"checks_per_sec": math.Round(float64(r.n.Load()) / r.took.Seconds()), "p50_ms": ms(0.5), "p99_ms": ms(0.99), "max_ms": ms(1),
+		"client_cpu_us": us(r.cpu), "server_cpu_us": us(r.serverCPU)}
 	for k, v := range r.extra {
 		m[k] = v
 	}
@@ -96,40 +125,41 @@ func (r *run) summary() map[string]any {
 }
 
 // startSidecar starts `bin/rivven serve` through the conformance harness (its stdin closing stops it).
-func startSidecar(root string) (addr string, stop func(), err error) {
+func startSidecar(root string) (addr string, pid int, stop func(), err error) {
 	cmd := exec.Command("node", "--import", "tsx", "conformance/harness.ts")
 	cmd.Dir = root
 	cmd.Stderr = os.Stderr
 	in, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	sc := bufio.NewScanner(out)
 	sc.Scan() // {"ready": true}
 	req := `{"id":1,"cmd":"start_sidecar","clock":"real","env":{"RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE":"1000000000"}}` + "\n"
 	if _, err := in.Write([]byte(req)); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	if !sc.Scan() {
-		return "", nil, fmt.Errorf("the harness did not answer")
+		return "", 0, nil, fmt.Errorf("the harness did not answer")
 	}
 	var reply struct {
 		OK    bool   `json:"ok"`
 		Error string `json:"error"`
 		Host  string `json:"host"`
 		Port  int    `json:"port"`
+		Pid   int    `json:"pid"`
 	}
 	if err := json.Unmarshal(sc.Bytes(), &reply); err != nil || !reply.OK {
-		return "", nil, fmt.Errorf("start_sidecar: %s %v", reply.Error, err)
+		return "", 0, nil, fmt.Errorf("start_sidecar: %s %v", reply.Error, err)
 	}
-	return net.JoinHostPort(reply.Host, strconv.Itoa(reply.Port)), func() { _ = in.Close(); _ = cmd.Wait() }, nil
+	return net.JoinHostPort(reply.Host, strconv.Itoa(reply.Port)), reply.Pid, func() { _ = in.Close(); _ = cmd.Wait() }, nil
 }
 
-func startRedis() (addr string, stop func(), err error) {
+func startRedis() (addr string, pid int, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	_ = ln.Close()
@@ -137,17 +167,17 @@ func startRedis() (addr string, stop func(), err error) {
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	cmd.Dir = dir
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	addr = fmt.Sprintf("127.0.0.1:%d", port)
 	for range 400 {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			_ = c.Close()
-			return addr, func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = os.RemoveAll(dir) }, nil
+			return addr, cmd.Process.Pid, func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = os.RemoveAll(dir) }, nil
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return "", nil, fmt.Errorf("redis-server did not start")
+	return "", 0, nil, fmt.Errorf("redis-server did not start")
 }
 
 type incr struct {
@@ -218,7 +248,7 @@ func main() {
 }
 
 func benchRivven(ctx context.Context, root string, names []string, results map[string]any) {
-	addr, stop, err := startSidecar(root)
+	addr, spid, stop, err := startSidecar(root)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -236,9 +266,25 @@ func benchRivven(ctx context.Context, root string, names []string, results map[s
 		errMu.Unlock()
 	}})
 	check := func(_, p int) { broker.Request(ctx, names[p], "app") }
-	drive(check, *warmup)
+	drive(spid, check, *warmup)
 	before, shortBefore := broker.Failures(), broker.ShortCircuited()
-	r := drive(check, *measure)
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+		}
+	}
+	if *memprof != "" {
+		runtime.MemProfileRate = 4096
+	}
+	r := drive(spid, check, *measure)
+	if *memprof != "" {
+		if f, err := os.Create(*memprof); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(f, 0)
+			_ = f.Close()
+		}
+	}
 	failed := broker.Failures() - before
 	// Checks the sidecar answered: a check answered 0 by the breaker costs nothing and says nothing.
 	r.extra = map[string]any{"answered_per_sec": math.Round(float64(r.n.Load()-failed) / r.took.Seconds()),
@@ -251,7 +297,7 @@ func benchRivven(ctx context.Context, root string, names []string, results map[s
 
 func benchRedis(ctx context.Context, names []string, results map[string]any) {
 
-	raddr, rstop, err := startRedis()
+	raddr, rpid, rstop, err := startRedis()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -259,8 +305,8 @@ func benchRedis(ctx context.Context, names []string, results map[string]any) {
 	defer rstop()
 	rdb := redis.NewClient(&redis.Options{Addr: raddr, PoolSize: 1, MinIdleConns: 1, MaxActiveConns: 1})
 	plain := func(_, p int) { _ = rdb.Incr(ctx, names[p]).Err() }
-	drive(plain, *warmup)
-	results["go_redis_incr"] = drive(plain, *measure).summary()
+	drive(rpid, plain, *warmup)
+	results["go_redis_incr"] = drive(rpid, plain, *measure).summary()
 
 	queue := make(chan incr, callers)
 	pctx, cancel := context.WithCancel(ctx)
@@ -274,8 +320,8 @@ func benchRedis(ctx context.Context, names []string, results map[string]any) {
 		queue <- incr{names[p], dones[c]}
 		<-dones[c]
 	}
-	drive(piped, *warmup)
-	results["go_redis_incr_pipelined"] = drive(piped, *measure).summary()
+	drive(rpid, piped, *warmup)
+	results["go_redis_incr_pipelined"] = drive(rpid, piped, *measure).summary()
 	cancel()
 	_ = rdb.Close()
 
