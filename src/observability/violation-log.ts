@@ -3,16 +3,8 @@ import type { Clock } from '../quota/clock.js';
 import { BatchedWriter } from '../store/batched-writer.js';
 import { forEachSliced, forRangeSliced, runSlice, yieldToEventLoop } from '../util/slices.js';
 
-import type { ViolationEvent, ViolationType } from '../protocol/messages/describe-violations.js';
-
-export { VIOLATION_TYPES, type ViolationEvent, type ViolationType } from '../protocol/messages/describe-violations.js';
-
-/** Where the hot path reports a violation; the log turns them into episodes. */
-export interface ViolationSink {
-  violation(type: ViolationType, entity: string, quotaType: string | null, detail: string): void;
-}
-
-export const NO_VIOLATIONS: ViolationSink = { violation: () => undefined };
+import type { ViolationEvent } from '../protocol/messages/describe-violations.js';
+import type { ViolationSink, ViolationType } from '../quota/violations.js';
 
 export interface ViolationLogOptions {
   /** Events kept in memory for DescribeViolations. @default 10000 */

@@ -3,7 +3,7 @@ import type { Clock } from './clock.js';
 import { bucketDisplay } from './entity.js';
 import { IN_FLIGHT } from './quota-key.js';
 import { emptyResolution, type QuotaTable, type Resolution } from './quota-table.js';
-import { NO_VIOLATIONS, type ViolationSink } from '../observability/violation-log.js';
+import { NO_VIOLATIONS, type ViolationSink } from './violations.js';
 import { IndexedHeap } from '../util/indexed-heap.js';
 
 export interface LeaseOptions {

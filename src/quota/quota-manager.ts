@@ -4,7 +4,7 @@ import { bucketDisplay } from './entity.js';
 import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
 import { emptyResolution, type QuotaTable, type Resolution } from './quota-table.js';
 import { ResolutionCache } from './resolution-cache.js';
-import { NO_VIOLATIONS, type ViolationSink } from '../observability/violation-log.js';
+import { NO_VIOLATIONS, type ViolationSink } from './violations.js';
 import { componentMatcher, NEAR_LIMIT, type BucketReport, type UsageQuery, usageReport, utilizationSummary } from './usage-report.js';
 
 export interface QuotaManagerOptions {
