@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import calculateSlot from 'cluster-key-slot';
-import { CircuitBreaker, type BreakerOptions } from '../client/breaker.js';
+import { CircuitBreaker, type BreakerOptions } from '../util/breaker.js';
 import { GROUP } from '../quota/bucket-store.js';
 import type { Clock } from '../quota/clock.js';
 import { QUOTA_KEYS } from '../quota/quota-key.js';
