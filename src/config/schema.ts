@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { LOG_LEVELS } from '../observability/logger.js';
-import { DEFAULT_QUOTA_OPTIONS } from '../quota/quota-manager.js';
+import { DEFAULT_ADAPTIVE_OPTIONS, DEFAULT_LEASE_OPTIONS, DEFAULT_QUOTA_OPTIONS } from '../quota/options.js';
 
-// Every default lives here (the quota timing defaults come from the manager's DEFAULT_QUOTA_OPTIONS), and
-// rivven.yaml.example documents each key; a test checks the two agree.
+// Every default of rivven.yaml is the DEFAULT_* of the options it becomes (config/to-options.ts maps each
+// section), read from the small options modules so that loading the config loads no class; a key that maps to
+// no options type keeps its default here. rivven.yaml.example documents each key; a test checks the two agree.
 
 const quotaValue = z.union([z.number().int().positive(), z.literal('unlimited')], {
   error: 'expected an integer > 0 or "unlimited"',
@@ -76,7 +77,7 @@ const configShape = z.strictObject({
       max_buckets_per_principal: positiveInt.nullable().default(null),
       max_debt_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxDebtMs),
       resolution_order: z.enum(['rivven', 'kafka']).default('rivven'),
-      max_leases: positiveInt.default(100_000),
+      max_leases: positiveInt.default(DEFAULT_LEASE_OPTIONS.maxLeases),
       /** One principal's share of max_leases; null: a tenth of it. */
       max_leases_per_principal: positiveInt.nullable().default(null),
     })
@@ -152,10 +153,10 @@ const configShape = z.strictObject({
   adaptive: z
     .strictObject({
       enabled: z.boolean().default(false),
-      cpu_threshold: z.number().gt(0).lt(1).default(0.8),
-      memory_threshold: z.number().gt(0).lt(1).default(0.9),
-      min_factor: z.number().gt(0).max(1).default(0.5),
-      check_interval_ms: positiveInt.min(100).default(5000),
+      cpu_threshold: z.number().gt(0).lt(1).default(DEFAULT_ADAPTIVE_OPTIONS.cpuThreshold),
+      memory_threshold: z.number().gt(0).lt(1).default(DEFAULT_ADAPTIVE_OPTIONS.memoryThreshold),
+      min_factor: z.number().gt(0).max(1).default(DEFAULT_ADAPTIVE_OPTIONS.minFactor),
+      check_interval_ms: positiveInt.min(100).default(DEFAULT_ADAPTIVE_OPTIONS.checkIntervalMs),
     })
     .prefault({}),
   violations: z
