@@ -15,7 +15,7 @@ export interface ViolationLogOptions {
   maxFileBytes: number;
   /** An episode ends once this long passes without a violation of it. */
   episodeGapMs: number;
-  /** Open episodes at most; past it violations are counted but start no new episode. @default 100000 */
+  /** Open episodes at most; past it violations are counted but start no new episode (the app: quotas.max_buckets). */
   maxEpisodes: number;
   /**
    * Open episodes of one principal (an entity's first component: `user:alice` of `user:alice/client-id:app`, or

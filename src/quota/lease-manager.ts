@@ -5,7 +5,7 @@ import { IN_FLIGHT } from './quota-key.js';
 import { emptyResolution, type QuotaTable, type Resolution } from './quota-table.js';
 import { NO_VIOLATIONS, type ViolationSink } from './violations.js';
 import { IndexedHeap } from '../util/indexed-heap.js';
-import { DEFAULT_LEASE_OPTIONS, type LeaseOptions } from './options.js';
+import { DEFAULT_LEASE_OPTIONS, defaultShare, type LeaseOptions } from './options.js';
 
 /**
  * Who a lease counts against for the share: the user, else the client-id, named as entities are, so a client-id
@@ -14,9 +14,6 @@ import { DEFAULT_LEASE_OPTIONS, type LeaseOptions } from './options.js';
  */
 export const principalOf = (user: string | null, client: string | null): string =>
   user !== null ? `user:${user}` : client !== null ? `client-id:${client}` : '';
-
-/** The share of maxLeases a principal gets when none is configured. */
-export const defaultShare = (maxLeases: number): number => Math.max(1, Math.floor(maxLeases / 10));
 
 /** The server bound that refused an AcquireLease (OVERLOADED), named as the config key that sets it. */
 export type LeaseBound = 'quotas.max_leases' | 'quotas.max_leases_per_principal';

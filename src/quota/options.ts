@@ -50,6 +50,9 @@ export interface LeaseOptions {
   maxThrottleMs: number;
 }
 
+/** The share of maxLeases a principal gets when none is configured. */
+export const defaultShare = (maxLeases: number): number => Math.max(1, Math.floor(maxLeases / 10));
+
 export const DEFAULT_LEASE_OPTIONS: Readonly<LeaseOptions> = Object.freeze({
   maxTtlMs: 3_600_000,
   defaultTtlMs: 30_000,
