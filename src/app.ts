@@ -1,7 +1,17 @@
-import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import type { Config } from './config/schema.js';
+import {
+  adaptiveOptions,
+  bucketStoreOptions,
+  dispatcherOptions,
+  fleetSyncOptions,
+  healthServerOptions,
+  leaseOptions,
+  quotaManagerOptions,
+  serverOptions,
+  violationLogOptions,
+} from './config/to-options.js';
 import type { Histogram, Registry } from 'prom-client';
 import { HealthServer } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
@@ -16,7 +26,7 @@ import { QuotaServer } from './server/server.js';
 import type { QuotaStore } from './store/quota-store.js';
 import { VERSION } from './version.js';
 import { Guard } from './auth/guard.js';
-import { defaultShare, LeaseManager } from './quota/lease-manager.js';
+import { LeaseManager } from './quota/lease-manager.js';
 import { AdaptiveScaler, systemLoad, type HostLoad } from './quota/adaptive.js';
 import { ViolationLog } from './observability/violation-log.js';
 import { identities, metricsTls, serverTls } from './auth/security-files.js';
@@ -34,16 +44,6 @@ export interface AppDeps {
   loadReading?: () => HostLoad;
   /** fleet.enabled: the Redis connection the buckets sync through (the Redis store's), and its config version. */
   fleet?: { backend: RedisBackend; configVersion: () => number };
-}
-
-/**
- * The rivven.yaml settings that decide how usage fills and drains a bucket, as a short digest: two fleet sidecars
- * that differ here count the same calls differently (`rivven fleet status` warns).
- */
-export function bucketSettingsDigest(c: Config): string {
-  const q = c.quotas;
-  const shape = [q.defaults, q.window_ms, q.max_debt_ms, q.resolution_order, c.tiers, c.fleet.sync_interval_ms];
-  return createHash('sha256').update(JSON.stringify(shape)).digest('hex').slice(0, 8);
 }
 
 /**
@@ -86,58 +86,21 @@ export class App {
     const q = config.quotas;
     this.table = new QuotaTable(q.defaults, q.resolution_order, config.tiers);
     if (config.fleet.enabled && deps.fleet === undefined) throw new Error('fleet.enabled needs the Redis store');
-    const bucketOptions = {
-      windowMs: q.window_ms,
-      windowBuckets: q.window_buckets,
-      maxDebtMs: q.max_debt_ms,
-      maxBuckets: q.max_buckets,
-      maxBucketsPerPrincipal: q.max_buckets_per_principal ?? undefined,
-    };
     // A bucket in use on this sidecar keeps following the fleet for a window after its last call here.
-    const buckets = config.fleet.enabled ? new FleetBucketStore(bucketOptions, q.window_ms + config.fleet.sync_interval_ms) : undefined;
-    this.manager = new QuotaManager(
-      this.table,
-      {
-        windowMs: q.window_ms,
-        windowBuckets: q.window_buckets,
-        maxThrottleMs: q.max_throttle_ms,
-        idleTimeoutMs: q.idle_timeout_ms,
-        cleanupIntervalMs: q.cleanup_interval_ms,
-        maxBuckets: q.max_buckets,
-        maxBucketsPerPrincipal: q.max_buckets_per_principal ?? undefined,
-        maxDebtMs: q.max_debt_ms,
-      },
-      deps.clock ?? systemClock,
-      buckets,
-    );
+    const buckets = config.fleet.enabled
+      ? new FleetBucketStore(bucketStoreOptions(q), q.window_ms + config.fleet.sync_interval_ms)
+      : undefined;
+    this.manager = new QuotaManager(this.table, quotaManagerOptions(q), deps.clock ?? systemClock, buckets);
     this.admin = new QuotaAdmin(this.table, deps.store, config.storage.max_entities, () => this.manager.clock.wall());
     const warn = (message: string) => deps.logger.warn(message);
     this.guard = new Guard(identities(config, warn));
-    this.leases = new LeaseManager(this.table, this.manager.clock, {
-      maxLeases: q.max_leases,
-      maxLeasesPerPrincipal: q.max_leases_per_principal ?? defaultShare(q.max_leases),
-      maxThrottleMs: q.max_throttle_ms,
-    });
-    this.violations = new ViolationLog(this.manager.clock, {
-      maxEvents: config.violations.max_events,
-      file: deps.violationsFile ?? null,
-      maxFileBytes: config.violations.max_file_bytes,
-      // A caller honouring every throttle never waits longer than max_throttle_ms: its episode stays one.
-      episodeGapMs: q.max_throttle_ms + q.window_ms,
-      maxEpisodes: q.max_buckets,
-      maxEpisodesPerPrincipal: config.violations.max_episodes_per_principal ?? undefined,
-      maxQueuedBytes: config.violations.max_queued_bytes,
-    });
+    this.leases = new LeaseManager(this.table, this.manager.clock, leaseOptions(q));
+    this.violations = new ViolationLog(this.manager.clock, violationLogOptions(config, deps.violationsFile ?? null));
     this.manager.events = this.violations;
-    const a = config.adaptive;
-    this.adaptive = new AdaptiveScaler(
-      { cpuThreshold: a.cpu_threshold, memoryThreshold: a.memory_threshold, minFactor: a.min_factor, checkIntervalMs: a.check_interval_ms },
-      deps.loadReading ?? systemLoad(),
-      (factor) => {
-        this.manager.setAdaptiveFactor(factor);
-        deps.logger.warn({ factor, load: this.adaptive.load }, 'adaptive: quotas scaled');
-      },
-    );
+    this.adaptive = new AdaptiveScaler(adaptiveOptions(config.adaptive), deps.loadReading ?? systemLoad(), (factor) => {
+      this.manager.setAdaptiveFactor(factor);
+      deps.logger.warn({ factor, load: this.adaptive.load }, 'adaptive: quotas scaled');
+    });
     this.leases.events = this.violations;
     const dispatcher = new Dispatcher(
       this.manager,
@@ -145,32 +108,12 @@ export class App {
       VERSION,
       deps.logger,
       this.requests,
-      {
-        maxReplyBytes: config.server.max_reply_bytes,
-        authFailureDelayMs: config.auth.failure_delay_ms,
-        authTimeoutMs: config.server.auth_timeout_ms,
-        fleet: () => this.fleet?.describe(),
-      },
+      { ...dispatcherOptions(config), fleet: () => this.fleet?.describe() },
       this.guard,
       this.leases,
       this.violations,
     );
-    this.server = new QuotaServer(
-      dispatcher,
-      {
-        host: config.server.host,
-        port: config.server.port,
-        maxConnections: config.server.max_connections,
-        maxFrameBytes: config.server.max_frame_bytes,
-        maxConnectionBytes: config.server.max_connection_bytes,
-        frameTimeoutMs: config.server.frame_timeout_ms,
-        authTimeoutMs: config.server.auth_timeout_ms,
-        maxUnauthenticatedConnections: config.server.max_unauthenticated_connections,
-        maxPartialFrameBytes: config.server.max_partial_frame_bytes,
-        tls: serverTls(config, warn),
-      },
-      deps.logger,
-    );
+    this.server = new QuotaServer(dispatcher, serverOptions(config.server, serverTls(config, warn)), deps.logger);
     this.metrics = createMetrics({
       manager: this.manager,
       server: this.server,
@@ -185,10 +128,11 @@ export class App {
       fleet: () => this.fleet,
     });
     this.http = config.metrics.enabled
-      ? new HealthServer(this.metrics, () => this.ready && (this.fleet?.degraded === true ? 'degraded' : true), {
-          tls: metricsTls(config, warn),
-          tokenSha256: config.metrics.token_sha256,
-        })
+      ? new HealthServer(
+          this.metrics,
+          () => this.ready && (this.fleet?.degraded === true ? 'degraded' : true),
+          healthServerOptions(config.metrics, metricsTls(config, warn)),
+        )
       : undefined;
     this.httpListening = new Promise((resolve) => (this.resolveHttp = resolve));
   }
@@ -256,16 +200,8 @@ export class App {
       deps.backend,
       this.manager.buckets as FleetBucketStore,
       this.manager.clock,
-      {
-        keyPrefix: this.config.storage.redis.key_prefix,
-        // The host name, not server.host: behind 0.0.0.0 every container would be "0.0.0.0:9190".
-        nodeId: f.node_id ?? `${hostname()}:${address.port}`,
-        syncIntervalMs: f.sync_interval_ms,
-        heartbeatIntervalMs: 1000,
-        breaker: { failureThreshold: f.breaker.failure_threshold, resetTimeoutMs: f.breaker.reset_timeout_ms },
-        batchSize: 1000,
-        settings: bucketSettingsDigest(this.config),
-      },
+      // The host name, not server.host: behind 0.0.0.0 every container would be "0.0.0.0:9190".
+      fleetSyncOptions(this.config, f.node_id ?? `${hostname()}:${address.port}`),
       deps.configVersion,
       this.leases,
     );

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { BrokerQuotas } from '../src/client/broker-quotas.js';
-import { CircuitBreaker } from '../src/client/breaker.js';
+import { CircuitBreaker } from '../src/util/breaker.js';
 import { QuotaClient } from '../src/client/quota-client.js';
 import { freeze } from '../bench/lib/procs.js';
 import { run, serve, type Served } from './helpers/cli.js';

@@ -2,7 +2,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Config } from '../config/schema.js';
-import type { ServerTls } from '../server/server.js';
+import type { ServerTls } from '../server/options.js';
 import { Identities } from './identities.js';
 
 /** Reads a file named by a config key; the error names both. */

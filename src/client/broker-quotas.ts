@@ -1,5 +1,5 @@
 import { isRetriable, RivvenError } from '../protocol/error-codes.js';
-import { CircuitBreaker, DEFAULT_BREAKER_OPTIONS, type BreakerOptions } from './breaker.js';
+import { CircuitBreaker, DEFAULT_BREAKER_OPTIONS, type BreakerOptions } from '../util/breaker.js';
 import type { CallOptions, QuotaClient, RecordResult } from './quota-client.js';
 
 export interface BrokerQuotasOptions {

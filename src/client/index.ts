@@ -13,7 +13,7 @@ export {
   type BucketUsage,
 } from './quota-client.js';
 export { BrokerQuotas, DEFAULT_BROKER_QUOTAS_OPTIONS, DENIED, type BrokerQuotasOptions } from './broker-quotas.js';
-export { CircuitBreaker, DEFAULT_BREAKER_OPTIONS, type BreakerOptions, type BreakerState } from './breaker.js';
+export { CircuitBreaker, DEFAULT_BREAKER_OPTIONS, type BreakerOptions, type BreakerState } from '../util/breaker.js';
 export { ERROR_CODES, RETRIABLE_CODES, isRetriable, RivvenError, type ErrorCode } from '../protocol/error-codes.js';
 export type { QuotaKey, QuotaValue } from '../quota/quota-key.js';
 export type { Entity, Component, EntityType } from '../quota/entity.js';

@@ -1,9 +1,12 @@
 import { z } from 'zod';
-import { LOG_LEVELS } from '../observability/logger.js';
-import { DEFAULT_QUOTA_OPTIONS } from '../quota/quota-manager.js';
+import { DEFAULT_FLEET_SYNC_OPTIONS as FLEET } from '../fleet/options.js';
+import { DEFAULT_VIOLATION_LOG_OPTIONS as VIOLATIONS, LOG_LEVELS } from '../observability/options.js';
+import { DEFAULT_ADAPTIVE_OPTIONS, DEFAULT_LEASE_OPTIONS, DEFAULT_QUOTA_OPTIONS } from '../quota/options.js';
+import { DEFAULT_DISPATCHER_OPTIONS, DEFAULT_SERVER_OPTIONS as SERVER } from '../server/options.js';
 
-// Every default lives here (the quota timing defaults come from the manager's DEFAULT_QUOTA_OPTIONS), and
-// rivven.yaml.example documents each key; a test checks the two agree.
+// Every default of rivven.yaml is the DEFAULT_* of the options it becomes (config/to-options.ts maps each
+// section), read from the small options modules so that loading the config loads no class; a key that maps to
+// no options type keeps its default here. rivven.yaml.example documents each key; a test checks the two agree.
 
 const quotaValue = z.union([z.number().int().positive(), z.literal('unlimited')], {
   error: 'expected an integer > 0 or "unlimited"',
@@ -21,16 +24,16 @@ const certAndKeyTogether = { message: 'cert and key are given together', path: [
 const configShape = z.strictObject({
   server: z
     .strictObject({
-      host: z.string().min(1).default('127.0.0.1'),
-      port: port.default(9190),
-      max_frame_bytes: bytes(64, 64 * 1024 * 1024, 1024 * 1024),
-      max_connections: positiveInt.default(10000),
-      max_connection_bytes: bytes(1024, Number.MAX_SAFE_INTEGER, 1024 * 1024),
-      max_reply_bytes: bytes(1024, 1024 * 1024 * 1024, 16 * 1024 * 1024),
-      frame_timeout_ms: positiveInt.default(30000),
-      auth_timeout_ms: positiveInt.default(10000),
-      max_unauthenticated_connections: positiveInt.default(1000),
-      max_partial_frame_bytes: bytes(1024, Number.MAX_SAFE_INTEGER, 256 * 1024 * 1024),
+      host: z.string().min(1).default(SERVER.host),
+      port: port.default(SERVER.port),
+      max_frame_bytes: bytes(64, 64 * 1024 * 1024, SERVER.maxFrameBytes),
+      max_connections: positiveInt.default(SERVER.maxConnections),
+      max_connection_bytes: bytes(1024, Number.MAX_SAFE_INTEGER, SERVER.maxConnectionBytes),
+      max_reply_bytes: bytes(1024, 1024 * 1024 * 1024, DEFAULT_DISPATCHER_OPTIONS.maxReplyBytes),
+      frame_timeout_ms: positiveInt.default(SERVER.frameTimeoutMs),
+      auth_timeout_ms: positiveInt.default(SERVER.authTimeoutMs),
+      max_unauthenticated_connections: positiveInt.default(SERVER.maxUnauthenticatedConnections),
+      max_partial_frame_bytes: bytes(1024, Number.MAX_SAFE_INTEGER, SERVER.maxPartialFrameBytes),
       tls: z
         .strictObject({ cert: path, key: path, ca: path, client_auth: z.enum(['none', 'request', 'require']).default('none') })
         .refine((t) => (t.cert === null) === (t.key === null), certAndKeyTogether)
@@ -76,7 +79,7 @@ const configShape = z.strictObject({
       max_buckets_per_principal: positiveInt.nullable().default(null),
       max_debt_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.maxDebtMs),
       resolution_order: z.enum(['rivven', 'kafka']).default('rivven'),
-      max_leases: positiveInt.default(100_000),
+      max_leases: positiveInt.default(DEFAULT_LEASE_OPTIONS.maxLeases),
       /** One principal's share of max_leases; null: a tenth of it. */
       max_leases_per_principal: positiveInt.nullable().default(null),
     })
@@ -131,13 +134,13 @@ const configShape = z.strictObject({
     .strictObject({
       /** Share usage buckets across every sidecar of the same key_prefix (needs storage.backend: redis). */
       enabled: z.boolean().default(false),
-      sync_interval_ms: positiveInt.min(10).max(60_000).default(100),
+      sync_interval_ms: positiveInt.min(10).max(60_000).default(FLEET.syncIntervalMs),
       /** This sidecar's name in the fleet, unique per sidecar; null: the host name and the protocol port. */
       node_id: z.string().min(1).max(256).nullable().default(null),
       breaker: z
         .strictObject({
-          failure_threshold: positiveInt.max(1000).default(3),
-          reset_timeout_ms: positiveInt.max(3_600_000).default(2000),
+          failure_threshold: positiveInt.max(1000).default(FLEET.breaker.failureThreshold),
+          reset_timeout_ms: positiveInt.max(3_600_000).default(FLEET.breaker.resetTimeoutMs),
         })
         .prefault({}),
     })
@@ -146,24 +149,24 @@ const configShape = z.strictObject({
     .strictObject({
       tokens_file: path,
       allow_anonymous: z.boolean().default(false),
-      failure_delay_ms: z.number().int().min(0).max(60_000).default(100),
+      failure_delay_ms: z.number().int().min(0).max(60_000).default(DEFAULT_DISPATCHER_OPTIONS.authFailureDelayMs),
     })
     .prefault({}),
   adaptive: z
     .strictObject({
       enabled: z.boolean().default(false),
-      cpu_threshold: z.number().gt(0).lt(1).default(0.8),
-      memory_threshold: z.number().gt(0).lt(1).default(0.9),
-      min_factor: z.number().gt(0).max(1).default(0.5),
-      check_interval_ms: positiveInt.min(100).default(5000),
+      cpu_threshold: z.number().gt(0).lt(1).default(DEFAULT_ADAPTIVE_OPTIONS.cpuThreshold),
+      memory_threshold: z.number().gt(0).lt(1).default(DEFAULT_ADAPTIVE_OPTIONS.memoryThreshold),
+      min_factor: z.number().gt(0).max(1).default(DEFAULT_ADAPTIVE_OPTIONS.minFactor),
+      check_interval_ms: positiveInt.min(100).default(DEFAULT_ADAPTIVE_OPTIONS.checkIntervalMs),
     })
     .prefault({}),
   violations: z
     .strictObject({
-      max_events: positiveInt.max(1_000_000).default(10_000),
-      max_file_bytes: bytes(4096, Number.MAX_SAFE_INTEGER, 16 * 1024 * 1024),
+      max_events: positiveInt.max(1_000_000).default(VIOLATIONS.maxEvents),
+      max_file_bytes: bytes(4096, Number.MAX_SAFE_INTEGER, VIOLATIONS.maxFileBytes),
       /** Events waiting to be written to violations.log; past it they are dropped (counted). */
-      max_queued_bytes: bytes(4096, 1024 * 1024 * 1024, 4 * 1024 * 1024),
+      max_queued_bytes: bytes(4096, 1024 * 1024 * 1024, VIOLATIONS.maxQueuedBytes),
       /** Open episodes of one principal; null: a tenth of max_events. */
       max_episodes_per_principal: positiveInt.nullable().default(null),
     })

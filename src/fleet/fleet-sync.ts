@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import calculateSlot from 'cluster-key-slot';
-import { CircuitBreaker, type BreakerOptions } from '../client/breaker.js';
+import { CircuitBreaker } from '../util/breaker.js';
 import { GROUP } from '../quota/bucket-store.js';
 import type { Clock } from '../quota/clock.js';
 import { QUOTA_KEYS } from '../quota/quota-key.js';
@@ -9,22 +9,9 @@ import type { RedisBackend, RedisClient } from '../store/redis-backend.js';
 import { emptyBatch, type FleetBucketStore, type SyncBatch } from './fleet-bucket-store.js';
 import type { FleetDescribed, FleetSidecar } from '../protocol/messages/describe-fleet.js';
 import type { LeaseManager } from '../quota/lease-manager.js';
+import type { FleetSyncOptions } from './options.js';
 
-export interface FleetSyncOptions {
-  /** Prefix of every key; sidecars with the same prefix share buckets. */
-  keyPrefix: string;
-  /** This sidecar's name in `rivven fleet status`. */
-  nodeId: string;
-  /** How often usage is pushed and the fleet's levels pulled. */
-  syncIntervalMs: number;
-  /** How often this sidecar says it is alive (and reads who else is). @default 1000 */
-  heartbeatIntervalMs: number;
-  breaker: BreakerOptions;
-  /** Buckets per script call: a bigger sync is split, so no call holds Redis (or this loop) for long. @default 1000 */
-  batchSize: number;
-  /** Digest of the settings that shape buckets, compared across the fleet (`rivven fleet status`). @default "" */
-  settings?: string;
-}
+export { DEFAULT_FLEET_SYNC_OPTIONS, type FleetSyncOptions } from './options.js';
 
 /** One sidecar as its heartbeat stored it: DescribeFleet's row, with the Redis time it was written. */
 export type SidecarStatus = Omit<FleetSidecar, 'seen_ms_ago'> & {

@@ -1,7 +1,7 @@
 // `rivven-quota/fastify`: per-tenant rate limits and concurrency limits for an HTTP service on Fastify
 // (DESIGN section 19), decided by the sidecar. Imports only Fastify's types: Fastify itself is the app's.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CircuitBreaker, DEFAULT_BREAKER_OPTIONS, type BreakerOptions } from '../client/breaker.js';
+import { CircuitBreaker, DEFAULT_BREAKER_OPTIONS, type BreakerOptions } from '../util/breaker.js';
 import type { QuotaClient } from '../client/quota-client.js';
 import { isRetriable, RivvenError } from '../protocol/error-codes.js';
 import { systemClock, type Clock } from '../quota/clock.js';

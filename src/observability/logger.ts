@@ -1,9 +1,8 @@
 import { pino, type Logger } from 'pino';
+import type { LogLevel } from './options.js';
 
+export { LOG_LEVELS, type LogLevel } from './options.js';
 export type { Logger };
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** JSON lines on stdout. Tokens never reach a log line: they are redacted wherever they appear. */
 export function createLogger(level: LogLevel, destination?: NodeJS.WritableStream): Logger {

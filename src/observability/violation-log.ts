@@ -3,36 +3,11 @@ import type { Clock } from '../quota/clock.js';
 import { BatchedWriter } from '../store/batched-writer.js';
 import { forEachSliced, forRangeSliced, runSlice, yieldToEventLoop } from '../util/slices.js';
 
-import type { ViolationEvent, ViolationType } from '../protocol/messages/describe-violations.js';
+import type { ViolationEvent } from '../protocol/messages/describe-violations.js';
+import type { ViolationSink, ViolationType } from '../quota/violations.js';
+import { DEFAULT_VIOLATION_LOG_OPTIONS, type ViolationLogOptions } from './options.js';
 
-export { VIOLATION_TYPES, type ViolationEvent, type ViolationType } from '../protocol/messages/describe-violations.js';
-
-/** Where the hot path reports a violation; the log turns them into episodes. */
-export interface ViolationSink {
-  violation(type: ViolationType, entity: string, quotaType: string | null, detail: string): void;
-}
-
-export const NO_VIOLATIONS: ViolationSink = { violation: () => undefined };
-
-export interface ViolationLogOptions {
-  /** Events kept in memory for DescribeViolations. @default 10000 */
-  maxEvents: number;
-  /** violations.log; null: memory only. */
-  file: string | null;
-  /** Past this size the file is renamed to violations.log.1 (replacing it) and a new one starts. @default 16 MiB */
-  maxFileBytes: number;
-  /** An episode ends once this long passes without a violation of it. */
-  episodeGapMs: number;
-  /** Open episodes at most; past it violations are counted but start no new episode. @default 100000 */
-  maxEpisodes: number;
-  /**
-   * Open episodes of one principal (an entity's first component: `user:alice` of `user:alice/client-id:app`, or
-   * an address) at most: its share, so no principal's episodes take the ring whole. @default maxEvents / 10
-   */
-  maxEpisodesPerPrincipal?: number;
-  /** Bytes of events waiting to be written to the file at most; past it events are dropped (counted). @default 4 MiB */
-  maxQueuedBytes?: number;
-}
+export { DEFAULT_VIOLATION_LOG_OPTIONS, type ViolationLogOptions } from './options.js';
 
 /** An event in the ring, with its time as a number (filters compare it without parsing). */
 interface Entry {
@@ -97,7 +72,7 @@ export class ViolationLog implements ViolationSink {
         : new BatchedWriter({
             path: options.file,
             maxFileBytes: options.maxFileBytes,
-            maxPendingBytes: options.maxQueuedBytes ?? 4 * 1024 * 1024,
+            maxPendingBytes: options.maxQueuedBytes ?? DEFAULT_VIOLATION_LOG_OPTIONS.maxQueuedBytes,
           });
   }
 

@@ -1,22 +1,5 @@
 import os from 'node:os';
-
-export interface AdaptiveOptions {
-  /** Host CPU use (0..1) above which quotas are scaled down. @default 0.8 */
-  cpuThreshold: number;
-  /** Host memory use (0..1) above which quotas are scaled down. @default 0.9 */
-  memoryThreshold: number;
-  /** The factor at full load (1.0). @default 0.5 */
-  minFactor: number;
-  /** How often the load is read. @default 5000 */
-  checkIntervalMs: number;
-}
-
-export const DEFAULT_ADAPTIVE_OPTIONS: Readonly<AdaptiveOptions> = Object.freeze({
-  cpuThreshold: 0.8,
-  memoryThreshold: 0.9,
-  minFactor: 0.5,
-  checkIntervalMs: 5000,
-});
+import type { AdaptiveOptions } from './options.js';
 
 /** What the host is using, each a fraction 0..1. */
 export interface HostLoad {

@@ -3,32 +3,9 @@ import type { Clock } from './clock.js';
 import { bucketDisplay } from './entity.js';
 import { IN_FLIGHT } from './quota-key.js';
 import { emptyResolution, type QuotaTable, type Resolution } from './quota-table.js';
-import { NO_VIOLATIONS, type ViolationSink } from '../observability/violation-log.js';
+import { NO_VIOLATIONS, type ViolationSink } from './violations.js';
 import { IndexedHeap } from '../util/indexed-heap.js';
-
-export interface LeaseOptions {
-  /** Longest ttl_ms a lease may ask for. @default 3600000 */
-  maxTtlMs: number;
-  /** ttl_ms when the request gives none. @default 30000 */
-  defaultTtlMs: number;
-  /** Leases held at once, all principals together; past it AcquireLease is OVERLOADED. @default 100000 */
-  maxLeases: number;
-  /**
-   * Leases one principal (the request's user, else its client-id) may hold at once, whatever its max_in_flight:
-   * its share of maxLeases, so no principal can take every slot. @default maxLeases / 10
-   */
-  maxLeasesPerPrincipal: number;
-  /** Cap of the wait a refusal reports. @default 30000 */
-  maxThrottleMs: number;
-}
-
-export const DEFAULT_LEASE_OPTIONS: Readonly<LeaseOptions> = Object.freeze({
-  maxTtlMs: 3_600_000,
-  defaultTtlMs: 30_000,
-  maxLeases: 100_000,
-  maxLeasesPerPrincipal: 10_000,
-  maxThrottleMs: 30_000,
-});
+import { DEFAULT_LEASE_OPTIONS, defaultShare, type LeaseOptions } from './options.js';
 
 /**
  * Who a lease counts against for the share: the user, else the client-id, named as entities are, so a client-id
@@ -37,9 +14,6 @@ export const DEFAULT_LEASE_OPTIONS: Readonly<LeaseOptions> = Object.freeze({
  */
 export const principalOf = (user: string | null, client: string | null): string =>
   user !== null ? `user:${user}` : client !== null ? `client-id:${client}` : '';
-
-/** The share of maxLeases a principal gets when none is configured. */
-export const defaultShare = (maxLeases: number): number => Math.max(1, Math.floor(maxLeases / 10));
 
 /** The server bound that refused an AcquireLease (OVERLOADED), named as the config key that sets it. */
 export type LeaseBound = 'quotas.max_leases' | 'quotas.max_leases_per_principal';

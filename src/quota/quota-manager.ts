@@ -4,40 +4,9 @@ import { bucketDisplay } from './entity.js';
 import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
 import { emptyResolution, type QuotaTable, type Resolution } from './quota-table.js';
 import { ResolutionCache } from './resolution-cache.js';
-import { NO_VIOLATIONS, type ViolationSink } from '../observability/violation-log.js';
+import { NO_VIOLATIONS, type ViolationSink } from './violations.js';
+import { DEFAULT_QUOTA_OPTIONS, type QuotaManagerOptions } from './options.js';
 import { componentMatcher, NEAR_LIMIT, type BucketReport, type UsageQuery, usageReport, utilizationSummary } from './usage-report.js';
-
-export interface QuotaManagerOptions {
-  /** Length of the sliding window. @default 1000 */
-  windowMs: number;
-  /** Sub-buckets per window; windowMs must be a multiple. @default 10 */
-  windowBuckets: number;
-  /** Upper bound of any throttle_time_ms. @default 30000 */
-  maxThrottleMs: number;
-  /** A bucket untouched this long is dropped. @default 3600000 */
-  idleTimeoutMs: number;
-  /** How often idle buckets are swept. @default 30000 */
-  cleanupIntervalMs: number;
-  /** Hard bound on tracked buckets; past it new buckets are not tracked (fail open). @default 1000000 */
-  maxBuckets: number;
-  /** One principal's share of maxBuckets; past it its further buckets share an overflow bucket. @default maxBuckets / 10 */
-  maxBucketsPerPrincipal?: number | undefined;
-  /**
-   * How far past its capacity one bucket's level may go, in ms of its quota: debt beyond it is forgiven, so
-   * one huge call cannot throttle a principal for years (docs/algorithm.md, bounded debt). @default 300000
-   */
-  maxDebtMs: number;
-}
-
-export const DEFAULT_QUOTA_OPTIONS: Readonly<QuotaManagerOptions> = Object.freeze({
-  windowMs: 1000,
-  windowBuckets: 10,
-  maxThrottleMs: 30000,
-  idleTimeoutMs: 3_600_000,
-  cleanupIntervalMs: 30_000,
-  maxBuckets: 1_000_000,
-  maxDebtMs: 300_000,
-});
 
 /**
  * The answer to one Record* call; throttleMs 0 means Ok.

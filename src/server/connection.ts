@@ -5,17 +5,7 @@ import { errorFrame } from '../protocol/responses.js';
 import type { Logger } from '../observability/logger.js';
 import type { ConnectionContext, Dispatcher } from './dispatcher.js';
 import { FrameWriter } from '../protocol/frame-writer.js';
-
-export interface ConnectionOptions {
-  maxFrameBytes: number;
-  /**
-   * Reply bytes one connection may hold (written but unsent, plus replies of this read not yet handed to the
-   * socket) before the server stops reading from it. Checked after every frame. @default 1 MiB
-   */
-  maxConnectionBytes: number;
-  /** A started frame must be complete within this time, or the connection is closed. @default 30000 */
-  frameTimeoutMs: number;
-}
+import type { ConnectionOptions } from './options.js';
 
 export interface ConnectionStats {
   id: number;

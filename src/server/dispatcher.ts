@@ -27,6 +27,7 @@ import * as recordRequest from '../protocol/messages/record-request.js';
 import type { QuotaManager, Verdict } from '../quota/quota-manager.js';
 import type { Logger } from '../observability/logger.js';
 import type { QuotaAdmin } from './quota-admin.js';
+import type { DispatcherOptions } from './options.js';
 import {
   REQUEST_TYPES,
   RESULT_ERROR,
@@ -39,19 +40,10 @@ import {
   type RequestStats,
 } from '../observability/request-stats.js';
 
+export { DEFAULT_DISPATCHER_OPTIONS, type DispatcherOptions } from './options.js';
+
 /** What the server knows about the peer of one connection. */
 export type ConnectionContext = Peer;
-
-export interface DispatcherOptions {
-  /** A reply larger than this is Error REPLY_TOO_LARGE instead. @default 16 MiB */
-  maxReplyBytes: number;
-  /** Failed authentications of one source address are answered this far apart (auth.failure_delay_ms). @default 100 */
-  authFailureDelayMs: number;
-  /** server.auth_timeout_ms: an address's queue of Hellos waiting for their slot reaches at most half of it. @default 10000 */
-  authTimeoutMs: number;
-  /** The fleet as this sidecar sees it (DescribeFleet); absent without fleet.enabled. */
-  fleet?: () => describeFleet.FleetDescribed | undefined;
-}
 
 /** Written to the FrameWriter now (undefined), or a frame later: I/O (AlterQuotas) or work done in slices. */
 export type Reply = undefined | Promise<Buffer>;

@@ -3,39 +3,12 @@ import tls from 'node:tls';
 import type { ErrorCode } from '../protocol/error-codes.js';
 import { errorFrame } from '../protocol/responses.js';
 import type { Logger } from '../observability/logger.js';
-import { Connection, PartialFrameBudget, type ConnectionOptions, type ConnectionStats } from './connection.js';
+import { Connection, PartialFrameBudget, type ConnectionStats } from './connection.js';
 import type { Dispatcher } from './dispatcher.js';
 import { openFileLimit } from './fd-limit.js';
+import type { ServerOptions, ServerTls } from './options.js';
 
-export interface ServerOptions extends ConnectionOptions {
-  host: string;
-  port: number;
-  maxConnections: number;
-  /**
-   * From accept, a socket must finish its TLS handshake and (with a tokens file) authenticate within this
-   * time, or it is destroyed. @default 10000
-   */
-  authTimeoutMs: number;
-  /**
-   * Sockets still in their TLS handshake or authentication, at most; past it the oldest of them is closed to
-   * make room, so that peers that never authenticate cannot keep a broker out. @default 1000
-   */
-  maxUnauthenticatedConnections: number;
-  /** Bytes of unfinished frames across all connections. @default 256 MiB */
-  maxPartialFrameBytes: number;
-  /** The process's open-file limit; read from the system when undefined (tests pass a small one). */
-  fileLimit?: number | undefined;
-  /** TLS on the protocol port; undefined for plaintext. */
-  tls?: ServerTls | undefined;
-}
-
-export interface ServerTls {
-  cert: Buffer;
-  key: Buffer;
-  ca?: Buffer | undefined;
-  /** none, request (a certificate is verified if sent), require (mTLS: connections without one fail). */
-  clientAuth: 'none' | 'request' | 'require';
-}
+export { DEFAULT_SERVER_OPTIONS, type ServerOptions, type ServerTls } from './options.js';
 
 /**
  * Descriptors kept free of broker connections, so that with the file limit reached the store can still fsync,

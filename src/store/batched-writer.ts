@@ -19,6 +19,10 @@ export interface BatchedWriterOptions {
   maxWriteBytes?: number;
 }
 
+export const DEFAULT_BATCHED_WRITER_OPTIONS: Readonly<Required<Pick<BatchedWriterOptions, 'maxWriteBytes'>>> = Object.freeze({
+  maxWriteBytes: 1024 * 1024,
+});
+
 /**
  * A log file written behind a bounded queue (docs/operations.md, limits): `write` never waits and never fails;
  * lines wait in memory up to maxPendingBytes, past which they are dropped and counted, and one writer appends
@@ -41,7 +45,7 @@ export class BatchedWriter {
 
   constructor(readonly options: BatchedWriterOptions) {
     // A write never carries more than the file may hold, so rotation keeps the file under maxFileBytes.
-    this.maxWriteBytes = Math.min(options.maxWriteBytes ?? 1024 * 1024, options.maxFileBytes);
+    this.maxWriteBytes = Math.min(options.maxWriteBytes ?? DEFAULT_BATCHED_WRITER_OPTIONS.maxWriteBytes, options.maxFileBytes);
   }
 
   /** Bytes waiting to be written. */

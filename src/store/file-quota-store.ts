@@ -32,6 +32,13 @@ export interface FileQuotaStoreOptions {
   onTornLog: (file: string, droppedBytes: number) => void;
 }
 
+export const DEFAULT_FILE_STORE_OPTIONS: Readonly<FileQuotaStoreOptions> = Object.freeze({
+  compactAfterChanges: 1000,
+  write: writeAll,
+  onCompactionError: () => undefined,
+  onTornLog: () => undefined,
+});
+
 /**
  * Run-time quotas in `<data_dir>`: a snapshot `quotas.json` ({version, seq, quotas}), a log `quotas.log` of
  * the changes since (one JSON line per AlterQuotas: {seq, changes}), and `audit.log` (JSON lines).
@@ -70,13 +77,7 @@ export class FileQuotaStore implements QuotaStore {
     readonly dataDir: string,
     options: Partial<FileQuotaStoreOptions> = {},
   ) {
-    this.options = Object.freeze({
-      compactAfterChanges: 1000,
-      write: writeAll,
-      onCompactionError: () => undefined,
-      onTornLog: () => undefined,
-      ...options,
-    });
+    this.options = Object.freeze({ ...DEFAULT_FILE_STORE_OPTIONS, ...options });
     this.statePath = join(dataDir, STATE_FILE);
     this.logPath = join(dataDir, LOG_FILE);
     this.auditPath = join(dataDir, AUDIT_FILE);

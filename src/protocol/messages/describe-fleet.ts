@@ -2,7 +2,7 @@
 // The fleet as this sidecar saw it at its last heartbeat (docs/operations.md, fleet). Without fleet.enabled:
 // enabled false, node_id, backend, breaker and last_error null, live 0, sync_lag_ms -1, sidecars []. Needs the
 // describe role.
-import type { BreakerState } from '../../client/breaker.js';
+import type { BreakerState } from '../../util/breaker.js';
 import type { Body } from './fields.js';
 import { expectType, listField } from './reply.js';
 

@@ -4,18 +4,12 @@
 // matches, `events` the newest `limit` of them, oldest first.
 import { RivvenError } from '../error-codes.js';
 import type { Component } from '../../quota/entity.js';
+import { VIOLATION_TYPES, type ViolationType } from '../../quota/violations.js';
 import * as describeUsage from './describe-usage.js';
 import { list, uint, type Body } from './fields.js';
 import { expectType, listField } from './reply.js';
 
-export const VIOLATION_TYPES = [
-  'RATE_LIMIT_EXCEEDED',
-  'CONCURRENT_LIMIT_EXCEEDED',
-  'BLOCKED',
-  'SHADOW_VIOLATION',
-  'AUTHENTICATION_FAILED',
-] as const;
-export type ViolationType = (typeof VIOLATION_TYPES)[number];
+export { VIOLATION_TYPES, type ViolationType };
 
 /** One event of the violation log: an episode's start, or its end with the totals. */
 export interface ViolationEvent {
