@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import calculateSlot from 'cluster-key-slot';
 import { CircuitBreaker, type BreakerOptions } from '../client/breaker.js';
 import { GROUP } from '../quota/bucket-store.js';
 import type { Clock } from '../quota/clock.js';
 import { QUOTA_KEYS } from '../quota/quota-key.js';
-import type { RedisBackend, RedisClient } from '../store/redis-backend.js';
+import type { RedisBackend } from '../store/redis-backend.js';
 import { emptyBatch, type FleetBucketStore, type SyncBatch } from './fleet-bucket-store.js';
 import type { FleetDescribed, FleetSidecar } from '../protocol/messages/describe-fleet.js';
 import type { LeaseManager } from '../quota/lease-manager.js';
@@ -32,16 +31,6 @@ export type SidecarStatus = Omit<FleetSidecar, 'seen_ms_ago'> & {
   seen: number;
 };
 
-const SYNC_SCRIPT = readFileSync(new URL('../store/lua/sync-buckets.lua', import.meta.url), 'utf8');
-const HEARTBEAT_SCRIPT = readFileSync(new URL('../store/lua/heartbeat.lua', import.meta.url), 'utf8');
-const LEASES_SCRIPT = readFileSync(new URL('../store/lua/sync-leases.lua', import.meta.url), 'utf8');
-
-type FleetClient = RedisClient & {
-  rivvenSync(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
-  rivvenHeartbeat(key: string, nodeId: string, status: string, staleMs: number, aheadMs: number): Promise<(number | string | null)[]>;
-  rivvenLeases(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
-};
-
 /** How long Redis keeps a push series' record (the script's minimum key life): a series in doubt is resent
  * within SERIES_RESEND_MS of its first send, or given up (it could be counted twice after that). */
 const SERIES_KEEP_MS = 60_000;
@@ -50,7 +39,7 @@ const SERIES_RESEND_MS = 50_000;
 const SERIES_FIELDS = 64;
 /** A lease count above this is not a count (no sidecar can hold so many leases in memory). */
 const MAX_LEASE_COUNT = 1_000_000_000;
-/** Script codes of a bucket with a problem (sync-buckets.lua). */
+/** Script codes of a bucket with a problem (sync-buckets-n.lua). */
 const BUCKET_PROBLEMS: Record<number, string> = {
   1: 'not a bucket (another type, or unparsable): replaced by an empty bucket',
   2: 'level unparsable or stamped far ahead of Redis time: replaced',
@@ -114,7 +103,9 @@ export class FleetSync {
   /** Tells this sidecar's heartbeats from another's with the same node_id. */
   private readonly instance = randomBytes(6).toString('hex');
 
-  private readonly client: FleetClient;
+  private readonly syncScript: (...args: (string | number)[]) => Promise<number[]>;
+  private readonly heartbeatScript: (...args: (string | number)[]) => Promise<(number | string | null)[]>;
+  private readonly leasesScript: (...args: (string | number)[]) => Promise<number[]>;
   private readonly sidecarsKey: string;
   private running = false;
   /** The round in progress (or the last one). */
@@ -145,10 +136,9 @@ export class FleetSync {
   ) {
     if (leases !== undefined) leases.fleet = { others: new Map(), changed: new Set(), divisor: 1, retryMs: options.syncIntervalMs };
     this.breaker = new CircuitBreaker(options.breaker, () => clock.now());
-    this.client = backend.client as FleetClient;
-    this.client.defineCommand('rivvenSync', { lua: SYNC_SCRIPT });
-    this.client.defineCommand('rivvenHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT_SCRIPT });
-    this.client.defineCommand('rivvenLeases', { lua: LEASES_SCRIPT });
+    this.syncScript = backend.script('rivvenSync', new URL('./lua/sync-buckets-n.lua', import.meta.url));
+    this.heartbeatScript = backend.script('rivvenHeartbeat', new URL('./lua/heartbeat-1.lua', import.meta.url));
+    this.leasesScript = backend.script('rivvenLeases', new URL('./lua/sync-leases-n.lua', import.meta.url));
     this.sidecarsKey = `${options.keyPrefix}{fleet}:sidecars`;
   }
 
@@ -173,7 +163,7 @@ export class FleetSync {
     await this.round;
     if (this.breaker.state !== 'closed') return;
     await this.tick();
-    await this.backend.timed(this.client.hdel(this.sidecarsKey, this.options.nodeId)).catch(() => undefined);
+    await this.backend.timed(this.backend.client.hdel(this.sidecarsKey, this.options.nodeId)).catch(() => undefined);
   }
 
   /** A round that starts after this call, waited for (the timer's rounds skip one in progress instead). */
@@ -283,7 +273,7 @@ export class FleetSync {
     const open = JSON.stringify(status).slice(0, -1);
     this.calls++;
     const reply = await this.backend.timed(
-      this.client.rivvenHeartbeat(this.sidecarsKey, this.options.nodeId, open, hb * FORGET_HEARTBEATS, hb * LIVE_HEARTBEATS),
+      this.heartbeatScript(this.sidecarsKey, this.options.nodeId, open, hb * FORGET_HEARTBEATS, hb * LIVE_HEARTBEATS),
     );
     const previousAt = this.lastHeartbeatAt;
     this.lastHeartbeatAt = this.clock.now();
@@ -416,28 +406,26 @@ export class FleetSync {
       calls.push(() => {
         this.calls++;
         const counts = part.map((g) => leases.heldBy(g));
-        return this.backend
-          .timed(this.client.rivvenLeases(part.length, ...keys, this.options.nodeId, stale, MAX_LEASE_COUNT, ...counts))
-          .then(
-            (others: number[]) => {
-              for (let i = 0; i < part.length; i++) {
-                const n = Number(others[i]);
-                if (Number.isSafeInteger(n) && n > 0) f.others.set(part[i]!, n);
-                else f.others.delete(part[i]!);
-              }
-              const bad = Number(others[part.length] ?? 0);
-              if (bad > 0)
-                this.backend.badValue(
-                  'lease',
-                  keys[0]!,
-                  `${bad} lease count(s) invalid (unparsable, too big, stamped ahead of Redis time, or a key of another type): removed`,
-                );
-            },
-            (err: unknown) => {
-              for (const g of part) f.changed.add(g);
-              throw err;
-            },
-          );
+        return this.backend.timed(this.leasesScript(part.length, ...keys, this.options.nodeId, stale, MAX_LEASE_COUNT, ...counts)).then(
+          (others: number[]) => {
+            for (let i = 0; i < part.length; i++) {
+              const n = Number(others[i]);
+              if (Number.isSafeInteger(n) && n > 0) f.others.set(part[i]!, n);
+              else f.others.delete(part[i]!);
+            }
+            const bad = Number(others[part.length] ?? 0);
+            if (bad > 0)
+              this.backend.badValue(
+                'lease',
+                keys[0]!,
+                `${bad} lease count(s) invalid (unparsable, too big, stamped ahead of Redis time, or a key of another type): removed`,
+              );
+          },
+          (err: unknown) => {
+            for (const g of part) f.changed.add(g);
+            throw err;
+          },
+        );
       });
     }
     return calls;
@@ -468,7 +456,7 @@ export class FleetSync {
     }
     this.calls++;
     try {
-      const reply = await this.backend.timed(this.client.rivvenSync(...(args as [number, ...(string | number)[]])));
+      const reply = await this.backend.timed(this.syncScript(...args));
       if (reply[0] === -1) {
         this.backend.failures++;
         throw new Error(`Redis ran the sync after its deadline (${this.backend.commandTimeoutMs} ms); nothing was pushed`);
