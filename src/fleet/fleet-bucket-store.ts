@@ -1,4 +1,5 @@
 import { LocalBucketStore, type LocalBucketStoreOptions } from '../quota/bucket-store.js';
+import { FleetState } from '../quota/fleet-state.js';
 
 /** Bucket names (kind, a, b), as parallel lists. */
 export interface Names {
@@ -55,8 +56,8 @@ const nameKey = (kind: number, a: string | null, b: string | null): string => JS
  * sidecar sees calls for it. The queue holds bucket names, not ids: a sweep or compaction may move or drop a
  * bucket between syncs, and a name is looked up again.
  *
- * `weight` is the fallback: while Redis is out of reach each unit counts `weight` (the live sidecars) times
- * against the whole quota, which decides exactly as quota / weight would.
+ * `fleet` is the fleet's fallback state, which FleetSync writes: while Redis is out of reach each unit counts
+ * `fleet.divisor` (the live sidecars) times against the whole quota, which decides exactly as quota / divisor.
  */
 export class FleetBucketStore extends LocalBucketStore {
   private queue: Names = { kinds: [], as: [], bs: [] };
@@ -71,8 +72,14 @@ export class FleetBucketStore extends LocalBucketStore {
     options: LocalBucketStoreOptions,
     /** A bucket recorded into this recently keeps being synced. */
     readonly followMs: number,
+    /** The fleet's fallback state, shared with the leases. */
+    readonly fleet: FleetState = new FleetState(),
   ) {
     super({ ...options, fleet: true });
+  }
+
+  override get weight(): number {
+    return this.fleet.divisor;
   }
 
   /** Buckets waiting for the next sync (an upper bound: some may be gone by then). */

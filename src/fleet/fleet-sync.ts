@@ -77,8 +77,6 @@ export class FleetSync {
   calls = 0;
   /** Every sidecar of the fleet as of the last heartbeat, this one included. */
   sidecars: SidecarStatus[] = [];
-  /** Sidecars whose heartbeat is recent, as of the last one that reached Redis (at least 1: this one). */
-  live = 1;
   /** Told the seconds each sync took (rivven_quota_sync_duration_seconds). */
   onSyncDuration: (seconds: number) => void = () => undefined;
   /** Told when the fleet falls back (true) or recovers (false). */
@@ -114,7 +112,6 @@ export class FleetSync {
   private lastSyncAt = -1;
   private lastHeartbeatAt = Number.NEGATIVE_INFINITY;
   private lastLeaseRefreshAt = Number.NEGATIVE_INFINITY;
-  private fallbackSince = -1;
   /** After a fallback: the time to forgive, at quota / divisor, in the first sync. */
   private forgive: { ms: number; divisor: number } | null = null;
   /** Redis time of the last heartbeat's reply, which `sidecars` are as of. */
@@ -134,7 +131,7 @@ export class FleetSync {
     /** In-flight leases, counted fleet-wide when given (their `fleet` is set here). */
     private readonly leases?: LeaseManager,
   ) {
-    if (leases !== undefined) leases.fleet = { others: new Map(), changed: new Set(), divisor: 1, retryMs: options.syncIntervalMs };
+    if (leases !== undefined) leases.fleet = { others: new Map(), changed: new Set(), state: store.fleet, retryMs: options.syncIntervalMs };
     this.breaker = new CircuitBreaker(options.breaker, () => clock.now());
     this.syncScript = backend.script('rivvenSync', new URL('./lua/sync-buckets-n.lua', import.meta.url));
     this.heartbeatScript = backend.script('rivvenHeartbeat', new URL('./lua/heartbeat-1.lua', import.meta.url));
@@ -144,7 +141,12 @@ export class FleetSync {
 
   /** True while the buckets decide alone (the breaker is not closed). */
   get degraded(): boolean {
-    return this.fallbackSince >= 0;
+    return this.store.fleet.alone;
+  }
+
+  /** Sidecars whose heartbeat is recent, as of the last one that reached Redis (at least 1: this one). */
+  get live(): number {
+    return this.store.fleet.live;
   }
 
   /** Syncs every syncIntervalMs until stopped; the timer keeps no process alive. */
@@ -241,17 +243,11 @@ export class FleetSync {
   /** Enters or leaves the fallback as the breaker opens or closes. */
   private followBreaker(): void {
     const state = this.breaker.state;
-    if (state === 'open' && this.fallbackSince < 0) {
-      this.fallbackSince = this.clock.now();
-      this.store.weight = Math.max(1, this.live);
-      if (this.leases?.fleet) this.leases.fleet.divisor = this.store.weight;
-      this.onFallback(true, this.store.weight);
-    } else if (state === 'closed' && this.fallbackSince >= 0) {
-      this.forgive = { ms: this.clock.now() - this.fallbackSince, divisor: this.store.weight };
+    const fleet = this.store.fleet;
+    if (state === 'open' && !fleet.alone) this.onFallback(true, fleet.fallBack(this.clock.now()));
+    else if (state === 'closed' && fleet.alone) {
+      this.forgive = fleet.recover(this.clock.now());
       this.reconciled = this.forgive;
-      this.fallbackSince = -1;
-      this.store.weight = 1;
-      if (this.leases?.fleet) this.leases.fleet.divisor = 1;
       this.onFallback(false, 1);
     }
   }
@@ -307,7 +303,7 @@ export class FleetSync {
     }
     sidecars.sort((a, b) => (a.node_id < b.node_id ? -1 : a.node_id > b.node_id ? 1 : 0));
     this.sidecars = sidecars;
-    this.live = Math.max(1, sidecars.filter((s) => s.seen >= now - hb * LIVE_HEARTBEATS).length);
+    this.store.fleet.live = Math.max(1, sidecars.filter((s) => s.seen >= now - hb * LIVE_HEARTBEATS).length);
     return true;
   }
 

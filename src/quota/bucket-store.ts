@@ -33,7 +33,7 @@ export interface BucketStore {
   readonly size: number;
   /** Bumped whenever an id may stop naming its bucket. */
   readonly epoch: number;
-  /** How many times each unit counts against a quota: 1, or the live sidecars in the fleet's fallback. */
+  /** How many times each unit counts against a quota: 1, or the fleet state's divisor (its fallback). */
   readonly weight: number;
   /** The bucket of (kind, a, b), created empty at `now` if missing; -1 when maxBuckets are live. */
   findOrCreate(kind: number, a: string | null, b: string | null, now: number): number;
@@ -113,7 +113,6 @@ const MIGRATION_SLICE_MS = 5;
  */
 export class LocalBucketStore implements BucketStore {
   epoch = 0;
-  weight = 1;
   protected ids = new KeyedIds(INITIAL);
   protected table: BucketTable;
   private migration: { ids: KeyedIds; table: BucketTable; cursor: number } | null = null;
@@ -131,6 +130,11 @@ export class LocalBucketStore implements BucketStore {
     this.table = this.newTable(INITIAL);
     this.share = options.maxBucketsPerPrincipal ?? Math.max(1, Math.floor(options.maxBuckets / 10));
     this.perPrincipal = new CountMinSketch(Math.min(Math.max(64, options.maxBuckets), 65_536));
+  }
+
+  /** Every unit counts once: this process's buckets take whole quotas (the fleet's store overrides this). */
+  get weight(): number {
+    return 1;
   }
 
   get size(): number {
