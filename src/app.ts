@@ -76,6 +76,8 @@ export class App {
   /** Resolves with the HTTP address once it listens (before stored quotas load, so /readyz can say 503). */
   readonly httpListening: Promise<AddressInfo | undefined>;
   private resolveHttp: (a: AddressInfo | undefined) => void = () => undefined;
+  /** fleet.enabled: the buckets the fleet's sync pushes and settles (the manager's, kept with their type). */
+  private readonly fleetBuckets: FleetBucketStore | undefined;
   private ready = false;
   private stopCleanup: (() => void) | undefined;
 
@@ -95,6 +97,7 @@ export class App {
     };
     // A bucket in use on this sidecar keeps following the fleet for a window after its last call here.
     const buckets = config.fleet.enabled ? new FleetBucketStore(bucketOptions, q.window_ms + config.fleet.sync_interval_ms) : undefined;
+    this.fleetBuckets = buckets;
     this.manager = new QuotaManager(
       this.table,
       {
@@ -250,11 +253,12 @@ export class App {
   private startFleet(address: AddressInfo): () => void {
     const f = this.config.fleet;
     const deps = this.deps.fleet;
-    if (!f.enabled || deps === undefined) return () => undefined;
+    const buckets = this.fleetBuckets;
+    if (buckets === undefined || deps === undefined) return () => undefined;
     const logger = this.deps.logger;
     this.fleet = new FleetSync(
       deps.backend,
-      this.manager.buckets as FleetBucketStore,
+      buckets,
       this.manager.clock,
       {
         keyPrefix: this.config.storage.redis.key_prefix,
