@@ -51,9 +51,9 @@ const nameKey = (kind: number, a: string | null, b: string | null): string => JS
  * The buckets of a fleet sidecar: local decisions at local speed (no Redis on a record call), over a level that
  * is the fleet's as of the last sync plus what this sidecar recorded since (docs/algorithm.md, fleet buckets).
  *
- * A bucket recorded into joins the sync queue (once: its queued flag, in the fleet's own columns beside the
- * tables, SyncColumns, with its unsynced usage); FleetSync takes queued buckets
- * in batches, pushes their unsynced usage, and settles the fleet's level back into them. A bucket recorded into
+ * A bucket recorded into joins the sync queue (once: its queued flag, kept with its unsynced usage in the
+ * fleet's own columns beside the tables, SyncColumns); the bucket sync (bucket-sync.ts) takes queued buckets in
+ * batches, pushes their unsynced usage, and settles the fleet's level back into them. A bucket recorded into
  * within `followMs` stays queued with nothing to push, so it keeps learning the others' usage while this
  * sidecar sees calls for it. The queue holds bucket names, not ids: a sweep or compaction may move or drop a
  * bucket between syncs, and a name is looked up again.
@@ -67,7 +67,7 @@ export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
   private readonly resets = new Set<string>();
   /** Buckets whose last push is in doubt, by name (bounded by the buckets; empty while Redis answers). */
   private readonly inDoubt = new Map<string, InDoubt>();
-  /** The series of this round's new pushes (FleetSync sets it before collecting). */
+  /** The series of this round's new pushes (the bucket sync sets it before collecting). */
   series = 0;
 
   constructor(
@@ -80,6 +80,7 @@ export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
     super(options, (size) => new SyncColumns(size));
   }
 
+  /** The fleet state's divisor: 1, or the live sidecars while this sidecar decides alone. */
   override get weight(): number {
     return this.fleet.divisor;
   }
