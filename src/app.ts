@@ -76,6 +76,8 @@ export class App {
   /** Resolves with the HTTP address once it listens (before stored quotas load, so /readyz can say 503). */
   readonly httpListening: Promise<AddressInfo | undefined>;
   private resolveHttp: (a: AddressInfo | undefined) => void = () => undefined;
+  /** fleet.enabled: the buckets the fleet's sync pushes and settles (the manager's, kept with their type). */
+  private readonly fleetBuckets: FleetBucketStore | undefined;
   private ready = false;
   private stopCleanup: (() => void) | undefined;
 
@@ -90,6 +92,7 @@ export class App {
     const buckets = config.fleet.enabled
       ? new FleetBucketStore(bucketStoreOptions(q), q.window_ms + config.fleet.sync_interval_ms)
       : undefined;
+    this.fleetBuckets = buckets;
     this.manager = new QuotaManager(this.table, quotaManagerOptions(q), deps.clock ?? systemClock, buckets);
     this.admin = new QuotaAdmin(this.table, deps.store, config.storage.max_entities, () => this.manager.clock.wall());
     const warn = (message: string) => deps.logger.warn(message);
@@ -194,11 +197,12 @@ export class App {
   private startFleet(address: AddressInfo): () => void {
     const f = this.config.fleet;
     const deps = this.deps.fleet;
-    if (!f.enabled || deps === undefined) return () => undefined;
+    const buckets = this.fleetBuckets;
+    if (buckets === undefined || deps === undefined) return () => undefined;
     const logger = this.deps.logger;
     this.fleet = new FleetSync(
       deps.backend,
-      this.manager.buckets as FleetBucketStore,
+      buckets,
       this.manager.clock,
       // The host name, not server.host: behind 0.0.0.0 every container would be "0.0.0.0:9190".
       fleetSyncOptions(this.config, f.node_id ?? `${hostname()}:${address.port}`),

@@ -7,7 +7,7 @@ import { freeze, startRedis, startRedisCluster, type Proc } from '../bench/lib/p
 import calculateSlot from 'cluster-key-slot';
 import { QuotaClient } from '../src/client/quota-client.js';
 import { RedisQuotaStore } from '../src/store/redis-quota-store.js';
-import { bucketKey } from '../src/fleet/fleet-sync.js';
+import { bucketKey } from '../src/fleet/bucket-sync.js';
 import { REQUEST } from '../src/quota/quota-key.js';
 import { serverWithClient, startServer, type TestServer } from './helpers/server.js';
 import { run as runCli } from './helpers/cli.js';

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { emptyBatch, FleetBucketStore } from '../src/fleet/fleet-bucket-store.js';
 import { ManualClock } from '../src/quota/clock.js';
+import { FleetState } from '../src/quota/fleet-state.js';
 import { QuotaManager } from '../src/quota/quota-manager.js';
 import { QuotaTable } from '../src/quota/quota-table.js';
 import { DEFAULT_NAME } from '../src/quota/entity.js';
@@ -13,7 +14,7 @@ function pair(n: number, quota: number) {
   const clock = new ManualClock(1_000_000);
   const options = { windowMs: 1000, windowBuckets: 10, maxDebtMs: 300_000, maxBuckets: 1000 };
   const fleet = new FleetBucketStore(options, 1100);
-  fleet.weight = n;
+  fleet.fleet.divisor = n;
   const weighted = new QuotaManager(new QuotaTable({ request_rate: quota }), {}, clock, fleet);
   const share = new QuotaManager(new QuotaTable({ request_rate: quota / n }), {}, clock);
   return { clock, weighted, share, fleet };
@@ -55,7 +56,7 @@ t.test('the groups a fleet sidecar must sync are bounded while Redis is out of r
   const table = new QuotaTable({});
   table.set({ kind: 'user', user: DEFAULT_NAME }, IN_FLIGHT, 1); // max_in_flight 1 for every user: one group each
   const leases = new LeaseManager(table, new ManualClock(0), { maxLeases: 10 });
-  leases.fleet = { others: new Map(), changed: new Set(), divisor: 1, retryMs: 100 };
+  leases.fleet = { others: new Map(), changed: new Set(), state: new FleetState(), retryMs: 100 };
   for (let i = 0; i < 1000; i++) leases.acquire(`user-${i}`, null, undefined, 1);
   t.equal(leases.fleet.changed.size, 10, '1000 distinct asks, 10 groups remembered');
   t.equal(leases.held, 10, 'and quotas.max_leases held');

@@ -7,7 +7,8 @@
 import { Redis } from 'ioredis';
 import { freeze, startRedis, type Proc } from '../lib/procs.js';
 import { FleetBucketStore } from '../../src/fleet/fleet-bucket-store.js';
-import { bucketKey, FleetSync } from '../../src/fleet/fleet-sync.js';
+import { bucketKey } from '../../src/fleet/bucket-sync.js';
+import { FleetSync } from '../../src/fleet/fleet-sync.js';
 import { ManualClock } from '../../src/quota/clock.js';
 import { PRODUCE } from '../../src/quota/quota-key.js';
 import { RedisBackend } from '../../src/store/redis-backend.js';

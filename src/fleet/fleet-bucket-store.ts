@@ -1,4 +1,6 @@
 import { LocalBucketStore, type LocalBucketStoreOptions } from '../quota/bucket-store.js';
+import { FleetState } from '../quota/fleet-state.js';
+import { SyncColumns } from './sync-columns.js';
 
 /** Bucket names (kind, a, b), as parallel lists. */
 export interface Names {
@@ -49,30 +51,38 @@ const nameKey = (kind: number, a: string | null, b: string | null): string => JS
  * The buckets of a fleet sidecar: local decisions at local speed (no Redis on a record call), over a level that
  * is the fleet's as of the last sync plus what this sidecar recorded since (docs/algorithm.md, fleet buckets).
  *
- * A bucket recorded into joins the sync queue (once: the table's queued flag); FleetSync takes queued buckets
- * in batches, pushes their unsynced usage, and settles the fleet's level back into them. A bucket recorded into
+ * A bucket recorded into joins the sync queue (once: its queued flag, kept with its unsynced usage in the
+ * fleet's own columns beside the tables, SyncColumns); the bucket sync (bucket-sync.ts) takes queued buckets in
+ * batches, pushes their unsynced usage, and settles the fleet's level back into them. A bucket recorded into
  * within `followMs` stays queued with nothing to push, so it keeps learning the others' usage while this
  * sidecar sees calls for it. The queue holds bucket names, not ids: a sweep or compaction may move or drop a
  * bucket between syncs, and a name is looked up again.
  *
- * `weight` is the fallback: while Redis is out of reach each unit counts `weight` (the live sidecars) times
- * against the whole quota, which decides exactly as quota / weight would.
+ * `fleet` is the fleet's fallback state, which FleetSync writes: while Redis is out of reach each unit counts
+ * `fleet.divisor` (the live sidecars) times against the whole quota, which decides exactly as quota / divisor.
  */
-export class FleetBucketStore extends LocalBucketStore {
+export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
   private queue: Names = { kinds: [], as: [], bs: [] };
   /** Buckets ResetUsage reset here, whose fleet level the next sync empties (bounded by the buckets). */
   private readonly resets = new Set<string>();
   /** Buckets whose last push is in doubt, by name (bounded by the buckets; empty while Redis answers). */
   private readonly inDoubt = new Map<string, InDoubt>();
-  /** The series of this round's new pushes (FleetSync sets it before collecting). */
+  /** The series of this round's new pushes (the bucket sync sets it before collecting). */
   series = 0;
 
   constructor(
     options: LocalBucketStoreOptions,
     /** A bucket recorded into this recently keeps being synced. */
     readonly followMs: number,
+    /** The fleet's fallback state, shared with the leases. */
+    readonly fleet: FleetState = new FleetState(),
   ) {
-    super({ ...options, fleet: true });
+    super(options, (size) => new SyncColumns(size));
+  }
+
+  /** The fleet state's divisor: 1, or the live sidecars while this sidecar decides alone. */
+  override get weight(): number {
+    return this.fleet.divisor;
   }
 
   /** Buckets waiting for the next sync (an upper bound: some may be gone by then). */
@@ -81,9 +91,10 @@ export class FleetBucketStore extends LocalBucketStore {
   }
 
   override record(id: number, amount: number, now: number): void {
-    const t = this.table;
-    t.record(id, amount, now, this.weight);
-    if (!t.queued(id)) this.enqueue(id);
+    this.table.record(id, amount, now, this.fleet.divisor);
+    const c = this.columns!;
+    c.unsynced[id] = c.unsynced[id]! + amount * 1000;
+    if (c.queued[id] === 0) this.enqueue(id);
   }
 
   /** The queued bucket names, leaving an empty queue for the calls that come while they sync. */
@@ -106,14 +117,15 @@ export class FleetBucketStore extends LocalBucketStore {
    */
   collect(names: Names, from: number, to: number, out: SyncBatch, forgiveMs = 0, divisor = 1): void {
     const t = this.table;
+    const c = this.columns!;
     for (let i = from; i < to; i++) {
       const id = this.find(names.kinds[i]!, names.as[i]!, names.bs[i]!);
       const reset = this.resets.size > 0 && this.resets.delete(nameKey(names.kinds[i]!, names.as[i]!, names.bs[i]!));
       // Gone (swept), or named twice (dropped and made again): the bucket itself says whether it waits.
-      if (id < 0 || !(t.queued(id) || reset)) continue;
-      t.setQueued(id, false);
+      if (id < 0 || !(c.queued[id] === 1 || reset)) continue;
+      c.queued[id] = 0;
       const rate = t.rate(id);
-      const unsynced = t.takeUnsynced(id);
+      const unsynced = c.take(id);
       let push = unsynced;
       let series = this.series;
       // A push in doubt goes again under its own series, with what was recorded since: Redis adds only the part
@@ -144,14 +156,15 @@ export class FleetBucketStore extends LocalBucketStore {
    */
   settle(batch: SyncBatch, levels: number[], now: number, skip?: ReadonlySet<number>): void {
     const t = this.table;
+    const c = this.columns!;
     for (let i = 0; i < batch.kinds.length; i++) {
       if (skip?.has(i)) continue;
       if (this.inDoubt.size > 0) this.inDoubt.delete(nameKey(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!));
       const id = this.find(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!);
       // No level for it (a bad reply): it stays as this sidecar knows it.
       if (id < 0 || !(levels[i]! >= 0)) continue;
-      t.setLevel(id, levels[i]! + t.unsynced(id) * this.weight, now);
-      if (!t.queued(id) && now - t.lastSeen(id) < this.followMs) this.enqueue(id);
+      t.setLevel(id, levels[i]! + c.unsynced[id]! * this.fleet.divisor, now);
+      if (c.queued[id] === 0 && now - t.lastSeen(id) < this.followMs) this.enqueue(id);
     }
   }
 
@@ -160,7 +173,6 @@ export class FleetBucketStore extends LocalBucketStore {
    * resent by a later sync under the same series (`only` limits this to those buckets of the batch).
    */
   restore(batch: SyncBatch, now: number, only?: ReadonlySet<number>): void {
-    const t = this.table;
     for (let i = 0; i < batch.kinds.length; i++) {
       if (only !== undefined && !only.has(i)) continue;
       const key = nameKey(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!);
@@ -171,7 +183,7 @@ export class FleetBucketStore extends LocalBucketStore {
       }
       if (batch.resets[i]) this.resets.add(key);
       const id = this.find(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!);
-      if (id >= 0 && !t.queued(id)) this.enqueue(id);
+      if (id >= 0 && this.columns!.queued[id] === 0) this.enqueue(id);
     }
   }
 
@@ -204,7 +216,7 @@ export class FleetBucketStore extends LocalBucketStore {
   }
 
   private enqueue(id: number): void {
-    this.table.setQueued(id, true);
+    this.columns!.queued[id] = 1;
     this.queueName(this.ids.kind(id), this.ids.a(id), this.ids.b(id));
   }
 

@@ -33,7 +33,7 @@ export interface BucketStore {
   readonly size: number;
   /** Bumped whenever an id may stop naming its bucket. */
   readonly epoch: number;
-  /** How many times each unit counts against a quota: 1, or the live sidecars in the fleet's fallback. */
+  /** How many times each unit counts against a quota: 1, or the fleet state's divisor (its fallback). */
   readonly weight: number;
   /** The bucket of (kind, a, b), created empty at `now` if missing; -1 when maxBuckets are live. */
   findOrCreate(kind: number, a: string | null, b: string | null, now: number): number;
@@ -90,8 +90,21 @@ export interface LocalBucketStoreOptions {
    * principal's further buckets of a kind are one shared overflow bucket. @default a tenth of maxBuckets
    */
   maxBucketsPerPrincipal?: number;
-  /** Keep per-bucket fleet sync state in the tables (FleetBucketStore). */
-  fleet?: boolean;
+}
+
+/**
+ * State another module keeps per bucket beside the tables, by the same ids (the fleet's sync state): the store
+ * sizes, starts, moves (compaction) and resets it together with each bucket, so it never names another bucket.
+ */
+export interface BucketColumns<C> {
+  /** Makes room for ids below `capacity`. */
+  ensure(capacity: number): void;
+  /** Bucket `id` was created. */
+  init(id: number): void;
+  /** Bucket `id` was reset (ResetUsage). */
+  reset(id: number): void;
+  /** Bucket `from` of `source` moved to `to` here (a compaction). */
+  copyFrom(source: C, from: number, to: number): void;
 }
 
 const INITIAL = 1024;
@@ -111,12 +124,13 @@ const MIGRATION_SLICE_MS = 5;
  * looked up or in MIGRATION_SLICE_MS background slices (as Redis rehashes a dict). Until the last one has
  * moved, a bucket not yet moved is missing from views; lookups never miss it.
  */
-export class LocalBucketStore implements BucketStore {
+export class LocalBucketStore<C extends BucketColumns<C> = never> implements BucketStore {
   epoch = 0;
-  weight = 1;
   protected ids = new KeyedIds(INITIAL);
   protected table: BucketTable;
-  private migration: { ids: KeyedIds; table: BucketTable; cursor: number } | null = null;
+  /** The owner's per-bucket columns, by the same ids as `table` (null without them). */
+  protected columns: C | null;
+  private migration: { ids: KeyedIds; table: BucketTable; columns: C | null; cursor: number } | null = null;
 
   /**
    * Live buckets per principal (user, else client-id or group), for the share: a sketch of fixed size (1 MiB at
@@ -127,10 +141,20 @@ export class LocalBucketStore implements BucketStore {
   /** Calls sent to an overflow bucket because their principal held its share of maxBuckets. */
   overflowed = 0;
 
-  constructor(private readonly options: LocalBucketStoreOptions) {
+  constructor(
+    private readonly options: LocalBucketStoreOptions,
+    /** Makes the owner's per-bucket columns for tables of `size` buckets. */
+    private readonly newColumns: ((size: number) => C) | null = null,
+  ) {
     this.table = this.newTable(INITIAL);
+    this.columns = newColumns === null ? null : newColumns(INITIAL);
     this.share = options.maxBucketsPerPrincipal ?? Math.max(1, Math.floor(options.maxBuckets / 10));
     this.perPrincipal = new CountMinSketch(Math.min(Math.max(64, options.maxBuckets), 65_536));
+  }
+
+  /** Every unit counts once: this process's buckets take whole quotas (the fleet's store overrides this). */
+  get weight(): number {
+    return 1;
   }
 
   get size(): number {
@@ -163,6 +187,10 @@ export class LocalBucketStore implements BucketStore {
     const id = this.ids.add(kind, a, b);
     this.table.ensure(this.ids.capacity);
     this.table.init(id, now);
+    if (this.columns !== null) {
+      this.columns.ensure(this.ids.capacity);
+      this.columns.init(id);
+    }
     this.perPrincipal.add(principal, 1);
     return id;
   }
@@ -246,12 +274,13 @@ export class LocalBucketStore implements BucketStore {
   async resetWhere(match: (group: boolean, a: string | null, b: string | null) => boolean, now: number): Promise<number> {
     let count = 0;
     // Both the current tables and those a compaction is still moving out of: a bucket moves with its state.
-    const pairs: [KeyedIds, BucketTable][] = [[this.ids, this.table]];
-    if (this.migration !== null) pairs.push([this.migration.ids, this.migration.table]);
-    for (const [ids, table] of pairs) {
+    const sets: [KeyedIds, BucketTable, C | null][] = [[this.ids, this.table, this.columns]];
+    if (this.migration !== null) sets.push([this.migration.ids, this.migration.table, this.migration.columns]);
+    for (const [ids, table, columns] of sets) {
       await forRangeSliced(ids.highWater, (id) => {
         if (!ids.isLive(id) || !match(ids.kind(id) === GROUP, ids.a(id), ids.b(id))) return;
         table.reset(id, now);
+        columns?.reset(id);
         this.wasReset(ids.kind(id), ids.a(id), ids.b(id));
         count++;
       });
@@ -272,14 +301,15 @@ export class LocalBucketStore implements BucketStore {
 
   private newTable(size: number): BucketTable {
     const o = this.options;
-    return new BucketTable(o.windowMs, o.windowBuckets, size, o.maxDebtMs, o.fleet === true);
+    return new BucketTable(o.windowMs, o.windowBuckets, size, o.maxDebtMs);
   }
 
   private compact(): void {
     const size = Math.max(INITIAL, this.ids.size * 2);
-    this.migration = { ids: this.ids, table: this.table, cursor: 0 };
+    this.migration = { ids: this.ids, table: this.table, columns: this.columns, cursor: 0 };
     this.ids = new KeyedIds(size);
     this.table = this.newTable(size);
+    this.columns = this.newColumns === null ? null : this.newColumns(size);
     this.epoch++;
     setTimeout(() => this.migrateSome(), 0).unref();
   }
@@ -290,6 +320,10 @@ export class LocalBucketStore implements BucketStore {
     const to = this.ids.add(m.ids.kind(oldId), m.ids.a(oldId), m.ids.b(oldId));
     this.table.ensure(this.ids.capacity);
     this.table.copyFrom(m.table, oldId, to);
+    if (this.columns !== null) {
+      this.columns.ensure(this.ids.capacity);
+      this.columns.copyFrom(m.columns!, oldId, to);
+    }
     m.ids.remove(oldId);
     return to;
   }

@@ -9,7 +9,8 @@
  * - the ring: actual usage per sub-bucket over the last window, for the measured rate that operators see
  *   (Float32: it is only displayed, and half the size of the level's precision is plenty for that).
  *
- * Ids come from the owner (a KeyedIds index); `ensure` sizes the arrays for them.
+ * Ids come from the owner (a KeyedIds index); `ensure` sizes the arrays for them. State another module keeps per
+ * bucket (the fleet's sync state) lives in its own columns by the same ids (BucketColumns), not here.
  *
  * The level is kept in milli-units (units x 1000), so with integer quotas and an integer-ms clock the drain per
  * millisecond is the quota itself and every quantity is an integer: throttle times are exact, with no
@@ -28,12 +29,6 @@ export class BucketTable {
   private throttles: Float64Array;
   /** 1 when the bucket's limit is a shadow value: measured and counted, never enforced. */
   private shadowOf: Uint8Array;
-  /**
-   * Fleet mode only (empty otherwise): usage recorded here and not yet pushed to the fleet, in milli-units,
-   * and 1 while the bucket waits in the fleet's sync queue. Kept with the bucket, so a compaction moves them.
-   */
-  private unsyncedOf: Float64Array;
-  private queuedOf: Uint8Array;
   private allocated: number;
 
   constructor(
@@ -43,8 +38,6 @@ export class BucketTable {
     initialBuckets = 1024,
     /** Debt beyond this many ms of a bucket's quota is forgiven (docs/algorithm.md, bounded debt). */
     readonly maxDebtMs = Infinity,
-    /** Keep the fleet's per-bucket sync state (unsynced usage, queued flag). */
-    readonly fleet = false,
   ) {
     if (!Number.isInteger(windowMs / ringCells)) throw new RangeError('window_ms must be a multiple of window_buckets');
     this.cellMs = windowMs / ringCells;
@@ -58,8 +51,6 @@ export class BucketTable {
     this.seen = new Float64Array(this.allocated);
     this.throttles = new Float64Array(this.allocated);
     this.shadowOf = new Uint8Array(this.allocated);
-    this.unsyncedOf = new Float64Array(fleet ? this.allocated : 0);
-    this.queuedOf = new Uint8Array(fleet ? this.allocated : 0);
   }
 
   /** Makes room for ids below `capacity`. */
@@ -75,10 +66,6 @@ export class BucketTable {
     this.levelAt[id] = now;
     this.seen[id] = now;
     this.throttles[id] = 0;
-    if (this.fleet) {
-      this.unsyncedOf[id] = 0;
-      this.queuedOf[id] = 0;
-    }
   }
 
   /** Copies bucket `from` of `source` (same window shape) into `to` here: used when compacting. */
@@ -93,10 +80,6 @@ export class BucketTable {
     this.seen[to] = source.seen[from]!;
     this.throttles[to] = source.throttles[from]!;
     this.shadowOf[to] = source.shadowOf[from]!;
-    if (this.fleet) {
-      this.unsyncedOf[to] = source.unsyncedOf[from]!;
-      this.queuedOf[to] = source.queuedOf[from]!;
-    }
   }
 
   /**
@@ -121,7 +104,6 @@ export class BucketTable {
     this.level[id] = 0;
     this.levelAt[id] = now;
     this.ring.fill(0, id * this.ringCells, (id + 1) * this.ringCells);
-    if (this.fleet) this.unsyncedOf[id] = 0;
   }
 
   /** Brings the bucket to `now` at the rate it already has (no alteration since it was resolved). */
@@ -149,7 +131,6 @@ export class BucketTable {
   record(id: number, amount: number, now: number, weight = 1): void {
     const level = this.level[id]! + amount * 1000 * weight;
     this.level[id] = Math.min(level, this.ceiling(id));
-    if (this.fleet) this.unsyncedOf[id] = this.unsyncedOf[id]! + amount * 1000;
     const cur = Math.floor(now / this.cellMs);
     const base = id * this.ringCells;
     this.expireRing(id, base, cur);
@@ -183,32 +164,6 @@ export class BucketTable {
   setLevel(id: number, level: number, now: number): void {
     this.level[id] = Math.min(Math.max(0, level), this.ceiling(id));
     if (now > this.levelAt[id]!) this.levelAt[id] = now;
-  }
-
-  /** Fleet mode: usage not yet pushed (milli-units). */
-  unsynced(id: number): number {
-    return this.unsyncedOf[id]!;
-  }
-
-  /** Fleet mode: takes the unsynced usage (it is being pushed), leaving 0. */
-  takeUnsynced(id: number): number {
-    const u = this.unsyncedOf[id]!;
-    this.unsyncedOf[id] = 0;
-    return u;
-  }
-
-  /** Fleet mode: gives back usage whose push failed. */
-  addUnsynced(id: number, amount: number): void {
-    this.unsyncedOf[id] = this.unsyncedOf[id]! + amount;
-  }
-
-  /** Fleet mode: whether the bucket waits in the sync queue; `set` marks it so. */
-  queued(id: number): boolean {
-    return this.queuedOf[id] === 1;
-  }
-
-  setQueued(id: number, queued: boolean): void {
-    this.queuedOf[id] = queued ? 1 : 0;
   }
 
   /** quota x window in milli-units: the burst a fresh bucket accepts. */
@@ -280,12 +235,6 @@ export class BucketTable {
     const shadow = new Uint8Array(n);
     shadow.set(this.shadowOf);
     this.shadowOf = shadow;
-    if (this.fleet) {
-      this.unsyncedOf = widen(this.unsyncedOf, n);
-      const queued = new Uint8Array(n);
-      queued.set(this.queuedOf);
-      this.queuedOf = queued;
-    }
     this.allocated = n;
   }
 }

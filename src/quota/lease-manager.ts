@@ -1,5 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import type { Clock } from './clock.js';
+import type { FleetState } from './fleet-state.js';
 import { bucketDisplay } from './entity.js';
 import { IN_FLIGHT } from './quota-key.js';
 import { emptyResolution, type QuotaTable, type Resolution } from './quota-table.js';
@@ -63,13 +64,13 @@ function leaseId(): string {
 
 /**
  * Fleet mode (docs/operations.md, fleet): the leases other sidecars hold per group, as of the last sync; the
- * groups whose count changed here since; and the fallback's divisor (live sidecars while Redis is out of reach,
- * else 1).
+ * groups whose count changed here since; and the fleet's state (its divisor: live sidecars while Redis is out
+ * of reach, else 1).
  */
 export interface FleetLeases {
   others: Map<string, number>;
   changed: Set<string>;
-  divisor: number;
+  state: FleetState;
   /** The wait a refusal reports when every lease is held elsewhere (the sync interval: the count is news then). */
   retryMs: number;
 }
@@ -165,8 +166,9 @@ export class LeaseManager {
     // is decided on what this sidecar knows, the next ones on the fleet's count); cut off from Redis, this
     // sidecar takes its share of the limit.
     this.fleetChanged(key);
-    const elsewhere = f === null || f.divisor > 1 || key === '' ? 0 : (f.others.get(key) ?? 0);
-    const limit = f === null || f.divisor === 1 ? r.limit : Math.max(1, Math.floor(r.limit / f.divisor));
+    const divisor = f === null ? 1 : f.state.divisor;
+    const elsewhere = f === null || divisor > 1 || key === '' ? 0 : (f.others.get(key) ?? 0);
+    const limit = divisor === 1 ? r.limit : Math.max(1, Math.floor(r.limit / divisor));
     if (inGroup + elsewhere >= limit) {
       this.refused++;
       const earliest = g?.leases.peek();

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { preview } from '../util/printable.js';
 
@@ -132,6 +133,21 @@ export class RedisBackend {
     const [seconds, micros] = await (timed ? this.timed(this.client.time()) : this.client.time());
     const local = (before + Date.now()) / 2;
     this.clockOffset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - local;
+  }
+
+  /**
+   * Defines the Lua script in `file` as the client's command `name` and returns its call. The file is named
+   * `<name>-<numKeys>.lua` (a KEYS/ARGV/returns header at its top): a number is the script's fixed key count; `n`
+   * means the caller passes the key count as the first argument (one key per bucket or group).
+   */
+  script<R>(name: string, file: URL): (...args: (string | number)[]) => Promise<R> {
+    const match = /-(\d+|n)\.lua$/.exec(file.pathname);
+    if (match === null) throw new Error(`${file.pathname}: a script file is named <name>-<numKeys>.lua`);
+    const lua = readFileSync(file, 'utf8');
+    this.client.defineCommand(name, match[1] === 'n' ? { lua } : { numberOfKeys: Number(match[1]), lua });
+    // defineCommand adds the method by that name, which ioredis' types cannot know; looked up at each call.
+    const client = this.client as unknown as Record<string, (...args: (string | number)[]) => Promise<R>>;
+    return (...args) => client[name]!(...args);
   }
 
   /** A deadline `commandTimeoutMs` from now, in Redis server time: scripts refuse to act past it. */

@@ -1,4 +1,4 @@
--- sync-buckets.lua: one sidecar's fleet sync for the buckets of one Redis Cluster slot (docs/algorithm.md,
+-- sync-buckets-n.lua: one sidecar's fleet sync for the buckets of one Redis Cluster slot (docs/algorithm.md,
 -- fleet buckets). Each bucket is a string "<level in milli-units>:<Redis time of the level, ms>", which drains at
 -- the bucket's quota, followed by one "|<instance>=<series>:<pushed>" per sidecar process that pushed to it lately:
 -- how much of that process's current push series the bucket has applied. A missing key is an empty bucket. (A
@@ -14,7 +14,7 @@
 -- so one bad key affects only its own bucket. (A script that errors is not rolled back: the buckets before the
 -- error would keep their push, and the retry would count it again.)
 --
--- KEYS[i]  the bucket of bucket i
+-- KEYS[i]  the bucket of bucket i (n keys, one per bucket: the caller passes n before them)
 -- ARGV[1]  deadline, ms of Redis server time: past it nothing is pushed (the sidecar has stopped waiting)
 -- ARGV[2]  this sidecar process's instance id (its series field)
 -- ARGV[3]  another process's series older than this many ms is dropped (no sidecar resends a series that old)

@@ -1,4 +1,4 @@
--- heartbeat.lua: one sidecar says it is alive and reads who else is (fleet status, the fallback divisor).
+-- heartbeat-1.lua: one sidecar says it is alive and reads who else is (fleet status, the fallback divisor).
 --
 -- KEYS[1]  sidecars hash: node_id -> status JSON; each status ends with the Redis time it was written
 -- ARGV[1]  this sidecar's node_id

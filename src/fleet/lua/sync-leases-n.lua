@@ -1,7 +1,8 @@
--- sync-leases.lua: one sidecar's in-flight leases per group, and the count every other live sidecar holds
+-- sync-leases-n.lua: one sidecar's in-flight leases per group, and the count every other live sidecar holds
 -- (docs/operations.md, fleet: leases).
 --
--- KEYS[i]  the lease hash of group i: node_id -> "<count>:<Redis time of the count>"
+-- KEYS[i]  the lease hash of group i: node_id -> "<count>:<Redis time of the count>" (n keys, one per group:
+--          the caller passes n before them)
 -- ARGV[1]  this sidecar's node_id
 -- ARGV[2]  a count older than this many ms is a stopped sidecar's: ignored and removed
 -- ARGV[3]  the highest count one sidecar can hold (its max_leases): a bigger one is not a count
