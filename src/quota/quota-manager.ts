@@ -1,8 +1,18 @@
-import { bucketName, GROUP, keyOfKind, LocalBucketStore, type BucketStore } from './bucket-store.js';
+import {
+  bucketName,
+  GROUP,
+  keyOfKind,
+  LocalBucketStore,
+  PERIOD_INDEX,
+  periodKind,
+  periodOfKind,
+  type BucketStore,
+} from './bucket-store.js';
 import type { Clock } from './clock.js';
 import { bucketDisplay } from './entity.js';
 import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
 import { emptyResolution, type QuotaTable, type Resolution } from './quota-table.js';
+import { PERIOD_SECONDS, type PeriodUnit } from './rate-value.js';
 import { ResolutionCache } from './resolution-cache.js';
 import { NO_VIOLATIONS, type ViolationSink } from '../observability/violation-log.js';
 import { componentMatcher, NEAR_LIMIT, type BucketReport, type UsageQuery, usageReport, utilizationSummary } from './usage-report.js';
@@ -52,10 +62,24 @@ export interface Verdict {
   /** The principal is blocked: reject the request (Denied). `entity` names the blocked entity. */
   denied: boolean;
   reason: string;
+  /** The period of the rate whose bucket binds (the longest wait): 's' unless the key has other periods. */
+  period: PeriodUnit;
 }
 
+/** The cached "bucket" of a caller with nothing to track (unlimited, or maxBuckets reached). */
+const NONE = -1;
 /** The cached "bucket" of a caller whose principal is blocked. */
 const DENIED = -2;
+/**
+ * Cached values at or below MULTI name a group of buckets, a key with several rates: MULTI - g is group g of
+ * the pool, its bucket ids shortest period first. Values >= 0 are one bucket, as for every one-rate key.
+ */
+const MULTI = -3;
+/** Slots per group in the pool: at most 4 rates per key. */
+const GROUP_SLOTS = 4;
+/** Groups 0 and 1 are scratch for callers the cache has no room for (1 for consumer groups, 0 for the rest). */
+const SCRATCH_GROUPS = 2;
+const INITIAL_POOL = 64 * GROUP_SLOTS;
 
 /**
  * The quota policy: for each Record call, which buckets it lands in (resolution, cached per caller), record or
@@ -94,7 +118,19 @@ export class QuotaManager {
     recorded: true,
     denied: false,
     reason: '',
+    period: 's',
   };
+  /**
+   * Bucket ids of the multi-rate callers resolved in the cache's current epoch (GROUP_SLOTS per group, -1 past
+   * a key's rates). Started afresh whenever the cache's epoch moves, since no older cached group is read again.
+   */
+  private pool = new Int32Array(INITIAL_POOL);
+  private poolUsed = SCRATCH_GROUPS;
+  private poolEpoch = -1;
+  /** The bucket that binds in the last wait computed over a group (the longest wait). */
+  private bound = -1;
+  /** Bucket ids found while resolving a multi-rate key, before they are given a group. */
+  private readonly found = new Int32Array(GROUP_SLOTS);
 
   constructor(
     readonly table: QuotaTable,
@@ -152,23 +188,28 @@ export class QuotaManager {
     const a = this.bucketFor(CONSUME, user, client, now);
     if (a === DENIED) return this.deny(user, client);
     const b = this.bucketFor(GROUP, group, null, now);
-    if (a < 0 && b < 0) return this.ok();
+    if (a === NONE && b === NONE) return this.ok();
+    // a and b are each one bucket or a group of them (several rates); `bound` names the one that binds.
     if (admit) {
-      const waitA = a < 0 ? 0 : this.enforced(a, this.admitWait(a, bytes));
-      const waitB = b < 0 ? 0 : this.enforced(b, this.admitWait(b, bytes));
+      const waitA = a === NONE ? 0 : this.enforce(this.admitWaitOf(a, bytes));
+      const boundA = this.bound;
+      const waitB = b === NONE ? 0 : this.enforce(this.admitWaitOf(b, bytes));
+      const boundB = this.bound;
       if (waitA === 0 && waitB === 0) {
-        if (a >= 0) this.charge(a, bytes, now);
-        if (b >= 0) this.charge(b, bytes, now);
+        if (a !== NONE) this.chargeOf(a, bytes, now);
+        if (b !== NONE) this.chargeOf(b, bytes, now);
         return this.ok();
       }
-      return waitA >= waitB ? this.throttled(a, waitA, false) : this.throttled(b, waitB, false);
+      return waitA >= waitB ? this.throttled(boundA, waitA, false) : this.throttled(boundB, waitB, false);
     }
-    const waitA = a < 0 ? 0 : this.enforced(a, this.recordAndWait(a, bytes, now));
-    const waitB = b < 0 ? 0 : this.enforced(b, this.recordAndWait(b, bytes, now));
+    const waitA = a === NONE ? 0 : this.enforce(this.recordWaitOf(a, bytes, now));
+    const boundA = this.bound;
+    const waitB = b === NONE ? 0 : this.enforce(this.recordWaitOf(b, bytes, now));
+    const boundB = this.bound;
     if (waitA === 0 && waitB === 0) return this.ok();
     // Both buckets may be over: each counts its throttle, the reply names the longer wait.
-    if (waitA > 0 && waitB > 0) this.buckets.countThrottle(waitA >= waitB ? b : a);
-    return waitA >= waitB ? this.throttled(a, waitA, true) : this.throttled(b, waitB, true);
+    if (waitA > 0 && waitB > 0) this.buckets.countThrottle(waitA >= waitB ? boundB : boundA);
+    return waitA >= waitB ? this.throttled(boundA, waitA, true) : this.throttled(boundB, waitB, true);
   }
 
   /**
@@ -210,9 +251,21 @@ export class QuotaManager {
     return this.bucketFor(key, user, client, this.clock.now());
   }
 
+  /** Every bucket a call of (key, user, client-id) lands in, shortest period first (one per rate); [] if none. */
+  bucketIdsOf(key: QuotaKeyIndex, user: string | null, client: string | null): number[] {
+    const ref = this.bucketFor(key, user, client, this.clock.now());
+    if (ref >= 0) return [ref];
+    if (ref > MULTI) return [];
+    const base = (MULTI - ref) * GROUP_SLOTS;
+    return [...this.pool.subarray(base, base + GROUP_SLOTS)].filter((id) => id >= 0);
+  }
+
   private recordOne(k: QuotaKeyIndex, user: string | null, client: string | null, amount: number, admit: boolean, now: number) {
     const id = this.bucketFor(k, user, client, now);
-    if (id < 0) return id === DENIED ? this.deny(user, client) : this.ok();
+    if (id < 0) {
+      if (id <= MULTI) return this.recordGroup(id, amount, admit, now);
+      return id === DENIED ? this.deny(user, client) : this.ok();
+    }
     if (admit) {
       const wait = this.enforced(id, this.admitWait(id, amount));
       if (wait === 0) {
@@ -223,6 +276,105 @@ export class QuotaManager {
     }
     const wait = this.enforced(id, this.recordAndWait(id, amount, now));
     return wait === 0 ? this.ok() : this.throttled(id, wait, true);
+  }
+
+  /**
+   * A call of a key with several rates (docs/algorithm.md, section 7): the wait is the longest among its
+   * buckets; record mode records into every bucket, admit mode into all of them or (refused) none.
+   */
+  private recordGroup(ref: number, amount: number, admit: boolean, now: number): Verdict {
+    if (admit) {
+      const wait = this.enforce(this.admitWaitOf(ref, amount));
+      if (wait === 0) {
+        this.chargeOf(ref, amount, now);
+        return this.ok();
+      }
+      return this.throttled(this.bound, wait, false);
+    }
+    const wait = this.enforce(this.recordWaitOf(ref, amount, now));
+    return wait === 0 ? this.ok() : this.throttled(this.bound, wait, true);
+  }
+
+  /** `enforced` for the bucket that bound the last wait computed (`bound`). */
+  private enforce(wait: number): number {
+    return this.enforced(this.bound, wait);
+  }
+
+  /** The admit-mode wait of one bucket or a group (the longest; `bound` names its bucket). Changes nothing. */
+  private admitWaitOf(ref: number, amount: number): number {
+    if (ref >= 0) {
+      this.bound = ref;
+      return this.admitWait(ref, amount);
+    }
+    const pool = this.pool;
+    const base = (MULTI - ref) * GROUP_SLOTS;
+    let worst = 0;
+    this.bound = pool[base]!;
+    for (let i = base; i < base + GROUP_SLOTS; i++) {
+      const id = pool[i]!;
+      if (id < 0) break;
+      const w = this.admitWait(id, amount);
+      if (w > worst) {
+        worst = w;
+        this.bound = id;
+      }
+    }
+    return worst;
+  }
+
+  /**
+   * Records into one bucket or every bucket of a group, and returns the longest wait (`bound` names its bucket).
+   * Each other bucket of the group that is over counts a throttle too, as the group's two buckets do in consume.
+   */
+  private recordWaitOf(ref: number, amount: number, now: number): number {
+    if (ref >= 0) {
+      this.bound = ref;
+      return this.recordAndWait(ref, amount, now);
+    }
+    this.chargeOf(ref, amount, now);
+    const b = this.buckets;
+    const pool = this.pool;
+    const base = (MULTI - ref) * GROUP_SLOTS;
+    let worst = 0;
+    let over = 0;
+    this.bound = pool[base]!;
+    for (let i = base; i < base + GROUP_SLOTS; i++) {
+      const id = pool[i]!;
+      if (id < 0) break;
+      const w = b.msToDrain(id, b.outstanding(id) - b.capacity(id));
+      if (w > 0) over++;
+      if (w > worst) {
+        worst = w;
+        this.bound = id;
+      }
+    }
+    if (over > 1) {
+      for (let i = base; i < base + GROUP_SLOTS; i++) {
+        const id = pool[i]!;
+        if (id < 0) break;
+        if (id !== this.bound && b.msToDrain(id, b.outstanding(id) - b.capacity(id)) > 0) b.countThrottle(id);
+      }
+    }
+    return worst;
+  }
+
+  /** Records `amount` into one bucket or into every bucket of a group; a near-limit call counts once. */
+  private chargeOf(ref: number, amount: number, now: number): void {
+    if (ref >= 0) {
+      this.charge(ref, amount, now);
+      return;
+    }
+    const b = this.buckets;
+    const pool = this.pool;
+    const base = (MULTI - ref) * GROUP_SLOTS;
+    let near = false;
+    for (let i = base; i < base + GROUP_SLOTS; i++) {
+      const id = pool[i]!;
+      if (id < 0) break;
+      b.record(id, amount, now);
+      if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) near = true;
+    }
+    if (near) this.nearLimit[keyOfKind(b.kind(pool[base]!))]!++;
   }
 
   /**
@@ -296,7 +448,8 @@ export class QuotaManager {
 
   private throttled(id: number, waitMs: number, recorded: boolean): Verdict {
     const ms = Math.min(waitMs, this.options.maxThrottleMs);
-    const k = keyOfKind(this.buckets.kind(id));
+    const kind = this.buckets.kind(id);
+    const k = keyOfKind(kind);
     this.violations[k]!++;
     this.buckets.countThrottle(id);
     this.throttleTimeMsTotal += ms;
@@ -306,7 +459,14 @@ export class QuotaManager {
     v.entity = this.display(id);
     v.recorded = recorded;
     v.denied = false;
-    this.events.violation('RATE_LIMIT_EXCEEDED', v.entity, v.quotaType, `throttled ${ms} ms${recorded ? '' : ' (admit mode: refused)'}`);
+    v.period = periodOfKind(kind);
+    const per = v.period === 's' ? '' : ` (the per-${v.period} rate)`;
+    this.events.violation(
+      'RATE_LIMIT_EXCEEDED',
+      v.entity,
+      v.quotaType,
+      `throttled ${ms} ms${per}${recorded ? '' : ' (admit mode: refused)'}`,
+    );
     return v;
   }
 
@@ -332,32 +492,111 @@ export class QuotaManager {
     const cached = c < 0 ? undefined : cache.get(c);
     if (cached !== undefined) {
       if (cached >= 0) this.buckets.advance(cached, now);
+      else if (cached <= MULTI) this.advanceGroup(cached, now);
       return cached;
     }
     // A blocked principal is cached as such: until the next alteration its calls cost one lookup.
-    const id = kind !== GROUP && this.table.blockedFor(a, b) !== undefined ? DENIED : this.resolve(kind, a, b, now);
+    const id = kind !== GROUP && this.table.blockedFor(a, b) !== undefined ? DENIED : this.resolve(kind, a, b, now, c >= 0);
     // Resolving set the bucket's rate (draining at the old one up to now); calls in between keep it. A call
     // that found no room (maxBuckets) is not cached: it tries for a bucket again next time.
     if (c >= 0) cache.put(c, id, id !== -1 || this.resolution.limit === Infinity);
     return id;
   }
 
-  /** Resolves the limit (into this.resolution), finds or creates the bucket it implies, and sets its rate. */
-  private resolve(kind: number, a: string | null, b: string | null, now: number): number {
+  /**
+   * Resolves the limit (into this.resolution), finds or creates the bucket(s) it implies, and sets their rates:
+   * one bucket for a key with one rate, else a group (one bucket per rate), which goes in the pool
+   * when the caller has a cache slot (`cached`) and in a scratch group otherwise.
+   */
+  private resolve(kind: number, a: string | null, b: string | null, now: number, cached: boolean): number {
     const r = this.resolution;
     if (kind === GROUP) this.table.resolveGroup(a!, r);
     else this.table.resolve(kind as QuotaKeyIndex, a, b, r);
-    if (r.limit === Infinity) return -1;
+    if (r.limit === Infinity) return NONE;
+    if (r.rates !== undefined) return this.resolveRates(kind, now, cached);
     const id = this.buckets.findOrCreate(kind, r.bucketUser, r.bucketClient, now);
     if (id < 0) {
       this.untracked++;
-      return -1;
+      return NONE;
     }
-    const f = this.factor;
-    // Integer rates keep the level arithmetic exact (docs/algorithm.md), and never below 1 unit/s.
-    const rate = f === 1 ? r.limit : Math.max(1, Math.floor(r.limit * f));
-    const burst = f === 1 || r.burst === undefined ? r.burst : Math.max(1, Math.floor(r.burst * f));
+    const rate = this.scaled(r.limit);
+    let burst = r.burst === undefined ? undefined : this.scaled(r.burst);
+    // A rate below one unit a second still admits one whole call (P1): its capacity is at least one unit.
+    if (burst === undefined && rate < 1) burst = Math.max(1, (rate * this.options.windowMs) / 1000);
     this.buckets.touch(id, rate, now, burst, r.shadow);
     return id;
+  }
+
+  /**
+   * The buckets of a key with several rates (or one rate per minute, hour or day), one per rate: rate A/P drains
+   * at A/P a second with capacity A (a per-second one: quota x window as today), at least one unit; the
+   * burst sets the capacity of the shortest (docs/algorithm.md, section 7). Each is touched as it is found, so
+   * if maxBuckets stops the set half way, those made are valid buckets (swept when idle) and the call is untracked.
+   */
+  private resolveRates(kind: number, now: number, cached: boolean): number {
+    const r = this.resolution;
+    const rates = r.rates!;
+    const found = this.found;
+    for (let i = 0; i < GROUP_SLOTS; i++) {
+      if (i >= rates.length) {
+        found[i] = -1;
+        continue;
+      }
+      const rate = rates[i]!;
+      const id = this.buckets.findOrCreate(periodKind(kind, PERIOD_INDEX[rate.unit]), r.bucketUser, r.bucketClient, now);
+      if (id < 0) {
+        this.untracked++;
+        return NONE;
+      }
+      const amount = this.scaled(rate.amount);
+      const perSec = amount / PERIOD_SECONDS[rate.unit];
+      let capacity: number | undefined;
+      if (i === 0 && r.burst !== undefined) capacity = this.scaled(r.burst);
+      else if (rate.unit !== 's') capacity = Math.max(1, amount);
+      else if (perSec < 1) capacity = Math.max(1, (perSec * this.options.windowMs) / 1000);
+      this.buckets.touch(id, perSec, now, capacity, r.shadow);
+      found[i] = id;
+    }
+    // One rate (10/min) is one bucket like a per-second key: its kind names its period. Several need a group.
+    if (rates.length === 1) return found[0]!;
+    const g = cached ? this.newGroup() : kind === GROUP ? 1 : 0;
+    this.pool.set(found, g * GROUP_SLOTS);
+    return MULTI - g;
+  }
+
+  /** A fresh group in the pool, which starts afresh when the cache's epoch has moved since it last gave one. */
+  private newGroup(): number {
+    if (this.poolEpoch !== this.cache.epoch) {
+      this.poolEpoch = this.cache.epoch;
+      this.poolUsed = SCRATCH_GROUPS;
+      if (this.pool.length > INITIAL_POOL) this.pool = new Int32Array(INITIAL_POOL);
+    }
+    if ((this.poolUsed + 1) * GROUP_SLOTS > this.pool.length) {
+      const pool = new Int32Array(this.pool.length * 2);
+      pool.set(this.pool);
+      this.pool = pool;
+    }
+    return this.poolUsed++;
+  }
+
+  /** Brings every bucket of a group to `now`. */
+  private advanceGroup(ref: number, now: number): void {
+    const pool = this.pool;
+    const base = (MULTI - ref) * GROUP_SLOTS;
+    for (let i = base; i < base + GROUP_SLOTS; i++) {
+      const id = pool[i]!;
+      if (id < 0) return;
+      this.buckets.advance(id, now);
+    }
+  }
+
+  /**
+   * A rate or capacity under the load-based factor. Integer ones stay integers, never below 1, which keeps the
+   * level arithmetic exact (docs/algorithm.md); a fractional one (0.17/s) is scaled as it is.
+   */
+  private scaled(x: number): number {
+    const f = this.factor;
+    if (f === 1) return x;
+    return Number.isInteger(x) ? Math.max(1, Math.floor(x * f)) : x * f;
   }
 }
