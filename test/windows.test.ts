@@ -93,7 +93,14 @@ t.test('the longest wait among the buckets wins, and the verdict names its perio
   a.call();
   a.call();
   // s bucket: level 3, capacity 1, 1/s: 2000 ms. min bucket: level 3, capacity 2, 1/30 s: 30000 ms.
+  const near = a.m.nearLimit[REQUEST]!;
   t.same(a.call(), { ms: 30_000, period: 'min', recorded: true }, 'the minute bucket waits longer and binds');
+  t.equal(a.m.nearLimit[REQUEST], near + 1, 'a call past 80% of both buckets is one near-limit call');
+  t.same(
+    a.m.bucketIdsOf(REQUEST, 'u', 'app').map((id) => a.m.buckets.throttleCount(id)),
+    [2, 1],
+    'each bucket over its capacity counts the throttle (the second bucket also throttled call 2)',
+  );
   const b = setup(rates([1, 's'], [100, 'min']));
   b.call();
   b.call();

@@ -8,6 +8,7 @@ import {
   periodOfKind,
   type BucketStore,
 } from './bucket-store.js';
+import { admitWait, BucketGroups, MULTI, overWait } from './bucket-groups.js';
 import type { Clock } from './clock.js';
 import { bucketDisplay } from './entity.js';
 import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
@@ -70,16 +71,8 @@ export interface Verdict {
 const NONE = -1;
 /** The cached "bucket" of a caller whose principal is blocked. */
 const DENIED = -2;
-/**
- * Cached values at or below MULTI name a group of buckets, a key with several rates: MULTI - g is group g of
- * the pool, its bucket ids shortest period first. Values >= 0 are one bucket, as for every one-rate key.
- */
-const MULTI = -3;
-/** Slots per group in the pool: at most 4 rates per key. */
-const GROUP_SLOTS = 4;
-/** Groups 0 and 1 are scratch for callers the cache has no room for (1 for consumer groups, 0 for the rest). */
-const SCRATCH_GROUPS = 2;
-const INITIAL_POOL = 64 * GROUP_SLOTS;
+/** At most 4 rates per key. */
+const MAX_RATES = 4;
 
 /**
  * The quota policy: for each Record call, which buckets it lands in (resolution, cached per caller), record or
@@ -120,17 +113,12 @@ export class QuotaManager {
     reason: '',
     period: 's',
   };
-  /**
-   * Bucket ids of the multi-rate callers resolved in the cache's current epoch (GROUP_SLOTS per group, -1 past
-   * a key's rates). Started afresh whenever the cache's epoch moves, since no older cached group is read again.
-   */
-  private pool = new Int32Array(INITIAL_POOL);
-  private poolUsed = SCRATCH_GROUPS;
-  private poolEpoch = -1;
-  /** The bucket that binds in the last wait computed over a group (the longest wait). */
+  /** The buckets of callers whose key has several rates (cached values at or below MULTI). */
+  private readonly groups: BucketGroups;
+  /** The bucket that binds in the last wait computed over one bucket or a group (the longest wait). */
   private bound = -1;
   /** Bucket ids found while resolving a multi-rate key, before they are given a group. */
-  private readonly found = new Int32Array(GROUP_SLOTS);
+  private readonly found = new Int32Array(MAX_RATES);
 
   constructor(
     readonly table: QuotaTable,
@@ -150,6 +138,7 @@ export class QuotaManager {
         maxBucketsPerPrincipal: o.maxBucketsPerPrincipal,
       });
     this.cache = new ResolutionCache(o.maxBuckets);
+    this.groups = new BucketGroups(this.buckets);
   }
 
   /** Scales every limit by `factor` (load-based adjustment); every cached resolution is redone. */
@@ -254,10 +243,7 @@ export class QuotaManager {
   /** Every bucket a call of (key, user, client-id) lands in, shortest period first (one per rate); [] if none. */
   bucketIdsOf(key: QuotaKeyIndex, user: string | null, client: string | null): number[] {
     const ref = this.bucketFor(key, user, client, this.clock.now());
-    if (ref >= 0) return [ref];
-    if (ref > MULTI) return [];
-    const base = (MULTI - ref) * GROUP_SLOTS;
-    return [...this.pool.subarray(base, base + GROUP_SLOTS)].filter((id) => id >= 0);
+    return ref >= 0 ? [ref] : ref > MULTI ? [] : this.groups.ids(ref);
   }
 
   private recordOne(k: QuotaKeyIndex, user: string | null, client: string | null, amount: number, admit: boolean, now: number) {
@@ -267,7 +253,7 @@ export class QuotaManager {
       return id === DENIED ? this.deny(user, client) : this.ok();
     }
     if (admit) {
-      const wait = this.enforced(id, this.admitWait(id, amount));
+      const wait = this.enforced(id, admitWait(this.buckets, id, amount));
       if (wait === 0) {
         this.charge(id, amount, now);
         return this.ok();
@@ -304,77 +290,29 @@ export class QuotaManager {
   private admitWaitOf(ref: number, amount: number): number {
     if (ref >= 0) {
       this.bound = ref;
-      return this.admitWait(ref, amount);
+      return admitWait(this.buckets, ref, amount);
     }
-    const pool = this.pool;
-    const base = (MULTI - ref) * GROUP_SLOTS;
-    let worst = 0;
-    this.bound = pool[base]!;
-    for (let i = base; i < base + GROUP_SLOTS; i++) {
-      const id = pool[i]!;
-      if (id < 0) break;
-      const w = this.admitWait(id, amount);
-      if (w > worst) {
-        worst = w;
-        this.bound = id;
-      }
-    }
-    return worst;
+    const wait = this.groups.admitWait(ref, amount);
+    this.bound = this.groups.bound;
+    return wait;
   }
 
-  /**
-   * Records into one bucket or every bucket of a group, and returns the longest wait (`bound` names its bucket).
-   * Each other bucket of the group that is over counts a throttle too, as the group's two buckets do in consume.
-   */
+  /** Records into one bucket or every bucket of a group, and returns the longest wait (`bound` names its bucket). */
   private recordWaitOf(ref: number, amount: number, now: number): number {
     if (ref >= 0) {
       this.bound = ref;
       return this.recordAndWait(ref, amount, now);
     }
     this.chargeOf(ref, amount, now);
-    const b = this.buckets;
-    const pool = this.pool;
-    const base = (MULTI - ref) * GROUP_SLOTS;
-    let worst = 0;
-    let over = 0;
-    this.bound = pool[base]!;
-    for (let i = base; i < base + GROUP_SLOTS; i++) {
-      const id = pool[i]!;
-      if (id < 0) break;
-      const w = b.msToDrain(id, b.outstanding(id) - b.capacity(id));
-      if (w > 0) over++;
-      if (w > worst) {
-        worst = w;
-        this.bound = id;
-      }
-    }
-    if (over > 1) {
-      for (let i = base; i < base + GROUP_SLOTS; i++) {
-        const id = pool[i]!;
-        if (id < 0) break;
-        if (id !== this.bound && b.msToDrain(id, b.outstanding(id) - b.capacity(id)) > 0) b.countThrottle(id);
-      }
-    }
-    return worst;
+    const wait = this.groups.overWait(ref);
+    this.bound = this.groups.bound;
+    return wait;
   }
 
   /** Records `amount` into one bucket or into every bucket of a group; a near-limit call counts once. */
   private chargeOf(ref: number, amount: number, now: number): void {
-    if (ref >= 0) {
-      this.charge(ref, amount, now);
-      return;
-    }
-    const b = this.buckets;
-    const pool = this.pool;
-    const base = (MULTI - ref) * GROUP_SLOTS;
-    let near = false;
-    for (let i = base; i < base + GROUP_SLOTS; i++) {
-      const id = pool[i]!;
-      if (id < 0) break;
-      b.record(id, amount, now);
-      if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) near = true;
-    }
-    if (near) this.nearLimit[keyOfKind(b.kind(pool[base]!))]!++;
+    if (ref >= 0) this.charge(ref, amount, now);
+    else if (this.groups.record(ref, amount, now, NEAR_LIMIT)) this.nearLimit[keyOfKind(this.buckets.kind(this.groups.first(ref)))]!++;
   }
 
   /**
@@ -413,9 +351,8 @@ export class QuotaManager {
   }
 
   private recordAndWait(id: number, amount: number, now: number): number {
-    const b = this.buckets;
     this.charge(id, amount, now);
-    return b.msToDrain(id, b.outstanding(id) - b.capacity(id));
+    return overWait(this.buckets, id);
   }
 
   /** Records `amount` in the bucket (both modes, once a call is let through) and counts a near-limit call. */
@@ -423,19 +360,6 @@ export class QuotaManager {
     const b = this.buckets;
     b.record(id, amount, now);
     if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) this.nearLimit[keyOfKind(b.kind(id))]!++;
-  }
-
-  /**
-   * 0 when the call is admitted now; else the whole ms until this same call would be. A call larger than
-   * the capacity waits for an empty bucket, so it is never starved by smaller ones.
-   */
-  private admitWait(id: number, amount: number): number {
-    const b = this.buckets;
-    const c = b.capacity(id);
-    const o = b.outstanding(id);
-    // The call counts as its weight would record it (the fleet's fallback: quota / live sidecars).
-    const size = amount * 1000 * b.weight;
-    return size > c ? b.msToDrain(id, o) : b.msToDrain(id, o + size - c);
   }
 
   private ok(): Verdict {
@@ -492,7 +416,7 @@ export class QuotaManager {
     const cached = c < 0 ? undefined : cache.get(c);
     if (cached !== undefined) {
       if (cached >= 0) this.buckets.advance(cached, now);
-      else if (cached <= MULTI) this.advanceGroup(cached, now);
+      else if (cached <= MULTI) this.groups.advance(cached, now);
       return cached;
     }
     // A blocked principal is cached as such: until the next alteration its calls cost one lookup.
@@ -537,7 +461,7 @@ export class QuotaManager {
     const r = this.resolution;
     const rates = r.rates!;
     const found = this.found;
-    for (let i = 0; i < GROUP_SLOTS; i++) {
+    for (let i = 0; i < MAX_RATES; i++) {
       if (i >= rates.length) {
         found[i] = -1;
         continue;
@@ -559,35 +483,7 @@ export class QuotaManager {
     }
     // One rate (10/min) is one bucket like a per-second key: its kind names its period. Several need a group.
     if (rates.length === 1) return found[0]!;
-    const g = cached ? this.newGroup() : kind === GROUP ? 1 : 0;
-    this.pool.set(found, g * GROUP_SLOTS);
-    return MULTI - g;
-  }
-
-  /** A fresh group in the pool, which starts afresh when the cache's epoch has moved since it last gave one. */
-  private newGroup(): number {
-    if (this.poolEpoch !== this.cache.epoch) {
-      this.poolEpoch = this.cache.epoch;
-      this.poolUsed = SCRATCH_GROUPS;
-      if (this.pool.length > INITIAL_POOL) this.pool = new Int32Array(INITIAL_POOL);
-    }
-    if ((this.poolUsed + 1) * GROUP_SLOTS > this.pool.length) {
-      const pool = new Int32Array(this.pool.length * 2);
-      pool.set(this.pool);
-      this.pool = pool;
-    }
-    return this.poolUsed++;
-  }
-
-  /** Brings every bucket of a group to `now`. */
-  private advanceGroup(ref: number, now: number): void {
-    const pool = this.pool;
-    const base = (MULTI - ref) * GROUP_SLOTS;
-    for (let i = base; i < base + GROUP_SLOTS; i++) {
-      const id = pool[i]!;
-      if (id < 0) return;
-      this.buckets.advance(id, now);
-    }
+    return this.groups.add(found, this.cache.epoch, cached ? -1 : kind === GROUP ? 1 : 0);
   }
 
   /**
