@@ -69,6 +69,7 @@ export function formatQuotaValue(key: AlterKey | 'max_in_flight', value: AlterVa
   if (value === undefined) return '-';
   if (value === 'unlimited') return 'unlimited';
   if (typeof value === 'string') return value;
+  if (typeof value === 'object') return value.join(',');
   if (!Number.isFinite(value)) return 'unlimited';
   // A limit scaled by adaptive quotas need not be whole.
   if (!Number.isInteger(value)) return approximate(key, value, false);

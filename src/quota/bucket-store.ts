@@ -1,6 +1,7 @@
 import { BucketTable } from './bucket-table.js';
 import { bucketDisplay } from './entity.js';
 import { CONSUME, QUOTA_KEYS, type QuotaKeyIndex } from './quota-key.js';
+import type { PeriodUnit } from './rate-value.js';
 import { CountMinSketch } from '../util/count-min.js';
 import { KeyedIds } from './keyed-ids.js';
 import { forRangeSliced } from '../util/slices.js';
@@ -8,20 +9,38 @@ import { forRangeSliced } from '../util/slices.js';
 /** The bucket kind of a consumer group's consume_bytes_rate bucket; the other kinds are quota key indexes. */
 export const GROUP = QUOTA_KEYS.length;
 
+/**
+ * A key with several rates has one bucket per rate: the bucket of the rate with unit PERIODS[p] has kind
+ * `base + KIND_STRIDE * p`, base being the quota key index or GROUP. A per-second rate (p = 0) keeps the base
+ * kind itself, so a key configured as today has exactly today's buckets.
+ */
+export const PERIODS: readonly PeriodUnit[] = ['s', 'min', 'h', 'd'];
+export const KIND_STRIDE = GROUP + 1;
+export const PERIOD_INDEX: Readonly<Record<PeriodUnit, number>> = Object.freeze({ s: 0, min: 1, h: 2, d: 3 });
+/** The kind of the bucket for rate period `p` (an index into PERIODS) of base kind `base`. */
+export const periodKind = (base: number, p: number): number => base + KIND_STRIDE * p;
+/** The quota key index or GROUP a kind belongs to, whatever its period. */
+export const baseKind = (kind: number): number => kind % KIND_STRIDE;
+/** The period of the rate a bucket of `kind` enforces. */
+export const periodOfKind = (kind: number): PeriodUnit => PERIODS[Math.floor(kind / KIND_STRIDE)]!;
+
 /** A bucket's display form (docs/protocol.md, Record calls): Throttled.entity, usage rows, violation events. */
 export const bucketName = (kind: number, a: string | null, b: string | null): string =>
-  kind === GROUP ? `consumer-group:${a!}` : bucketDisplay(a, b);
+  baseKind(kind) === GROUP ? `consumer-group:${a!}` : bucketDisplay(a, b);
 
-/** The quota key a bucket of `kind` counts against. */
 /** Whose share of maxBuckets a bucket counts against: its user, else its client-id or group, each apart. */
 const principalOf = (kind: number, a: string | null, b: string | null): string =>
-  kind === GROUP ? `g:${a!}` : a !== null ? `u:${a}` : b !== null ? `c:${b}` : '';
+  baseKind(kind) === GROUP ? `g:${a!}` : a !== null ? `u:${a}` : b !== null ? `c:${b}` : '';
 
-export const keyOfKind = (kind: number): QuotaKeyIndex => (kind === GROUP ? CONSUME : kind) as QuotaKeyIndex;
+/** The quota key a bucket of `kind` counts against. */
+export const keyOfKind = (kind: number): QuotaKeyIndex => {
+  const base = baseKind(kind);
+  return (base === GROUP ? CONSUME : base) as QuotaKeyIndex;
+};
 
 /**
  * Where usage buckets live, as the quota policy sees them. A bucket is named by (kind, a, b): the kind is a
- * quota key index or GROUP, `a` the user (or consumer group), `b` the client-id. It is handed out as a small
+ * quota key index or GROUP, plus its rate's period (periodKind), `a` the user (or consumer group), `b` the client-id. It is handed out as a small
  * integer id, valid until `epoch` changes (a sweep dropped buckets, or a compaction moved them): whoever caches
  * ids must check the epoch. The level arithmetic is docs/algorithm.md, sections 2-3.
  *
@@ -278,7 +297,7 @@ export class LocalBucketStore<C extends BucketColumns<C> = never> implements Buc
     if (this.migration !== null) sets.push([this.migration.ids, this.migration.table, this.migration.columns]);
     for (const [ids, table, columns] of sets) {
       await forRangeSliced(ids.highWater, (id) => {
-        if (!ids.isLive(id) || !match(ids.kind(id) === GROUP, ids.a(id), ids.b(id))) return;
+        if (!ids.isLive(id) || !match(baseKind(ids.kind(id)) === GROUP, ids.a(id), ids.b(id))) return;
         table.reset(id, now);
         columns?.reset(id);
         this.wasReset(ids.kind(id), ids.a(id), ids.b(id));

@@ -16,6 +16,19 @@
  * millisecond is the quota itself and every quantity is an integer: throttle times are exact, with no
  * floating-point rounding to make a throttle 1 ms short.
  */
+/**
+ * A fractional rate (10/min drains 1/6 milli-unit a ms) cannot keep the level exact: a quotient that is a whole
+ * number of ms in exact arithmetic comes out a hair either side. Within this many ms of a whole number it is
+ * taken as that number, so P3 holds to the millisecond (docs/algorithm.md, section 7); float error stays below
+ * 1e-8 ms at any level the ceiling allows.
+ */
+const SNAP_MS = 1e-6;
+
+const floorSnapped = (q: number): number => {
+  const k = Math.round(q);
+  return Math.abs(q - k) < SNAP_MS ? k : Math.floor(q);
+};
+
 export class BucketTable {
   /** Milliseconds one ring cell covers. */
   readonly cellMs: number;
@@ -145,6 +158,7 @@ export class BucketTable {
   msToDrain(id: number, excess: number): number {
     if (excess <= 0) return 0;
     const rate = this.rateOf[id]!;
+    if (!Number.isInteger(rate)) return floorSnapped(excess / rate);
     const ms = Math.floor(excess / rate);
     // Correct the one case where the float quotient rounds up across an integer.
     return ms * rate > excess ? ms - 1 : ms;

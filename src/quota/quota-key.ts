@@ -38,8 +38,11 @@ export function quotaKeyIndex(key: string): QuotaKeyIndex | -1 {
 /** The index of a numeric key in an entity's limits, or -1. */
 export const limitKeyIndex = (key: string): LimitKeyIndex => (LIMIT_KEYS as readonly string[]).indexOf(key);
 
-/** A configured numeric value: a positive rate or burst, or no limit. */
-export type QuotaValue = number | 'unlimited';
+/**
+ * A configured value on the wire: a positive number (a rate per second, a burst, a count), "unlimited", or a
+ * rate value's canonical form (`"10/min"`, or a list such as `[100, "10000/d"]`; docs/protocol.md).
+ */
+export type QuotaValue = number | 'unlimited' | string | readonly (number | string)[];
 
 /** What an alteration sets: a number or "unlimited" for a limit, a name for tier and blocked. */
 export type AlterValue = QuotaValue | string;

@@ -1,8 +1,19 @@
-import { bucketName, GROUP, keyOfKind, LocalBucketStore, type BucketStore } from './bucket-store.js';
+import {
+  bucketName,
+  GROUP,
+  keyOfKind,
+  LocalBucketStore,
+  PERIOD_INDEX,
+  periodKind,
+  periodOfKind,
+  type BucketStore,
+} from './bucket-store.js';
+import { admitWait, BucketGroups, MULTI, overWait } from './bucket-groups.js';
 import type { Clock } from './clock.js';
 import { bucketDisplay } from './entity.js';
 import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
 import { emptyResolution, type QuotaTable, type Resolution } from './quota-table.js';
+import { PERIOD_SECONDS, type PeriodUnit } from './rate-value.js';
 import { ResolutionCache } from './resolution-cache.js';
 import { NO_VIOLATIONS, type ViolationSink } from './violations.js';
 import { DEFAULT_QUOTA_OPTIONS, type QuotaManagerOptions } from './options.js';
@@ -21,10 +32,16 @@ export interface Verdict {
   /** The principal is blocked: reject the request (Denied). `entity` names the blocked entity. */
   denied: boolean;
   reason: string;
+  /** The period of the rate whose bucket binds (the longest wait): 's' unless the key has other periods. */
+  period: PeriodUnit;
 }
 
+/** The cached "bucket" of a caller with nothing to track (unlimited, or maxBuckets reached). */
+const NONE = -1;
 /** The cached "bucket" of a caller whose principal is blocked. */
 const DENIED = -2;
+/** At most 4 rates per key. */
+const MAX_RATES = 4;
 
 /**
  * The quota policy: for each Record call, which buckets it lands in (resolution, cached per caller), record or
@@ -63,7 +80,14 @@ export class QuotaManager {
     recorded: true,
     denied: false,
     reason: '',
+    period: 's',
   };
+  /** The buckets of callers whose key has several rates (cached values at or below MULTI). */
+  private readonly groups: BucketGroups;
+  /** The bucket that binds in the last wait computed over one bucket or a group (the longest wait). */
+  private bound = -1;
+  /** Bucket ids found while resolving a multi-rate key, before they are given a group. */
+  private readonly found = new Int32Array(MAX_RATES);
 
   constructor(
     readonly table: QuotaTable,
@@ -83,6 +107,7 @@ export class QuotaManager {
         maxBucketsPerPrincipal: o.maxBucketsPerPrincipal,
       });
     this.cache = new ResolutionCache(o.maxBuckets);
+    this.groups = new BucketGroups(this.buckets);
   }
 
   /** Scales every limit by `factor` (load-based adjustment); every cached resolution is redone. */
@@ -121,23 +146,28 @@ export class QuotaManager {
     const a = this.bucketFor(CONSUME, user, client, now);
     if (a === DENIED) return this.deny(user, client);
     const b = this.bucketFor(GROUP, group, null, now);
-    if (a < 0 && b < 0) return this.ok();
+    if (a === NONE && b === NONE) return this.ok();
+    // a and b are each one bucket or a group of them (several rates); `bound` names the one that binds.
     if (admit) {
-      const waitA = a < 0 ? 0 : this.enforced(a, this.admitWait(a, bytes));
-      const waitB = b < 0 ? 0 : this.enforced(b, this.admitWait(b, bytes));
+      const waitA = a === NONE ? 0 : this.enforce(this.admitWaitOf(a, bytes));
+      const boundA = this.bound;
+      const waitB = b === NONE ? 0 : this.enforce(this.admitWaitOf(b, bytes));
+      const boundB = this.bound;
       if (waitA === 0 && waitB === 0) {
-        if (a >= 0) this.charge(a, bytes, now);
-        if (b >= 0) this.charge(b, bytes, now);
+        if (a !== NONE) this.chargeOf(a, bytes, now);
+        if (b !== NONE) this.chargeOf(b, bytes, now);
         return this.ok();
       }
-      return waitA >= waitB ? this.throttled(a, waitA, false) : this.throttled(b, waitB, false);
+      return waitA >= waitB ? this.throttled(boundA, waitA, false) : this.throttled(boundB, waitB, false);
     }
-    const waitA = a < 0 ? 0 : this.enforced(a, this.recordAndWait(a, bytes, now));
-    const waitB = b < 0 ? 0 : this.enforced(b, this.recordAndWait(b, bytes, now));
+    const waitA = a === NONE ? 0 : this.enforce(this.recordWaitOf(a, bytes, now));
+    const boundA = this.bound;
+    const waitB = b === NONE ? 0 : this.enforce(this.recordWaitOf(b, bytes, now));
+    const boundB = this.bound;
     if (waitA === 0 && waitB === 0) return this.ok();
     // Both buckets may be over: each counts its throttle, the reply names the longer wait.
-    if (waitA > 0 && waitB > 0) this.buckets.countThrottle(waitA >= waitB ? b : a);
-    return waitA >= waitB ? this.throttled(a, waitA, true) : this.throttled(b, waitB, true);
+    if (waitA > 0 && waitB > 0) this.buckets.countThrottle(waitA >= waitB ? boundB : boundA);
+    return waitA >= waitB ? this.throttled(boundA, waitA, true) : this.throttled(boundB, waitB, true);
   }
 
   /**
@@ -179,11 +209,20 @@ export class QuotaManager {
     return this.bucketFor(key, user, client, this.clock.now());
   }
 
+  /** Every bucket a call of (key, user, client-id) lands in, shortest period first (one per rate); [] if none. */
+  bucketIdsOf(key: QuotaKeyIndex, user: string | null, client: string | null): number[] {
+    const ref = this.bucketFor(key, user, client, this.clock.now());
+    return ref >= 0 ? [ref] : ref > MULTI ? [] : this.groups.ids(ref);
+  }
+
   private recordOne(k: QuotaKeyIndex, user: string | null, client: string | null, amount: number, admit: boolean, now: number) {
     const id = this.bucketFor(k, user, client, now);
-    if (id < 0) return id === DENIED ? this.deny(user, client) : this.ok();
+    if (id < 0) {
+      if (id <= MULTI) return this.recordGroup(id, amount, admit, now);
+      return id === DENIED ? this.deny(user, client) : this.ok();
+    }
     if (admit) {
-      const wait = this.enforced(id, this.admitWait(id, amount));
+      const wait = this.enforced(id, admitWait(this.buckets, id, amount));
       if (wait === 0) {
         this.charge(id, amount, now);
         return this.ok();
@@ -192,6 +231,57 @@ export class QuotaManager {
     }
     const wait = this.enforced(id, this.recordAndWait(id, amount, now));
     return wait === 0 ? this.ok() : this.throttled(id, wait, true);
+  }
+
+  /**
+   * A call of a key with several rates (docs/algorithm.md, section 7): the wait is the longest among its
+   * buckets; record mode records into every bucket, admit mode into all of them or (refused) none.
+   */
+  private recordGroup(ref: number, amount: number, admit: boolean, now: number): Verdict {
+    if (admit) {
+      const wait = this.enforce(this.admitWaitOf(ref, amount));
+      if (wait === 0) {
+        this.chargeOf(ref, amount, now);
+        return this.ok();
+      }
+      return this.throttled(this.bound, wait, false);
+    }
+    const wait = this.enforce(this.recordWaitOf(ref, amount, now));
+    return wait === 0 ? this.ok() : this.throttled(this.bound, wait, true);
+  }
+
+  /** `enforced` for the bucket that bound the last wait computed (`bound`). */
+  private enforce(wait: number): number {
+    return this.enforced(this.bound, wait);
+  }
+
+  /** The admit-mode wait of one bucket or a group (the longest; `bound` names its bucket). Changes nothing. */
+  private admitWaitOf(ref: number, amount: number): number {
+    if (ref >= 0) {
+      this.bound = ref;
+      return admitWait(this.buckets, ref, amount);
+    }
+    const wait = this.groups.admitWait(ref, amount);
+    this.bound = this.groups.bound;
+    return wait;
+  }
+
+  /** Records into one bucket or every bucket of a group, and returns the longest wait (`bound` names its bucket). */
+  private recordWaitOf(ref: number, amount: number, now: number): number {
+    if (ref >= 0) {
+      this.bound = ref;
+      return this.recordAndWait(ref, amount, now);
+    }
+    this.chargeOf(ref, amount, now);
+    const wait = this.groups.overWait(ref);
+    this.bound = this.groups.bound;
+    return wait;
+  }
+
+  /** Records `amount` into one bucket or into every bucket of a group; a near-limit call counts once. */
+  private chargeOf(ref: number, amount: number, now: number): void {
+    if (ref >= 0) this.charge(ref, amount, now);
+    else if (this.groups.record(ref, amount, now, NEAR_LIMIT)) this.nearLimit[keyOfKind(this.buckets.kind(this.groups.first(ref)))]!++;
   }
 
   /**
@@ -230,9 +320,8 @@ export class QuotaManager {
   }
 
   private recordAndWait(id: number, amount: number, now: number): number {
-    const b = this.buckets;
     this.charge(id, amount, now);
-    return b.msToDrain(id, b.outstanding(id) - b.capacity(id));
+    return overWait(this.buckets, id);
   }
 
   /** Records `amount` in the bucket (both modes, once a call is let through) and counts a near-limit call. */
@@ -240,19 +329,6 @@ export class QuotaManager {
     const b = this.buckets;
     b.record(id, amount, now);
     if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) this.nearLimit[keyOfKind(b.kind(id))]!++;
-  }
-
-  /**
-   * 0 when the call is admitted now; else the whole ms until this same call would be. A call larger than
-   * the capacity waits for an empty bucket, so it is never starved by smaller ones.
-   */
-  private admitWait(id: number, amount: number): number {
-    const b = this.buckets;
-    const c = b.capacity(id);
-    const o = b.outstanding(id);
-    // The call counts as its weight would record it (the fleet's fallback: quota / live sidecars).
-    const size = amount * 1000 * b.weight;
-    return size > c ? b.msToDrain(id, o) : b.msToDrain(id, o + size - c);
   }
 
   private ok(): Verdict {
@@ -265,7 +341,8 @@ export class QuotaManager {
 
   private throttled(id: number, waitMs: number, recorded: boolean): Verdict {
     const ms = Math.min(waitMs, this.options.maxThrottleMs);
-    const k = keyOfKind(this.buckets.kind(id));
+    const kind = this.buckets.kind(id);
+    const k = keyOfKind(kind);
     this.violations[k]!++;
     this.buckets.countThrottle(id);
     this.throttleTimeMsTotal += ms;
@@ -275,7 +352,14 @@ export class QuotaManager {
     v.entity = this.display(id);
     v.recorded = recorded;
     v.denied = false;
-    this.events.violation('RATE_LIMIT_EXCEEDED', v.entity, v.quotaType, `throttled ${ms} ms${recorded ? '' : ' (admit mode: refused)'}`);
+    v.period = periodOfKind(kind);
+    const per = v.period === 's' ? '' : ` (the per-${v.period} rate)`;
+    this.events.violation(
+      'RATE_LIMIT_EXCEEDED',
+      v.entity,
+      v.quotaType,
+      `throttled ${ms} ms${per}${recorded ? '' : ' (admit mode: refused)'}`,
+    );
     return v;
   }
 
@@ -301,32 +385,83 @@ export class QuotaManager {
     const cached = c < 0 ? undefined : cache.get(c);
     if (cached !== undefined) {
       if (cached >= 0) this.buckets.advance(cached, now);
+      else if (cached <= MULTI) this.groups.advance(cached, now);
       return cached;
     }
     // A blocked principal is cached as such: until the next alteration its calls cost one lookup.
-    const id = kind !== GROUP && this.table.blockedFor(a, b) !== undefined ? DENIED : this.resolve(kind, a, b, now);
+    const id = kind !== GROUP && this.table.blockedFor(a, b) !== undefined ? DENIED : this.resolve(kind, a, b, now, c >= 0);
     // Resolving set the bucket's rate (draining at the old one up to now); calls in between keep it. A call
     // that found no room (maxBuckets) is not cached: it tries for a bucket again next time.
     if (c >= 0) cache.put(c, id, id !== -1 || this.resolution.limit === Infinity);
     return id;
   }
 
-  /** Resolves the limit (into this.resolution), finds or creates the bucket it implies, and sets its rate. */
-  private resolve(kind: number, a: string | null, b: string | null, now: number): number {
+  /**
+   * Resolves the limit (into this.resolution), finds or creates the bucket(s) it implies, and sets their rates:
+   * one bucket for a key with one rate, else a group (one bucket per rate), which goes in the pool
+   * when the caller has a cache slot (`cached`) and in a scratch group otherwise.
+   */
+  private resolve(kind: number, a: string | null, b: string | null, now: number, cached: boolean): number {
     const r = this.resolution;
     if (kind === GROUP) this.table.resolveGroup(a!, r);
     else this.table.resolve(kind as QuotaKeyIndex, a, b, r);
-    if (r.limit === Infinity) return -1;
+    if (r.limit === Infinity) return NONE;
+    if (r.rates !== undefined) return this.resolveRates(kind, now, cached);
     const id = this.buckets.findOrCreate(kind, r.bucketUser, r.bucketClient, now);
     if (id < 0) {
       this.untracked++;
-      return -1;
+      return NONE;
     }
-    const f = this.factor;
-    // Integer rates keep the level arithmetic exact (docs/algorithm.md), and never below 1 unit/s.
-    const rate = f === 1 ? r.limit : Math.max(1, Math.floor(r.limit * f));
-    const burst = f === 1 || r.burst === undefined ? r.burst : Math.max(1, Math.floor(r.burst * f));
+    const rate = this.scaled(r.limit);
+    let burst = r.burst === undefined ? undefined : this.scaled(r.burst);
+    // A rate below one unit a second still admits one whole call (P1): its capacity is at least one unit.
+    if (burst === undefined && rate < 1) burst = Math.max(1, (rate * this.options.windowMs) / 1000);
     this.buckets.touch(id, rate, now, burst, r.shadow);
     return id;
+  }
+
+  /**
+   * The buckets of a key with several rates (or one rate per minute, hour or day), one per rate: rate A/P drains
+   * at A/P a second with capacity A (a per-second one: quota x window as today), at least one unit; the
+   * burst sets the capacity of the shortest (docs/algorithm.md, section 7). Each is touched as it is found, so
+   * if maxBuckets stops the set half way, those made are valid buckets (swept when idle) and the call is untracked.
+   */
+  private resolveRates(kind: number, now: number, cached: boolean): number {
+    const r = this.resolution;
+    const rates = r.rates!;
+    const found = this.found;
+    for (let i = 0; i < MAX_RATES; i++) {
+      if (i >= rates.length) {
+        found[i] = -1;
+        continue;
+      }
+      const rate = rates[i]!;
+      const id = this.buckets.findOrCreate(periodKind(kind, PERIOD_INDEX[rate.unit]), r.bucketUser, r.bucketClient, now);
+      if (id < 0) {
+        this.untracked++;
+        return NONE;
+      }
+      const amount = this.scaled(rate.amount);
+      const perSec = amount / PERIOD_SECONDS[rate.unit];
+      let capacity: number | undefined;
+      if (i === 0 && r.burst !== undefined) capacity = this.scaled(r.burst);
+      else if (rate.unit !== 's') capacity = Math.max(1, amount);
+      else if (perSec < 1) capacity = Math.max(1, (perSec * this.options.windowMs) / 1000);
+      this.buckets.touch(id, perSec, now, capacity, r.shadow);
+      found[i] = id;
+    }
+    // One rate (10/min) is one bucket like a per-second key: its kind names its period. Several need a group.
+    if (rates.length === 1) return found[0]!;
+    return this.groups.add(found, this.cache.epoch, cached ? -1 : kind === GROUP ? 1 : 0);
+  }
+
+  /**
+   * A rate or capacity under the load-based factor. Integer ones stay integers, never below 1, which keeps the
+   * level arithmetic exact (docs/algorithm.md); a fractional one (0.17/s) is scaled as it is.
+   */
+  private scaled(x: number): number {
+    const f = this.factor;
+    if (f === 1) return x;
+    return Number.isInteger(x) ? Math.max(1, Math.floor(x * f)) : x * f;
   }
 }

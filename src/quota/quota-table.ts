@@ -11,9 +11,17 @@ import {
   type QuotaKeyIndex,
   type QuotaValue,
 } from './quota-key.js';
+import { canonicalRate, PERIOD_SECONDS, parseRateValue, type Rate, type RateList } from './rate-value.js';
 
-/** Numeric values of one entity, indexed like LIMIT_KEYS; undefined = not set here, Infinity = "unlimited". */
-export type Limits = (number | undefined)[];
+/**
+ * One key's value as the table holds it: a number for a single per-second rate (Kafka's form, and every burst
+ * and count; Infinity = "unlimited"), else the key's rates, shortest period first (docs/algorithm.md, section 7).
+ * A single per-second rate is never held as a list, so the common case stays a number on the hot path.
+ */
+export type Limit = number | RateList;
+
+/** The values of one entity, indexed like LIMIT_KEYS; undefined = not set here. */
+export type Limits = (Limit | undefined)[];
 
 /** Everything configured on one entity. */
 export interface EntityConfig {
@@ -35,8 +43,30 @@ const emptyLimits = (): Limits => LIMIT_KEYS.map(() => undefined);
 const emptyConfig = (): EntityConfig => ({ limits: emptyLimits(), shadow: 0, tier: undefined, blocked: undefined });
 const isEmpty = (c: EntityConfig): boolean => c.limits.every((v) => v === undefined) && c.tier === undefined && c.blocked === undefined;
 
-export const toLimit = (v: QuotaValue): number => (v === 'unlimited' ? Infinity : v);
-export const fromLimit = (n: number): QuotaValue => (n === Infinity ? 'unlimited' : n);
+const isRateList = (v: unknown): v is RateList => Array.isArray(v) && v.every((r) => typeof r === 'object' && r !== null);
+
+/**
+ * A value as the table holds it, from a number, "unlimited", a RateList or any form parseRateValue accepts
+ * (the canonical form read back from a store included). Values are validated before they get here; a list of
+ * one per-second rate becomes a plain number.
+ */
+export function toLimit(key: string, v: QuotaValue | RateList): Limit {
+  if (typeof v === 'number') return v;
+  if (v === 'unlimited') return Infinity;
+  const list = isRateList(v) ? v : parseRateValue(key, v);
+  if (list === null) return Infinity;
+  if (list.length === 1 && list[0]!.unit === 's') return list[0]!.amount;
+  return Object.freeze(list.map((r) => Object.freeze({ amount: r.amount, unit: r.unit })));
+}
+
+/** The wire (canonical) form of a held value. */
+export const fromLimit = (l: Limit): QuotaValue => (typeof l !== 'number' ? canonicalRate(l) : l === Infinity ? 'unlimited' : l);
+
+/** Units per second of one rate: the drain of its bucket. */
+export const perSecond = (r: Rate): number => r.amount / PERIOD_SECONDS[r.unit];
+
+/** A burst or count held as a list (not a form validation lets through) counts as its first amount. */
+const asNumber = (l: Limit): number => (typeof l === 'number' ? l : l[0]!.amount);
 
 /** Which precedence the levels follow: ours (the default) or Kafka's, for fleets migrating from Kafka. */
 export type ResolutionOrder = 'rivven' | 'kafka';
@@ -47,7 +77,10 @@ export type Level = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
 /** Where a (quota key, user, client-id) call lands: the limit, its burst, and the identity of its bucket. */
 export interface Resolution {
   level: Level;
+  /** The limit per second: the rate of a one-rate per-second key, else the drain of the key's shortest bucket. */
   limit: number;
+  /** The key's rates when it is anything but one per-second rate (a bucket each); undefined otherwise. */
+  rates?: RateList | undefined;
   /** The bucket's capacity in units when a burst key sets it; undefined: quota x window. */
   burst: number | undefined;
   /** The limit is a shadow value: measure and count, answer Ok. */
@@ -60,6 +93,7 @@ export interface Resolution {
 export const emptyResolution = (): Resolution => ({
   level: 9,
   limit: Infinity,
+  rates: undefined,
   burst: undefined,
   shadow: false,
   bucketUser: null,
@@ -100,16 +134,16 @@ export class QuotaTable {
   private userClientCount = 0;
 
   constructor(
-    bootDefaults: Partial<Record<string, QuotaValue>> = {},
+    bootDefaults: Partial<Record<string, QuotaValue | RateList>> = {},
     readonly order: ResolutionOrder = 'rivven',
-    bootTiers: Record<string, Partial<Record<string, QuotaValue>>> = {},
+    bootTiers: Record<string, Partial<Record<string, QuotaValue | RateList>>> = {},
   ) {
     this.bootDefaults = toLimits(bootDefaults);
     this.bootTiers = new Map(Object.entries(bootTiers).map(([name, values]) => [name, toLimits(values)]));
   }
 
-  /** The run-time numeric value set on exactly this entity (not resolved). */
-  get(ref: EntityRef, key: LimitKeyIndex): number | undefined {
+  /** The run-time value set on exactly this entity (not resolved). */
+  get(ref: EntityRef, key: LimitKeyIndex): Limit | undefined {
     return this.configOf(ref, false)?.limits[key];
   }
 
@@ -156,8 +190,8 @@ export class QuotaTable {
     return this.users.size + this.clients.size + this.groups.size + this.tiers.size + this.userClientCount;
   }
 
-  /** Sets (or with undefined removes) one run-time numeric value. */
-  set(ref: EntityRef, key: LimitKeyIndex, limit: number | undefined, shadow = false): void {
+  /** Sets (or with undefined removes) one run-time value of a limit key. */
+  set(ref: EntityRef, key: LimitKeyIndex, limit: Limit | undefined, shadow = false): void {
     this.change(ref, (c) => {
       c.limits[key] = limit;
       c.shadow = shadow && limit !== undefined ? c.shadow | (1 << key) : c.shadow & ~(1 << key);
@@ -165,18 +199,18 @@ export class QuotaTable {
   }
 
   /** Sets (or with undefined removes) one run-time value of any key. */
-  setValue(ref: EntityRef, key: AlterKey, value: AlterValue | undefined, shadow = false): void {
+  setValue(ref: EntityRef, key: AlterKey, value: AlterValue | RateList | undefined, shadow = false): void {
     if (key === 'tier' || key === 'blocked') {
       this.change(ref, (c) => {
         c[key] = value as string | undefined;
       });
       return;
     }
-    this.set(ref, limitKeyIndex(key), value === undefined ? undefined : toLimit(value as QuotaValue), shadow);
+    this.set(ref, limitKeyIndex(key), value === undefined ? undefined : toLimit(key, value), shadow);
   }
 
   /** The global default of a rate as it applies: run-time value, else rivven.yaml, else unlimited. */
-  effectiveDefault(key: LimitKeyIndex): number {
+  effectiveDefault(key: LimitKeyIndex): Limit {
     return this.globalDefault.limits[key] ?? this.bootDefaults[key] ?? Infinity;
   }
 
@@ -187,7 +221,7 @@ export class QuotaTable {
    */
   resolve(key: QuotaKeyIndex | typeof IN_FLIGHT, user: string | null, client: string | null, out: Resolution): Resolution {
     out.level = 9;
-    out.limit = this.effectiveDefault(key);
+    setLimit(out, this.effectiveDefault(key));
     out.shadow = (this.globalDefault.shadow & (1 << key)) !== 0 && this.globalDefault.limits[key] !== undefined;
     out.bucketUser = user;
     out.bucketClient = client;
@@ -195,7 +229,7 @@ export class QuotaTable {
       const v = this.valueAt(config, key);
       if (v === undefined) return false;
       out.level = level;
-      out.limit = v.value;
+      setLimit(out, v.value);
       out.shadow = v.shadow;
       out.bucketUser = bu;
       out.bucketClient = bc;
@@ -211,9 +245,10 @@ export class QuotaTable {
     const fallback = this.groups.get(DEFAULT_NAME);
     const c = own?.limits[CONSUME] !== undefined ? own : fallback;
     out.level = 9;
-    out.limit = c?.limits[CONSUME] ?? Infinity;
+    setLimit(out, c?.limits[CONSUME] ?? Infinity);
     out.shadow = c !== undefined && (c.shadow & (1 << CONSUME)) !== 0;
-    out.burst = own?.limits[CONSUME + BURST_OFFSET] ?? fallback?.limits[CONSUME + BURST_OFFSET];
+    const burst = own?.limits[CONSUME + BURST_OFFSET] ?? fallback?.limits[CONSUME + BURST_OFFSET];
+    out.burst = burst === undefined ? undefined : asNumber(burst);
     out.bucketUser = group;
     out.bucketClient = null;
     return out;
@@ -270,7 +305,7 @@ export class QuotaTable {
   }
 
   /** An entity's value for a key: its own, else its tier's (run-time, else rivven.yaml). */
-  private valueAt(config: EntityConfig | undefined, key: LimitKeyIndex): { value: number; shadow: boolean } | undefined {
+  private valueAt(config: EntityConfig | undefined, key: LimitKeyIndex): { value: Limit; shadow: boolean } | undefined {
     if (config === undefined) return undefined;
     const own = config.limits[key];
     if (own !== undefined) return { value: own, shadow: (config.shadow & (1 << key)) !== 0 };
@@ -285,12 +320,13 @@ export class QuotaTable {
   /** The burst of a rate, resolved like the rate itself: the first level that sets it, else the global default's. */
   private burstFor(key: QuotaKeyIndex, user: string | null, client: string | null): number | undefined {
     const b = key + BURST_OFFSET;
-    let burst: number | undefined;
+    let burst: Limit | undefined;
     this.walk(user, client, (_level, config) => {
       burst = this.valueAt(config, b)?.value;
       return burst !== undefined;
     });
-    return burst ?? this.globalDefault.limits[b] ?? this.bootDefaults[b];
+    burst ??= this.globalDefault.limits[b] ?? this.bootDefaults[b];
+    return burst === undefined ? undefined : asNumber(burst);
   }
 
   private change(ref: EntityRef, edit: (c: EntityConfig) => void): void {
@@ -373,10 +409,21 @@ export class QuotaTable {
   }
 }
 
-function toLimits(values: Partial<Record<string, QuotaValue>>): Limits {
+/** Puts a held value into a resolution: a number as today, a list as its rates (limit: its shortest's drain). */
+function setLimit(out: Resolution, l: Limit): void {
+  if (typeof l === 'number') {
+    out.limit = l;
+    out.rates = undefined;
+  } else {
+    out.limit = perSecond(l[0]!);
+    out.rates = l;
+  }
+}
+
+function toLimits(values: Partial<Record<string, QuotaValue | RateList>>): Limits {
   return LIMIT_KEYS.map((k) => {
     const v = values[k];
-    return v === undefined ? undefined : toLimit(v);
+    return v === undefined ? undefined : toLimit(k, v);
   });
 }
 

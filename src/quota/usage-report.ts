@@ -1,7 +1,8 @@
 import type { BucketView } from './bucket-store.js';
-import { bucketName, GROUP, keyOfKind } from './bucket-store.js';
+import { baseKind, bucketName, GROUP, keyOfKind, periodOfKind } from './bucket-store.js';
 import { wallTimeOf, type Clock } from './clock.js';
 import { QUOTA_KEYS, type QuotaKey } from './quota-key.js';
+import type { PeriodUnit } from './rate-value.js';
 import { TopK } from './top-k.js';
 import { forEachSliced, forRangeSliced } from '../util/slices.js';
 
@@ -16,9 +17,11 @@ export interface BucketReport {
   clientId: string | null;
   consumerGroup: string | null;
   quotaType: QuotaKey;
+  /** The period of the rate this bucket enforces: one row per rate of a key with several ('s' for today's). */
+  period: PeriodUnit;
   /** Usage recorded in the last window, per second. */
   rate: number;
-  /** The quota, per second. */
+  /** The quota, per second (a rate A/P drains at A/P per second). */
   limit: number;
   /** Outstanding usage / (quota x window); above 1 the bucket is in debt and its callers are throttled. */
   utilization: number;
@@ -46,19 +49,20 @@ export async function usageReport(view: BucketView, clock: Clock, query: UsageQu
   const best = new TopK(query.top);
   await forRangeSliced(view.highWater, (id) => {
     if (!view.isLive(id)) return;
-    if (match !== null && !match(view.kind(id) === GROUP, view.a(id), view.b(id))) return;
+    if (match !== null && !match(baseKind(view.kind(id)) === GROUP, view.a(id), view.b(id))) return;
     best.offer(id, byRate ? b.measuredRate(id, now) : b.utilization(id, now));
   });
   const out: BucketReport[] = [];
   await forEachSliced(best.sorted(), (id) => {
     if (!view.isLive(id)) return;
-    const group = view.kind(id) === GROUP;
+    const group = baseKind(view.kind(id)) === GROUP;
     out.push({
       entity: bucketName(view.kind(id), view.a(id), view.b(id)),
       user: group ? null : view.a(id),
       clientId: group ? null : view.b(id),
       consumerGroup: group ? view.a(id) : null,
       quotaType: QUOTA_KEYS[keyOfKind(view.kind(id))],
+      period: periodOfKind(view.kind(id)),
       rate: b.measuredRate(id, now),
       limit: b.rate(id),
       utilization: b.utilization(id, now),

@@ -337,7 +337,7 @@ export class Dispatcher {
     }
     if (v.throttleMs === 0) return out.ok(correlationId);
     this.lastResult = RESULT_THROTTLED;
-    return out.frame(encodeFrame(correlationId, recordReply.encodeThrottled(v.throttleMs, v.quotaType, v.entity, v.recorded)));
+    return out.frame(encodeFrame(correlationId, recordReply.encodeThrottled(v.throttleMs, v.quotaType, v.entity, v.recorded, v.period)));
   }
 
   private failure(correlationId: number, type: string, err: unknown): Buffer {
