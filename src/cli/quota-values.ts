@@ -1,45 +1,20 @@
-import type { AlterKey, AlterValue, QuotaValue } from '../quota/quota-key.js';
+import type { AlterKey, AlterValue, LimitKey, QuotaValue } from '../quota/quota-key.js';
+import { fromLimit } from '../quota/quota-table.js';
+import { parseLimit } from '../quota/quota-value.js';
+import { QuotaValueError } from '../quota/rate-value.js';
 import { UsageError } from './exit-codes.js';
 
-// SI units are powers of 1000 (10MB = 10,000,000), IEC units powers of 1024 (10MiB = 10,485,760).
-const UNITS: Record<string, number> = {
-  '': 1,
-  b: 1,
-  k: 1e3,
-  kb: 1e3,
-  m: 1e6,
-  mb: 1e6,
-  g: 1e9,
-  gb: 1e9,
-  t: 1e12,
-  tb: 1e12,
-  ki: 2 ** 10,
-  kib: 2 ** 10,
-  mi: 2 ** 20,
-  mib: 2 ** 20,
-  gi: 2 ** 30,
-  gib: 2 ** 30,
-  ti: 2 ** 40,
-  tib: 2 ** 40,
-};
-
-/** "10MB", "10MiB", "5k", "1500", "unlimited" (an optional "/s" is allowed) -> a quota value. */
-export function parseQuotaValue(text: string, flag: string): QuotaValue {
-  const s = text.trim().toLowerCase().replace(/\/s$/, '');
-  if (s === 'unlimited') return 'unlimited';
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/.exec(s);
-  const unit = m ? UNITS[m[2]!] : undefined;
-  if (!m || unit === undefined) {
-    throw new UsageError(`${flag}: "${text}" is not a rate; use an integer, a unit (10MB, 10MiB, 5k) or "unlimited"`);
+/**
+ * A flag's value -> what AlterQuotas sends (the canonical form), checked here by the one validation of quota
+ * values (docs/protocol.md, "Quota values") so a bad value is a usage error naming the flag, before any request.
+ */
+export function parseQuotaValue(key: LimitKey, text: string, flag: string): QuotaValue {
+  try {
+    return fromLimit(parseLimit(key, text));
+  } catch (err) {
+    if (!(err instanceof QuotaValueError)) throw err;
+    throw new UsageError(`${flag}: ${err.detail}`);
   }
-  const value = Number(m[1]) * unit;
-  if (value > Number.MAX_SAFE_INTEGER) {
-    throw new UsageError(`${flag}: "${text}" is too large; the largest rate is ${Number.MAX_SAFE_INTEGER} (2^53-1), or use "unlimited"`);
-  }
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new UsageError(`${flag}: "${text}" must come to a whole number greater than 0`);
-  }
-  return value;
 }
 
 const BYTE_UNITS: [string, number][] = [
