@@ -42,7 +42,10 @@ t.test('numbers, units and lists parse to base units sorted from the shortest pe
     { amount: 10e6, unit: 's' },
     { amount: 100e9, unit: 'd' },
   ]);
-  t.same(parseRateValue('request_rate', ['1/d', '2/h', '3/min', 4]).map((r) => r.unit), ['s', 'min', 'h', 'd']);
+  t.same(
+    parseRateValue('request_rate', ['1/d', '2/h', '3/min', 4])!.map((r) => r.unit),
+    ['s', 'min', 'h', 'd'],
+  );
   t.equal(parseRateValue('request_rate', 'unlimited'), null);
   t.equal(parseRateValue('request_rate', ' Unlimited '), null);
   t.same(PERIOD_SECONDS, { s: 1, min: 60, h: 3600, d: 86400 });
@@ -82,7 +85,11 @@ t.test('every byte suffix on every unit, on byte keys; decimal is exact', async 
 
 t.test('byte suffixes only on byte keys; units of time only on rates', async (t) => {
   for (const suffix of ['B', 'kB', 'MiB', 'Ki', 'GB']) {
-    refused(() => parseRateValue('request_rate', `5${suffix}/s`), /unknown unit .*byte units are for \*_bytes_\* keys/, `request_rate 5${suffix}`);
+    refused(
+      () => parseRateValue('request_rate', `5${suffix}/s`),
+      /unknown unit .*byte units are for \*_bytes_\* keys/,
+      `request_rate 5${suffix}`,
+    );
     refused(() => parseAmountValue('max_in_flight', `5${suffix}`), /unknown unit/, `max_in_flight 5${suffix}`);
   }
   refused(() => parseAmountValue('max_in_flight', '5/s'), /max_in_flight is a whole count, with no unit of time/, 'max_in_flight 5/s');
@@ -97,7 +104,7 @@ t.test('byte suffixes only on byte keys; units of time only on rates', async (t)
   t.same(parseLimitValue('request_rate', 7), [{ amount: 7, unit: 's' }]);
 });
 
-t.test('bad values: units, amounts, lists', async (t) => {
+t.test('bad values: units, amounts, lists', async () => {
   const key = 'produce_bytes_rate';
   refused(() => parseRateValue(key, '10/week'), /unknown unit "week"; use s, min, h or d/, 'unknown unit');
   refused(() => parseRateValue(key, '10/'), /unknown unit ""/, 'an empty unit');
@@ -159,10 +166,21 @@ t.test('canonical form: base units, sorted, a per-second element as a plain numb
   t.equal(c('produce_bytes_rate', '1MB/d'), '1000000/d');
   t.same(c('produce_bytes_rate', '100GB/d,10MB/s'), [10_000_000, '100000000000/d']);
   t.same(c('request_rate', ['5/h', '1/min']), ['1/min', '5/h']);
-  t.same(canonicalRate([{ amount: 3, unit: 'd' }, { amount: 2, unit: 's' }]), [2, '3/d'], 'sorts an unsorted list too');
+  t.same(
+    canonicalRate([
+      { amount: 3, unit: 'd' },
+      { amount: 2, unit: 's' },
+    ]),
+    [2, '3/d'],
+    'sorts an unsorted list too',
+  );
   for (const raw of ['10/min', '100GB/d,10MB/s', '0.25/h', ['1/s', '2/min', '3/h', '4/d'], '1e-7/d']) {
     const list = parseRateValue('produce_bytes_rate', raw)!;
-    t.same(parseRateValue('produce_bytes_rate', canonicalRate(list)), list, `${JSON.stringify(raw)}: the canonical form parses back to itself`);
+    t.same(
+      parseRateValue('produce_bytes_rate', canonicalRate(list)),
+      list,
+      `${JSON.stringify(raw)}: the canonical form parses back to itself`,
+    );
   }
 });
 
@@ -178,7 +196,11 @@ t.test("tables print the operator's unit", async (t) => {
   t.equal(formatAmount('produce_bytes_burst', 2 ** 30), '1GiB');
   t.equal(formatAmount('request_burst', 2 ** 30), String(2 ** 30), 'a count has no byte unit');
   for (const raw of ['10/min', '10MB/s,100GB/d', '3KiB/h', '1500']) {
-    t.same(parseRateValue('produce_bytes_rate', f('produce_bytes_rate', raw)), parseRateValue('produce_bytes_rate', raw), `${raw}: re-enterable`);
+    t.same(
+      parseRateValue('produce_bytes_rate', f('produce_bytes_rate', raw)),
+      parseRateValue('produce_bytes_rate', raw),
+      `${raw}: re-enterable`,
+    );
   }
 });
 

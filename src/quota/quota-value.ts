@@ -25,7 +25,10 @@ export function supportedByCore(key: string, value: RateList | number): number {
   }
   const amount = value[0]!.amount;
   if (!Number.isSafeInteger(amount)) {
-    throw new QuotaValueError(key, `${amount}/s: a fractional rate is not supported yet; today a rate must come to a whole number per second`);
+    throw new QuotaValueError(
+      key,
+      `${amount}/s: a fractional rate is not supported yet; today a rate must come to a whole number per second`,
+    );
   }
   return amount;
 }

@@ -74,7 +74,8 @@ const UNIT_NAMES = new Set<string>(PERIOD_UNITS);
 const ELEMENT = /^\s*(-?\d+(?:\.\d+)?|\.\d+)(?:e([+-]?\d{1,4}))?\s*([a-z]*)\s*(?:\/\s*([a-z]*)\s*)?$/i;
 
 const FORMS = 'use a number, <amount>/<unit> with unit s, min, h or d (10/min), a list of up to 4 (10/s,1000/d) or "unlimited"';
-const shown = (raw: unknown): string => (typeof raw === 'string' ? preview(raw) : typeof raw === 'number' ? String(raw) : Array.isArray(raw) ? 'a list' : typeof raw);
+const shown = (raw: unknown): string =>
+  typeof raw === 'string' ? preview(raw) : typeof raw === 'number' ? String(raw) : Array.isArray(raw) ? 'a list' : typeof raw;
 
 /**
  * Parses any accepted form of a rate key's value: a number, "unlimited", "<amount>/<unit>", a list (an array,
