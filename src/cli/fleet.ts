@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import type { FleetDescribed } from '../protocol/messages/describe-fleet.js';
-import { addConnectionFlags, type ConnectionFlags, run, withClient } from './quota.js';
+import { addConnectionFlags, type ConnectionFlags, run, withClient } from './connection.js';
 import { escapeUnprintable, hasUnprintable } from '../util/printable.js';
 import { textTable } from './text-table.js';
 
