@@ -4,6 +4,7 @@ import { escapeUnprintable } from '../util/printable.js';
 import { addConnectionFlags, type ConnectionFlags, run, withClient } from './connection.js';
 import { addEntityFlags, entityFromFlags, once, type EntityFlags } from './entity-flags.js';
 import { UsageError } from './exit-codes.js';
+import { formatCount } from './numbers.js';
 import { truncate } from './show-name.js';
 import { textTable } from './text-table.js';
 
@@ -65,7 +66,7 @@ export function violationsCommand(): Command {
             e.type,
             truncate(escapeUnprintable(e.entity), 60),
             e.quota_type ?? '-',
-            String(e.count),
+            formatCount(e.count),
             escapeUnprintable(e.detail),
           ]);
           const byType =

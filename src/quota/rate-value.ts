@@ -211,8 +211,8 @@ export function canonicalRate(list: RateList): CanonicalRate {
   return sorted.length === 1 ? one(sorted[0]!) : sorted.map(one);
 }
 
-// Largest first, so the biggest unit that divides an amount exactly is found first.
-const BYTE_UNITS: readonly [string, number][] = [
+/** Byte units, largest first, so the biggest unit that divides an amount exactly is found first. */
+export const BYTE_UNITS: readonly [string, number][] = [
   ['TiB', 2 ** 40],
   ['TB', 1e12],
   ['GiB', 2 ** 30],
