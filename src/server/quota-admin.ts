@@ -1,13 +1,13 @@
 import { RivvenError } from '../protocol/error-codes.js';
 import type { Alteration } from '../protocol/messages/alter-quotas.js';
 import type { ComponentFilter, QuotaEntry } from '../protocol/messages/describe-quotas.js';
-import { describeEntity, entityToWire, parseEntity, type EntityRef } from '../quota/entity.js';
+import { describeEntity, entityKey, entityToWire, parseEntity, type EntityRef } from '../quota/entity.js';
 import { forEachSliced } from '../util/slices.js';
 import { preview } from '../util/printable.js';
 import { ALTER_KEYS, isAlterKey, LIMIT_KEYS, type AlterValue, type LimitKey } from '../quota/quota-key.js';
 import { parseLimit } from '../quota/quota-value.js';
 import { QuotaValueError } from '../quota/rate-value.js';
-import { entityKey, fromLimit, type QuotaTable } from '../quota/quota-table.js';
+import { fromLimit, type QuotaTable } from '../quota/quota-table.js';
 import type { AuditRecord, QuotaChange, QuotaStore, ResetAuditRecord, StoredQuota } from '../store/quota-store.js';
 
 /**
@@ -214,7 +214,7 @@ export class QuotaAdmin {
   private checkEntityLimit(alterations: Alteration[]): void {
     const after = new Map<string, { before: boolean; keys: Set<string> }>();
     for (const { ref, key, value } of alterations) {
-      const id = JSON.stringify(entityToWire(ref));
+      const id = entityKey(ref);
       let e = after.get(id);
       if (e === undefined) {
         const keys = new Set<string>();

@@ -4,7 +4,7 @@
 //                   | { entity_type, entity_name, quota_key, quota_value }     (the flat form, accepted too)
 // All-or-nothing: every alteration is validated before any is applied; an error names the bad one by index.
 import { RivvenError } from '../error-codes.js';
-import { type EntityError, entityToWire, parseEntity, parseName, type EntityRef } from '../../quota/entity.js';
+import { type EntityError, entityToWire, parseEntity, parseName, type EntityRef, valueKey } from '../../quota/entity.js';
 import { ALTER_KEYS, isAlterKey, type AlterKey, type AlterValue } from '../../quota/quota-key.js';
 import { parseLimit } from '../../quota/quota-value.js';
 import { QuotaValueError } from '../../quota/rate-value.js';
@@ -40,7 +40,7 @@ export function decode(body: Body): AlterQuotas {
   const seen = new Set<string>();
   const alterations = raw.map((item, index) => {
     const alteration = decodeOne(item, index);
-    const id = JSON.stringify([entityToWire(alteration.ref), alteration.key]);
+    const id = valueKey(entityToWire(alteration.ref), alteration.key);
     if (seen.has(id)) {
       throw new RivvenError('DUPLICATE_ALTERATION', 'this entity and quota_key were already altered earlier in the request', index);
     }
