@@ -32,6 +32,7 @@ t.test('numbers, units and lists parse to base units sorted from the shortest pe
   t.same(parseRateValue('request_rate', 0.5), [{ amount: 0.5, unit: 's' }], 'a fraction is a rate');
   t.same(parseRateValue('request_rate', '10/min'), [{ amount: 10, unit: 'min' }]);
   t.same(parseRateValue('request_rate', ' 10 / MIN '), [{ amount: 10, unit: 'min' }], 'spaces and case do not matter');
+  t.same(parseRateValue('request_rate', '\t10\u00a0/min\n'), [{ amount: 10, unit: 'min' }], 'tabs, no-break spaces, newlines');
   t.same(parseRateValue('request_rate', '5k'), [{ amount: 5000, unit: 's' }], 'count keys take k, m, g, t');
   t.same(parseRateValue('request_rate', '1e3/h'), [{ amount: 1000, unit: 'h' }]);
   t.same(parseRateValue('request_rate', '10000/d,100'), [
