@@ -99,6 +99,12 @@ t.test('byte suffixes only on byte keys; units of time only on rates', async (t)
   refused(() => parseAmountValue('request_burst', '100/s'), /request_burst is an amount, with no unit of time/, 'a burst per second');
   refused(() => parseRateValue('request_burst', 1), /is an amount, not a rate/, 'a burst through the rate parser');
   refused(() => parseAmountValue('request_rate', 1), /is a rate, not an amount/, 'a rate through the amount parser');
+  refused(
+    () => parseAmountValue('produce_bytes_burst', 'lots'),
+    /"lots" is not an amount; use a number \(10MB, 10MiB\) or "unlimited"/,
+    'a bad burst',
+  );
+  refused(() => parseAmountValue('max_in_flight', 'many'), /"many" is not a whole count/, 'a bad count');
   t.equal(parseAmountValue('max_in_flight', '5k'), 5000);
   t.equal(parseAmountValue('max_in_flight', 'unlimited'), null);
   t.equal(parseLimitValue('request_burst', 7), 7);

@@ -153,7 +153,14 @@ function parseElement(key: string, element: unknown, inList: boolean, whole: unk
     throw new QuotaValueError(key, `"unlimited" cannot be part of a list (${shown(whole)}); give it alone`);
   }
   const m = ELEMENT.exec(element);
-  if (m === null) throw new QuotaValueError(key, `${preview(element)} is not a rate; ${FORMS}`);
+  if (m === null) {
+    if (isRateKey(key)) throw new QuotaValueError(key, `${preview(element)} is not a rate; ${FORMS}`);
+    const what = isWholeCountKey(key) ? 'a whole count' : 'an amount';
+    throw new QuotaValueError(
+      key,
+      `${preview(element)} is not ${what}; use a number${isByteKey(key) ? ' (10MB, 10MiB)' : ''} or "unlimited"`,
+    );
+  }
   const [, mantissa, exp, suffixText, unitText] = m as unknown as [string, string, string | undefined, string, string | undefined];
   let amount = Number(`${mantissa}e${Number(exp ?? 0) + scaleOf(key, suffixText.toLowerCase(), element)}`);
   const binary = BINARY[suffixText.toLowerCase().replace(/b$/, '')];
