@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import type { Component } from '../quota/entity.js';
+import { type Component, displayEntity } from '../quota/entity.js';
 import { UsageError } from './exit-codes.js';
 import { showName } from './show-name.js';
 
@@ -55,5 +55,4 @@ export function entityFromFlags(f: EntityFlags): Component[] {
 }
 
 /** "user:alice/client-id:<default>" for messages and tables; names are shown safely (see showName). */
-export const showEntity = (entity: Component[]): string =>
-  entity.map(([type, name]) => (type === 'default' ? 'default' : `${type}:${name === null ? '<default>' : showName(name)}`)).join('/');
+export const showEntity = (entity: Component[]): string => displayEntity(entity, showName);

@@ -1,15 +1,15 @@
 import { Command } from 'commander';
 import type { FleetDescribed } from '../protocol/messages/describe-fleet.js';
-import { addConnectionFlags, type ConnectionFlags, run, withClient } from './quota.js';
+import { addConnectionFlags, type ConnectionFlags, run, withClient } from './connection.js';
 import { escapeUnprintable, hasUnprintable } from '../util/printable.js';
+import { formatCount, formatDuration } from './numbers.js';
 import { textTable } from './text-table.js';
 
 /** A node id as printed: host:port reads as itself; a control character is escaped (ids come from other hosts). */
 const nodeName = (id: string): string => (hasUnprintable(id) ? escapeUnprintable(JSON.stringify(id)) : id);
 /** Any other text of the reply: it came from Redis (other sidecars' heartbeats, Redis' error messages). */
 const text = (s: unknown): string => escapeUnprintable(String(s));
-const count = (n: unknown): string => (Number.isSafeInteger(n) ? String(n) : '?');
-const ago = (ms: number): string => (!Number.isFinite(ms) ? '?' : ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`);
+const ago = (ms: number): string => formatDuration(ms, 'fine');
 const lag = (ms: number): string => (ms < 0 ? 'never synced' : ago(ms));
 
 /** The fleet as `rivven fleet status` prints it: a summary line, then one row per sidecar. */
@@ -18,7 +18,7 @@ export function fleetStatusText(f: FleetDescribed): string {
   const head =
     `this sidecar: ${nodeName(String(f.node_id ?? ''))}, breaker ${text(f.breaker)}, last sync ${lag(f.sync_lag_ms)} ago\n` +
     `redis: ${text(f.backend)}\n` +
-    `live sidecars: ${count(f.live)}${f.breaker === 'closed' ? '' : ` (deciding alone with quota / ${count(f.live)})`}\n` +
+    `live sidecars: ${formatCount(f.live)}${f.breaker === 'closed' ? '' : ` (deciding alone with quota / ${formatCount(f.live)})`}\n` +
     (f.last_error === null ? '' : `last error: ${text(f.last_error)}\n`);
   const rows = [['NODE', 'SEEN', 'SYNC LAG', 'BREAKER', 'BUCKETS', 'QUEUED', 'CONFIG VERSION', 'SETTINGS']];
   for (const s of f.sidecars) {
@@ -27,9 +27,9 @@ export function fleetStatusText(f: FleetDescribed): string {
       `${ago(s.seen_ms_ago)} ago`,
       lag(s.sync_lag_ms),
       text(s.breaker),
-      count(s.buckets),
-      count(s.queued),
-      count(s.config_version),
+      formatCount(s.buckets),
+      formatCount(s.queued),
+      formatCount(s.config_version),
       text(s.settings),
     ]);
   }

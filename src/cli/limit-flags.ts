@@ -35,7 +35,7 @@ export function limitAlterations(entity: Component[], flags: Record<string, unkn
   for (const { key, flag, prop } of LIMIT_FLAGS) {
     const raw = flags[prop];
     if (typeof raw !== 'string') continue;
-    const a: QuotaAlteration = { entity, quota_key: key, quota_value: parseQuotaValue(raw, flag) };
+    const a: QuotaAlteration = { entity, quota_key: key, quota_value: parseQuotaValue(key, raw, flag) };
     if (flags.shadow === true) a.shadow = true;
     out.push(a);
   }

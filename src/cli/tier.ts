@@ -3,7 +3,8 @@ import type { Component } from '../quota/entity.js';
 import { LIMIT_KEYS } from '../quota/quota-key.js';
 import { UsageError } from './exit-codes.js';
 import { addLimitFlags, limitAlterations, noLimitGiven } from './limit-flags.js';
-import { addConnectionFlags, type ConnectionFlags, quotaTable, run, withClient } from './quota.js';
+import { addConnectionFlags, type ConnectionFlags, run, withClient } from './connection.js';
+import { quotaTable } from './quota-list.js';
 import { showName } from './show-name.js';
 
 const tierEntity = (name: string): Component[] => {

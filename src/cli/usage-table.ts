@@ -1,15 +1,9 @@
 import type { BucketUsage } from '../client/quota-client.js';
 import { escapeUnprintable } from '../util/printable.js';
+import { formatCount, formatDuration, formatPercent } from './numbers.js';
 import { formatMeasured, formatQuotaValue } from './quota-values.js';
 import { showName, truncate } from './show-name.js';
 import { textTable } from './text-table.js';
-
-function ago(ms: number): string {
-  if (ms < 1000) return 'now';
-  if (ms < 60_000) return `${Math.round(ms / 1000)}s`;
-  if (ms < 3_600_000) return `${Math.round(ms / 60_000)}m`;
-  return `${Math.round(ms / 3_600_000)}h`;
-}
 
 /** The bucket as the CLI shows it: from its parts when the server sends them, names shown safely. */
 export function showBucket(b: BucketUsage): string {
@@ -37,9 +31,9 @@ export function usageTable(buckets: BucketUsage[], now: number, width = 120): st
       b.quota_type,
       formatMeasured(b.quota_type, b.rate, b.limit),
       formatQuotaValue(b.quota_type, b.limit),
-      `${Math.round(b.utilization * 100)}%`,
-      String(b.throttled_total),
-      ago(Math.max(0, now - b.last_seen_ms)),
+      formatPercent(b.utilization),
+      formatCount(b.throttled_total),
+      formatDuration(Math.max(0, now - b.last_seen_ms), 'coarse'),
     ]),
   ]);
 }

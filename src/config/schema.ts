@@ -2,15 +2,31 @@ import { z } from 'zod';
 import { DEFAULT_FLEET_SYNC_OPTIONS as FLEET } from '../fleet/options.js';
 import { DEFAULT_VIOLATION_LOG_OPTIONS as VIOLATIONS, LOG_LEVELS } from '../observability/options.js';
 import { DEFAULT_ADAPTIVE_OPTIONS, DEFAULT_LEASE_OPTIONS, DEFAULT_QUOTA_OPTIONS } from '../quota/options.js';
+import type { LimitKey, QuotaValue } from '../quota/quota-key.js';
+import { fromLimit } from '../quota/quota-table.js';
+import { parseLimit } from '../quota/quota-value.js';
+import { QuotaValueError } from '../quota/rate-value.js';
 import { DEFAULT_DISPATCHER_OPTIONS, DEFAULT_SERVER_OPTIONS as SERVER } from '../server/options.js';
 
 // Every default of rivven.yaml is the DEFAULT_* of the options it becomes (config/to-options.ts maps each
 // section), read from the small options modules so that loading the config loads no class; a key that maps to
 // no options type keeps its default here. rivven.yaml.example documents each key; a test checks the two agree.
 
-const quotaValue = z.union([z.number().int().positive(), z.literal('unlimited')], {
-  error: 'expected an integer > 0 or "unlimited"',
-});
+/** A limit's value, checked by the one validation of quota values (docs/protocol.md, "Quota values"); canonical out. */
+const quotaValue = (key: LimitKey) =>
+  z
+    .union([z.number(), z.string(), z.array(z.union([z.number(), z.string()]))], {
+      error: 'expected a number, "<amount>/<unit>", a list of those, or "unlimited"',
+    })
+    .transform((raw, ctx): QuotaValue => {
+      try {
+        return fromLimit(parseLimit(key, raw));
+      } catch (err) {
+        if (!(err instanceof QuotaValueError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.detail });
+        return z.NEVER;
+      }
+    });
 const positiveInt = z.number().int().positive();
 const port = z.number().int().min(0).max(65535);
 
@@ -64,9 +80,9 @@ const configShape = z.strictObject({
     .strictObject({
       defaults: z
         .strictObject({
-          produce_bytes_rate: quotaValue.default(52428800),
-          consume_bytes_rate: quotaValue.default(104857600),
-          request_rate: quotaValue.default(1000),
+          produce_bytes_rate: quotaValue('produce_bytes_rate').default(52428800),
+          consume_bytes_rate: quotaValue('consume_bytes_rate').default(104857600),
+          request_rate: quotaValue('request_rate').default(1000),
         })
         .prefault({}),
       window_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.windowMs),
@@ -176,13 +192,13 @@ const configShape = z.strictObject({
     .record(
       z.string().min(1).max(1024),
       z.strictObject({
-        produce_bytes_rate: quotaValue.optional(),
-        consume_bytes_rate: quotaValue.optional(),
-        request_rate: quotaValue.optional(),
-        produce_bytes_burst: quotaValue.optional(),
-        consume_bytes_burst: quotaValue.optional(),
-        request_burst: quotaValue.optional(),
-        max_in_flight: quotaValue.optional(),
+        produce_bytes_rate: quotaValue('produce_bytes_rate').optional(),
+        consume_bytes_rate: quotaValue('consume_bytes_rate').optional(),
+        request_rate: quotaValue('request_rate').optional(),
+        produce_bytes_burst: quotaValue('produce_bytes_burst').optional(),
+        consume_bytes_burst: quotaValue('consume_bytes_burst').optional(),
+        request_burst: quotaValue('request_burst').optional(),
+        max_in_flight: quotaValue('max_in_flight').optional(),
       }),
     )
     .default({}),

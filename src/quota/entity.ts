@@ -107,25 +107,28 @@ export function entityToWire(ref: EntityRef): Entity {
   }
 }
 
-const shown = (type: string, name: string): string => `${type}:${name === DEFAULT_NAME ? '<default>' : name}`;
+/**
+ * The one key of an entity: its wire form as JSON, the same for equal refs (user+client-id in either order, a
+ * null or '' <default>). Configured entities, tier members and alterations are matched by it.
+ */
+export const entityKey = (ref: EntityRef): string => JSON.stringify(entityToWire(ref));
 
-/** Human form of a configured entity, for logs, the audit log and the CLI table. */
-export function describeEntity(ref: EntityRef): string {
-  switch (ref.kind) {
-    case 'default':
-      return 'default';
-    case 'user':
-      return shown('user', ref.user);
-    case 'client-id':
-      return shown('client-id', ref.client);
-    case 'user+client-id':
-      return `${shown('user', ref.user)}/${shown('client-id', ref.client)}`;
-    case 'consumer-group':
-      return shown('consumer-group', ref.group);
-    case 'tier':
-      return `tier:${ref.tier}`;
-  }
-}
+/**
+ * The key of one configured value: [entity, quota_key] as JSON, `entity` in its wire form (entityToWire). The
+ * stores keep values under it (it is the field of the Redis configs hash: never change its form).
+ */
+export const valueKey = (entity: Entity, key: string): string => JSON.stringify([entity, key]);
+
+/**
+ * The display form of an entity's components: `type:name` joined by "/" ("user:alice/client-id:<default>"),
+ * "default" for the global default. `show` renders a name: as it is for logs and the audit log, escaped in the
+ * CLI (whose names may hold anything).
+ */
+export const displayEntity = (entity: readonly Component[], show: (name: string) => string = (name) => name): string =>
+  entity.map(([type, name]) => (type === 'default' ? 'default' : `${type}:${name === null ? '<default>' : show(name)}`)).join('/');
+
+/** Human form of a configured entity, for logs, the audit log and error messages. */
+export const describeEntity = (ref: EntityRef): string => displayEntity(entityToWire(ref));
 
 /** Display form of a usage bucket (docs/protocol.md, Record calls): used in Throttled.entity and logs. */
 export function bucketDisplay(user: string | null, client: string | null): string {

@@ -1,4 +1,4 @@
-import { DEFAULT_NAME, describeEntity, entityToWire, type EntityRef } from './entity.js';
+import { DEFAULT_NAME, describeEntity, entityKey, type EntityRef } from './entity.js';
 import {
   BURST_OFFSET,
   CONSUME,
@@ -35,9 +35,6 @@ export interface EntityConfig {
 }
 
 const NO_MEMBERS: ReadonlyMap<string, EntityRef> = new Map();
-
-/** One string per entity, the same for equal refs (its wire form): how tier members and alterations are matched. */
-export const entityKey = (ref: EntityRef): string => JSON.stringify(entityToWire(ref));
 
 const emptyLimits = (): Limits => LIMIT_KEYS.map(() => undefined);
 const emptyConfig = (): EntityConfig => ({ limits: emptyLimits(), shadow: 0, tier: undefined, blocked: undefined });

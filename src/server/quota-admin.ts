@@ -1,11 +1,13 @@
 import { RivvenError } from '../protocol/error-codes.js';
 import type { Alteration } from '../protocol/messages/alter-quotas.js';
 import type { ComponentFilter, QuotaEntry } from '../protocol/messages/describe-quotas.js';
-import { describeEntity, entityToWire, parseEntity, type EntityRef } from '../quota/entity.js';
+import { describeEntity, entityKey, entityToWire, parseEntity, type EntityRef } from '../quota/entity.js';
 import { forEachSliced } from '../util/slices.js';
 import { preview } from '../util/printable.js';
-import { ALTER_KEYS, isAlterKey, LIMIT_KEYS, type LimitKey } from '../quota/quota-key.js';
-import { entityKey, fromLimit, type QuotaTable } from '../quota/quota-table.js';
+import { ALTER_KEYS, isAlterKey, LIMIT_KEYS, type AlterValue, type LimitKey } from '../quota/quota-key.js';
+import { parseLimit } from '../quota/quota-value.js';
+import { QuotaValueError } from '../quota/rate-value.js';
+import { fromLimit, type QuotaTable } from '../quota/quota-table.js';
 import type { AuditRecord, QuotaChange, QuotaStore, ResetAuditRecord, StoredQuota } from '../store/quota-store.js';
 
 /**
@@ -49,15 +51,14 @@ export class QuotaAdmin {
   async load(): Promise<number> {
     const stored = await this.store.load();
     for (const [i, q] of stored.entries()) {
-      let ref: EntityRef | undefined;
+      let valid: { ref: EntityRef; value: AlterValue } | undefined;
       try {
-        ref = validStored(q) ? parseEntity(q.entity) : undefined;
-      } catch {
-        ref = undefined;
+        valid = { value: storedValue(q), ref: parseEntity(q.entity) };
+      } catch (err) {
+        const why = err instanceof QuotaValueError ? ` (${err.message})` : '';
+        throw new Error(`${this.store.description}: entry ${i} is not a valid quota${why}: ${JSON.stringify(q)?.slice(0, 200)}`);
       }
-      if (ref === undefined)
-        throw new Error(`${this.store.description}: entry ${i} is not a valid quota: ${JSON.stringify(q)?.slice(0, 200)}`);
-      this.table.setValue(ref, q.quota_key, q.quota_value, q.shadow === true);
+      this.table.setValue(valid.ref, q.quota_key, valid.value, q.shadow === true);
     }
     return stored.length;
   }
@@ -213,7 +214,7 @@ export class QuotaAdmin {
   private checkEntityLimit(alterations: Alteration[]): void {
     const after = new Map<string, { before: boolean; keys: Set<string> }>();
     for (const { ref, key, value } of alterations) {
-      const id = JSON.stringify(entityToWire(ref));
+      const id = entityKey(ref);
       let e = after.get(id);
       if (e === undefined) {
         const keys = new Set<string>();
@@ -235,12 +236,15 @@ export class QuotaAdmin {
   }
 }
 
-/** A stored value of the right shape for its key. */
-function validStored(q: StoredQuota): boolean {
-  if (typeof q !== 'object' || q === null || !isAlterKey(q.quota_key)) return false;
+/** A stored value checked as an alteration's is (the one validation of quota values); throws when it is not one. */
+function storedValue(q: StoredQuota): AlterValue {
+  if (typeof q !== 'object' || q === null || !isAlterKey(q.quota_key)) throw new Error('not a quota');
   const v = q.quota_value;
-  if (q.quota_key === 'tier' || q.quota_key === 'blocked') return typeof v === 'string' && v.length > 0;
-  return v === 'unlimited' || (typeof v === 'number' && Number.isSafeInteger(v) && v > 0);
+  if (q.quota_key === 'tier' || q.quota_key === 'blocked') {
+    if (typeof v === 'string' && v.length > 0) return v;
+    throw new Error('not a name');
+  }
+  return fromLimit(parseLimit(q.quota_key, v));
 }
 
 /** Component filters as set lookups: O(1) per entity whatever the number of filters; null matches all. */

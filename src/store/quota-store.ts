@@ -1,4 +1,4 @@
-import type { Entity } from '../quota/entity.js';
+import { type Entity, valueKey } from '../quota/entity.js';
 import type { AlterKey, AlterValue } from '../quota/quota-key.js';
 
 /** One run-time value as persisted: a limit, a tier name, or a block reason. */
@@ -72,13 +72,10 @@ export interface QuotaStore {
   readonly syncFailures?: number;
 }
 
-/** The key a stored value is kept under: one entity and quota key. */
-export const storedId = (entity: Entity, key: AlterKey): string => JSON.stringify([entity, key]);
-
 /** Applies changes to a map of stored values, in order. */
 export function applyChanges(state: Map<string, StoredQuota>, changes: QuotaChange[]): void {
   for (const c of changes) {
-    const id = storedId(c.entity, c.quota_key);
+    const id = valueKey(c.entity, c.quota_key);
     if (c.quota_value === null) state.delete(id);
     else
       state.set(

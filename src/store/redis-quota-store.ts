@@ -4,7 +4,6 @@ import { RedisBackend, type RedisClient, type RedisTarget } from './redis-backen
 import {
   applyChanges,
   ChangeListeners,
-  storedId,
   type AuditRecord,
   type ChangeListener,
   type QuotaChange,
@@ -13,6 +12,7 @@ import {
   type StoredQuota,
 } from './quota-store.js';
 import { parseChanges, parseStored, parseVersion } from './redis-values.js';
+import { valueKey } from '../quota/entity.js';
 
 export interface RedisQuotaStoreOptions {
   /** Where Redis is: a redis:// or rediss:// URL, a Cluster seed list, or Sentinel. */
@@ -118,7 +118,7 @@ export class RedisQuotaStore implements QuotaStore {
   }
 
   async apply(changes: QuotaChange[], audit: AuditRecord[]): Promise<void> {
-    const ops = changes.map((c) => [storedId(c.entity, c.quota_key), c.quota_value === null ? false : JSON.stringify(toStored(c))]);
+    const ops = changes.map((c) => [valueKey(c.entity, c.quota_key), c.quota_value === null ? false : JSON.stringify(toStored(c))]);
     const deadline = this.backend.deadline();
     const k = this.keys;
     const call = this.redis.rivvenApply(
@@ -280,7 +280,7 @@ export class RedisQuotaStore implements QuotaStore {
     for (const [id, json] of Object.entries(all)) {
       const q = parseStored(json);
       if (typeof q === 'string') this.backend.badValue('config', `${this.keys.configs} ${id}`, q);
-      else next.set(storedId(q.entity, q.quota_key), q);
+      else next.set(valueKey(q.entity, q.quota_key), q);
     }
     const diff: QuotaChange[] = [];
     for (const [id, q] of this.mirror) if (!next.has(id)) diff.push({ entity: q.entity, quota_key: q.quota_key, quota_value: null });

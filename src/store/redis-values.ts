@@ -1,5 +1,6 @@
-import { decode as decodeAlterations } from '../protocol/messages/alter-quotas.js';
+import { type Alteration, decode as decodeAlterations } from '../protocol/messages/alter-quotas.js';
 import { entityToWire } from '../quota/entity.js';
+import { fromLimit } from '../quota/quota-table.js';
 import type { QuotaChange, StoredQuota } from './quota-store.js';
 
 /**
@@ -20,7 +21,7 @@ export function parseChanges(json: string | undefined): QuotaChange[] | string {
   if (!Array.isArray(raw)) return 'not a list of changes';
   try {
     const { alterations } = decodeAlterations({ alterations: raw });
-    return alterations.map((a, i) => clean(a.ref, raw[i] as Record<string, unknown>, a.shadow));
+    return alterations.map(clean);
   } catch (err) {
     return (err as Error).message;
   }
@@ -42,10 +43,10 @@ export function parseVersion(raw: string | null): number | string {
   return Number(raw);
 }
 
-/** Only the fields a change has, the entity in its canonical form. */
-function clean(ref: Parameters<typeof entityToWire>[0], raw: Record<string, unknown>, shadow: boolean): QuotaChange {
-  const value = (raw.quota_value ?? null) as QuotaChange['quota_value'];
-  const c: QuotaChange = { entity: entityToWire(ref), quota_key: raw.quota_key as QuotaChange['quota_key'], quota_value: value };
-  if (shadow) c.shadow = true;
+/** Only the fields a change has, the entity and the value in their canonical forms. */
+function clean(a: Alteration): QuotaChange {
+  const value = a.value === undefined ? null : typeof a.value === 'number' ? fromLimit(a.value) : a.value;
+  const c: QuotaChange = { entity: entityToWire(a.ref), quota_key: a.key, quota_value: value };
+  if (a.shadow) c.shadow = true;
   return c;
 }

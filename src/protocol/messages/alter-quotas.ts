@@ -1,11 +1,13 @@
 // AlterQuotas { alterations: QuotaAlteration[], validate_only?: bool } -> QuotasAltered { altered_count: int }
-//   QuotaAlteration = { entity: Component[], quota_key: AlterKey, quota_value: int | "unlimited" | string | null,
+//   QuotaAlteration = { entity: Component[], quota_key: AlterKey, quota_value: number | string | string[] | null,
 //                       shadow?: bool }
 //                   | { entity_type, entity_name, quota_key, quota_value }     (the flat form, accepted too)
 // All-or-nothing: every alteration is validated before any is applied; an error names the bad one by index.
 import { RivvenError } from '../error-codes.js';
-import { type EntityError, entityToWire, parseEntity, parseName, type EntityRef } from '../../quota/entity.js';
+import { type EntityError, entityToWire, parseEntity, parseName, type EntityRef, valueKey } from '../../quota/entity.js';
 import { ALTER_KEYS, isAlterKey, type AlterKey, type AlterValue } from '../../quota/quota-key.js';
+import { parseLimit } from '../../quota/quota-value.js';
+import { QuotaValueError } from '../../quota/rate-value.js';
 import { isPlainMap } from '../codec.js';
 import type { Entity } from '../../quota/entity.js';
 import { bool, list, type Body } from './fields.js';
@@ -38,7 +40,7 @@ export function decode(body: Body): AlterQuotas {
   const seen = new Set<string>();
   const alterations = raw.map((item, index) => {
     const alteration = decodeOne(item, index);
-    const id = JSON.stringify([entityToWire(alteration.ref), alteration.key]);
+    const id = valueKey(entityToWire(alteration.ref), alteration.key);
     if (seen.has(id)) {
       throw new RivvenError('DUPLICATE_ALTERATION', 'this entity and quota_key were already altered earlier in the request', index);
     }
@@ -74,16 +76,20 @@ function decodeOne(item: unknown, index: number): Alteration {
   if (ref.kind === 'consumer-group' && key !== 'consume_bytes_rate' && key !== 'consume_bytes_burst') {
     throw bad('consumer-group entities take only consume_bytes_rate and consume_bytes_burst');
   }
-  const value = quotaValue(item.quota_value, index);
+  const value = quotaValue(key, item.quota_value, index);
   if (shadow && value === undefined) throw new RivvenError('INVALID_REQUEST', 'shadow marks a value that is set, not a removal', index);
   return { ref, key, value, shadow };
 }
 
-function quotaValue(v: unknown, index: number): number | undefined {
+/** A limit's value in any form of docs/protocol.md ("Quota values"), as the table holds it (Infinity: unlimited). */
+function quotaValue(key: string, v: unknown, index: number): number | undefined {
   if (v === null || v === undefined) return undefined;
-  if (v === 'unlimited') return Infinity;
-  if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) return v;
-  throw new RivvenError('INVALID_QUOTA_VALUE', 'quota_value must be an integer > 0, "unlimited", or null to remove', index);
+  try {
+    return parseLimit(key, v);
+  } catch (err) {
+    if (!(err instanceof QuotaValueError)) throw err;
+    throw new RivvenError('INVALID_QUOTA_VALUE', err.message, index);
+  }
 }
 
 function tierName(v: unknown, index: number): string | undefined {
