@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 import type { FleetSync } from '../fleet/fleet-sync.js';
-import { BAD_VALUE_SOURCES, type RedisBackend } from '../store/redis-backend.js';
+import { BAD_VALUE_SOURCES } from '../store/bad-values.js';
+import type { RedisBackend } from '../store/redis-backend.js';
 import type { ViolationLog } from './violation-log.js';
 import type { Guard } from '../auth/guard.js';
 import type { LeaseManager } from '../quota/lease-manager.js';

@@ -24,9 +24,9 @@ export function redisTarget(r: {
   return { url: r.url };
 }
 
-/** Where a value read from Redis that failed validation came from (rivven_fleet_bad_values_total{source}). */
-export const BAD_VALUE_SOURCES = ['bucket', 'heartbeat', 'lease', 'change', 'config', 'version'] as const;
-export type BadValueSource = (typeof BAD_VALUE_SOURCES)[number];
+import type { BadValueSource } from './bad-values.js';
+
+export { BAD_VALUE_SOURCES, type BadValueSource } from './bad-values.js';
 
 /** How a problem with Redis' data is told to the log (the sidecar's logger; nothing in tests). */
 export type RedisProblemLog = (fields: Record<string, unknown>, msg: string) => void;
