@@ -6,8 +6,13 @@ import { RivvenError } from '../error-codes.js';
 import { ENTITY_TYPES, type EntityError, parseName } from '../../quota/entity.js';
 import type { Component } from '../../quota/entity.js';
 import type { QuotaKey } from '../../quota/quota-key.js';
-import type { BucketReport } from '../../quota/usage-report.js';
+import type { LeaseManager } from '../../quota/lease-manager.js';
+import type { QuotaManager } from '../../quota/quota-manager.js';
+import { componentMatcher, type BucketReport } from '../../quota/usage-report.js';
+import { forEachSliced } from '../../util/slices.js';
+import { ListReplyBuilder } from '../list-reply.js';
 import { list, uint, type Body } from './fields.js';
+import type { Message, ReplyLimit } from './message.js';
 import { expectType, listField } from './reply.js';
 import { MAX_FILTER_COMPONENTS } from './describe-quotas.js';
 
@@ -102,3 +107,29 @@ export function decodeReply(body: Body): BucketUsage[] {
   expectType(body, REPLY_TYPE);
   return listField(body, REPLY_LIST_FIELD) as BucketUsage[];
 }
+
+/** What DescribeUsage needs of the server. */
+export interface DescribeUsageServer extends ReplyLimit {
+  readonly quotas: Pick<QuotaManager, 'usage'>;
+  readonly leases: Pick<LeaseManager, 'holders'>;
+}
+
+export const message: Message<DescribeUsage, DescribeUsageServer, Parameters<typeof encodeRequest>[0], BucketUsage[]> = {
+  type: 'DescribeUsage',
+  role: 'describe',
+  decode,
+  handle(r, server, call) {
+    const reply = new ListReplyBuilder(REPLY_TYPE, REPLY_LIST_FIELD, server.maxReplyBytes);
+    return server.quotas.usage({ components: r.components, top: r.top, sortBy: r.sortBy }).then(async (buckets) => {
+      await forEachSliced(buckets, (u) => reply.add(toWire(u)));
+      // Leases held, as rows of quota_type max_in_flight, filtered as the buckets are.
+      const match = componentMatcher(r.components);
+      await forEachSliced(server.leases.holders(), (h) => {
+        if (match === null || match(false, h.user, h.clientId)) reply.add(leaseRow(h));
+      });
+      return reply.frame(call.id);
+    });
+  },
+  encode: encodeRequest,
+  decodeReply,
+};
