@@ -17,7 +17,7 @@ import type { FrameWriter } from '../protocol/frame-writer.js';
 import type { FleetDescribed } from '../protocol/messages/describe-fleet.js';
 import { MESSAGES, messageIndex, type Server } from '../protocol/messages/index.js';
 import type { Call, Reply } from '../protocol/messages/message.js';
-import { answer, RecordCall, RecordReader } from '../protocol/messages/record/index.js';
+import { answer, RecordCall, RecordReader, recordConsume, recordProduce, recordRequest } from '../protocol/messages/record/index.js';
 import { errorFrame } from '../protocol/responses.js';
 import type { LeaseManager } from '../quota/lease-manager.js';
 import type { QuotaManager } from '../quota/quota-manager.js';
@@ -46,8 +46,9 @@ interface ServerCall extends Call {
   readonly peer: Peer;
 }
 
-/** The request stats' index of each Record kind (1, 2, 3). */
-const RECORD_INDEX = [UNKNOWN_TYPE, ...['RecordProduce', 'RecordConsume', 'RecordRequest'].map(requestTypeIndex)];
+/** The Record messages by kind (RECORD_PRODUCE, RECORD_CONSUME, RECORD_REQUEST: 1, 2, 3), and their stats index. */
+const RECORD_TYPES = ['', recordProduce.type, recordConsume.type, recordRequest.type];
+const RECORD_INDEX = RECORD_TYPES.map(requestTypeIndex);
 
 /**
  * Turns each request into exactly one reply: written straight into the connection's FrameWriter, or a frame
@@ -144,7 +145,7 @@ export class Dispatcher implements Server {
       const r = this.record;
       if (this.reader.read(buf, start, end, r)) {
         // Without a tokens file every connection holds ALL_ROLES: this one comparison is all auth costs here.
-        if (peer.roles !== ALL_ROLES) this.guard.check(peer, MESSAGES[RECORD_INDEX[r.kind]!]!.type);
+        if (peer.roles !== ALL_ROLES) this.guard.check(peer, RECORD_TYPES[r.kind]!);
         this.lastType = RECORD_INDEX[r.kind]!;
         this.lastResult = answer(this.quotas, r, this.now, out, correlationId);
         return undefined;

@@ -6,9 +6,7 @@ import { RivvenError } from '../error-codes.js';
 import { ENTITY_TYPES, type EntityError, parseName } from '../../quota/entity.js';
 import type { Component } from '../../quota/entity.js';
 import type { QuotaKey } from '../../quota/quota-key.js';
-import type { LeaseManager } from '../../quota/lease-manager.js';
-import type { QuotaManager } from '../../quota/quota-manager.js';
-import { componentMatcher, type BucketReport } from '../../quota/usage-report.js';
+import { componentMatcher, type BucketReport, type UsageQuery } from '../../quota/usage-report.js';
 import { forEachSliced } from '../../util/slices.js';
 import { ListReplyBuilder } from '../list-reply.js';
 import { list, uint, type Body } from './fields.js';
@@ -84,13 +82,7 @@ export const toWire = (u: BucketReport): BucketUsage => ({
 });
 
 /** Leases held by a group, as a usage row: rate is the count held, limit its max_in_flight. */
-export const leaseRow = (h: {
-  entity: string;
-  user: string | null;
-  clientId: string | null;
-  held: number;
-  limit: number;
-}): BucketUsage => ({
+export const leaseRow = (h: LeaseHolder): BucketUsage => ({
   entity: h.entity,
   user: h.user,
   client_id: h.clientId,
@@ -110,9 +102,12 @@ export function decodeReply(body: Body): BucketUsage[] {
 
 /** What DescribeUsage needs of the server. */
 export interface DescribeUsageServer extends ReplyLimit {
-  readonly quotas: Pick<QuotaManager, 'usage'>;
-  readonly leases: Pick<LeaseManager, 'holders'>;
+  readonly quotas: { usage(query: UsageQuery): Promise<BucketReport[]> };
+  /** The lease groups holding leases (LeaseManager). */
+  readonly leases: { holders(): Iterable<LeaseHolder> };
 }
+
+type LeaseHolder = { entity: string; user: string | null; clientId: string | null; held: number; limit: number };
 
 export const message: Message<DescribeUsage, DescribeUsageServer, Parameters<typeof encodeRequest>[0], BucketUsage[]> = {
   type: 'DescribeUsage',

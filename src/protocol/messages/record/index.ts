@@ -14,7 +14,7 @@ import { encodeFrame } from '../../codec.js';
 import { RivvenError } from '../../error-codes.js';
 import type { FrameWriter } from '../../frame-writer.js';
 import { bool, principalName, uint, type Body } from '../fields.js';
-import { type Message, RESULT_DENIED, RESULT_OK, RESULT_THROTTLED } from '../message.js';
+import { type Call, type Message, RESULT_DENIED, RESULT_OK, RESULT_THROTTLED } from '../message.js';
 import { numberField, stringField } from '../reply.js';
 import { RECORD_CONSUME, RECORD_PRODUCE, RECORD_REQUEST, RecordCall } from './names.js';
 
@@ -129,7 +129,7 @@ function encode(type: string, amountField: 'bytes' | 'count', p: RecordParams): 
 
 type RecordMessage = Message<RecordCall, RecordServer, RecordParams, RecordResult>;
 
-const handle = (r: RecordCall, server: RecordServer, call: { id: number; out: FrameWriter; result: number }): undefined => {
+const handle = (r: RecordCall, server: RecordServer, call: Call): undefined => {
   call.result = answer(server.quotas, r, server.now, call.out, call.id);
   return undefined;
 };

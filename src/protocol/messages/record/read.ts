@@ -1,3 +1,5 @@
+// The server reads Record requests in place (RecordReader): the bulk of all traffic, so no msgpackr and no
+// object per request. It reads what write.ts writes, and any other encoding msgpackr would accept.
 import { MAX_NAME_BYTES } from '../../../quota/entity.js';
 import { internAscii } from '../../name-cache.js';
 import {
@@ -29,7 +31,7 @@ const NOT_A_NAME = 0; // sentinel distinct from null and every string
 
 /**
  * Reads a Record request in place: compares the `type` bytes without making a string and builds no object.
- * It accepts exactly the bodies the msgpackr path (record.ts) accepts and reads the same from them; anything
+ * It accepts exactly the bodies the msgpackr path (index.ts, each message's decode) accepts and reads the same from them; anything
  * it does not fully recognise (another type, an unusual encoding, a non-ASCII name, a value out of range) is
  * declined, and the msgpackr path decodes the body again and gives the precise error.
  * test/record-fast-path.test.ts checks the two agree on random bodies. The reader keeps only its cursor.
