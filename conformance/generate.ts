@@ -19,9 +19,9 @@ import * as describeUsage from '../src/protocol/messages/describe-usage.js';
 import * as describeViolations from '../src/protocol/messages/describe-violations.js';
 import * as hello from '../src/protocol/messages/hello.js';
 import * as ping from '../src/protocol/messages/ping.js';
-import * as recordReply from '../src/protocol/messages/record-reply.js';
+import * as recordReply from '../src/protocol/messages/record/index.js';
 import * as resetUsage from '../src/protocol/messages/reset-usage.js';
-import { RECORD_CONSUME, RECORD_PRODUCE, RECORD_REQUEST } from '../src/protocol/record-fast-path.js';
+import { RECORD_CONSUME, RECORD_PRODUCE, RECORD_REQUEST, writeRecord } from '../src/protocol/messages/record/index.js';
 import { errorFrame } from '../src/protocol/responses.js';
 import { OK_BODY, PONG_BODY } from '../src/protocol/responses.js';
 import { frame } from '../src/protocol/codec.js';
@@ -82,7 +82,7 @@ function recordFrame(
   admit: boolean,
 ): Buffer {
   const w = new FrameWriter();
-  w.record(id, kind, user, clientId, group, amount, admit);
+  writeRecord(w, id, kind, user, clientId, group, amount, admit);
   return w.take()!;
 }
 

@@ -2,39 +2,37 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import t from 'tap';
 import { decodeBody, isPlainMap } from '../src/protocol/codec.js';
-import { decodeRecord, fast, RECORD_CONSUME, RECORD_PRODUCE, RECORD_REQUEST } from '../src/protocol/record-fast-path.js';
-import * as recordConsume from '../src/protocol/messages/record-consume.js';
-import * as recordProduce from '../src/protocol/messages/record-produce.js';
-import * as recordRequest from '../src/protocol/messages/record-request.js';
+import {
+  RECORD_CONSUME,
+  RECORD_PRODUCE,
+  RECORD_REQUEST,
+  RecordCall,
+  RecordReader,
+  recordConsume,
+  recordProduce,
+  recordRequest,
+  writeRecord,
+} from '../src/protocol/messages/record/index.js';
+
+// The in-place reader and the struct it fills, as the dispatcher owns them.
+const fast = new RecordCall();
+const reader = new RecordReader();
+const decodeRecord = (buf: Buffer, start: number, end: number): boolean => reader.read(buf, start, end, fast);
 
 /** What the generic path makes of a body: the request fields, or null for an error. */
 function generic(body: Buffer): Record<string, unknown> | null {
   try {
     const v = decodeBody(body);
     if (!isPlainMap(v)) return null;
-    switch (v.type) {
-      case 'RecordProduce': {
-        const r = recordProduce.decode(v);
-        return { kind: RECORD_PRODUCE, user: r.user, clientId: r.clientId, consumerGroup: null, amount: r.bytes, admit: r.admit };
-      }
-      case 'RecordConsume': {
-        const r = recordConsume.decode(v);
-        return {
-          kind: RECORD_CONSUME,
-          user: r.user,
-          clientId: r.clientId,
-          consumerGroup: r.consumerGroup,
-          amount: r.bytes,
-          admit: r.admit,
-        };
-      }
-      case 'RecordRequest': {
-        const r = recordRequest.decode(v);
-        return { kind: RECORD_REQUEST, user: r.user, clientId: r.clientId, consumerGroup: null, amount: r.count, admit: r.admit };
-      }
-      default:
-        return null;
-    }
+    const kinds: Record<string, [typeof recordProduce, number]> = {
+      RecordProduce: [recordProduce, RECORD_PRODUCE],
+      RecordConsume: [recordConsume, RECORD_CONSUME],
+      RecordRequest: [recordRequest, RECORD_REQUEST],
+    };
+    const k = typeof v.type === 'string' ? kinds[v.type] : undefined;
+    if (k === undefined || !Object.hasOwn(kinds, v.type as string)) return null;
+    const r = k[0].decode(v);
+    return { kind: k[1], user: r.user, clientId: r.clientId, consumerGroup: r.consumerGroup, amount: r.amount, admit: r.admit };
   } catch {
     return null;
   }
@@ -186,7 +184,7 @@ t.test("the client's hand-written Record frames mean what msgpackr would say, an
       (kind, user, clientId, group, amount, admit, id) => {
         if (kind === RECORD_REQUEST && amount === 0) amount = 1;
         const w = new FrameWriter();
-        w.record(id, kind, user, clientId, group, amount, admit);
+        writeRecord(w, id, kind, user, clientId, group, amount, admit);
         const frame = w.take()!;
         const body = frame.subarray(8);
         if (frame.readUInt32BE(0) !== body.length + 4 || frame.readUInt32BE(4) !== id) return false;

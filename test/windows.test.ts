@@ -2,7 +2,7 @@
 // bucket per rate, the longest wait binds and names its period, admit is all-or-nothing, P1 for a rate below
 // one call per period, the burst on the shortest bucket, shadow, tiers and both resolution orders.
 import t from 'tap';
-import { decodeReply, encodeThrottled } from '../src/protocol/messages/record-reply.js';
+import { decodeReply, encodeThrottled } from '../src/protocol/messages/record/index.js';
 import { ManualClock } from '../src/quota/clock.js';
 import type { EntityRef } from '../src/quota/entity.js';
 import type { QuotaManagerOptions } from '../src/quota/options.js';

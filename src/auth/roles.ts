@@ -1,10 +1,11 @@
+import { MESSAGES } from '../protocol/messages/index.js';
+import { ROLES, type Role } from '../protocol/messages/message.js';
+
 /**
  * Roles, as bits so a connection's permissions are one integer and the check on the Record hot path is one AND.
- * record: Record* requests and leases; describe: DescribeQuotas, DescribeUsage, DescribeViolations, DescribeFleet; alter:
- * AlterQuotas. Hello and Ping need none.
+ * Each message declares the role it needs (protocol/messages/index.ts lists them; docs/security.md has the table).
  */
-export const ROLES = ['record', 'describe', 'alter'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, type Role };
 
 export const ROLE_RECORD = 1;
 export const ROLE_DESCRIBE = 2;
@@ -14,24 +15,7 @@ export const ALL_ROLES = ROLE_RECORD | ROLE_DESCRIBE | ROLE_ALTER;
 
 export const roleBits = (roles: readonly Role[]): number => roles.reduce((bits, r) => bits | (1 << ROLES.indexOf(r)), 0);
 
+const roleByType = new Map<string, number>(MESSAGES.map((m) => [m.type, m.role === null ? 0 : roleBits([m.role])]));
+
 /** The role a request type needs; 0 for Hello, Ping and types the dispatcher will refuse anyway. */
-export function roleFor(type: string): number {
-  switch (type) {
-    case 'RecordProduce':
-    case 'RecordConsume':
-    case 'RecordRequest':
-    case 'AcquireLease':
-    case 'ReleaseLease':
-      return ROLE_RECORD;
-    case 'DescribeQuotas':
-    case 'DescribeUsage':
-    case 'DescribeViolations':
-    case 'DescribeFleet':
-      return ROLE_DESCRIBE;
-    case 'AlterQuotas':
-    case 'ResetUsage':
-      return ROLE_ALTER;
-    default:
-      return 0;
-  }
-}
+export const roleFor = (type: string): number => roleByType.get(type) ?? 0;

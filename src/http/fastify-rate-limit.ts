@@ -6,7 +6,7 @@ import type { QuotaClient } from '../client/quota-client.js';
 import { isRetriable, RivvenError } from '../protocol/error-codes.js';
 import { systemClock, type Clock } from '../quota/clock.js';
 import { contentLength, type Counted, countPayload, ThrottledAfter } from './counted-bytes.js';
-import { OK_RESULT, type RecordResult } from '../protocol/messages/record-reply.js';
+import { OK_RESULT, type RecordResult } from '../protocol/messages/record/index.js';
 
 export interface RateLimitOptions {
   /** A connected client (QuotaClient.connect); the plugin never closes it. */

@@ -1,38 +1,27 @@
+import { MESSAGES, messageIndex } from '../protocol/messages/index.js';
+import { RESULT_DENIED, RESULT_ERROR, RESULT_OK, RESULT_THROTTLED, RESULTS } from '../protocol/messages/message.js';
+
 /**
  * Per-request counts and latencies, kept in typed arrays so recording costs a few array writes and no
- * allocation, label hashing or Map lookup. The metrics module reads them at scrape time.
+ * allocation, label hashing or Map lookup. The metrics module reads them at scrape time. The request types are
+ * the registry of messages' (protocol/messages/index.ts), in its order, and 'unknown'.
  */
-export const REQUEST_TYPES = [
-  'Hello',
-  'Ping',
-  'RecordProduce',
-  'RecordConsume',
-  'RecordRequest',
-  'DescribeQuotas',
-  'DescribeUsage',
-  'AlterQuotas',
-  'ResetUsage',
-  'AcquireLease',
-  'ReleaseLease',
-  'DescribeViolations',
-  'DescribeFleet',
-  'unknown',
-] as const;
+export const REQUEST_TYPES: readonly string[] = [...MESSAGES.map((m) => m.type), 'unknown'];
+/** The index of a type that is no message's (MESSAGES' own indexes are the others). */
 export const UNKNOWN_TYPE = REQUEST_TYPES.length - 1;
 
-export const RESULTS = ['ok', 'throttled', 'error', 'denied'] as const;
-export const RESULT_OK = 0;
-export const RESULT_THROTTLED = 1;
-export const RESULT_ERROR = 2;
-export const RESULT_DENIED = 3;
+export { RESULTS, RESULT_OK, RESULT_THROTTLED, RESULT_ERROR, RESULT_DENIED };
 /** Results per request type: counts are indexed [type * RESULT_COUNT + result]. */
 export const RESULT_COUNT = RESULTS.length;
 
 /** Histogram upper bounds in seconds; most requests take single-digit microseconds. */
 export const LATENCY_BOUNDS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1];
 
-const typeIndex = new Map<string, number>(REQUEST_TYPES.map((t, i) => [t, i]));
-export const requestTypeIndex = (type: string): number => typeIndex.get(type) ?? UNKNOWN_TYPE;
+/** A request type's index in REQUEST_TYPES: its place in the registry of messages, or UNKNOWN_TYPE. */
+export const requestTypeIndex = (type: string): number => {
+  const i = messageIndex(type);
+  return i < 0 ? UNKNOWN_TYPE : i;
+};
 
 export class RequestStats {
   /** [type * RESULT_COUNT + result] */

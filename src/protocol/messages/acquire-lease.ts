@@ -3,8 +3,13 @@
 //   -> Throttled { throttle_time_ms, quota_type: "max_in_flight", entity, recorded: false }
 // ReleaseLease { lease_id: string } -> Ok            (idempotent: an unknown or ended lease is no error)
 // A lease ends when released, when ttl_ms passes, or when the connection that took it closes.
+import type { LeaseManager } from '../../quota/lease-manager.js';
+import { preview } from '../../util/printable.js';
+import { encodeFrame } from '../codec.js';
 import { RivvenError } from '../error-codes.js';
 import { optionalString, principalName, uint, type Body } from './fields.js';
+import { type Message, RESULT_THROTTLED } from './message.js';
+import { encodeThrottled } from './record/index.js';
 import { expectType, numberField, stringField } from './reply.js';
 
 export const MAX_TTL_MS = 3_600_000;
@@ -48,4 +53,46 @@ export function decodeReply(body: Body): LeaseResult {
     return { granted: false, throttleTimeMs: numberField(body, 'throttle_time_ms'), entity: stringField(body, 'entity') };
   expectType(body, 'LeaseGranted');
   return { granted: true, leaseId: stringField(body, 'lease_id'), ttlMs: numberField(body, 'ttl_ms') };
+}
+
+/** What the lease requests need of the server. */
+export interface LeaseServer {
+  readonly leases: Pick<LeaseManager, 'acquire' | 'release'>;
+}
+
+type LeaseParams = { user?: string | null; clientId?: string | null; ttlMs?: number };
+
+export const acquireLease: Message<AcquireLease, LeaseServer, LeaseParams, LeaseResult> = {
+  type: 'AcquireLease',
+  role: 'record',
+  decode,
+  handle(r, server, call) {
+    const a = server.leases.acquire(r.user, r.clientId, r.ttlMs, call.peer.id);
+    if (a.granted) return call.out.frame(encodeFrame(call.id, encodeGranted(a.leaseId, a.ttlMs)));
+    if ('overloaded' in a) throw new RivvenError('OVERLOADED', leaseOverloaded(a));
+    call.result = RESULT_THROTTLED;
+    return call.out.frame(encodeFrame(call.id, encodeThrottled(a.waitMs, 'max_in_flight', a.entity, false)));
+  },
+  encode: encodeRequest,
+  decodeReply,
+};
+
+export const releaseLease: Message<string, LeaseServer, string, void> = {
+  type: 'ReleaseLease',
+  role: 'record',
+  decode: decodeRelease,
+  handle(leaseId, server, call) {
+    server.leases.release(leaseId);
+    return call.out.ok(call.id);
+  },
+  encode: encodeRelease,
+  // Ok, whatever became of the lease.
+  decodeReply: () => undefined,
+};
+
+/** An AcquireLease refused by a server bound, naming the bound (the config key) and what was held. */
+function leaseOverloaded(a: { overloaded: string; principal: string; held: number; bound: number }): string {
+  return a.overloaded === 'quotas.max_leases'
+    ? `the server holds as many leases as it may: ${a.held} of ${a.bound} (quotas.max_leases)`
+    : `${a.principal === '' ? 'the anonymous principal' : preview(a.principal)} holds its share of the leases: ${a.held} of ${a.bound} (quotas.max_leases_per_principal)`;
 }

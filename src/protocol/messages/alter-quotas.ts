@@ -8,9 +8,10 @@ import { type EntityError, entityToWire, parseEntity, parseName, type EntityRef,
 import { ALTER_KEYS, isAlterKey, type AlterKey, type AlterValue } from '../../quota/quota-key.js';
 import { parseLimit } from '../../quota/quota-value.js';
 import { QuotaValueError } from '../../quota/rate-value.js';
-import { isPlainMap } from '../codec.js';
+import { encodeFrame, isPlainMap } from '../codec.js';
 import type { Entity } from '../../quota/entity.js';
 import { bool, list, type Body } from './fields.js';
+import type { Message, ServerLog } from './message.js';
 import { expectType, numberField } from './reply.js';
 
 export const MAX_ALTERATIONS = 1000;
@@ -131,3 +132,24 @@ export function decodeReply(body: Body): number {
   expectType(body, 'QuotasAltered');
   return numberField(body, 'altered_count');
 }
+
+/** What AlterQuotas needs of the server. */
+export interface AlterQuotasServer {
+  readonly admin: { alter(alterations: Alteration[], validateOnly: boolean, principal: string, client: string | null): Promise<number> };
+  readonly log: ServerLog;
+}
+
+export const message: Message<AlterQuotas, AlterQuotasServer, { alterations: QuotaAlteration[]; validateOnly?: boolean }, number> = {
+  type: 'AlterQuotas',
+  role: 'alter',
+  decode,
+  handle(r, server, call) {
+    const peer = call.peer;
+    return server.admin.alter(r.alterations, r.validateOnly, peer.principal, peer.clientName ?? null).then((n) => {
+      if (!r.validateOnly) server.log.info({ conn: peer.id, principal: peer.principal, altered: n }, 'quotas altered');
+      return encodeFrame(call.id, encodeReply(n));
+    });
+  },
+  encode: (p) => encodeRequest(p.alterations, p.validateOnly ?? false),
+  decodeReply,
+};

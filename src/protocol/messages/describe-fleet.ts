@@ -3,7 +3,10 @@
 // enabled false, node_id, backend, breaker and last_error null, live 0, sync_lag_ms -1, sidecars []. Needs the
 // describe role.
 import type { BreakerState } from '../../util/breaker.js';
+import { encodeFrame } from '../codec.js';
+import { RivvenError } from '../error-codes.js';
 import type { Body } from './fields.js';
+import type { Message, ReplyLimit } from './message.js';
 import { expectType, listField } from './reply.js';
 
 /** One sidecar as its last heartbeat described it. */
@@ -61,3 +64,22 @@ export function decodeReply(body: Body): FleetDescribed {
   const { type: _type, ...rest } = body;
   return rest as unknown as FleetDescribed;
 }
+
+/** What DescribeFleet needs of the server. */
+export interface DescribeFleetServer extends ReplyLimit {
+  /** The fleet as this sidecar sees it; undefined without fleet.enabled. */
+  fleet(): FleetDescribed | undefined;
+}
+
+export const message: Message<Record<string, never>, DescribeFleetServer, void, FleetDescribed> = {
+  type: 'DescribeFleet',
+  role: 'describe',
+  decode: () => ({}),
+  handle(_r, server, call) {
+    const frame = encodeFrame(call.id, encodeReply(server.fleet() ?? DISABLED));
+    if (frame.length > server.maxReplyBytes) throw new RivvenError('REPLY_TOO_LARGE', 'the reply would exceed server.max_reply_bytes');
+    return call.out.frame(frame);
+  },
+  encode: encodeRequest,
+  decodeReply,
+};

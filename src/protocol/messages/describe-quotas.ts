@@ -7,7 +7,9 @@ import { RivvenError } from '../error-codes.js';
 import { ENTITY_TYPES, type EntityError, parseName, type EntityType } from '../../quota/entity.js';
 import type { Component, Entity } from '../../quota/entity.js';
 import type { AlterKey, AlterValue, LimitKey } from '../../quota/quota-key.js';
+import { ListReplyBuilder } from '../list-reply.js';
 import { list, type Body } from './fields.js';
+import type { Message, ReplyLimit } from './message.js';
 import { expectType, listField } from './reply.js';
 
 export const MAX_FILTER_COMPONENTS = 1000;
@@ -56,3 +58,20 @@ export function decodeReply(body: Body): QuotaEntry[] {
   expectType(body, REPLY_TYPE);
   return listField(body, REPLY_LIST_FIELD) as QuotaEntry[];
 }
+
+/** What DescribeQuotas needs of the server. */
+export interface DescribeQuotasServer extends ReplyLimit {
+  readonly admin: { describe(filters: ComponentFilter[], add: (entry: QuotaEntry) => void): Promise<void> };
+}
+
+export const message: Message<DescribeQuotas, DescribeQuotasServer, Component[], QuotaEntry[]> = {
+  type: 'DescribeQuotas',
+  role: 'describe',
+  decode,
+  handle(r, server, call) {
+    const reply = new ListReplyBuilder(REPLY_TYPE, REPLY_LIST_FIELD, server.maxReplyBytes);
+    return server.admin.describe(r.filters, (e) => reply.add(e)).then(() => reply.frame(call.id));
+  },
+  encode: encodeRequest,
+  decodeReply,
+};

@@ -6,8 +6,11 @@ import { RivvenError } from '../error-codes.js';
 import { ENTITY_TYPES, type EntityError, parseName } from '../../quota/entity.js';
 import type { Component } from '../../quota/entity.js';
 import type { QuotaKey } from '../../quota/quota-key.js';
-import type { BucketReport } from '../../quota/usage-report.js';
+import { componentMatcher, type BucketReport, type UsageQuery } from '../../quota/usage-report.js';
+import { forEachSliced } from '../../util/slices.js';
+import { ListReplyBuilder } from '../list-reply.js';
 import { list, uint, type Body } from './fields.js';
+import type { Message, ReplyLimit } from './message.js';
 import { expectType, listField } from './reply.js';
 import { MAX_FILTER_COMPONENTS } from './describe-quotas.js';
 
@@ -79,13 +82,7 @@ export const toWire = (u: BucketReport): BucketUsage => ({
 });
 
 /** Leases held by a group, as a usage row: rate is the count held, limit its max_in_flight. */
-export const leaseRow = (h: {
-  entity: string;
-  user: string | null;
-  clientId: string | null;
-  held: number;
-  limit: number;
-}): BucketUsage => ({
+export const leaseRow = (h: LeaseHolder): BucketUsage => ({
   entity: h.entity,
   user: h.user,
   client_id: h.clientId,
@@ -102,3 +99,32 @@ export function decodeReply(body: Body): BucketUsage[] {
   expectType(body, REPLY_TYPE);
   return listField(body, REPLY_LIST_FIELD) as BucketUsage[];
 }
+
+/** What DescribeUsage needs of the server. */
+export interface DescribeUsageServer extends ReplyLimit {
+  readonly quotas: { usage(query: UsageQuery): Promise<BucketReport[]> };
+  /** The lease groups holding leases (LeaseManager). */
+  readonly leases: { holders(): Iterable<LeaseHolder> };
+}
+
+type LeaseHolder = { entity: string; user: string | null; clientId: string | null; held: number; limit: number };
+
+export const message: Message<DescribeUsage, DescribeUsageServer, Parameters<typeof encodeRequest>[0], BucketUsage[]> = {
+  type: 'DescribeUsage',
+  role: 'describe',
+  decode,
+  handle(r, server, call) {
+    const reply = new ListReplyBuilder(REPLY_TYPE, REPLY_LIST_FIELD, server.maxReplyBytes);
+    return server.quotas.usage({ components: r.components, top: r.top, sortBy: r.sortBy }).then(async (buckets) => {
+      await forEachSliced(buckets, (u) => reply.add(toWire(u)));
+      // Leases held, as rows of quota_type max_in_flight, filtered as the buckets are.
+      const match = componentMatcher(r.components);
+      await forEachSliced(server.leases.holders(), (h) => {
+        if (match === null || match(false, h.user, h.clientId)) reply.add(leaseRow(h));
+      });
+      return reply.frame(call.id);
+    });
+  },
+  encode: encodeRequest,
+  decodeReply,
+};

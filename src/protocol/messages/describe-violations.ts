@@ -2,11 +2,13 @@
 //   -> ViolationsDescribed { events: ViolationEvent[], summary: { total, by_type: { [type]: int }, top_entities: [{ entity, count }] } }
 // Events are episode starts and ends (docs/operations.md, violation log); `summary` covers every event that
 // matches, `events` the newest `limit` of them, oldest first.
+import { encodeFrame } from '../codec.js';
 import { RivvenError } from '../error-codes.js';
 import type { Component } from '../../quota/entity.js';
 import { VIOLATION_TYPES, type ViolationType } from '../../quota/violations.js';
 import * as describeUsage from './describe-usage.js';
 import { list, uint, type Body } from './fields.js';
+import type { Message, ReplyLimit } from './message.js';
 import { expectType, listField } from './reply.js';
 
 export { VIOLATION_TYPES, type ViolationType };
@@ -97,3 +99,27 @@ export function decodeReply(body: Body): ViolationsReply {
   expectType(body, 'ViolationsDescribed');
   return { events: listField(body, 'events') as ViolationEvent[], summary: body.summary as ViolationsReply['summary'] };
 }
+
+/** What DescribeViolations needs of the server. */
+export interface DescribeViolationsServer extends ReplyLimit {
+  readonly violations: {
+    query(q: { sinceMs?: number; types?: ViolationType[]; matches?: (entity: string) => boolean; limit: number }): Promise<ViolationsReply>;
+  };
+}
+
+export const message: Message<DescribeViolations, DescribeViolationsServer, Parameters<typeof encodeRequest>[0], ViolationsReply> = {
+  type: 'DescribeViolations',
+  role: 'describe',
+  decode,
+  handle(r, server, call) {
+    const q = { sinceMs: r.sinceMs, types: r.types, matches: entityMatcher(r.components), limit: r.limit };
+    return server.violations.query(q).then((result) => {
+      const frame = encodeFrame(call.id, encodeReply(result));
+      if (frame.length > server.maxReplyBytes)
+        throw new RivvenError('REPLY_TOO_LARGE', 'the reply would exceed server.max_reply_bytes; lower limit');
+      return frame;
+    });
+  },
+  encode: encodeRequest,
+  decodeReply,
+};

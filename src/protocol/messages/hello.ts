@@ -1,7 +1,9 @@
 // Hello { protocol_version: 1, client_name?: string, token?: string }
 //   -> HelloOk { protocol_version: 1, server_version: string }
+import { encodeFrame } from '../codec.js';
 import { RivvenError } from '../error-codes.js';
 import { optionalName, optionalString, uint, type Body } from './fields.js';
+import type { Call, Message } from './message.js';
 import { expectType, numberField, stringField } from './reply.js';
 
 /** Tokens are opaque; longer than any token `rivven token create` makes, short enough to bound memory. */
@@ -48,3 +50,30 @@ export function decodeReply(body: Body): HelloOk {
   expectType(body, 'HelloOk');
   return { protocolVersion: numberField(body, 'protocol_version'), serverVersion: stringField(body, 'server_version') };
 }
+
+/** What Hello needs of the server. */
+export interface HelloServer {
+  /** The server's version, for HelloOk. */
+  readonly version: string;
+  /**
+   * Checks Hello's token (docs/security.md): undefined when it passed now (a refusal now throws), or a promise
+   * that settles when the token was checked in the source address's slot: rejected when refused.
+   */
+  authenticate(call: Call, token: string | undefined): Promise<void> | undefined;
+}
+
+export const message: Message<Hello, HelloServer, { clientName?: string; token?: string }, HelloOk> = {
+  type: 'Hello',
+  role: null,
+  decode,
+  handle(r, server, call) {
+    const ok = (): Buffer => {
+      call.peer.clientName = r.clientName;
+      return encodeFrame(call.id, encodeReply({ protocolVersion: PROTOCOL_VERSION, serverVersion: server.version }));
+    };
+    const checked = server.authenticate(call, r.token);
+    return checked === undefined ? call.out.frame(ok()) : checked.then(ok);
+  },
+  encode: (p) => encodeRequest(p.clientName, p.token),
+  decodeReply,
+};

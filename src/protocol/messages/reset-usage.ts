@@ -2,9 +2,12 @@
 // Clears the level, debt and measured usage of every live bucket of the listed users, client-ids or consumer
 // groups ([type, null]: every bucket that has one); their limits stay. Needs the alter role.
 import type { Component } from '../../quota/entity.js';
+import type { QuotaManager } from '../../quota/quota-manager.js';
+import { encodeFrame } from '../codec.js';
 import { RivvenError } from '../error-codes.js';
 import * as describeUsage from './describe-usage.js';
 import type { Body } from './fields.js';
+import type { Message, ServerLog } from './message.js';
 import { expectType, numberField } from './reply.js';
 
 export interface ResetUsage {
@@ -26,3 +29,29 @@ export function decodeReply(body: Body): number {
   expectType(body, 'UsageReset');
   return numberField(body, 'buckets');
 }
+
+/** What ResetUsage needs of the server. */
+export interface ResetUsageServer {
+  readonly admin: { auditReset(components: [string, string | null][], principal: string, client: string | null): Promise<void> };
+  readonly quotas: Pick<QuotaManager, 'resetUsage'>;
+  readonly log: ServerLog;
+}
+
+export const message: Message<ResetUsage, ResetUsageServer, Component[], number> = {
+  type: 'ResetUsage',
+  role: 'alter',
+  decode,
+  handle(r, server, call) {
+    const peer = call.peer;
+    // Forgiving usage is an admin change: in audit.log with its principal before it is done.
+    return server.admin
+      .auditReset(r.components, peer.principal, peer.clientName ?? null)
+      .then(() => server.quotas.resetUsage(r.components))
+      .then((n) => {
+        server.log.info({ conn: peer.id, principal: peer.principal, buckets: n }, 'usage reset');
+        return encodeFrame(call.id, encodeReply(n));
+      });
+  },
+  encode: encodeRequest,
+  decodeReply,
+};

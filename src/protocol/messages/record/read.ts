@@ -1,27 +1,21 @@
-import { MAX_NAME_BYTES } from '../quota/entity.js';
-import { internAscii } from './name-cache.js';
-
-/**
- * A decoder for the three Record requests only, the bulk of all traffic: it reads the msgpack map in place,
- * compares the `type` bytes without making a string, and builds no object. It accepts exactly the bodies the
- * generic path (msgpackr + messages/*.ts) accepts and answers the same; anything it does not fully recognise
- * (another type, an unusual encoding, a non-ASCII name, a value out of range) returns false, and the generic
- * path decodes the body again and gives the precise error. test/record-fast-path.test.ts checks the two agree
- * on random bodies.
- */
-
-export const RECORD_PRODUCE = 1;
-export const RECORD_CONSUME = 2;
-export const RECORD_REQUEST = 3;
-
-const TYPE_NAMES = [Buffer.from('RecordProduce'), Buffer.from('RecordConsume'), Buffer.from('RecordRequest')];
-const K_TYPE = Buffer.from('type');
-const K_USER = Buffer.from('user');
-const K_CLIENT = Buffer.from('client_id');
-const K_GROUP = Buffer.from('consumer_group');
-const K_BYTES = Buffer.from('bytes');
-const K_COUNT = Buffer.from('count');
-const K_ADMIT = Buffer.from('admit');
+// The server reads Record requests in place (RecordReader): the bulk of all traffic, so no msgpackr and no
+// object per request. It reads what write.ts writes, and any other encoding msgpackr would accept.
+import { MAX_NAME_BYTES } from '../../../quota/entity.js';
+import { internAscii } from '../../name-cache.js';
+import {
+  K_ADMIT,
+  K_BYTES,
+  K_CLIENT,
+  K_COUNT,
+  K_GROUP,
+  K_TYPE,
+  K_USER,
+  RECORD_CONSUME,
+  RECORD_PRODUCE,
+  RECORD_REQUEST,
+  type RecordCall,
+  TYPE_NAMES,
+} from './names.js';
 
 const F_TYPE = 1;
 const F_USER = 2;
@@ -35,30 +29,20 @@ const UNSET = -1;
 const BAD = -2;
 const NOT_A_NAME = 0; // sentinel distinct from null and every string
 
-/** The decoded request, in reused fields, and the cursor over the body (one object: monomorphic loads). */
-class RecordDecoder {
-  kind = 0;
-  user: string | null = null;
-  clientId: string | null = null;
-  consumerGroup: string | null = null;
-  amount = 0;
-  admit = false;
+/**
+ * Reads a Record request in place: compares the `type` bytes without making a string and builds no object.
+ * It accepts exactly the bodies the msgpackr path (index.ts, each message's decode) accepts and reads the same from them; anything
+ * it does not fully recognise (another type, an unusual encoding, a non-ASCII name, a value out of range) is
+ * declined, and the msgpackr path decodes the body again and gives the precise error.
+ * test/record-fast-path.test.ts checks the two agree on random bodies. The reader keeps only its cursor.
+ */
+export class RecordReader {
   private b: Buffer = Buffer.alloc(0);
   private at = 0;
   private end = 0;
 
-  /** Holds a Record request the generic path decoded, so both paths are recorded by the same code. */
-  set(kind: number, user: string | null, clientId: string | null, consumerGroup: string | null, amount: number, admit: boolean): void {
-    this.kind = kind;
-    this.user = user;
-    this.clientId = clientId;
-    this.consumerGroup = consumerGroup;
-    this.amount = amount;
-    this.admit = admit;
-  }
-
-  /** Decodes buf[start, end) into the fields; false means "use the generic path". */
-  decode(buf: Buffer, start: number, end: number): boolean {
+  /** Decodes buf[start, end) into `into`; false (and `into` untouched) means "use the msgpackr path". */
+  read(buf: Buffer, start: number, end: number, into: RecordCall): boolean {
     this.b = buf;
     this.at = start;
     this.end = end;
@@ -132,12 +116,12 @@ class RecordDecoder {
       if (bytes === UNSET) return false;
       amount = bytes;
     }
-    this.kind = kind;
-    this.user = user;
-    this.clientId = client;
-    this.consumerGroup = kind === RECORD_CONSUME ? group : null;
-    this.amount = amount;
-    this.admit = admit;
+    into.kind = kind;
+    into.user = user;
+    into.clientId = client;
+    into.consumerGroup = kind === RECORD_CONSUME ? group : null;
+    into.amount = amount;
+    into.admit = admit;
     return true;
   }
 
@@ -165,7 +149,7 @@ class RecordDecoder {
     return 0;
   }
 
-  /** "RecordProduce" / "RecordConsume" / "RecordRequest" (they differ at byte 6), or 0. */
+  /** The kind a type name names ("RecordProduce" / "RecordConsume" / "RecordRequest"), or 0. */
   private kindOf(start: number, len: number): number {
     if (len !== 13) return 0;
     const c = this.b[start + 6];
@@ -217,7 +201,7 @@ class RecordDecoder {
     }
     if (t === 0xcf && at + 8 < end) {
       const hi = b.readUInt32BE(at + 1);
-      if (hi >= 0x200000) return BAD; // >= 2^53: the generic path rejects it with its own message
+      if (hi >= 0x200000) return BAD; // >= 2^53: the msgpackr path rejects it with its own message
       this.at = at + 9;
       return hi * 0x100000000 + b.readUInt32BE(at + 5);
     }
@@ -232,7 +216,7 @@ class RecordDecoder {
 
   /**
    * A name: nil -> null, an ASCII str of 1..1024 bytes -> the (interned) string, else NOT_A_NAME. Non-ASCII
-   * names go the generic way, so every UTF-8 subtlety (invalid sequences, the byte limit) is decided in one place.
+   * names go the msgpackr way, so every UTF-8 subtlety (invalid sequences, the byte limit) is decided in one place.
    */
   private name(): string | null | typeof NOT_A_NAME {
     if (this.b[this.at] === 0xc0) {
@@ -267,8 +251,3 @@ class RecordDecoder {
     return this.at <= this.end;
   }
 }
-
-/** The one decoder; its fields hold the last request decoded. */
-export const fast = new RecordDecoder();
-
-export const decodeRecord = (buf: Buffer, start: number, end: number): boolean => fast.decode(buf, start, end);
