@@ -6,7 +6,7 @@ import { internAscii } from './name-cache.js';
  * compares the `type` bytes without making a string, and builds no object. It accepts exactly the bodies the
  * generic path (msgpackr + messages/*.ts) accepts and answers the same; anything it does not fully recognise
  * (another type, an unusual encoding, a non-ASCII name, a value out of range) returns false, and the generic
- * path decodes the body again and gives the precise error. test/record-fast-path.test.ts checks the two agree
+ * path decodes the body again and gives the precise error. test/unit/record-fast-path.test.ts checks the two agree
  * on random bodies.
  */
 
