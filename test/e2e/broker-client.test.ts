@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { BrokerQuotas } from '../../src/client/broker-quotas.js';
-import { CircuitBreaker } from '../../src/client/breaker.js';
 import { QuotaClient } from '../../src/client/quota-client.js';
 import { freeze } from '../../bench/lib/procs.js';
 import { run, serve, type Served } from '../helpers/cli.js';
@@ -159,37 +158,6 @@ t.test('maxPending bounds calls in flight: past it calls are refused at once wit
     [],
     'the ten in flight are answered once it resumes',
   );
-});
-
-t.test('the breaker: opens after the threshold, one probe at a time, closes on success, reopens on failure', async (t) => {
-  let now = 0;
-  const b = new CircuitBreaker({ failureThreshold: 3, resetTimeoutMs: 100 }, () => now);
-  b.failure();
-  b.failure();
-  t.equal(b.state, 'closed');
-  b.success();
-  b.failure();
-  b.failure();
-  t.equal(b.state, 'closed', 'a success resets the count: failures must be consecutive');
-  b.failure();
-  t.equal(b.state, 'open');
-  t.notOk(b.allow(), 'open: refused');
-  now = 99;
-  t.notOk(b.allow(), 'still open before resetTimeoutMs');
-  now = 100;
-  t.ok(b.allow(), 'the probe goes through');
-  t.equal(b.state, 'half-open');
-  t.notOk(b.allow(), 'one probe at a time');
-  b.failure();
-  t.equal(b.state, 'open', 'a failed probe reopens it');
-  now = 150;
-  t.notOk(b.allow(), 'for another resetTimeoutMs');
-  now = 200;
-  t.ok(b.allow());
-  b.success();
-  t.equal(b.state, 'closed');
-  t.ok(b.allow() && b.allow(), 'closed: everything passes');
-  t.equal(b.opened, 2);
 });
 
 t.test("import('rivven-quota/client') loads the client and nothing of the server", async (t) => {

@@ -1,9 +1,7 @@
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ManualClock } from '../../src/quota/clock.js';
-import { ViolationLog } from '../../src/observability/violation-log.js';
 import { run, serve } from '../helpers/cli.js';
 import { serverWithClient } from '../helpers/server.js';
 
@@ -68,24 +66,6 @@ t.test('every violation type reaches the log; filters by type, entity and time',
   t.match(await c.request({ type: 'DescribeViolations', types: ['NOPE'] }).catch((e: unknown) => e), { code: 'INVALID_REQUEST' });
   t.match(await c.request({ type: 'DescribeViolations', limit: 0 }).catch((e: unknown) => e), { code: 'INVALID_REQUEST' });
   t.equal(s.app.violations.openEpisodes, 4);
-});
-
-t.test('the ring is bounded; the file rotates by size', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'rivven-violations-'));
-  const file = join(dir, 'violations.log');
-  const clock = new ManualClock(0);
-  const log = new ViolationLog(clock, { maxEvents: 5, file, maxFileBytes: 4096, episodeGapMs: 10, maxEpisodes: 3 });
-  for (let i = 0; i < 40; i++) log.violation('RATE_LIMIT_EXCEEDED', `user:u${i}`, 'request_rate', 'x');
-  t.equal(log.dropped, 37, 'past maxEpisodes open, violations are counted, not opened');
-  for (let round = 0; round < 30; round++) {
-    clock.advance(20);
-    log.tick();
-    for (let i = 0; i < 3; i++) log.violation('BLOCKED', `user:b${round}-${i}`, null, 'y'.repeat(50));
-  }
-  await log.flushed();
-  t.equal((await log.query({ limit: 100 })).events.length, 5, 'the ring holds maxEvents');
-  t.ok(statSync(file).size <= 4096, 'the file stays under max_file_bytes');
-  t.ok(statSync(`${file}.1`).size > 0, 'the previous one was rotated to violations.log.1');
 });
 
 t.test('violations survive a restart (violations.log), and rivven quota violations shows them', async (t) => {
