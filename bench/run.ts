@@ -12,7 +12,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { textTable as table } from '../src/cli/text-table.js';
-import { redisVersion } from './lib/procs.js';
+import { redisVersion } from '../test/helpers/procs.js';
 
 const run = promisify(execFile);
 const ROOT = new URL('../', import.meta.url).pathname;

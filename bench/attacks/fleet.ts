@@ -5,7 +5,7 @@
  * Run alone: node --import tsx bench/attacks/fleet.ts
  */
 import { Redis } from 'ioredis';
-import { freeze, startRedis, type Proc } from '../lib/procs.js';
+import { freeze, startRedis, type Proc } from '../../test/helpers/procs.js';
 import { FleetBucketStore } from '../../src/fleet/fleet-bucket-store.js';
 import { bucketKey, FleetSync } from '../../src/fleet/fleet-sync.js';
 import { ManualClock } from '../../src/quota/clock.js';

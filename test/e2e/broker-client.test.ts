@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { BrokerQuotas } from '../../src/client/broker-quotas.js';
 import { QuotaClient } from '../../src/client/quota-client.js';
-import { freeze } from '../../bench/lib/procs.js';
+import { freeze } from '../helpers/procs.js';
 import { run, serve, type Served } from '../helpers/cli.js';
 import { startServer } from '../helpers/server.js';
 

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import t from 'tap';
 import { privateRedisUrl } from '../helpers/private-redis.js';
 import { Redis } from 'ioredis';
-import { freeze, startRedis, startRedisCluster, type Proc } from '../../bench/lib/procs.js';
+import { freeze, startRedis, startRedisCluster, type Proc } from '../helpers/procs.js';
 import calculateSlot from 'cluster-key-slot';
 import { QuotaClient } from '../../src/client/quota-client.js';
 import { RedisQuotaStore } from '../../src/store/redis-quota-store.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { privateRedisUrl } from '../helpers/private-redis.js';
 import { Redis } from 'ioredis';
-import { freeze, startRedis, startSentinel } from '../../bench/lib/procs.js';
+import { freeze, startRedis, startSentinel } from '../helpers/procs.js';
 import { QuotaClient } from '../../src/client/quota-client.js';
 import { RedisQuotaStore } from '../../src/store/redis-quota-store.js';
 import { startServer, type TestServer } from '../helpers/server.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { privateRedisUrl } from '../helpers/private-redis.js';
 import { Redis } from 'ioredis';
-import { freeze, startRedis, startSidecar, type Proc } from '../../bench/lib/procs.js';
+import { freeze, startRedis, startSidecar, type Proc } from '../helpers/procs.js';
 import { QuotaClient } from '../../src/client/quota-client.js';
 
 // Three sidecar processes (the built bin/rivven) on one Redis, under a random key prefix.

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { freeze, startRedis, type Proc } from '../../bench/lib/procs.js';
+import { freeze, startRedis, type Proc } from '../helpers/procs.js';
 import { fleetStatusText } from '../../src/cli/fleet.js';
 import { FleetBucketStore } from '../../src/fleet/fleet-bucket-store.js';
 import { bucketKey, FleetSync } from '../../src/fleet/fleet-sync.js';

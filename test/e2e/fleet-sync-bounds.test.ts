@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { startRedis, type Proc } from '../../bench/lib/procs.js';
+import { startRedis, type Proc } from '../helpers/procs.js';
 import { FleetBucketStore } from '../../src/fleet/fleet-bucket-store.js';
 import { FleetSync, type FleetSyncOptions } from '../../src/fleet/fleet-sync.js';
 import { ManualClock } from '../../src/quota/clock.js';

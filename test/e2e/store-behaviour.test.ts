@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { freeze, startRedis, startRedisCluster, type Proc } from '../../bench/lib/procs.js';
+import { freeze, startRedis, startRedisCluster, type Proc } from '../helpers/procs.js';
 import { RedisQuotaStore } from '../../src/store/redis-quota-store.js';
 import { audit, set } from '../helpers/store-fixtures.js';
 import { parseEntity } from '../../src/quota/entity.js';
