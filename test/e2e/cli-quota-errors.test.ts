@@ -1,10 +1,10 @@
-// The quota CLI's errors, help, seed examples and hostile output (split from cli-quota.test.ts: each file
-// runs its CLI processes one after another, so two files run in parallel).
+// The quota CLI's errors, help, seed examples and hostile output. Command lines run in this process
+// (runInProcess); one of each exit code (0, 1, 2) goes through the real bin/rivven.
 import t from 'tap';
 import { quotaCliAgainstServer } from '../helpers/quota-cli.js';
-import { run } from '../helpers/cli.js';
+import { run, runInProcess } from '../helpers/cli.js';
 
-const { quota, listJson, server } = quotaCliAgainstServer();
+const { quota, spawned, listJson, server } = quotaCliAgainstServer();
 t.test('usage errors exit 2 with the reason', async (t) => {
   const cases: [string[], RegExp][] = [
     [['set', '--user', 'a'], /give at least one of/],
@@ -27,7 +27,8 @@ t.test('usage errors exit 2 with the reason', async (t) => {
     [['delete', '--user', 'a', '--quota', 'request_rate,'], /--quota: an empty key \(a stray comma\?\)/],
   ];
   for (const [args, reason] of cases) {
-    const r = await quota(...args);
+    // The unknown command through the real bin/rivven: exit code 2 from a process of its own.
+    const r = args[0] === 'frobnicate' ? await spawned(...args) : await quota(...args);
     t.equal(r.code, 2, `${args.join(' ')}: exit 2`);
     t.match(r.stderr, reason, `${args.join(' ')}: says why`);
   }
@@ -61,7 +62,7 @@ t.test('--help on every command shows an example', async (t) => {
     ['quota', 'set', '--help'],
     ['quota', 'delete', '--help'],
   ]) {
-    const r = await run(args);
+    const r = args.length === 1 ? await run(args) : await runInProcess(args);
     t.equal(r.code, 0, `${args.join(' ')} exits 0`);
     t.match(r.stdout, /Example/, `${args.join(' ')} shows an example`);
   }
