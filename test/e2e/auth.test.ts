@@ -11,7 +11,7 @@ import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { encodeFrame } from '../../src/protocol/codec.js';
 import { MemoryQuotaStore } from '../../src/store/quota-store.js';
 import { makeCerts } from '../helpers/certs.js';
-import { run, serve } from '../helpers/cli.js';
+import { run, serve, runInProcess } from '../helpers/cli.js';
 import { startServer } from '../helpers/server.js';
 import { WirePeer } from '../helpers/wire.js';
 
@@ -313,12 +313,12 @@ t.test('the CLI: --token and --tls-ca reach a secured server; a wrong token is o
   const args = ['--server', `localhost:${s.port}`, '--tls-ca', certs.ca];
   const ok = await run(['quota', 'set', '--user', 'cli', '--request-rate', '5', '--token', TOKENS.alt, ...args]);
   t.equal(ok.code, 0, ok.stderr);
-  const list = await run(['quota', 'list', '--user', 'cli', '--json', ...args], { env: { RIVVEN_TOKEN: TOKENS.desc } });
+  const list = await runInProcess(['quota', 'list', '--user', 'cli', '--json', ...args], { env: { RIVVEN_TOKEN: TOKENS.desc } });
   t.same(JSON.parse(list.stdout), [{ entity: [['user', 'cli']], quotas: { request_rate: 5 } }], 'RIVVEN_TOKEN works too');
-  const wrong = await run(['quota', 'list', '--token', 'rvn_wrong', ...args]);
+  const wrong = await runInProcess(['quota', 'list', '--token', 'rvn_wrong', ...args]);
   t.equal(wrong.code, 1);
   t.match(wrong.stderr, /^rivven: AUTHENTICATION_FAILED: .* \(set --token or RIVVEN_TOKEN\)\n$/);
-  const denied = await run(['quota', 'set', '--user', 'cli', '--request-rate', '6', '--token', TOKENS.desc, ...args]);
+  const denied = await runInProcess(['quota', 'set', '--user', 'cli', '--request-rate', '6', '--token', TOKENS.desc, ...args]);
   t.equal(denied.code, 1);
   t.match(denied.stderr, /AUTHORIZATION_FAILED: reader may not make AlterQuotas requests/);
 });

@@ -7,7 +7,7 @@ import t from 'tap';
 import { BrokerQuotas } from '../../src/client/broker-quotas.js';
 import { QuotaClient } from '../../src/client/quota-client.js';
 import { freeze } from '../helpers/procs.js';
-import { run, serve, type Served } from '../helpers/cli.js';
+import { runInProcess, serve, type Served } from '../helpers/cli.js';
 import { startServer } from '../helpers/server.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -115,7 +115,7 @@ t.test('a server that accepts but never answers: connect fails within connectTim
   });
 
   // The CLI against it: one clear line, and the process exits (it used to print TIMEOUT and hang).
-  const r = await run(['quota', 'list', '--server', `127.0.0.1:${port}`, '--timeout', '300']);
+  const r = await runInProcess(['quota', 'list', '--server', `127.0.0.1:${port}`, '--timeout', '300']);
   t.equal(r.code, 1);
   t.match(r.stderr, /cannot reach the rivven server at 127\.0\.0\.1:\d+/);
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { QuotaClient } from '../../src/client/quota-client.js';
 import { FileQuotaStore } from '../../src/store/file-quota-store.js';
-import { run, serve } from '../helpers/cli.js';
+import { run, serve, runInProcess } from '../helpers/cli.js';
 
 const fresh = () => mkdtempSync(join(tmpdir(), 'rivven-durable-'));
 
@@ -85,7 +85,7 @@ t.test('run-time values win over rivven.yaml, survive restarts, and fall back to
   writeFileSync(join(cwd, 'rivven.yaml'), 'quotas:\n  defaults:\n    request_rate: 100\n');
   const dataDir = join(cwd, 'data');
   const start = () => serve(['--data-dir', dataDir], cwd);
-  const quota = (port: number, ...args: string[]) => run(['quota', ...args, '--server', `127.0.0.1:${port}`]);
+  const quota = (port: number, ...args: string[]) => runInProcess(['quota', ...args, '--server', `127.0.0.1:${port}`]);
   const defaults = async (port: number) => JSON.parse((await quota(port, 'list', '--default', '--json')).stdout)[0].quotas.request_rate;
 
   let s = await start();

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { BIN, cleanEnv, run, serve } from '../helpers/cli.js';
+import { BIN, cleanEnv, run, serve, runInProcess } from '../helpers/cli.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startServer } from '../helpers/server.js';
 import { QuotaClient } from '../../src/client/quota-client.js';
@@ -135,13 +135,13 @@ t.test('TLS from the client: a CA path works; a plaintext client on a TLS port, 
     /^rivven: the rivven server at 127\.0\.0\.1:\d+ speaks TLS and this client connected without it: .*--tls-ca <ca\.pem>/,
   );
   t.notMatch(plaintextToTls.stderr, /is `rivven serve` running there/, 'no hint that points the wrong way');
-  const tlsToPlain = await run(['quota', 'list', '--server', `127.0.0.1:${plain.port}`, '--tls-ca', certs.ca]);
+  const tlsToPlain = await runInProcess(['quota', 'list', '--server', `127.0.0.1:${plain.port}`, '--tls-ca', certs.ca]);
   t.equal(tlsToPlain.code, 1);
   t.match(
     tlsToPlain.stderr,
     /^rivven: TLS to the rivven server at 127\.0\.0\.1:\d+ failed \(ERR_SSL_WRONG_VERSION_NUMBER\): the server does not speak TLS/,
   );
-  const stopped = await run(['quota', 'list', '--server', '127.0.0.1:1']);
+  const stopped = await runInProcess(['quota', 'list', '--server', '127.0.0.1:1']);
   t.match(stopped.stderr, /is `rivven serve` running there/, 'a refused connection keeps its hint');
 });
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { run } from '../helpers/cli.js';
+import { runInProcess } from '../helpers/cli.js';
 import { serverWithClient } from '../helpers/server.js';
 import { WirePeer } from '../helpers/wire.js';
 
@@ -81,6 +81,6 @@ t.test('rivven quota usage shows leases held', async (t) => {
   const { s, c } = await serverWithClient(t);
   await c.alterQuotas([setLimit([['user', 'svc']], 4) as never]);
   await c.acquireLease({ user: 'svc' });
-  const r = await run(['quota', 'usage', '--server', `127.0.0.1:${s.port}`]);
+  const r = await runInProcess(['quota', 'usage', '--server', `127.0.0.1:${s.port}`]);
   t.match(r.stdout, /user:svc +max_in_flight +1 held +4 +25%/);
 });

@@ -4,7 +4,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { ManualClock } from '../../src/quota/clock.js';
 import { GateStore } from '../helpers/gate-store.js';
-import { run } from '../helpers/cli.js';
+import { runInProcess } from '../helpers/cli.js';
 import { serverWithClient, startServer } from '../helpers/server.js';
 
 const get = async (app: App, path: string): Promise<{ status: number; body: string }> => {
@@ -119,19 +119,19 @@ t.test('rivven quota top --once and rivven quota usage --json against a real ser
   for (let i = 0; i < 15; i++) await c.recordRequest({ user: 'busy', clientId: 'cron' });
   await c.recordRequest({ user: 'idle', clientId: 'web' });
   const env = { RIVVEN_SERVER: `127.0.0.1:${s.port}` };
-  const top = await run(['quota', 'top', '--once'], { env });
+  const top = await runInProcess(['quota', 'top', '--once'], { env });
   t.equal(top.code, 0, top.stderr);
   const lines = top.stdout.split('\n');
   t.match(lines[0], /^rivven top {2}127\.0\.0\.1:\d+ {2}\d\d:\d\d:\d\d {2}sorted by utilization$/);
   t.match(lines[2], /^ENTITY +QUOTA +RATE +LIMIT +UTIL +THROTTLED +SEEN$/);
   t.match(lines[3], /^user:busy\/client-id:cron +request_rate +15\/s +10\/s +150% +5 /);
   t.notMatch(top.stdout, /\x1b/, 'no ANSI escapes when stdout is not a terminal');
-  const usage = await run(['quota', 'usage', '--json', '--user', 'busy'], { env });
+  const usage = await runInProcess(['quota', 'usage', '--json', '--user', 'busy'], { env });
   t.equal(usage.code, 0);
   t.match(JSON.parse(usage.stdout), [
     { entity: 'user:busy/client-id:cron', quota_type: 'request_rate', rate: 15, limit: 10, throttled_total: 5 },
   ]);
-  t.equal((await run(['quota', 'top', '--once', '--sort', 'loudness'], { env })).code, 2);
+  t.equal((await runInProcess(['quota', 'top', '--once', '--sort', 'loudness'], { env })).code, 2);
 });
 
 t.test('every metric the dashboard and the alert rules use exists', async (t) => {

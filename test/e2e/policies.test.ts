@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { BrokerQuotas, DENIED } from '../../src/client/broker-quotas.js';
 import { QuotaClient } from '../../src/client/quota-client.js';
-import { run, serve } from '../helpers/cli.js';
+import { runInProcess, serve } from '../helpers/cli.js';
 import { serverWithClient } from '../helpers/server.js';
 
 t.test('block: Denied on every record type and in admit mode, nothing recorded; unblock restores', async (t) => {
@@ -88,7 +88,7 @@ t.test('the CLI, and every policy surviving a restart of a real server', async (
   const dataDir = join(cwd, 'data');
   let s = await serve(['--data-dir', dataDir], cwd);
   t.teardown(() => s.child.kill('SIGKILL'));
-  const q = (...args: string[]) => run([...args, '--server', `127.0.0.1:${s.port}`]);
+  const q = (...args: string[]) => runInProcess([...args, '--server', `127.0.0.1:${s.port}`]);
   for (const args of [
     ['tier', 'set', 'pro', '--request-rate', '60', '--produce-bytes-rate', '10MB', '--request-burst', '120'],
     ['quota', 'set', '--user', 'alice', '--tier', 'pro'],

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { run, serve } from '../helpers/cli.js';
+import { runInProcess, serve } from '../helpers/cli.js';
 import { serverWithClient } from '../helpers/server.js';
 
 t.test('a sustained throttle of 10 s is one episode: one start, one end with the total', async (t) => {
@@ -73,7 +73,7 @@ t.test('violations survive a restart (violations.log), and rivven quota violatio
   const dataDir = join(cwd, 'data');
   let s = await serve(['--data-dir', dataDir], cwd, { env: { RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: '1' } });
   t.teardown(() => s.child.kill('SIGKILL'));
-  const q = (...args: string[]) => run([...args, '--server', `127.0.0.1:${s.port}`]);
+  const q = (...args: string[]) => runInProcess([...args, '--server', `127.0.0.1:${s.port}`]);
   t.equal((await q('quota', 'block', '--user', 'mallory', '--reason', 'ticket 9')).code, 0);
   const { QuotaClient } = await import('../../src/client/quota-client.js');
   const c = await QuotaClient.connect({ port: s.port });
