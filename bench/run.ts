@@ -28,6 +28,7 @@ const SCENARIOS: Record<string, { file: string; call: string; nodeArgs?: string[
   tls: { file: 'tls.ts', call: 'tlsCost' },
   leases: { file: 'leases.ts', call: 'leases' },
   fleet: { file: 'fleet.ts', call: 'fleet' },
+  outage: { file: 'outage.ts', call: 'outage' },
 };
 
 async function scenario(name: string): Promise<unknown> {

@@ -14,6 +14,7 @@ import { makeCerts } from '../helpers/certs.js';
 import { run, serve, runInProcess } from '../helpers/cli.js';
 import { startServer } from '../helpers/server.js';
 import { WirePeer } from '../helpers/wire.js';
+import { logLine } from '../helpers/wait.js';
 
 const certs = makeCerts();
 const token = (name: string) => `rvn_${name}_${randomBytes(16).toString('hex')}`;
@@ -255,7 +256,7 @@ t.test('SIGHUP reloads the tokens file and the certificate; existing connections
   writeFileSync(certs.serverCert, next.read(next.serverCert));
   writeFileSync(certs.serverKey, next.read(next.serverKey));
   s.child.kill('SIGHUP');
-  for (let i = 0; i < 200 && !s.logs.some((l) => String(l.msg).startsWith('SIGHUP')); i++) await new Promise((r) => setTimeout(r, 10));
+  await logLine(s.logs, 'SIGHUP');
   t.match(
     s.logs.find((l) => String(l.msg).startsWith('SIGHUP')),
     { msg: /reloaded/ },
@@ -296,7 +297,7 @@ t.test('a wrong token is logged with the remote address, never the token', async
   const c = await WirePeer.connect(s.port);
   c.sendRaw(encodeFrame(1, { type: 'Hello', protocol_version: 1, token: guess }));
   await c.closed();
-  for (let i = 0; i < 100 && !s.logs.some((l) => l.msg === 'authentication failed'); i++) await new Promise((r) => setTimeout(r, 10));
+  await logLine(s.logs, /^authentication failed$/);
   t.match(
     s.logs.find((l) => l.msg === 'authentication failed'),
     { level: 'warn', remote: /^127\.0\.0\.1:\d+$/, code: 'AUTHENTICATION_FAILED' },

@@ -9,38 +9,32 @@ import { QuotaClient } from '../../src/client/quota-client.js';
 import { freeze } from '../helpers/procs.js';
 import { runInProcess, serve, type Served } from '../helpers/cli.js';
 import { startServer } from '../helpers/server.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
-/**
- * n calls through BrokerQuotas, ten at a time as a broker's request loop would make them; returns their answers
- * and the slowest, in ms.
- */
-async function timedCalls(broker: BrokerQuotas, n: number): Promise<{ answers: number[]; slowestMs: number }> {
-  let slowestMs = 0;
+/** n calls through BrokerQuotas, ten at a time as a broker's request loop would make them; returns their answers. */
+async function calls(broker: BrokerQuotas, n: number): Promise<{ answers: number[] }> {
   const answers: number[] = [];
   for (let i = 0; i < n; i += 10) {
-    const batch = await Promise.all(
-      Array.from({ length: 10 }, async (_, j) => {
-        const t0 = performance.now();
-        const v = await broker.produce(`u${(i + j) % 64}`, 'app', 1);
-        slowestMs = Math.max(slowestMs, performance.now() - t0);
-        return v;
-      }),
-    );
-    answers.push(...batch);
+    answers.push(...(await Promise.all(Array.from({ length: 10 }, (_, j) => broker.produce(`u${(i + j) % 64}`, 'app', 1)))));
   }
-  return { answers, slowestMs };
+  return { answers };
 }
 
-/** Calls until the breaker closes again (a probe got through), within a bounded number of tries. */
+/** Calls until the breaker closes again (a probe got through); false if it never does. */
 async function untilClosed(broker: BrokerQuotas): Promise<boolean> {
-  for (let i = 0; i < 400; i++) {
-    await broker.produce('probe', 'app', 1);
-    if (broker.breaker.state === 'closed') return true;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return false;
+  return waitUntil(
+    async () => {
+      await broker.produce('probe', 'app', 1);
+      return broker.breaker.state === 'closed';
+    },
+    'a probe to close the breaker',
+    { everyMs: 10 },
+  ).then(
+    () => true,
+    () => false,
+  );
 }
 
 const startSidecar = (port?: number): Promise<Served> =>
@@ -59,21 +53,23 @@ for (const fault of ['SIGKILL', 'SIGSTOP'] as const) {
         s.child.kill('SIGCONT');
         s.child.kill('SIGKILL');
       });
-      t.same((await timedCalls(broker, 100)).answers, new Array(100).fill(0), 'answered while the sidecar is up');
+      t.same((await calls(broker, 100)).answers, new Array(100).fill(0), 'answered while the sidecar is up');
       if (fault === 'SIGKILL') {
         s.child.kill(fault);
         await s.exited;
       } else freeze(s.child);
-      const outage = await timedCalls(broker, 1000);
+      const failuresBefore = broker.failures;
+      const outage = await calls(broker, 1000);
       t.same(outage.answers, new Array(1000).fill(0), '1000 calls during the outage: all fail open');
-      // A bound, not a speed target: the deadline is 25 ms; before this change every call took 5001 ms.
-      t.ok(outage.slowestMs < 1000, `the slowest call took ${Math.round(outage.slowestMs)} ms (the deadline is 25 ms)`);
+      // Each answered 0 as a failure: late past the 25 ms deadline, or not sent (how long they took is
+      // bench/outage.ts' measurement; before the deadline every call waited 5001 ms, past tap's timeout here).
+      t.equal(broker.failures - failuresBefore, 1000, 'every call during the outage counted as a failure answered 0');
       t.equal(broker.breaker.state, 'open', 'the breaker opened');
       t.ok(broker.shortCircuited > 900, `calls were answered at once without being sent (${broker.shortCircuited})`);
       if (fault === 'SIGKILL') s = await startSidecar(port);
       else s.child.kill('SIGCONT');
       t.ok(await untilClosed(broker), 'a probe closed the breaker once the sidecar was back');
-      const after = await timedCalls(broker, 50);
+      const after = await calls(broker, 50);
       t.equal(broker.breaker.state, 'closed');
       t.same(after.answers, new Array(50).fill(0), 'calls are answered by the sidecar again');
     },
@@ -108,7 +104,7 @@ t.test('a server that accepts but never answers: connect fails within connectTim
   const err = await QuotaClient.connect({ port, connectTimeoutMs: 100, connectAttempts: 3, initialBackoffMs: 1 }).catch((e: unknown) => e);
   t.match(err, { code: 'CONNECTION_CLOSED', message: /cannot reach the rivven server .* \(TIMEOUT\)|no connection/ });
   t.equal(accepted.length, 3, 'three attempts');
-  for (let i = 0; i < 100 && closedByClient < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(() => closedByClient >= 3, 'the client to close its three sockets');
   t.equal(closedByClient, 3, "every attempt's socket was closed by the client");
   accepted.forEach((sock) => {
     sock.destroy();

@@ -8,18 +8,10 @@ import { BIN, cleanEnv, run, serve, runInProcess } from '../helpers/cli.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startServer } from '../helpers/server.js';
 import { QuotaClient } from '../../src/client/quota-client.js';
+import { logLine } from '../helpers/wait.js';
 
 // What a new user tripped on (issue 24): each check runs the real bin/rivven.
 const tmp = () => mkdtempSync(join(tmpdir(), 'rivven-first-use-'));
-
-/** Waits until a log line matching `msg` arrives (no fixed sleep). */
-async function logLine(logs: Record<string, unknown>[], msg: RegExp): Promise<Record<string, unknown>> {
-  for (;;) {
-    const found = logs.find((l) => msg.test(String(l.msg)));
-    if (found !== undefined) return found;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 t.test('a reader that closes the pipe early ends the CLI quietly: no EPIPE stack trace', async (t) => {
   const child = spawn(process.execPath, [BIN, 'quota', '--help'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,78 +1,26 @@
-import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import t from 'tap';
 import { privateRedisUrl } from '../helpers/private-redis.js';
-import { Redis } from 'ioredis';
 import { freeze, startRedis, startRedisCluster, type Proc } from '../helpers/procs.js';
 import calculateSlot from 'cluster-key-slot';
-import { QuotaClient } from '../../src/client/quota-client.js';
-import { RedisQuotaStore } from '../../src/store/redis-quota-store.js';
 import { bucketKey } from '../../src/fleet/fleet-sync.js';
 import { REQUEST } from '../../src/quota/quota-key.js';
-import { serverWithClient, startServer, type TestServer } from '../helpers/server.js';
-import { run as runCli } from '../helpers/cli.js';
+import { serverWithClient } from '../helpers/server.js';
+import { run as runCli, runInProcess } from '../helpers/cli.js';
+import { inProcessFleet, redisAt, type Sidecar, tick } from '../helpers/fleet.js';
+import { waitUntil } from '../helpers/wait.js';
 
 // A private Redis for this file; every test still uses its own random key prefix.
 const SHARED = await privateRedisUrl();
 
-interface Sidecar {
-  s: TestServer;
-  c: QuotaClient;
-  store: RedisQuotaStore;
-}
-
-/**
- * `n` fleet sidecars (in this process, each its own server, store and Redis connections) on one key prefix.
- * The sync timer is slowed to a minute: the tests run each sync themselves with `tick()`.
- */
-async function fleet(
+/** `n` fleet sidecars in this process (test/helpers/fleet.ts); the tests run each sync themselves with `tick()`. */
+const fleet = (
   t: { teardown(fn: () => unknown): void },
   url: string | string[],
   n: number,
   overrides: Record<string, Record<string, unknown>> = {},
-  /** Settings of sidecar i only (quotas). */
-  quotasOf: (i: number) => Record<string, unknown> = () => ({}),
-): Promise<{ sidecars: Sidecar[]; prefix: string }> {
-  const prefix = `rivven-test-${randomBytes(6).toString('hex')}:`;
-  const sidecars: Sidecar[] = [];
-  for (let i = 0; i < n; i++) {
-    const target = typeof url === 'string' ? { url } : { cluster: url };
-    const store = new RedisQuotaStore({ target, keyPrefix: prefix, commandTimeoutMs: 100 });
-    const s = await startServer(
-      {
-        ...overrides,
-        quotas: { defaults: { request_rate: 10 }, ...quotasOf(i) },
-        storage: { backend: 'redis', redis: { key_prefix: prefix } },
-        fleet: { enabled: true, sync_interval_ms: 60_000, node_id: `node-${i}`, ...overrides.fleet },
-      },
-      store,
-      { fleet: { backend: store.backend, configVersion: () => store.appliedVersion } },
-    );
-    const c = await QuotaClient.connect({ port: s.port });
-    sidecars.push({ s, c, store });
-  }
-  t.teardown(async () => {
-    for (const { s, c } of sidecars) {
-      await c.close();
-      await s.stop();
-    }
-    if (typeof url !== 'string') return; // a private cluster, stopped with its test
-    const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
-    r.on('error', () => undefined);
-    try {
-      await r.connect();
-      const keys = await r.keys(`${prefix}*`);
-      if (keys.length > 0) await r.del(...keys);
-    } catch {
-      // a private Redis already stopped
-    } finally {
-      r.disconnect();
-    }
-  });
-  return { sidecars, prefix };
-}
-
-const tick = (x: Sidecar) => x.s.app.fleet!.syncNow();
+  quotasOf?: (i: number) => Record<string, unknown>,
+) => inProcessFleet(t, url, n, { overrides, ...(quotasOf ? { quotasOf } : {}) });
 
 t.test('usage recorded on one sidecar throttles the same principal on another after one sync', async (t) => {
   const { sidecars } = await fleet(t, SHARED, 2);
@@ -103,8 +51,7 @@ t.test('the fleet level lives in Redis, drained by Redis time', async (t) => {
   const [a] = sidecars as [Sidecar];
   await a.c.recordRequest({ user: 'drain', count: 10 });
   await tick(a);
-  const r = new Redis(SHARED);
-  t.teardown(() => r.disconnect());
+  const r = redisAt(t, SHARED);
   const key = bucketKey(prefix, REQUEST, 'drain', null);
   const [, level, at] = /^(\d+):(\d+)/.exec((await r.get(key))!)!.map(Number);
   t.equal(level, 10_000, 'level in milli-units');
@@ -125,8 +72,10 @@ t.test(
       await redis.stop();
     });
     const url = `redis://127.0.0.1:${port}/0`;
-    const { sidecars, prefix } = await fleet(t, url, 2, {
-      fleet: { breaker: { failure_threshold: 3, reset_timeout_ms: 2000 } },
+    const { sidecars, prefix } = await inProcessFleet(t, url, 2, {
+      overrides: { fleet: { breaker: { failure_threshold: 3, reset_timeout_ms: 2000 } } },
+      // No version poll: every call to Redis below is one the test makes (a tick), or one a record call made.
+      store: { pollIntervalMs: 3_600_000 },
     });
     const [a, b] = sidecars as [Sidecar, Sidecar];
     // a's first heartbeat (at its start) saw only itself; the next, a second later, sees b's too.
@@ -163,18 +112,16 @@ t.test(
     t.equal((await a.c.acquireLease({ user: 'outage-lease' })).granted, true);
     t.equal((await a.c.acquireLease({ user: 'outage-lease' })).granted, true);
     t.equal((await a.c.acquireLease({ user: 'outage-lease' })).granted, false, 'the 3rd lease is over max_in_flight / 2');
-    // Record calls while Redis is stopped: never wait for it.
-    const latencies: number[] = [];
-    for (let i = 0; i < 500; i++) {
-      const t0 = performance.now();
-      await (i % 2 === 0 ? a : b).c.recordRequest({ user: `many-${i % 50}`, count: 1 });
-      latencies.push(performance.now() - t0);
-    }
-    latencies.sort((x, y) => x - y);
-    const p99 = latencies[Math.floor(latencies.length * 0.99)]!;
-    // Not a latency target (bench/fleet.ts measures that): a record call that waited on the stopped Redis would
-    // take its command timeout, 100 ms. Under the machine's load a p99 of a few ms is normal.
-    t.ok(p99 < 100, `record p99 on both sidecars with Redis stopped: ${p99.toFixed(2)} ms`);
+    // Record calls while Redis is stopped: never wait for it. A record call that asked the stopped Redis would
+    // count a backend failure (its command timeout) on its sidecar; none may. (Their latency is a measurement:
+    // bench/outage.ts.)
+    const failuresBefore = [a, b].map((x) => x.store.backend.failures);
+    for (let i = 0; i < 500; i++) await (i % 2 === 0 ? a : b).c.recordRequest({ user: `many-${i % 50}`, count: 1 });
+    t.same(
+      [a, b].map((x) => x.store.backend.failures),
+      failuresBefore,
+      'record calls on both sidecars with Redis stopped: not one asked Redis',
+    );
     const alter = await a.c.alterQuotas([{ entity: [['user', 'during']], quota_key: 'request_rate', quota_value: 1 }]).then(
       () => 'applied',
       (e: { code?: string }) => e.code,
@@ -190,15 +137,20 @@ t.test(
     // Probe after reset_timeout_ms; its success closes the breaker, and the sync that follows pushes the outage.
     a.s.clock.advance(2000);
     const state = () => a.s.app.fleet!.breaker.state;
-    for (let i = 0; i < 50 && state() !== 'closed'; i++) {
-      await tick(a); // the client reconnects in the background: the first probes may still fail
-      if (state() !== 'closed') a.s.clock.advance(2000);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    // The client reconnects in the background: the first probes may still fail, each opening the breaker again.
+    await waitUntil(
+      async () => {
+        await tick(a);
+        if (state() === 'closed') return true;
+        a.s.clock.advance(2000);
+        return false;
+      },
+      'the breaker to close after the restart',
+      { everyMs: 50 },
+    );
     t.equal(state(), 'closed', 'closed after the restart');
     t.equal(a.s.app.fleet!.degraded, false);
-    const r = new Redis(url);
-    t.teardown(() => r.disconnect());
+    const r = redisAt(t, url);
     const level = Number((await r.get(bucketKey(prefix, REQUEST, 'outage', null)))!.split(':')[0]);
     // 206 requests recorded in the outage, less what quota / 2 drained in the time spent in fallback.
     const fallbackMs = a.s.app.fleet!.reconciled!.ms;
@@ -211,10 +163,14 @@ t.test(
     );
     // b learns of it with its next sync of the bucket.
     t.equal((await b.c.recordRequest({ user: 'outage', count: 1 })).throttleTimeMs, 0, 'b has not synced it yet');
-    for (let i = 0; i < 50 && b.s.app.fleet!.syncs < 2; i++) {
-      await tick(b);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitUntil(
+      async () => {
+        await tick(b);
+        return b.s.app.fleet!.syncs >= 2;
+      },
+      "b's second sync",
+      { everyMs: 50 },
+    );
     t.ok((await b.c.recordRequest({ user: 'outage', count: 1 })).throttleTimeMs > 0, 'b throttles it after a sync');
   },
 );
@@ -251,7 +207,7 @@ t.test('rivven fleet status: the sidecars seen, their sync lag and breaker state
   t.equal(f.node_id, 'node-1');
   t.equal(f.breaker, 'closed');
   t.ok(f.backend?.startsWith(`${SHARED} prefix rivven-test-`), String(f.backend));
-  const cli = await runCli(['fleet', 'status', '--server', `127.0.0.1:${a.s.port}`]);
+  const cli = await runInProcess(['fleet', 'status', '--server', `127.0.0.1:${a.s.port}`]);
   t.equal(cli.code, 0, cli.stderr);
   const lines = cli.stdout.split('\n');
   t.equal(lines[0], 'this sidecar: node-0, breaker closed, last sync 0ms ago');
@@ -260,7 +216,7 @@ t.test('rivven fleet status: the sidecars seen, their sync lag and breaker state
   t.match(lines[5], /^node-0\s+\d+ms ago\s+0ms\s+closed\s+0\s+0\s+0\s+[0-9a-f]{8}$/);
   t.match(lines[6], /^node-1\s+\d+ms ago\s+(never synced|\d+ms)\s+closed/);
   t.notMatch(cli.stdout, /warning/, 'same settings everywhere: no warning');
-  const json = JSON.parse((await runCli(['fleet', 'status', '--json', '--server', `127.0.0.1:${a.s.port}`])).stdout);
+  const json = JSON.parse((await runInProcess(['fleet', 'status', '--json', '--server', `127.0.0.1:${a.s.port}`])).stdout);
   t.equal(json.sidecars.length, 2);
 });
 
@@ -281,8 +237,7 @@ t.test('ResetUsage on one sidecar empties the fleet level: the others see it aft
   t.ok((await b.c.recordRequest({ user: 'reset-me', count: 1 })).throttleTimeMs > 0, 'b knows the fleet is at 10 of 10');
   t.equal(await a.c.resetUsage([['user', 'reset-me']]), 1);
   await tick(a);
-  const r = new Redis(SHARED);
-  t.teardown(() => r.disconnect());
+  const r = redisAt(t, SHARED);
   // The level is emptied; the key stays, with the sidecars' push series (a retry must still be recognised).
   t.equal(Number((await r.get(bucketKey(prefix, REQUEST, 'reset-me', null)))?.split(':')[0]), 0, 'the fleet level is empty in Redis');
   await tick(b);
@@ -293,7 +248,7 @@ t.test('leases count fleet-wide: max_in_flight holds across sidecars, and a rele
   const { sidecars, prefix } = await fleet(t, SHARED, 2);
   const [a, b] = sidecars as [Sidecar, Sidecar];
   await a.c.alterQuotas([{ entity: [['user', 'leaser']], quota_key: 'max_in_flight', quota_value: 2 }]);
-  for (let i = 0; i < 50 && b.s.app.table.get({ kind: 'user', user: 'leaser' }, 6) !== 2; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(() => b.s.app.table.get({ kind: 'user', user: 'leaser' }, 6) === 2, 'b to apply the max_in_flight');
   const first = await a.c.acquireLease({ user: 'leaser' });
   const second = await a.c.acquireLease({ user: 'leaser' });
   t.ok('leaseId' in first && 'leaseId' in second, 'a holds both');
@@ -314,8 +269,7 @@ t.test('leases count fleet-wide: max_in_flight holds across sidecars, and a rele
   t.ok('leaseId' in (await b.c.acquireLease({ user: 'leaser' })), 'after the release is synced, b grants one');
   t.notOk('leaseId' in (await b.c.acquireLease({ user: 'leaser' })), 'and only one: 1 on a, 1 on b');
   await tick(b);
-  const r = new Redis(SHARED);
-  t.teardown(() => r.disconnect());
+  const r = redisAt(t, SHARED);
   const held = await r.hgetall(`${prefix}{leases}:user:leaser`);
   t.same(Object.keys(held).sort(), ['node-0', 'node-1'], 'each sidecar has its count in Redis');
 });
@@ -323,8 +277,7 @@ t.test('leases count fleet-wide: max_in_flight holds across sidecars, and a rele
 t.test('a heartbeat entry this version did not write is left out of the fleet status, not printed', async (t) => {
   const { sidecars, prefix } = await fleet(t, SHARED, 1);
   const [a] = sidecars as [Sidecar];
-  const r = new Redis(SHARED);
-  t.teardown(() => r.disconnect());
+  const r = redisAt(t, SHARED);
   const key = `${prefix}{fleet}:sidecars`;
   const [sec] = await r.time();
   const now = Number(sec) * 1000;
@@ -361,8 +314,7 @@ t.test('a sidecar that stops pushes what it recorded last and leaves the heartbe
   await a.c.recordRequest({ user: 'last-words', count: 7 });
   await a.c.close();
   await a.s.stop();
-  const r = new Redis(SHARED);
-  t.teardown(() => r.disconnect());
+  const r = redisAt(t, SHARED);
   t.equal(Number((await r.get(bucketKey(prefix, REQUEST, 'last-words', null)))?.split(':')[0]), 7000, 'pushed at stop');
   t.same(Object.keys(await r.hgetall(`${prefix}{fleet}:sidecars`)), ['node-1'], 'gone from the list');
   b.s.clock.advance(1000);
@@ -377,7 +329,7 @@ t.test('rivven fleet status warns when the sidecars differ in the settings that 
   await tick(a);
   const f = await a.c.describeFleet();
   t.equal(new Set(f.sidecars.map((s) => s.settings)).size, 2, 'two digests');
-  const cli = await runCli(['fleet', 'status', '--server', `127.0.0.1:${a.s.port}`]);
+  const cli = await runInProcess(['fleet', 'status', '--server', `127.0.0.1:${a.s.port}`]);
   t.match(cli.stdout, /\nwarning: the sidecars differ in the rivven\.yaml settings that shape buckets/);
 });
 

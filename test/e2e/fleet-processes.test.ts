@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { privateRedisUrl } from '../helpers/private-redis.js';
-import { Redis } from 'ioredis';
-import { freeze, startRedis, startSidecar, type Proc } from '../helpers/procs.js';
-import { QuotaClient } from '../../src/client/quota-client.js';
+import { freeze, startRedis } from '../helpers/procs.js';
+import type { QuotaClient } from '../../src/client/quota-client.js';
+import { processFleet, redisAt } from '../helpers/fleet.js';
+import { waitUntil } from '../helpers/wait.js';
 
 // Three sidecar processes (the built bin/rivven) on one Redis, under a random key prefix.
 // A private Redis for this file; every test still uses its own random key prefix.
@@ -13,42 +13,22 @@ const WINDOW_MS = 200;
 const SYNC_MS = 20;
 const CALL_BYTES = 1000;
 
-async function threeSidecars(t: { teardown(fn: () => unknown): void }): Promise<{ procs: Proc[]; clients: QuotaClient[] }> {
-  const prefix = `rivven-test-${randomBytes(6).toString('hex')}:`;
-  const env = {
-    RIVVEN_STORAGE_BACKEND: 'redis',
-    RIVVEN_STORAGE_REDIS_URL: SHARED,
-    RIVVEN_STORAGE_REDIS_KEY_PREFIX: prefix,
-    RIVVEN_FLEET_ENABLED: 'true',
+/** Three sidecar processes on this file's Redis (test/helpers/fleet.ts), with the greedy test's settings. */
+const threeSidecars = (t: { teardown(fn: () => unknown): void }) =>
+  processFleet(t, SHARED, {
     RIVVEN_FLEET_SYNC_INTERVAL_MS: String(SYNC_MS),
     RIVVEN_QUOTAS_WINDOW_MS: String(WINDOW_MS),
     RIVVEN_QUOTAS_DEFAULTS_PRODUCE_BYTES_RATE: String(QUOTA),
-  };
-  const procs = await Promise.all([0, 1, 2].map(() => startSidecar(env)));
-  const clients = await Promise.all(procs.map((p) => QuotaClient.connect({ port: p.port })));
-  t.teardown(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await Promise.all(procs.map((p) => p.stop()));
-    const r = new Redis(SHARED);
-    const keys = await r.keys(`${prefix}*`);
-    if (keys.length > 0) await r.del(...keys);
-    r.disconnect();
   });
-  return { procs, clients };
-}
 
 t.test('three sidecar processes share one alteration within 1 s', async (t) => {
   const { clients } = await threeSidecars(t);
   const [a, b, c] = clients as [QuotaClient, QuotaClient, QuotaClient];
   await a.alterQuotas([{ entity: [['user', 'everywhere']], quota_key: 'request_rate', quota_value: 42 }]);
-  const t0 = performance.now();
   const seen = async (x: QuotaClient) => (await x.describeQuotas([['user', 'everywhere']]))[0]?.quotas.request_rate === 42;
-  while (!((await seen(b)) && (await seen(c)))) {
-    if (performance.now() - t0 > 1000) break;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  const took = performance.now() - t0;
-  t.ok(took < 1000, `both others applied it after ${Math.round(took)} ms`);
+  // How long it takes is bench/outage.ts' measurement; here, that it arrives.
+  await waitUntil(async () => (await seen(b)) && (await seen(c)), 'both others to apply it', { everyMs: 10 });
+  t.ok((await seen(b)) && (await seen(c)), 'both others applied it');
 });
 
 t.test('a greedy principal spread over three sidecars gets the fleet quota within 10% over 10 windows', async (t) => {
@@ -91,48 +71,26 @@ t.test(
       redis.proc.child.kill('SIGCONT');
       await redis.proc.stop();
     });
-    const prefix = `rivven-test-${randomBytes(6).toString('hex')}:`;
-    const env = {
-      RIVVEN_STORAGE_BACKEND: 'redis',
-      RIVVEN_STORAGE_REDIS_URL: `redis://127.0.0.1:${port}/0`,
-      RIVVEN_STORAGE_REDIS_KEY_PREFIX: prefix,
-      RIVVEN_FLEET_ENABLED: 'true',
+    const { clients, prefix } = await processFleet(t, `redis://127.0.0.1:${port}/0`, {
       RIVVEN_FLEET_BREAKER_RESET_TIMEOUT_MS: '500',
       RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: '100',
-    };
-    const procs = await Promise.all([0, 1, 2].map(() => startSidecar(env)));
-    const clients = await Promise.all(procs.map((p) => QuotaClient.connect({ port: p.port })));
-    t.teardown(async () => {
-      await Promise.all(clients.map((c) => c.close()));
-      await Promise.all(procs.map((p) => p.stop()));
     });
     /** Polls (bounded) until every sidecar's DescribeFleet satisfies `ok`. */
-    const until = async (what: string, ok: (f: Awaited<ReturnType<QuotaClient['describeFleet']>>) => boolean) => {
-      const t0 = performance.now();
-      for (;;) {
-        const all = await Promise.all(clients.map((c) => c.describeFleet()));
-        if (all.every(ok)) return performance.now() - t0;
-        if (performance.now() - t0 > 8000) throw new Error(`not within 8 s: ${what}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
+    const until = (what: string, ok: (f: Awaited<ReturnType<QuotaClient['describeFleet']>>) => boolean) =>
+      waitUntil(async () => (await Promise.all(clients.map((c) => c.describeFleet()))).every(ok), what, { everyMs: 50 });
     await until('3 live sidecars', (f) => f.live === 3 && f.breaker === 'closed');
 
     freeze(redis.proc.child);
-    const latencies: number[] = [];
-    const end = performance.now() + 1500;
-    for (let i = 0; performance.now() < end; i++) {
-      const t0 = performance.now();
-      await clients[i % 3]!.recordRequest({ user: 'through-the-outage' });
-      latencies.push(performance.now() - t0);
-    }
-    latencies.sort((a, b) => a - b);
-    const p99 = latencies[Math.floor(latencies.length * 0.99)]!;
-    // Not a latency target (bench/fleet.ts measures that): a record call that waited on the stopped Redis would
-    // take its command timeout, 100 ms. Under the machine's load a p99 of a few ms is normal.
-    t.ok(p99 < 100, `record p99 over ${latencies.length} calls on 3 sidecars with Redis stopped: ${p99.toFixed(2)} ms`);
-    const opened = await until('every breaker open', (f) => f.breaker === 'open' || f.breaker === 'half-open');
-    t.pass(`every breaker left closed (${Math.round(opened)} ms after the calls)`);
+    // Record calls carry on while Redis is stopped (their latency then is bench/outage.ts' measurement; that a
+    // record call never asks Redis is checked in fleet-buckets.test.ts).
+    const answers = [];
+    for (let i = 0; i < 300; i++) answers.push(await clients[i % 3]!.recordRequest({ user: 'through-the-outage' }));
+    t.ok(
+      answers.every((r) => r.recorded),
+      `every one of ${answers.length} record calls on 3 sidecars with Redis stopped was answered and recorded`,
+    );
+    await until('every breaker open', (f) => f.breaker === 'open' || f.breaker === 'half-open');
+    t.pass('every breaker left closed');
     const alter = await clients[0]!.alterQuotas([{ entity: [['user', 'during']], quota_key: 'request_rate', quota_value: 1 }]).then(
       () => 'applied',
       (e: { code?: string }) => e.code,
@@ -142,10 +100,9 @@ t.test(
     redis.proc.child.kill('SIGKILL');
     await redis.proc.stop();
     redis.proc = await startRedis(port);
-    const closed = await until('every breaker closed', (f) => f.breaker === 'closed');
-    t.pass(`every breaker closed ${Math.round(closed)} ms after the restart`);
-    const r = new Redis(port);
-    t.teardown(() => r.disconnect());
+    await until('every breaker closed', (f) => f.breaker === 'closed');
+    t.pass('every breaker closed after the restart');
+    const r = redisAt(t, port);
     const value = await r.get(`${prefix}bucket:{${JSON.stringify(['request_rate', 'through-the-outage', null])}}`);
     t.ok(value !== null && Number(value.split(':')[0]) > 0, `usage from the outage pushed to the new Redis (${value})`);
     const seen = await Promise.all(clients.map(async (c) => (await c.describeQuotas([['user', 'during']])).length));

@@ -12,6 +12,7 @@ import type { QuotaChange } from '../../src/store/quota-store.js';
 import { RedisBackend } from '../../src/store/redis-backend.js';
 import { RedisQuotaStore } from '../../src/store/redis-quota-store.js';
 import { hasUnprintable } from '../../src/util/printable.js';
+import { waitUntil } from '../helpers/wait.js';
 
 // DESIGN.md section 15: the fleet trusts Redis' data no more than a client's. Every test here fails on a version
 // that trusts it. One private redis-server; each test its own key prefix.
@@ -63,10 +64,7 @@ function fleetSync(t: { teardown(fn: () => unknown): void }, leases?: LeaseManag
   return { clock, store, backend, sync, prefix, record, key, level, logged };
 }
 
-/** Resolves once `cond` holds (checked every turn of a short poll); a test fails by its own timeout otherwise. */
-async function until(cond: () => boolean | Promise<boolean>): Promise<void> {
-  while (!(await cond())) await new Promise((res) => setTimeout(res, 10));
-}
+const until = (cond: () => boolean | Promise<boolean>): Promise<void> => waitUntil(cond, 'a fleet state', { everyMs: 10 });
 
 t.test('a bad bucket key affects only itself: replaced, logged once, counted; the buckets before it are pushed once', async (t) => {
   const f = fleetSync(t);

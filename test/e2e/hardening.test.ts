@@ -9,17 +9,14 @@ import { MemoryQuotaStore } from '../../src/store/quota-store.js';
 import { setSliceMs } from '../../src/util/slices.js';
 import { startServer } from '../helpers/server.js';
 import { rawFrame, WirePeer } from '../helpers/wire.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const frameOf = (id: number, body: unknown): Buffer => {
   const b = encodeBody(body);
   return rawFrame(b.length + 4, id, b);
 };
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  // Waits for the server to reach a state over real sockets; bounded, never a fixed sleep.
-  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  if (!cond()) throw new Error(`timed out waiting for ${what}`);
-}
+const until = (cond: () => boolean, what: string): Promise<void> => waitUntil(cond, what);
 
 t.test('reply amplification: a peer that never reads holds at most max_connection_bytes of replies', async (t) => {
   const s = await startServer({ server: { max_connection_bytes: 64 * 1024 } });

@@ -2,6 +2,7 @@ import t from 'tap';
 import { runInProcess } from '../helpers/cli.js';
 import { serverWithClient } from '../helpers/server.js';
 import { WirePeer } from '../helpers/wire.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const setLimit = (entity: unknown, n: number | null) => ({ entity, quota_key: 'max_in_flight', quota_value: n });
 
@@ -47,7 +48,7 @@ t.test('a lease ends when the connection that took it closes', async (t) => {
   t.match(await peer.request({ type: 'AcquireLease', client_id: 'svc' }), { type: 'LeaseGranted', ttl_ms: 30000 });
   t.match(await c.acquireLease({ clientId: 'svc' }), { granted: false }, 'held by the other connection');
   peer.close();
-  for (let i = 0; i < 200 && s.app.leases.held > 0; i++) await new Promise((r) => setTimeout(r, 5));
+  await waitUntil(() => s.app.leases.held === 0, 'the closed connection to free its lease');
   t.match(await c.acquireLease({ clientId: 'svc' }), { granted: true }, 'freed when it closed');
 });
 

@@ -43,12 +43,11 @@ t.test('a bad configuration exits 2 and names every problem', async (t) => {
 
 t.test('Redis unreachable at start: exits 1 at once, naming Redis (nothing keeps the process reconnecting)', async (t) => {
   const cwd = mkdtempSync(join(tmpdir(), 'rivven-serve-'));
-  const t0 = performance.now();
   const { code, stdout } = await run(['serve', '--port', '0'], {
     cwd,
     env: { RIVVEN_STORAGE_BACKEND: 'redis', RIVVEN_STORAGE_REDIS_URL: 'redis://127.0.0.1:1/0', RIVVEN_FLEET_ENABLED: 'true' },
   });
   t.equal(code, 1);
   t.match(stdout, /"cannot reach Redis \(redis:\/\/127\.0\.0\.1:1\/0\): [^"]+","msg":"cannot start"/);
-  t.ok(performance.now() - t0 < 5000, 'promptly');
+  t.equal(stdout.match(/cannot reach Redis/g)?.length, 1, 'one attempt, then the exit (how soon: bench/outage.ts)');
 });

@@ -2,6 +2,7 @@ import t from 'tap';
 import { encodeBody } from '../../src/protocol/codec.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { rawFrame, WirePeer } from '../helpers/wire.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let server: TestServer;
 t.before(async () => {
@@ -284,7 +285,7 @@ t.test('a client that never reads its replies stops being read from', async (t) 
   }
   // The server pauses once its own send buffer backs up, which can trail our write loop: wait for it (bounded).
   const paused = () => server.app.server.connectionStats().find((s) => s.bytesRead > 0 && s.readingPaused);
-  for (let i = 0; i < 500 && paused() === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(() => paused() !== undefined, 'the server to pause reading');
   const stats = paused();
   t.ok(stats, 'the server paused reading from that connection');
   t.ok(stats!.bytesRead < written / 2, `server read ${stats!.bytesRead} of ${written} bytes written`);
@@ -333,7 +334,7 @@ t.test('replies held behind a slow AlterQuotas are bounded too: reading stops un
     await new Promise((r) => setImmediate(r));
   }
   const stats = () => slow.app.server.connectionStats()[0]!;
-  for (let i = 0; i < 500 && !stats().readingPaused; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(() => stats().readingPaused, 'the server to pause reading');
   t.ok(stats().readingPaused, 'reading paused');
   t.ok(stats().pendingReply, 'the AlterQuotas is the one request in flight');
   t.ok(slow.app.server.connectionStats()[0]!.unsentReplyBytes === 0, 'nothing was answered past it');

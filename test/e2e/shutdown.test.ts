@@ -7,6 +7,7 @@ import t from 'tap';
 import { serve, type Served } from '../helpers/cli.js';
 import { encodeFrame } from '../../src/protocol/codec.js';
 import { WirePeer } from '../helpers/wire.js';
+import { logLine } from '../helpers/wait.js';
 
 const cwd = () => mkdtempSync(join(tmpdir(), 'rivven-shutdown-'));
 
@@ -63,10 +64,7 @@ t.test('during the drain a new connection gets SHUTTING_DOWN; a second signal ex
   const s = await serve(['--data-dir', join(cwd(), 'data')], cwd());
   const kept = await silentPeer(s.port); // holds the drain open for its 5 s
   s.child.kill('SIGTERM');
-  await new Promise<void>((resolve) => {
-    const check = () => (s.logs.some((l) => String(l.msg).startsWith('shutting down')) ? resolve() : setTimeout(check, 5));
-    check();
-  });
+  await logLine(s.logs, 'shutting down');
   const late = await WirePeer.connect(s.port);
   await late.closed();
   t.match(late.replies, [{ correlationId: 0, body: { type: 'Error', code: 'SHUTTING_DOWN' } }]);

@@ -4,6 +4,7 @@ import { ManualClock } from '../../src/quota/clock.js';
 import { QuotaManager } from '../../src/quota/quota-manager.js';
 import { REQUEST } from '../../src/quota/quota-key.js';
 import { QuotaTable } from '../../src/quota/quota-table.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const setup = (options: Record<string, number> = {}) => {
   const clock = new ManualClock(1_000_000);
@@ -96,7 +97,7 @@ t.test('compaction moves buckets in the background: lookups meanwhile find every
     1,
     'a bucket looked up before its turn is moved with its state',
   );
-  for (let i = 0; i < 100 && (m.buckets as LocalBucketStore).compacting; i++) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(() => !(m.buckets as LocalBucketStore).compacting, 'the background move to finish');
   t.notOk((m.buckets as LocalBucketStore).compacting, 'the background move finished by itself');
   t.equal(m.bucketCount, 5000);
   const lost = Array.from({ length: 5000 }, (_, i) => i).filter(
