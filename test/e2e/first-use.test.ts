@@ -5,13 +5,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { BIN, cleanEnv, run, serve, runInProcess } from '../helpers/cli.js';
-import { makeCerts } from '../helpers/certs.js';
+import { makeCerts, type TestCerts } from '../helpers/certs.js';
 import { startServer } from '../helpers/server.js';
 import { QuotaClient } from '../../src/client/quota-client.js';
 import { logLine } from '../helpers/wait.js';
 
 // What a new user tripped on (issue 24): each check runs the real bin/rivven.
 const tmp = () => mkdtempSync(join(tmpdir(), 'rivven-first-use-'));
+
+/** One set of certificates for the file's TLS tests (openssl runs a dozen times per set); none changes them. */
+let certsMade: TestCerts | undefined;
+const fileCerts = (): TestCerts => (certsMade ??= makeCerts());
 
 t.test('a reader that closes the pipe early ends the CLI quietly: no EPIPE stack trace', async (t) => {
   const child = spawn(process.execPath, [BIN, 'quota', '--help'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -77,7 +81,7 @@ t.test('a torn last change in quotas.log is cut off with a warning naming the fi
 });
 
 t.test('TLS: a bad PEM file is named at start and on SIGHUP; the start line says https for metrics on TLS', async (t) => {
-  const certs = makeCerts();
+  const certs = fileCerts();
   const cwd = tmp();
   const config = join(cwd, 'rivven.yaml');
   const cert = join(cwd, 'server.pem');
@@ -103,7 +107,7 @@ t.test('TLS: a bad PEM file is named at start and on SIGHUP; the start line says
 });
 
 t.test('TLS from the client: a CA path works; a plaintext client on a TLS port, or TLS on a plain one, is told so', async (t) => {
-  const certs = makeCerts();
+  const certs = fileCerts();
   const secure = await startServer({ server: { tls: { cert: certs.serverCert, key: certs.serverKey } } });
   t.teardown(() => secure.stop());
   const plain = await startServer();
@@ -120,7 +124,7 @@ t.test('TLS from the client: a CA path works; a plaintext client on a TLS port, 
       /^TLS to the rivven server at 127\.0\.0\.1:\d+ failed \([A-Z_]+\): the server's certificate is not signed by a CA this client trusts: give the CA that signed it as tls\.ca/,
   });
 
-  const plaintextToTls = await run(['quota', 'list', '--server', `127.0.0.1:${secure.port}`]);
+  const plaintextToTls = await runInProcess(['quota', 'list', '--server', `127.0.0.1:${secure.port}`]);
   t.equal(plaintextToTls.code, 1);
   t.match(
     plaintextToTls.stderr,
