@@ -163,12 +163,16 @@ t.test(
     );
     // b learns of it with its next sync of the bucket.
     t.equal((await b.c.recordRequest({ user: 'outage', count: 1 })).throttleTimeMs, 0, 'b has not synced it yet');
+    // b's next successful sync; its client too reconnects in the background, and failed syncs may open its breaker.
+    const syncedBefore = b.s.app.fleet!.syncs;
     await waitUntil(
       async () => {
         await tick(b);
-        return b.s.app.fleet!.syncs >= 2;
+        if (b.s.app.fleet!.syncs > syncedBefore) return true;
+        b.s.clock.advance(2000);
+        return false;
       },
-      "b's second sync",
+      "b's next sync",
       { everyMs: 50 },
     );
     t.ok((await b.c.recordRequest({ user: 'outage', count: 1 })).throttleTimeMs > 0, 'b throttles it after a sync');

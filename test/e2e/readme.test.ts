@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import t from 'tap';
-import { run, serve } from '../helpers/cli.js';
+import { runInProcess, serve } from '../helpers/cli.js';
 import { startServer } from '../helpers/server.js';
 
 // The samples people copy from README and docs/protocol.md are checked against what the code really does.
@@ -36,7 +36,10 @@ t.test('the minimal wire client of README and docs/protocol.md handles split fra
   t.match(out, /^1 \{ type: 'Ok', throttle_time_ms: 0 \}\n2 \{\n?\s*type: 'QuotasDescribed'/);
 });
 
-/** A command line of the README as argv for run(): without `node bin/rivven` and without a trailing comment. */
+/**
+ * A command line of the README as argv for runInProcess (bin/rivven's own program, parsed in this process):
+ * without `node bin/rivven` and without a trailing comment.
+ */
 const argv = (line: string): string[] =>
   line
     .replace(/^\$ /, '')
@@ -58,13 +61,13 @@ t.test("README's quota commands run as shown, in order, and quota list prints th
   );
   let firstList: string | undefined;
   for (const line of lines) {
-    const r = await run(argv(line), { env });
+    const r = await runInProcess(argv(line), { env });
     t.equal(r.code, 0, `${line}: ${r.stderr}`);
     t.notMatch(r.stdout, /nothing to remove/, `${line}: removes something that an earlier line set`);
     if (line === 'node bin/rivven quota list') firstList ??= r.stdout;
   }
   t.equal(firstList, blockAfter(readme, 'quota list` prints:'));
-  const after = await run(['quota', 'list', '--default', '--json'], { env });
+  const after = await runInProcess(['quota', 'list', '--default', '--json'], { env });
   t.match(JSON.parse(after.stdout), [{ quotas: { request_rate: 1000 } }], 'the default is back to the rivven.yaml value');
 });
 
@@ -80,7 +83,7 @@ t.test("README's tier transcript is what the commands print against a fresh serv
   t.equal(steps.length, 10, 'every step of the transcript');
   for (const { command, output } of steps) {
     t.match(command, /^\$ node bin\/rivven /, 'runnable in a checkout as shown');
-    const r = await run(argv(command), { env });
+    const r = await runInProcess(argv(command), { env });
     t.equal(r.stdout + r.stderr, output, command);
   }
 });
