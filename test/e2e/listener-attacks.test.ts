@@ -6,7 +6,6 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { FailureDelay } from '../../src/auth/failure-delay.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait.js';
 import { WirePeer } from '../helpers/wire.js';
@@ -66,15 +65,6 @@ t.test('a Hello refused in its slot closes the connection; what was pipelined be
   t.equal(queued.replies.length, 1, 'only the refusal');
   t.equal(queued.replies[0]!.body.code, 'AUTHENTICATION_FAILED');
   first.close();
-});
-
-t.test('FailureDelay.queue: no wait without a pending refusal, then one slot per token', async (t) => {
-  const d = new FailureDelay(100);
-  t.equal(d.queue('a', 0), 0, 'no refusal pending: checked now');
-  t.equal(d.delayFor('a', 0), 100);
-  t.equal(d.queue('a', 10), 190, 'behind the pending refusal');
-  t.equal(d.queue('b', 10), 0, 'another address is not held');
-  t.equal(d.queue('a', 500), 0, 'once the queue is past, checked now again');
 });
 
 t.test('a socket flood from one address evicts its own sockets, not a broker handshaking from another', async (t) => {

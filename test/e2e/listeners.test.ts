@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
-import { FailureDelay } from '../../src/auth/failure-delay.js';
 import { checkSecretsFile } from '../../src/auth/security-files.js';
 import { makeCerts } from '../helpers/certs.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -181,25 +180,6 @@ t.test('failed authentications from one address are answered failure_delay_ms ap
   // A lower bound only: the fourth refusal cannot leave before four delays have passed.
   t.ok(took >= 4 * 150 - 5, `four refusals from one address took ${took.toFixed(0)} ms (>= 600)`);
   await Promise.all(peers.map((p) => p.closed()));
-});
-
-t.test('FailureDelay: per address, one delay apart, and a bounded memory of addresses', async (t) => {
-  const d = new FailureDelay(100, 3);
-  t.equal(d.delayFor('a', 0), 100);
-  t.equal(d.delayFor('a', 0), 200, 'the second failure waits behind the first');
-  t.equal(d.delayFor('b', 0), 100, 'another address has its own queue');
-  t.equal(d.delayFor('a', 500), 100, 'once the queue has passed, one delay again');
-  for (let i = 0; i < 100; i++) d.delayFor(`x${i}`, 600);
-  t.ok(d.size <= 3, `at most 3 addresses remembered (${d.size})`);
-  t.equal(new FailureDelay(0).delayFor('a', 0), 0, '0 turns it off');
-  const q = new FailureDelay(100, 10, 250);
-  t.equal(q.queue('a', 0), 0, 'no refusal pending: a token is checked at once');
-  q.delayFor('a', 0);
-  t.equal(q.queue('a', 0), 200, 'with one pending, the next token waits for its slot');
-  t.equal(q.queue('a', 0), 300);
-  t.equal(q.queue('a', 0), Number.POSITIVE_INFINITY, 'past the horizon: refused unchecked');
-  t.equal(q.queue('a', 0), Number.POSITIVE_INFINITY, 'and the queue did not grow');
-  t.equal(q.queue('a', 301), 0, 'once it has passed, tokens are checked at once again');
 });
 
 t.test('secrets files: writable by group or others refused, readable by others warned', async (t) => {
