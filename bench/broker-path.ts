@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { BrokerQuotas } from '../src/client/broker-quotas.js';
 import { QuotaClient } from '../src/client/quota-client.js';
-import { freePort, startRedis } from './lib/procs.js';
+import { freePort, startRedis } from '../test/helpers/procs.js';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const CALLERS = 256;

@@ -16,7 +16,7 @@ import { FleetSync } from '../src/fleet/fleet-sync.js';
 import { systemClock } from '../src/quota/clock.js';
 import { REQUEST } from '../src/quota/quota-key.js';
 import { RedisBackend } from '../src/store/redis-backend.js';
-import { loadgen, startRedis, startSidecar, type Proc } from './lib/procs.js';
+import { loadgen, startRedis, startSidecar, type Proc } from '../test/helpers/procs.js';
 
 const fleetEnv = (redisPort: number, syncMs: number, extra: Record<string, string> = {}) => ({
   RIVVEN_STORAGE_BACKEND: 'redis',

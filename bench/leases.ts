@@ -3,7 +3,7 @@
  * against a sidecar process (max_in_flight set so every acquire is checked against a limit), for 4 s.
  */
 import { QuotaClient } from '../src/client/quota-client.js';
-import { startSidecar } from './lib/procs.js';
+import { startSidecar } from '../test/helpers/procs.js';
 
 export async function leases(ms = 4000) {
   const sidecar = await startSidecar();

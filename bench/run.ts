@@ -12,7 +12,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { textTable as table } from '../src/cli/text-table.js';
-import { redisVersion } from './lib/procs.js';
+import { redisVersion } from '../test/helpers/procs.js';
 
 const run = promisify(execFile);
 const ROOT = new URL('../', import.meta.url).pathname;
@@ -28,6 +28,7 @@ const SCENARIOS: Record<string, { file: string; call: string; nodeArgs?: string[
   tls: { file: 'tls.ts', call: 'tlsCost' },
   leases: { file: 'leases.ts', call: 'leases' },
   fleet: { file: 'fleet.ts', call: 'fleet' },
+  outage: { file: 'outage.ts', call: 'outage' },
 };
 
 async function scenario(name: string): Promise<unknown> {

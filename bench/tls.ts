@@ -7,7 +7,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { makeCerts } from '../test/helpers/certs.js';
-import { loadgen, startSidecar } from './lib/procs.js';
+import { loadgen, startSidecar } from '../test/helpers/procs.js';
 import { encodeFrame } from '../src/protocol/codec.js';
 
 const median = <T extends { ops_per_sec: number }>(runs: T[]): T =>

@@ -2,7 +2,7 @@
  * Wire throughput and latency: the same load generator (its own process, pre-encoded frames) against the
  * sidecar (RecordRequest) and a private redis-server (INCR), N=50 connections, P in flight each.
  */
-import { loadgen, startRedis, startSidecar } from './lib/procs.js';
+import { loadgen, startRedis, startSidecar } from '../test/helpers/procs.js';
 
 export interface WireRow {
   pipeline: number;

@@ -1,7 +1,7 @@
 // Writes conformance/vectors/*.json from the TypeScript implementation: every request as the Node client
 // encodes it, every reply as the server encodes it, each as an object and as the exact frame bytes.
 //   node --import tsx conformance/generate.ts           writes the files
-//   node --import tsx conformance/generate.ts --check   exits 1 if the files on disk differ (test/conformance-vectors.test.ts)
+//   node --import tsx conformance/generate.ts --check   exits 1 if the files on disk differ (test/unit/conformance-vectors.test.ts)
 // The format is documented in conformance/README.md. Everything here is deterministic: fixed names, ids and
 // values, no clock, no randomness, so a regeneration only differs when the code's encoding changed.
 import { readFileSync, writeFileSync } from 'node:fs';

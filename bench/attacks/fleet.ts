@@ -5,7 +5,7 @@
  * Run alone: node --import tsx bench/attacks/fleet.ts
  */
 import { Redis } from 'ioredis';
-import { freeze, startRedis, type Proc } from '../lib/procs.js';
+import { freeze, startRedis, type Proc } from '../../test/helpers/procs.js';
 import { FleetBucketStore } from '../../src/fleet/fleet-bucket-store.js';
 import { bucketKey } from '../../src/fleet/bucket-sync.js';
 import { FleetSync } from '../../src/fleet/fleet-sync.js';

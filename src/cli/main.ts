@@ -63,6 +63,14 @@ function exitQuietlyOnClosedPipe(stream: NodeJS.WriteStream): void {
 export async function main(argv: string[]): Promise<void> {
   exitQuietlyOnClosedPipe(process.stdout);
   exitQuietlyOnClosedPipe(process.stderr);
+  await runCli(argv);
+}
+
+/**
+ * Parses `argv` and runs its command, leaving the exit code in process.exitCode. Apart from `main` so that the
+ * tests can run a command line in their own process (the pipe handlers above belong to a process of its own).
+ */
+export async function runCli(argv: string[]): Promise<void> {
   try {
     await program().parseAsync(argv);
   } catch (err) {

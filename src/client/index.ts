@@ -1,5 +1,5 @@
 // `rivven-quota/client`: what a broker embeds, and nothing of the server (no prom-client, zod, yaml or pino).
-// test/broker-client.test.ts checks which modules this entry point loads.
+// test/e2e/broker-client.test.ts checks which modules this entry point loads.
 export {
   QuotaClient,
   DEFAULT_CLIENT_OPTIONS,

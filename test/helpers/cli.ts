@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createInterface } from 'node:readline';
 
 export const BIN = new URL('../../bin/rivven', import.meta.url).pathname;
@@ -58,4 +59,55 @@ export function serve(args: string[], cwd: string, opts: { env?: Record<string, 
     child.stderr!.on('data', (d) => (stderr += d));
     void exited.then((code) => reject(new Error(`rivven serve exited ${code} before listening: ${stderr}`)));
   });
+}
+
+type Write = typeof process.stdout.write;
+const capture = new AsyncLocalStorage<{ stdout: string; stderr: string }>();
+let queue: Promise<unknown> = Promise.resolve();
+
+/** Routes a stream's writes made inside a `runInProcess` call to that call's buffer; every other write passes. */
+function routeWrites(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr'): void {
+  const original = stream.write.bind(stream) as Write;
+  stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    const out = capture.getStore();
+    if (out === undefined) return (original as (...a: unknown[]) => boolean)(chunk, ...rest);
+    out[name] += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+    const done = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+    if (done) queueMicrotask(done);
+    return true;
+  }) as Write;
+}
+let routed = false;
+
+/**
+ * Runs a command line in this process: the same commander program and error handling as `bin/rivven`, with
+ * its output and exit code captured, without a process start per case. `env` is what the command reads of the
+ * environment (no RIVVEN_* from outside). Calls run one at a time: the exit code and environment are the
+ * process's own.
+ */
+export function runInProcess(args: string[], opts: { env?: Record<string, string> } = {}): Promise<RunResult> {
+  if (!routed) {
+    routeWrites(process.stdout, 'stdout');
+    routeWrites(process.stderr, 'stderr');
+    routed = true;
+  }
+  const next = queue.then(async () => {
+    const { runCli } = await import('../../src/cli/main.js');
+    const saved = { ...process.env };
+    const savedCode = process.exitCode;
+    for (const k of Object.keys(process.env)) if (k.startsWith('RIVVEN_')) delete process.env[k];
+    Object.assign(process.env, opts.env);
+    process.exitCode = undefined;
+    const out = { stdout: '', stderr: '' };
+    try {
+      await capture.run(out, () => runCli([process.execPath, BIN, ...args]));
+      return { code: process.exitCode ?? 0, ...out };
+    } finally {
+      process.exitCode = savedCode;
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+  });
+  queue = next.catch(() => undefined);
+  return next;
 }

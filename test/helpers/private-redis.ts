@@ -1,5 +1,5 @@
 import t from 'tap';
-import { startRedis } from '../../bench/lib/procs.js';
+import { startRedis } from './procs.js';
 
 /**
  * A redis-server of this test file's own, stopped when the file's tests end: nothing is started for the tests

@@ -1,12 +1,14 @@
 import t from 'tap';
-import { run, type RunResult } from './cli.js';
+import { run, runInProcess, type RunResult } from './cli.js';
 import { startServer, type TestServer } from './server.js';
 
 export interface QuotaCli {
   /** The server this file's CLI runs talk to (started before the file's first test). */
   server(): TestServer;
-  /** `rivven quota ...args` against it. */
+  /** `rivven quota ...args` against it, parsed and run in this process (see runInProcess). */
   quota(...args: string[]): Promise<RunResult>;
+  /** `rivven quota ...args` against it, by the real bin/rivven in a process of its own. */
+  spawned(...args: string[]): Promise<RunResult>;
   /** `rivven quota list ...entity --json`, parsed. */
   listJson(...entity: string[]): Promise<unknown[]>;
 }
@@ -20,10 +22,11 @@ export function quotaCliAgainstServer(): QuotaCli {
     env = { RIVVEN_SERVER: `127.0.0.1:${server.port}` };
   });
   t.teardown(() => server?.stop());
-  const quota = (...args: string[]) => run(['quota', ...args], { env });
+  const quota = (...args: string[]) => runInProcess(['quota', ...args], { env });
   return {
     server: () => server!,
     quota,
+    spawned: (...args) => run(['quota', ...args], { env }),
     listJson: async (...entity) => JSON.parse((await quota('list', ...entity, '--json')).stdout) as unknown[],
   };
 }

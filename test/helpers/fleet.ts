@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { QuotaClient } from '../../src/client/quota-client.js';
+import { RedisQuotaStore, type RedisQuotaStoreOptions } from '../../src/store/redis-quota-store.js';
+import { type Proc, startSidecar } from './procs.js';
+import { startServer, type TestServer } from './server.js';
+
+/**
+ * The one fleet fixture: sidecars sharing a Redis under a key prefix of their own, stopped (and their keys
+ * removed) when the test ends. In this process (`inProcessFleet`: each its own server, store and Redis
+ * connections, with a manual clock the test drives) or as processes of the built bin/rivven (`processFleet`).
+ * The Redis is the file's own (privateRedisUrl) or one a test starts to stop, kill or freeze.
+ */
+
+type Teardown = { teardown(fn: () => unknown): void };
+
+export interface Sidecar {
+  s: TestServer;
+  c: QuotaClient;
+  store: RedisQuotaStore;
+}
+
+/** A key prefix no other test uses. */
+export const newPrefix = (): string => `rivven-test-${randomBytes(6).toString('hex')}:`;
+
+/** A connection to the Redis at `url` (a URL, or a port on 127.0.0.1), closed when the test ends. */
+export function redisAt(t: Teardown, url: string | number): Redis {
+  const r = typeof url === 'number' ? new Redis(url) : new Redis(url);
+  t.teardown(() => r.disconnect());
+  return r;
+}
+
+/** Removes the prefix's keys; a Redis already stopped (or a cluster, whose keys go with it) is left alone. */
+async function removeKeys(url: string | string[], prefix: string): Promise<void> {
+  if (typeof url !== 'string') return;
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  r.on('error', () => undefined);
+  try {
+    await r.connect();
+    const keys = await r.keys(`${prefix}*`);
+    if (keys.length > 0) await r.del(...keys);
+  } catch {
+    // a private Redis already stopped
+  } finally {
+    r.disconnect();
+  }
+}
+
+export interface InProcessFleetOptions {
+  /** rivven.yaml settings of every sidecar (`fleet` is merged into the fleet defaults below). */
+  overrides?: Record<string, Record<string, unknown>>;
+  /** Settings of sidecar i only (quotas). */
+  quotasOf?: (i: number) => Record<string, unknown>;
+  /**
+   * Fleet mode (shared buckets): on unless told. Its sync timer is slowed to a minute: the tests run each sync
+   * themselves (`tick`). Off, the sidecars share only their configs, through the Redis store.
+   */
+  fleet?: boolean;
+  /** Options of each sidecar's RedisQuotaStore. */
+  store?: Partial<RedisQuotaStoreOptions>;
+}
+
+/** `n` sidecars in this process on one Redis (a URL, or a cluster's seeds) and one key prefix. */
+export async function inProcessFleet(
+  t: Teardown,
+  url: string | string[],
+  n: number,
+  { overrides = {}, quotasOf = () => ({}), fleet = true, store: storeOptions = {} }: InProcessFleetOptions = {},
+): Promise<{ sidecars: Sidecar[]; prefix: string }> {
+  const prefix = newPrefix();
+  const sidecars: Sidecar[] = [];
+  // Registered first, so it runs even when a later start fails.
+  t.teardown(async () => {
+    for (const { s, c } of sidecars) {
+      await c.close();
+      await s.stop();
+    }
+    await removeKeys(url, prefix);
+  });
+  for (let i = 0; i < n; i++) {
+    const target = typeof url === 'string' ? { url } : { cluster: url };
+    const store = new RedisQuotaStore({ target, keyPrefix: prefix, ...storeOptions });
+    const s = fleet
+      ? await startServer(
+          {
+            ...overrides,
+            quotas: { defaults: { request_rate: 10 }, ...quotasOf(i) },
+            storage: { backend: 'redis', redis: { key_prefix: prefix } },
+            fleet: { enabled: true, sync_interval_ms: 60_000, node_id: `node-${i}`, ...overrides.fleet },
+          },
+          store,
+          { fleet: { backend: store.backend, configVersion: () => store.appliedVersion } },
+        )
+      : await startServer(overrides, store);
+    const c = await QuotaClient.connect({ port: s.port });
+    sidecars.push({ s, c, store });
+  }
+  return { sidecars, prefix };
+}
+
+/** One fleet sync of a sidecar of `inProcessFleet`, run by the test. */
+export const tick = (x: Sidecar): Promise<void> => x.s.app.fleet!.syncNow();
+
+/** Three sidecar processes (the built bin/rivven) in fleet mode on the Redis at `url`, one key prefix, `env` added. */
+export async function processFleet(
+  t: Teardown,
+  url: string,
+  env: Record<string, string> = {},
+): Promise<{ procs: Proc[]; clients: QuotaClient[]; prefix: string }> {
+  const prefix = newPrefix();
+  const procs: Proc[] = [];
+  const clients: QuotaClient[] = [];
+  t.teardown(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(procs.map((p) => p.stop()));
+    await removeKeys(url, prefix);
+  });
+  const all = {
+    RIVVEN_STORAGE_BACKEND: 'redis',
+    RIVVEN_STORAGE_REDIS_URL: url,
+    RIVVEN_STORAGE_REDIS_KEY_PREFIX: prefix,
+    RIVVEN_FLEET_ENABLED: 'true',
+    ...env,
+  };
+  procs.push(...(await Promise.all([0, 1, 2].map(() => startSidecar(all)))));
+  clients.push(...(await Promise.all(procs.map((p) => QuotaClient.connect({ port: p.port })))));
+  return { procs, clients, prefix };
+}

@@ -1,0 +1,33 @@
+import t from 'tap';
+import { CircuitBreaker } from '../../src/util/breaker.js';
+
+t.test('the breaker: opens after the threshold, one probe at a time, closes on success, reopens on failure', async (t) => {
+  let now = 0;
+  const b = new CircuitBreaker({ failureThreshold: 3, resetTimeoutMs: 100 }, () => now);
+  b.failure();
+  b.failure();
+  t.equal(b.state, 'closed');
+  b.success();
+  b.failure();
+  b.failure();
+  t.equal(b.state, 'closed', 'a success resets the count: failures must be consecutive');
+  b.failure();
+  t.equal(b.state, 'open');
+  t.notOk(b.allow(), 'open: refused');
+  now = 99;
+  t.notOk(b.allow(), 'still open before resetTimeoutMs');
+  now = 100;
+  t.ok(b.allow(), 'the probe goes through');
+  t.equal(b.state, 'half-open');
+  t.notOk(b.allow(), 'one probe at a time');
+  b.failure();
+  t.equal(b.state, 'open', 'a failed probe reopens it');
+  now = 150;
+  t.notOk(b.allow(), 'for another resetTimeoutMs');
+  now = 200;
+  t.ok(b.allow());
+  b.success();
+  t.equal(b.state, 'closed');
+  t.ok(b.allow() && b.allow(), 'closed: everything passes');
+  t.equal(b.opened, 2);
+});

@@ -1,0 +1,71 @@
+import fc from 'fast-check';
+import t from 'tap';
+import { KeyedIds } from '../../src/quota/keyed-ids.js';
+
+const name = fc.oneof(fc.constant(null), fc.constantFrom('a', 'b', 'alice', 'bob', ''), fc.string({ maxLength: 3 }));
+const op = fc.tuple(fc.constantFrom('add', 'remove', 'find'), fc.integer({ min: 0, max: 3 }), name, name);
+
+t.test('KeyedIds behaves like a Map of keys to ids under any sequence of adds and removes', async (t) => {
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 400 }), (ops) => {
+      const index = new KeyedIds(16);
+      const model = new Map<string, number>();
+      const keyOf = (k: number, a: string | null, b: string | null) => JSON.stringify([k, a, b]);
+      for (const [what, k, a, b] of ops) {
+        const key = keyOf(k, a, b);
+        const have = model.get(key);
+        if (what === 'add' && have === undefined) {
+          const id = index.add(k, a, b);
+          if ([...model.values()].includes(id)) return false; // ids are unique among live keys
+          model.set(key, id);
+        } else if (what === 'remove' && have !== undefined) {
+          index.remove(have);
+          model.delete(key);
+        }
+        if (index.find(k, a, b) !== (model.get(key) ?? -1)) return false;
+      }
+      for (const [key, id] of model) {
+        const [k, a, b] = JSON.parse(key) as [number, string | null, string | null];
+        if (index.find(k, a, b) !== id || index.kind(id) !== k || index.a(id) !== a || index.b(id) !== b) return false;
+      }
+      return index.size === model.size;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('matches the model');
+});
+
+t.test('grows past its initial capacity and reuses freed ids', async (t) => {
+  const index = new KeyedIds(16);
+  const ids = Array.from({ length: 5000 }, (_, i) => index.add(0, `u${i}`, null));
+  t.equal(index.size, 5000);
+  t.ok(index.capacity >= 5000);
+  t.same(
+    ids.map((id, i) => index.find(0, `u${i}`, null) === id).filter((ok) => !ok),
+    [],
+  );
+  for (let i = 0; i < 5000; i += 2) index.remove(ids[i]!);
+  t.equal(index.size, 2500);
+  const reused = index.add(1, 'new', 'key');
+  t.ok(reused < 5000, 'a freed id is reused');
+  t.equal(index.find(0, 'u1', null), ids[1]);
+  t.equal(index.find(0, 'u0', null), -1);
+});
+
+t.test('any initial capacity works, as compaction asks for live x 2', async (t) => {
+  for (const initial of [17, 1000, 3000]) {
+    const index = new KeyedIds(initial);
+    const ids = Array.from({ length: 4000 }, (_, i) => index.add(1, `n${i}`, 'c'));
+    t.same(
+      ids.filter((id, i) => index.find(1, `n${i}`, 'c') !== id),
+      [],
+      `initial ${initial}: every key found`,
+    );
+    for (let i = 0; i < 4000; i += 3) index.remove(ids[i]!);
+    t.same(
+      ids.filter((id, i) => index.find(1, `n${i}`, 'c') !== (i % 3 === 0 ? -1 : id)),
+      [],
+      `initial ${initial}: after removals`,
+    );
+  }
+});

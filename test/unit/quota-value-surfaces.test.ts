@@ -1,0 +1,82 @@
+// The one validation of quota values as each surface uses it: AlterQuotas' decode, the stores' load (the file
+// and memory stores through QuotaAdmin.load, the shared Redis store through redis-values), the CLI's flags.
+// rivven.yaml and RIVVEN_* are in config.test.ts; the grammar itself in rate-value.test.ts.
+import t from 'tap';
+import { UsageError } from '../../src/cli/exit-codes.js';
+import { parseQuotaValue } from '../../src/cli/quota-values.js';
+import { RivvenError } from '../../src/protocol/error-codes.js';
+import { decode } from '../../src/protocol/messages/alter-quotas.js';
+import { QuotaTable } from '../../src/quota/quota-table.js';
+import { QuotaAdmin } from '../../src/server/quota-admin.js';
+import { MemoryQuotaStore, type StoredQuota } from '../../src/store/quota-store.js';
+import { parseStored } from '../../src/store/redis-values.js';
+
+const alteration = (quota_value: unknown, quota_key = 'request_rate') => ({ entity: [['user', 'a']], quota_key, quota_value });
+const decodeError = (alterations: unknown[]): unknown => {
+  try {
+    decode({ type: 'AlterQuotas', alterations });
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+};
+
+t.test('AlterQuotas takes every form the core supports today, and names the bad alteration', async (t) => {
+  const { alterations } = decode({
+    type: 'AlterQuotas',
+    alterations: [
+      alteration('10/s'),
+      alteration('10MiB', 'produce_bytes_rate'),
+      alteration(['5k/s'], 'consume_bytes_rate'),
+      alteration('unlimited', 'max_in_flight'),
+      alteration(null, 'request_burst'),
+    ],
+  });
+  t.same(
+    alterations.map((a) => a.value),
+    [10, 10 * 2 ** 20, 5000, Infinity, undefined],
+  );
+  const err = decodeError([alteration(5), alteration('10MB/min', 'produce_bytes_rate')]);
+  t.type(err, RivvenError);
+  t.match(err, { code: 'INVALID_QUOTA_VALUE', index: 1, message: /^produce_bytes_rate: 10MB\/min: .*not supported yet/ });
+  t.match(decodeError([alteration('5/s', 'max_in_flight')]), { code: 'INVALID_QUOTA_VALUE', message: /whole count/ });
+  t.match(decodeError([alteration('1/s,2/s')]), { code: 'INVALID_QUOTA_VALUE', message: /two rates per s/ });
+  t.match(decodeError([alteration(['10/s', 'unlimited'])]), { code: 'INVALID_QUOTA_VALUE', message: /cannot be part of a list/ });
+});
+
+t.test('the shared store reads values as AlterQuotas does, and keeps their canonical form', async (t) => {
+  const stored = parseStored(JSON.stringify(alteration('10MiB/s', 'produce_bytes_rate')));
+  t.same(stored, { entity: [['user', 'a']], quota_key: 'produce_bytes_rate', quota_value: 10 * 2 ** 20 });
+  t.match(parseStored(JSON.stringify(alteration('10/h'))), /not supported yet/);
+  t.match(parseStored(JSON.stringify(alteration(0))), /greater than 0/);
+});
+
+class Preloaded extends MemoryQuotaStore {
+  constructor(values: StoredQuota[]) {
+    super();
+    for (const [i, v] of values.entries()) this.state.set(String(i), v);
+  }
+}
+
+t.test('a store loaded at start goes through the same validation', async (t) => {
+  const good = new QuotaAdmin(
+    new QuotaTable(),
+    new Preloaded([alteration('1k') as StoredQuota, alteration(7, 'max_in_flight') as StoredQuota]),
+  );
+  t.equal(await good.load(), 2);
+  t.same(good.table.getValue({ kind: 'user', user: 'a' }, 'request_rate'), 1000, 'held as the number the core decides on');
+  const bad = new QuotaAdmin(new QuotaTable(), new Preloaded([alteration(2.5, 'max_in_flight') as StoredQuota]));
+  await t.rejects(bad.load(), /entry 0 is not a valid quota \(max_in_flight: 2.5 must come to a whole number/);
+  const later = new QuotaAdmin(new QuotaTable(), new Preloaded([alteration(['1/s', '100/d']) as StoredQuota]));
+  await t.rejects(later.load(), /entry 0 is not a valid quota \(request_rate: .*not supported yet/);
+});
+
+t.test('the CLI names the flag', async (t) => {
+  t.equal(parseQuotaValue('produce_bytes_rate', '10MB/s', '--produce-bytes-rate'), 10e6);
+  t.equal(parseQuotaValue('request_rate', 'UNLIMITED', '--request-rate'), 'unlimited');
+  t.throws(
+    () => parseQuotaValue('request_rate', '10/fortnight', '--request-rate'),
+    new UsageError('--request-rate: "10/fortnight": unknown unit "fortnight"; use s, min, h or d'),
+  );
+  t.throws(() => parseQuotaValue('request_burst', '10/s', '--request-burst'), /^--request-burst: "10\/s": request_burst is an amount/);
+});
