@@ -1,5 +1,5 @@
 import calculateSlot from 'cluster-key-slot';
-import { GROUP } from '../quota/bucket-store.js';
+import { baseKind, GROUP, KIND_STRIDE, PERIODS } from '../quota/bucket-store.js';
 import type { Clock } from '../quota/clock.js';
 import { QUOTA_KEYS } from '../quota/quota-key.js';
 import type { RedisBackend } from '../store/redis-backend.js';
@@ -150,7 +150,11 @@ export class BucketSync {
  * choosing and the fleet's buckets spread over a Cluster. JSON keeps names that contain separators apart.
  */
 export function bucketKey(prefix: string, kind: number, a: string | null, b: string | null): string {
-  return `${prefix}bucket:{${JSON.stringify([kind === GROUP ? 'group' : QUOTA_KEYS[kind], a, b])}}`;
+  const base = baseKind(kind);
+  const p = Math.floor(kind / KIND_STRIDE);
+  // A per-second bucket keeps today's key; a bucket of another period names it (each period is its own bucket).
+  const name = `${base === GROUP ? 'group' : QUOTA_KEYS[base]}${p === 0 ? '' : `/${PERIODS[p]}`}`;
+  return `${prefix}bucket:{${JSON.stringify([name, a, b])}}`;
 }
 
 /** Splits a batch by Redis Cluster slot: a script's keys must share one. */

@@ -1,7 +1,7 @@
 // What the HTTP middleware's `bytes` option needs beside the plugin: the bytes of one request's bodies, and the
 // throttle those bytes earn, carried to the tenant's next requests (recorded after the fact, as Kafka records a
 // fetch, their throttle cannot delay the response that earned it: KIP-219 delays what follows).
-import { Transform } from 'node:stream';
+import { pipeline, Transform } from 'node:stream';
 import type { Clock } from '../quota/clock.js';
 
 /** What one request's bodies counted, recorded once its response has been sent. */
@@ -11,12 +11,29 @@ export interface Counted {
   /** Bytes of a request body without Content-Length, as read (one with it was recorded before the handler). */
   requestBytes: number;
   responseBytes: number;
+  /** The request body was recorded before the handler (Content-Length). */
+  upFront?: boolean;
 }
 
-/** A Content-Length header's value when it is a plain decimal count (Node has already refused a malformed one). */
+/** `source` through a stream that tells `add` each chunk's size; the source's error reaches the returned stream. */
+export function countStream(source: NodeJS.ReadableStream, add: (n: number) => void): NodeJS.ReadableStream {
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      add(chunk.length);
+      done(null, chunk);
+    },
+  });
+  return pipeline(source, counter, () => undefined);
+}
+
+/**
+ * A Content-Length header's value when it is a plain decimal count (Node has already refused a malformed one).
+ * Leading zeros are valid (RFC 9110: 1*DIGIT) and Node honours them, so they are read, not refused: a padded
+ * header must not make a body uncounted. Past 2^53-1 it counts as 2^53-1 (the body limit refuses it anyway).
+ */
 export function contentLength(v: string | undefined): number | undefined {
-  if (v === undefined || !/^\d{1,15}$/.test(v)) return undefined;
-  return Number(v);
+  if (v === undefined || v.length > 1024 || !/^\d+$/.test(v)) return undefined;
+  return Math.min(Number(v), Number.MAX_SAFE_INTEGER);
 }
 
 /** Adds a response payload's size to `counted`; a stream is returned wrapped in one that counts what passes. */
@@ -31,7 +48,9 @@ export function countPayload(counted: Counted, payload: unknown): unknown {
         done(null, chunk);
       },
     });
-    return (payload as NodeJS.ReadableStream).pipe(counter);
+    // pipeline, not pipe: a source that errors destroys the counter with its error, which Fastify handles as it
+    // would the source's (pipe leaves the source's 'error' unheard: the process crashed).
+    return pipeline(payload as NodeJS.ReadableStream, counter, () => undefined);
   }
   return payload;
 }

@@ -5,7 +5,7 @@ import { CircuitBreaker, DEFAULT_BREAKER_OPTIONS, type BreakerOptions } from '..
 import type { QuotaClient } from '../client/quota-client.js';
 import { isRetriable, RivvenError } from '../protocol/error-codes.js';
 import { systemClock, type Clock } from '../quota/clock.js';
-import { contentLength, type Counted, countPayload, ThrottledAfter } from './counted-bytes.js';
+import { contentLength, type Counted, countPayload, countStream, ThrottledAfter } from './counted-bytes.js';
 import { OK_RESULT, type RecordResult } from '../protocol/messages/record/index.js';
 
 export interface RateLimitOptions {
@@ -91,7 +91,12 @@ export function rivvenRateLimit(
   const limiter = new Limiter(o);
   app.decorate('rivvenRateLimit', limiter.stats);
   app.addHook('onRequest', (req, reply) => limiter.onRequest(req, reply));
-  if (o.bytes) app.addHook('onSend', async (req, _reply, payload) => limiter.countResponse(req as WithLease, payload));
+  if (o.bytes) {
+    app.addHook('onSend', async (req, _reply, payload) => limiter.countResponse(req as WithLease, payload));
+    // The body as Fastify reads it: a 'data' listener on req.raw would switch it to flowing mode, and chunks that
+    // come before Fastify's own listener (any async hook between) would be lost to the handler.
+    app.addHook('preParsing', async (req, _reply, payload) => limiter.countRequestBody(req as WithLease, payload));
+  }
   app.addHook('onResponse', async (req) => {
     limiter.release(req as WithLease);
     limiter.recordCounted(req as WithLease);
@@ -177,17 +182,19 @@ class Limiter {
     const counted: Counted = { tenant, clientId, requestBytes: 0, responseBytes: 0 };
     req[COUNTED] = counted;
     const length = contentLength(req.headers['content-length']);
-    if (length === undefined) {
-      // Fastify reads the body after onRequest: every chunk passes here first.
-      if (req.headers['transfer-encoding'] !== undefined) {
-        req.raw.on('data', (chunk: Buffer) => {
-          counted.requestBytes += chunk.length;
-        });
-      }
-      return NOTHING_COUNTED;
-    }
-    if (length === 0) return NOTHING_COUNTED;
+    // Without a Content-Length the body is counted as Fastify reads it (preParsing) and recorded after the response.
+    if (length === undefined || length === 0) return NOTHING_COUNTED;
+    counted.upFront = true;
     return this.ask(() => this.o.client.recordProduce({ user: tenant, clientId, bytes: length, admit: true }, this.call));
+  }
+
+  /** preParsing: a body not recorded up front is counted as it is read. */
+  countRequestBody(req: WithLease, payload: NodeJS.ReadableStream): NodeJS.ReadableStream {
+    const counted = req[COUNTED];
+    if (counted === undefined || counted.upFront === true) return payload;
+    return countStream(payload, (n) => {
+      counted.requestBytes += n;
+    });
   }
 
   /** onSend: the response body's size, or a stream that counts what passes through it. */

@@ -413,7 +413,8 @@ export class QuotaManager {
       return NONE;
     }
     const rate = this.scaled(r.limit);
-    let burst = r.burst === undefined ? undefined : this.scaled(r.burst);
+    // A burst below one unit would throttle every call, one within the rate too (P1): it admits one whole call.
+    let burst = r.burst === undefined ? undefined : Math.max(1, this.scaled(r.burst));
     // A rate below one unit a second still admits one whole call (P1): its capacity is at least one unit.
     if (burst === undefined && rate < 1) burst = Math.max(1, (rate * this.options.windowMs) / 1000);
     this.buckets.touch(id, rate, now, burst, r.shadow);
@@ -444,7 +445,7 @@ export class QuotaManager {
       const amount = this.scaled(rate.amount);
       const perSec = amount / PERIOD_SECONDS[rate.unit];
       let capacity: number | undefined;
-      if (i === 0 && r.burst !== undefined) capacity = this.scaled(r.burst);
+      if (i === 0 && r.burst !== undefined) capacity = Math.max(1, this.scaled(r.burst));
       else if (rate.unit !== 's') capacity = Math.max(1, amount);
       else if (perSec < 1) capacity = Math.max(1, (perSec * this.options.windowMs) / 1000);
       this.buckets.touch(id, perSec, now, capacity, r.shadow);

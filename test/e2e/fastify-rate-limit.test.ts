@@ -238,3 +238,69 @@ t.test('bytes: responses are recorded after the fact and their throttle refuses 
   t.equal((await again.arrayBuffer()).byteLength, 3000);
   await waitUntil(async () => (await usage('reader', 'consume_bytes_rate')) === 3000, 'a streamed response counted too');
 });
+
+t.test('bytes: a response stream that fails closes its request, never the app', async (t) => {
+  const { Readable } = await import('node:stream');
+  const s = await startServer();
+  const client = await QuotaClient.connect({ port: s.port });
+  const app = Fastify();
+  await app.register(rivvenRateLimit, { client, tenant: 'x-tenant', bytes: true, recordDeadlineMs: 1000, clock: s.clock });
+  app.get('/broken', async (_req, reply) => {
+    const body = new Readable({ read() {} });
+    body.push(Buffer.alloc(500, 1));
+    setImmediate(() => body.destroy(new Error('the disk went away')));
+    return reply.type('text/plain').send(body);
+  });
+  app.get('/', async () => ({ ok: true }));
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  t.teardown(async () => {
+    await app.close();
+    await client.close();
+    await s.stop();
+  });
+  const broken = await fetch(`${base}/broken`, { headers: { 'x-tenant': 'r' } })
+    .then((r) => r.arrayBuffer())
+    .then(
+      () => 'read',
+      () => 'failed',
+    );
+  t.equal(broken, 'failed', 'the failed response is cut off');
+  t.equal((await fetch(`${base}/`, { headers: { 'x-tenant': 'r' } })).status, 200, 'the app still serves');
+});
+
+t.test('bytes: a chunked body reaches the handler whole when another hook waits before the body is read', async (t) => {
+  const s = await startServer();
+  const client = await QuotaClient.connect({ port: s.port });
+  const app = Fastify();
+  await app.register(rivvenRateLimit, { client, tenant: 'x-tenant', bytes: true, recordDeadlineMs: 1000, clock: s.clock });
+  // Counting with a 'data' listener put the stream in flowing mode: what came before the parser was lost.
+  app.addHook('onRequest', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  });
+  app.post('/', async (req) => ({ got: String(req.body).length }));
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  t.teardown(async () => {
+    await app.close();
+    await client.close();
+    await s.stop();
+  });
+  const body = new ReadableStream({
+    start(c) {
+      c.enqueue(new TextEncoder().encode('b'.repeat(1500)));
+      c.enqueue(new TextEncoder().encode('b'.repeat(1500)));
+      c.close();
+    },
+  });
+  const r = await fetch(`${base}/`, {
+    method: 'POST',
+    headers: { 'x-tenant': 'u', 'content-type': 'text/plain' },
+    body,
+    duplex: 'half',
+  } as RequestInit);
+  t.same(await r.json(), { got: 3000 });
+  const usage = async () =>
+    (await client.describeUsage({ entities: [['user', 'u']] })).find((b) => b.quota_type === 'produce_bytes_rate')?.rate ?? 0;
+  await waitUntil(async () => (await usage()) === 3000, 'the 3000 bytes recorded');
+});

@@ -39,7 +39,7 @@ const OPTIONS: [string, string, object][] = [
   ['RedisQuotaStoreOptions', 'src/store/redis-quota-store.ts', DEFAULT_REDIS_STORE_OPTIONS],
   ['BreakerOptions', 'src/util/breaker.ts', DEFAULT_BREAKER_OPTIONS],
   ['BrokerQuotasOptions', 'src/client/broker-quotas.ts', DEFAULT_BROKER_QUOTAS_OPTIONS],
-  ['QuotaClientOptions', 'src/client/quota-client.ts', DEFAULT_CLIENT_OPTIONS],
+  ['QuotaClientOptions', 'src/client/connection.ts', DEFAULT_CLIENT_OPTIONS],
   ['RateLimitOptions', 'src/http/fastify-rate-limit.ts', DEFAULT_RATE_LIMIT_OPTIONS],
 ];
 

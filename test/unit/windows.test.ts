@@ -292,3 +292,14 @@ t.test('Throttled.period on the wire: absent for a per-second throttle (the byte
   t.throws(() => decodeReply({ ...body, period: 7 }), { code: 'UNEXPECTED_REPLY' });
   t.equal(CONSUME, 1);
 });
+
+t.test('a burst below one unit still admits one whole call (P1), on one rate and on a list', async (t) => {
+  for (const value of [10, rates([10, 's'], [1000, 'd'])]) {
+    const s = setup(value);
+    s.table.setValue(user('u'), 'request_burst', 0.5);
+    for (let i = 0; i < 10; i++) {
+      t.equal(s.call().ms, 0, `${JSON.stringify(value)}, burst 0.5: call ${i + 1}, one a second, is within every rate`);
+      s.clock.advance(1000);
+    }
+  }
+});
