@@ -3,7 +3,7 @@
 // nothing, so reading the config does not load the domain).
 
 export interface QuotaManagerOptions {
-  /** Length of the sliding window. @default 1000 */
+  /** What a per-second rate is measured over: its bucket holds rate x windowMs (a leaky bucket; docs/algorithm.md). @default 1000 */
   windowMs: number;
   /** Sub-buckets per window; windowMs must be a multiple. @default 10 */
   windowBuckets: number;

@@ -46,8 +46,8 @@ const MAX_RATES = 4;
 /**
  * The quota policy: for each Record call, which buckets it lands in (resolution, cached per caller), record or
  * admit, the throttle, and the counters behind the metrics. It does not know how buckets are stored: that is
- * the BucketStore's (LocalBucketStore by default). Pure and synchronous: time comes from the injected clock;
- * the only timer is the optional cleanup interval.
+ * the BucketStore's (LocalBucketStore by default). Synchronous and without I/O: time comes from the injected
+ * clock; the only timer is the optional cleanup interval.
  */
 export class QuotaManager {
   readonly options: Readonly<QuotaManagerOptions>;
