@@ -44,7 +44,7 @@ async function fleet(t: { teardown(fn: () => unknown): void }, n: number, config
     const table = new QuotaTable({ request_rate: 1e9 });
     configure(table);
     const m = new QuotaManager(table, {}, clock, store);
-    sidecars.push({ clock, store, sync, m });
+    sidecars.push({ clock, store, sync, m, backend });
   }
   return { prefix, sidecars };
 }
@@ -185,4 +185,26 @@ t.test("a fractional rate's level reaches Redis and comes back to the sidecar ex
     t.equal(a!.m.buckets.outstanding(id), expected, 'and the sidecar takes back that same level');
   }
   t.ok(fractional > 0, `${fractional} of the levels had a fraction of a milli-unit, kept whole`);
+});
+
+t.test('a level read from Redis is still not trusted now that it may have a fraction', async (t) => {
+  const planted = ['-5000', '1e400', '0x10', '1.5.5', 'nan', ''];
+  const { prefix, sidecars } = await fleet(t, 1, (table) => {
+    for (const i of planted.keys()) table.setValue(user(`x${i}`), 'request_rate', rates([10, 'min']));
+  });
+  const [a] = sidecars;
+  a!.backend.log = () => undefined;
+  const [sec] = await r.time();
+  const now = Number(sec) * 1000;
+  for (const [i, level] of planted.entries()) {
+    await r.set(`${prefix}bucket:{["request_rate","x${i}",null,"min"]}`, `${level}:${now}`);
+    a!.m.recordRequest(`x${i}`, 'app', 1, false);
+  }
+  await a!.sync.syncNow();
+  t.equal(a!.sync.lastError, null, 'the sync succeeded');
+  for (const i of planted.keys()) {
+    const { level } = await stored(`${prefix}bucket:{["request_rate","x${i}",null,"min"]}`);
+    t.equal(level, 1000, `"${planted[i]}:<now>" was replaced by an empty bucket, then the push of 1 call`);
+  }
+  t.equal(a!.backend.badValues.bucket, planted.length, 'each counted as a bad value');
 });
