@@ -1,5 +1,5 @@
 import calculateSlot from 'cluster-key-slot';
-import { baseKind, GROUP, KIND_STRIDE, PERIODS } from '../quota/bucket-store.js';
+import { baseKind, GROUP, periodOfKind } from '../quota/bucket-store.js';
 import type { Clock } from '../quota/clock.js';
 import { QUOTA_KEYS } from '../quota/quota-key.js';
 import type { RedisBackend } from '../store/redis-backend.js';
@@ -44,7 +44,8 @@ export class BucketSync {
   pushesGivenUp = 0;
   /** The last push series handed out (increasing, like Redis time in ms). */
   private lastSeries = 0;
-  private readonly script: (...args: (string | number)[]) => Promise<number[]>;
+  /** Levels come back as integers, or as strings when they hold a fraction (lua/sync-buckets-n.lua). */
+  private readonly script: (...args: (string | number)[]) => Promise<(number | string)[]>;
 
   constructor(
     private readonly backend: RedisBackend,
@@ -102,8 +103,10 @@ export class BucketSync {
       const at = 1 + n + head + 5 * i;
       args[at] = batch.pushes[i]!;
       args[at + 1] = batch.series[i]!;
+      // Each bucket's own rate and ceiling, fractions and all (10/min drains 1/6 milli-unit a ms): ioredis sends a
+      // number as String() does, whose digits read back as the same double in the script's tonumber.
       args[at + 2] = batch.rates[i]!;
-      args[at + 3] = Math.round(batch.ceilings[i]!);
+      args[at + 3] = batch.ceilings[i]!;
       args[at + 4] = batch.resets[i] ? 1 : 0;
     }
     this.sent++;
@@ -119,7 +122,9 @@ export class BucketSync {
       await new Promise((r) => setImmediate(r));
       const failed = this.problems(batch, reply);
       if (failed !== undefined) this.store.restore(batch, this.clock.now(), failed);
-      this.store.settle(batch, reply.slice(1, n + 1), this.clock.now(), failed);
+      const levels = new Array<number>(n);
+      for (let i = 0; i < n; i++) levels[i] = Number(reply[1 + i]);
+      this.store.settle(batch, levels, this.clock.now(), failed);
       this.synced += n;
     } catch (err) {
       this.store.restore(batch, this.clock.now());
@@ -128,7 +133,7 @@ export class BucketSync {
   }
 
   /** The script's (bucket, code) pairs after the levels: logged and counted; returns the buckets not applied. */
-  private problems(batch: SyncBatch, reply: number[]): Set<number> | undefined {
+  private problems(batch: SyncBatch, reply: (number | string)[]): Set<number> | undefined {
     const n = batch.kinds.length;
     let failed: Set<number> | undefined;
     for (let j = n + 1; j + 1 < reply.length; j += 2) {
@@ -147,14 +152,16 @@ export class BucketSync {
 
 /**
  * A bucket's key: the prefix, then the bucket's name as its hash tag, so each bucket lands in a slot of its own
- * choosing and the fleet's buckets spread over a Cluster. JSON keeps names that contain separators apart.
+ * choosing and the fleet's buckets spread over a Cluster. JSON keeps names that contain separators apart. The
+ * name is the quota key (or `group`), the user and client-id, then the rate's period when it is not `s`
+ * (`["request_rate","u",null,"d"]`): each period of a key is a bucket of its own, and a per-second bucket keeps
+ * the key it had before keys had periods, so a fleet upgraded sidecar by sidecar shares its levels throughout.
  */
 export function bucketKey(prefix: string, kind: number, a: string | null, b: string | null): string {
   const base = baseKind(kind);
-  const p = Math.floor(kind / KIND_STRIDE);
-  // A per-second bucket keeps today's key; a bucket of another period names it (each period is its own bucket).
-  const name = `${base === GROUP ? 'group' : QUOTA_KEYS[base]}${p === 0 ? '' : `/${PERIODS[p]}`}`;
-  return `${prefix}bucket:{${JSON.stringify([name, a, b])}}`;
+  const name = base === GROUP ? 'group' : QUOTA_KEYS[base];
+  const period = periodOfKind(kind);
+  return `${prefix}bucket:{${JSON.stringify(period === 's' ? [name, a, b] : [name, a, b, period])}}`;
 }
 
 /** Splits a batch by Redis Cluster slot: a script's keys must share one. */

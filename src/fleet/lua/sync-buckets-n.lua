@@ -1,6 +1,6 @@
 -- sync-buckets-n.lua: one sidecar's fleet sync for the buckets of one Redis Cluster slot (docs/algorithm.md,
 -- fleet buckets). Each bucket is a string "<level in milli-units>:<Redis time of the level, ms>", which drains at
--- the bucket's quota, followed by one "|<instance>=<series>:<pushed>" per sidecar process that pushed to it lately:
+-- the bucket's own rate, followed by one "|<instance>=<series>:<pushed>" per sidecar process that pushed to it lately:
 -- how much of that process's current push series the bucket has applied. A missing key is an empty bucket. (A
 -- string, not a hash: GET + SET PX is two commands per bucket where HMGET + HSET + PEXPIRE is three, and Redis's
 -- time per sync is the fleet's capacity; and versions before series still read its level.)
@@ -22,10 +22,12 @@
 -- ARGV[5..] five per bucket i, from ARGV[5 + 5(i-1)]:
 --          pushed   usage of this series so far (milli-units, integer >= 0)
 --          series   the series (Redis-time-like ms, increasing per sidecar process)
---          rate     the quota: milli-units per ms drained (= units per second)
---          ceiling  the highest level: capacity + max_debt_ms x quota
+--          rate     the bucket's rate: milli-units per ms drained (= units per second; fractional for 0.17/s or
+--                   10/min, sent with every digit JS prints, so tonumber reads back the sidecar's own double)
+--          ceiling  the bucket's highest level: its capacity (A for a rate A per min, h or d) + max_debt_ms x rate
 --          reset    1: empty the level first (ResetUsage), else 0
--- Returns {now, level 1, ..., level n, then (i, code) pairs}, codes: 1 a key of another type (replaced), 2 level
+-- Returns {now, level 1, ..., level n, then (i, code) pairs}: a level is an integer, or a string when it has a
+-- fraction (a fractional rate drains by fractions; Redis would truncate a number reply). Codes: 1 a key of another type (replaced), 2 level
 -- unparsable or stamped far ahead (replaced), 3 series part unparsable or stamped far ahead (dropped), 4 the write failed (nothing applied),
 -- 5 the push was applied already (a retry): nothing added. Or {-1} past the deadline (nothing pushed).
 local t = redis.call('TIME')
@@ -43,6 +45,13 @@ local function num(s)
   if v == nil or v ~= v or v == math.huge then return nil end
   return v
 end
+-- A level as stored and returned: a whole number as it always was (%.0f: tostring would round past 14 digits),
+-- a fraction with 17 digits, which tonumber and JS read back as the same double. Rounding it to a whole
+-- milli-unit at every write would drain a 10/min bucket synced every 100 ms (16.67 milli-units a sync) 2% off.
+local function fmt(l)
+  if l == math.floor(l) then return string.format('%.0f', l) end
+  return string.format('%.17g', l)
+end
 
 for i, key in ipairs(KEYS) do
   local base = 5 + 5 * (i - 1)
@@ -58,9 +67,9 @@ for i, key in ipairs(KEYS) do
   if type(v) == 'table' then
     code = 1 -- another type: SET below replaces it
   elseif v then
-    local l, a, r = string.match(v, '^(%d+):(%d+)(.*)$')
+    local l, a, r = string.match(v, '^([%d%.eE%+%-]+):(%d+)(.*)$')
     l, a = num(l), num(a)
-    if l == nil or a == nil then
+    if l == nil or a == nil or l < 0 then
       code = 2
     else
       level, at, rest = math.min(l, ceiling), a, r
@@ -107,8 +116,7 @@ for i, key in ipairs(KEYS) do
   if pushed > 0 and apply == 0 and code == 0 then code = 5 end
   if apply > 0 then level = math.min(level + apply, ceiling) end
   if apply > 0 or reset or code == 1 or code == 2 or code == 3 then
-    -- %.0f: tostring would round a level past 14 digits.
-    local value = string.format('%.0f', level) .. ':' .. now .. table.concat(others)
+    local value = fmt(level) .. ':' .. now .. table.concat(others)
     if written >= 0 and pushed > 0 then
       value = value .. '|' .. inst .. '=' .. string.format('%.0f', series) .. ':' .. string.format('%.0f', written)
     end
@@ -116,7 +124,7 @@ for i, key in ipairs(KEYS) do
     local w = redis.pcall('SET', key, value, 'PX', math.ceil(level / rate) + 60000)
     if type(w) == 'table' and w.err then code = 4 end
   end
-  out[i + 1] = level
+  out[i + 1] = level == math.floor(level) and level or fmt(level)
   if code ~= 0 then
     problems[#problems + 1] = i
     problems[#problems + 1] = code
