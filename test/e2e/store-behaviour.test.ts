@@ -42,17 +42,21 @@ t.teardown(async () => {
   await Promise.all([privateRedis?.stop(), cluster?.stop()]);
 });
 
+// A command timeout a loaded machine's Redis Cluster meets (100 ms failed a CI run), and a freeze well past it.
+const COMMAND_TIMEOUT_MS = 1000;
+const FROZEN_MS = 3 * COMMAND_TIMEOUT_MS;
+
 const factories: Record<string, () => StoreUnderTest> = {
   redis: () => {
     const prefix = `test-${randomBytes(6).toString('hex')}:`;
     const proc = privateRedis!;
     return {
-      open: async () => new RedisQuotaStore({ url: `redis://127.0.0.1:${proc.port}/0`, keyPrefix: prefix, commandTimeoutMs: 100 }),
+      open: async () => new RedisQuotaStore({ url: `redis://127.0.0.1:${proc.port}/0`, keyPrefix: prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS }),
       durable: true,
       // Redis hangs past the command timeout: the client gives up, and the script, run late, applies nothing.
       failNextWrite: () => {
         freeze(proc.child);
-        setTimeout(() => proc.child.kill('SIGCONT'), 300);
+        setTimeout(() => proc.child.kill('SIGCONT'), FROZEN_MS);
       },
       auditCount: () =>
         Number(
@@ -66,14 +70,14 @@ const factories: Record<string, () => StoreUnderTest> = {
     const prefix = `test-${randomBytes(6).toString('hex')}:`;
     const { nodes, seeds } = cluster!;
     return {
-      open: async () => new RedisQuotaStore({ target: { cluster: seeds }, keyPrefix: prefix, commandTimeoutMs: 100 }),
+      open: async () => new RedisQuotaStore({ target: { cluster: seeds }, keyPrefix: prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS }),
       durable: true,
       // Every node hangs past the command timeout (whichever owns the configs' slot).
       failNextWrite: () => {
         for (const n of nodes) freeze(n.child);
         setTimeout(() => {
           for (const n of nodes) n.child.kill('SIGCONT');
-        }, 300);
+        }, FROZEN_MS);
       },
       auditCount: () =>
         Number(
