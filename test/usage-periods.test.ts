@@ -7,13 +7,17 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import Fastify from 'fastify';
 import type { App } from '../src/app.js';
+import { QuotaClient } from '../src/client/quota-client.js';
+import { rivvenRateLimit } from '../src/http/fastify-rate-limit.js';
 import { ViolationLog } from '../src/observability/violation-log.js';
 import { ManualClock } from '../src/quota/clock.js';
 import type { EntityRef } from '../src/quota/entity.js';
 import type { RateList } from '../src/quota/rate-value.js';
 import { run } from './helpers/cli.js';
-import { serverWithClient } from './helpers/server.js';
+import { serverWithClient, startServer } from './helpers/server.js';
+import { waitUntil } from './helpers/wait.js';
 
 const user = (name: string): EntityRef => ({ kind: 'user', user: name });
 const rates = (...items: [number, 's' | 'min' | 'h' | 'd'][]): RateList => items.map(([amount, unit]) => ({ amount, unit }));
@@ -183,4 +187,29 @@ t.test('the violation log: a period is its own episode, and a per-second event i
   const reloaded = new ViolationLog(clock, { file, maxFileBytes: 1 << 20, maxEvents: 100, episodeGapMs: 1000, maxEpisodes: 100 });
   await reloaded.load();
   t.match((await reloaded.query({ limit: 10 })).events[1], { period: 'min' }, 'the period survives a restart');
+});
+
+t.test("the HTTP plugin's X-RateLimit-Limit is the per-second row's, whichever period's row is fuller", async (t) => {
+  const s = await startServer();
+  s.app.table.setValue(user('acme'), 'request_rate', rates([5, 's'], [3, 'min']));
+  const client = await QuotaClient.connect({ port: s.port });
+  const app = Fastify();
+  await app.register(rivvenRateLimit, { client, tenant: 'x-tenant', recordDeadlineMs: 1000 });
+  app.get('/', async () => ({ ok: true }));
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  t.teardown(async () => {
+    await app.close();
+    await client.close();
+    await s.stop();
+  });
+  const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/`;
+  const get = () => fetch(url, { headers: { 'x-tenant': 'acme' } });
+  await get();
+  await get();
+  // The minute bucket (2 of 3) sorts before the second's (2 of 5); its limit per second would read as 0.
+  const rows = await client.describeUsage({ entities: [['user', 'acme']] });
+  t.equal(rows[0]!.period, 'min', 'the fuller row is the minute');
+  let limit: string | null = null;
+  await waitUntil(async () => (limit = (await get()).headers.get('x-ratelimit-limit')) !== null, 'the usage snapshot');
+  t.equal(limit, '5', 'the per-second rate');
 });
