@@ -210,6 +210,9 @@ t.test("the HTTP plugin's X-RateLimit-Limit is the per-second row's, whichever p
   const rows = await client.describeUsage({ entities: [['user', 'acme']] });
   t.equal(rows[0]!.period, 'min', 'the fuller row is the minute');
   let limit: string | null = null;
-  await waitUntil(async () => (limit = (await get()).headers.get('x-ratelimit-limit')) !== null, 'the usage snapshot');
+  await waitUntil(async () => {
+    limit = (await get()).headers.get('x-ratelimit-limit');
+    return limit !== null;
+  }, 'the usage snapshot');
   t.equal(limit, '5', 'the per-second rate');
 });
