@@ -3,10 +3,12 @@ import {
   GROUP,
   KEY_PERIOD_SLOTS,
   keyOfKind,
+  keyPeriodSlot,
   LocalBucketStore,
   PERIOD_INDEX,
   periodKind,
   periodOfKind,
+  PERIODS,
   slotOfKind,
   type BucketStore,
 } from './bucket-store.js';
@@ -39,14 +41,8 @@ export interface Verdict {
 }
 
 /** Counters per key and period (slotOfKind) summed per quota key. */
-const perKey = (byPeriod: readonly number[]): number[] => {
-  const periods = KEY_PERIOD_SLOTS / QUOTA_KEYS.length;
-  return QUOTA_KEYS.map((_, k) => {
-    let sum = 0;
-    for (let p = 0; p < periods; p++) sum += byPeriod[k * periods + p]!;
-    return sum;
-  });
-};
+const perKey = (byPeriod: readonly number[]): number[] =>
+  QUOTA_KEYS.map((_, k) => PERIODS.reduce((sum, _p, p) => sum + byPeriod[keyPeriodSlot(k as QuotaKeyIndex, p)]!, 0));
 
 /** A violation's detail names a rate per minute, hour or day; a per-second one reads as before periods. */
 const perText = (period: PeriodUnit): string => (period === 's' ? '' : ` (the per-${period} rate)`);
