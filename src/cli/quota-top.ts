@@ -36,6 +36,7 @@ export function usageCommand(): Command {
       'after',
       `
 UTIL is outstanding usage / (quota x window): above 100% the bucket is in debt and its callers are throttled.
+A key with several rates (5/s,20/min) has a bucket per rate: a row per period, LIMIT in its unit (20/min).
 
 Examples:
   rivven quota usage

@@ -65,7 +65,8 @@ export function violationsCommand(): Command {
             e.time.slice(0, 19).replace('T', ' '),
             e.type,
             truncate(escapeUnprintable(e.entity), 60),
-            e.quota_type ?? '-',
+            // A throttle of a rate per minute, hour or day names its period: request_rate/min.
+            e.quota_type === null ? '-' : e.period === undefined ? e.quota_type : `${e.quota_type}/${e.period}`,
             formatCount(e.count),
             escapeUnprintable(e.detail),
           ]);

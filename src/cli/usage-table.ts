@@ -1,4 +1,5 @@
 import type { BucketUsage } from '../client/quota-client.js';
+import { formatRate, isRateKey, PERIOD_SECONDS } from '../quota/rate-value.js';
 import { escapeUnprintable } from '../util/printable.js';
 import { formatCount, formatDuration, formatPercent } from './numbers.js';
 import { formatMeasured, formatQuotaValue } from './quota-values.js';
@@ -15,6 +16,20 @@ export function showBucket(b: BucketUsage): string {
   return parts.length === 0 ? 'anonymous' : parts.join('/');
 }
 
+/**
+ * RATE and LIMIT of a row. RATE is always the rate measured over the last window, per second ("15/s"): projected
+ * onto a minute or a day, one second's calls would read as an alarm ("86400/d" for one call). LIMIT is the row's
+ * own rate in the operator's unit, exact and re-enterable: "10/s", or "10/min" and "10000/d" for the buckets of
+ * rates per minute and per day (formatRate), so the rows of one key read as the value it was given.
+ */
+function rateAndLimit(b: BucketUsage): [string, string] {
+  // The limit's unit family (MiB or MB) from the amount as it was given: 100GiB/d, not its 1.2MB a second.
+  const rate = formatMeasured(b.quota_type, b.rate, b.limit_per_period ?? b.limit);
+  const period = b.period;
+  if (period === undefined || !isRateKey(b.quota_type)) return [rate, formatQuotaValue(b.quota_type, b.limit)];
+  return [rate, formatRate(b.quota_type, [{ amount: b.limit_per_period ?? b.limit * PERIOD_SECONDS[period], unit: period }])];
+}
+
 /** Room the other columns of the usage table take, so the entity column can use the rest of the width. */
 const OTHER_COLUMNS = 62;
 
@@ -29,8 +44,7 @@ export function usageTable(buckets: BucketUsage[], now: number, width = 120): st
     ...buckets.map((b) => [
       truncate(showBucket(b), entityWidth),
       b.quota_type,
-      formatMeasured(b.quota_type, b.rate, b.limit),
-      formatQuotaValue(b.quota_type, b.limit),
+      ...rateAndLimit(b),
       formatPercent(b.utilization),
       formatCount(b.throttled_total),
       formatDuration(Math.max(0, now - b.last_seen_ms), 'coarse'),

@@ -273,7 +273,9 @@ class Limiter {
         .describeUsage({ entities: [['user', tenant]] })
         .then(
           (rows) => {
-            const row = rows.find((b) => b.quota_type === 'request_rate');
+            // The per-second bucket's row (no `period`): a key with several rates has a row per period, and the
+            // headers' limit and remaining are per second. A key with only longer periods gives no headers.
+            const row = rows.find((b) => b.quota_type === 'request_rate' && b.period === undefined);
             // Only finite numbers: the headers said `Infinity` or `NaN` for a reply that had them.
             if (row === undefined || !Number.isFinite(row.limit) || !Number.isFinite(row.rate)) return;
             this.usage.delete(tenant);

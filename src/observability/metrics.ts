@@ -6,7 +6,9 @@ import type { ViolationLog } from './violation-log.js';
 import type { Guard } from '../auth/guard.js';
 import type { LeaseManager } from '../quota/lease-manager.js';
 import type { QuotaManager } from '../quota/quota-manager.js';
-import { QUOTA_KEYS } from '../quota/quota-key.js';
+import { keyPeriodSlot } from '../quota/bucket-store.js';
+import { QUOTA_KEYS, type QuotaKeyIndex } from '../quota/quota-key.js';
+import { PERIOD_UNITS, type PeriodUnit } from '../quota/rate-value.js';
 import type { QuotaAdmin } from '../server/quota-admin.js';
 import type { QuotaServer } from '../server/server.js';
 import { VERSION } from '../version.js';
@@ -30,6 +32,26 @@ export interface MetricSources {
 }
 
 const BREAKER_STATES = { closed: 0, open: 1, 'half-open': 2 } as const;
+
+/**
+ * The `period` label of a series counted per bucket period: none for 's', so the per-second series are the ones
+ * that existed before periods (same names, same labels, same values on a sidecar with per-second quotas only),
+ * and `min`, `h`, `d` for the buckets of longer rates. Sums over the label count every bucket once; `{period=""}`
+ * selects the per-second ones. Four values at most: the series count stays fixed.
+ */
+const periodLabel = (period: PeriodUnit): Record<string, string> => (period === 's' ? {} : { period });
+
+/** Every (quota type, period) label set with its counter slot (keyPeriodSlot), per-second first within a key. */
+const KEY_PERIOD_LABELS = QUOTA_KEYS.flatMap((quota_type, k) =>
+  PERIOD_UNITS.map((period, p) => ({
+    labels: { quota_type, ...periodLabel(period) },
+    slot: keyPeriodSlot(k as QuotaKeyIndex, p),
+  })),
+);
+
+/** Samples of a counter per quota key and period (slotOfKind's layout). */
+const byKeyAndPeriod = (counts: readonly number[]): Sample[] =>
+  KEY_PERIOD_LABELS.map(({ labels, slot }) => ({ labels, value: counts[slot]! }));
 
 interface Sample {
   labels?: Record<string, string | number>;
@@ -89,13 +111,17 @@ export function createMetrics(sources: MetricSources): Registry {
     () => sources.violations.dropped,
   );
 
-  const violationCounters: [string, number][] = [
+  const violationCounters: [string, QuotaKeyIndex][] = [
     ['rivven_quota_produce_violations_total', 0],
     ['rivven_quota_consume_violations_total', 1],
     ['rivven_quota_request_violations_total', 2],
   ];
   for (const [name, k] of violationCounters) {
-    mirroredCounter(registry, name, `Throttled replies for ${QUOTA_KEYS[k]}`, () => manager.violations[k]!);
+    registry.registerMetric(
+      scraped(name, `Throttled replies for ${QUOTA_KEYS[k]}, by the period of the rate that bound (none: per second)`, 'counter', () =>
+        PERIOD_UNITS.map((period, p) => ({ labels: periodLabel(period), value: manager.violationsByPeriod[keyPeriodSlot(k, p)]! })),
+      ),
+    );
   }
   mirroredCounter(
     registry,
@@ -136,9 +162,9 @@ export function createMetrics(sources: MetricSources): Registry {
   registry.registerMetric(
     scraped(
       'rivven_quota_shadow_violations_total',
-      'Calls a shadow limit would have throttled (answered Ok), by quota type',
+      'Calls a shadow limit would have throttled (answered Ok), by quota type and period',
       'counter',
-      () => QUOTA_KEYS.map((k, i) => ({ labels: { quota_type: k }, value: manager.shadowViolations[i]! })),
+      () => byKeyAndPeriod(manager.shadowByPeriod),
     ),
   );
   new Gauge({
@@ -224,8 +250,11 @@ export function createMetrics(sources: MetricSources): Registry {
   });
 
   registry.registerMetric(
-    scraped('rivven_quota_near_limit_total', 'Calls that left their bucket above 80% of quota x window', 'counter', () =>
-      QUOTA_KEYS.map((k, i) => ({ labels: { quota_type: k }, value: manager.nearLimit[i]! })),
+    scraped(
+      'rivven_quota_near_limit_total',
+      'Calls that left their bucket above 80% of quota x window, by quota type and period',
+      'counter',
+      () => byKeyAndPeriod(manager.nearLimitByPeriod),
     ),
   );
   registry.registerMetric(
@@ -271,22 +300,22 @@ export function createMetrics(sources: MetricSources): Registry {
   });
   const near = new Gauge({
     name: 'rivven_quota_buckets_near_limit',
-    help: 'Buckets above 80% of quota x window now',
-    labelNames: ['quota_type'],
+    help: 'Buckets above 80% of quota x window now, by quota type and period',
+    labelNames: ['quota_type', 'period'],
     registers: [registry],
   });
   new Gauge({
     name: 'rivven_quota_max_utilization',
-    help: 'Highest bucket utilization (outstanding / quota x window) now; above 1 someone is throttled',
-    labelNames: ['quota_type'],
+    help: 'Highest bucket utilization (outstanding / quota x window) now, by quota type and period; above 1 someone is throttled',
+    labelNames: ['quota_type', 'period'],
     registers: [registry],
     async collect() {
       // One pass over the buckets per scrape serves both gauges.
       const summary = await manager.utilizationSummary();
-      QUOTA_KEYS.forEach((k, i) => {
-        this.set({ quota_type: k }, summary.max[i]!);
-        near.set({ quota_type: k }, summary.nearLimit[i]!);
-      });
+      for (const { labels, slot } of KEY_PERIOD_LABELS) {
+        this.set(labels, summary.max[slot]!);
+        near.set(labels, summary.nearLimit[slot]!);
+      }
     },
   });
   new Gauge({ name: 'rivven_info', help: 'Build information', labelNames: ['version'], registers: [registry] }).set(

@@ -4,6 +4,7 @@ import { BatchedWriter } from '../store/batched-writer.js';
 import { forEachSliced, forRangeSliced, runSlice, yieldToEventLoop } from '../util/slices.js';
 
 import type { ViolationEvent } from '../protocol/messages/describe-violations.js';
+import type { PeriodUnit } from '../quota/rate-value.js';
 import type { ViolationSink, ViolationType } from '../quota/violations.js';
 import { DEFAULT_VIOLATION_LOG_OPTIONS, type ViolationLogOptions } from './options.js';
 
@@ -28,6 +29,7 @@ interface Episode {
   type: ViolationType;
   entity: string;
   quotaType: string | null;
+  period: PeriodUnit;
   startedAt: number;
   lastAt: number;
   count: number;
@@ -105,9 +107,10 @@ export class ViolationLog implements ViolationSink {
     }
   }
 
-  violation(type: ViolationType, entity: string, quotaType: string | null, detail: string): void {
+  violation(type: ViolationType, entity: string, quotaType: string | null, detail: string, period: PeriodUnit = 's'): void {
     const now = this.clock.now();
-    const key = `${type}\u0000${entity}\u0000${quotaType ?? ''}`;
+    // A per-second key is the key it was before periods (no suffix): the common case builds the same string.
+    const key = `${type}\u0000${entity}\u0000${quotaType ?? ''}${period === 's' ? '' : `\u0000${period}`}`;
     const open = this.episodes.get(key);
     if (open !== undefined) {
       open.count++;
@@ -121,8 +124,18 @@ export class ViolationLog implements ViolationSink {
       return;
     }
     this.perPrincipal.set(principal, held + 1);
-    this.episodes.set(key, { reportedBy: this.reporter, principal, type, entity, quotaType, startedAt: now, lastAt: now, count: 1 });
-    this.emit(type, entity, quotaType, `started: ${detail}`, 1, this.reporter);
+    this.episodes.set(key, {
+      reportedBy: this.reporter,
+      principal,
+      type,
+      entity,
+      quotaType,
+      period,
+      startedAt: now,
+      lastAt: now,
+      count: 1,
+    });
+    this.emit(type, entity, quotaType, period, `started: ${detail}`, 1, this.reporter);
   }
 
   /**
@@ -153,7 +166,15 @@ export class ViolationLog implements ViolationSink {
     const left = this.perPrincipal.get(e.principal)! - 1;
     if (left === 0) this.perPrincipal.delete(e.principal);
     else this.perPrincipal.set(e.principal, left);
-    this.emit(e.type, e.entity, e.quotaType, `ended after ${e.lastAt - e.startedAt} ms: ${e.count} violation(s)`, e.count, e.reportedBy);
+    this.emit(
+      e.type,
+      e.entity,
+      e.quotaType,
+      e.period,
+      `ended after ${e.lastAt - e.startedAt} ms: ${e.count} violation(s)`,
+      e.count,
+      e.reportedBy,
+    );
   }
 
   /**
@@ -199,16 +220,21 @@ export class ViolationLog implements ViolationSink {
     return this.episodes.size;
   }
 
-  private emit(type: ViolationType, entity: string, quotaType: string | null, detail: string, count: number, reportedBy: string): void {
-    const event: ViolationEvent = {
-      time: new Date(this.clock.wall()).toISOString(),
-      type,
-      entity,
-      quota_type: quotaType,
-      detail,
-      count,
-      reported_by: reportedBy,
-    };
+  private emit(
+    type: ViolationType,
+    entity: string,
+    quotaType: string | null,
+    period: PeriodUnit,
+    detail: string,
+    count: number,
+    reportedBy: string,
+  ): void {
+    const time = new Date(this.clock.wall()).toISOString();
+    // `period` only for a longer one: a per-second event is the same line of violations.log as before periods.
+    const event: ViolationEvent =
+      period === 's'
+        ? { time, type, entity, quota_type: quotaType, detail, count, reported_by: reportedBy }
+        : { time, type, entity, quota_type: quotaType, period, detail, count, reported_by: reportedBy };
     this.remember(event);
     this.writer?.write(`${JSON.stringify(event)}\n`);
   }

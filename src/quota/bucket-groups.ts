@@ -92,18 +92,22 @@ export class BucketGroups {
     return worst;
   }
 
-  /** Records `amount` in every bucket of the group; true when it left any above `near` of its capacity. */
-  record(ref: number, amount: number, now: number, near: number): boolean {
+  /**
+   * Records `amount` in every bucket of the group. Returns the longest-period bucket it left above `near` of its
+   * capacity (the one a near-limit call is counted against: the call is one near-limit call, and the longer
+   * period is the one that would bind longer), or -1 when none.
+   */
+  record(ref: number, amount: number, now: number, near: number): number {
     const b = this.b;
     const pool = this.pool;
     const base = (MULTI - ref) * SLOTS;
-    let isNear = false;
+    let nearest = -1;
     for (let i = base; i < base + SLOTS && pool[i]! >= 0; i++) {
       const id = pool[i]!;
       b.record(id, amount, now);
-      if (b.outstanding(id) > near * b.capacity(id)) isNear = true;
+      if (b.outstanding(id) > near * b.capacity(id)) nearest = id;
     }
-    return isNear;
+    return nearest;
   }
 
   /**

@@ -24,6 +24,13 @@ export const baseKind = (kind: number): number => kind % KIND_STRIDE;
 /** The period of the rate a bucket of `kind` enforces. */
 export const periodOfKind = (kind: number): PeriodUnit => PERIODS[Math.floor(kind / KIND_STRIDE)]!;
 
+/** Counters per quota key and period (the metrics' `quota_type` x `period`): one slot each. */
+export const KEY_PERIOD_SLOTS = QUOTA_KEYS.length * PERIODS.length;
+/** The slot of quota key `k` and period index `p` (PERIOD_INDEX) in such counters. */
+export const keyPeriodSlot = (k: QuotaKeyIndex, p: number): number => k * PERIODS.length + p;
+/** The slot of the key and period a bucket of `kind` counts against (a consumer group's: consume's). */
+export const slotOfKind = (kind: number): number => keyPeriodSlot(keyOfKind(kind), Math.floor(kind / KIND_STRIDE));
+
 /** A bucket's display form (docs/protocol.md, Record calls): Throttled.entity, usage rows, violation events. */
 export const bucketName = (kind: number, a: string | null, b: string | null): string =>
   baseKind(kind) === GROUP ? `consumer-group:${a!}` : bucketDisplay(a, b);

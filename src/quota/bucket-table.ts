@@ -202,6 +202,11 @@ export class BucketTable {
     return this.rateOf[id]!;
   }
 
+  /** Outstanding usage at `now` in milli-units, without changing the bucket (usage reports). */
+  outstandingAt(id: number, now: number): number {
+    return this.levelNow(id, now);
+  }
+
   /** Outstanding / capacity at `now`, without changing the bucket: above 1 means in debt (throttled). */
   utilization(id: number, now: number): number {
     return this.levelNow(id, now) / this.cap[id]!;

@@ -1,11 +1,15 @@
 import {
   bucketName,
   GROUP,
+  KEY_PERIOD_SLOTS,
   keyOfKind,
+  keyPeriodSlot,
   LocalBucketStore,
   PERIOD_INDEX,
   periodKind,
   periodOfKind,
+  PERIODS,
+  slotOfKind,
   type BucketStore,
 } from './bucket-store.js';
 import { admitWait, BucketGroups, MULTI, overWait } from './bucket-groups.js';
@@ -36,6 +40,13 @@ export interface Verdict {
   period: PeriodUnit;
 }
 
+/** Counters per key and period (slotOfKind) summed per quota key. */
+const perKey = (byPeriod: readonly number[]): number[] =>
+  QUOTA_KEYS.map((_, k) => PERIODS.reduce((sum, _p, p) => sum + byPeriod[keyPeriodSlot(k as QuotaKeyIndex, p)]!, 0));
+
+/** A violation's detail names a rate per minute, hour or day; a per-second one reads as before periods. */
+const perText = (period: PeriodUnit): string => (period === 's' ? '' : ` (the per-${period} rate)`);
+
 /** The cached "bucket" of a caller with nothing to track (unlimited, or maxBuckets reached). */
 const NONE = -1;
 /** The cached "bucket" of a caller whose principal is blocked. */
@@ -53,13 +64,16 @@ export class QuotaManager {
   readonly options: Readonly<QuotaManagerOptions>;
   /** Calls that needed a new bucket while maxBuckets were tracked; answered Ok without tracking. */
   untracked = 0;
-  /** Throttled replies per quota key (the rivven_quota_*_violations_total counters), and their total throttle time. */
-  readonly violations = QUOTA_KEYS.map(() => 0);
+  /**
+   * Throttled replies per quota key and period of the bucket that bound (slotOfKind; the
+   * rivven_quota_*_violations_total counters, labelled by period), and their total throttle time.
+   */
+  readonly violationsByPeriod: number[] = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
   throttleTimeMsTotal = 0;
-  /** Calls that left a bucket above NEAR_LIMIT of its capacity, per quota key. */
-  readonly nearLimit = QUOTA_KEYS.map(() => 0);
-  /** Calls a shadow limit would have throttled (answered Ok), per quota key. */
-  readonly shadowViolations = QUOTA_KEYS.map(() => 0);
+  /** Calls that left a bucket above NEAR_LIMIT of its capacity, per quota key and period of that bucket. */
+  readonly nearLimitByPeriod: number[] = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
+  /** Calls a shadow limit would have throttled (answered Ok), per quota key and period of the bucket that would have. */
+  readonly shadowByPeriod: number[] = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
   /** Calls answered Denied because their principal is blocked. */
   denied = 0;
   readonly buckets: BucketStore;
@@ -199,7 +213,22 @@ export class QuotaManager {
     return usageReport(this.buckets.view(), this.clock, query);
   }
 
-  /** Highest utilization and buckets above NEAR_LIMIT per quota key, for metrics. */
+  /** Throttled replies per quota key, every period together. */
+  get violations(): number[] {
+    return perKey(this.violationsByPeriod);
+  }
+
+  /** Near-limit calls per quota key, every period together. */
+  get nearLimit(): number[] {
+    return perKey(this.nearLimitByPeriod);
+  }
+
+  /** Shadow violations per quota key, every period together. */
+  get shadowViolations(): number[] {
+    return perKey(this.shadowByPeriod);
+  }
+
+  /** Highest utilization and buckets above NEAR_LIMIT per quota key and period (slotOfKind), for metrics. */
   utilizationSummary(): Promise<{ max: number[]; nearLimit: number[] }> {
     return utilizationSummary(this.buckets.view(), this.clock);
   }
@@ -281,7 +310,10 @@ export class QuotaManager {
   /** Records `amount` into one bucket or into every bucket of a group; a near-limit call counts once. */
   private chargeOf(ref: number, amount: number, now: number): void {
     if (ref >= 0) this.charge(ref, amount, now);
-    else if (this.groups.record(ref, amount, now, NEAR_LIMIT)) this.nearLimit[keyOfKind(this.buckets.kind(this.groups.first(ref)))]!++;
+    else {
+      const near = this.groups.record(ref, amount, now, NEAR_LIMIT);
+      if (near >= 0) this.nearLimitByPeriod[slotOfKind(this.buckets.kind(near))]!++;
+    }
   }
 
   /**
@@ -291,9 +323,16 @@ export class QuotaManager {
   private enforced(id: number, wait: number): number {
     if (wait === 0 || !this.buckets.isShadow(id)) return wait;
     const k = keyOfKind(this.buckets.kind(id));
-    this.shadowViolations[k]!++;
+    this.shadowByPeriod[slotOfKind(this.buckets.kind(id))]!++;
     this.buckets.countThrottle(id);
-    this.events.violation('SHADOW_VIOLATION', this.display(id), QUOTA_KEYS[k], `a shadow limit would have throttled ${wait} ms`);
+    const period = periodOfKind(this.buckets.kind(id));
+    this.events.violation(
+      'SHADOW_VIOLATION',
+      this.display(id),
+      QUOTA_KEYS[k],
+      `a shadow limit would have throttled ${wait} ms${perText(period)}`,
+      period,
+    );
     return 0;
   }
 
@@ -328,7 +367,7 @@ export class QuotaManager {
   private charge(id: number, amount: number, now: number): void {
     const b = this.buckets;
     b.record(id, amount, now);
-    if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) this.nearLimit[keyOfKind(b.kind(id))]!++;
+    if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) this.nearLimitByPeriod[slotOfKind(b.kind(id))]!++;
   }
 
   private ok(): Verdict {
@@ -343,7 +382,7 @@ export class QuotaManager {
     const ms = Math.min(waitMs, this.options.maxThrottleMs);
     const kind = this.buckets.kind(id);
     const k = keyOfKind(kind);
-    this.violations[k]!++;
+    this.violationsByPeriod[slotOfKind(kind)]!++;
     this.buckets.countThrottle(id);
     this.throttleTimeMsTotal += ms;
     const v = this.verdict;
@@ -353,12 +392,12 @@ export class QuotaManager {
     v.recorded = recorded;
     v.denied = false;
     v.period = periodOfKind(kind);
-    const per = v.period === 's' ? '' : ` (the per-${v.period} rate)`;
     this.events.violation(
       'RATE_LIMIT_EXCEEDED',
       v.entity,
       v.quotaType,
-      `throttled ${ms} ms${per}${recorded ? '' : ' (admit mode: refused)'}`,
+      `throttled ${ms} ms${perText(v.period)}${recorded ? '' : ' (admit mode: refused)'}`,
+      v.period,
     );
     return v;
   }

@@ -1,8 +1,8 @@
 import type { BucketView } from './bucket-store.js';
-import { baseKind, bucketName, GROUP, keyOfKind, periodOfKind } from './bucket-store.js';
+import { baseKind, bucketName, GROUP, KEY_PERIOD_SLOTS, keyOfKind, periodOfKind, slotOfKind } from './bucket-store.js';
 import { wallTimeOf, type Clock } from './clock.js';
 import { QUOTA_KEYS, type QuotaKey } from './quota-key.js';
-import type { PeriodUnit } from './rate-value.js';
+import { PERIOD_SECONDS, type PeriodUnit } from './rate-value.js';
 import { TopK } from './top-k.js';
 import { forEachSliced, forRangeSliced } from '../util/slices.js';
 
@@ -23,6 +23,13 @@ export interface BucketReport {
   rate: number;
   /** The quota, per second (a rate A/P drains at A/P per second). */
   limit: number;
+  /** The quota per `period`: A of a rate A/P (limit x the period's seconds; `limit` itself for 's'). */
+  limitPerPeriod: number;
+  /**
+   * Outstanding usage in units (calls or bytes): recorded and not yet drained, debt included. A bucket of A/P
+   * with `used` u has room for about A - u now (its capacity less u), and gains A/P a second.
+   */
+  used: number;
   /** Outstanding usage / (quota x window); above 1 the bucket is in debt and its callers are throttled. */
   utilization: number;
   throttledTotal: number;
@@ -56,15 +63,18 @@ export async function usageReport(view: BucketView, clock: Clock, query: UsageQu
   await forEachSliced(best.sorted(), (id) => {
     if (!view.isLive(id)) return;
     const group = baseKind(view.kind(id)) === GROUP;
+    const period = periodOfKind(view.kind(id));
     out.push({
       entity: bucketName(view.kind(id), view.a(id), view.b(id)),
       user: group ? null : view.a(id),
       clientId: group ? null : view.b(id),
       consumerGroup: group ? view.a(id) : null,
       quotaType: QUOTA_KEYS[keyOfKind(view.kind(id))],
-      period: periodOfKind(view.kind(id)),
+      period,
       rate: b.measuredRate(id, now),
       limit: b.rate(id),
+      limitPerPeriod: perPeriod(b.rate(id), period),
+      used: snap(b.outstandingAt(id, now) / 1000),
       utilization: b.utilization(id, now),
       throttledTotal: b.throttleCount(id),
       lastSeenMs: wallTimeOf(clock, b.lastSeen(id)),
@@ -73,15 +83,30 @@ export async function usageReport(view: BucketView, clock: Clock, query: UsageQu
   return out;
 }
 
-/** Highest utilization and the number of buckets above NEAR_LIMIT, per quota key, for metrics; sliced. */
+/**
+ * A rate per second back in its period's terms: 10/min drains at 10/60 a second, and 10/60 x 60 reads 10 again
+ * (snapped: the division and the product may each round, which an operator should never see as 9.999999999).
+ */
+const perPeriod = (perSecond: number, period: PeriodUnit): number =>
+  period === 's' ? perSecond : snap(perSecond * PERIOD_SECONDS[period]);
+/** The nearest whole number when within rounding of it (2^40 B/d stays 1099511627776), else 15 digits. */
+const snap = (x: number): number => {
+  const whole = Math.round(x);
+  return Math.abs(x - whole) <= Math.abs(x) * 1e-12 ? whole : Number(x.toPrecision(15));
+};
+
+/**
+ * Highest utilization and the number of buckets above NEAR_LIMIT, per quota key and period (indexed by
+ * slotOfKind), for metrics; sliced.
+ */
 export async function utilizationSummary(view: BucketView, clock: Clock): Promise<{ max: number[]; nearLimit: number[] }> {
   const now = clock.now();
-  const max = QUOTA_KEYS.map(() => 0);
-  const near = QUOTA_KEYS.map(() => 0);
+  const max = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
+  const near = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
   await forRangeSliced(view.highWater, (id) => {
     if (!view.isLive(id)) return;
     const u = view.table.utilization(id, now);
-    const k = keyOfKind(view.kind(id));
+    const k = slotOfKind(view.kind(id));
     if (u > max[k]!) max[k] = u;
     if (u > NEAR_LIMIT) near[k]!++;
   });

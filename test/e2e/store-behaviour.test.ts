@@ -51,7 +51,8 @@ const factories: Record<string, () => StoreUnderTest> = {
     const prefix = `test-${randomBytes(6).toString('hex')}:`;
     const proc = privateRedis!;
     return {
-      open: async () => new RedisQuotaStore({ url: `redis://127.0.0.1:${proc.port}/0`, keyPrefix: prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS }),
+      open: async () =>
+        new RedisQuotaStore({ url: `redis://127.0.0.1:${proc.port}/0`, keyPrefix: prefix, commandTimeoutMs: COMMAND_TIMEOUT_MS }),
       durable: true,
       // Redis hangs past the command timeout: the client gives up, and the script, run late, applies nothing.
       failNextWrite: () => {

@@ -1,11 +1,15 @@
 // DescribeUsage { entities?: Component[], top?: int (default 100, 1..10000), sort_by?: "utilization" | "rate" }
-//   -> UsageDescribed { buckets: [{ entity, quota_type, rate, limit, utilization, throttled_total, last_seen_ms }] }
-// Reads the live buckets: who is using how much of which quota right now, highest first. A component
-// [type, name] keeps buckets of that user, client-id or consumer group; [type, null] any bucket that has one.
+//   -> UsageDescribed { buckets: [{ entity, user, client_id, consumer_group, quota_type, period?, rate, limit,
+//                                   limit_per_period?, used?, utilization, throttled_total, last_seen_ms }] }
+// Reads the live buckets: who is using how much of which quota right now, highest first; one row per bucket, so a
+// key with several rates has one row per period. `period`, `limit_per_period` and `used` are sent only for a
+// period other than "s", so a per-second row is the same bytes as before periods existed (docs/protocol.md).
+// A component [type, name] keeps buckets of that user, client-id or consumer group; [type, null] any bucket that has one.
 import { RivvenError } from '../error-codes.js';
 import { ENTITY_TYPES, type EntityError, parseName } from '../../quota/entity.js';
 import type { Component } from '../../quota/entity.js';
 import type { QuotaKey } from '../../quota/quota-key.js';
+import type { PeriodUnit } from '../../quota/rate-value.js';
 import { componentMatcher, type BucketReport, type UsageQuery } from '../../quota/usage-report.js';
 import { forEachSliced } from '../../util/slices.js';
 import { ListReplyBuilder } from '../list-reply.js';
@@ -45,14 +49,22 @@ export function decode(body: Body): DescribeUsage {
 /** One live bucket, as the reply carries it. */
 export interface BucketUsage {
   entity: string;
-  /** The bucket's parts (servers before 0.2 leave them out). */
+  /** The bucket's parts. */
   user?: string | null;
   client_id?: string | null;
   consumer_group?: string | null;
   /** A rate key, or max_in_flight for a row of leases held (rate: the count held). */
   quota_type: QuotaKey | 'max_in_flight';
+  /** The period of the rate this bucket enforces; absent: "s" (a per-second rate, or a row of leases). */
+  period?: Exclude<PeriodUnit, 's'>;
+  /** Usage recorded in the last quotas.window_ms, per second (whatever the period). */
   rate: number;
+  /** The quota per second, as enforced now (a rate A/P: A/P). */
   limit: number;
+  /** With `period`: the quota per period as enforced now, A of A/P (limit x the period's seconds). */
+  limit_per_period?: number;
+  /** With `period`: outstanding usage in units, recorded and not yet drained (room now: capacity - used). */
+  used?: number;
   utilization: number;
   throttled_total: number;
   last_seen_ms: number;
@@ -68,18 +80,35 @@ export const encodeRequest = (opts: { entities?: Component[]; top?: number; sort
   return body;
 };
 
-export const toWire = (u: BucketReport): BucketUsage => ({
-  entity: u.entity,
-  user: u.user,
-  client_id: u.clientId,
-  consumer_group: u.consumerGroup,
-  quota_type: u.quotaType,
-  rate: u.rate,
-  limit: u.limit,
-  utilization: u.utilization,
-  throttled_total: u.throttledTotal,
-  last_seen_ms: u.lastSeenMs,
-});
+export const toWire = (u: BucketReport): BucketUsage =>
+  u.period === 's'
+    ? {
+        entity: u.entity,
+        user: u.user,
+        client_id: u.clientId,
+        consumer_group: u.consumerGroup,
+        quota_type: u.quotaType,
+        rate: u.rate,
+        limit: u.limit,
+        utilization: u.utilization,
+        throttled_total: u.throttledTotal,
+        last_seen_ms: u.lastSeenMs,
+      }
+    : {
+        entity: u.entity,
+        user: u.user,
+        client_id: u.clientId,
+        consumer_group: u.consumerGroup,
+        quota_type: u.quotaType,
+        period: u.period,
+        rate: u.rate,
+        limit: u.limit,
+        limit_per_period: u.limitPerPeriod,
+        used: u.used,
+        utilization: u.utilization,
+        throttled_total: u.throttledTotal,
+        last_seen_ms: u.lastSeenMs,
+      };
 
 /** Leases held by a group, as a usage row: rate is the count held, limit its max_in_flight. */
 export const leaseRow = (h: LeaseHolder): BucketUsage => ({

@@ -5,6 +5,7 @@
 import { encodeFrame } from '../codec.js';
 import { RivvenError } from '../error-codes.js';
 import type { Component } from '../../quota/entity.js';
+import type { PeriodUnit } from '../../quota/rate-value.js';
 import { VIOLATION_TYPES, type ViolationType } from '../../quota/violations.js';
 import * as describeUsage from './describe-usage.js';
 import { list, uint, type Body } from './fields.js';
@@ -21,6 +22,8 @@ export interface ViolationEvent {
   /** The bucket, blocked entity, lease group, or (authentication) the remote address. */
   entity: string;
   quota_type: string | null;
+  /** The rate of a throttle or shadow violation on a rate per minute, hour or day; absent: "s" (or no rate). */
+  period?: Exclude<PeriodUnit, 's'>;
   detail: string;
   /** Violations in the episode so far: 1 at its start, the total at its end. */
   count: number;
