@@ -230,7 +230,8 @@ t.test('quota values in rivven.yaml and RIVVEN_* take the one grammar (docs/prot
     'a rate per minute, held canonical',
   );
   t.same(
-    loadConfig({ env: { RIVVEN_QUOTAS_DEFAULTS_PRODUCE_BYTES_RATE: '100GB/d,10MB/s' }, cwd: dir }).config.quotas.defaults.produce_bytes_rate,
+    loadConfig({ env: { RIVVEN_QUOTAS_DEFAULTS_PRODUCE_BYTES_RATE: '100GB/d,10MB/s' }, cwd: dir }).config.quotas.defaults
+      .produce_bytes_rate,
     [1e7, '100000000000/d'],
     'a list with commas, canonical: sorted, base units',
   );

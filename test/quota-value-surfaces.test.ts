@@ -42,7 +42,14 @@ t.test('AlterQuotas takes every form of the grammar, and names the bad alteratio
   });
   t.same(
     many.alterations.map((a) => a.value),
-    [[{ amount: 1e7, unit: 'min' }], [{ amount: 100, unit: 's' }, { amount: 10000, unit: 'd' }], 0.5],
+    [
+      [{ amount: 1e7, unit: 'min' }],
+      [
+        { amount: 100, unit: 's' },
+        { amount: 10000, unit: 'd' },
+      ],
+      0.5,
+    ],
   );
   const err = decodeError([alteration(5), alteration('10MB/fortnight', 'produce_bytes_rate')]);
   t.type(err, RivvenError);

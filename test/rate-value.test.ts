@@ -12,7 +12,6 @@ import {
   parseLimitValue,
   parseRateValue,
   QuotaValueError,
-  type RateList,
 } from '../src/quota/rate-value.js';
 import { parseLimit } from '../src/quota/quota-value.js';
 
@@ -222,13 +221,34 @@ t.test('parseLimit returns what the quota table holds: a number for one per-seco
   // What the gate refused until the buckets of several periods landed: every form now reaches the core.
   const held: [string, unknown, unknown][] = [
     ['request_rate', '10/min', [{ amount: 10, unit: 'min' }]],
-    ['request_rate', '100/s,10000/d', [{ amount: 100, unit: 's' }, { amount: 10000, unit: 'd' }]],
-    ['request_rate', ['10000/d', 100], [{ amount: 100, unit: 's' }, { amount: 10000, unit: 'd' }]],
+    [
+      'request_rate',
+      '100/s,10000/d',
+      [
+        { amount: 100, unit: 's' },
+        { amount: 10000, unit: 'd' },
+      ],
+    ],
+    [
+      'request_rate',
+      ['10000/d', 100],
+      [
+        { amount: 100, unit: 's' },
+        { amount: 10000, unit: 'd' },
+      ],
+    ],
     ['request_rate', 0.5, 0.5],
     ['request_rate', '1.5', 1.5],
     ['request_rate', '0.17/s', 0.17],
     ['produce_bytes_rate', '1.5B', 1.5],
-    ['produce_bytes_rate', '10MB/s,100GB/d', [{ amount: 1e7, unit: 's' }, { amount: 1e11, unit: 'd' }]],
+    [
+      'produce_bytes_rate',
+      '10MB/s,100GB/d',
+      [
+        { amount: 1e7, unit: 's' },
+        { amount: 1e11, unit: 'd' },
+      ],
+    ],
     ['request_burst', 1.5, 1.5],
   ];
   for (const [key, raw, want] of held) t.same(parseLimit(key, raw), want, `${key} ${JSON.stringify(raw)}`);
