@@ -191,6 +191,21 @@ t.test('the file store writes the canonical form and keeps every form across a r
   t.same([r.throttleTimeMs > 0, r.period], [true, 'd'], 'the next 100 are over 10000/d: the per-day bucket binds');
 });
 
+t.test('the file store snapshot (quotas.json) keeps a list across a restart too', async (t) => {
+  const data = mkdtempSync(join(tmpdir(), 'rivven-values-snapshot-'));
+  const first = await startServer({}, new FileQuotaStore(data, { compactAfterChanges: 1 }));
+  const c1 = await QuotaClient.connect({ port: first.port });
+  await c1.alterQuotas([rate('a', ['100/s', '10000/d'])]);
+  await c1.alterQuotas([rate('b', '1/h')]);
+  await c1.close();
+  await first.stop();
+  t.match(readFileSync(join(data, 'quotas.json'), 'utf8'), /"quota_value":\[100,"10000\/d"\]/, 'the snapshot holds the canonical list');
+  const again = await startServer({}, new FileQuotaStore(data));
+  t.teardown(() => again.stop());
+  t.same(again.app.table.getValue({ kind: 'user', user: 'a' }, 'request_rate'), [100, '10000/d']);
+  t.same(again.app.table.getValue({ kind: 'user', user: 'b' }, 'request_rate'), '1/h');
+});
+
 t.test('the Redis store: one sidecar writes canonical, a sidecar started later loads every form', async (t) => {
   const url = await privateRedisUrl();
   const keyPrefix = `rivven-test-${randomBytes(6).toString('hex')}:`;
