@@ -165,6 +165,7 @@ t.test('the file store writes the canonical form and keeps every form across a r
   const log = readFileSync(join(data, 'quotas.log'), 'utf8');
   t.match(log, /"quota_value":\[100,"10000\/d"\]/, 'the log holds the canonical list');
   t.match(log, /"quota_value":"10485760\/min"/, 'a byte rate in base units');
+  t.match(readFileSync(join(data, 'audit.log'), 'utf8'), /"old":null,"new":\[100,"10000\/d"\]/, 'the audit log too');
 
   const again = await startServer({}, new FileQuotaStore(data));
   t.teardown(() => again.stop());
