@@ -19,6 +19,7 @@ import { MemoryQuotaStore } from '../src/store/quota-store.js';
 import { RedisQuotaStore } from '../src/store/redis-quota-store.js';
 import { privateRedisUrl } from './helpers/private-redis.js';
 import { serverWithClient, startServer } from './helpers/server.js';
+import { waitUntil } from './helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rivven-values-'));
 const rate = (user: string, quota_value: QuotaAlteration['quota_value'], quota_key: QuotaAlteration['quota_key'] = 'request_rate') => ({
@@ -231,4 +232,9 @@ t.test('the Redis store: one sidecar writes canonical, a sidecar started later l
     r: { request_rate: 0.17 },
   });
   t.same(await untilThrottled(cb, 'q'), { passed: 20, ms: 3000, period: 'min' }, 'the loaded 20/min decides on the second sidecar');
+  // A change made while both run reaches the other through the changes stream, validated and canonical there too.
+  await ca.alterQuotas([rate('s', '100/s,5/min,10000/d')]);
+  const wanted = [100, '5/min', '10000/d'];
+  await waitUntil(async () => JSON.stringify(usersOf(await cb.describeQuotas()).s?.request_rate) === JSON.stringify(wanted), 's on b');
+  t.same(b.app.table.getValue({ kind: 'user', user: 's' }, 'request_rate'), wanted, 'applied from the stream');
 });
