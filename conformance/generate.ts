@@ -541,7 +541,7 @@ function errors(): Vector[] {
       'error-with-index',
       63,
       'AlterQuotas',
-      errorFrame(63, 'INVALID_QUOTA_VALUE', 'quota_value must be an integer > 0, "unlimited", or null to remove', 3),
+      errorFrame(63, 'INVALID_QUOTA_VALUE', 'request_rate: "10/fortnight": unknown unit "fortnight"; use s, min, h or d', 3),
       { error: { code: 'INVALID_QUOTA_VALUE', retriable: false, index: 3 } },
     ),
   );

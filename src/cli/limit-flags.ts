@@ -14,9 +14,9 @@ export const LIMIT_FLAGS: { key: LimitKey; flag: string; prop: string }[] = LIMI
 }));
 
 const HELP: Record<LimitKey, string> = {
-  produce_bytes_rate: 'bytes/s produced: 10MB, 10MiB, 5000000, unlimited',
-  consume_bytes_rate: 'bytes/s consumed',
-  request_rate: 'requests/s',
+  produce_bytes_rate: 'bytes produced per s, min, h or d: 10MB, 10MiB/s, 100GB/d, a list 10MB/s,100GB/d, unlimited',
+  consume_bytes_rate: 'bytes consumed: the same forms as --produce-bytes-rate',
+  request_rate: 'requests: 100 (per second), 0.5, 10/min, 5/h, a list 100/s,10000/d, unlimited',
   produce_bytes_burst: 'bytes a fresh bucket accepts at once (default: rate x window)',
   consume_bytes_burst: 'bytes a fresh consume bucket accepts at once',
   request_burst: 'requests a fresh bucket accepts at once',

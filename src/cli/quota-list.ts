@@ -5,7 +5,7 @@ import { BURST_KEYS, MAX_IN_FLIGHT, QUOTA_KEYS, type QuotaKey } from '../quota/q
 import { escapeUnprintable } from '../util/printable.js';
 import { addConnectionFlags, type ConnectionFlags, run, withClient } from './connection.js';
 import { addEntityFlags, entityFromFlags, showEntity, type EntityFlags } from './entity-flags.js';
-import { formatQuotaValue } from './quota-values.js';
+import { formatConfigured } from './quota-values.js';
 import { showName } from './show-name.js';
 import { textTable } from './text-table.js';
 
@@ -17,7 +17,7 @@ const contains = (entity: Component[], [type, name]: Component): boolean => enti
 function policy(e: QuotaEntry): string {
   const parts: string[] = [];
   if (e.quotas.tier !== undefined) parts.push(`tier ${showName(String(e.quotas.tier))}`);
-  const bursts = BURST_KEYS.filter((k) => e.quotas[k] !== undefined).map((k) => `${k.split('_')[0]}=${formatQuotaValue(k, e.quotas[k])}`);
+  const bursts = BURST_KEYS.filter((k) => e.quotas[k] !== undefined).map((k) => `${k.split('_')[0]}=${formatConfigured(k, e.quotas[k])}`);
   if (bursts.length > 0) parts.push(`burst ${bursts.join(' ')}`);
   if (e.quotas.blocked !== undefined) parts.push(`BLOCKED: ${escapeUnprintable(JSON.stringify(e.quotas.blocked))}`);
   return parts.join(', ');
@@ -25,7 +25,7 @@ function policy(e: QuotaEntry): string {
 
 /** A rate cell; a shadow value is marked, since it is measured but not enforced. */
 const rateCell = (e: QuotaEntry, k: QuotaKey | typeof MAX_IN_FLIGHT): string =>
-  `${formatQuotaValue(k, e.quotas[k])}${e.shadow?.includes(k) ? ' (shadow)' : ''}`;
+  `${formatConfigured(k, e.quotas[k])}${e.shadow?.includes(k) ? ' (shadow)' : ''}`;
 
 /** The table of `quota list`: IN-FLIGHT (max_in_flight) and POLICY appear only when some entry has one. */
 export const quotaTable = (entries: QuotaEntry[]): string => {

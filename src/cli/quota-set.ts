@@ -5,7 +5,7 @@ import { addConnectionFlags, type ConnectionFlags, run, withClient } from './con
 import { addEntityFlags, entityFromFlags, once, showEntity, type EntityFlags } from './entity-flags.js';
 import { UsageError } from './exit-codes.js';
 import { addLimitFlags, limitAlterations, noLimitGiven } from './limit-flags.js';
-import { formatQuotaValue } from './quota-values.js';
+import { formatConfigured } from './quota-values.js';
 
 // `rivven quota set` and `rivven quota delete`: the commands that change an entity's values.
 
@@ -32,6 +32,8 @@ export function setCommand(): Command {
 Examples:
   rivven quota set --user alice --produce-bytes-rate 10MB --consume-bytes-rate 20MB
   rivven quota set --client-id batch-processor --request-rate 100
+  rivven quota set --user carol --request-rate 10/min
+  rivven quota set --user dave --produce-bytes-rate 10MB/s,100GB/d
   rivven quota set --user-default --client-id-default --produce-bytes-rate 5MiB
   rivven quota set --consumer-group etl --consume-bytes-rate unlimited --dry-run
   rivven quota set --user alice --tier pro
@@ -47,7 +49,7 @@ Examples:
         return withClient(flags, async (client) => {
           const n = await client.alterQuotas(alterations, { validateOnly: flags.dryRun === true });
           const what =
-            alterations.map((a) => `${a.quota_key}=${formatQuotaValue(a.quota_key, a.quota_value!)}`).join(', ') +
+            alterations.map((a) => `${a.quota_key}=${formatConfigured(a.quota_key, a.quota_value!)}`).join(', ') +
             (flags.shadow ? ' (shadow)' : '');
           const verb = flags.dryRun ? `valid, nothing changed (dry run): ${n} alteration(s)` : `set ${n} quota(s)`;
           process.stdout.write(`${verb} for ${showEntity(entity)}: ${what}\n`);

@@ -28,18 +28,16 @@ export function parseQuotaValue(key: LimitKey, text: string, flag: string): Quot
 }
 
 /**
- * The exact, re-enterable form of a value in the operator's unit (rate-value's formatter): the largest byte unit
- * that divides it, so 10485760 is "10MiB/s" for a rate and "10MiB" for a burst; counts (requests, max_in_flight)
- * are plain numbers; a rate per another period or a list prints as "10/min" or "10MB/s,100GB/d". Tier names and
- * block reasons print as they are. Every table of the CLI prints limits with this, so one limit reads the same in
- * `quota list`, `quota usage` and `quota top`.
+ * A configured value as `quota list`, `tier list` and `quota set` print it: exact and re-enterable, in the
+ * operator's unit (rate-value's formatter). The largest byte unit that divides it, so 10485760 is "10MiB/s" for a
+ * rate and "10MiB" for a burst; counts (requests, max_in_flight) are plain numbers; a rate per another period or a
+ * list prints as "10/min" or "10MB/s,100GB/d"; a fraction as it is ("0.17/s"). Tier names and block reasons print
+ * as they are.
  */
-export function formatQuotaValue(key: AlterKey | 'max_in_flight', value: AlterValue | readonly (number | string)[] | undefined): string {
+export function formatConfigured(key: AlterKey | 'max_in_flight', value: AlterValue | readonly (number | string)[] | undefined): string {
   if (value === undefined) return '-';
   if (key === 'tier' || key === 'blocked') return String(value);
   if (value === 'unlimited' || value === Infinity) return 'unlimited';
-  // A limit scaled by adaptive quotas need not be whole.
-  if (typeof value === 'number' && Number.isFinite(value) && !Number.isInteger(value)) return approximate(key, value, false);
   try {
     if (isRateKey(key)) return formatRate(key, parseRateValue(key, value));
     const amount = parseAmountValue(key, value);
@@ -48,6 +46,16 @@ export function formatQuotaValue(key: AlterKey | 'max_in_flight', value: AlterVa
     // Not a value of the grammar (a newer server's?): shown as it came, never dropped.
     return String(value);
   }
+}
+
+/**
+ * A limit in effect, as the usage tables print it (`quota usage`, `quota top`): formatConfigured's form, except
+ * that a per-second limit scaled by adaptive quotas (not a whole number) is approximate (formatNumber); --json is
+ * exact. So one limit reads the same in `quota list`, `quota usage` and `quota top`.
+ */
+export function formatQuotaValue(key: AlterKey | 'max_in_flight', value: AlterValue | readonly (number | string)[] | undefined): string {
+  if (typeof value === 'number' && Number.isFinite(value) && !Number.isInteger(value)) return approximate(key, value, false);
+  return formatConfigured(key, value);
 }
 
 /**

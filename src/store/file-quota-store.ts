@@ -275,7 +275,10 @@ export class FileQuotaStore implements QuotaStore {
   }
 }
 
-/** The shape of a stored value (its meaning is checked by whoever loads it); throws naming `where`. */
+/**
+ * The shape of a stored value (its meaning is checked by whoever loads it: QuotaAdmin.load, the one validation
+ * of quota values); a list of rates is a stored value too. Throws naming `where`.
+ */
 function checkStored(q: unknown, where: string, removal = false): void {
   const v = q as Partial<QuotaChange> | null;
   const ok =
@@ -283,6 +286,9 @@ function checkStored(q: unknown, where: string, removal = false): void {
     v !== null &&
     Array.isArray(v.entity) &&
     typeof v.quota_key === 'string' &&
-    (typeof v.quota_value === 'number' || typeof v.quota_value === 'string' || (removal && v.quota_value === null));
+    (typeof v.quota_value === 'number' ||
+      typeof v.quota_value === 'string' ||
+      Array.isArray(v.quota_value) ||
+      (removal && v.quota_value === null));
   if (!ok) throw new Error(`${where} is not a valid quota: ${JSON.stringify(q)?.slice(0, 200)}`);
 }

@@ -20,7 +20,8 @@ ERROR_CODES: Final[dict[str, str]] = {
     "INVALID_ENTITY": "An entity is not one of the valid shapes, or a name is empty or longer than 1024 bytes.",
     "INVALID_QUOTA_KEY": "A quota_key is unknown, or not allowed for that entity "
     "(groups take only consume_bytes_rate).",
-    "INVALID_QUOTA_VALUE": 'A quota_value is not a positive integer, "unlimited" or null.',
+    "INVALID_QUOTA_VALUE": 'A quota_value is not a value its key takes (a positive number, "<amount>/<unit>", '
+    'a list of up to 4 rates with distinct units, "unlimited" or null), or a tier name or block reason is not valid.',
     "DUPLICATE_ALTERATION": "One AlterQuotas request names the same entity and quota_key twice.",
     "TOO_MANY_ITEMS": "A list in the request is longer than the server accepts in one request.",
     "UNKNOWN_TIER": "An alteration assigns a tier that has no values and is not in rivven.yaml.",

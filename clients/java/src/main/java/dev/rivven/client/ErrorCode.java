@@ -28,7 +28,10 @@ public enum ErrorCode {
   INVALID_ENTITY(false),
   /** A quota_key is unknown, or not allowed for that entity. */
   INVALID_QUOTA_KEY(false),
-  /** A quota_value is not a positive integer, "unlimited" or null. */
+  /**
+   * A quota_value is not a value its key takes (a positive number, "&lt;amount&gt;/&lt;unit&gt;", a list of up to 4 rates
+   * with distinct units, "unlimited" or null), or a tier name or block reason is not valid.
+   */
   INVALID_QUOTA_VALUE(false),
   /** One AlterQuotas request names the same entity and quota_key twice. */
   DUPLICATE_ALTERATION(false),
