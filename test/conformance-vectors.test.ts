@@ -42,6 +42,7 @@ t.test('the vectors cover every request and reply type, every error code, the la
     'RecordProduce',
     'RecordConsume',
     'RecordRequest',
+    'RecordUsage',
     'DescribeQuotas',
     'AlterQuotas',
     'DescribeUsage',
@@ -82,7 +83,9 @@ t.test('the server accepts every request vector as it stands', async (t) => {
   t.teardown(() => s.stop());
   const peer = await WirePeer.connect(s.port);
   t.teardown(() => peer.close());
-  const reqs = load('requests.json');
+  // RecordUsage (named resources) is answered by the server once quotas.resources lands (w-resources, issue 20
+  // item 8); until then its vectors are written from docs/protocol.md and checked by the clients only.
+  const reqs = load('requests.json').filter((v) => v.type !== 'RecordUsage');
   for (const v of reqs) peer.sendRaw(Buffer.from(v.frame, 'hex'));
   const replies = await peer.waitFor(reqs.length);
   reqs.forEach((v, i) => {
