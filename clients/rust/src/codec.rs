@@ -77,6 +77,21 @@ pub(crate) struct RecordBody<'a> {
     pub admit: bool,
 }
 
+/// RecordUsage: not on the server's record fast path; `amount` always written, `admit` only when true.
+#[derive(Serialize)]
+pub(crate) struct RecordUsageBody<'a> {
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<&'a str>,
+    pub resource: &'a str,
+    pub amount: u64,
+    #[serde(skip_serializing_if = "is_false")]
+    pub admit: bool,
+}
+
 #[derive(Serialize)]
 pub(crate) struct EntitiesBody<'a> {
     #[serde(rename = "type")]
@@ -154,6 +169,8 @@ pub(crate) enum Reply {
         entity: String,
         #[serde(default)]
         recorded: bool,
+        #[serde(default)]
+        period: Option<String>,
     },
     Denied {
         entity: String,
