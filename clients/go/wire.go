@@ -29,9 +29,11 @@ const (
 	Consume
 	// Request is RecordRequest: requests made (request_rate).
 	Request
+	// Resource is RecordUsage: units of a named resource (Usage.Resource), for <resource>_rate.
+	Resource
 )
 
-var recordTypes = [...]string{Produce: "RecordProduce", Consume: "RecordConsume", Request: "RecordRequest"}
+var recordTypes = [...]string{Produce: "RecordProduce", Consume: "RecordConsume", Request: "RecordRequest", Resource: "RecordUsage"}
 
 // okBody is the Ok reply's body, always these 29 bytes: matched without decoding.
 var okBody = []byte("\xde\x00\x02\xa4type\xa2Ok\xb0throttle_time_ms\x00")
@@ -44,7 +46,10 @@ type Usage struct {
 	User          string
 	ClientID      string
 	ConsumerGroup string // Consume only
-	// Amount is bytes (Produce, Consume) or the request count (Request: 0 means 1).
+	// Resource names the resource (Resource only): declared in the sidecar's quotas.resources.
+	Resource string
+	// Amount is bytes (Produce, Consume), the request count (Request: 0 means 1) or the resource's units
+	// (Resource: 0 means 1).
 	Amount int64
 	// Admit asks for admit mode: the call is recorded only if it fits, else Throttled with recorded false.
 	Admit bool
@@ -66,6 +71,9 @@ func appendRecord(b []byte, id uint32, u *Usage) []byte {
 	if group {
 		n++
 	}
+	if u.Kind == Resource {
+		n++
+	}
 	if u.Admit {
 		n++
 	}
@@ -84,14 +92,21 @@ func appendRecord(b []byte, id uint32, u *Usage) []byte {
 		b = appendStr(b, "consumer_group")
 		b = appendStr(b, u.ConsumerGroup)
 	}
-	if u.Kind == Request {
-		b = appendStr(b, "count")
+	switch u.Kind {
+	case Request, Resource:
+		if u.Kind == Resource {
+			b = appendStr(b, "resource")
+			b = appendStr(b, u.Resource)
+			b = appendStr(b, "amount")
+		} else {
+			b = appendStr(b, "count")
+		}
 		count := u.Amount
 		if count == 0 {
 			count = 1
 		}
 		b = appendUint(b, uint64(count))
-	} else {
+	default:
 		b = appendStr(b, "bytes")
 		b = appendUint(b, uint64(u.Amount))
 	}
