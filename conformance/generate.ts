@@ -194,8 +194,9 @@ function requests(): Vector[] {
   rec('record-request-count', 54, 'recordRequest', RECORD_REQUEST, { client_id: 'svc', amount: 5, admit: true });
   rec('record-request-largest', 55, 'recordRequest', RECORD_REQUEST, { user: 'carol', amount: MAX_INT });
 
-  // RecordUsage (a named resource, DESIGN section 16): not on the record fast path, so not `exact`; a client
-  // writes the fields in this order, `amount` always (1 when the call gives none), `admit` only when true.
+  // RecordUsage (a named resource, DESIGN section 16): not on the record fast path, so not `exact`. Written as the
+  // Node client writes it (src/protocol/messages/record-usage.ts): type, resource, user, client_id, amount (left
+  // out when 1, the default), admit (only when true); absent names left out.
   const usage = (
     name: string,
     id: number,
@@ -209,10 +210,10 @@ function requests(): Vector[] {
     if (p.admit) args.admit = true;
     const body = {
       type: 'RecordUsage',
+      resource: p.resource,
       user: p.user,
       client_id: p.client_id,
-      resource: p.resource,
-      amount: p.amount ?? 1,
+      amount: p.amount === undefined || p.amount === 1 ? undefined : p.amount,
       admit: p.admit === true ? true : undefined,
     };
     v.push(request(name, id, 'recordUsage', args, generic(id, body)));

@@ -60,7 +60,7 @@ func appendRecord(b []byte, id uint32, u *Usage) []byte {
 	start := len(b)
 	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(b[start+4:], id)
-	n := 2
+	n := 2 // type, and bytes|count|amount
 	if u.User != "" {
 		n++
 	}
@@ -71,8 +71,16 @@ func appendRecord(b []byte, id uint32, u *Usage) []byte {
 	if group {
 		n++
 	}
+	amount := u.Amount
+	if (u.Kind == Request || u.Kind == Resource) && amount == 0 {
+		amount = 1
+	}
 	if u.Kind == Resource {
+		// RecordUsage as the Node client writes it: resource after type, amount left out when 1 (the default).
 		n++
+		if amount == 1 {
+			n-- // no amount
+		}
 	}
 	if u.Admit {
 		n++
@@ -80,6 +88,10 @@ func appendRecord(b []byte, id uint32, u *Usage) []byte {
 	b = append(b, 0x80|byte(n))
 	b = appendStr(b, "type")
 	b = appendStr(b, recordTypes[u.Kind])
+	if u.Kind == Resource {
+		b = appendStr(b, "resource")
+		b = appendStr(b, u.Resource)
+	}
 	if u.User != "" {
 		b = appendStr(b, "user")
 		b = appendStr(b, u.User)
@@ -93,19 +105,14 @@ func appendRecord(b []byte, id uint32, u *Usage) []byte {
 		b = appendStr(b, u.ConsumerGroup)
 	}
 	switch u.Kind {
-	case Request, Resource:
-		if u.Kind == Resource {
-			b = appendStr(b, "resource")
-			b = appendStr(b, u.Resource)
+	case Resource:
+		if amount != 1 {
 			b = appendStr(b, "amount")
-		} else {
-			b = appendStr(b, "count")
+			b = appendUint(b, uint64(amount))
 		}
-		count := u.Amount
-		if count == 0 {
-			count = 1
-		}
-		b = appendUint(b, uint64(count))
+	case Request:
+		b = appendStr(b, "count")
+		b = appendUint(b, uint64(amount))
 	default:
 		b = appendStr(b, "bytes")
 		b = appendUint(b, uint64(u.Amount))

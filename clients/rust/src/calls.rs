@@ -59,9 +59,9 @@ impl QuotaClient {
         }
         let body = codec::RecordUsageBody {
             ty: "RecordUsage",
+            resource,
             user: r.user,
             client_id: r.client_id,
-            resource,
             amount: r.amount.max(1),
             admit: r.admit,
         };

@@ -167,11 +167,12 @@ public final class QuotaClient implements AutoCloseable {
       return failed(new RivvenException(ErrorCode.INVALID_REQUEST, "resource must be 1-32 characters of a-z, 0-9 and _, starting with a letter"));
     }
     if (amount < 1 || amount > Wire.MAX_INT) return failed(new RivvenException(ErrorCode.INVALID_REQUEST, "amount must be an integer from 1 to 2^53-1"));
+    // As the Node client writes it (conformance/README.md): amount left out when 1, the default.
     Map<String, Object> body = body("RecordUsage");
+    body.put("resource", resource);
     if (user != null) body.put("user", user);
     if (clientId != null) body.put("client_id", clientId);
-    body.put("resource", resource);
-    body.put("amount", amount);
+    if (amount != 1) body.put("amount", amount);
     if (admit) body.put("admit", true);
     String key = resource + "_rate";
     return request(body, opts, b -> Replies.record(b, key));
