@@ -131,7 +131,7 @@ def encode_usage(user: str | None, client_id: str | None, resource: str, amount:
     """A RecordUsage body as the Node client writes it (conformance README): type, resource, user, client_id,
     amount (left out when 1, the default), admit (only when true). A resource name off the grammar or an amount
     outside 1..2^53-1 is INVALID_REQUEST here, before anything is sent."""
-    if not (isinstance(resource, str) and _RESOURCE_NAME.fullmatch(resource)):
+    if not (isinstance(resource, str) and RESOURCE_NAME.fullmatch(resource)):
         raise RivvenError(
             "INVALID_REQUEST", "resource must be 1-32 characters of a-z, 0-9 and _, starting with a letter"
         )
@@ -149,7 +149,8 @@ def encode_usage(user: str | None, client_id: str | None, resource: str, amount:
     return _pack(body)
 
 
-_RESOURCE_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
+#: A resource's name (quotas.resources): 1-32 characters of a-z, 0-9 and _, starting with a letter.
+RESOURCE_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 def hello(client_name: str | None, token: str | None) -> Body:
