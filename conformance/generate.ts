@@ -221,7 +221,12 @@ function requests(): Vector[] {
   usage('record-usage', 56, { user: 'alice', client_id: 'app-1', resource: 'orders', amount: 3 });
   usage('record-usage-default-amount', 57, { user: 'alice', resource: 'orders' });
   usage('record-usage-admit', 58, { client_id: 'app-1', resource: 'services', amount: 1, admit: true });
-  usage('record-usage-largest', 59, { user: NAME_4BYTE, client_id: NAME_MIXED, resource: `r${'0'.repeat(30)}_`, amount: MAX_INT });
+  usage('record-usage-largest', 59, {
+    user: NAME_4BYTE,
+    client_id: NAME_MIXED,
+    resource: 'orders_per_customer_and_merchant',
+    amount: MAX_INT,
+  });
 
   const entities: Component[] = [
     ['user', 'alice'],
