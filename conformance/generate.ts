@@ -26,6 +26,7 @@ import { errorFrame } from '../src/protocol/responses.js';
 import { OK_BODY, PONG_BODY } from '../src/protocol/responses.js';
 import { frame } from '../src/protocol/codec.js';
 import type { Component } from '../src/quota/entity.js';
+import type { PeriodUnit } from '../src/quota/rate-value.js';
 
 export const VECTORS_DIR = new URL('./vectors/', import.meta.url).pathname;
 export const FORMAT = 1;
@@ -193,6 +194,40 @@ function requests(): Vector[] {
   rec('record-request-count', 54, 'recordRequest', RECORD_REQUEST, { client_id: 'svc', amount: 5, admit: true });
   rec('record-request-largest', 55, 'recordRequest', RECORD_REQUEST, { user: 'carol', amount: MAX_INT });
 
+  // RecordUsage (a named resource, DESIGN section 16): not on the record fast path, so not `exact`. Written as the
+  // Node client writes it (src/protocol/messages/record-usage.ts): type, resource, user, client_id, amount (left
+  // out when 1, the default), admit (only when true); absent names left out.
+  const usage = (
+    name: string,
+    id: number,
+    p: { user?: string; client_id?: string; resource: string; amount?: number; admit?: boolean },
+  ) => {
+    const args: Record<string, Json> = {};
+    if (p.user !== undefined) args.user = p.user;
+    if (p.client_id !== undefined) args.client_id = p.client_id;
+    args.resource = p.resource;
+    if (p.amount !== undefined) args.amount = p.amount;
+    if (p.admit) args.admit = true;
+    const body = {
+      type: 'RecordUsage',
+      resource: p.resource,
+      user: p.user,
+      client_id: p.client_id,
+      amount: p.amount === undefined || p.amount === 1 ? undefined : p.amount,
+      admit: p.admit === true ? true : undefined,
+    };
+    v.push(request(name, id, 'recordUsage', args, generic(id, body)));
+  };
+  usage('record-usage', 56, { user: 'alice', client_id: 'app-1', resource: 'orders', amount: 3 });
+  usage('record-usage-default-amount', 57, { user: 'alice', resource: 'orders' });
+  usage('record-usage-admit', 58, { client_id: 'app-1', resource: 'services', amount: 1, admit: true });
+  usage('record-usage-largest', 59, {
+    user: NAME_4BYTE,
+    client_id: NAME_MIXED,
+    resource: 'orders_per_customer_and_merchant',
+    amount: MAX_INT,
+  });
+
   const entities: Component[] = [
     ['user', 'alice'],
     ['client-id', null],
@@ -311,11 +346,18 @@ function replies(): Vector[] {
   v.push(reply('pong', 7, 'Ping', frame(7, PONG_BODY)));
   v.push(reply('ok', 42, 'RecordProduce', frame(42, OK_BODY), { broker: 0, record: { throttle_time_ms: 0 } }));
   v.push(reply('ok-largest-id', MAX_ID, 'RecordRequest', frame(MAX_ID, OK_BODY), { broker: 0, record: { throttle_time_ms: 0 } }));
-  const throttled = (id: number, ms: number, key: recordReply.RecordResult['quotaType'] & string, entity: string, recorded: boolean) =>
-    enc(id, recordReply.encodeThrottled(ms, key, entity, recorded));
-  const rt = (ms: number, key: string, entity: string, recorded: boolean) => ({
+  const throttled = (
+    id: number,
+    ms: number,
+    key: recordReply.RecordResult['quotaType'] & string,
+    entity: string,
+    recorded: boolean,
+    period: PeriodUnit = 's',
+  ) => enc(id, recordReply.encodeThrottled(ms, key, entity, recorded, period));
+  // `period` is in every Throttled expectation: absent on the wire means 's', and a client says so.
+  const rt = (ms: number, key: string, entity: string, recorded: boolean, period: PeriodUnit = 's') => ({
     broker: ms,
-    record: { throttle_time_ms: ms, quota_type: key, entity, recorded },
+    record: { throttle_time_ms: ms, quota_type: key, entity, recorded, period },
   });
   v.push(
     reply(
@@ -354,9 +396,56 @@ function replies(): Vector[] {
       rt(4294967295, 'request_rate', bigEntity, true),
     ),
   );
+  // Several rates on one key (DESIGN section 16): `period` names the one that binds.
+  v.push(
+    reply(
+      'throttled-period-d',
+      54,
+      'RecordRequest',
+      throttled(54, 43200000, 'request_rate', 'user:carol', true, 'd'),
+      rt(43200000, 'request_rate', 'user:carol', true, 'd'),
+    ),
+  );
+  v.push(
+    reply(
+      'throttled-period-h-admit-refused',
+      55,
+      'RecordProduce',
+      throttled(55, 1800000, 'produce_bytes_rate', 'user:alice', false, 'h'),
+      rt(1800000, 'produce_bytes_rate', 'user:alice', false, 'h'),
+    ),
+  );
+  // 's' written out is what an absent period means; a reader takes it (the server leaves it out).
+  v.push(
+    reply(
+      'throttled-period-s-explicit',
+      57,
+      'RecordRequest',
+      enc(57, { type: 'Throttled', throttle_time_ms: 20, quota_type: 'request_rate', entity: 'user:carol', recorded: true, period: 's' }),
+      rt(20, 'request_rate', 'user:carol', true),
+    ),
+  );
+  // RecordUsage is answered like the Record requests, quota_type "<resource>_rate". A client's reply check calls
+  // recordUsage with resource `orders` (conformance/README.md).
+  v.push(reply('ok-usage', 56, 'RecordUsage', frame(56, OK_BODY), { broker: 0, record: { throttle_time_ms: 0 } }));
+  v.push(
+    reply(
+      'throttled-usage',
+      58,
+      'RecordUsage',
+      throttled(58, 6000, 'orders_rate' as never, 'user:alice/client-id:app-1', true, 'min'),
+      rt(6000, 'orders_rate', 'user:alice/client-id:app-1', true, 'min'),
+    ),
+  );
   const denied = (id: number, entity: string, reason: string) => enc(id, recordReply.encodeDenied(entity, reason));
   v.push(
     reply('denied', 44, 'RecordProduce', denied(44, 'user:mallory', 'abuse'), {
+      broker: -1,
+      record: { denied: { entity: 'user:mallory', reason: 'abuse' } },
+    }),
+  );
+  v.push(
+    reply('denied-usage', 59, 'RecordUsage', denied(59, 'user:mallory', 'abuse'), {
       broker: -1,
       record: { denied: { entity: 'user:mallory', reason: 'abuse' } },
     }),
@@ -381,6 +470,24 @@ function replies(): Vector[] {
       47,
       'RecordProduce',
       enc(47, { type: 'Throttled', throttle_time_ms: 5, quota_type: 'bogus_rate', entity: 'user:a', recorded: true }),
+      { broker: 0, error: { code: 'UNEXPECTED_REPLY', retriable: false } },
+    ),
+  );
+  v.push(
+    reply(
+      'unexpected-period',
+      48,
+      'RecordRequest',
+      enc(48, { type: 'Throttled', throttle_time_ms: 5, quota_type: 'request_rate', entity: 'user:a', recorded: true, period: 'w' }),
+      { broker: 0, error: { code: 'UNEXPECTED_REPLY', retriable: false } },
+    ),
+  );
+  v.push(
+    reply(
+      'unexpected-usage-quota-type',
+      49,
+      'RecordUsage',
+      enc(49, { type: 'Throttled', throttle_time_ms: 5, quota_type: 'request_rate', entity: 'user:a', recorded: true }),
       { broker: 0, error: { code: 'UNEXPECTED_REPLY', retriable: false } },
     ),
   );

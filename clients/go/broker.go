@@ -91,6 +91,12 @@ func (b *BrokerQuotas) Request(ctx context.Context, user, clientID string) int64
 	return b.answer(ctx, Usage{Kind: Request, User: user, ClientID: clientID, Amount: 1})
 }
 
+// Usage answers amount (0 means 1) units of a named resource (orders, API calls: declared in the sidecar's
+// quotas.resources), for <resource>_rate: the delay in ms, 0, or Denied, as for the other calls.
+func (b *BrokerQuotas) Usage(ctx context.Context, user, clientID, resource string, amount int64) int64 {
+	return b.answer(ctx, Usage{Kind: Resource, User: user, ClientID: clientID, Resource: resource, Amount: amount})
+}
+
 func (b *BrokerQuotas) answer(ctx context.Context, u Usage) int64 {
 	if !b.breaker.Allow() {
 		b.failures.Add(1)

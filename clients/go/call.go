@@ -93,7 +93,7 @@ func (c *call) answer(body []byte) {
 		return
 	}
 	if c.record() {
-		r, err := parseRecord(m)
+		r, err := parseRecord(m, &c.usage)
 		c.reply(r, nil, errOrNil(err))
 		return
 	}

@@ -140,14 +140,25 @@ func (c *QuotaClient) RecordRequest(ctx context.Context, user, clientID string) 
 	return c.Record(ctx, Usage{Kind: Request, User: user, ClientID: clientID, Amount: 1})
 }
 
+// RecordUsage records amount (0 means 1) units of the named resource (declared in the sidecar's
+// quotas.resources) for (user, clientID), held against <resource>_rate; answered like the other record calls.
+// An undeclared resource is INVALID_REQUEST from the sidecar; a name outside the grammar (1-32 of a-z, 0-9, _,
+// starting with a letter) fails here, unsent. Admit mode: Record with Usage{Kind: Resource, Admit: true}.
+func (c *QuotaClient) RecordUsage(ctx context.Context, user, clientID, resource string, amount int64) (RecordResult, error) {
+	return c.Record(ctx, Usage{Kind: Resource, User: user, ClientID: clientID, Resource: resource, Amount: amount})
+}
+
 // Record makes any record call, admit mode and request counts included.
 func (c *QuotaClient) Record(ctx context.Context, u Usage) (RecordResult, error) {
 	return c.record(ctx, &u, c.opts.RequestTimeout, false)
 }
 
 func (c *QuotaClient) record(ctx context.Context, u *Usage, timeout time.Duration, failFast bool) (RecordResult, error) {
-	if u.Kind < Produce || u.Kind > Request {
+	if u.Kind < Produce || u.Kind > Resource {
 		return RecordResult{}, newError(CodeInvalidRequest, "unknown record kind %d", u.Kind)
+	}
+	if u.Kind == Resource && !isResourceName(u.Resource) {
+		return RecordResult{}, newError(CodeInvalidRequest, "resource must be 1-32 characters of a-z, 0-9 and _, starting with a letter")
 	}
 	if u.Amount < 0 || u.Amount > maxInt {
 		return RecordResult{}, newError(CodeInvalidRequest, "amount must be an integer from 0 to 2^53-1")
@@ -546,4 +557,16 @@ func (c *QuotaClient) Close() error {
 	}
 	c.wg.Wait()
 	return nil
+}
+
+func isResourceName(s string) bool {
+	if s == "" || len(s) > 32 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if ch := s[i]; !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '_') {
+			return false
+		}
+	}
+	return true
 }

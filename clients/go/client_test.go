@@ -298,3 +298,26 @@ func TestRacingDeadlinesNeverCrossAnswers(t *testing.T) {
 			failed.Load(), other.Load(), crossed.Load())
 	}
 }
+
+// A usage call outside the protocol (a resource name off the grammar, an amount past 2^53-1) fails with
+// INVALID_REQUEST and is never sent.
+func TestUsageOutsideTheProtocolIsRefusedUnsent(t *testing.T) {
+	f := newFakeServer(t, answerOk)
+	c := connect(t, f.options())
+	for _, bad := range []string{"", "Orders", "1orders", "or-ders", "o23456789012345678901234567890123"} {
+		if _, err := c.RecordUsage(ctx10s(t), "a", "", bad, 1); !errors.Is(err, rivven.CodeInvalidRequest) {
+			t.Fatalf("resource %q: %v", bad, err)
+		}
+	}
+	if _, err := c.RecordUsage(ctx10s(t), "a", "", "orders", 1<<53); !errors.Is(err, rivven.CodeInvalidRequest) {
+		t.Fatalf("amount 2^53: %v", err)
+	}
+	if r, err := c.RecordUsage(ctx10s(t), "a", "", "orders", 0); err != nil || r.ThrottleTimeMs != 0 {
+		t.Fatalf("a valid call: %+v %v", r, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.frames) != 1 {
+		t.Fatalf("%d frames sent, want only the valid call's", len(f.frames))
+	}
+}

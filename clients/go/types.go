@@ -1,6 +1,7 @@
 package rivven
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -105,7 +106,35 @@ type RecordResult struct {
 	Recorded bool
 	// DeniedReason is the operator's reason when the principal is blocked, else "".
 	DeniedReason string
-	denied       bool
+	// Period is the period of the rate that needs the longest wait (Throttled: PeriodSecond when the reply
+	// names none), else "".
+	Period Period
+	denied bool
+}
+
+// Period is the period of a rate: a key may carry several (100/s and 10000/d), one bucket per period, and a
+// Throttled reply names the one that binds. The values are the wire's units.
+type Period string
+
+const (
+	// PeriodSecond is a per-second rate: the wire leaves period out.
+	PeriodSecond Period = "s"
+	PeriodMinute Period = "min"
+	PeriodHour   Period = "h"
+	PeriodDay    Period = "d"
+)
+
+func parsePeriod(m map[string]any) (Period, error) {
+	v, ok := m["period"]
+	if !ok {
+		return PeriodSecond, nil
+	}
+	s, _ := v.(string)
+	switch p := Period(s); p {
+	case PeriodSecond, PeriodMinute, PeriodHour, PeriodDay:
+		return p, nil
+	}
+	return "", unexpected("unknown period %q", trunc(fmt.Sprint(v)))
 }
 
 // IsDenied reports whether the principal is blocked: the broker rejects the request.
@@ -240,7 +269,9 @@ func expectType(m map[string]any, t string) error {
 
 var quotaKeys = map[string]bool{"produce_bytes_rate": true, "consume_bytes_rate": true, "request_rate": true}
 
-func parseRecord(m map[string]any) (RecordResult, error) {
+// parseRecord reads a record reply to u's call: a Throttled names one of the three built-in keys, or
+// <resource>_rate for a Resource call.
+func parseRecord(m map[string]any, u *Usage) (RecordResult, error) {
 	switch t, _ := m["type"].(string); t {
 	case "Ok":
 		return okResult, nil
@@ -259,8 +290,12 @@ func parseRecord(m map[string]any) (RecordResult, error) {
 		if err != nil {
 			return RecordResult{}, err
 		}
-		if !quotaKeys[qt] {
+		if u.Kind == Resource && qt != u.Resource+"_rate" || u.Kind != Resource && !quotaKeys[qt] {
 			return RecordResult{}, unexpected("unknown quota_type %q", trunc(qt))
+		}
+		period, err := parsePeriod(m)
+		if err != nil {
+			return RecordResult{}, err
 		}
 		ms, err := integer(m, "throttle_time_ms")
 		if err != nil {
@@ -271,7 +306,7 @@ func parseRecord(m map[string]any) (RecordResult, error) {
 			return RecordResult{}, err
 		}
 		recorded, _ := m["recorded"].(bool)
-		return RecordResult{ThrottleTimeMs: ms, QuotaType: qt, Entity: entity, Recorded: recorded}, nil
+		return RecordResult{ThrottleTimeMs: ms, QuotaType: qt, Entity: entity, Recorded: recorded, Period: period}, nil
 	default:
 		return RecordResult{}, unexpected("expected Ok, Throttled or Denied, got %q", trunc(t))
 	}

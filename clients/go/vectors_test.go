@@ -35,6 +35,8 @@ func invoke(ctx context.Context, c *rivven.QuotaClient, method string, a map[str
 		_, err = c.Record(ctx, rivven.Usage{Kind: rivven.Consume, User: s(a, "user"), ClientID: s(a, "client_id"), ConsumerGroup: s(a, "consumer_group"), Amount: n("bytes"), Admit: admit})
 	case "recordRequest":
 		_, err = c.Record(ctx, rivven.Usage{Kind: rivven.Request, User: s(a, "user"), ClientID: s(a, "client_id"), Amount: n("count"), Admit: admit})
+	case "recordUsage":
+		_, err = c.Record(ctx, rivven.Usage{Kind: rivven.Resource, User: s(a, "user"), ClientID: s(a, "client_id"), Resource: s(a, "resource"), Amount: n("amount"), Admit: admit})
 	case "describeQuotas":
 		_, err = c.DescribeQuotas(ctx, entity(a["entities"])...)
 	case "alterQuotas":
@@ -113,6 +115,8 @@ func callFor(ctx context.Context, c *rivven.QuotaClient, typ string) (any, error
 		return c.RecordConsume(ctx, "bob", "", "etl", 1)
 	case "RecordRequest":
 		return c.RecordRequest(ctx, "carol", "")
+	case "RecordUsage":
+		return c.RecordUsage(ctx, "alice", "app-1", "orders", 1)
 	case "Hello":
 		return c.Hello(ctx)
 	case "DescribeQuotas":
@@ -200,6 +204,8 @@ func TestReplyVectors(t *testing.T) {
 					got = bq.Fetch(context.Background(), "bob", "", "etl", 1)
 				case "RecordRequest":
 					got = bq.Request(context.Background(), "carol", "")
+				case "RecordUsage":
+					got = bq.Usage(context.Background(), "alice", "app-1", "orders", 1)
 				default:
 					got = bq.Produce(context.Background(), "alice", "app-1", 1)
 				}
@@ -242,7 +248,8 @@ func checkRecord(t *testing.T, want map[string]any, got rivven.RecordResult) {
 		t.Fatalf("record %+v, want %v", got, want)
 	}
 	if _, ok := want["quota_type"]; ok {
-		if got.QuotaType != s(want, "quota_type") || got.Entity != s(want, "entity") || got.Recorded != want["recorded"] {
+		if got.QuotaType != s(want, "quota_type") || got.Entity != s(want, "entity") || got.Recorded != want["recorded"] ||
+			string(got.Period) != s(want, "period") {
 			t.Fatalf("record %+v, want %v", got, want)
 		}
 	}

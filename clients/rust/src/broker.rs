@@ -189,6 +189,13 @@ impl BrokerQuotas {
         self.run(|c, o| async move { c.record_request(r, o).await }).await
     }
 
+    /// `amount` units (0 means 1) of a named resource (orders, API calls: declared in the sidecar's
+    /// `quotas.resources`), for `<resource>_rate`: the delay in ms, 0, or [`DENIED`], as for the other calls.
+    pub async fn usage(&self, user: Option<&str>, client_id: Option<&str>, resource: &str, amount: u64) -> i64 {
+        let r = Record { user, client_id, amount, ..Record::default() };
+        self.run(|c, o| async move { c.record_usage(resource, r, o).await }).await
+    }
+
     async fn run<'a, F, Fut>(&'a self, call: F) -> i64
     where
         F: FnOnce(&'a QuotaClient, CallOptions) -> Fut,

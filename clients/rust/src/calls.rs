@@ -4,7 +4,7 @@ use crate::client::{CallOptions, QuotaClient};
 use crate::codec::{self, Reply};
 use crate::error::{Error, Result};
 use crate::types::{
-    BucketUsage, Component, Denied, Fleet, HelloOk, LeaseResult, QuotaAlteration, QuotaEntry, QuotaKey, Record,
+    BucketUsage, Component, Denied, Fleet, HelloOk, LeaseResult, Period, QuotaAlteration, QuotaEntry, QuotaKey, Record,
     RecordResult, UsageQuery, Violations, ViolationsQuery,
 };
 
@@ -43,6 +43,35 @@ impl QuotaClient {
         self.record("RecordRequest", r, opts).await
     }
 
+    /// `r.amount` units (0 means 1) of the named `resource` (declared in the sidecar's `quotas.resources`),
+    /// held against `<resource>_rate`; `r.consumer_group` is ignored. Answered like the other record calls,
+    /// Throttled naming [`QuotaKey::ResourceRate`]. An undeclared resource is `INVALID_REQUEST` from the sidecar;
+    /// a name outside the grammar (1-32 of `a-z`, `0-9`, `_`, starting with a letter) or an amount above 2^53-1
+    /// fails here, unsent.
+    pub async fn record_usage(&self, resource: &str, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
+        if !is_resource_name(resource) {
+            return Err(Error::InvalidRequest(
+                "resource must be 1-32 characters of a-z, 0-9 and _, starting with a letter".into(),
+            ));
+        }
+        if r.amount > MAX_INT {
+            return Err(Error::InvalidRequest("amount must be an integer from 1 to 2^53-1".into()));
+        }
+        let body = codec::RecordUsageBody {
+            ty: "RecordUsage",
+            resource,
+            user: r.user,
+            client_id: r.client_id,
+            amount: r.amount.max(1),
+            admit: r.admit,
+        };
+        let raw = self.call_raw(&body, opts).await?;
+        if raw.as_ref() == codec::OK_BODY {
+            return Ok(RecordResult::OK);
+        }
+        record_result(codec::decode_reply(&raw)?, Some(resource))
+    }
+
     async fn record(&self, ty: &'static str, r: Record<'_>, opts: CallOptions) -> Result<RecordResult> {
         let body = codec::RecordBody {
             ty,
@@ -58,7 +87,7 @@ impl QuotaClient {
         if raw.as_ref() == codec::OK_BODY {
             return Ok(RecordResult::OK);
         }
-        record_result(codec::decode_reply(&raw)?)
+        record_result(codec::decode_reply(&raw)?, None)
     }
 
     /// The configured quotas of every entity (empty `entities`), or of those containing any listed component.
@@ -153,15 +182,48 @@ impl QuotaClient {
     }
 }
 
-fn record_result(reply: Reply) -> Result<RecordResult> {
+/// The largest amount the protocol carries (2^53-1).
+const MAX_INT: u64 = (1 << 53) - 1;
+
+fn is_resource_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// A record reply; `resource`: the call was RecordUsage, so Throttled must name `<resource>_rate`.
+fn record_result(reply: Reply, resource: Option<&str>) -> Result<RecordResult> {
     match reply {
         Reply::Ok {} => Ok(RecordResult::OK),
-        Reply::Throttled { throttle_time_ms, quota_type, entity, recorded } => {
-            let Some(key) = QuotaKey::parse(&quota_type) else {
+        Reply::Throttled { throttle_time_ms, quota_type, entity, recorded, period } => {
+            let key = match resource {
+                None => QuotaKey::parse(&quota_type),
+                Some(name) => quota_type
+                    .strip_suffix("_rate")
+                    .filter(|stem| *stem == name)
+                    .map(|stem| QuotaKey::ResourceRate(stem.to_owned())),
+            };
+            let Some(key) = key else {
                 let shown: String = quota_type.chars().take(64).collect();
                 return Err(Error::UnexpectedReply(format!("unknown quota_type {shown}")));
             };
-            Ok(RecordResult { throttle_time_ms, quota_type: Some(key), entity: Some(entity), recorded, denied: None })
+            let period = match period.as_deref() {
+                None => Period::Second,
+                Some(p) => Period::parse(p).ok_or_else(|| {
+                    let shown: String = p.chars().take(64).collect();
+                    Error::UnexpectedReply(format!("unknown period {shown}"))
+                })?,
+            };
+            Ok(RecordResult {
+                throttle_time_ms,
+                quota_type: Some(key),
+                entity: Some(entity),
+                recorded,
+                denied: None,
+                period: Some(period),
+            })
         }
         Reply::Denied { entity, reason } => Ok(RecordResult {
             throttle_time_ms: 0,
@@ -169,6 +231,7 @@ fn record_result(reply: Reply) -> Result<RecordResult> {
             entity: None,
             recorded: false,
             denied: Some(Denied { entity, reason }),
+            period: None,
         }),
         other => Err(other.unexpected("Ok, Throttled or Denied")),
     }

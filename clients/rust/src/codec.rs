@@ -37,6 +37,10 @@ pub(crate) fn encode_frame<T: Serialize>(out: &mut Vec<u8>, id: u32, body: &T) -
     Ok(())
 }
 
+fn is_one(n: &u64) -> bool {
+    *n == 1
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -73,6 +77,23 @@ pub(crate) struct RecordBody<'a> {
     pub bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub admit: bool,
+}
+
+/// RecordUsage: not on the server's record fast path; written as the Node client writes it, `amount` left out
+/// when 1 (the default), `admit` only when true.
+#[derive(Serialize)]
+pub(crate) struct RecordUsageBody<'a> {
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    pub resource: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_one")]
+    pub amount: u64,
     #[serde(skip_serializing_if = "is_false")]
     pub admit: bool,
 }
@@ -154,6 +175,8 @@ pub(crate) enum Reply {
         entity: String,
         #[serde(default)]
         recorded: bool,
+        #[serde(default)]
+        period: Option<String>,
     },
     Denied {
         entity: String,

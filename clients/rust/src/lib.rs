@@ -27,7 +27,7 @@ pub use client::{CallOptions, QuotaClient};
 pub use error::{Error, ErrorCode, Result};
 pub use options::{ClientBuilder, ClientOptions, TlsOptions};
 pub use types::{
-    BucketUsage, Component, Denied, Entity, EntityCount, Fleet, FleetSidecar, HelloOk, LeaseResult, QuotaAlteration,
-    QuotaEntry, QuotaKey, QuotaValue, Record, RecordResult, UsageQuery, ViolationEvent, ViolationSummary, Violations,
-    ViolationsQuery,
+    BucketUsage, Component, Denied, Entity, EntityCount, Fleet, FleetSidecar, HelloOk, LeaseResult, Period,
+    QuotaAlteration, QuotaEntry, QuotaKey, QuotaValue, Record, RecordResult, UsageQuery, ViolationEvent,
+    ViolationSummary, Violations, ViolationsQuery,
 };

@@ -39,23 +39,29 @@ impl Component {
 /// An entity: one component, or a user and a client-id.
 pub type Entity = Vec<Component>;
 
-/// The three rates a record call is measured against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The rate a record call is throttled on: one of the three built-in keys, or `<resource>_rate` of a named
+/// resource ([`QuotaClient::record_usage`](crate::QuotaClient::record_usage)).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum QuotaKey {
     ProduceBytesRate,
     ConsumeBytesRate,
     RequestRate,
+    /// `<name>_rate` of a resource declared in the sidecar's `quotas.resources`; holds the resource's name.
+    ResourceRate(String),
 }
 
 impl QuotaKey {
-    pub fn as_str(self) -> &'static str {
+    /// The key as the wire writes it, e.g. `request_rate` or `orders_rate`.
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Self::ProduceBytesRate => "produce_bytes_rate",
-            Self::ConsumeBytesRate => "consume_bytes_rate",
-            Self::RequestRate => "request_rate",
+            Self::ProduceBytesRate => "produce_bytes_rate".into(),
+            Self::ConsumeBytesRate => "consume_bytes_rate".into(),
+            Self::RequestRate => "request_rate".into(),
+            Self::ResourceRate(name) => format!("{name}_rate").into(),
         }
     }
 
+    /// One of the three built-in keys (a resource's key is known only with its call).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "produce_bytes_rate" => Some(Self::ProduceBytesRate),
@@ -66,9 +72,48 @@ impl QuotaKey {
     }
 }
 
-impl fmt::Display for QuotaKey {
+/// The period of the rate that binds a Throttled answer: a key may carry several rates (`100/s` and
+/// `10000/d`), one bucket per period; the longest wait wins and the reply names its period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Period {
+    /// Per second: the wire leaves `period` out.
+    Second,
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Period {
+    /// The unit as the wire and the rate grammar write it: `s`, `min`, `h`, `d`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Second => "s",
+            Self::Minute => "min",
+            Self::Hour => "h",
+            Self::Day => "d",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "s" => Some(Self::Second),
+            "min" => Some(Self::Minute),
+            "h" => Some(Self::Hour),
+            "d" => Some(Self::Day),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Period {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for QuotaKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_str())
     }
 }
 
@@ -163,12 +208,21 @@ pub struct RecordResult {
     pub recorded: bool,
     /// Set when the principal is blocked: reject the request.
     pub denied: Option<Denied>,
+    /// Throttled only: the period of the rate that needs the longest wait ([`Period::Second`] when the reply
+    /// names none).
+    pub period: Option<Period>,
 }
 
 impl RecordResult {
     /// The Ok answer.
-    pub const OK: RecordResult =
-        RecordResult { throttle_time_ms: 0, quota_type: None, entity: None, recorded: true, denied: None };
+    pub const OK: RecordResult = RecordResult {
+        throttle_time_ms: 0,
+        quota_type: None,
+        entity: None,
+        recorded: true,
+        denied: None,
+        period: None,
+    };
 }
 
 /// The principal and amount of a record call. Absent names are left out of the request.

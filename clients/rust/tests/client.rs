@@ -463,3 +463,31 @@ async fn calls_waiting_for_a_connection_count_against_max_pending() {
     assert_eq!(c.pending_count(), 0, "a waiting call that goes away is no longer counted");
     assert_eq!(c.record_request(r, fast).await.unwrap_err().code(), ErrorCode::Unavailable);
 }
+
+#[tokio::test]
+async fn a_usage_call_outside_the_protocol_is_refused_before_sending() {
+    let frames = Arc::new(AtomicUsize::new(0));
+    let seen = frames.clone();
+    let port = fake_server(move |mut s| {
+        let seen = seen.clone();
+        async move {
+            while read_frame(&mut s).await.is_some() {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    })
+    .await;
+    let c = QuotaClient::builder().port(port).request_timeout(SHORT).connect().await.unwrap();
+    let one = Record { user: Some("a"), amount: 1, ..Record::default() };
+    for bad in ["", "Orders", "1orders", "or-ders", &"o".repeat(33)] {
+        let err = c.record_usage(bad, one, CallOptions::default()).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidRequest, "resource {bad:?}");
+    }
+    let huge = Record { amount: 1 << 53, ..one };
+    assert_eq!(
+        c.record_usage("orders", huge, CallOptions::default()).await.unwrap_err().code(),
+        ErrorCode::InvalidRequest
+    );
+    c.ping().await.unwrap_err(); // a frame the server does see, after the refused ones
+    assert_eq!(frames.load(Ordering::SeqCst), 1, "only the ping was sent");
+}

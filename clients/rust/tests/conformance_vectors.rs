@@ -28,7 +28,7 @@ async fn make_call(c: &QuotaClient, call: &Value) {
         user: s("user"),
         client_id: s("client_id"),
         consumer_group: s("consumer_group"),
-        amount: n("bytes").or(n("count")).unwrap_or(0),
+        amount: n("bytes").or(n("count")).or(n("amount")).unwrap_or(0),
         admit: a.get("admit").and_then(Value::as_bool).unwrap_or(false),
     };
     let o = CallOptions::default();
@@ -38,6 +38,7 @@ async fn make_call(c: &QuotaClient, call: &Value) {
         "recordProduce" => c.record_produce(rec, o).await.map(drop),
         "recordConsume" => c.record_consume(rec, o).await.map(drop),
         "recordRequest" => c.record_request(rec, o).await.map(drop),
+        "recordUsage" => c.record_usage(s("resource").unwrap(), rec, o).await.map(drop),
         "describeQuotas" => c.describe_quotas(&comps("entities").unwrap_or_default()).await.map(drop),
         "alterQuotas" => {
             let alts: Vec<_> = a["alterations"].as_array().unwrap().iter().map(alteration).collect();
@@ -163,6 +164,7 @@ async fn call_for(c: &QuotaClient, ty: &str) -> Result<Outcome> {
         "RecordProduce" => Outcome::Record(c.record_produce(r, o).await?),
         "RecordConsume" => Outcome::Record(c.record_consume(r, o).await?),
         "RecordRequest" => Outcome::Record(c.record_request(r, o).await?),
+        "RecordUsage" => Outcome::Record(c.record_usage("orders", r, o).await?),
         "DescribeQuotas" => c.describe_quotas(&[]).await.map(|_| Outcome::Done)?,
         "AlterQuotas" => c.alter_quotas(&[], false).await.map(|_| Outcome::Done)?,
         "DescribeUsage" => c.describe_usage(&UsageQuery::default()).await.map(|_| Outcome::Done)?,
@@ -180,6 +182,7 @@ async fn broker_for(b: &BrokerQuotas, ty: &str) -> i64 {
         "RecordProduce" => b.produce(Some("alice"), None, 1).await,
         "RecordConsume" => b.fetch(Some("alice"), None, Some("g"), 1).await,
         "RecordRequest" => b.request(Some("alice"), None).await,
+        "RecordUsage" => b.usage(Some("alice"), None, "orders", 1).await,
         t => panic!("no broker call for {t}"),
     }
 }
@@ -193,7 +196,12 @@ fn check_record(name: &str, got: &RecordResult, want: &Value) {
         return;
     }
     assert!(got.denied.is_none(), "{name}");
-    assert_eq!(got.quota_type.map(|q| q.as_str()), want.get("quota_type").and_then(Value::as_str), "{name}");
+    assert_eq!(
+        got.quota_type.as_ref().map(|q| q.as_str()).as_deref(),
+        want.get("quota_type").and_then(Value::as_str),
+        "{name}"
+    );
+    assert_eq!(got.period.map(Period::as_str), want.get("period").and_then(Value::as_str), "{name}: period");
     assert_eq!(got.entity.as_deref(), want.get("entity").and_then(Value::as_str), "{name}");
     if let Some(r) = want.get("recorded") {
         assert_eq!(Value::Bool(got.recorded), *r, "{name}");

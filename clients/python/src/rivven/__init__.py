@@ -6,7 +6,7 @@ from .broker import DEFAULT_RECORD_DEADLINE, DENIED, AsyncBrokerQuotas, BrokerQu
 from .client import QuotaClient
 from .errors import ERROR_CODES, RETRIABLE_CODES, RivvenError, is_retriable
 from .options import DEFAULT_CLIENT_OPTIONS, ClientOptions
-from .protocol import Denied, HelloOk, LeaseResult, QuotaAlteration, QuotaEntry, RecordResult
+from .protocol import Denied, HelloOk, LeaseResult, Period, QuotaAlteration, QuotaEntry, RecordResult
 
 __all__ = [
     "DEFAULT_CLIENT_OPTIONS",
@@ -24,6 +24,7 @@ __all__ = [
     "Denied",
     "HelloOk",
     "LeaseResult",
+    "Period",
     "QuotaAlteration",
     "QuotaClient",
     "QuotaEntry",

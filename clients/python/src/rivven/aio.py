@@ -33,6 +33,7 @@ from .protocol import (
     decode_record,
     encode_body,
     encode_record,
+    encode_usage,
     frame,
 )
 
@@ -160,6 +161,24 @@ class AsyncQuotaClient:
         fail_fast: bool = False,
     ) -> asyncio.Future[RecordResult]:
         return self._send(encode_record(REQUEST, user, client_id, None, count, admit), None, timeout, fail_fast)
+
+    def record_usage(
+        self,
+        user: str | None,
+        client_id: str | None,
+        resource: str,
+        amount: int = 1,
+        *,
+        admit: bool = False,
+        timeout: float | None = None,
+        fail_fast: bool = False,
+    ) -> asyncio.Future[RecordResult]:
+        """Records ``amount`` units of a named resource (declared in the sidecar's quotas.resources), for
+        ``<resource>_rate``; answered like the other record calls. An undeclared resource is INVALID_REQUEST from
+        the sidecar; a name off the grammar or an amount outside 1..2^53-1 raises it here, unsent."""
+        body = encode_usage(user, client_id, resource, amount, admit)
+        key = f"{resource}_rate"
+        return self._send(body, lambda b: decode_record(b, key), timeout, fail_fast)
 
     # -- other calls -----------------------------------------------------------------------------------------
 

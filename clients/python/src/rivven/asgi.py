@@ -3,17 +3,19 @@
     app.add_middleware(RateLimitMiddleware, port=9190, tenant_header="x-tenant-id", leases=True)
 
 Per HTTP request: the tenant (a header, or a callback on the ASGI scope) is recorded with RecordRequest in admit
-mode, so a refused request costs nothing and its wait is exact. Throttled -> 429 with ``Retry-After`` (whole
-seconds, rounded up: retrying then succeeds) and ``X-RateLimit-*``; Denied (a blocked tenant) -> 403 with the
-operator's reason; a tenant the sidecar refuses as a name (over 1024 bytes) -> 400. With ``leases``, the
-request also holds an in-flight lease (quota key ``max_in_flight``) while the app runs: over the limit -> 429.
-With ``count_bytes``, bodies count against the tenant's byte quotas: a request body as produce bytes, a response
-body as consume bytes. A body with Content-Length is recorded before the app runs, in admit mode (over -> 429,
-nothing recorded); a chunked request body and every response body are counted as they pass and recorded after the
-response, as Kafka records a fetch; the throttle they earn refuses the tenant's next requests (429) until it ends.
-The sidecar's absence never fails a request: past ``record_deadline``, while unreachable, or with the breaker
-open, the request passes (fail open), and the client reconnects in the background.
-Requests without a tenant pass unrecorded (a tenant callback can return a shared name to limit them together).
+mode, so a refused request costs nothing and its wait is exact; with ``resource="orders"`` it is recorded with
+RecordUsage against that named resource's ``orders_rate`` instead (declared in the sidecar's quotas.resources; an
+undeclared one fails open, reported to ``on_error``), as the Fastify plugin's ``resource`` option does.
+Throttled -> 429 with ``Retry-After`` (whole seconds, rounded up: retrying then succeeds) and ``X-RateLimit-*``;
+Denied (a blocked tenant) -> 403 with the operator's reason; a tenant the sidecar refuses as a name (over 1024 bytes)
+-> 400. With ``leases``, the request also holds an in-flight lease (quota key ``max_in_flight``) while the app runs:
+over the limit -> 429. With ``count_bytes``, bodies count against the tenant's byte quotas: a request body as produce
+bytes, a response body as consume bytes. A body with Content-Length is recorded before the app runs, in admit mode
+(over -> 429, nothing recorded); a chunked request body and every response body are counted as they pass and recorded
+after the response, as Kafka records a fetch; the throttle they earn refuses the tenant's next requests (429) until it
+ends. The sidecar's absence never fails a request: past ``record_deadline``, while unreachable, or with the breaker
+open, the request passes (fail open), and the client reconnects in the background. Requests without a tenant pass
+unrecorded (a tenant callback can return a shared name to limit them together).
 Pure ASGI: nothing here imports Starlette.
 """
 
@@ -33,7 +35,7 @@ from .aio import AsyncQuotaClient
 from .breaker import BreakerOptions, CircuitBreaker
 from .errors import RivvenError
 from .options import ClientOptions
-from .protocol import LeaseResult, RecordResult
+from .protocol import RESOURCE_NAME, LeaseResult, RecordResult
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -59,6 +61,7 @@ class RateLimitMiddleware:
         tenant: NameFn | None = None,
         client_id: NameFn | None = None,
         cost: Callable[[Scope], int] | None = None,
+        resource: str | None = None,
         count_bytes: bool = False,
         clock: Callable[[], float] = time.monotonic,
         record_deadline: float = 0.025,
@@ -71,6 +74,8 @@ class RateLimitMiddleware:
         on_error: Callable[[Exception], None] | None = None,
         **client_options: Any,
     ) -> None:
+        if resource is not None and not (isinstance(resource, str) and RESOURCE_NAME.fullmatch(resource)):
+            raise ValueError(f"resource {resource!r}: 1-32 characters of a-z, 0-9 and _, starting with a letter")
         self.app = app
         self._owns_client = client is None
         if client is None:
@@ -81,6 +86,10 @@ class RateLimitMiddleware:
         self.tenant = tenant
         self.client_id = client_id
         self.cost = cost
+        #: The named resource each request counts against (RecordUsage), or None: request_rate (RecordRequest).
+        self.resource = resource
+        #: The key a request is limited by, whose DescribeUsage row gives the X-RateLimit headers.
+        self._rate_key = "request_rate" if resource is None else f"{resource}_rate"
         self.count_bytes = count_bytes
         #: Seconds, monotonic; times the throttle that counted bytes earn (tests pass the sidecar's manual clock).
         self.clock = clock
@@ -122,7 +131,8 @@ class RateLimitMiddleware:
                     await self._too_many(send, tenant, math.ceil((until - now) * 1000), "rate_limited")
                     return
                 del self._throttled_until[tenant]
-        r = await self._guarded(self.client.record_request, tenant, client_id, self.cost(scope) if self.cost else 1)
+        record = self.client.record_request if self.resource is None else self._record_usage
+        r = await self._guarded(record, tenant, client_id, self.cost(scope) if self.cost else 1)
         length = _content_length(scope) if self.count_bytes else None
         if length and isinstance(r, RecordResult) and r.denied is None and r.throttle_time_ms == 0:
             r = await self._guarded(self.client.record_produce, tenant, client_id, length)
@@ -201,6 +211,13 @@ class RateLimitMiddleware:
     ) -> Awaitable[LeaseResult]:
         return self.client.acquire_lease(
             tenant, client_id, ttl_ms=self.lease_ttl_ms, timeout=timeout, fail_fast=fail_fast
+        )
+
+    def _record_usage(
+        self, tenant: str, client_id: str | None, n: int, *, admit: bool, timeout: float, fail_fast: bool
+    ) -> Awaitable[RecordResult]:
+        return self.client.record_usage(
+            tenant, client_id, self.resource or "", n, admit=admit, timeout=timeout, fail_fast=fail_fast
         )
 
     def _produce_after(
@@ -290,7 +307,7 @@ class RateLimitMiddleware:
         for row in rows:
             if not isinstance(row, dict):
                 return
-            if row.get("quota_type") == "request_rate" and row.get("user") == tenant and row.get("client_id") is None:
+            if row.get("quota_type") == self._rate_key and row.get("user") == tenant and row.get("client_id") is None:
                 limit, rate = row.get("limit"), row.get("rate")
                 # Only finite numbers: an infinite limit made every later request of the tenant fail (OverflowError
                 # in int()); a reply the headers cannot show means no headers, never a failed request.

@@ -148,6 +148,22 @@ class AsyncBrokerQuotas(_Wrapper):
             raise
         return self._answered(r)
 
+    async def usage(self, user: str | None, client_id: str | None, resource: str, amount: int = 1) -> int:
+        """``amount`` units of a named resource (orders, API calls: declared in the sidecar's quotas.resources),
+        for ``<resource>_rate``: the delay in ms, 0, or DENIED, as for the other calls."""
+        if not self._allow():
+            return 0
+        try:
+            r = await self.client.record_usage(
+                user, client_id, resource, amount, timeout=self.record_deadline, fail_fast=True
+            )
+        except RivvenError as err:
+            return self._failed(err)
+        except BaseException:
+            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
+            raise
+        return self._answered(r)
+
 
 class BrokerQuotas(_Wrapper):
     """The broker wrapper over a blocking QuotaClient; safe to call from many broker threads at once."""
@@ -196,6 +212,21 @@ class BrokerQuotas(_Wrapper):
             return 0
         try:
             r = self.client.record_request(user, client_id, count, timeout=self.record_deadline, fail_fast=True)
+        except RivvenError as err:
+            return self._failed(err)
+        except BaseException:
+            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
+            raise
+        return self._answered(r)
+
+    def usage(self, user: str | None, client_id: str | None, resource: str, amount: int = 1) -> int:
+        """``amount`` units of a named resource, for ``<resource>_rate`` (see AsyncBrokerQuotas.usage)."""
+        if not self._allow():
+            return 0
+        try:
+            r = self.client.record_usage(
+                user, client_id, resource, amount, timeout=self.record_deadline, fail_fast=True
+            )
         except RivvenError as err:
             return self._failed(err)
         except BaseException:

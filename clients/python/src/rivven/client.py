@@ -145,6 +145,24 @@ class QuotaClient:
             lambda: self._async.record_request(user, client_id, count, admit=admit, timeout=t, fail_fast=fail_fast), t
         )
 
+    def record_usage(
+        self,
+        user: str | None,
+        client_id: str | None,
+        resource: str,
+        amount: int = 1,
+        *,
+        admit: bool = False,
+        timeout: float | None = None,
+        fail_fast: bool = False,
+    ) -> RecordResult:
+        """Records ``amount`` units of a named resource, for ``<resource>_rate`` (see AsyncQuotaClient)."""
+        t = self._timeout(timeout)
+        a = self._async
+        return self._run(
+            lambda: a.record_usage(user, client_id, resource, amount, admit=admit, timeout=t, fail_fast=fail_fast), t
+        )
+
     def hello(self) -> HelloOk:
         return self._run(self._async.hello, self._timeout(None))
 

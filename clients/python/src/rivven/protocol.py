@@ -5,6 +5,7 @@ length: u32 BE | correlation_id: u32 BE | body: one msgpack map      (length cou
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypedDict, cast
@@ -20,6 +21,11 @@ PROTOCOL_VERSION: Final = 1
 DEFAULT_MAX_FRAME_BYTES: Final = 64 * 1024 * 1024
 
 QUOTA_KEYS: Final = frozenset({"produce_bytes_rate", "consume_bytes_rate", "request_rate"})
+
+#: The period of a rate: a key may carry several (``100/s`` and ``10000/d``), one bucket per period, and a
+#: Throttled reply names the one that binds. The wire leaves ``s`` out.
+Period = Literal["s", "min", "h", "d"]
+PERIODS: Final[frozenset[str]] = frozenset({"s", "min", "h", "d"})
 
 Body = dict[str, Any]
 Component = tuple[str, str | None] | list[str | None]
@@ -55,6 +61,8 @@ class RecordResult:
     quota_type: str | None = None
     entity: str | None = None
     denied: Denied | None = None
+    #: Throttled only: the period of the rate that needs the longest wait (``"s"`` when the reply names none).
+    period: Period | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +125,32 @@ def encode_record(
     if admit:
         body["admit"] = True
     return _pack(body)
+
+
+def encode_usage(user: str | None, client_id: str | None, resource: str, amount: int, admit: bool) -> bytes:
+    """A RecordUsage body as the Node client writes it (conformance README): type, resource, user, client_id,
+    amount (left out when 1, the default), admit (only when true). A resource name off the grammar or an amount
+    outside 1..2^53-1 is INVALID_REQUEST here, before anything is sent."""
+    if not (isinstance(resource, str) and RESOURCE_NAME.fullmatch(resource)):
+        raise RivvenError(
+            "INVALID_REQUEST", "resource must be 1-32 characters of a-z, 0-9 and _, starting with a letter"
+        )
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= MAX_SAFE_INT:
+        raise RivvenError("INVALID_REQUEST", "amount must be an integer from 1 to 2^53-1")
+    body: Body = {"type": "RecordUsage", "resource": resource}
+    if user is not None:
+        body["user"] = user
+    if client_id is not None:
+        body["client_id"] = client_id
+    if amount != 1:
+        body["amount"] = amount
+    if admit:
+        body["admit"] = True
+    return _pack(body)
+
+
+#: A resource's name (quotas.resources): 1-32 characters of a-z, 0-9 and _, starting with a letter.
+RESOURCE_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 def hello(client_name: str | None, token: str | None) -> Body:
@@ -183,7 +217,8 @@ def list_field(body: Body, field: str) -> list[Any]:
 MAX_SAFE_INT = 2**53 - 1
 
 
-def decode_record(body: Body) -> RecordResult:
+def decode_record(body: Body, usage_key: str | None = None) -> RecordResult:
+    """A record reply. ``usage_key``: the call was RecordUsage, so a Throttled names ``<resource>_rate``."""
     t = body["type"]
     if t == "Ok":
         return OK_RESULT
@@ -192,17 +227,21 @@ def decode_record(body: Body) -> RecordResult:
     if t != "Throttled":
         raise _unexpected(f"expected Ok or Throttled, got {str(t)[:64]}")
     quota_type = str_field(body, "quota_type")
-    if quota_type not in QUOTA_KEYS:
+    if quota_type != usage_key if usage_key is not None else quota_type not in QUOTA_KEYS:
         raise _unexpected(f"unknown quota_type {quota_type[:64]}")
     ms = int_field(body, "throttle_time_ms")
     # Throttled means a wait (docs/protocol.md: an int > 0, at most 2^53-1); a broker takes -1 for DENIED, 0 for none.
     if not 0 < ms <= MAX_SAFE_INT:
         raise _unexpected(f"a Throttled reply with throttle_time_ms {ms}")
+    period = body.get("period", "s")
+    if not isinstance(period, str) or period not in PERIODS:
+        raise _unexpected(f"unknown period {str(period)[:64]}")
     return RecordResult(
         ms,
         body.get("recorded") is True,
         quota_type,
         str_field(body, "entity"),
+        period=cast(Period, period),
     )
 
 

@@ -84,6 +84,15 @@ public final class BrokerQuotas {
     return settle(client.recordRequest(user, clientId, 1, false, callOptions));
   }
 
+  /**
+   * {@code amount} units of a named resource (orders, API calls: declared in the sidecar's quotas.resources), for
+   * {@code <resource>_rate}: the delay in ms, 0, or DENIED, as for the other calls.
+   */
+  public CompletableFuture<Long> usage(String user, String clientId, String resource, long amount) {
+    if (!allow()) return CompletableFuture.completedFuture(0L);
+    return settle(client.recordUsage(user, clientId, resource, amount, false, callOptions));
+  }
+
   private boolean allow() {
     if (breaker.allow()) return true;
     failures.increment();

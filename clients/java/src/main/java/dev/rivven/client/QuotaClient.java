@@ -146,6 +146,48 @@ public final class QuotaClient implements AutoCloseable {
     return record(Wire.RECORD_REQUEST, user, clientId, null, count, admit, opts);
   }
 
+  /** Records one unit of the named {@code resource} (declared in the sidecar's quotas.resources) for (user, clientId). */
+  public CompletableFuture<RecordResult> recordUsage(String user, String clientId, String resource) {
+    return recordUsage(user, clientId, resource, 1, false, CallOptions.DEFAULT);
+  }
+
+  /** Records {@code amount} (>= 1) units of {@code resource}, held against its {@code <resource>_rate}. */
+  public CompletableFuture<RecordResult> recordUsage(String user, String clientId, String resource, long amount) {
+    return recordUsage(user, clientId, resource, amount, false, CallOptions.DEFAULT);
+  }
+
+  /**
+   * Records {@code amount} units of the named {@code resource}, with admit mode and call options. Answered like the
+   * other record calls; Throttled names {@code <resource>_rate}. An undeclared resource fails with INVALID_REQUEST
+   * (from the sidecar); a name outside the grammar (1-32 of a-z, 0-9, _, starting with a letter) or an amount
+   * outside 1..2^53-1 fails here, unsent.
+   */
+  public CompletableFuture<RecordResult> recordUsage(String user, String clientId, String resource, long amount, boolean admit, CallOptions opts) {
+    if (!isResourceName(resource)) {
+      return failed(new RivvenException(ErrorCode.INVALID_REQUEST, "resource must be 1-32 characters of a-z, 0-9 and _, starting with a letter"));
+    }
+    if (amount < 1 || amount > Wire.MAX_INT) return failed(new RivvenException(ErrorCode.INVALID_REQUEST, "amount must be an integer from 1 to 2^53-1"));
+    // As the Node client writes it (conformance/README.md): amount left out when 1, the default.
+    Map<String, Object> body = body("RecordUsage");
+    body.put("resource", resource);
+    if (user != null) body.put("user", user);
+    if (clientId != null) body.put("client_id", clientId);
+    if (amount != 1) body.put("amount", amount);
+    if (admit) body.put("admit", true);
+    String key = resource + "_rate";
+    return request(body, opts, b -> Replies.record(b, key));
+  }
+
+  private static boolean isResourceName(String name) {
+    if (name == null || name.isEmpty() || name.length() > 32) return false;
+    if (name.charAt(0) < 'a' || name.charAt(0) > 'z') return false;
+    for (int i = 1; i < name.length(); i++) {
+      char ch = name.charAt(i);
+      if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_')) return false;
+    }
+    return true;
+  }
+
   /** Configured entities containing any of {@code entities} (empty: all, the global default first). */
   public CompletableFuture<List<Replies.QuotaEntry>> describeQuotas(List<Component> entities) {
     Map<String, Object> body = body("DescribeQuotas");

@@ -130,16 +130,27 @@ public final class Replies {
   private static final List<String> QUOTA_KEYS = List.of("produce_bytes_rate", "consume_bytes_rate", "request_rate");
 
   static RecordResult record(Map<String, Object> body) {
+    return record(body, null);
+  }
+
+  /**
+   * A record reply; {@code usageKey} is the quota_type a RecordUsage call may be throttled on ({@code <resource>_rate}),
+   * null for the three built-in record calls.
+   */
+  static RecordResult record(Map<String, Object> body, String usageKey) {
     Object type = body.get("type");
     if ("Ok".equals(type)) return RecordResult.OK;
-    if ("Denied".equals(type)) return new RecordResult(0, null, str(body, "entity"), false, str(body, "reason"));
+    if ("Denied".equals(type)) return new RecordResult(0, null, str(body, "entity"), false, str(body, "reason"), null);
     if (!"Throttled".equals(type)) throw Wire.unexpected("expected Ok, Throttled or Denied, got " + truncate(String.valueOf(type)));
     String quotaType = str(body, "quota_type");
-    if (!QUOTA_KEYS.contains(quotaType)) throw Wire.unexpected("unknown quota_type " + truncate(quotaType));
+    if (usageKey == null ? !QUOTA_KEYS.contains(quotaType) : !usageKey.equals(quotaType)) {
+      throw Wire.unexpected("unknown quota_type " + truncate(quotaType));
+    }
     long ms = integer(body, "throttle_time_ms");
     // Throttled means a wait (docs/protocol.md: int > 0, at most 2^53-1); a broker would take -1 for DENIED and 0 for no delay.
     if (ms <= 0 || ms > Wire.MAX_INT) throw Wire.unexpected("a Throttled reply with throttle_time_ms " + ms);
-    return new RecordResult(ms, quotaType, str(body, "entity"), Boolean.TRUE.equals(body.get("recorded")), null);
+    Period period = Period.fromWire(body.get("period"));
+    return new RecordResult(ms, quotaType, str(body, "entity"), Boolean.TRUE.equals(body.get("recorded")), null, period);
   }
 
   static HelloOk hello(Map<String, Object> body) {

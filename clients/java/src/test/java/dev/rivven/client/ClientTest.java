@@ -174,6 +174,11 @@ class ClientTest {
       assertEquals(ErrorCode.INVALID_REQUEST, VectorsTest.failure(c.recordProduce("a", null, -1)).code());
       assertEquals(ErrorCode.INVALID_REQUEST, VectorsTest.failure(c.recordProduce("a", null, 1L << 53)).code());
       assertEquals(ErrorCode.INVALID_REQUEST, VectorsTest.failure(c.recordRequest("a", null, 0, false, CallOptions.DEFAULT)).code());
+      assertEquals(ErrorCode.INVALID_REQUEST, VectorsTest.failure(c.recordUsage("a", null, "orders", 0)).code());
+      assertEquals(ErrorCode.INVALID_REQUEST, VectorsTest.failure(c.recordUsage("a", null, "orders", 1L << 53)).code());
+      for (String bad : new String[] {null, "", "Orders", "1orders", "or-ders", "o".repeat(33)}) {
+        assertEquals(ErrorCode.INVALID_REQUEST, VectorsTest.failure(c.recordUsage("a", null, bad)).code(), "resource " + bad);
+      }
       assertTrue(server.frames.isEmpty());
     }
   }

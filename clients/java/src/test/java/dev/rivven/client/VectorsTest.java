@@ -67,6 +67,8 @@ class VectorsTest {
         return c.recordConsume(s(a, "user"), s(a, "client_id"), s(a, "consumer_group"), n(a, "bytes", 0), b(a, "admit"), o);
       case "recordRequest":
         return c.recordRequest(s(a, "user"), s(a, "client_id"), n(a, "count", 1), b(a, "admit"), o);
+      case "recordUsage":
+        return c.recordUsage(s(a, "user"), s(a, "client_id"), s(a, "resource"), n(a, "amount", 1), b(a, "admit"), o);
       case "describeQuotas":
         return c.describeQuotas(entity(a.get("entities")));
       case "alterQuotas":
@@ -143,6 +145,8 @@ class VectorsTest {
         return c.recordConsume("bob", null, "etl", 1);
       case "RecordRequest":
         return c.recordRequest("carol", null);
+      case "RecordUsage":
+        return c.recordUsage("alice", "app-1", "orders", 1);
       case "Hello":
         return c.hello();
       case "DescribeQuotas":
@@ -214,6 +218,9 @@ class VectorsTest {
             case "RecordRequest":
               answer = b.request("carol", null);
               break;
+            case "RecordUsage":
+              answer = b.usage("alice", "app-1", "orders", 1);
+              break;
             default:
               answer = b.produce("alice", "app-1", 1);
           }
@@ -246,6 +253,7 @@ class VectorsTest {
       assertEquals(want.get("quota_type"), got.quotaType());
       assertEquals(want.get("entity"), got.entity());
       assertEquals(want.get("recorded"), got.recorded());
+      assertEquals(want.get("period"), got.period().wire(), "the period that binds (absent on the wire: s)");
     }
   }
 
