@@ -131,7 +131,7 @@ export class QuotaAdmin {
     for (const { ref, key, value, shadow } of effective) {
       const entity = entityToWire(ref);
       const old = this.table.getValue(ref, key);
-      const wire = value === undefined ? null : typeof value === 'number' ? fromLimit(value) : value;
+      const wire = value === undefined ? null : typeof value === 'string' ? value : fromLimit(value);
       changes.push(shadow ? { entity, quota_key: key, quota_value: wire, shadow: true } : { entity, quota_key: key, quota_value: wire });
       const record: AuditRecord = { time, principal, client, entity, quota_key: key, old: old ?? null, new: wire };
       audit.push(shadow ? { ...record, shadow: true } : record);

@@ -45,7 +45,7 @@ export function parseVersion(raw: string | null): number | string {
 
 /** Only the fields a change has, the entity and the value in their canonical forms. */
 function clean(a: Alteration): QuotaChange {
-  const value = a.value === undefined ? null : typeof a.value === 'number' ? fromLimit(a.value) : a.value;
+  const value = a.value === undefined ? null : typeof a.value === 'string' ? a.value : fromLimit(a.value);
   const c: QuotaChange = { entity: entityToWire(a.ref), quota_key: a.key, quota_value: value };
   if (a.shadow) c.shadow = true;
   return c;

@@ -6,6 +6,7 @@
 import { RivvenError } from '../error-codes.js';
 import { type EntityError, entityToWire, parseEntity, parseName, type EntityRef, valueKey } from '../../quota/entity.js';
 import { ALTER_KEYS, isAlterKey, type AlterKey, type AlterValue } from '../../quota/quota-key.js';
+import { fromLimit, type Limit } from '../../quota/quota-table.js';
 import { parseLimit } from '../../quota/quota-value.js';
 import { QuotaValueError } from '../../quota/rate-value.js';
 import { isPlainMap } from '../codec.js';
@@ -19,14 +20,21 @@ export const MAX_ALTERATIONS = 1000;
 export const MAX_REASON_CHARS = 256;
 
 /**
- * A validated alteration: `value` undefined removes the key's value; a limit is a number (Infinity for
- * "unlimited"), tier and blocked carry a name. `shadow` marks a rate that is measured and never enforced.
+ * A validated alteration: `value` undefined removes the key's value; a limit is held as the quota table holds it
+ * (a number, Infinity for "unlimited", or a list of rates), tier and blocked carry a name. `shadow` marks a rate
+ * that is measured and never enforced.
  */
 export interface Alteration {
   ref: EntityRef;
   key: AlterKey;
-  value: number | string | undefined;
+  value: Limit | string | undefined;
   shadow: boolean;
+}
+
+/** An alteration's value in its canonical form (docs/protocol.md, "Quota values"): what stores and the audit keep. */
+export function canonicalValue(a: Alteration): AlterValue | null {
+  if (a.value === undefined) return null;
+  return typeof a.value === 'string' ? a.value : fromLimit(a.value);
 }
 
 export interface AlterQuotas {
@@ -82,7 +90,7 @@ function decodeOne(item: unknown, index: number): Alteration {
 }
 
 /** A limit's value in any form of docs/protocol.md ("Quota values"), as the table holds it (Infinity: unlimited). */
-function quotaValue(key: string, v: unknown, index: number): number | undefined {
+function quotaValue(key: string, v: unknown, index: number): Limit | undefined {
   if (v === null || v === undefined) return undefined;
   try {
     return parseLimit(key, v);
