@@ -2,16 +2,18 @@ import {
   bucketName,
   GROUP,
   keyOfKind,
+  limitIndexOfKind,
   LocalBucketStore,
   PERIOD_INDEX,
   periodKind,
   periodOfKind,
+  resourceKind,
   type BucketStore,
 } from './bucket-store.js';
 import { admitWait, BucketGroups, MULTI, overWait } from './bucket-groups.js';
 import type { Clock } from './clock.js';
 import { bucketDisplay } from './entity.js';
-import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
+import { CONSUME, MAX_RATE_KEYS, PRODUCE, REQUEST, type QuotaKeyIndex, type RateKey } from './quota-key.js';
 import { emptyResolution, type QuotaTable, type Resolution } from './quota-table.js';
 import { PERIOD_SECONDS, type PeriodUnit } from './rate-value.js';
 import { ResolutionCache } from './resolution-cache.js';
@@ -26,7 +28,8 @@ import { componentMatcher, NEAR_LIMIT, type BucketReport, type UsageQuery, usage
  */
 export interface Verdict {
   throttleMs: number;
-  quotaType: QuotaKey;
+  /** The rate key that binds: a built-in one, or a declared resource's `<name>_rate`. */
+  quotaType: RateKey;
   entity: string;
   recorded: boolean;
   /** The principal is blocked: reject the request (Denied). `entity` names the blocked entity. */
@@ -53,13 +56,16 @@ export class QuotaManager {
   readonly options: Readonly<QuotaManagerOptions>;
   /** Calls that needed a new bucket while maxBuckets were tracked; answered Ok without tracking. */
   untracked = 0;
-  /** Throttled replies per quota key (the rivven_quota_*_violations_total counters), and their total throttle time. */
-  readonly violations = QUOTA_KEYS.map(() => 0);
+  /**
+   * Throttled replies per rate key (the rivven_quota_*_violations_total counters), and their total throttle time.
+   * Indexed like Resources.rateKeys: the built-in three, then each resource slot (MAX_RATE_KEYS slots).
+   */
+  readonly violations: number[] = new Array<number>(MAX_RATE_KEYS).fill(0);
   throttleTimeMsTotal = 0;
-  /** Calls that left a bucket above NEAR_LIMIT of its capacity, per quota key. */
-  readonly nearLimit = QUOTA_KEYS.map(() => 0);
-  /** Calls a shadow limit would have throttled (answered Ok), per quota key. */
-  readonly shadowViolations = QUOTA_KEYS.map(() => 0);
+  /** Calls that left a bucket above NEAR_LIMIT of its capacity, per rate key. */
+  readonly nearLimit: number[] = new Array<number>(MAX_RATE_KEYS).fill(0);
+  /** Calls a shadow limit would have throttled (answered Ok), per rate key. */
+  readonly shadowViolations: number[] = new Array<number>(MAX_RATE_KEYS).fill(0);
   /** Calls answered Denied because their principal is blocked. */
   denied = 0;
   readonly buckets: BucketStore;
@@ -88,6 +94,8 @@ export class QuotaManager {
   private bound = -1;
   /** Bucket ids found while resolving a multi-rate key, before they are given a group. */
   private readonly found = new Int32Array(MAX_RATES);
+  /** The name of each rate key (Verdict.quotaType), built-in and declared resources. */
+  private readonly keyNames: readonly RateKey[];
 
   constructor(
     readonly table: QuotaTable,
@@ -106,6 +114,7 @@ export class QuotaManager {
         maxBuckets: o.maxBuckets,
         maxBucketsPerPrincipal: o.maxBucketsPerPrincipal,
       });
+    this.keyNames = table.resources.rateKeys as readonly RateKey[];
     this.cache = new ResolutionCache(o.maxBuckets);
     this.groups = new BucketGroups(this.buckets);
   }
@@ -132,6 +141,11 @@ export class QuotaManager {
 
   recordRequest(user: string | null, client: string | null, count: number, admit: boolean, now = this.clock.now()): Verdict {
     return this.recordOne(REQUEST, user, client, count, admit, now);
+  }
+
+  /** A declared resource's usage (RecordUsage): `slot` is its place in quotas.resources (Resources.slot). */
+  recordUsage(slot: number, user: string | null, client: string | null, amount: number, admit: boolean, now = this.clock.now()): Verdict {
+    return this.recordOne(resourceKind(slot), user, client, amount, admit, now);
   }
 
   recordConsume(
@@ -196,7 +210,7 @@ export class QuotaManager {
 
   /** The `top` live buckets by utilization or rate (docs/protocol.md, DescribeUsage). */
   usage(query: UsageQuery): Promise<BucketReport[]> {
-    return usageReport(this.buckets.view(), this.clock, query);
+    return usageReport(this.buckets.view(), this.clock, query, this.keyNames);
   }
 
   /** Highest utilization and buckets above NEAR_LIMIT per quota key, for metrics. */
@@ -215,7 +229,7 @@ export class QuotaManager {
     return ref >= 0 ? [ref] : ref > MULTI ? [] : this.groups.ids(ref);
   }
 
-  private recordOne(k: QuotaKeyIndex, user: string | null, client: string | null, amount: number, admit: boolean, now: number) {
+  private recordOne(k: number, user: string | null, client: string | null, amount: number, admit: boolean, now: number) {
     const id = this.bucketFor(k, user, client, now);
     if (id < 0) {
       if (id <= MULTI) return this.recordGroup(id, amount, admit, now);
@@ -293,7 +307,7 @@ export class QuotaManager {
     const k = keyOfKind(this.buckets.kind(id));
     this.shadowViolations[k]!++;
     this.buckets.countThrottle(id);
-    this.events.violation('SHADOW_VIOLATION', this.display(id), QUOTA_KEYS[k], `a shadow limit would have throttled ${wait} ms`);
+    this.events.violation('SHADOW_VIOLATION', this.display(id), this.keyNames[k]!, `a shadow limit would have throttled ${wait} ms`);
     return 0;
   }
 
@@ -348,7 +362,7 @@ export class QuotaManager {
     this.throttleTimeMsTotal += ms;
     const v = this.verdict;
     v.throttleMs = ms;
-    v.quotaType = QUOTA_KEYS[k];
+    v.quotaType = this.keyNames[k]!;
     v.entity = this.display(id);
     v.recorded = recorded;
     v.denied = false;
@@ -404,7 +418,7 @@ export class QuotaManager {
   private resolve(kind: number, a: string | null, b: string | null, now: number, cached: boolean): number {
     const r = this.resolution;
     if (kind === GROUP) this.table.resolveGroup(a!, r);
-    else this.table.resolve(kind as QuotaKeyIndex, a, b, r);
+    else this.table.resolve(limitIndexOfKind(kind), a, b, r);
     if (r.limit === Infinity) return NONE;
     if (r.rates !== undefined) return this.resolveRates(kind, now, cached);
     const id = this.buckets.findOrCreate(kind, r.bucketUser, r.bucketClient, now);

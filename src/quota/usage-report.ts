@@ -1,7 +1,7 @@
 import type { BucketView } from './bucket-store.js';
 import { baseKind, bucketName, GROUP, keyOfKind, periodOfKind } from './bucket-store.js';
 import { wallTimeOf, type Clock } from './clock.js';
-import { QUOTA_KEYS, type QuotaKey } from './quota-key.js';
+import { QUOTA_KEYS, type RateKey } from './quota-key.js';
 import type { PeriodUnit } from './rate-value.js';
 import { TopK } from './top-k.js';
 import { forEachSliced, forRangeSliced } from '../util/slices.js';
@@ -16,7 +16,7 @@ export interface BucketReport {
   user: string | null;
   clientId: string | null;
   consumerGroup: string | null;
-  quotaType: QuotaKey;
+  quotaType: RateKey;
   /** The period of the rate this bucket enforces: one row per rate of a key with several ('s' for today's). */
   period: PeriodUnit;
   /** Usage recorded in the last window, per second. */
@@ -41,7 +41,12 @@ export interface UsageQuery {
  * The `top` live buckets by utilization or rate, highest first, optionally filtered by components. Scans in
  * slices (docs/operations.md, limits): a top-K heap, filters by set lookup, never a sort of every bucket.
  */
-export async function usageReport(view: BucketView, clock: Clock, query: UsageQuery): Promise<BucketReport[]> {
+export async function usageReport(
+  view: BucketView,
+  clock: Clock,
+  query: UsageQuery,
+  keyNames: readonly RateKey[] = QUOTA_KEYS,
+): Promise<BucketReport[]> {
   const now = clock.now();
   const b = view.table;
   const byRate = query.sortBy === 'rate';
@@ -61,7 +66,7 @@ export async function usageReport(view: BucketView, clock: Clock, query: UsageQu
       user: group ? null : view.a(id),
       clientId: group ? null : view.b(id),
       consumerGroup: group ? view.a(id) : null,
-      quotaType: QUOTA_KEYS[keyOfKind(view.kind(id))],
+      quotaType: keyNames[keyOfKind(view.kind(id))]!,
       period: periodOfKind(view.kind(id)),
       rate: b.measuredRate(id, now),
       limit: b.rate(id),

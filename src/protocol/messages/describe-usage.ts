@@ -5,7 +5,7 @@
 import { RivvenError } from '../error-codes.js';
 import { ENTITY_TYPES, type EntityError, parseName } from '../../quota/entity.js';
 import type { Component } from '../../quota/entity.js';
-import type { QuotaKey } from '../../quota/quota-key.js';
+import type { RateKey } from '../../quota/quota-key.js';
 import type { BucketReport } from '../../quota/usage-report.js';
 import { list, uint, type Body } from './fields.js';
 import { expectType, listField } from './reply.js';
@@ -47,7 +47,7 @@ export interface BucketUsage {
   client_id?: string | null;
   consumer_group?: string | null;
   /** A rate key, or max_in_flight for a row of leases held (rate: the count held). */
-  quota_type: QuotaKey | 'max_in_flight';
+  quota_type: RateKey | 'max_in_flight';
   rate: number;
   limit: number;
   utilization: number;
