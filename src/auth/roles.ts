@@ -20,6 +20,7 @@ export function roleFor(type: string): number {
     case 'RecordProduce':
     case 'RecordConsume':
     case 'RecordRequest':
+    case 'RecordUsage':
     case 'AcquireLease':
     case 'ReleaseLease':
       return ROLE_RECORD;

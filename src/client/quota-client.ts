@@ -14,6 +14,7 @@ import * as error from '../protocol/messages/error.js';
 import * as hello from '../protocol/messages/hello.js';
 import * as ping from '../protocol/messages/ping.js';
 import * as recordReply from '../protocol/messages/record-reply.js';
+import * as recordUsage from '../protocol/messages/record-usage.js';
 import * as resetUsage from '../protocol/messages/reset-usage.js';
 import * as acquireLease from '../protocol/messages/acquire-lease.js';
 import * as describeViolations from '../protocol/messages/describe-violations.js';
@@ -198,6 +199,14 @@ export class QuotaClient extends EventEmitter {
 
   recordRequest(p: Principal & { count?: number; admit?: boolean }, opts?: CallOptions): Promise<RecordResult> {
     return this.record(RECORD_REQUEST, p.user, p.clientId, null, p.count ?? 1, p.admit === true, opts);
+  }
+
+  /**
+   * Usage of a named resource declared in the sidecar's quotas.resources (orders, services started, ...):
+   * `amount` defaults to 1. Answered like the Record calls; an undeclared resource rejects with INVALID_REQUEST.
+   */
+  recordUsage(p: Principal & { resource: string; amount?: number; admit?: boolean }, opts?: CallOptions): Promise<RecordResult> {
+    return this.request(recordUsage.encodeRequest(p), opts).then(recordReply.decodeReply);
   }
 
   describeQuotas(entities: Component[] = []): Promise<QuotaEntry[]> {

@@ -16,6 +16,7 @@ export const REQUEST_TYPES = [
   'ReleaseLease',
   'DescribeViolations',
   'DescribeFleet',
+  'RecordUsage',
   'unknown',
 ] as const;
 export const UNKNOWN_TYPE = REQUEST_TYPES.length - 1;

@@ -24,6 +24,7 @@ import { componentMatcher } from '../quota/usage-report.js';
 import * as recordConsume from '../protocol/messages/record-consume.js';
 import * as recordProduce from '../protocol/messages/record-produce.js';
 import * as recordRequest from '../protocol/messages/record-request.js';
+import * as recordUsage from '../protocol/messages/record-usage.js';
 import type { QuotaManager, Verdict } from '../quota/quota-manager.js';
 import type { Logger } from '../observability/logger.js';
 import type { QuotaAdmin } from './quota-admin.js';
@@ -155,6 +156,8 @@ export class Dispatcher {
           fast.set(RECORD_REQUEST, r.user, r.clientId, null, r.count, r.admit);
           return this.record(out, correlationId);
         }
+        case 'RecordUsage':
+          return this.usage(out, correlationId, recordUsage.decode(value));
         case 'Ping':
           return out.pong(correlationId);
         case 'Hello': {
@@ -328,6 +331,17 @@ export class Dispatcher {
     }
     this.lastType = REQUEST_TYPE;
     return this.verdict(out, correlationId, m.recordRequest(f.user, f.clientId, f.amount, f.admit, this.now));
+  }
+
+  /** A RecordUsage: a declared resource's usage, answered like the Record requests. */
+  private usage(out: FrameWriter, correlationId: number, r: recordUsage.RecordUsage): undefined {
+    const resources = this.manager.table.resources;
+    const slot = resources.slot(r.resource);
+    if (slot < 0) {
+      const declared = resources.names.length === 0 ? 'none are declared' : `declared: ${resources.names.join(', ')}`;
+      throw new RivvenError('INVALID_REQUEST', `resource ${r.resource} is not in quotas.resources (${declared})`);
+    }
+    return this.verdict(out, correlationId, this.manager.recordUsage(slot, r.user, r.clientId, r.amount, r.admit, this.now));
   }
 
   private verdict(out: FrameWriter, correlationId: number, v: Verdict): undefined {
