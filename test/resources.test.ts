@@ -246,3 +246,18 @@ t.test('the Record reply: a resource quota_type decodes, anything else is UNEXPE
     admit: true,
   });
 });
+
+t.test('metrics: a resource label only from the declared set; RecordUsage counted by result', async (t) => {
+  const { s, c } = await serverWithClient(t, { quotas: { resources: ['orders'] } });
+  await c.alterQuotas([{ entity: [['user', 'u']], quota_key: 'orders_rate', quota_value: '1/min' }]);
+  await c.recordUsage({ user: 'u', resource: 'orders' });
+  await c.recordUsage({ user: 'u', resource: 'orders' });
+  await t.rejects(c.recordUsage({ user: 'u', resource: 'events' }), { code: 'INVALID_REQUEST' });
+  const text = await s.app.metrics.metrics();
+  t.match(text, /rivven_quota_resource_violations_total\{resource="orders"\} 1\n/);
+  t.notMatch(text, /resource="events"/, 'an undeclared name never becomes a label');
+  t.match(text, /rivven_quota_max_utilization\{quota_type="orders_rate"\} 2\n/, 'utilization of the resource: 2 of a capacity of 1');
+  t.match(text, /rivven_requests_total\{type="RecordUsage",result="throttled"\} 1\n/);
+  t.match(text, /rivven_requests_total\{type="RecordUsage",result="error"\} 1\n/);
+  t.notMatch(text, /quota_type="events_rate"/);
+});

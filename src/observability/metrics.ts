@@ -5,7 +5,7 @@ import type { ViolationLog } from './violation-log.js';
 import type { Guard } from '../auth/guard.js';
 import type { LeaseManager } from '../quota/lease-manager.js';
 import type { QuotaManager } from '../quota/quota-manager.js';
-import { QUOTA_KEYS } from '../quota/quota-key.js';
+import { QUOTA_KEYS, RESOURCE_KEY_BASE } from '../quota/quota-key.js';
 import type { QuotaAdmin } from '../server/quota-admin.js';
 import type { QuotaServer } from '../server/server.js';
 import { VERSION } from '../version.js';
@@ -96,6 +96,18 @@ export function createMetrics(sources: MetricSources): Registry {
   for (const [name, k] of violationCounters) {
     mirroredCounter(registry, name, `Throttled replies for ${QUOTA_KEYS[k]}`, () => manager.violations[k]!);
   }
+  // Named resources (quotas.resources): one series per declared name, so the label set is bounded by the config.
+  const resources = manager.table.resources.names;
+  registry.registerMetric(
+    scraped(
+      'rivven_quota_resource_violations_total',
+      'Throttled replies for a named resource (quotas.resources), by resource',
+      'counter',
+      () => resources.map((resource, s) => ({ labels: { resource }, value: manager.violations[RESOURCE_KEY_BASE + s]! })),
+    ),
+  );
+  /** Every rate key's label: the built-in three, then each declared resource's `<name>_rate`. */
+  const rateKeys = manager.table.resources.rateKeys;
   mirroredCounter(
     registry,
     'rivven_quota_throttle_time_ms_total',
@@ -137,7 +149,7 @@ export function createMetrics(sources: MetricSources): Registry {
       'rivven_quota_shadow_violations_total',
       'Calls a shadow limit would have throttled (answered Ok), by quota type',
       'counter',
-      () => QUOTA_KEYS.map((k, i) => ({ labels: { quota_type: k }, value: manager.shadowViolations[i]! })),
+      () => rateKeys.map((k, i) => ({ labels: { quota_type: k }, value: manager.shadowViolations[i]! })),
     ),
   );
   new Gauge({
@@ -224,7 +236,7 @@ export function createMetrics(sources: MetricSources): Registry {
 
   registry.registerMetric(
     scraped('rivven_quota_near_limit_total', 'Calls that left their bucket above 80% of quota x window', 'counter', () =>
-      QUOTA_KEYS.map((k, i) => ({ labels: { quota_type: k }, value: manager.nearLimit[i]! })),
+      rateKeys.map((k, i) => ({ labels: { quota_type: k }, value: manager.nearLimit[i]! })),
     ),
   );
   registry.registerMetric(
@@ -282,7 +294,7 @@ export function createMetrics(sources: MetricSources): Registry {
     async collect() {
       // One pass over the buckets per scrape serves both gauges.
       const summary = await manager.utilizationSummary();
-      QUOTA_KEYS.forEach((k, i) => {
+      rateKeys.forEach((k, i) => {
         this.set({ quota_type: k }, summary.max[i]!);
         near.set({ quota_type: k }, summary.nearLimit[i]!);
       });

@@ -1,7 +1,7 @@
 import type { BucketView } from './bucket-store.js';
 import { baseKind, bucketName, GROUP, keyOfKind, periodOfKind } from './bucket-store.js';
 import { wallTimeOf, type Clock } from './clock.js';
-import { QUOTA_KEYS, type RateKey } from './quota-key.js';
+import { MAX_RATE_KEYS, QUOTA_KEYS, type RateKey } from './quota-key.js';
 import type { PeriodUnit } from './rate-value.js';
 import { TopK } from './top-k.js';
 import { forEachSliced, forRangeSliced } from '../util/slices.js';
@@ -81,8 +81,9 @@ export async function usageReport(
 /** Highest utilization and the number of buckets above NEAR_LIMIT, per quota key, for metrics; sliced. */
 export async function utilizationSummary(view: BucketView, clock: Clock): Promise<{ max: number[]; nearLimit: number[] }> {
   const now = clock.now();
-  const max = QUOTA_KEYS.map(() => 0);
-  const near = QUOTA_KEYS.map(() => 0);
+  // Indexed by rate key: the built-in three, then every resource slot.
+  const max = new Array<number>(MAX_RATE_KEYS).fill(0);
+  const near = new Array<number>(MAX_RATE_KEYS).fill(0);
   await forRangeSliced(view.highWater, (id) => {
     if (!view.isLive(id)) return;
     const u = view.table.utilization(id, now);
