@@ -1,5 +1,5 @@
 import { RivvenError } from '../protocol/error-codes.js';
-import type { Alteration } from '../protocol/messages/alter-quotas.js';
+import { type Alteration, canonicalValue } from '../protocol/messages/alter-quotas.js';
 import type { ComponentFilter, QuotaEntry } from '../protocol/messages/describe-quotas.js';
 import { describeEntity, entityKey, entityToWire, parseEntity, type EntityRef } from '../quota/entity.js';
 import { forEachSliced } from '../util/slices.js';
@@ -141,10 +141,11 @@ export class QuotaAdmin {
     const time = new Date(this.wallClock()).toISOString();
     const changes: QuotaChange[] = [];
     const audit: AuditRecord[] = [];
-    for (const { ref, key, value, shadow } of effective) {
+    for (const a of effective) {
+      const { ref, key, shadow } = a;
       const entity = entityToWire(ref);
       const old = this.table.getValue(ref, key);
-      const wire = value === undefined ? null : typeof value === 'string' ? value : fromLimit(value);
+      const wire = canonicalValue(a);
       changes.push(shadow ? { entity, quota_key: key, quota_value: wire, shadow: true } : { entity, quota_key: key, quota_value: wire });
       const record: AuditRecord = { time, principal, client, entity, quota_key: key, old: old ?? null, new: wire };
       audit.push(shadow ? { ...record, shadow: true } : record);

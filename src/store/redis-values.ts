@@ -1,6 +1,5 @@
-import { type Alteration, decode as decodeAlterations } from '../protocol/messages/alter-quotas.js';
+import { type Alteration, canonicalValue, decode as decodeAlterations } from '../protocol/messages/alter-quotas.js';
 import { entityToWire } from '../quota/entity.js';
-import { fromLimit } from '../quota/quota-table.js';
 import type { QuotaChange, StoredQuota } from './quota-store.js';
 
 /**
@@ -45,8 +44,7 @@ export function parseVersion(raw: string | null): number | string {
 
 /** Only the fields a change has, the entity and the value in their canonical forms. */
 function clean(a: Alteration): QuotaChange {
-  const value = a.value === undefined ? null : typeof a.value === 'string' ? a.value : fromLimit(a.value);
-  const c: QuotaChange = { entity: entityToWire(a.ref), quota_key: a.key, quota_value: value };
+  const c: QuotaChange = { entity: entityToWire(a.ref), quota_key: a.key, quota_value: canonicalValue(a) };
   if (a.shadow) c.shadow = true;
   return c;
 }
