@@ -11,7 +11,7 @@ t.test('usage errors exit 2 with the reason', async (t) => {
     [['set', '--request-rate', '5'], /name an entity/],
     [['set', '--user', 'a', '--request-rate', 'fast'], /--request-rate: "fast" is not a rate/],
     [['set', '--user', 'a', '--request-rate', '0'], /greater than 0/],
-    [['set', '--user', 'a', '--request-rate', '1.5'], /whole number/],
+    [['set', '--user', 'a', '--max-in-flight', '1.5'], /--max-in-flight: .*whole number/],
     [['set', '--user', 'a', '--user-default', '--request-rate', '1'], /cannot both be given/],
     [['set', '--default', '--user', 'a', '--request-rate', '1'], /global default alone/],
     [['set', '--consumer-group', 'g', '--user', 'a', '--consume-bytes-rate', '1'], /cannot be combined/],

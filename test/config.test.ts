@@ -224,10 +224,21 @@ t.test('quota values in rivven.yaml and RIVVEN_* take the one grammar (docs/prot
     produce_bytes_burst: 1e6,
     max_in_flight: 'unlimited',
   });
+  t.equal(
+    loadConfig({ env: { RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: '10/min' }, cwd: dir }).config.quotas.defaults.request_rate,
+    '10/min',
+    'a rate per minute, held canonical',
+  );
+  t.same(
+    loadConfig({ env: { RIVVEN_QUOTAS_DEFAULTS_PRODUCE_BYTES_RATE: '100GB/d,10MB/s' }, cwd: dir }).config.quotas.defaults
+      .produce_bytes_rate,
+    [1e7, '100000000000/d'],
+    'a list with commas, canonical: sorted, base units',
+  );
   t.match(
-    problemsOf(() => loadConfig({ env: { RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: '10/min' }, cwd: dir })),
-    [/^RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE \(quotas\.defaults\.request_rate\): 10\/min: .*not supported yet/],
-    'parsed, and refused by the gate until several periods land',
+    problemsOf(() => loadConfig({ env: { RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: '10/fortnight' }, cwd: dir })),
+    [/^RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE \(quotas\.defaults\.request_rate\): "10\/fortnight": unknown unit "fortnight"/],
+    'a bad unit names the variable',
   );
   t.match(
     problemsOf(() => loadConfig({ env: { RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: '[10/s, 10/s]' }, cwd: dir })),

@@ -1,4 +1,4 @@
-// The grammar of quota values (src/quota/rate-value.ts) and the one gate in front of today's core
+// The grammar of quota values (src/quota/rate-value.ts) and the one validation every surface calls
 // (src/quota/quota-value.ts), attacked directly: no server, no process.
 import t from 'tap';
 import {
@@ -12,9 +12,8 @@ import {
   parseLimitValue,
   parseRateValue,
   QuotaValueError,
-  type RateList,
 } from '../src/quota/rate-value.js';
-import { parseLimit, supportedByCore } from '../src/quota/quota-value.js';
+import { parseLimit } from '../src/quota/quota-value.js';
 
 const refused = (fn: () => unknown, detail: RegExp, what: string) => {
   let err: unknown;
@@ -211,23 +210,59 @@ t.test("tables print the operator's unit", async (t) => {
   }
 });
 
-t.test('the gate: today the core takes a whole number per second, and says the rest is not supported yet', async (t) => {
+t.test('parseLimit returns what the quota table holds: a number for one per-second rate, else the rates', async (t) => {
   t.equal(parseLimit('request_rate', '5k'), 5000);
   t.equal(parseLimit('request_rate', '10/s'), 10);
+  t.equal(parseLimit('request_rate', ['10/s']), 10, 'a one-element per-second list is a plain number');
   t.equal(parseLimit('produce_bytes_rate', '10MiB'), 10 * 2 ** 20);
   t.equal(parseLimit('request_rate', 'unlimited'), Infinity);
   t.equal(parseLimit('max_in_flight', 3), 3);
   t.equal(parseLimit('request_burst', '200'), 200);
-  const later: [string, unknown][] = [
-    ['request_rate', '10/min'],
-    ['request_rate', '100/s,10000/d'],
-    ['request_rate', 0.5],
-    ['request_rate', '1.5'],
-    ['produce_bytes_rate', '1.5B'],
-    ['request_burst', 1.5],
+  // What the gate refused until the buckets of several periods landed: every form now reaches the core.
+  const held: [string, unknown, unknown][] = [
+    ['request_rate', '10/min', [{ amount: 10, unit: 'min' }]],
+    [
+      'request_rate',
+      '100/s,10000/d',
+      [
+        { amount: 100, unit: 's' },
+        { amount: 10000, unit: 'd' },
+      ],
+    ],
+    [
+      'request_rate',
+      ['10000/d', 100],
+      [
+        { amount: 100, unit: 's' },
+        { amount: 10000, unit: 'd' },
+      ],
+    ],
+    ['request_rate', 0.5, 0.5],
+    ['request_rate', '1.5', 1.5],
+    ['request_rate', '0.17/s', 0.17],
+    ['produce_bytes_rate', '1.5B', 1.5],
+    [
+      'produce_bytes_rate',
+      '10MB/s,100GB/d',
+      [
+        { amount: 1e7, unit: 's' },
+        { amount: 1e11, unit: 'd' },
+      ],
+    ],
+    ['request_burst', 1.5, 1.5],
   ];
-  for (const [key, raw] of later) refused(() => parseLimit(key, raw), /not supported yet/, `${key} ${JSON.stringify(raw)}`);
-  refused(() => parseLimit('request_rate', '1.5'), /whole number per second/, '1.5 names what is supported');
-  const list: RateList = [{ amount: 1, unit: 's' }];
-  t.equal(supportedByCore('request_rate', list), 1);
+  for (const [key, raw, want] of held) t.same(parseLimit(key, raw), want, `${key} ${JSON.stringify(raw)}`);
+  const list = parseLimit('request_rate', '5/h,1/min');
+  t.ok(Object.isFrozen(list), 'a held list is frozen: the table shares it');
+  // The refusals stay: the grammar's, through the one entry point.
+  refused(() => parseLimit('request_rate', '1/s,unlimited'), /cannot be part of a list/, 'unlimited in a list');
+  refused(() => parseLimit('request_rate', '1/s,2/s'), /two rates per s/, 'duplicate units');
+  refused(() => parseLimit('request_rate', '1/s,1/min,1/h,1/d,2/d'), /5 rates in one value; at most 4/, 'more than 4');
+  refused(() => parseLimit('request_rate', '10/week'), /unknown unit "week"/, 'unknown unit');
+  refused(() => parseLimit('request_rate', 0), /greater than 0/, '0');
+  refused(() => parseLimit('request_rate', '-1/min'), /greater than 0/, 'negative');
+  refused(() => parseLimit('request_rate', '1e400/min'), /too large/, 'not finite');
+  refused(() => parseLimit('max_in_flight', 1.5), /whole number/, 'max_in_flight stays a whole count');
+  refused(() => parseLimit('max_in_flight', '5/min'), /with no unit of time/, 'max_in_flight takes no unit');
+  refused(() => parseLimit('request_burst', '5/min'), /with no unit of time/, 'a burst stays an amount');
 });

@@ -238,7 +238,7 @@ t.test('AlterQuotas is all-or-nothing and names the bad alteration', async (t) =
     [{ entity: [['consumer-group', 'g']], quota_key: 'request_rate', quota_value: 1 }, 'INVALID_QUOTA_KEY'],
     [{ entity: [['user', 'atomic']], quota_key: 'request_rate', quota_value: 0 }, 'INVALID_QUOTA_VALUE'],
     [{ entity: [['user', 'atomic']], quota_key: 'request_rate', quota_value: 'lots' }, 'INVALID_QUOTA_VALUE'],
-    [{ entity: [['user', 'atomic']], quota_key: 'request_rate', quota_value: 2.5 }, 'INVALID_QUOTA_VALUE'],
+    [{ entity: [['user', 'atomic']], quota_key: 'request_rate', quota_value: ['1/s', 'unlimited'] }, 'INVALID_QUOTA_VALUE'],
     [ok, 'DUPLICATE_ALTERATION'],
     ['not a map', 'INVALID_REQUEST'],
   ];
