@@ -14,8 +14,9 @@ import { ManualClock } from '../src/quota/clock.js';
 import { DEFAULT_NAME, type EntityRef } from '../src/quota/entity.js';
 import { QuotaManager } from '../src/quota/quota-manager.js';
 import { MAX_RESOURCES, QUOTA_KEYS, REQUEST, Resources, resourceNameError } from '../src/quota/quota-key.js';
-import { isShadow, QuotaTable, withShadow } from '../src/quota/quota-table.js';
-import { serverWithClient } from './helpers/server.js';
+import { isShadow, QuotaTable, toLimit, withShadow } from '../src/quota/quota-table.js';
+import { MemoryQuotaStore } from '../src/store/quota-store.js';
+import { serverWithClient, startServer } from './helpers/server.js';
 
 const user = (name: string): EntityRef => ({ kind: 'user', user: name });
 const sixteen = Array.from({ length: MAX_RESOURCES }, (_, i) => `r${i}`);
@@ -260,4 +261,24 @@ t.test('metrics: a resource label only from the declared set; RecordUsage counte
   t.match(text, /rivven_requests_total\{type="RecordUsage",result="throttled"\} 1\n/);
   t.match(text, /rivven_requests_total\{type="RecordUsage",result="error"\} 1\n/);
   t.notMatch(text, /quota_type="events_rate"/);
+});
+
+t.test('a stored value of an undeclared resource stops the start, naming it; a shared store change of one is ignored', async (t) => {
+  const store = new MemoryQuotaStore();
+  await store.apply([{ entity: [['user', 'alice']], quota_key: 'orders_rate', quota_value: '10/min' }], []);
+  await t.rejects(startServer({}, store), /entry 0 is not a valid quota \(orders_rate: no such resource in quotas.resources/);
+  const shared = new MemoryQuotaStore();
+  const a = await startServer({ quotas: { resources: ['orders'] } }, shared);
+  const b = await startServer({}, shared);
+  t.teardown(async () => {
+    await a.stop();
+    await b.stop();
+  });
+  await a.app.admin.alter(
+    [{ ref: { kind: 'user', user: 'alice' }, key: 'orders_rate', value: toLimit('orders_rate', '10/min'), shadow: false }],
+    false,
+    'test',
+  );
+  t.equal(a.app.table.getValue({ kind: 'user', user: 'alice' }, 'orders_rate'), '10/min', 'the declaring sidecar holds it');
+  t.notOk(b.app.table.has({ kind: 'user', user: 'alice' }), 'the other ignores it');
 });
