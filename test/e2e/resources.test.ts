@@ -256,9 +256,15 @@ t.test('metrics: a resource label only from the declared set; RecordUsage counte
   await c.recordUsage({ user: 'u', resource: 'orders' });
   await t.rejects(c.recordUsage({ user: 'u', resource: 'events' }), { code: 'INVALID_REQUEST' });
   const text = await s.app.metrics.metrics();
-  t.match(text, /rivven_quota_resource_violations_total\{resource="orders"\} 1\n/);
+  // 1/min is a per-minute rate: its bucket's series carry period="min" (the per-second series stay 0).
+  t.match(text, /rivven_quota_resource_violations_total\{resource="orders",period="min"\} 1\n/);
+  t.match(text, /rivven_quota_resource_violations_total\{resource="orders"\} 0\n/);
   t.notMatch(text, /resource="events"/, 'an undeclared name never becomes a label');
-  t.match(text, /rivven_quota_max_utilization\{quota_type="orders_rate"\} 2\n/, 'utilization of the resource: 2 of a capacity of 1');
+  t.match(
+    text,
+    /rivven_quota_max_utilization\{quota_type="orders_rate",period="min"\} 2\n/,
+    'utilization of the resource: 2 of a capacity of 1',
+  );
   t.match(text, /rivven_requests_total\{type="RecordUsage",result="throttled"\} 1\n/);
   t.match(text, /rivven_requests_total\{type="RecordUsage",result="error"\} 1\n/);
   t.notMatch(text, /quota_type="events_rate"/);
