@@ -74,6 +74,14 @@ t.test('bucket kinds: every resource slot and period has a kind of its own, belo
     'p:bucket:{["services_rate","u",null]}',
   );
   t.equal(bucketKey('p:', REQUEST, 'u', null), 'p:bucket:{["request_rate","u",null]}', 'the built-in keys keep their Redis keys');
+  const rateKeys = new Resources(['orders', 'services']).rateKeys;
+  t.equal(
+    bucketKey('p:', periodKind(resourceKind(1), PERIODS.indexOf('d')), 'u', 'c', rateKeys),
+    'p:bucket:{["services_rate","u","c","d"]}',
+    "a resource's longer period: its name, then the period",
+  );
+  t.equal(bucketKey('p:', periodKind(REQUEST, PERIODS.indexOf('min')), 'u', null, rateKeys), 'p:bucket:{["request_rate","u",null,"min"]}');
+  t.equal(bucketKey('p:', periodKind(GROUP, PERIODS.indexOf('h')), 'g', null, rateKeys), 'p:bucket:{["group","g",null,"h"]}');
 });
 
 t.test('a resource rate in any form decides like a built-in one: 10/min admits 10 then throttles, naming the resource', async (t) => {
@@ -195,6 +203,12 @@ t.test('RecordUsage on the wire: Ok, Throttled naming the resource and its perio
     period: 'min',
     recorded: false,
   });
+  const rows = await c.describeUsage({ entities: [['user', 'alice']] });
+  t.match(
+    rows.find((r) => r.quota_type === 'orders_rate'),
+    { entity: 'user:alice', period: 'min', limit_per_period: 2, used: 2 },
+    "DescribeUsage: the resource's row, per period",
+  );
   const broker = new BrokerQuotas(c);
   t.equal(await broker.usage('alice', null, 'orders'), 30_000, 'BrokerQuotas.usage: the throttle');
   t.equal(await broker.usage('alice', null, 'services', 5), 0, 'another resource is unlimited by default');
