@@ -195,7 +195,7 @@ function requests(): Vector[] {
   rec('record-request-largest', 55, 'recordRequest', RECORD_REQUEST, { user: 'carol', amount: MAX_INT });
 
   // RecordUsage (a named resource, DESIGN section 16): not on the record fast path, so not `exact`. Written as the
-  // Node client writes it (src/protocol/messages/record-usage.ts): type, resource, user, client_id, amount (left
+  // Node client writes it (src/protocol/messages/record/usage.ts): type, resource, user, client_id, amount (left
   // out when 1, the default), admit (only when true); absent names left out.
   const usage = (
     name: string,

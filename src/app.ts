@@ -19,6 +19,7 @@ import { createMetrics } from './observability/metrics.js';
 import { RequestStats } from './observability/request-stats.js';
 import { systemClock, type Clock } from './quota/clock.js';
 import { QuotaManager } from './quota/quota-manager.js';
+import { Resources } from './quota/quota-key.js';
 import { QuotaTable } from './quota/quota-table.js';
 import { Dispatcher } from './server/dispatcher.js';
 import { QuotaAdmin } from './server/quota-admin.js';
@@ -86,7 +87,7 @@ export class App {
     private readonly deps: AppDeps,
   ) {
     const q = config.quotas;
-    this.table = new QuotaTable(q.defaults, q.resolution_order, config.tiers);
+    this.table = new QuotaTable(q.defaults, q.resolution_order, config.tiers, new Resources(q.resources));
     if (config.fleet.enabled && deps.fleet === undefined) throw new Error('fleet.enabled needs the Redis store');
     // A bucket in use on this sidecar keeps following the fleet for a window after its last call here.
     const buckets = config.fleet.enabled

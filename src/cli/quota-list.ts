@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { QuotaEntry } from '../client/quota-client.js';
 import type { Component } from '../quota/entity.js';
-import { BURST_KEYS, MAX_IN_FLIGHT, QUOTA_KEYS, type QuotaKey } from '../quota/quota-key.js';
+import { BURST_KEYS, isAlterKey, MAX_IN_FLIGHT, QUOTA_KEYS, type QuotaKey, type ResourceKey } from '../quota/quota-key.js';
 import { escapeUnprintable } from '../util/printable.js';
 import { addConnectionFlags, type ConnectionFlags, run, withClient } from './connection.js';
 import { addEntityFlags, entityFromFlags, showEntity, type EntityFlags } from './entity-flags.js';
@@ -19,9 +19,21 @@ function policy(e: QuotaEntry): string {
   if (e.quotas.tier !== undefined) parts.push(`tier ${showName(String(e.quotas.tier))}`);
   const bursts = BURST_KEYS.filter((k) => e.quotas[k] !== undefined).map((k) => `${k.split('_')[0]}=${formatConfigured(k, e.quotas[k])}`);
   if (bursts.length > 0) parts.push(`burst ${bursts.join(' ')}`);
+  const resourceBursts = resourceKeys(e, '_burst').map((k) => `${k.slice(0, -6)}=${formatConfigured(k, e.quotas[k])}`);
+  if (resourceBursts.length > 0) parts.push(`burst ${resourceBursts.join(' ')}`);
   if (e.quotas.blocked !== undefined) parts.push(`BLOCKED: ${escapeUnprintable(JSON.stringify(e.quotas.blocked))}`);
   return parts.join(', ');
 }
+
+/** An entry's keys of named resources (quotas.resources) ending in `suffix`, in the order given. */
+const resourceKeys = (e: QuotaEntry, suffix: '_rate' | '_burst'): ResourceKey[] =>
+  (Object.keys(e.quotas) as ResourceKey[]).filter((k) => k.endsWith(suffix) && !isAlterKey(k));
+
+/** The RESOURCES cell: each named resource's rate in the operator's unit (`orders=10/min`), shadow marked. */
+const resourcesCell = (e: QuotaEntry): string =>
+  resourceKeys(e, '_rate')
+    .map((k) => `${k.slice(0, -5)}=${formatConfigured(k, e.quotas[k])}${e.shadow?.includes(k) ? ' (shadow)' : ''}`)
+    .join(' ');
 
 /** A rate cell; a shadow value is marked, since it is measured but not enforced. */
 const rateCell = (e: QuotaEntry, k: QuotaKey | typeof MAX_IN_FLIGHT): string =>
@@ -31,15 +43,28 @@ const rateCell = (e: QuotaEntry, k: QuotaKey | typeof MAX_IN_FLIGHT): string =>
 export const quotaTable = (entries: QuotaEntry[]): string => {
   const policies = entries.map(policy);
   const withInFlight = entries.some((e) => e.quotas[MAX_IN_FLIGHT] !== undefined);
+  const resources = entries.map(resourcesCell);
+  const withResources = resources.some((r) => r !== '');
   const withPolicy =
     policies.some((p) => p !== '') ||
-    entries.some((e) => e.shadow?.some((k) => !(QUOTA_KEYS as readonly string[]).includes(k) && k !== MAX_IN_FLIGHT));
+    entries.some((e) =>
+      e.shadow?.some((k) => !(QUOTA_KEYS as readonly string[]).includes(k) && k !== MAX_IN_FLIGHT && !k.endsWith('_rate')),
+    );
   return textTable([
-    ['ENTITY', 'PRODUCE', 'CONSUME', 'REQUESTS', ...(withInFlight ? ['IN-FLIGHT'] : []), ...(withPolicy ? ['POLICY'] : [])],
+    [
+      'ENTITY',
+      'PRODUCE',
+      'CONSUME',
+      'REQUESTS',
+      ...(withInFlight ? ['IN-FLIGHT'] : []),
+      ...(withResources ? ['RESOURCES'] : []),
+      ...(withPolicy ? ['POLICY'] : []),
+    ],
     ...entries.map((e, i) => [
       showEntity(e.entity),
       ...QUOTA_KEYS.map((k) => rateCell(e, k)),
       ...(withInFlight ? [rateCell(e, MAX_IN_FLIGHT)] : []),
+      ...(withResources ? [resources[i]!] : []),
       ...(withPolicy ? [policies[i]!] : []),
     ]),
   ]);

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import type { Component } from '../quota/entity.js';
-import { isAlterKey, LIMIT_KEYS, type AlterKey } from '../quota/quota-key.js';
+import { isAlterKey, LIMIT_KEYS, resourceKeyShape, type AlterKey } from '../quota/quota-key.js';
 import { addConnectionFlags, type ConnectionFlags, run, withClient } from './connection.js';
 import { addEntityFlags, entityFromFlags, once, showEntity, type EntityFlags } from './entity-flags.js';
 import { UsageError } from './exit-codes.js';
@@ -38,6 +38,7 @@ Examples:
   rivven quota set --consumer-group etl --consume-bytes-rate unlimited --dry-run
   rivven quota set --user alice --tier pro
   rivven quota set --user bob --request-rate 50 --request-burst 200
+  rivven quota set --user alice --rate orders=10/min --burst orders=10 --rate services=5/h   (quotas.resources)
   rivven quota set --client-id web --produce-bytes-rate 1MB --shadow    (counted, not enforced)`,
     )
     .action((flags: EntityFlags & ConnectionFlags & Record<string, string | boolean | undefined>) =>
@@ -81,10 +82,11 @@ Examples:
         const keys = flags.quota.map((k) => k.trim().replaceAll('-', '_'));
         if (keys.includes(''))
           throw new UsageError('--quota: an empty key (a stray comma?); give keys like produce_bytes_rate,request_rate');
-        const unknown = keys.filter((k) => !isAlterKey(k) || k === 'blocked');
+        // A resource's key (orders_rate) is checked against quotas.resources by the server.
+        const unknown = keys.filter((k) => (!isAlterKey(k) && !resourceKeyShape(k)) || k === 'blocked');
         if (unknown.length > 0)
           throw new UsageError(
-            `--quota: unknown key ${unknown.join(', ')}; use ${[...LIMIT_KEYS, 'tier'].join(', ')} (unblock with rivven quota unblock)`,
+            `--quota: unknown key ${unknown.join(', ')}; use ${[...LIMIT_KEYS, 'tier'].join(', ')} or a resource's <name>_rate, <name>_burst (unblock with rivven quota unblock)`,
           );
         const unique = [...new Set(keys)];
         const alterations = unique.map((k) => ({ entity, quota_key: k as AlterKey, quota_value: null }));

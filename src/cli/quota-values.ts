@@ -1,4 +1,4 @@
-import type { AlterKey, AlterValue, LimitKey, QuotaValue } from '../quota/quota-key.js';
+import type { AlterKey, AlterValue, LimitKey, QuotaValue, ResourceKey } from '../quota/quota-key.js';
 import { fromLimit } from '../quota/quota-table.js';
 import { parseLimit } from '../quota/quota-value.js';
 import {
@@ -18,7 +18,7 @@ import { UsageError } from './exit-codes.js';
  * A flag's value -> what AlterQuotas sends (the canonical form), checked here by the one validation of quota
  * values (docs/protocol.md, "Quota values") so a bad value is a usage error naming the flag, before any request.
  */
-export function parseQuotaValue(key: LimitKey, text: string, flag: string): QuotaValue {
+export function parseQuotaValue(key: LimitKey | ResourceKey, text: string, flag: string): QuotaValue {
   try {
     return fromLimit(parseLimit(key, text));
   } catch (err) {

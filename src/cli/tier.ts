@@ -26,6 +26,7 @@ function setCommand(): Command {
 Examples:
   rivven tier set pro --request-rate 60 --produce-bytes-rate 10MB --request-burst 120
   rivven tier set free --request-rate 20/min --produce-bytes-rate 1MB/s,10GB/d
+  rivven tier set pro --rate orders=60/min --burst orders=10 --max-in-flight 25   (quotas.resources)
   rivven quota set --user alice --tier pro          (alice now gets pro's values where she sets none)`,
     )
     .action((name: string, flags: ConnectionFlags & Record<string, unknown>) =>

@@ -74,6 +74,12 @@ export class BrokerQuotas {
     return this.settle(this.client.recordRequest({ user, clientId }, this.callOptions));
   }
 
+  /** `amount` (default 1) of a named resource (quotas.resources), for its `<resource>_rate`. */
+  usage(user: string | null, clientId: string | null, resource: string, amount = 1): Promise<number> {
+    if (!this.allow()) return NONE;
+    return this.settle(this.client.recordUsage({ user, clientId, resource, amount }, this.callOptions));
+  }
+
   private allow(): boolean {
     if (this.breaker.allow()) return true;
     this.failures++;

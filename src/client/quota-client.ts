@@ -13,6 +13,7 @@ import * as hello from '../protocol/messages/hello.js';
 import type { Message } from '../protocol/messages/message.js';
 import * as ping from '../protocol/messages/ping.js';
 import { RECORD_CONSUME, RECORD_PRODUCE, RECORD_REQUEST, type RecordResult } from '../protocol/messages/record/index.js';
+import * as recordUsage from '../protocol/messages/record/usage.js';
 import * as resetUsage from '../protocol/messages/reset-usage.js';
 import type { Component } from '../quota/entity.js';
 import { Connection, DEFAULT_CLIENT_OPTIONS, type QuotaClientOptions } from './connection.js';
@@ -128,6 +129,14 @@ export class QuotaClient extends EventEmitter {
 
   recordRequest(p: Principal & { count?: number; admit?: boolean }, opts?: CallOptions): Promise<RecordResult> {
     return this.record(RECORD_REQUEST, p.user, p.clientId, null, p.count ?? 1, p.admit === true, opts);
+  }
+
+  /**
+   * Usage of a named resource declared in the sidecar's quotas.resources (orders, services started, ...):
+   * `amount` defaults to 1. Answered like the Record calls; an undeclared resource rejects with INVALID_REQUEST.
+   */
+  recordUsage(p: recordUsage.UsageParams, opts?: CallOptions): Promise<RecordResult> {
+    return this.ask({ encode: recordUsage.encodeRequest, decodeReply: recordUsage.decodeReplyFor(p.resource) }, p, opts);
   }
 
   describeQuotas(entities: Component[] = []): Promise<QuotaEntry[]> {

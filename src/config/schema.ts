@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { DEFAULT_FLEET_SYNC_OPTIONS as FLEET } from '../fleet/options.js';
 import { DEFAULT_VIOLATION_LOG_OPTIONS as VIOLATIONS, LOG_LEVELS } from '../observability/options.js';
 import { DEFAULT_ADAPTIVE_OPTIONS, DEFAULT_LEASE_OPTIONS, DEFAULT_QUOTA_OPTIONS } from '../quota/options.js';
-import type { LimitKey, QuotaValue } from '../quota/quota-key.js';
+import { LIMIT_KEYS, MAX_RESOURCES, resourceNameError, type LimitKey, type QuotaValue } from '../quota/quota-key.js';
 import { fromLimit } from '../quota/quota-table.js';
 import { parseLimit } from '../quota/quota-value.js';
 import { QuotaValueError } from '../quota/rate-value.js';
@@ -27,6 +27,10 @@ const quotaValue = (key: LimitKey) =>
         return z.NEVER;
       }
     });
+/** A resource key's value (`orders_rate: 10/min`), checked against quotas.resources and canonicalized in configSchema. */
+const resourceValue = z.union([z.number(), z.string(), z.array(z.union([z.number(), z.string()]))], {
+  error: 'expected a number, "<amount>/<unit>", a list of those, or "unlimited"',
+});
 const positiveInt = z.number().int().positive();
 const port = z.number().int().min(0).max(65535);
 
@@ -78,12 +82,23 @@ const configShape = z.strictObject({
     .prefault({}),
   quotas: z
     .strictObject({
+      /** Named resources (orders, services started, ...): each gets the keys <name>_rate and <name>_burst. */
+      resources: z
+        .array(
+          z
+            .string()
+            .superRefine((n, ctx) => void (resourceNameError(n) && ctx.addIssue({ code: 'custom', message: resourceNameError(n)! }))),
+        )
+        .max(MAX_RESOURCES)
+        .refine((names) => new Set(names).size === names.length, { message: 'a resource is declared twice' })
+        .default([]),
       defaults: z
-        .strictObject({
+        .object({
           produce_bytes_rate: quotaValue('produce_bytes_rate').default(52428800),
           consume_bytes_rate: quotaValue('consume_bytes_rate').default(104857600),
           request_rate: quotaValue('request_rate').default(1000),
         })
+        .catchall(resourceValue)
         .prefault({}),
       window_ms: positiveInt.default(DEFAULT_QUOTA_OPTIONS.windowMs),
       window_buckets: positiveInt.max(1000).default(DEFAULT_QUOTA_OPTIONS.windowBuckets),
@@ -191,23 +206,66 @@ const configShape = z.strictObject({
   tiers: z
     .record(
       z.string().min(1).max(1024),
-      z.strictObject({
-        produce_bytes_rate: quotaValue('produce_bytes_rate').optional(),
-        consume_bytes_rate: quotaValue('consume_bytes_rate').optional(),
-        request_rate: quotaValue('request_rate').optional(),
-        produce_bytes_burst: quotaValue('produce_bytes_burst').optional(),
-        consume_bytes_burst: quotaValue('consume_bytes_burst').optional(),
-        request_burst: quotaValue('request_burst').optional(),
-        max_in_flight: quotaValue('max_in_flight').optional(),
-      }),
+      z
+        .object({
+          produce_bytes_rate: quotaValue('produce_bytes_rate').optional(),
+          consume_bytes_rate: quotaValue('consume_bytes_rate').optional(),
+          request_rate: quotaValue('request_rate').optional(),
+          produce_bytes_burst: quotaValue('produce_bytes_burst').optional(),
+          consume_bytes_burst: quotaValue('consume_bytes_burst').optional(),
+          request_burst: quotaValue('request_burst').optional(),
+          max_in_flight: quotaValue('max_in_flight').optional(),
+        })
+        .catchall(resourceValue),
     )
     .default({}),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
 });
 
-export const configSchema = configShape.refine((c) => !c.fleet.enabled || c.storage.backend === 'redis', {
-  message: 'needs storage.backend: redis (the fleet shares its buckets through Redis)',
-  path: ['fleet', 'enabled'],
-});
+export const configSchema = configShape
+  .refine((c) => !c.fleet.enabled || c.storage.backend === 'redis', {
+    message: 'needs storage.backend: redis (the fleet shares its buckets through Redis)',
+    path: ['fleet', 'enabled'],
+  })
+  .transform((c, ctx) => {
+    resourceKeys(c.quotas.resources, c.quotas.defaults, DEFAULT_KEYS, ['quotas', 'defaults'], ctx);
+    for (const [tier, values] of Object.entries(c.tiers)) resourceKeys(c.quotas.resources, values, LIMIT_KEYS, ['tiers', tier], ctx);
+    return c;
+  });
+
+/** The built-in keys quotas.defaults takes (the rates). */
+const DEFAULT_KEYS = ['produce_bytes_rate', 'consume_bytes_rate', 'request_rate'];
+
+/**
+ * The keys of defaults and tiers beyond the built-in ones: each must be a declared resource's `<name>_rate` or
+ * `<name>_burst`, its value checked by the one validation and put in canonical form (in place).
+ */
+function resourceKeys(
+  resources: readonly string[],
+  values: Record<string, unknown>,
+  builtIn: readonly string[],
+  at: string[],
+  ctx: z.RefinementCtx,
+): void {
+  const keys = new Set(resources.flatMap((n) => [`${n}_rate`, `${n}_burst`]));
+  for (const [key, raw] of Object.entries(values)) {
+    if (builtIn.includes(key) || raw === undefined) continue;
+    if (!keys.has(key)) {
+      const declared = resources.length === 0 ? 'none are declared' : `declared: ${resources.join(', ')}`;
+      ctx.addIssue({
+        code: 'custom',
+        path: [...at, key],
+        message: `unknown key: not a built-in key nor a resource in quotas.resources (${declared})`,
+      });
+      continue;
+    }
+    try {
+      values[key] = fromLimit(parseLimit(key, raw));
+    } catch (err) {
+      if (!(err instanceof QuotaValueError)) throw err;
+      ctx.addIssue({ code: 'custom', path: [...at, key], message: err.detail });
+    }
+  }
+}
 
 export type Config = z.output<typeof configSchema>;

@@ -5,6 +5,7 @@ import { DEFAULT_FLEET_SYNC_OPTIONS, type FleetSyncOptions } from '../fleet/opti
 import type { HealthServerOptions } from '../observability/http.js';
 import type { ViolationLogOptions } from '../observability/options.js';
 import type { LocalBucketStoreOptions } from '../quota/bucket-store.js';
+import { Resources } from '../quota/quota-key.js';
 import { defaultShare, type AdaptiveOptions, type LeaseOptions, type QuotaManagerOptions } from '../quota/options.js';
 import type { DispatcherOptions, ServerOptions, ServerTls } from '../server/options.js';
 import type { Config } from './schema.js';
@@ -104,4 +105,5 @@ export const fleetSyncOptions = (c: Config, nodeId: string): FleetSyncOptions =>
   breaker: { failureThreshold: c.fleet.breaker.failure_threshold, resetTimeoutMs: c.fleet.breaker.reset_timeout_ms },
   batchSize: DEFAULT_FLEET_SYNC_OPTIONS.batchSize,
   settings: bucketSettingsDigest(c),
+  ...(c.quotas.resources.length > 0 ? { rateKeys: new Resources(c.quotas.resources).rateKeys } : {}),
 });

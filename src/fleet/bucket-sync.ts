@@ -1,5 +1,5 @@
 import calculateSlot from 'cluster-key-slot';
-import { baseKind, GROUP, periodOfKind } from '../quota/bucket-store.js';
+import { baseKind, GROUP, keyOfKind, periodOfKind } from '../quota/bucket-store.js';
 import type { Clock } from '../quota/clock.js';
 import { QUOTA_KEYS } from '../quota/quota-key.js';
 import type { RedisBackend } from '../store/redis-backend.js';
@@ -10,6 +10,8 @@ import { emptyBatch, type FleetBucketStore, type SyncBatch } from './fleet-bucke
 export interface BucketSyncOptions {
   keyPrefix: string;
   batchSize: number;
+  /** Each rate key's name, built-in then declared resources (Resources.rateKeys): a resource's buckets are keyed by its name. */
+  rateKeys?: readonly string[];
 }
 
 /** How long Redis keeps a push series' record (the script's minimum key life): a series in doubt is resent
@@ -75,7 +77,7 @@ export class BucketSync {
       const batch = emptyBatch();
       this.store.collect(names, from, Math.min(names.kinds.length, from + size), batch, forgive?.ms, forgive?.divisor);
       for (let i = 0; i < batch.kinds.length; i++)
-        batch.keys.push(bucketKey(this.options.keyPrefix, batch.kinds[i]!, batch.as[i]!, batch.bs[i]!));
+        batch.keys.push(bucketKey(this.options.keyPrefix, batch.kinds[i]!, batch.as[i]!, batch.bs[i]!, this.options.rateKeys));
       for (const part of this.backend.cluster ? bySlot(batch) : [batch]) await window.send(() => this.call(part));
       // Each batch is built in its own turn of the loop, so a big sync never holds it for long.
       await new Promise((r) => setImmediate(r));
@@ -153,13 +155,19 @@ export class BucketSync {
 /**
  * A bucket's key: the prefix, then the bucket's name as its hash tag, so each bucket lands in a slot of its own
  * choosing and the fleet's buckets spread over a Cluster. JSON keeps names that contain separators apart. The
- * name is the quota key (or `group`), the user and client-id, then the rate's period when it is not `s`
+ * name is the rate key (a built-in one, a declared resource's `<name>_rate`, or `group`), the user and client-id, then the rate's period when it is not `s`
  * (`["request_rate","u",null,"d"]`): each period of a key is a bucket of its own, and a per-second bucket keeps
  * the key it had before keys had periods, so a fleet upgraded sidecar by sidecar shares its levels throughout.
  */
-export function bucketKey(prefix: string, kind: number, a: string | null, b: string | null): string {
-  const base = baseKind(kind);
-  const name = base === GROUP ? 'group' : QUOTA_KEYS[base];
+export function bucketKey(
+  prefix: string,
+  kind: number,
+  a: string | null,
+  b: string | null,
+  rateKeys: readonly string[] = QUOTA_KEYS,
+): string {
+  // A resource is named, not numbered: sidecars that list quotas.resources in another order still share its buckets.
+  const name = baseKind(kind) === GROUP ? 'group' : rateKeys[keyOfKind(kind)];
   const period = periodOfKind(kind);
   return `${prefix}bucket:{${JSON.stringify(period === 's' ? [name, a, b] : [name, a, b, period])}}`;
 }

@@ -17,10 +17,12 @@ export interface FleetSyncOptions {
   batchSize: number;
   /** Digest of the settings that shape buckets, compared across the fleet (`rivven fleet status`). @default "" */
   settings?: string;
+  /** Each rate key's name (Resources.rateKeys); unset: the built-in three (no resource declared). */
+  rateKeys?: readonly string[];
 }
 
 /** Every default of FleetSyncOptions (keyPrefix and nodeId are the store's and the sidecar's own). */
-export const DEFAULT_FLEET_SYNC_OPTIONS: Readonly<Required<Omit<FleetSyncOptions, 'keyPrefix' | 'nodeId'>>> = Object.freeze({
+export const DEFAULT_FLEET_SYNC_OPTIONS: Readonly<Required<Omit<FleetSyncOptions, 'keyPrefix' | 'nodeId' | 'rateKeys'>>> = Object.freeze({
   syncIntervalMs: 100,
   heartbeatIntervalMs: 1000,
   breaker: Object.freeze({ failureThreshold: 3, resetTimeoutMs: 2000 }),

@@ -5,6 +5,7 @@ import { CircuitBreaker, DEFAULT_BREAKER_OPTIONS, type BreakerOptions } from '..
 import type { QuotaClient } from '../client/quota-client.js';
 import { isRetriable, RivvenError } from '../protocol/error-codes.js';
 import { systemClock, type Clock } from '../quota/clock.js';
+import { resourceNameError } from '../quota/quota-key.js';
 import { contentLength, type Counted, countPayload, countStream, ThrottledAfter } from './counted-bytes.js';
 import { OK_RESULT, type RecordResult } from '../protocol/messages/record/index.js';
 
@@ -15,8 +16,14 @@ export interface RateLimitOptions {
   tenant: string | ((req: FastifyRequest) => string | undefined);
   /** The client-id of the quota entities, from the request. @default none */
   clientId?: (req: FastifyRequest) => string | undefined;
-  /** How many requests this one counts for (request_rate). @default 1 */
+  /** How many requests this one counts for (request_rate, or `resource`'s rate). @default 1 */
   cost?: (req: FastifyRequest) => number;
+  /**
+   * A named resource declared in the sidecar's quotas.resources (orders, services started, ...): each request is
+   * recorded as RecordUsage of it (`<resource>_rate`) instead of RecordRequest (request_rate). An undeclared one
+   * is refused by the sidecar (INVALID_REQUEST, passed to onError) and the request passes. @default none
+   */
+  resource?: string;
   /**
    * Count bodies against the tenant's byte quotas: a request body as produce bytes (`produce_bytes_rate`), a
    * response body as consume bytes (`consume_bytes_rate`). A Content-Length body is recorded before the handler
@@ -88,6 +95,11 @@ export function rivvenRateLimit(
   done: (err?: Error) => void,
 ): void {
   const o: RateLimitOptions = { ...DEFAULT_RATE_LIMIT_OPTIONS, ...options };
+  const badResource = o.resource === undefined ? undefined : resourceNameError(o.resource);
+  if (badResource !== undefined) {
+    done(new Error(`rivvenRateLimit: resource ${JSON.stringify(o.resource).slice(0, 64)}: ${badResource}`));
+    return;
+  }
   const limiter = new Limiter(o);
   app.decorate('rivvenRateLimit', limiter.stats);
   app.addHook('onRequest', (req, reply) => limiter.onRequest(req, reply));
@@ -115,8 +127,11 @@ class Limiter {
   private readonly refreshing = new Set<string>();
   private readonly throttledAfter: ThrottledAfter;
   private describeAllowed = true;
+  /** The rate the X-RateLimit headers report: request_rate, or the resource's. */
+  private readonly rateKey: string;
 
   constructor(private readonly o: RateLimitOptions) {
+    this.rateKey = o.resource === undefined ? 'request_rate' : `${o.resource}_rate`;
     this.breaker = new CircuitBreaker(o.breaker);
     this.throttledAfter = new ThrottledAfter(o.clock, o.maxTenants);
     this.call = Object.freeze({ timeoutMs: o.recordDeadlineMs, failFast: true });
@@ -132,8 +147,12 @@ class Limiter {
       await this.tooMany(reply, tenant, owed, 'rate_limited');
       return;
     }
+    const cost = this.o.cost?.(req) ?? 1;
+    const resource = this.o.resource;
     let r = await this.ask(() =>
-      this.o.client.recordRequest({ user: tenant, clientId, count: this.o.cost?.(req) ?? 1, admit: true }, this.call),
+      resource === undefined
+        ? this.o.client.recordRequest({ user: tenant, clientId, count: cost, admit: true }, this.call)
+        : this.o.client.recordUsage({ user: tenant, clientId, resource, amount: cost, admit: true }, this.call),
     );
     if (this.o.bytes && r !== undefined && r !== INVALID && r.denied === undefined && r.throttleTimeMs === 0) {
       r = await this.countRequest(req as WithLease, tenant, clientId);
@@ -275,7 +294,7 @@ class Limiter {
           (rows) => {
             // The per-second bucket's row (no `period`): a key with several rates has a row per period, and the
             // headers' limit and remaining are per second. A key with only longer periods gives no headers.
-            const row = rows.find((b) => b.quota_type === 'request_rate' && b.period === undefined);
+            const row = rows.find((b) => b.quota_type === this.rateKey && b.period === undefined);
             // Only finite numbers: the headers said `Infinity` or `NaN` for a reply that had them.
             if (row === undefined || !Number.isFinite(row.limit) || !Number.isFinite(row.rate)) return;
             this.usage.delete(tenant);

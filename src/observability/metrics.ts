@@ -7,7 +7,7 @@ import type { Guard } from '../auth/guard.js';
 import type { LeaseManager } from '../quota/lease-manager.js';
 import type { QuotaManager } from '../quota/quota-manager.js';
 import { keyPeriodSlot } from '../quota/bucket-store.js';
-import { QUOTA_KEYS, type QuotaKeyIndex } from '../quota/quota-key.js';
+import { QUOTA_KEYS, RESOURCE_KEY_BASE, type QuotaKeyIndex } from '../quota/quota-key.js';
 import { PERIOD_UNITS, type PeriodUnit } from '../quota/rate-value.js';
 import type { QuotaAdmin } from '../server/quota-admin.js';
 import type { QuotaServer } from '../server/server.js';
@@ -41,17 +41,23 @@ const BREAKER_STATES = { closed: 0, open: 1, 'half-open': 2 } as const;
  */
 const periodLabel = (period: PeriodUnit): Record<string, string> => (period === 's' ? {} : { period });
 
-/** Every (quota type, period) label set with its counter slot (keyPeriodSlot), per-second first within a key. */
-const KEY_PERIOD_LABELS = QUOTA_KEYS.flatMap((quota_type, k) =>
-  PERIOD_UNITS.map((period, p) => ({
-    labels: { quota_type, ...periodLabel(period) },
-    slot: keyPeriodSlot(k as QuotaKeyIndex, p),
-  })),
-);
+/**
+ * Every (quota type, period) label set with its counter slot (keyPeriodSlot), per-second first within a key:
+ * `rateKeys` are the built-in three, then each declared resource's `<name>_rate` (Resources.rateKeys).
+ */
+const keyPeriodLabels = (rateKeys: readonly string[]) =>
+  rateKeys.flatMap((quota_type, k) =>
+    PERIOD_UNITS.map((period, p) => ({
+      labels: { quota_type, ...periodLabel(period) },
+      slot: keyPeriodSlot(k, p),
+    })),
+  );
 
-/** Samples of a counter per quota key and period (slotOfKind's layout). */
-const byKeyAndPeriod = (counts: readonly number[]): Sample[] =>
-  KEY_PERIOD_LABELS.map(({ labels, slot }) => ({ labels, value: counts[slot]! }));
+type KeyPeriodLabels = ReturnType<typeof keyPeriodLabels>;
+
+/** Samples of a counter per rate key and period (slotOfKind's layout). */
+const byKeyAndPeriod = (labels: KeyPeriodLabels, counts: readonly number[]): Sample[] =>
+  labels.map(({ labels, slot }) => ({ labels, value: counts[slot]! }));
 
 interface Sample {
   labels?: Record<string, string | number>;
@@ -123,6 +129,24 @@ export function createMetrics(sources: MetricSources): Registry {
       ),
     );
   }
+  // Named resources (quotas.resources): a series per declared name and period, so the label set is bounded by the config.
+  const resources = manager.table.resources.names;
+  registry.registerMetric(
+    scraped(
+      'rivven_quota_resource_violations_total',
+      'Throttled replies for a named resource (quotas.resources), by resource and the period of the rate that bound',
+      'counter',
+      () =>
+        resources.flatMap((resource, s) =>
+          PERIOD_UNITS.map((period, p) => ({
+            labels: { resource, ...periodLabel(period) },
+            value: manager.violationsByPeriod[keyPeriodSlot(RESOURCE_KEY_BASE + s, p)]!,
+          })),
+        ),
+    ),
+  );
+  /** Every rate key's label sets: the built-in three, then each declared resource's `<name>_rate`, by period. */
+  const keyLabels = keyPeriodLabels(manager.table.resources.rateKeys);
   mirroredCounter(
     registry,
     'rivven_quota_throttle_time_ms_total',
@@ -164,7 +188,7 @@ export function createMetrics(sources: MetricSources): Registry {
       'rivven_quota_shadow_violations_total',
       'Calls a shadow limit would have throttled (answered Ok), by quota type and period',
       'counter',
-      () => byKeyAndPeriod(manager.shadowByPeriod),
+      () => byKeyAndPeriod(keyLabels, manager.shadowByPeriod),
     ),
   );
   new Gauge({
@@ -254,7 +278,7 @@ export function createMetrics(sources: MetricSources): Registry {
       'rivven_quota_near_limit_total',
       'Calls that left their bucket above 80% of quota x window, by quota type and period',
       'counter',
-      () => byKeyAndPeriod(manager.nearLimitByPeriod),
+      () => byKeyAndPeriod(keyLabels, manager.nearLimitByPeriod),
     ),
   );
   registry.registerMetric(
@@ -312,7 +336,7 @@ export function createMetrics(sources: MetricSources): Registry {
     async collect() {
       // One pass over the buckets per scrape serves both gauges.
       const summary = await manager.utilizationSummary();
-      for (const { labels, slot } of KEY_PERIOD_LABELS) {
+      for (const { labels, slot } of keyLabels) {
         this.set(labels, summary.max[slot]!);
         near.set(labels, summary.nearLimit[slot]!);
       }

@@ -1,13 +1,25 @@
 import { BucketTable } from './bucket-table.js';
 import { bucketDisplay } from './entity.js';
-import { CONSUME, QUOTA_KEYS, type QuotaKeyIndex } from './quota-key.js';
+import {
+  CONSUME,
+  MAX_RATE_KEYS,
+  MAX_RESOURCES,
+  QUOTA_KEYS,
+  RESOURCE_KEY_BASE,
+  resourceRateIndex,
+  type LimitKeyIndex,
+} from './quota-key.js';
 import type { PeriodUnit } from './rate-value.js';
 import { CountMinSketch } from '../util/count-min.js';
 import { KeyedIds } from './keyed-ids.js';
 import { forRangeSliced } from '../util/slices.js';
 
-/** The bucket kind of a consumer group's consume_bytes_rate bucket; the other kinds are quota key indexes. */
+/** The bucket kind of a consumer group's consume_bytes_rate bucket; the built-in rates' kinds are their key indexes. */
 export const GROUP = QUOTA_KEYS.length;
+/** The base kind of resource slot s is RESOURCE_KIND + s (quotas.resources; up to MAX_RESOURCES). */
+export const RESOURCE_KIND = GROUP + 1;
+/** The base kind of a declared resource's bucket. */
+export const resourceKind = (slot: number): number => RESOURCE_KIND + slot;
 
 /**
  * A key with several rates has one bucket per rate: the bucket of the rate with unit PERIODS[p] has kind
@@ -15,7 +27,7 @@ export const GROUP = QUOTA_KEYS.length;
  * kind itself, so a key configured as today has exactly today's buckets.
  */
 export const PERIODS: readonly PeriodUnit[] = ['s', 'min', 'h', 'd'];
-export const KIND_STRIDE = GROUP + 1;
+export const KIND_STRIDE = RESOURCE_KIND + MAX_RESOURCES;
 export const PERIOD_INDEX: Readonly<Record<PeriodUnit, number>> = Object.freeze({ s: 0, min: 1, h: 2, d: 3 });
 /** The kind of the bucket for rate period `p` (an index into PERIODS) of base kind `base`. */
 export const periodKind = (base: number, p: number): number => base + KIND_STRIDE * p;
@@ -24,10 +36,13 @@ export const baseKind = (kind: number): number => kind % KIND_STRIDE;
 /** The period of the rate a bucket of `kind` enforces. */
 export const periodOfKind = (kind: number): PeriodUnit => PERIODS[Math.floor(kind / KIND_STRIDE)]!;
 
-/** Counters per quota key and period (the metrics' `quota_type` x `period`): one slot each. */
-export const KEY_PERIOD_SLOTS = QUOTA_KEYS.length * PERIODS.length;
-/** The slot of quota key `k` and period index `p` (PERIOD_INDEX) in such counters. */
-export const keyPeriodSlot = (k: QuotaKeyIndex, p: number): number => k * PERIODS.length + p;
+/**
+ * Counters per rate key and period (the metrics' `quota_type` x `period`): one slot each. Rate keys are indexed
+ * like Resources.rateKeys: the built-in three, then each resource slot (MAX_RATE_KEYS in all).
+ */
+export const KEY_PERIOD_SLOTS = MAX_RATE_KEYS * PERIODS.length;
+/** The slot of rate key `k` (keyOfKind's index) and period index `p` (PERIOD_INDEX) in such counters. */
+export const keyPeriodSlot = (k: number, p: number): number => k * PERIODS.length + p;
 /** The slot of the key and period a bucket of `kind` counts against (a consumer group's: consume's). */
 export const slotOfKind = (kind: number): number => keyPeriodSlot(keyOfKind(kind), Math.floor(kind / KIND_STRIDE));
 
@@ -39,11 +54,17 @@ export const bucketName = (kind: number, a: string | null, b: string | null): st
 const principalOf = (kind: number, a: string | null, b: string | null): string =>
   baseKind(kind) === GROUP ? `g:${a!}` : a !== null ? `u:${a}` : b !== null ? `c:${b}` : '';
 
-/** The quota key a bucket of `kind` counts against. */
-export const keyOfKind = (kind: number): QuotaKeyIndex => {
+/**
+ * The rate key a bucket of `kind` counts against: a built-in key's index (a group's counts as consume), or
+ * RESOURCE_KEY_BASE + a resource's slot (the index of the manager's per-key counters and of Resources.rateKeys).
+ */
+export const keyOfKind = (kind: number): number => {
   const base = baseKind(kind);
-  return (base === GROUP ? CONSUME : base) as QuotaKeyIndex;
+  return base < GROUP ? base : base === GROUP ? CONSUME : RESOURCE_KEY_BASE + base - RESOURCE_KIND;
 };
+
+/** The limit index a base kind (not GROUP) resolves: a built-in rate's, or a resource's rate. */
+export const limitIndexOfKind = (base: number): LimitKeyIndex => (base < GROUP ? base : resourceRateIndex(base - RESOURCE_KIND));
 
 /**
  * Where usage buckets live, as the quota policy sees them. A bucket is named by (kind, a, b): the kind is a

@@ -4,18 +4,20 @@ import {
   KEY_PERIOD_SLOTS,
   keyOfKind,
   keyPeriodSlot,
+  limitIndexOfKind,
   LocalBucketStore,
   PERIOD_INDEX,
   periodKind,
   periodOfKind,
   PERIODS,
+  resourceKind,
   slotOfKind,
   type BucketStore,
 } from './bucket-store.js';
 import { admitWait, BucketGroups, MULTI, overWait } from './bucket-groups.js';
 import type { Clock } from './clock.js';
 import { bucketDisplay } from './entity.js';
-import { CONSUME, PRODUCE, QUOTA_KEYS, REQUEST, type QuotaKey, type QuotaKeyIndex } from './quota-key.js';
+import { CONSUME, MAX_RATE_KEYS, PRODUCE, REQUEST, type QuotaKeyIndex, type RateKey } from './quota-key.js';
 import { emptyResolution, type QuotaTable, type Resolution } from './quota-table.js';
 import { PERIOD_SECONDS, type PeriodUnit } from './rate-value.js';
 import { ResolutionCache } from './resolution-cache.js';
@@ -30,7 +32,8 @@ import { componentMatcher, NEAR_LIMIT, type BucketReport, type UsageQuery, usage
  */
 export interface Verdict {
   throttleMs: number;
-  quotaType: QuotaKey;
+  /** The rate key that binds: a built-in one, or a declared resource's `<name>_rate`. */
+  quotaType: RateKey;
   entity: string;
   recorded: boolean;
   /** The principal is blocked: reject the request (Denied). `entity` names the blocked entity. */
@@ -40,9 +43,9 @@ export interface Verdict {
   period: PeriodUnit;
 }
 
-/** Counters per key and period (slotOfKind) summed per quota key. */
+/** Counters per rate key and period (slotOfKind) summed per rate key (MAX_RATE_KEYS: built-in, then resource slots). */
 const perKey = (byPeriod: readonly number[]): number[] =>
-  QUOTA_KEYS.map((_, k) => PERIODS.reduce((sum, _p, p) => sum + byPeriod[keyPeriodSlot(k as QuotaKeyIndex, p)]!, 0));
+  Array.from({ length: MAX_RATE_KEYS }, (_, k) => PERIODS.reduce((sum, _p, p) => sum + byPeriod[keyPeriodSlot(k, p)]!, 0));
 
 /** A violation's detail names a rate per minute, hour or day; a per-second one reads as before periods. */
 const perText = (period: PeriodUnit): string => (period === 's' ? '' : ` (the per-${period} rate)`);
@@ -65,7 +68,7 @@ export class QuotaManager {
   /** Calls that needed a new bucket while maxBuckets were tracked; answered Ok without tracking. */
   untracked = 0;
   /**
-   * Throttled replies per quota key and period of the bucket that bound (slotOfKind; the
+   * Throttled replies per rate key (Resources.rateKeys' order: the built-in three, then each resource slot) and period of the bucket that bound (slotOfKind; the
    * rivven_quota_*_violations_total counters, labelled by period), and their total throttle time.
    */
   readonly violationsByPeriod: number[] = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
@@ -102,6 +105,8 @@ export class QuotaManager {
   private bound = -1;
   /** Bucket ids found while resolving a multi-rate key, before they are given a group. */
   private readonly found = new Int32Array(MAX_RATES);
+  /** The name of each rate key (Verdict.quotaType), built-in and declared resources. */
+  private readonly keyNames: readonly RateKey[];
 
   constructor(
     readonly table: QuotaTable,
@@ -120,6 +125,7 @@ export class QuotaManager {
         maxBuckets: o.maxBuckets,
         maxBucketsPerPrincipal: o.maxBucketsPerPrincipal,
       });
+    this.keyNames = table.resources.rateKeys as readonly RateKey[];
     this.cache = new ResolutionCache(o.maxBuckets);
     this.groups = new BucketGroups(this.buckets);
   }
@@ -146,6 +152,11 @@ export class QuotaManager {
 
   recordRequest(user: string | null, client: string | null, count: number, admit: boolean, now = this.clock.now()): Verdict {
     return this.recordOne(REQUEST, user, client, count, admit, now);
+  }
+
+  /** A declared resource's usage (RecordUsage): `slot` is its place in quotas.resources (Resources.slot). */
+  recordUsage(slot: number, user: string | null, client: string | null, amount: number, admit: boolean, now = this.clock.now()): Verdict {
+    return this.recordOne(resourceKind(slot), user, client, amount, admit, now);
   }
 
   recordConsume(
@@ -210,20 +221,20 @@ export class QuotaManager {
 
   /** The `top` live buckets by utilization or rate (docs/protocol.md, DescribeUsage). */
   usage(query: UsageQuery): Promise<BucketReport[]> {
-    return usageReport(this.buckets.view(), this.clock, query);
+    return usageReport(this.buckets.view(), this.clock, query, this.keyNames);
   }
 
-  /** Throttled replies per quota key, every period together. */
+  /** Throttled replies per rate key (built-in, then resource slots), every period together. */
   get violations(): number[] {
     return perKey(this.violationsByPeriod);
   }
 
-  /** Near-limit calls per quota key, every period together. */
+  /** Near-limit calls per rate key, every period together. */
   get nearLimit(): number[] {
     return perKey(this.nearLimitByPeriod);
   }
 
-  /** Shadow violations per quota key, every period together. */
+  /** Shadow violations per rate key, every period together. */
   get shadowViolations(): number[] {
     return perKey(this.shadowByPeriod);
   }
@@ -244,7 +255,7 @@ export class QuotaManager {
     return ref >= 0 ? [ref] : ref > MULTI ? [] : this.groups.ids(ref);
   }
 
-  private recordOne(k: QuotaKeyIndex, user: string | null, client: string | null, amount: number, admit: boolean, now: number) {
+  private recordOne(k: number, user: string | null, client: string | null, amount: number, admit: boolean, now: number) {
     const id = this.bucketFor(k, user, client, now);
     if (id < 0) {
       if (id <= MULTI) return this.recordGroup(id, amount, admit, now);
@@ -329,7 +340,7 @@ export class QuotaManager {
     this.events.violation(
       'SHADOW_VIOLATION',
       this.display(id),
-      QUOTA_KEYS[k],
+      this.keyNames[k]!,
       `a shadow limit would have throttled ${wait} ms${perText(period)}`,
       period,
     );
@@ -387,7 +398,7 @@ export class QuotaManager {
     this.throttleTimeMsTotal += ms;
     const v = this.verdict;
     v.throttleMs = ms;
-    v.quotaType = QUOTA_KEYS[k];
+    v.quotaType = this.keyNames[k]!;
     v.entity = this.display(id);
     v.recorded = recorded;
     v.denied = false;
@@ -443,7 +454,7 @@ export class QuotaManager {
   private resolve(kind: number, a: string | null, b: string | null, now: number, cached: boolean): number {
     const r = this.resolution;
     if (kind === GROUP) this.table.resolveGroup(a!, r);
-    else this.table.resolve(kind as QuotaKeyIndex, a, b, r);
+    else this.table.resolve(limitIndexOfKind(kind), a, b, r);
     if (r.limit === Infinity) return NONE;
     if (r.rates !== undefined) return this.resolveRates(kind, now, cached);
     const id = this.buckets.findOrCreate(kind, r.bucketUser, r.bucketClient, now);

@@ -1,15 +1,14 @@
 import { DEFAULT_NAME, describeEntity, entityKey, type EntityRef } from './entity.js';
 import {
   BURST_OFFSET,
+  burstIndexOf,
   CONSUME,
-  type IN_FLIGHT,
-  LIMIT_KEYS,
-  limitKeyIndex,
+  NO_RESOURCES,
   type AlterKey,
   type AlterValue,
   type LimitKeyIndex,
-  type QuotaKeyIndex,
   type QuotaValue,
+  type Resources,
 } from './quota-key.js';
 import { canonicalRate, PERIOD_SECONDS, parseRateValue, type Rate, type RateList } from './rate-value.js';
 
@@ -26,7 +25,10 @@ export type Limits = (Limit | undefined)[];
 /** Everything configured on one entity. */
 export interface EntityConfig {
   limits: Limits;
-  /** Bit k set: limits[k] is a shadow value (measured and counted, never enforced). */
+  /**
+   * Bit k set: limits[k] is a shadow value (measured and counted, never enforced). Up to 39 keys (16 resources),
+   * so it is read and written with isShadow/withShadow (exact integers up to 2^53), not 32-bit operators.
+   */
   shadow: number;
   /** The tier whose values apply where this entity sets none (user and client-id entities). */
   tier: string | undefined;
@@ -36,8 +38,12 @@ export interface EntityConfig {
 
 const NO_MEMBERS: ReadonlyMap<string, EntityRef> = new Map();
 
-const emptyLimits = (): Limits => LIMIT_KEYS.map(() => undefined);
-const emptyConfig = (): EntityConfig => ({ limits: emptyLimits(), shadow: 0, tier: undefined, blocked: undefined });
+/** Whether bit k of a shadow mask is set. */
+export const isShadow = (mask: number, k: LimitKeyIndex): boolean => Math.floor(mask / 2 ** k) % 2 === 1;
+/** The mask with bit k set or cleared. */
+export const withShadow = (mask: number, k: LimitKeyIndex, on: boolean): number =>
+  isShadow(mask, k) === on ? mask : on ? mask + 2 ** k : mask - 2 ** k;
+
 const isEmpty = (c: EntityConfig): boolean => c.limits.every((v) => v === undefined) && c.tier === undefined && c.blocked === undefined;
 
 const isRateList = (v: unknown): v is RateList => Array.isArray(v) && v.every((r) => typeof r === 'object' && r !== null);
@@ -120,7 +126,7 @@ export class QuotaTable {
   generation = 0;
   private readonly bootDefaults: Limits;
   private readonly bootTiers: Map<string, Limits>;
-  private readonly globalDefault: EntityConfig = emptyConfig();
+  private readonly globalDefault: EntityConfig;
   private readonly users = new Map<string, EntityConfig>();
   private readonly clients = new Map<string, EntityConfig>();
   private readonly userClients = new Map<string, Map<string, EntityConfig>>();
@@ -134,9 +140,12 @@ export class QuotaTable {
     bootDefaults: Partial<Record<string, QuotaValue | RateList>> = {},
     readonly order: ResolutionOrder = 'rivven',
     bootTiers: Record<string, Partial<Record<string, QuotaValue | RateList>>> = {},
+    /** The named resources (quotas.resources): their keys index limits after the built-in ones. */
+    readonly resources: Resources = NO_RESOURCES,
   ) {
-    this.bootDefaults = toLimits(bootDefaults);
-    this.bootTiers = new Map(Object.entries(bootTiers).map(([name, values]) => [name, toLimits(values)]));
+    this.globalDefault = this.emptyConfig();
+    this.bootDefaults = this.toLimits(bootDefaults);
+    this.bootTiers = new Map(Object.entries(bootTiers).map(([name, values]) => [name, this.toLimits(values)]));
   }
 
   /** The run-time value set on exactly this entity (not resolved). */
@@ -150,7 +159,7 @@ export class QuotaTable {
     if (c === undefined) return undefined;
     if (key === 'tier') return c.tier;
     if (key === 'blocked') return c.blocked;
-    const v = c.limits[limitKeyIndex(key)];
+    const v = c.limits[this.resources.limitIndex(key)];
     return v === undefined ? undefined : fromLimit(v);
   }
 
@@ -191,7 +200,7 @@ export class QuotaTable {
   set(ref: EntityRef, key: LimitKeyIndex, limit: Limit | undefined, shadow = false): void {
     this.change(ref, (c) => {
       c.limits[key] = limit;
-      c.shadow = shadow && limit !== undefined ? c.shadow | (1 << key) : c.shadow & ~(1 << key);
+      c.shadow = withShadow(c.shadow, key, shadow && limit !== undefined);
     });
   }
 
@@ -203,7 +212,7 @@ export class QuotaTable {
       });
       return;
     }
-    this.set(ref, limitKeyIndex(key), value === undefined ? undefined : toLimit(key, value), shadow);
+    this.set(ref, this.resources.limitIndex(key), value === undefined ? undefined : toLimit(key, value), shadow);
   }
 
   /** The global default of a rate as it applies: run-time value, else rivven.yaml, else unlimited. */
@@ -216,10 +225,10 @@ export class QuotaTable {
    * the value is a shadow one. The `rivven` order (docs/algorithm.md) ranks a specific client-id (level 5) above
    * the <default> user levels 6 and 7; the `kafka` order ranks it below them, as Kafka does.
    */
-  resolve(key: QuotaKeyIndex | typeof IN_FLIGHT, user: string | null, client: string | null, out: Resolution): Resolution {
+  resolve(key: LimitKeyIndex, user: string | null, client: string | null, out: Resolution): Resolution {
     out.level = 9;
     setLimit(out, this.effectiveDefault(key));
-    out.shadow = (this.globalDefault.shadow & (1 << key)) !== 0 && this.globalDefault.limits[key] !== undefined;
+    out.shadow = isShadow(this.globalDefault.shadow, key) && this.globalDefault.limits[key] !== undefined;
     out.bucketUser = user;
     out.bucketClient = client;
     this.walk(user, client, (level, config, _, bu, bc) => {
@@ -232,7 +241,8 @@ export class QuotaTable {
       out.bucketClient = bc;
       return true;
     });
-    out.burst = key < BURST_OFFSET ? this.burstFor(key as QuotaKeyIndex, user, client) : undefined;
+    const b = burstIndexOf(key);
+    out.burst = b >= 0 ? this.burstFor(b, user, client) : undefined;
     return out;
   }
 
@@ -243,7 +253,7 @@ export class QuotaTable {
     const c = own?.limits[CONSUME] !== undefined ? own : fallback;
     out.level = 9;
     setLimit(out, c?.limits[CONSUME] ?? Infinity);
-    out.shadow = c !== undefined && (c.shadow & (1 << CONSUME)) !== 0;
+    out.shadow = c !== undefined && isShadow(c.shadow, CONSUME);
     const burst = own?.limits[CONSUME + BURST_OFFSET] ?? fallback?.limits[CONSUME + BURST_OFFSET];
     out.burst = burst === undefined ? undefined : asNumber(burst);
     out.bucketUser = group;
@@ -267,7 +277,7 @@ export class QuotaTable {
     const g = this.globalDefault;
     yield {
       ref: { kind: 'default' },
-      config: { ...g, limits: LIMIT_KEYS.map((_, k) => (k < BURST_OFFSET ? this.effectiveDefault(k) : g.limits[k])) },
+      config: { ...g, limits: g.limits.map((l, k) => (k < BURST_OFFSET ? this.effectiveDefault(k) : l)) },
     };
     for (const [user, config] of this.users) yield { ref: { kind: 'user', user }, config };
     for (const [client, config] of this.clients) yield { ref: { kind: 'client-id', client }, config };
@@ -305,18 +315,17 @@ export class QuotaTable {
   private valueAt(config: EntityConfig | undefined, key: LimitKeyIndex): { value: Limit; shadow: boolean } | undefined {
     if (config === undefined) return undefined;
     const own = config.limits[key];
-    if (own !== undefined) return { value: own, shadow: (config.shadow & (1 << key)) !== 0 };
+    if (own !== undefined) return { value: own, shadow: isShadow(config.shadow, key) };
     if (config.tier === undefined) return undefined;
     const tier = this.tiers.get(config.tier);
     const fromTier = tier?.limits[key];
-    if (fromTier !== undefined) return { value: fromTier, shadow: (tier!.shadow & (1 << key)) !== 0 };
+    if (fromTier !== undefined) return { value: fromTier, shadow: isShadow(tier!.shadow, key) };
     const boot = this.bootTiers.get(config.tier)?.[key];
     return boot === undefined ? undefined : { value: boot, shadow: false };
   }
 
-  /** The burst of a rate, resolved like the rate itself: the first level that sets it, else the global default's. */
-  private burstFor(key: QuotaKeyIndex, user: string | null, client: string | null): number | undefined {
-    const b = key + BURST_OFFSET;
+  /** A rate's burst (limit index b), resolved like the rate itself: the first level that sets it, else the global default's. */
+  private burstFor(b: LimitKeyIndex, user: string | null, client: string | null): number | undefined {
     let burst: Limit | undefined;
     this.walk(user, client, (_level, config) => {
       burst = this.valueAt(config, b)?.value;
@@ -362,13 +371,13 @@ export class QuotaTable {
       case 'default':
         return this.globalDefault;
       case 'user':
-        return lookup(this.users, ref.user, create);
+        return this.lookup(this.users, ref.user, create);
       case 'client-id':
-        return lookup(this.clients, ref.client, create);
+        return this.lookup(this.clients, ref.client, create);
       case 'consumer-group':
-        return lookup(this.groups, ref.group, create);
+        return this.lookup(this.groups, ref.group, create);
       case 'tier':
-        return lookup(this.tiers, ref.tier, create);
+        return this.lookup(this.tiers, ref.tier, create);
       case 'user+client-id': {
         let byClient = this.userClients.get(ref.user);
         if (byClient === undefined) {
@@ -376,9 +385,30 @@ export class QuotaTable {
           byClient = new Map();
           this.userClients.set(ref.user, byClient);
         }
-        return lookup(byClient, ref.client, create);
+        return this.lookup(byClient, ref.client, create);
       }
     }
+  }
+
+  private emptyConfig(): EntityConfig {
+    return { limits: this.resources.limitKeys.map(() => undefined), shadow: 0, tier: undefined, blocked: undefined };
+  }
+
+  private lookup(map: Map<string, EntityConfig>, name: string, create: boolean): EntityConfig | undefined {
+    let config = map.get(name);
+    if (config === undefined && create) {
+      config = this.emptyConfig();
+      map.set(name, config);
+    }
+    return config;
+  }
+
+  /** Boot values by key name (rivven.yaml), as held. */
+  private toLimits(values: Partial<Record<string, QuotaValue | RateList>>): Limits {
+    return this.resources.limitKeys.map((k) => {
+      const v = values[k];
+      return v === undefined ? undefined : toLimit(k, v);
+    });
   }
 
   private drop(ref: EntityRef): void {
@@ -415,20 +445,4 @@ function setLimit(out: Resolution, l: Limit): void {
     out.limit = perSecond(l[0]!);
     out.rates = l;
   }
-}
-
-function toLimits(values: Partial<Record<string, QuotaValue | RateList>>): Limits {
-  return LIMIT_KEYS.map((k) => {
-    const v = values[k];
-    return v === undefined ? undefined : toLimit(k, v);
-  });
-}
-
-function lookup(map: Map<string, EntityConfig>, name: string, create: boolean): EntityConfig | undefined {
-  let config = map.get(name);
-  if (config === undefined && create) {
-    config = emptyConfig();
-    map.set(name, config);
-  }
-  return config;
 }

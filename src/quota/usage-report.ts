@@ -1,7 +1,7 @@
 import type { BucketView } from './bucket-store.js';
 import { baseKind, bucketName, GROUP, KEY_PERIOD_SLOTS, keyOfKind, periodOfKind, slotOfKind } from './bucket-store.js';
 import { wallTimeOf, type Clock } from './clock.js';
-import { QUOTA_KEYS, type QuotaKey } from './quota-key.js';
+import { QUOTA_KEYS, type RateKey } from './quota-key.js';
 import { PERIOD_SECONDS, type PeriodUnit } from './rate-value.js';
 import { TopK } from './top-k.js';
 import { forEachSliced, forRangeSliced } from '../util/slices.js';
@@ -16,7 +16,7 @@ export interface BucketReport {
   user: string | null;
   clientId: string | null;
   consumerGroup: string | null;
-  quotaType: QuotaKey;
+  quotaType: RateKey;
   /** The period of the rate this bucket enforces: one row per rate of a key with several ('s' for today's). */
   period: PeriodUnit;
   /** Usage recorded in the last window, per second. */
@@ -48,7 +48,12 @@ export interface UsageQuery {
  * The `top` live buckets by utilization or rate, highest first, optionally filtered by components. Scans in
  * slices (docs/operations.md, limits): a top-K heap, filters by set lookup, never a sort of every bucket.
  */
-export async function usageReport(view: BucketView, clock: Clock, query: UsageQuery): Promise<BucketReport[]> {
+export async function usageReport(
+  view: BucketView,
+  clock: Clock,
+  query: UsageQuery,
+  keyNames: readonly RateKey[] = QUOTA_KEYS,
+): Promise<BucketReport[]> {
   const now = clock.now();
   const b = view.table;
   const byRate = query.sortBy === 'rate';
@@ -69,7 +74,7 @@ export async function usageReport(view: BucketView, clock: Clock, query: UsageQu
       user: group ? null : view.a(id),
       clientId: group ? null : view.b(id),
       consumerGroup: group ? view.a(id) : null,
-      quotaType: QUOTA_KEYS[keyOfKind(view.kind(id))],
+      quotaType: keyNames[keyOfKind(view.kind(id))]!,
       period,
       rate: b.measuredRate(id, now),
       limit: b.rate(id),
@@ -96,11 +101,12 @@ const snap = (x: number): number => {
 };
 
 /**
- * Highest utilization and the number of buckets above NEAR_LIMIT, per quota key and period (indexed by
+ * Highest utilization and the number of buckets above NEAR_LIMIT, per rate key and period (indexed by
  * slotOfKind), for metrics; sliced.
  */
 export async function utilizationSummary(view: BucketView, clock: Clock): Promise<{ max: number[]; nearLimit: number[] }> {
   const now = clock.now();
+  // Indexed by rate key (the built-in three, then every resource slot) and period.
   const max = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
   const near = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
   await forRangeSliced(view.highWater, (id) => {

@@ -4,10 +4,19 @@ import type { ComponentFilter, QuotaEntry } from '../protocol/messages/describe-
 import { describeEntity, entityKey, entityToWire, parseEntity, type EntityRef } from '../quota/entity.js';
 import { forEachSliced } from '../util/slices.js';
 import { preview } from '../util/printable.js';
-import { ALTER_KEYS, isAlterKey, LIMIT_KEYS, type AlterValue, type LimitKey } from '../quota/quota-key.js';
+import {
+  ALTER_KEYS,
+  RESOURCE_LIMIT_BASE,
+  resourceKeyShape,
+  type AlterKey,
+  type AlterValue,
+  type LimitKey,
+  type ResourceKey,
+  type Resources,
+} from '../quota/quota-key.js';
 import { parseLimit } from '../quota/quota-value.js';
 import { QuotaValueError } from '../quota/rate-value.js';
-import { fromLimit, type QuotaTable } from '../quota/quota-table.js';
+import { fromLimit, isShadow, type QuotaTable } from '../quota/quota-table.js';
 import type { AuditRecord, QuotaChange, QuotaStore, ResetAuditRecord, StoredQuota } from '../store/quota-store.js';
 
 /**
@@ -42,6 +51,8 @@ export class QuotaAdmin {
 
   private applyToTable(changes: QuotaChange[]): void {
     for (const c of changes) {
+      // A resource this sidecar does not declare (a shared store, another sidecar's rivven.yaml): not ours to hold.
+      if (!this.table.resources.isAlterKey(c.quota_key)) continue;
       const value = c.quota_value === null ? undefined : c.quota_value;
       this.table.setValue(parseEntity(c.entity), c.quota_key, value, c.shadow === true);
     }
@@ -53,7 +64,7 @@ export class QuotaAdmin {
     for (const [i, q] of stored.entries()) {
       let valid: { ref: EntityRef; value: AlterValue } | undefined;
       try {
-        valid = { value: storedValue(q), ref: parseEntity(q.entity) };
+        valid = { value: storedValue(q, this.table.resources), ref: parseEntity(q.entity) };
       } catch (err) {
         const why = err instanceof QuotaValueError ? ` (${err.message})` : '';
         throw new Error(`${this.store.description}: entry ${i} is not a valid quota${why}: ${JSON.stringify(q)?.slice(0, 200)}`);
@@ -72,11 +83,12 @@ export class QuotaAdmin {
     await forEachSliced(this.table.entries(), ({ ref, config }) => {
       if (match !== null && !match(ref)) return;
       const quotas: QuotaEntry['quotas'] = {};
-      const shadow: LimitKey[] = [];
+      const shadow: (LimitKey | ResourceKey)[] = [];
+      const names = this.table.resources.limitKeys as readonly AlterKey[];
       config.limits.forEach((limit, k) => {
         if (limit === undefined) return;
-        quotas[LIMIT_KEYS[k]!] = fromLimit(limit);
-        if ((config.shadow & (1 << k)) !== 0) shadow.push(LIMIT_KEYS[k]!);
+        quotas[names[k]!] = fromLimit(limit);
+        if (isShadow(config.shadow, k)) shadow.push(names[k] as LimitKey | ResourceKey);
       });
       if (config.tier !== undefined) quotas.tier = config.tier;
       if (config.blocked !== undefined) quotas.blocked = config.blocked;
@@ -119,6 +131,7 @@ export class QuotaAdmin {
    * not stored and not audited. Returns the number of alterations that changed (or would change) something.
    */
   private async apply(alterations: Alteration[], validateOnly: boolean, principal: string, client: string | null): Promise<number> {
+    this.checkResources(alterations);
     this.checkTiers(alterations);
     const effective = alterations.filter(({ ref, key, value }) => value !== undefined || this.table.getValue(ref, key) !== undefined);
     // A dry run answers what the real request would: every check, nothing written.
@@ -146,6 +159,16 @@ export class QuotaAdmin {
     return effective.length;
   }
 
+  /** A resource's key is taken only when rivven.yaml declares the resource (quotas.resources). */
+  private checkResources(alterations: Alteration[]): void {
+    const resources = this.table.resources;
+    for (const [index, { key }] of alterations.entries()) {
+      if (resources.isAlterKey(key)) continue;
+      const declared = resources.names.length === 0 ? 'none are declared' : `declared: ${resources.names.join(', ')}`;
+      throw new RivvenError('INVALID_QUOTA_KEY', `${preview(key)}: no such resource in quotas.resources (${declared})`, index);
+    }
+  }
+
   /**
    * A tier assigned must exist (run-time values or rivven.yaml), so a typo cannot silently mean "no tier"; and a
    * tier still assigned to an entity cannot lose its last value (deleting a tier in use is refused).
@@ -159,7 +182,7 @@ export class QuotaAdmin {
       if (value !== undefined) created.add(ref.tier);
       let r = remaining.get(ref.tier);
       if (r === undefined) {
-        const keys = new Set<string>(LIMIT_KEYS.filter((_, k) => this.table.config(ref)?.limits[k] !== undefined));
+        const keys = new Set<string>(this.table.resources.limitKeys.filter((_, k) => this.table.config(ref)?.limits[k] !== undefined));
         r = { keys, index };
         remaining.set(ref.tier, r);
       }
@@ -219,7 +242,9 @@ export class QuotaAdmin {
       let e = after.get(id);
       if (e === undefined) {
         const keys = new Set<string>();
-        for (const k of ALTER_KEYS) if (this.table.getValue(ref, k) !== undefined) keys.add(k);
+        for (const k of [...ALTER_KEYS, ...this.table.resources.limitKeys.slice(RESOURCE_LIMIT_BASE)] as AlterKey[]) {
+          if (this.table.getValue(ref, k) !== undefined) keys.add(k);
+        }
         e = { before: keys.size > 0, keys };
         after.set(id, e);
       }
@@ -238,8 +263,14 @@ export class QuotaAdmin {
 }
 
 /** A stored value checked as an alteration's is (the one validation of quota values); throws when it is not one. */
-function storedValue(q: StoredQuota): AlterValue {
-  if (typeof q !== 'object' || q === null || !isAlterKey(q.quota_key)) throw new Error('not a quota');
+function storedValue(q: StoredQuota, resources: Resources): AlterValue {
+  if (typeof q !== 'object' || q === null) throw new Error('not a quota');
+  if (!resources.isAlterKey(q.quota_key)) {
+    if (typeof q.quota_key === 'string' && resourceKeyShape(q.quota_key)) {
+      throw new QuotaValueError(q.quota_key, 'no such resource in quotas.resources; declare it, or remove the stored value');
+    }
+    throw new Error('not a quota');
+  }
   const v = q.quota_value;
   if (q.quota_key === 'tier' || q.quota_key === 'blocked') {
     if (typeof v === 'string' && v.length > 0) return v;

@@ -10,15 +10,15 @@ import { WirePeer } from '../helpers/wire.js';
 
 const load = (file: string): Vector[] => (JSON.parse(readFileSync(join(VECTORS_DIR, file), 'utf8')) as { vectors: Vector[] }).vectors;
 t.test('the server accepts every request vector as it stands', async (t) => {
-  // Tier pro must exist for the alteration that assigns it.
-  const s = await startServer({ tiers: { pro: { request_rate: 10 } } });
+  // Tier pro must exist for the alteration that assigns it, and the RecordUsage vectors' resources be declared.
+  const s = await startServer({
+    tiers: { pro: { request_rate: 10 } },
+    quotas: { resources: ['orders', 'services', 'orders_per_customer_and_merchant'] },
+  });
   t.teardown(() => s.stop());
   const peer = await WirePeer.connect(s.port);
   t.teardown(() => peer.close());
-  // RecordUsage (named resources) is answered by the server once quotas.resources lands (w-resources, issue 20
-  // item 8): then start this server with resources orders, services and orders_per_customer_and_merchant and drop
-  // this filter. Until then its vectors are written from the spec and checked by the clients only.
-  const reqs = load('requests.json').filter((v) => v.type !== 'RecordUsage');
+  const reqs = load('requests.json');
   for (const v of reqs) peer.sendRaw(Buffer.from(v.frame, 'hex'));
   const replies = await peer.waitFor(reqs.length);
   reqs.forEach((v, i) => {

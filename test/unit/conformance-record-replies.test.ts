@@ -1,6 +1,7 @@
 // The Node client reads every record reply vector as its `expect` says: the same typed result (period included:
-// absent on the wire is 's') and the same UNEXPECTED_REPLY the other clients give. The vectors for RecordUsage
-// need the resource-aware reply check of named resources (issue 20 item 8) and are left to that change.
+// absent on the wire is 's') and the same UNEXPECTED_REPLY the other clients give. A reply is read as its call
+// expects it: the built-in keys for RecordProduce, RecordConsume and RecordRequest; for RecordUsage (a vector
+// `for` RecordUsage answers a call with resource `orders`, conformance/README.md) only `orders_rate`.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -8,9 +9,13 @@ import { VECTORS_DIR, type Vector } from '../../conformance/generate.js';
 import { decodeBody } from '../../src/protocol/codec.js';
 import { RivvenError } from '../../src/protocol/error-codes.js';
 import type { Body } from '../../src/protocol/messages/fields.js';
-import { decodeReply } from '../../src/protocol/messages/record/index.js';
+import { decodeReply as decodeRecordReply, type RecordResult } from '../../src/protocol/messages/record/index.js';
+import { decodeReplyFor } from '../../src/protocol/messages/record/usage.js';
 
-const RECORD = new Set(['RecordProduce', 'RecordConsume', 'RecordRequest']);
+const RECORD = new Set(['RecordProduce', 'RecordConsume', 'RecordRequest', 'RecordUsage']);
+/** The reply check of the vector's call. */
+const readerFor = (type: string): ((body: Body) => RecordResult) =>
+  type === 'RecordUsage' ? decodeReplyFor('orders') : (body) => decodeRecordReply(body);
 const vectors = (JSON.parse(readFileSync(join(VECTORS_DIR, 'replies.json'), 'utf8')) as { vectors: Vector[] }).vectors.filter(
   (v) => RECORD.has(v.for!) && v.expect !== undefined && ('record' in v.expect || 'error' in v.expect),
 );
@@ -19,12 +24,15 @@ t.test('the period vectors are there', async (t) => {
   const names = new Set(vectors.map((v) => v.name));
   for (const name of ['throttled-period-d', 'throttled-period-h-admit-refused', 'throttled-period-s-explicit', 'unexpected-period'])
     t.ok(names.has(name), name);
+  for (const name of ['ok-usage', 'throttled-usage', 'denied-usage', 'unexpected-usage-quota-type', 'unexpected-quota-type'])
+    t.ok(names.has(name), name);
 });
 
 for (const v of vectors) {
   t.test(v.name, async (t) => {
     const body = decodeBody(Buffer.from(v.frame, 'hex').subarray(8)) as Body;
     const expect = v.expect!;
+    const decodeReply = readerFor(v.for!);
     if ('error' in expect) {
       const want = expect.error as { code: string };
       let thrown: unknown;

@@ -21,6 +21,7 @@ t.test('each request needs the role docs/security.md gives it', async (t) => {
     RecordProduce: ROLE_RECORD,
     RecordConsume: ROLE_RECORD,
     RecordRequest: ROLE_RECORD,
+    RecordUsage: ROLE_RECORD,
     AcquireLease: ROLE_RECORD,
     ReleaseLease: ROLE_RECORD,
     DescribeQuotas: ROLE_DESCRIBE,
@@ -50,6 +51,7 @@ t.test('the request stats count by the registry, in its order (the order of the 
     'ReleaseLease',
     'DescribeViolations',
     'DescribeFleet',
+    'RecordUsage',
     'unknown',
   ]);
   t.equal(requestTypeIndex('NoSuchRequest'), UNKNOWN_TYPE);

@@ -5,7 +5,7 @@
 // All-or-nothing: every alteration is validated before any is applied; an error names the bad one by index.
 import { RivvenError } from '../error-codes.js';
 import { type EntityError, entityToWire, parseEntity, parseName, type EntityRef, valueKey } from '../../quota/entity.js';
-import { ALTER_KEYS, isAlterKey, type AlterKey, type AlterValue } from '../../quota/quota-key.js';
+import { ALTER_KEYS, isAlterKey, resourceKeyShape, type AlterKey, type AlterValue } from '../../quota/quota-key.js';
 import { fromLimit, type Limit } from '../../quota/quota-table.js';
 import { parseLimit } from '../../quota/quota-value.js';
 import { QuotaValueError } from '../../quota/rate-value.js';
@@ -71,7 +71,14 @@ function decodeOne(item: unknown, index: number): Alteration {
     throw new RivvenError('INVALID_ENTITY', (err as EntityError).message, index);
   }
   const key = item.quota_key;
-  if (!isAlterKey(key)) throw new RivvenError('INVALID_QUOTA_KEY', `quota_key must be one of ${ALTER_KEYS.join(', ')}`, index);
+  // A resource's key (`orders_rate`) passes here by its shape; the server takes it only if quotas.resources declares it.
+  if (!isAlterKey(key) && !(typeof key === 'string' && resourceKeyShape(key))) {
+    throw new RivvenError(
+      'INVALID_QUOTA_KEY',
+      `quota_key must be one of ${ALTER_KEYS.join(', ')}, or a declared resource's <name>_rate or <name>_burst`,
+      index,
+    );
+  }
   if (typeof item.shadow !== 'undefined' && typeof item.shadow !== 'boolean') {
     throw new RivvenError('INVALID_REQUEST', 'shadow must be a boolean', index);
   }
@@ -87,7 +94,7 @@ function decodeOne(item: unknown, index: number): Alteration {
   }
   const value = quotaValue(key, item.quota_value, index);
   if (shadow && value === undefined) throw new RivvenError('INVALID_REQUEST', 'shadow marks a value that is set, not a removal', index);
-  return { ref, key, value, shadow };
+  return { ref, key: key as AlterKey, value, shadow };
 }
 
 /** A limit's value in any form of docs/protocol.md ("Quota values"), as the table holds it (Infinity: unlimited). */

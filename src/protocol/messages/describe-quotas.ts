@@ -6,7 +6,7 @@
 import { RivvenError } from '../error-codes.js';
 import { ENTITY_TYPES, type EntityError, parseName, type EntityType } from '../../quota/entity.js';
 import type { Component, Entity } from '../../quota/entity.js';
-import type { AlterKey, AlterValue, LimitKey } from '../../quota/quota-key.js';
+import type { AlterKey, AlterValue, LimitKey, ResourceKey } from '../../quota/quota-key.js';
 import { ListReplyBuilder } from '../list-reply.js';
 import { list, type Body } from './fields.js';
 import type { Message, ReplyLimit } from './message.js';
@@ -45,7 +45,7 @@ export interface QuotaEntry {
   /** Limits are numbers or "unlimited"; tier is a tier name, blocked a reason. */
   quotas: Partial<Record<AlterKey, AlterValue>>;
   /** The keys whose values are shadow ones (measured, counted, not enforced); absent when none. */
-  shadow?: LimitKey[];
+  shadow?: (LimitKey | ResourceKey)[];
 }
 
 export const REPLY_TYPE = 'QuotasDescribed';

@@ -8,7 +8,7 @@
 import { RivvenError } from '../error-codes.js';
 import { ENTITY_TYPES, type EntityError, parseName } from '../../quota/entity.js';
 import type { Component } from '../../quota/entity.js';
-import type { QuotaKey } from '../../quota/quota-key.js';
+import type { RateKey } from '../../quota/quota-key.js';
 import type { PeriodUnit } from '../../quota/rate-value.js';
 import { componentMatcher, type BucketReport, type UsageQuery } from '../../quota/usage-report.js';
 import { forEachSliced } from '../../util/slices.js';
@@ -54,7 +54,7 @@ export interface BucketUsage {
   client_id?: string | null;
   consumer_group?: string | null;
   /** A rate key, or max_in_flight for a row of leases held (rate: the count held). */
-  quota_type: QuotaKey | 'max_in_flight';
+  quota_type: RateKey | 'max_in_flight';
   /** The period of the rate this bucket enforces; absent: "s" (a per-second rate, or a row of leases). */
   period?: Exclude<PeriodUnit, 's'>;
   /** Usage recorded in the last quotas.window_ms, per second (whatever the period). */

@@ -12,11 +12,13 @@ import * as hello from './hello.js';
 import type { Message } from './message.js';
 import * as ping from './ping.js';
 import * as record from './record/index.js';
+import * as recordUsage from './record/usage.js';
 import * as resetUsage from './reset-usage.js';
 
 /** Everything the handlers need of the server, which the server provides. */
 export type Server = hello.HelloServer &
   record.RecordServer &
+  recordUsage.UsageServer &
   describeQuotas.DescribeQuotasServer &
   describeUsage.DescribeUsageServer &
   alterQuotas.AlterQuotasServer &
@@ -42,6 +44,7 @@ export const MESSAGES: readonly ServerMessage[] = [
   acquireLease.releaseLease,
   describeViolations.message,
   describeFleet.message,
+  recordUsage.message,
 ];
 
 const byType = new Map<string, number>(MESSAGES.map((m, i) => [m.type, i]));

@@ -3,6 +3,8 @@
 // RecordRequest { user?, client_id?, count?: int (default 1, >= 1), admit?: bool }
 //   -> Ok        { throttle_time_ms: 0 }
 //   -> Throttled { throttle_time_ms: int > 0, quota_type: QuotaKey, entity: string, recorded: bool, period?: Period }
+//             -- quota_type is the call's own key: produce_bytes_rate, consume_bytes_rate or request_rate here,
+//                "<resource>_rate" for RecordUsage (usage.ts, answered through answerVerdict)
 //             -- period ('min', 'h', 'd') names the rate that binds; absent means 's', so a per-second
 //                throttle keeps the bytes it had before rates had periods
 //   -> Denied    { entity: string, reason: string }     -- the principal is blocked: reject the request
@@ -11,7 +13,7 @@
 // declines comes here through msgpackr (decode), so both are recorded by one function (answer). The server
 // writes Ok from a template (responses.ts, OK_BODY) and the client recognises those bytes without decoding them.
 import type { QuotaManager, Verdict } from '../../../quota/quota-manager.js';
-import { isQuotaKey, type QuotaKey } from '../../../quota/quota-key.js';
+import { QUOTA_KEYS, type RateKey } from '../../../quota/quota-key.js';
 import { PERIOD_SECONDS, type PeriodUnit } from '../../../quota/rate-value.js';
 import { encodeFrame } from '../../codec.js';
 import { RivvenError } from '../../error-codes.js';
@@ -37,6 +39,11 @@ export function answer(quotas: RecordServer['quotas'], r: RecordCall, now: numbe
   if (r.kind === RECORD_PRODUCE) v = quotas.recordProduce(r.user, r.clientId, r.amount, r.admit, now);
   else if (r.kind === RECORD_CONSUME) v = quotas.recordConsume(r.user, r.clientId, r.consumerGroup, r.amount, r.admit, now);
   else v = quotas.recordRequest(r.user, r.clientId, r.amount, r.admit, now);
+  return answerVerdict(v, out, id);
+}
+
+/** Writes a verdict as the Record reply (Ok, Throttled with its period, or Denied); returns the RESULT_*. */
+export function answerVerdict(v: Verdict, out: FrameWriter, id: number): number {
   if (v.denied) {
     out.frame(encodeFrame(id, encodeDenied(v.entity, v.reason)));
     return RESULT_DENIED;
@@ -52,7 +59,8 @@ export function answer(quotas: RecordServer['quotas'], r: RecordCall, now: numbe
 /** Ok is throttleTimeMs 0; otherwise the broker delays (record mode) or rejects (admit mode) the client. */
 export interface RecordResult {
   throttleTimeMs: number;
-  quotaType?: QuotaKey;
+  /** The rate key that binds: a built-in one, or the called resource's `<resource>_rate` (RecordUsage). */
+  quotaType?: RateKey;
   entity?: string;
   recorded: boolean;
   /** Throttled only: the period of the rate that binds, when it is not 's' (absent on the wire means 's'). */
@@ -66,7 +74,7 @@ export const OK_RESULT: RecordResult = Object.freeze({ throttleTimeMs: 0, record
 
 export const encodeThrottled = (
   throttleTimeMs: number,
-  quotaType: QuotaKey | 'max_in_flight',
+  quotaType: RateKey | 'max_in_flight',
   entity: string,
   recorded: boolean,
   period: PeriodUnit = 's',
@@ -77,7 +85,12 @@ export const encodeThrottled = (
 
 export const encodeDenied = (entity: string, reason: string): Body => ({ type: 'Denied', entity, reason });
 
-export function decodeReply(body: Body): RecordResult {
+/**
+ * A Record call's reply. `quotaTypes` are the keys its Throttled may name: the three built-in ones for
+ * RecordProduce, RecordConsume and RecordRequest; only `<resource>_rate` for a RecordUsage of that resource.
+ * Any other quota_type is UNEXPECTED_REPLY.
+ */
+export function decodeReply(body: Body, quotaTypes: readonly string[] = QUOTA_KEYS): RecordResult {
   if (body.type === 'Ok') return OK_RESULT;
   if (body.type === 'Denied') {
     return { throttleTimeMs: 0, recorded: false, denied: { entity: stringField(body, 'entity'), reason: stringField(body, 'reason') } };
@@ -85,12 +98,17 @@ export function decodeReply(body: Body): RecordResult {
   if (body.type !== 'Throttled')
     throw new RivvenError('UNEXPECTED_REPLY', `expected Ok or Throttled, got ${String(body.type).slice(0, 64)}`);
   const quotaType = stringField(body, 'quota_type');
-  if (!isQuotaKey(quotaType)) throw new RivvenError('UNEXPECTED_REPLY', `unknown quota_type ${quotaType.slice(0, 64)}`);
+  if (!quotaTypes.includes(quotaType)) throw new RivvenError('UNEXPECTED_REPLY', `unexpected quota_type ${quotaType.slice(0, 64)}`);
   const throttleTimeMs = numberField(body, 'throttle_time_ms');
   // A wait of 0 or less is no Throttled; a negative one would reach a broker as DENIED (-1) or worse.
   if (!Number.isSafeInteger(throttleTimeMs) || throttleTimeMs < 1)
     throw new RivvenError('UNEXPECTED_REPLY', `Throttled with throttle_time_ms ${throttleTimeMs}: expected an integer from 1 to 2^53-1`);
-  const result: RecordResult = { throttleTimeMs, quotaType, entity: stringField(body, 'entity'), recorded: body.recorded === true };
+  const result: RecordResult = {
+    throttleTimeMs,
+    quotaType: quotaType as RateKey,
+    entity: stringField(body, 'entity'),
+    recorded: body.recorded === true,
+  };
   if (body.period !== undefined) {
     const period = stringField(body, 'period');
     if (!Object.hasOwn(PERIOD_SECONDS, period)) throw new RivvenError('UNEXPECTED_REPLY', `unknown period ${period.slice(0, 64)}`);
@@ -152,7 +170,7 @@ export const recordProduce: RecordMessage = {
     ),
   handle,
   encode: (p) => encode('RecordProduce', 'bytes', p),
-  decodeReply,
+  decodeReply: (body) => decodeReply(body),
 };
 
 export const recordConsume: RecordMessage = {
@@ -169,7 +187,7 @@ export const recordConsume: RecordMessage = {
     ),
   handle,
   encode: (p) => encode('RecordConsume', 'bytes', p),
-  decodeReply,
+  decodeReply: (body) => decodeReply(body),
 };
 
 export const recordRequest: RecordMessage = {
@@ -182,5 +200,5 @@ export const recordRequest: RecordMessage = {
   },
   handle,
   encode: (p) => encode('RecordRequest', 'count', p),
-  decodeReply,
+  decodeReply: (body) => decodeReply(body),
 };
