@@ -62,6 +62,15 @@ export class QuotaAdmin {
   async load(): Promise<number> {
     const stored = await this.store.load();
     for (const [i, q] of stored.entries()) {
+      // As applyToTable: in a shared store, another sidecar's resource is not ours to hold, nor to refuse to start
+      // over (every sidecar without it would stop at its next restart, and could not delete it either).
+      if (
+        this.store.shared === true &&
+        typeof q.quota_key === 'string' &&
+        resourceKeyShape(q.quota_key) &&
+        !this.table.resources.isAlterKey(q.quota_key)
+      )
+        continue;
       let valid: { ref: EntityRef; value: AlterValue } | undefined;
       try {
         valid = { value: storedValue(q, this.table.resources), ref: parseEntity(q.entity) };

@@ -59,6 +59,11 @@ export type ChangeListener = (changes: QuotaChange[]) => void;
  */
 export interface QuotaStore {
   readonly description: string;
+  /**
+   * Other sidecars write here too (Redis): a value of a resource this sidecar does not declare is theirs, skipped
+   * at load as at run time, never a reason to refuse to start. Absent: a store of this sidecar alone.
+   */
+  readonly shared?: boolean;
   load(): Promise<StoredQuota[]>;
   apply(changes: QuotaChange[], audit: AuditRecord[]): Promise<void>;
   /** Appends audit records of actions that change no quota (ResetUsage); resolves once they are durable. */
@@ -112,6 +117,8 @@ export class ChangeListeners {
 
 export class MemoryQuotaStore implements QuotaStore {
   readonly description: string = 'memory (not durable)';
+  /** @param shared as QuotaStore.shared: tests share one between in-process sidecars as Redis is shared. */
+  constructor(readonly shared = false) {}
   protected readonly state = new Map<string, StoredQuota>();
   protected readonly listeners = new ChangeListeners();
   readonly audit: (AuditRecord | ResetAuditRecord)[] = [];

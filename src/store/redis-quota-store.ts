@@ -53,6 +53,7 @@ type ScriptClient = RedisClient & {
  * All keys share one hash tag, so the script's keys are in one Redis Cluster slot.
  */
 export class RedisQuotaStore implements QuotaStore {
+  readonly shared = true;
   readonly options: Readonly<RedisQuotaStoreOptions>;
   /** The connection, shared with the fleet's bucket sync. */
   readonly backend: RedisBackend;

@@ -288,7 +288,7 @@ t.test('a stored value of an undeclared resource stops the start, naming it; a s
   const store = new MemoryQuotaStore();
   await store.apply([{ entity: [['user', 'alice']], quota_key: 'orders_rate', quota_value: '10/min' }], []);
   await t.rejects(startServer({}, store), /entry 0 is not a valid quota \(orders_rate: no such resource in quotas.resources/);
-  const shared = new MemoryQuotaStore();
+  const shared = new MemoryQuotaStore(true);
   const a = await startServer({ quotas: { resources: ['orders'] } }, shared);
   const b = await startServer({}, shared);
   t.teardown(async () => {
@@ -302,4 +302,9 @@ t.test('a stored value of an undeclared resource stops the start, naming it; a s
   );
   t.equal(a.app.table.getValue({ kind: 'user', user: 'alice' }, 'orders_rate'), '10/min', 'the declaring sidecar holds it');
   t.notOk(b.app.table.has({ kind: 'user', user: 'alice' }), 'the other ignores it');
+  // A sidecar without the resource started after the value was written: it starts (it stopped, naming the
+  // value, and so would every such sidecar at its next restart), and ignores the value.
+  const c = await startServer({}, shared);
+  t.teardown(() => c.stop());
+  t.notOk(c.app.table.has({ kind: 'user', user: 'alice' }), 'a sidecar started later ignores it too');
 });
