@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { isLoopback } from '../auth/security-files.js';
+import { resourceNameError } from '../quota/quota-key.js';
 import { nearMisses } from '../util/did-you-mean.js';
 import { configSchema, type Config } from './schema.js';
 
@@ -81,13 +82,24 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   const env = sources.env ?? process.env;
   /** "server.port" -> "RIVVEN_SERVER_PORT" for the values that came from the environment. */
   const fromVariable = new Map<string, string>();
-  const known = new Set(CONFIG_PATHS.map(envName));
+  // Each declared resource's defaults have variables too (RIVVEN_QUOTAS_DEFAULTS_ORDERS_RATE).
+  const resourcePaths = declaredResources(fromFile, env).flatMap((n) => [
+    ['quotas', 'defaults', `${n}_rate`],
+    ['quotas', 'defaults', `${n}_burst`],
+  ]);
+  const paths = [...CONFIG_PATHS, ...resourcePaths];
+  const known = new Set(paths.map(envName));
   const warnings = Object.keys(env)
     .filter((k) => k.startsWith('RIVVEN_') && !known.has(k) && !CLIENT_VARIABLES.has(k))
     .map((k) => `${k} is not a rivven setting and is ignored (settings are RIVVEN_<SECTION>_<KEY>, e.g. RIVVEN_SERVER_PORT)`);
-  for (const path of CONFIG_PATHS) {
+  for (const path of paths) {
     const raw = env[envName(path)];
     if (raw === undefined) continue;
+    if (envName(path) === RESOURCES_VARIABLE) {
+      if (getPath(sources.flags as Tree | undefined, path) === undefined) fromVariable.set(path.join('.'), envName(path));
+      setPath(fromEnv, path, resourceList(raw));
+      continue;
+    }
     if (getPath(sources.flags as Tree | undefined, path) === undefined) fromVariable.set(path.join('.'), envName(path));
     // Parsed as a YAML scalar so "9190" is a number and "unlimited" a string, exactly as in the file.
     let value: unknown = raw;
@@ -158,6 +170,30 @@ function leafPaths(tree: Tree, prefix: string[] = []): string[][] {
   return Object.entries(tree).flatMap(([k, v]) =>
     v !== null && typeof v === 'object' && !Array.isArray(v) ? leafPaths(v as Tree, [...prefix, k]) : [[...prefix, k]],
   );
+}
+
+const RESOURCES_VARIABLE = 'RIVVEN_QUOTAS_RESOURCES';
+
+/** RIVVEN_QUOTAS_RESOURCES: a YAML flow list (`[orders, services]`) or, as an operator would write it, `orders,services`. */
+function resourceList(raw: string): unknown {
+  if (/^\s*\[/.test(raw)) {
+    try {
+      return parseYaml(raw);
+    } catch {
+      return raw;
+    }
+  }
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+/** quotas.resources as the variable or the file declares it (the schema checks it; only valid names are used here). */
+function declaredResources(fromFile: Tree, env: Record<string, string | undefined>): string[] {
+  const raw = env[RESOURCES_VARIABLE];
+  const list = raw !== undefined ? resourceList(raw) : getPath(fromFile, ['quotas', 'resources']);
+  return Array.isArray(list) ? list.filter((n): n is string => typeof n === 'string' && resourceNameError(n) === undefined) : [];
 }
 
 function getPath(tree: Tree | undefined, path: string[]): unknown {

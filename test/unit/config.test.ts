@@ -251,3 +251,23 @@ t.test('quota values in rivven.yaml and RIVVEN_* take the one grammar (docs/prot
     [/tiers\.free\.request_rate: 5 rates/, /tiers\.free\.max_in_flight: .*whole count, with no unit of time/],
   );
 });
+
+t.test("named resources from RIVVEN_*: the list as an operator writes it, and each resource's defaults", async (t) => {
+  const env = {
+    RIVVEN_QUOTAS_RESOURCES: 'orders, services',
+    RIVVEN_QUOTAS_DEFAULTS_ORDERS_RATE: '10/min',
+    RIVVEN_QUOTAS_DEFAULTS_ORDERS_BURST: '20',
+  };
+  const { config, warnings } = loadConfig({ env });
+  t.same(config.quotas.resources, ['orders', 'services']);
+  const defaults = config.quotas.defaults as Record<string, unknown>;
+  t.equal(defaults.orders_rate, '10/min', 'a resource default from its variable (it was "not a rivven setting")');
+  t.equal(defaults.orders_burst, 20);
+  t.same(warnings, [], 'no variable taken for an unknown one');
+  const fromFile = file('r.yaml', 'quotas:\n  resources: [events]\n');
+  const loaded = loadConfig({ file: fromFile, env: { RIVVEN_QUOTAS_DEFAULTS_EVENTS_RATE: '5/s,100/d' } });
+  t.same((loaded.config.quotas.defaults as Record<string, unknown>).events_rate, [5, '100/d'], "the file's resources have variables too");
+  t.same(loadConfig({ env: { RIVVEN_QUOTAS_RESOURCES: '[orders]' } }).config.quotas.resources, ['orders'], 'a YAML flow list still works');
+  const other = loadConfig({ env: { RIVVEN_QUOTAS_DEFAULTS_ORDERS_RATE: '10/min' } });
+  t.match(other.warnings.join('\n'), /RIVVEN_QUOTAS_DEFAULTS_ORDERS_RATE is not a rivven setting/, 'an undeclared resource has none');
+});
