@@ -41,6 +41,11 @@ export const MAX_RATES = 4;
 export const MAX_VALUE_CHARS = 256;
 /** Largest amount in base units (2^53-1): every amount stays an exact integer in a double where it is one. */
 export const MAX_AMOUNT = Number.MAX_SAFE_INTEGER;
+/**
+ * The smallest rate, per second: one call in about 31.7 years. Far below it a bucket's debt term vanishes in
+ * floating point (capacity + max_debt_ms x rate == capacity below ~1e-18/s) and the rate would fail open.
+ */
+export const MIN_RATE_PER_SECOND = 1e-9;
 
 /**
  * A value outside the grammar. `detail` says what is wrong without the key, so a caller can put its own name
@@ -103,6 +108,12 @@ export function parseRateValue(key: string, raw: unknown): RateList | null {
   const list: Rate[] = [];
   for (const element of elements) {
     const { amount, unit } = parseElement(key, element, Array.isArray(raw), raw);
+    if (amount / PERIOD_SECONDS[unit!] < MIN_RATE_PER_SECOND) {
+      throw new QuotaValueError(
+        key,
+        `${shown(element)} is below the smallest rate, ${MIN_RATE_PER_SECOND} a second (one in about 31 years)`,
+      );
+    }
     if (list.some((r) => r.unit === unit)) {
       throw new QuotaValueError(key, `${shown(raw)} gives two rates per ${unit}; each unit at most once`);
     }

@@ -8,9 +8,16 @@ import type { QuotaChange, StoredQuota } from './quota-store.js';
  * Each parser returns the value, or a string saying what is wrong with it.
  */
 
+/** One stored value: an entity of two names (1024 bytes each) and a value of at most 4 rates fit many times over. */
+export const MAX_STORED_CHARS = 64 * 1024;
+/** One entry of the changes stream: an AlterQuotas of at most 1000 alterations. */
+export const MAX_CHANGES_CHARS = 8 * 1024 * 1024;
+
 /** The changes of one entry of the changes stream: an AlterQuotas' alterations, validated like one. */
 export function parseChanges(json: string | undefined): QuotaChange[] | string {
   if (json === undefined) return 'no field c';
+  // Checked before JSON.parse: 16 MB written by hand held the event loop 409 ms in it.
+  if (json.length > MAX_CHANGES_CHARS) return `longer than ${MAX_CHANGES_CHARS} characters`;
   let raw: unknown;
   try {
     raw = JSON.parse(json);
@@ -28,6 +35,7 @@ export function parseChanges(json: string | undefined): QuotaChange[] | string {
 
 /** One stored value of the configs hash: a set value (never a removal), validated like an alteration. */
 export function parseStored(json: string): StoredQuota | string {
+  if (json.length > MAX_STORED_CHARS) return `longer than ${MAX_STORED_CHARS} characters`;
   const changes = parseChanges(`[${json}]`);
   if (typeof changes === 'string') return changes;
   const c = changes[0]!;

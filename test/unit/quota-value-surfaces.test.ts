@@ -107,3 +107,11 @@ t.test('the CLI names the flag', async (t) => {
   );
   t.throws(() => parseQuotaValue('request_burst', '10/s', '--request-burst'), /^--request-burst: "10\/s": request_burst is an amount/);
 });
+
+t.test('a Redis value or change entry too long to parse without holding the event loop is refused before JSON.parse', async (t) => {
+  const { MAX_CHANGES_CHARS, MAX_STORED_CHARS, parseChanges } = await import('../../src/store/redis-values.js');
+  const stored = JSON.stringify({ entity: [['user', 'a'.repeat(MAX_STORED_CHARS)]], quota_key: 'request_rate', quota_value: 1 });
+  t.match(parseStored(stored), /^longer than 65536 characters/);
+  t.match(parseChanges(`[${' '.repeat(MAX_CHANGES_CHARS)}]`), /^longer than/);
+  t.equal(typeof parseStored(JSON.stringify({ entity: [['user', 'a']], quota_key: 'request_rate', quota_value: 1 })), 'object');
+});

@@ -180,7 +180,7 @@ t.test('canonical form: base units, sorted, a per-second element as a plain numb
     [2, '3/d'],
     'sorts an unsorted list too',
   );
-  for (const raw of ['10/min', '100GB/d,10MB/s', '0.25/h', ['1/s', '2/min', '3/h', '4/d'], '1e-7/d']) {
+  for (const raw of ['10/min', '100GB/d,10MB/s', '0.25/h', ['1/s', '2/min', '3/h', '4/d'], '1e-4/d']) {
     const list = parseRateValue('produce_bytes_rate', raw)!;
     t.same(
       parseRateValue('produce_bytes_rate', canonicalRate(list)),
@@ -265,4 +265,12 @@ t.test('parseLimit returns what the quota table holds: a number for one per-seco
   refused(() => parseLimit('max_in_flight', 1.5), /whole number/, 'max_in_flight stays a whole count');
   refused(() => parseLimit('max_in_flight', '5/min'), /with no unit of time/, 'max_in_flight takes no unit');
   refused(() => parseLimit('request_burst', '5/min'), /with no unit of time/, 'a burst stays an amount');
+});
+
+t.test('a rate below one call in about 31 years is refused: far below it the bucket arithmetic fails open', async (t) => {
+  t.same(parseRateValue('request_rate', '1e-9'), [{ amount: 1e-9, unit: 's' }], 'the smallest rate');
+  t.same(parseRateValue('request_rate', '0.0000001/min'), [{ amount: 1e-7, unit: 'min' }], 'per minute, above it');
+  for (const v of ['1e-10', 1e-19, '1e-300/s', '0.00001/d', '10/s,1e-12/d']) {
+    t.throws(() => parseRateValue('request_rate', v), { code: 'INVALID_QUOTA_VALUE', message: /below the smallest rate/ }, String(v));
+  }
 });
