@@ -7,7 +7,7 @@ import type { QuotaManager } from '../../../quota/quota-manager.js';
 import { resourceNameError, type Resources } from '../../../quota/quota-key.js';
 import { preview } from '../../../util/printable.js';
 import { RivvenError } from '../../error-codes.js';
-import { bool, principalName, uint, type Body } from '../fields.js';
+import { bool, principalName, type Body } from '../fields.js';
 import type { Message } from '../message.js';
 import { answerVerdict, decodeReply, type RecordResult } from './index.js';
 
@@ -42,8 +42,12 @@ export function decode(body: Body): RecordUsage {
   if (typeof resource !== 'string') throw new RivvenError('INVALID_REQUEST', 'resource must be a string: a name in quotas.resources');
   const why = resourceNameError(resource);
   if (why !== undefined) throw new RivvenError('INVALID_REQUEST', `resource ${preview(resource)}: ${why}`);
-  const amount = uint(body, 'amount', 1);
-  if (amount < 1) throw new RivvenError('INVALID_REQUEST', 'amount must be at least 1');
+  // One message for every bad amount: -1 said "from 0" and 0 then said "at least 1".
+  const given = body.amount;
+  if (given !== undefined && (typeof given !== 'number' || !Number.isSafeInteger(given) || given < 1)) {
+    throw new RivvenError('INVALID_REQUEST', 'amount must be an integer from 1 to 2^53-1');
+  }
+  const amount = given ?? 1;
   return { user: principalName(body, 'user'), clientId: principalName(body, 'client_id'), resource, amount, admit: bool(body, 'admit') };
 }
 
