@@ -1,4 +1,4 @@
-import { type Limit, toLimit } from './quota-table.js';
+import { type Limit, toLimit } from './limits.js';
 import { parseLimitValue } from './rate-value.js';
 
 /**
