@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from .aio import AsyncQuotaClient
@@ -107,62 +107,47 @@ class AsyncBrokerQuotas(_Wrapper):
         super().__init__(record_deadline, breaker, on_error, on_denied, now)
         self.client = client
 
-    async def produce(self, user: str | None, client_id: str | None, nbytes: int) -> int:
-        """A produce request of ``nbytes``: the delay in ms, 0, or DENIED (reject it)."""
+    async def _call(self, start: Callable[[], Awaitable[RecordResult]]) -> int:
+        """One record call through the breaker: its answer, 0 when the breaker or the sidecar fails (fail open)."""
         if not self._allow():
             return 0
         try:
-            r = await self.client.record_produce(user, client_id, nbytes, timeout=self.record_deadline, fail_fast=True)
+            r = await start()
         except RivvenError as err:
             return self._failed(err)
         except BaseException:
             self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
             raise
         return self._answered(r)
+
+    async def produce(self, user: str | None, client_id: str | None, nbytes: int) -> int:
+        """A produce request of ``nbytes``: the delay in ms, 0, or DENIED (reject it)."""
+        return await self._call(
+            lambda: self.client.record_produce(user, client_id, nbytes, timeout=self.record_deadline, fail_fast=True)
+        )
 
     async def fetch(self, user: str | None, client_id: str | None, consumer_group: str | None, nbytes: int) -> int:
         """A fetch of ``nbytes``, held against the consumer group's quota too when it has one."""
-        if not self._allow():
-            return 0
-        try:
-            r = await self.client.record_consume(
+        return await self._call(
+            lambda: self.client.record_consume(
                 user, client_id, consumer_group, nbytes, timeout=self.record_deadline, fail_fast=True
             )
-        except RivvenError as err:
-            return self._failed(err)
-        except BaseException:
-            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
-            raise
-        return self._answered(r)
+        )
 
     async def request(self, user: str | None, client_id: str | None, count: int = 1) -> int:
         """Any request, for request_rate."""
-        if not self._allow():
-            return 0
-        try:
-            r = await self.client.record_request(user, client_id, count, timeout=self.record_deadline, fail_fast=True)
-        except RivvenError as err:
-            return self._failed(err)
-        except BaseException:
-            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
-            raise
-        return self._answered(r)
+        return await self._call(
+            lambda: self.client.record_request(user, client_id, count, timeout=self.record_deadline, fail_fast=True)
+        )
 
     async def usage(self, user: str | None, client_id: str | None, resource: str, amount: int = 1) -> int:
         """``amount`` units of a named resource (orders, API calls: declared in the sidecar's quotas.resources),
         for ``<resource>_rate``: the delay in ms, 0, or DENIED, as for the other calls."""
-        if not self._allow():
-            return 0
-        try:
-            r = await self.client.record_usage(
+        return await self._call(
+            lambda: self.client.record_usage(
                 user, client_id, resource, amount, timeout=self.record_deadline, fail_fast=True
             )
-        except RivvenError as err:
-            return self._failed(err)
-        except BaseException:
-            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
-            raise
-        return self._answered(r)
+        )
 
 
 class BrokerQuotas(_Wrapper):
@@ -181,55 +166,40 @@ class BrokerQuotas(_Wrapper):
         super().__init__(record_deadline, breaker, on_error, on_denied, now)
         self.client = client
 
-    def produce(self, user: str | None, client_id: str | None, nbytes: int) -> int:
+    def _call(self, start: Callable[[], RecordResult]) -> int:
+        """One record call through the breaker: its answer, 0 when the breaker or the sidecar fails (fail open)."""
         if not self._allow():
             return 0
         try:
-            r = self.client.record_produce(user, client_id, nbytes, timeout=self.record_deadline, fail_fast=True)
+            r = start()
         except RivvenError as err:
             return self._failed(err)
         except BaseException:
             self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
             raise
         return self._answered(r)
+
+    def produce(self, user: str | None, client_id: str | None, nbytes: int) -> int:
+        return self._call(
+            lambda: self.client.record_produce(user, client_id, nbytes, timeout=self.record_deadline, fail_fast=True)
+        )
 
     def fetch(self, user: str | None, client_id: str | None, consumer_group: str | None, nbytes: int) -> int:
-        if not self._allow():
-            return 0
-        try:
-            r = self.client.record_consume(
+        return self._call(
+            lambda: self.client.record_consume(
                 user, client_id, consumer_group, nbytes, timeout=self.record_deadline, fail_fast=True
             )
-        except RivvenError as err:
-            return self._failed(err)
-        except BaseException:
-            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
-            raise
-        return self._answered(r)
+        )
 
     def request(self, user: str | None, client_id: str | None, count: int = 1) -> int:
-        if not self._allow():
-            return 0
-        try:
-            r = self.client.record_request(user, client_id, count, timeout=self.record_deadline, fail_fast=True)
-        except RivvenError as err:
-            return self._failed(err)
-        except BaseException:
-            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
-            raise
-        return self._answered(r)
+        return self._call(
+            lambda: self.client.record_request(user, client_id, count, timeout=self.record_deadline, fail_fast=True)
+        )
 
     def usage(self, user: str | None, client_id: str | None, resource: str, amount: int = 1) -> int:
         """``amount`` units of a named resource, for ``<resource>_rate`` (see AsyncBrokerQuotas.usage)."""
-        if not self._allow():
-            return 0
-        try:
-            r = self.client.record_usage(
+        return self._call(
+            lambda: self.client.record_usage(
                 user, client_id, resource, amount, timeout=self.record_deadline, fail_fast=True
             )
-        except RivvenError as err:
-            return self._failed(err)
-        except BaseException:
-            self.breaker.abandoned()  # cancelled, or a bad argument: it must not hold the probe forever
-            raise
-        return self._answered(r)
+        )
