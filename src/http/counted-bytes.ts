@@ -42,15 +42,11 @@ export function countPayload(counted: Counted, payload: unknown): unknown {
   if (typeof payload === 'string') counted.responseBytes += Buffer.byteLength(payload);
   else if (payload instanceof Uint8Array) counted.responseBytes += payload.byteLength;
   else if (typeof (payload as NodeJS.ReadableStream).pipe === 'function') {
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        counted.responseBytes += chunk.length;
-        done(null, chunk);
-      },
+    // Through countStream's pipeline, not pipe: a source that errors destroys the counter with its error, which
+    // Fastify handles as it would the source's (pipe leaves the source's 'error' unheard: the process crashed).
+    return countStream(payload as NodeJS.ReadableStream, (n) => {
+      counted.responseBytes += n;
     });
-    // pipeline, not pipe: a source that errors destroys the counter with its error, which Fastify handles as it
-    // would the source's (pipe leaves the source's 'error' unheard: the process crashed).
-    return pipeline(payload as NodeJS.ReadableStream, counter, () => undefined);
   }
   return payload;
 }
