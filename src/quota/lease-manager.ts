@@ -1,4 +1,3 @@
-import { randomFillSync } from 'node:crypto';
 import type { Clock } from './clock.js';
 import type { FleetState } from './fleet-state.js';
 import { bucketDisplay } from './entity.js';
@@ -7,6 +6,7 @@ import type { QuotaTable } from './quota-table.js';
 import { emptyResolution, type Resolution } from './resolution.js';
 import { NO_VIOLATIONS, type ViolationSink } from './violations.js';
 import { IndexedHeap } from '../util/indexed-heap.js';
+import { byExpiry, leaseId, newGroup, type Group, type Lease } from './lease-group.js';
 import { DEFAULT_LEASE_OPTIONS, defaultShare, type LeaseOptions } from './options.js';
 
 /**
@@ -34,35 +34,6 @@ const EXPIRE_STEP = 1024;
 /** The longest one sweep runs: a mass expiry is ended over several timer runs, never in one long hold. */
 const SWEEP_MS = 8;
 
-interface Lease {
-  id: string;
-  group: Group;
-  principal: string;
-  expiresAt: number;
-  connection: number;
-  /** Position in the group's heap and in the heap of all leases (IndexedHeap slots). */
-  inGroup: number;
-  inAll: number;
-}
-
-const byExpiry = (l: Lease): number => l.expiresAt;
-
-/**
- * Lease ids are 12 random bytes (unguessable: ReleaseLease trusts them), cut from a pool filled 4096 ids at a
- * time, so a grant costs no call into the random source of its own.
- */
-const ID_BYTES = 12;
-const idPool = Buffer.alloc(ID_BYTES * 4096);
-let idNext = idPool.length;
-function leaseId(): string {
-  if (idNext === idPool.length) {
-    randomFillSync(idPool);
-    idNext = 0;
-  }
-  idNext += ID_BYTES;
-  return idPool.toString('base64url', idNext - ID_BYTES, idNext);
-}
-
 /**
  * Fleet mode (docs/operations.md, fleet): the leases other sidecars hold per group, as of the last sync; the
  * groups whose count changed here since; and the fleet's state (its divisor: live sidecars while Redis is out
@@ -75,30 +46,6 @@ export interface FleetLeases {
   /** The wait a refusal reports when every lease is held elsewhere (the sync interval: the count is news then). */
   retryMs: number;
 }
-
-/** The leases of one group (who shares a max_in_flight limit, decided by the level that set it), soonest to end first. */
-interface Group {
-  key: string;
-  limit: number;
-  leases: IndexedHeap<Lease>;
-  /** The group's parts, so DescribeUsage can filter and show them without parsing the display name. */
-  user: string | null;
-  client: string | null;
-}
-
-const newGroup = (key: string, limit: number, user: string | null, client: string | null): Group => ({
-  key,
-  limit,
-  user,
-  client,
-  leases: new IndexedHeap<Lease>(
-    byExpiry,
-    (l) => l.inGroup,
-    (l, i) => {
-      l.inGroup = i;
-    },
-  ),
-});
 
 /**
  * In-flight leases (docs/protocol.md, AcquireLease): a principal may hold at most its `max_in_flight` leases at
