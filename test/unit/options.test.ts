@@ -40,7 +40,7 @@ const OPTIONS: [string, string, object][] = [
   ['BreakerOptions', 'src/util/breaker.ts', DEFAULT_BREAKER_OPTIONS],
   ['BrokerQuotasOptions', 'src/client/broker-quotas.ts', DEFAULT_BROKER_QUOTAS_OPTIONS],
   ['QuotaClientOptions', 'src/client/connection.ts', DEFAULT_CLIENT_OPTIONS],
-  ['RateLimitOptions', 'src/http/fastify-rate-limit.ts', DEFAULT_RATE_LIMIT_OPTIONS],
+  ['RateLimitOptions', 'src/http/rate-limit-options.ts', DEFAULT_RATE_LIMIT_OPTIONS],
 ];
 
 const UNITS: Record<string, number> = { KiB: 1024, MiB: 1024 * 1024, GiB: 1024 * 1024 * 1024 };
