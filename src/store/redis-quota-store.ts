@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { RedisBackend, type RedisClient, type RedisTarget } from './redis-backend.js';
 import {
@@ -12,6 +11,7 @@ import {
   type StoredQuota,
 } from './quota-store.js';
 import { parseChanges, parseStored, parseVersion } from './redis-values.js';
+import { applyQuotaChanges, withApplyScript, type QuotaKeys, type ScriptClient } from './apply-quota-changes.js';
 import { valueKey } from '../quota/entity.js';
 
 export interface RedisQuotaStoreOptions {
@@ -37,12 +37,6 @@ export const DEFAULT_REDIS_STORE_OPTIONS: Readonly<Omit<RedisQuotaStoreOptions, 
   maxAudit: 100_000,
 });
 
-const APPLY_SCRIPT = readFileSync(new URL('./lua/apply-quota-changes-4.lua', import.meta.url), 'utf8');
-
-type ScriptClient = RedisClient & {
-  rivvenApply(configs: string, version: string, changes: string, audit: string, ...argv: (string | number)[]): Promise<number>;
-};
-
 /**
  * Run-time quotas shared by every sidecar with the same key prefix (docs/operations.md, fleet). One Lua
  * script applies an AlterQuotas all-or-nothing, bumps a version, appends the change to a changes stream and
@@ -59,7 +53,7 @@ export class RedisQuotaStore implements QuotaStore {
   readonly backend: RedisBackend;
   private readonly redis: ScriptClient;
   private readonly subscriber: RedisClient;
-  private readonly keys: { configs: string; version: string; changes: string; audit: string; channel: string };
+  private readonly keys: QuotaKeys;
   private readonly listeners = new ChangeListeners();
   /** What this sidecar has applied: the configs as of `version`. */
   private readonly mirror = new Map<string, StoredQuota>();
@@ -89,8 +83,7 @@ export class RedisQuotaStore implements QuotaStore {
       channel: `${tag}:notify`,
     };
     this.backend = new RedisBackend(target, this.options.commandTimeoutMs);
-    this.redis = this.backend.client as ScriptClient;
-    this.redis.defineCommand('rivvenApply', { numberOfKeys: 4, lua: APPLY_SCRIPT });
+    this.redis = withApplyScript(this.backend.client);
     this.subscriber = this.backend.subscriber();
   }
 
@@ -119,31 +112,7 @@ export class RedisQuotaStore implements QuotaStore {
   }
 
   async apply(changes: QuotaChange[], audit: AuditRecord[]): Promise<void> {
-    const ops = changes.map((c) => [valueKey(c.entity, c.quota_key), c.quota_value === null ? false : JSON.stringify(toStored(c))]);
-    const deadline = this.backend.deadline();
-    const k = this.keys;
-    const call = this.redis.rivvenApply(
-      k.configs,
-      k.version,
-      k.changes,
-      k.audit,
-      deadline,
-      JSON.stringify(ops),
-      JSON.stringify(changes),
-      this.options.maxChanges,
-      this.options.maxAudit,
-      k.channel,
-      ...audit.map((r) => JSON.stringify(r)),
-    );
-    const version = await this.backend.timed(call);
-    if (version === -1)
-      throw new Error(`Redis ran the change after its deadline (${this.options.commandTimeoutMs} ms); nothing was applied`);
-    if (typeof version !== 'number' || version < 0) {
-      // A key of the wrong type: the script checked before writing anything (a failed script is not rolled back).
-      const key = [k.configs, k.version, k.changes, k.audit][-2 - Number(version)] ?? 'a key';
-      this.backend.badValue(key === k.version ? 'version' : key === k.configs ? 'config' : 'change', key, 'holds a value of another type');
-      throw new Error(`Redis key ${key} holds a value of another type; nothing was applied (an operator must remove it)`);
-    }
+    await applyQuotaChanges(this.backend, this.redis, this.keys, this.options, changes, audit);
     // The contract: listeners hear of it (and of any version before it) before apply resolves. The change is
     // durable already; should this read fail, the next poll delivers it.
     await this.catchUp().catch(() => this.catchUpInBackground());
@@ -302,10 +271,4 @@ export class RedisQuotaStore implements QuotaStore {
       return {};
     }
   }
-}
-
-function toStored(c: QuotaChange): StoredQuota {
-  const q: StoredQuota = { entity: c.entity, quota_key: c.quota_key, quota_value: c.quota_value! };
-  if (c.shadow) q.shadow = true;
-  return q;
 }
