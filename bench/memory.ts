@@ -3,7 +3,7 @@
  * GC as heap + ArrayBuffers (the buckets live in typed arrays), then everything goes idle, is swept, and the
  * memory is measured again. Needs --expose-gc.
  */
-import type { LocalBucketStore } from '../src/quota/bucket-store.js';
+import type { LocalBucketStore } from '../src/quota/local-bucket-store.js';
 import { ManualClock } from '../src/quota/clock.js';
 import { QuotaManager } from '../src/quota/quota-manager.js';
 import { QuotaTable } from '../src/quota/quota-table.js';

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { DEFAULT_FLEET_SYNC_OPTIONS, type FleetSyncOptions } from '../fleet/options.js';
 import type { HealthServerOptions } from '../observability/http.js';
 import type { ViolationLogOptions } from '../observability/options.js';
-import type { LocalBucketStoreOptions } from '../quota/bucket-store.js';
+import type { LocalBucketStoreOptions } from '../quota/local-bucket-store.js';
 import { Resources } from '../quota/quota-key.js';
 import { defaultShare, type AdaptiveOptions, type LeaseOptions, type QuotaManagerOptions } from '../quota/options.js';
 import type { DispatcherOptions, ServerOptions, ServerTls } from '../server/options.js';

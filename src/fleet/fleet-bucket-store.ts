@@ -1,4 +1,4 @@
-import { LocalBucketStore, type LocalBucketStoreOptions } from '../quota/bucket-store.js';
+import { LocalBucketStore, type LocalBucketStoreOptions } from '../quota/local-bucket-store.js';
 import { FleetState } from '../quota/fleet-state.js';
 import { SyncColumns } from './sync-columns.js';
 

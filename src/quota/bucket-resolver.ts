@@ -1,7 +1,8 @@
 // Which buckets a Record call lands in: the per-call resolution (cached per caller), the touch that brings the
 // buckets to the current limit (resolve, resolveRates) and the load-based factor (scaled); apart from the
 // QuotaManager, which records or admits into what this finds and answers the throttle.
-import { GROUP, limitIndexOfKind, LocalBucketStore, PERIOD_INDEX, periodKind, type BucketStore } from './bucket-store.js';
+import { GROUP, limitIndexOfKind, PERIOD_INDEX, periodKind, type BucketStore } from './bucket-store.js';
+import { LocalBucketStore } from './local-bucket-store.js';
 import { BucketGroups, MULTI } from './bucket-groups.js';
 import type { Clock } from './clock.js';
 import type { QuotaKeyIndex, RateKey } from './quota-key.js';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { LocalBucketStore } from '../../src/quota/bucket-store.js';
+import type { LocalBucketStore } from '../../src/quota/local-bucket-store.js';
 import { ManualClock } from '../../src/quota/clock.js';
 import { QuotaManager } from '../../src/quota/quota-manager.js';
 import { REQUEST } from '../../src/quota/quota-key.js';
