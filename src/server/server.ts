@@ -1,20 +1,17 @@
-import net, { type AddressInfo } from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { ErrorCode } from '../protocol/error-codes.js';
 import { errorFrame } from '../protocol/responses.js';
 import type { Logger } from '../observability/logger.js';
 import { Connection, PartialFrameBudget, type ConnectionStats } from './connection.js';
 import type { Dispatcher } from './dispatcher.js';
-import { openFileLimit } from './fd-limit.js';
+import { connectionsThatFit, openFileLimit, RESERVED_DESCRIPTORS } from './fd-limit.js';
+import { createListener, reloadTls, verifiedCommonName } from './listener.js';
 import type { ServerOptions, ServerTls } from './options.js';
+import { UnauthenticatedSockets, type Admitted } from './unauthenticated.js';
 
 export { DEFAULT_SERVER_OPTIONS, type ServerOptions, type ServerTls } from './options.js';
 
-/**
- * Descriptors kept free of broker connections, so that with the file limit reached the store can still fsync,
- * the audit log can be reopened, /metrics and /healthz still answer, and refusals can still be sent.
- */
-export const RESERVED_DESCRIPTORS = 64;
 /** Refused sockets waiting for their error frame to leave; past this they are closed at once. */
 const MAX_LINGERING_REFUSALS = 256;
 
@@ -23,19 +20,8 @@ export class QuotaServer {
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
   private readonly refusedSockets = new Set<net.Socket>();
-  /**
-   * Sockets accepted and not yet authenticated (a TLS handshake in progress counts), oldest first, by remote
-   * address and port (unique among open sockets; the TLS socket handed over after the handshake has the same).
-   */
-  private readonly unauthenticated = new Map<string, Admitted>();
-  /**
-   * The same sockets by source address, each address's oldest first, and the addresses by how many they hold:
-   * eviction takes from the address holding the most, so that one source flooding sockets evicts its own and
-   * not a broker's handshake from another address.
-   */
-  private readonly unauthByAddress = new Map<string, Set<Admitted>>();
-  private readonly addressesHolding: Set<string>[] = [];
-  private mostHeld = 0;
+  /** Sockets accepted and not yet authenticated (a TLS handshake in progress counts), oldest first. */
+  private readonly unauthenticated = new UnauthenticatedSockets();
   /** Sockets open from accept to close, whatever their state: what max_connections bounds. */
   private open = 0;
   private nextId = 1;
@@ -59,46 +45,25 @@ export class QuotaServer {
     private readonly options: ServerOptions,
     private readonly logger: Logger,
   ) {
-    const t = options.tls;
-    if (t === undefined) {
-      this.server = net.createServer((socket) => {
-        if (this.admit(socket)) this.accept(socket);
-      });
-    } else {
-      this.server = tls.createServer(
-        {
-          cert: t.cert,
-          key: t.key,
-          ...(t.ca ? { ca: t.ca } : {}),
-          requestCert: t.clientAuth !== 'none',
-          rejectUnauthorized: t.clientAuth === 'require',
-          // The handshake's own bound; auth_timeout_ms (checked by this server) bounds it and the Hello together.
-          handshakeTimeout: Math.min(options.authTimeoutMs, options.frameTimeoutMs),
-        },
-        (socket) => {
-          if (this.state === 'listening') this.accept(socket);
-          else socket.destroy();
-        },
-      );
-      // The raw TCP socket, before its handshake: it counts against the limits from here on.
-      this.server.on('connection', (raw: net.Socket) => this.admit(raw));
-      this.server.on('tlsClientError', (err, socket) => {
+    this.server = createListener(options, {
+      admit: (socket) => this.admit(socket),
+      ready: (socket) => {
+        if (this.state === 'listening') this.accept(socket);
+        else socket.destroy();
+      },
+      handshakeFailed: (err, socket) => {
         this.failedHandshakes++;
         this.logger.debug({ remote: `${socket.remoteAddress}:${socket.remotePort}`, err: err.message }, 'TLS handshake failed');
-        // Node leaves the socket of a timed-out handshake open; nothing more can happen on it.
-        socket.destroy();
-      });
-    }
+      },
+    });
     this.partialFrames = new PartialFrameBudget(options.maxPartialFrameBytes);
     this.fileLimit = options.fileLimit ?? openFileLimit();
-    const fit = this.fileLimit === undefined ? Infinity : Math.max(1, this.fileLimit - RESERVED_DESCRIPTORS);
-    this.connectionLimit = Math.min(options.maxConnections, fit);
+    this.connectionLimit = connectionsThatFit(options.maxConnections, this.fileLimit);
   }
 
   /** Replaces the certificate, key and CA for new connections (SIGHUP); existing connections are untouched. */
   reloadTls(t: ServerTls): void {
-    if (!(this.server instanceof tls.Server)) return;
-    this.server.setSecureContext({ cert: t.cert, key: t.key, ...(t.ca ? { ca: t.ca } : {}) });
+    reloadTls(this.server, t);
   }
 
   get connectionCount(): number {
@@ -179,11 +144,11 @@ export class QuotaServer {
     const now = performance.now();
     for (const c of this.connections) if (c.checkFrameTimeout(now)) this.timedOutFrames++;
     // Oldest first: the first one young enough ends the scan.
-    for (const [key, u] of this.unauthenticated) {
+    for (const u of this.unauthenticated.values()) {
       if (now - u.since < this.options.authTimeoutMs) break;
-      this.forget(u);
+      this.unauthenticated.forget(u);
       this.authTimeouts++;
-      this.logger.info({ remote: key, after_ms: this.options.authTimeoutMs }, 'closed a connection that did not authenticate in time');
+      this.logger.info({ remote: u.key, after_ms: this.options.authTimeoutMs }, 'closed a connection that did not authenticate in time');
       u.socket.destroy();
     }
   }
@@ -193,48 +158,12 @@ export class QuotaServer {
     return this.unauthenticated.size;
   }
 
-  /** Adds or removes one unauthenticated socket of `a`'s address in the per-address index (O(1)). */
-  private index(a: Admitted, add: boolean): void {
-    let mine = this.unauthByAddress.get(a.address);
-    const before = mine?.size ?? 0;
-    if (add) {
-      if (mine === undefined) {
-        mine = new Set();
-        this.unauthByAddress.set(a.address, mine);
-      }
-      mine.add(a);
-    } else {
-      if (mine === undefined || !mine.delete(a)) return;
-      if (mine.size === 0) this.unauthByAddress.delete(a.address);
-    }
-    const after = mine.size;
-    if (before > 0) this.addressesHolding[before]!.delete(a.address);
-    if (after > 0) {
-      const holding = this.addressesHolding[after] ?? new Set<string>();
-      this.addressesHolding[after] = holding;
-      holding.add(a.address);
-    }
-    if (after > this.mostHeld) this.mostHeld = after;
-    while (this.mostHeld > 0 && (this.addressesHolding[this.mostHeld]?.size ?? 0) === 0) this.mostHeld--;
-  }
-
-  private forget(a: Admitted): void {
-    if (this.unauthenticated.get(a.key) === a) this.unauthenticated.delete(a.key);
-    this.index(a, false);
-  }
-
-  /**
-   * Closes an unauthenticated socket to make room: the oldest of the source address holding the most of them
-   * (the oldest overall once every address holds one), so a flood from one address cannot evict a broker
-   * connecting from another however fast it opens sockets.
-   */
+  /** Closes an unauthenticated socket to make room (UnauthenticatedSockets.evictable says which). */
   private evictOldestUnauthenticated(): void {
-    const address = this.addressesHolding[this.mostHeld]?.values().next().value;
-    if (address === undefined) return;
-    const u: Admitted =
-      this.mostHeld > 1 ? this.unauthByAddress.get(address)!.values().next().value! : this.unauthenticated.values().next().value!;
+    const u = this.unauthenticated.evictable();
+    if (u === undefined) return;
     const key = u.key;
-    this.forget(u);
+    this.unauthenticated.forget(u);
     // Its slot is free now, not when its close event comes.
     this.uncount(u);
     this.evictedUnauthenticated++;
@@ -272,13 +201,10 @@ export class QuotaServer {
     }
     const admitted: Admitted = { socket, key: remote, address: socket.remoteAddress ?? '', since: performance.now(), counted: true };
     this.open++;
-    const previous = this.unauthenticated.get(remote);
-    if (previous !== undefined) this.forget(previous);
-    this.unauthenticated.set(remote, admitted);
-    this.index(admitted, true);
+    this.unauthenticated.add(admitted);
     socket.once('close', () => {
       this.uncount(admitted);
-      this.forget(admitted);
+      this.unauthenticated.forget(admitted);
     });
     return true;
   }
@@ -292,7 +218,7 @@ export class QuotaServer {
   /** A connection authenticated (or needed no authentication): it leaves the unauthenticated set. */
   private authenticated(remote: string): void {
     const a = this.unauthenticated.get(remote);
-    if (a !== undefined) this.forget(a);
+    if (a !== undefined) this.unauthenticated.forget(a);
   }
 
   /** Answers with an Error on correlation id 0 and closes, counting the refusal. */
@@ -335,21 +261,4 @@ export class QuotaServer {
       this.logger.debug({ conn: id, remote }, 'connection closed');
     });
   }
-}
-
-/** A socket counted from accept; `counted` until its slot is given back (at close, or when it is evicted). */
-interface Admitted {
-  socket: net.Socket;
-  /** "address:port", its key among the unauthenticated. */
-  key: string;
-  address: string;
-  since: number;
-  counted: boolean;
-}
-
-/** The CN of a client certificate the TLS layer verified against server.tls.ca; undefined otherwise. */
-function verifiedCommonName(socket: net.Socket): string | undefined {
-  if (!(socket instanceof tls.TLSSocket) || !socket.authorized) return undefined;
-  const cn = socket.getPeerCertificate().subject?.CN;
-  return typeof cn === 'string' && cn.length > 0 ? cn : undefined;
 }
