@@ -230,7 +230,7 @@ class Sidecar {
 }
 
 /** A server that answers Hello, then misbehaves (docs in conformance/README.md). */
-class Hostile {
+export class Hostile {
   server: net.Server;
   bytesSent = 0;
   closedByPeer = false;

@@ -132,7 +132,10 @@ export class Multiplexer {
       body = undefined;
     }
     if (!isPlainMap(body)) {
-      this.report(new Error(`undecodable reply from ${this.address}`));
+      // The call it answers learns at once (not at its timeout) that the server sent what no server should.
+      const err = new RivvenError('UNEXPECTED_REPLY', `undecodable reply from ${this.address} (correlation id ${id})`);
+      this.report(err);
+      this.settle(id, undefined, err);
       return;
     }
     if (id === 0) {

@@ -96,6 +96,9 @@ export class Dispatcher implements Server {
   private batchStarted = 0;
   private batchSize = 0;
   private readonly batchCounts = new Float64Array(REQUEST_TYPES.length * RESULT_COUNT);
+  /** The cells of batchCounts this batch touched, so endBatch visits those, not all of them. */
+  private readonly batchCells = new Int32Array(REQUEST_TYPES.length * RESULT_COUNT);
+  private batchCellCount = 0;
 
   /** Starts a batch: the requests of one read share one clock reading and are timed together. */
   beginBatch(): void {
@@ -109,19 +112,21 @@ export class Dispatcher implements Server {
     if (this.batchSize === 0) return;
     const each = (performance.now() - this.batchStarted) / 1000 / this.batchSize;
     const counts = this.batchCounts;
-    for (let i = 0; i < counts.length; i++) {
-      if (counts[i]! > 0) {
-        this.stats.observeMany(Math.floor(i / RESULT_COUNT), i % RESULT_COUNT, counts[i]!, each);
-        counts[i] = 0;
-      }
+    for (let k = 0; k < this.batchCellCount; k++) {
+      const i = this.batchCells[k]!;
+      this.stats.observeMany(Math.floor(i / RESULT_COUNT), i % RESULT_COUNT, counts[i]!, each);
+      counts[i] = 0;
     }
+    this.batchCellCount = 0;
   }
 
   /** One request of the current batch, whose body is buf[start, end). */
   handle(correlationId: number, buf: Buffer, start: number, end: number, ctx: ConnectionContext, out: FrameWriter): Reply {
     const reply = this.dispatch(correlationId, buf, start, end, ctx, out);
     if (reply === undefined) {
-      this.batchCounts[this.lastType * RESULT_COUNT + this.lastResult]!++;
+      const cell = this.lastType * RESULT_COUNT + this.lastResult;
+      if (this.batchCounts[cell]! === 0) this.batchCells[this.batchCellCount++] = cell;
+      this.batchCounts[cell]!++;
       this.batchSize++;
     }
     // A reply that comes later records its own result and time when it settles (later()).

@@ -3,6 +3,7 @@ import { BrokerQuotas } from '../../src/client/broker-quotas.js';
 import { QuotaClient } from '../../src/client/quota-client.js';
 import { RivvenError } from '../../src/protocol/error-codes.js';
 import { GateStore } from '../helpers/gate-store.js';
+import { Hostile } from '../../conformance/harness.js';
 import { serverWithClient, startServer } from '../helpers/server.js';
 
 t.test('typed calls for every request type; errors carry the server code', async (t) => {
@@ -110,4 +111,21 @@ t.test('BrokerQuotas returns the delay to apply, and fails open when the sidecar
   t.equal(await broker.produce('alice', 'app', 1), 0, 'sidecar down: no delay');
   t.equal(broker.failures, 1);
   t.equal(errors.length, 1);
+});
+
+t.test('an undecodable reply fails its call at once with UNEXPECTED_REPLY, not at the call timeout', async (t) => {
+  const hostile = new Hostile('garbage');
+  const port = await hostile.listen();
+  t.teardown(() => hostile.close());
+  // A timeout far past tap's own: a call left to time out fails this test by its code, not by waiting.
+  const c = new QuotaClient({ port, requestTimeoutMs: 600_000 });
+  t.teardown(() => c.close());
+  const reported: Error[] = [];
+  c.on('error', (err: Error) => reported.push(err));
+  const err = await c.recordRequest({ user: 'u' }).then(
+    () => null,
+    (e: RivvenError) => e,
+  );
+  t.equal(err?.code, 'UNEXPECTED_REPLY', String(err?.message));
+  t.equal(reported.length, 1, 'and reported on the client');
 });

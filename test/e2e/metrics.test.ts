@@ -82,6 +82,23 @@ t.test('metrics.enabled: false starts no HTTP listener', async (t) => {
   await s.stop();
 });
 
+t.test('requests sent together (one read, one batch on the server) are each counted under their own type and result', async (t) => {
+  const { s, c } = await serverWithClient(t, { quotas: { defaults: { produce_bytes_rate: 1000, request_rate: 2 } } });
+  // Issued in one tick: the client writes them as one batch, so the server counts them in one batch too.
+  await Promise.all([
+    ...Array.from({ length: 4 }, () => c.recordProduce({ user: 'p', bytes: 600 })), // 1 Ok, 3 throttled
+    ...Array.from({ length: 5 }, () => c.recordRequest({ user: 'r' })), // 2 Ok, 3 throttled
+    c.ping(),
+  ]);
+  const text = (await get(s.app, '/metrics')).body;
+  t.equal(sample(text, 'rivven_requests_total{type="RecordProduce",result="ok"}'), 1);
+  t.equal(sample(text, 'rivven_requests_total{type="RecordProduce",result="throttled"}'), 3);
+  t.equal(sample(text, 'rivven_requests_total{type="RecordRequest",result="ok"}'), 2);
+  t.equal(sample(text, 'rivven_requests_total{type="RecordRequest",result="throttled"}'), 3);
+  t.equal(sample(text, 'rivven_requests_total{type="Ping",result="ok"}'), 1);
+  t.equal(sample(text, 'rivven_request_duration_seconds_count{type="RecordRequest"}'), 5);
+});
+
 t.test('DescribeUsage puts the throttled principal first, with utilization above 1', async (t) => {
   const { s, c } = await serverWithClient(t, { quotas: { defaults: { produce_bytes_rate: 1_000_000 } } });
   await c.alterQuotas([{ entity: [['user', 'noisy']], quota_key: 'produce_bytes_rate', quota_value: 1000 }]);

@@ -29,6 +29,39 @@ const UNSET = -1;
 const BAD = -2;
 const NOT_A_NAME = 0; // sentinel distinct from null and every string
 
+/** Bytes i..i+3 as one (signed) 32-bit word; the reader only asks for bytes it has checked are there. */
+function word(b: Uint8Array, i: number): number {
+  return (b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!;
+}
+
+// The names' words, taken from the names themselves (names.ts), so the two cannot disagree.
+const W_TYPE = word(K_TYPE, 0);
+const W_USER = word(K_USER, 0);
+const W_COUN = word(K_COUNT, 0);
+const W_BYTE = word(K_BYTES, 0);
+const W_ADMI = word(K_ADMIT, 0);
+const W_CLIE = word(K_CLIENT, 0);
+const W_NT_I = word(K_CLIENT, 4);
+const W_CONS = word(K_GROUP, 0);
+const W_UMER = word(K_GROUP, 4);
+const W__GRO = word(K_GROUP, 8);
+const [PRODUCE, CONSUME, REQUEST] = TYPE_NAMES as [Buffer, Buffer, Buffer];
+const W_RECO = word(PRODUCE, 0);
+const M_PRO = word(PRODUCE, 6) >>> 8;
+const M_CON = word(CONSUME, 6) >>> 8;
+const M_REQ = word(REQUEST, 6) >>> 8;
+const W_DUCE = word(PRODUCE, 9);
+const W_SUME = word(CONSUME, 9);
+const W_UEST = word(REQUEST, 9);
+// The bytes past the last whole word.
+const T5 = K_COUNT[4];
+const S5 = K_BYTES[4];
+const CLIENT_8 = K_CLIENT[8];
+const GROUP_12 = K_GROUP[12];
+const GROUP_13 = K_GROUP[13];
+const RECORD_4 = PRODUCE[4];
+const RECORD_5 = PRODUCE[5];
+
 /**
  * Reads a Record request in place: compares the `type` bytes without making a string and builds no object.
  * It accepts exactly the bodies the msgpackr path (index.ts, each message's decode) accepts and reads the same from them; anything
@@ -125,36 +158,45 @@ export class RecordReader {
     return true;
   }
 
-  private same(start: number, len: number, name: Buffer): boolean {
-    if (len !== name.length) return false;
-    const b = this.b;
-    for (let i = 0; i < len; i++) if (b[start + i] !== name[i]) return false;
-    return true;
-  }
-
-  /** The field a key names, picked by length and first byte, then confirmed byte for byte. */
+  /**
+   * The field a key names, picked by length and confirmed word by word against the names' words (a byte loop
+   * over a second buffer cost a fifth of the whole read).
+   */
   private fieldOf(start: number, len: number): number {
-    const c = this.b[start];
-    if (len === 4) {
-      if (c === 0x74) return this.same(start, len, K_TYPE) ? F_TYPE : 0;
-      return this.same(start, len, K_USER) ? F_USER : 0;
-    }
+    const b = this.b;
+    const w = word(b, start);
+    if (len === 4) return w === W_TYPE ? F_TYPE : w === W_USER ? F_USER : 0;
     if (len === 5) {
-      if (c === 0x62) return this.same(start, len, K_BYTES) ? F_BYTES : 0;
-      if (c === 0x63) return this.same(start, len, K_COUNT) ? F_COUNT : 0;
-      return this.same(start, len, K_ADMIT) ? F_ADMIT : 0;
+      const last = b[start + 4];
+      // the fifth letters: count's and admit's are both 't'
+      if (w === W_COUN && last === T5) return F_COUNT;
+      if (w === W_BYTE && last === S5) return F_BYTES;
+      return w === W_ADMI && last === T5 ? F_ADMIT : 0;
     }
-    if (len === 9) return this.same(start, len, K_CLIENT) ? F_CLIENT : 0;
-    if (len === 14) return this.same(start, len, K_GROUP) ? F_GROUP : 0;
+    if (len === 9) return w === W_CLIE && word(b, start + 4) === W_NT_I && b[start + 8] === CLIENT_8 ? F_CLIENT : 0;
+    if (len === 14) {
+      return w === W_CONS &&
+        word(b, start + 4) === W_UMER &&
+        word(b, start + 8) === W__GRO &&
+        b[start + 12] === GROUP_12 &&
+        b[start + 13] === GROUP_13
+        ? F_GROUP
+        : 0;
+    }
     return 0;
   }
 
   /** The kind a type name names ("RecordProduce" / "RecordConsume" / "RecordRequest"), or 0. */
   private kindOf(start: number, len: number): number {
-    if (len !== 13) return 0;
-    const c = this.b[start + 6];
-    const kind = c === 0x50 ? RECORD_PRODUCE : c === 0x43 ? RECORD_CONSUME : c === 0x52 ? RECORD_REQUEST : 0;
-    return kind !== 0 && this.same(start, len, TYPE_NAMES[kind - 1]!) ? kind : 0;
+    const b = this.b;
+    if (len !== 13 || word(b, start) !== W_RECO || b[start + 4] !== RECORD_4 || b[start + 5] !== RECORD_5) return 0;
+    // "Record" then "Produce" / "Consume" / "Request": the last three words tell them apart.
+    const tail = word(b, start + 9);
+    const mid = word(b, start + 6) >>> 8; // bytes 6..8
+    if (tail === W_DUCE && mid === M_PRO) return RECORD_PRODUCE;
+    if (tail === W_SUME && mid === M_CON) return RECORD_CONSUME;
+    if (tail === W_UEST && mid === M_REQ) return RECORD_REQUEST;
+    return 0;
   }
 
   /** Length of a str at the cursor (moving past its header), or -1 if not a str. */
@@ -226,10 +268,10 @@ export class RecordReader {
     const len = this.strHeader();
     const at = this.at;
     if (len <= 0 || len > MAX_NAME_BYTES || at + len > this.end) return NOT_A_NAME;
-    const b = this.b;
-    for (let i = at; i < at + len; i++) if (b[i]! >= 0x80) return NOT_A_NAME;
+    const name = internAscii(this.b, at, at + len);
+    if (name === undefined) return NOT_A_NAME;
     this.at = at + len;
-    return internAscii(b, at, at + len);
+    return name;
   }
 
   /** Skips a scalar value nobody asked for (an unknown field); false for containers and extensions. */

@@ -21,7 +21,7 @@ export function writeRecord(
   // Worst case: the header, the map header, keys and values; a name takes at most 3 bytes per UTF-16 unit.
   const names = (user?.length ?? 0) + (clientId?.length ?? 0) + (group?.length ?? 0);
   const b = out.room(HEADER_BYTES + 96 + 3 * names);
-  const start = out.length;
+  const start = out.end;
   let at = start + HEADER_BYTES + 1;
   let fields = 2;
   at = writeKey(b, at, K_TYPE);
