@@ -3,6 +3,7 @@ import { privateRedisUrl } from '../helpers/private-redis.js';
 import { freeze, startRedis } from '../helpers/procs.js';
 import type { QuotaClient } from '../../src/client/quota-client.js';
 import { processFleet, redisAt } from '../helpers/fleet.js';
+import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { waitUntil } from '../helpers/wait.js';
 
 // Three sidecar processes (the built bin/rivven) on one Redis, under a random key prefix.
@@ -25,12 +26,14 @@ t.test(
   'three sidecar processes, Redis stopped then killed then restarted: record calls keep being answered, breakers open and close, the outage is pushed',
   async (t) => {
     const redis = { proc: await startRedis() };
-    const port = redis.proc.port;
+    // The sidecars reach Redis through a port of the test's own: the restarted Redis gets a fresh port.
+    const proxy = await tcpProxy(() => redis.proc.port);
     t.teardown(async () => {
       redis.proc.child.kill('SIGCONT');
       await redis.proc.stop();
+      await proxy.close();
     });
-    const { clients, prefix } = await processFleet(t, `redis://127.0.0.1:${port}/0`, {
+    const { clients, prefix } = await processFleet(t, `redis://127.0.0.1:${proxy.port}/0`, {
       RIVVEN_FLEET_BREAKER_RESET_TIMEOUT_MS: '500',
       RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: '100',
     });
@@ -58,10 +61,10 @@ t.test(
 
     redis.proc.child.kill('SIGKILL');
     await redis.proc.stop();
-    redis.proc = await startRedis(port);
+    redis.proc = await startRedis();
     await until('every breaker closed', (f) => f.breaker === 'closed');
     t.pass('every breaker closed after the restart');
-    const r = redisAt(t, port);
+    const r = redisAt(t, redis.proc.port);
     const value = await r.get(`${prefix}bucket:{${JSON.stringify(['request_rate', 'through-the-outage', null])}}`);
     t.ok(value !== null && Number(value.split(':')[0]) > 0, `usage from the outage pushed to the new Redis (${value})`);
     const seen = await Promise.all(clients.map(async (c) => (await c.describeQuotas([['user', 'during']])).length));
