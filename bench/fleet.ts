@@ -3,8 +3,10 @@
  *   throughput  RecordRequest throughput of one sidecar with fleet mode on vs off (the wire load generator,
  *               N=50, P=16, 50 principals), and what it costs Redis: script calls and commands per second
  *   accuracy    a greedy principal spread over 3 sidecar processes (4 callers each, honouring every throttle),
- *               at sync 100 ms and 1000 ms: what it achieved over 10 windows against the fleet quota, and its
- *               worst one-window overshoot against the bound derived in docs/algorithm.md
+ *               at sync 100 ms and 1000 ms (window 1 s), and at sync 20 ms with a 200 ms window (the setting
+ *               test/e2e/fleet-accuracy.test.ts holds on its manual clocks): what it achieved over 10 windows
+ *               against the fleet quota, and its worst one-window overshoot against the bound derived in
+ *               docs/algorithm.md
  *   big sync    one sync of 10k and 100k queued buckets, in this process: how long it takes (Redis-bound: the
  *               fleet's capacity) and the worst event-loop stall meanwhile (record calls wait behind it)
  * Each sidecar is `node bin/rivven serve` on a private redis-server.
@@ -96,13 +98,20 @@ async function throughput(measureMs: number) {
   };
 }
 
-const QUOTA = 1_000_000; // produce_bytes_rate, bytes per second
-const WINDOW_MS = 1000;
-const CALL_BYTES = 10_000;
 const SIDECARS = 3;
 const CALLERS = 4;
 
-async function accuracy(syncMs: number) {
+/** A greedy principal's setting: its quota (produce_bytes_rate, bytes a second), the window, each call's bytes. */
+interface Greedy {
+  quota: number;
+  windowMs: number;
+  callBytes: number;
+}
+const ONE_SECOND: Greedy = { quota: 1_000_000, windowMs: 1000, callBytes: 10_000 };
+/** The setting test/e2e/fleet-accuracy.test.ts runs on its manual clocks (at sync 20 ms). */
+const TEST_SETTING: Greedy = { quota: 100_000, windowMs: 200, callBytes: 1000 };
+
+export async function accuracy(syncMs: number, g: Greedy = ONE_SECOND) {
   const redis = await startRedis();
   const procs: Proc[] = [];
   const clients: QuotaClient[] = [];
@@ -111,23 +120,23 @@ async function accuracy(syncMs: number) {
       procs.push(
         await startSidecar(
           fleetEnv(redis.port, syncMs, {
-            RIVVEN_QUOTAS_WINDOW_MS: String(WINDOW_MS),
-            RIVVEN_QUOTAS_DEFAULTS_PRODUCE_BYTES_RATE: String(QUOTA),
+            RIVVEN_QUOTAS_WINDOW_MS: String(g.windowMs),
+            RIVVEN_QUOTAS_DEFAULTS_PRODUCE_BYTES_RATE: String(g.quota),
           }),
         ),
       );
     for (const p of procs) clients.push(await QuotaClient.connect({ port: p.port }));
     // Warm-up: 2 windows per extra sidecar plus 3 repay the opening burst (each sidecar spent a whole bucket
     // before it heard of the others); then 10 windows are measured.
-    const warmupMs = (2 * (SIDECARS - 1) + 3) * WINDOW_MS;
-    const spanMs = 10 * WINDOW_MS;
+    const warmupMs = (2 * (SIDECARS - 1) + 3) * g.windowMs;
+    const spanMs = 10 * g.windowMs;
     const sent: number[] = [];
     let first = -1;
     let end = Number.POSITIVE_INFINITY;
     const caller = async (c: QuotaClient) => {
       while (performance.now() < end) {
         const at = performance.now();
-        const r = await c.recordProduce({ user: 'greedy', clientId: 'spread', bytes: CALL_BYTES });
+        const r = await c.recordProduce({ user: 'greedy', clientId: 'spread', bytes: g.callBytes });
         sent.push(at);
         if (r.throttleTimeMs > 0) {
           if (first < 0) {
@@ -141,19 +150,20 @@ async function accuracy(syncMs: number) {
     await Promise.all(clients.flatMap((c) => Array.from({ length: CALLERS }, () => caller(c))));
     const from = first + warmupMs;
     const inSpan = sent.filter((t) => t >= from && t < from + spanMs).sort((a, b) => a - b);
-    const achieved = (inSpan.length * CALL_BYTES) / ((QUOTA * spanMs) / 1000);
-    // The worst window: the most bytes sent in any WINDOW_MS within the span, above quota x window.
+    const achieved = (inSpan.length * g.callBytes) / ((g.quota * spanMs) / 1000);
+    // The worst window: the most bytes sent in any window within the span, above quota x window.
     let worst = 0;
     for (let i = 0, j = 0; i < inSpan.length; i++) {
-      while (inSpan[i]! - inSpan[j]! >= WINDOW_MS) j++;
-      worst = Math.max(worst, (i - j + 1) * CALL_BYTES);
+      while (inSpan[i]! - inSpan[j]! >= g.windowMs) j++;
+      worst = Math.max(worst, (i - j + 1) * g.callBytes);
     }
-    const overshoot = worst - (QUOTA * WINDOW_MS) / 1000;
+    const overshoot = worst - (g.quota * g.windowMs) / 1000;
     // docs/algorithm.md: (N - 1) x quota x (sync interval + a sync's round trip) + N calls above a single
     // sidecar's own bound; the round trip on loopback is well under 1 ms, counted as 1.
-    const bound = (SIDECARS - 1) * QUOTA * ((syncMs + 1) / 1000) + SIDECARS * CALL_BYTES;
+    const bound = (SIDECARS - 1) * g.quota * ((syncMs + 1) / 1000) + SIDECARS * g.callBytes;
     return {
       sync_ms: syncMs,
+      window_ms: g.windowMs,
       achieved_over_quota: Math.round(achieved * 1000) / 1000,
       worst_window_overshoot_bytes: overshoot,
       bound_bytes: bound,
@@ -203,7 +213,7 @@ export async function bigSync(buckets: number) {
 export async function fleet() {
   return {
     throughput: await throughput(3000),
-    accuracy: [await accuracy(100), await accuracy(1000)],
+    accuracy: [await accuracy(100), await accuracy(1000), await accuracy(20, TEST_SETTING)],
     big_sync: [await bigSync(10_000), await bigSync(100_000)],
   };
 }

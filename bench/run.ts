@@ -124,7 +124,7 @@ function print(name: string, data: any): void {
       table([
         ['3 sidecars, greedy principal', 'achieved / quota (10 windows)', 'worst window overshoot', 'derived bound', 'overshoot / bound'],
         ...data.accuracy.map((r: any) => [
-          `sync ${r.sync_ms} ms`,
+          `sync ${r.sync_ms} ms, window ${r.window_ms} ms`,
           String(r.achieved_over_quota),
           `${fmt(r.worst_window_overshoot_bytes)} B`,
           `${fmt(r.bound_bytes)} B`,

@@ -3,6 +3,7 @@ import type { Guard, Peer } from '../auth/guard.js';
 import type { Logger } from '../observability/logger.js';
 import type { ViolationLog } from '../observability/violation-log.js';
 import type { RivvenError } from '../protocol/error-codes.js';
+import { systemClock, type TimerClock } from '../quota/clock.js';
 
 /**
  * Hello's token check, slowed per source address (docs/security.md): a refused token is answered only after the
@@ -19,6 +20,8 @@ export class HelloAuth {
     private readonly logger: Logger,
     failureDelayMs: number,
     authTimeoutMs: number,
+    /** The delays' time and timers: the system's; a ManualClock in tests. @default systemClock */
+    private readonly clock: TimerClock = systemClock,
   ) {
     // An address's queue of Hellos waiting for their slot reaches at most half of server.auth_timeout_ms.
     this.failureDelay = new FailureDelay(failureDelayMs, 10_000, authTimeoutMs / 2);
@@ -29,7 +32,7 @@ export class HelloAuth {
    * once the token was checked in its address's slot (rejected when refused), or never (the queue is full).
    */
   authenticate(peer: Peer, token: string | undefined): Promise<void> | undefined {
-    const wait = token === undefined ? 0 : this.failureDelay.queue(sourceAddress(peer.remote), performance.now());
+    const wait = token === undefined ? 0 : this.failureDelay.queue(sourceAddress(peer.remote), this.clock.now());
     if (wait === Number.POSITIVE_INFINITY) {
       // The address's queue is full: the token is never looked at and the Hello never answered. The socket
       // stays unauthenticated until server.auth_timeout_ms closes it (or a newer socket of the same address
@@ -39,7 +42,7 @@ export class HelloAuth {
       return new Promise<void>(() => undefined);
     }
     // This address has a refusal pending: the token is checked in its slot, so guesses cost the delay.
-    if (wait > 0) return new Promise<void>((resolve) => setTimeout(resolve, wait).unref()).then(() => this.check(peer, token, false));
+    if (wait > 0) return new Promise<void>((resolve) => this.clock.after(wait, resolve)).then(() => this.check(peer, token, false));
     return this.check(peer, token, true);
   }
 
@@ -60,9 +63,9 @@ export class HelloAuth {
       this.violations.violation('AUTHENTICATION_FAILED', address, null, code);
       // A Hello that already waited for its slot (queue) is refused at once: the wait was its delay.
       if (code !== 'AUTHENTICATION_FAILED' || !delay) throw err;
-      const ms = this.failureDelay.delayFor(address, performance.now());
+      const ms = this.failureDelay.delayFor(address, this.clock.now());
       if (ms <= 0) throw err;
-      return new Promise<void>((_, reject) => setTimeout(() => reject(err), ms).unref());
+      return new Promise<void>((_, reject) => this.clock.after(ms, () => reject(err)));
     }
   }
 }

@@ -3,26 +3,17 @@ import { privateRedisUrl } from '../helpers/private-redis.js';
 import { freeze, startRedis } from '../helpers/procs.js';
 import type { QuotaClient } from '../../src/client/quota-client.js';
 import { processFleet, redisAt } from '../helpers/fleet.js';
+import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { waitUntil } from '../helpers/wait.js';
 
 // Three sidecar processes (the built bin/rivven) on one Redis, under a random key prefix.
 // A private Redis for this file; every test still uses its own random key prefix.
 const SHARED = await privateRedisUrl();
-const QUOTA = 100_000; // produce_bytes_rate, bytes per second
-const WINDOW_MS = 200;
-const SYNC_MS = 20;
-const CALL_BYTES = 1000;
+// A greedy principal spread over sidecars is test/e2e/fleet-accuracy.test.ts (in this process, on the clock the
+// test moves) and, in real time over three processes, bench/fleet.ts' accuracy.
 
-/** Three sidecar processes on this file's Redis (test/helpers/fleet.ts), with the greedy test's settings. */
-const threeSidecars = (t: { teardown(fn: () => unknown): void }) =>
-  processFleet(t, SHARED, {
-    RIVVEN_FLEET_SYNC_INTERVAL_MS: String(SYNC_MS),
-    RIVVEN_QUOTAS_WINDOW_MS: String(WINDOW_MS),
-    RIVVEN_QUOTAS_DEFAULTS_PRODUCE_BYTES_RATE: String(QUOTA),
-  });
-
-t.test('three sidecar processes share one alteration within 1 s', async (t) => {
-  const { clients } = await threeSidecars(t);
+t.test('three sidecar processes share one alteration', async (t) => {
+  const { clients } = await processFleet(t, SHARED, { RIVVEN_FLEET_SYNC_INTERVAL_MS: '20' });
   const [a, b, c] = clients as [QuotaClient, QuotaClient, QuotaClient];
   await a.alterQuotas([{ entity: [['user', 'everywhere']], quota_key: 'request_rate', quota_value: 42 }]);
   const seen = async (x: QuotaClient) => (await x.describeQuotas([['user', 'everywhere']]))[0]?.quotas.request_rate === 42;
@@ -31,47 +22,18 @@ t.test('three sidecar processes share one alteration within 1 s', async (t) => {
   t.ok((await seen(b)) && (await seen(c)), 'both others applied it');
 });
 
-t.test('a greedy principal spread over three sidecars gets the fleet quota within 10% over 10 windows', async (t) => {
-  const { clients } = await threeSidecars(t);
-  // Four greedy callers per sidecar, each honouring every throttle_time_ms. The span starts 5 windows after
-  // the first Throttled reply anywhere and covers 10 windows; bytes of calls sent within it count. The 5
-  // windows let the fleet repay the opening burst: each sidecar spent a whole bucket before its first sync
-  // told it of the others' (docs/algorithm.md, fleet buckets: a bucket new to N sidecars).
-  const warmupMs = 5 * WINDOW_MS;
-  let spanStart = -1;
-  let counted = 0;
-  const spanMs = 10 * WINDOW_MS;
-  let done = false;
-  const caller = async (c: QuotaClient): Promise<void> => {
-    const started = performance.now();
-    while (!done && performance.now() - started < 20_000) {
-      const sentAt = performance.now();
-      const r = await c.recordProduce({ user: 'greedy', clientId: 'spread', bytes: CALL_BYTES });
-      if (spanStart >= 0 && sentAt >= spanStart && sentAt < spanStart + spanMs) counted += CALL_BYTES;
-      if (r.throttleTimeMs > 0) {
-        if (spanStart < 0) spanStart = performance.now() + warmupMs;
-        await new Promise((res) => setTimeout(res, r.throttleTimeMs));
-      }
-      if (spanStart >= 0 && performance.now() >= spanStart + spanMs) done = true;
-    }
-  };
-  await Promise.all(clients.flatMap((c) => [caller(c), caller(c), caller(c), caller(c)]));
-  const expected = (QUOTA * spanMs) / 1000;
-  const ratio = counted / expected;
-  t.ok(spanStart >= 0, 'the principal was throttled');
-  t.ok(ratio > 0.9 && ratio < 1.1, `fleet-wide: ${counted} bytes in ${spanMs} ms, ${ratio.toFixed(3)} x the quota`);
-});
-
 t.test(
-  'three sidecar processes, Redis stopped then killed then restarted: record calls keep their latency, breakers open and close, the outage is pushed',
+  'three sidecar processes, Redis stopped then killed then restarted: record calls keep being answered, breakers open and close, the outage is pushed',
   async (t) => {
     const redis = { proc: await startRedis() };
-    const port = redis.proc.port;
+    // The sidecars reach Redis through a port of the test's own: the restarted Redis gets a fresh port.
+    const proxy = await tcpProxy(() => redis.proc.port);
     t.teardown(async () => {
       redis.proc.child.kill('SIGCONT');
       await redis.proc.stop();
+      await proxy.close();
     });
-    const { clients, prefix } = await processFleet(t, `redis://127.0.0.1:${port}/0`, {
+    const { clients, prefix } = await processFleet(t, `redis://127.0.0.1:${proxy.port}/0`, {
       RIVVEN_FLEET_BREAKER_RESET_TIMEOUT_MS: '500',
       RIVVEN_QUOTAS_DEFAULTS_REQUEST_RATE: '100',
     });
@@ -99,10 +61,10 @@ t.test(
 
     redis.proc.child.kill('SIGKILL');
     await redis.proc.stop();
-    redis.proc = await startRedis(port);
+    redis.proc = await startRedis();
     await until('every breaker closed', (f) => f.breaker === 'closed');
     t.pass('every breaker closed after the restart');
-    const r = redisAt(t, port);
+    const r = redisAt(t, redis.proc.port);
     const value = await r.get(`${prefix}bucket:{${JSON.stringify(['request_rate', 'through-the-outage', null])}}`);
     t.ok(value !== null && Number(value.split(':')[0]) > 0, `usage from the outage pushed to the new Redis (${value})`);
     const seen = await Promise.all(clients.map(async (c) => (await c.describeQuotas([['user', 'during']])).length));

@@ -167,19 +167,18 @@ t.test('shutdown closes handshakes that never finished at once', async (t) => {
   t.pass('stopped with three handshakes open');
 });
 
-t.test('failed authentications from one address are answered failure_delay_ms apart', async (t) => {
+t.test('failed authentications from one address are each answered AUTHENTICATION_FAILED over real sockets', async (t) => {
+  // Their spacing (150, 300, 450, 600 ms) is held exactly on a manual clock in test/unit/hello-auth.test.ts, and
+  // measured in real time by bench/attacks/connections.ts (refusals a second from one address).
   const s = await server(t, { auth: { failure_delay_ms: 150 } });
-  const started = performance.now();
   const peers = await Promise.all(Array.from({ length: 4 }, () => WirePeer.connect(s.port)));
   const replies = await Promise.all(peers.map((p) => p.request(hello('wrong'))));
-  const took = performance.now() - started;
   t.same(
     replies.map((r) => r.code),
     ['AUTHENTICATION_FAILED', 'AUTHENTICATION_FAILED', 'AUTHENTICATION_FAILED', 'AUTHENTICATION_FAILED'],
   );
-  // A lower bound only: the fourth refusal cannot leave before four delays have passed.
-  t.ok(took >= 4 * 150 - 5, `four refusals from one address took ${took.toFixed(0)} ms (>= 600)`);
   await Promise.all(peers.map((p) => p.closed()));
+  t.pass('and each connection was closed after its refusal');
 });
 
 t.test('secrets files: writable by group or others refused, readable by others warned', async (t) => {

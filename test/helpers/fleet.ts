@@ -101,6 +101,60 @@ export async function inProcessFleet(
 /** One fleet sync of a sidecar of `inProcessFleet`, run by the test. */
 export const tick = (x: Sidecar): Promise<void> => x.s.app.fleet!.syncNow();
 
+/**
+ * The time of an `inProcessFleet`, sidecars and Redis alike, moved only by the test. The sync script drains each
+ * bucket by Redis's own clock (TIME), which runs while the test does; here Redis's buckets drain by the time the
+ * test moved instead, to the milli-unit: before each sidecar's sync (`syncAll`) every bucket under the prefix is
+ * drained by the ms moved since the last sync at `rate` (units a second: a test of one rate) and stamped ahead
+ * of Redis time, so the script drains it no further (the sidecars read levels, never Redis's stamps).
+ */
+export function fleetClock(t: Teardown, url: string, fleet: { sidecars: Sidecar[]; prefix: string }, rate: number) {
+  const r = redisAt(t, url);
+  let owed = 0;
+  const hold = (ms: number) => holdRedisBuckets(r, fleet.prefix, ms, () => rate);
+  return {
+    /** Moves every sidecar's manual clock, and Redis's time for the buckets, `ms` forward. */
+    advance(ms: number): void {
+      for (const x of fleet.sidecars) x.s.clock.advance(ms);
+      owed += ms;
+    },
+    /** One sync of each sidecar in turn, each after Redis's buckets are held to the clocks. */
+    async syncAll(): Promise<void> {
+      for (const x of fleet.sidecars) {
+        await hold(owed);
+        owed = 0;
+        await tick(x);
+      }
+    },
+  };
+}
+
+/**
+ * Drains every fleet bucket under `prefix` by `ms` at its rate (`rateOf` its key, units a second) and stamps it
+ * ahead of Redis time, so the sync script drains it no further until it writes it: Redis's buckets then drain by
+ * the time the test moved, not by Redis's own clock. Call it before each sync (`ms` 0 when no time moved).
+ */
+export async function holdRedisBuckets(r: Redis, prefix: string, ms: number, rateOf: (key: string) => number): Promise<void> {
+  const keys = await r.keys(`${prefix}bucket:*`);
+  if (keys.length > 0) await r.eval(HOLD_SCRIPT, keys.length, ...keys, HOLD_AHEAD_MS, ...keys.map((k) => ms * rateOf(k)));
+}
+
+/** Far enough ahead that no sync drains a held bucket, well inside the 60 s the script takes for a planted stamp. */
+const HOLD_AHEAD_MS = 10_000;
+// KEYS: the buckets; ARGV[1] ms ahead of Redis time to stamp them, ARGV[1 + i] milli-units to drain from bucket i.
+// Levels are written as lua/sync-buckets-n.lua writes them; the sidecars' series fields and the TTL are kept.
+const HOLD_SCRIPT = `
+local t = redis.call('TIME')
+local at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i, k in ipairs(KEYS) do
+  local l, _, rest = string.match(redis.call('GET', k) or '', '^([^:]+):(%d+)(.*)$')
+  if l then
+    local level = math.max(0, tonumber(l) - tonumber(ARGV[1 + i]))
+    local shown = level == math.floor(level) and string.format('%.0f', level) or string.format('%.17g', level)
+    redis.call('SET', k, shown .. ':' .. string.format('%.0f', at) .. rest, 'KEEPTTL')
+  end
+end`;
+
 /** Three sidecar processes (the built bin/rivven) in fleet mode on the Redis at `url`, one key prefix, `env` added. */
 export async function processFleet(
   t: Teardown,

@@ -1,0 +1,35 @@
+import net from 'node:net';
+
+/**
+ * A TCP proxy on 127.0.0.1, on a port the OS chose, forwarding each new connection to the port `target()` names
+ * at that moment. A test that restarts a server on a fresh port of its own keeps its clients on this one, so no
+ * port is ever handed out twice (a restart on the old port could find it taken). A connection closes when
+ * either side does or fails, as one straight to the server would.
+ */
+export async function tcpProxy(target: () => number): Promise<{ port: number; close(): Promise<void> }> {
+  const open = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target(), '127.0.0.1');
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on('error', end).on('close', () => {
+        open.delete(s);
+        end();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
