@@ -14,8 +14,8 @@ import { QuotaCounters } from './quota-counters.js';
 
 /** The cached "bucket" of a caller with nothing to track (unlimited, or maxBuckets reached). */
 export const NONE = -1;
-/** The cached "bucket" of a caller whose principal is blocked. */
-export const DENIED = -2;
+/** The cached "bucket" of a caller whose principal is blocked (the wire answers Denied; BrokerQuotas' DENIED is -1). */
+export const BLOCKED = -2;
 /** At most 4 rates per key. */
 export const MAX_RATES = 4;
 
@@ -109,7 +109,7 @@ export class BucketResolver extends QuotaCounters {
       return cached;
     }
     // A blocked principal is cached as such: until the next alteration its calls cost one lookup.
-    const id = kind !== GROUP && this.table.blockedFor(a, b) !== undefined ? DENIED : this.resolve(kind, a, b, now, c >= 0);
+    const id = kind !== GROUP && this.table.blockedFor(a, b) !== undefined ? BLOCKED : this.resolve(kind, a, b, now, c >= 0);
     // Resolving set the bucket's rate (draining at the old one up to now); calls in between keep it. A call
     // that found no room (maxBuckets) is not cached: it tries for a bucket again next time.
     if (c >= 0) cache.put(c, id, id !== -1 || this.resolution.limit === Infinity);
