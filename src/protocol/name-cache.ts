@@ -12,8 +12,8 @@ export function internAscii(buf: Buffer, start: number, end: number): string {
   // FNV-1a over the bytes
   let h = 0x811c9dc5;
   for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
-  const slot = (h >>> 0) & (SIZE - 1);
-  const key = keys[slot];
+  const at = (h >>> 0) & (SIZE - 1);
+  const key = keys[at];
   const len = end - start;
   if (key !== undefined && key.length === len) {
     let same = true;
@@ -23,10 +23,10 @@ export function internAscii(buf: Buffer, start: number, end: number): string {
         break;
       }
     }
-    if (same) return strings[slot]!;
+    if (same) return strings[at]!;
   }
   const s = buf.toString('latin1', start, end);
-  keys[slot] = Buffer.from(buf.subarray(start, end));
-  strings[slot] = s;
+  keys[at] = Buffer.from(buf.subarray(start, end));
+  strings[at] = s;
   return s;
 }

@@ -6,11 +6,11 @@ import type { BucketStore } from './bucket-store.js';
  * kept here: MULTI - g is group g, its ids shortest period first.
  */
 export const MULTI = -3;
-/** Slots per group: at most 4 rates per key. */
-const SLOTS = 4;
+/** Bucket ids per group: at most 4 rates per key. */
+const GROUP_SIZE = 4;
 /** Groups 0 and 1 are scratch for callers the cache has no room for (1 for consumer groups, 0 for the rest). */
 const SCRATCH = 2;
-const INITIAL = 64 * SLOTS;
+const INITIAL = 64 * GROUP_SIZE;
 
 /** Whole ms until a call of `amount` fits the bucket (0: now); a call above the capacity waits for it to empty. */
 export function admitWait(b: BucketStore, id: number, amount: number): number {
@@ -38,7 +38,7 @@ export class BucketGroups {
 
   constructor(private readonly b: BucketStore) {}
 
-  /** Keeps `ids` (SLOTS of them, -1 past the last) as a group: a fresh one for `epoch`, or scratch group `scratch`. */
+  /** Keeps `ids` (GROUP_SIZE of them, -1 past the last) as a group: a fresh one for `epoch`, or scratch group `scratch`. */
   add(ids: Int32Array, epoch: number, scratch: 0 | 1 | -1): number {
     let g: number = scratch;
     if (scratch < 0) {
@@ -47,42 +47,42 @@ export class BucketGroups {
         this.used = SCRATCH;
         if (this.pool.length > INITIAL) this.pool = new Int32Array(INITIAL);
       }
-      if ((this.used + 1) * SLOTS > this.pool.length) {
+      if ((this.used + 1) * GROUP_SIZE > this.pool.length) {
         const pool = new Int32Array(this.pool.length * 2);
         pool.set(this.pool);
         this.pool = pool;
       }
       g = this.used++;
     }
-    this.pool.set(ids, g * SLOTS);
+    this.pool.set(ids, g * GROUP_SIZE);
     return MULTI - g;
   }
 
   /** The bucket ids of a group. */
   ids(ref: number): number[] {
-    const base = (MULTI - ref) * SLOTS;
-    return [...this.pool.subarray(base, base + SLOTS)].filter((id) => id >= 0);
+    const base = (MULTI - ref) * GROUP_SIZE;
+    return [...this.pool.subarray(base, base + GROUP_SIZE)].filter((id) => id >= 0);
   }
 
   /** The group's first (shortest-period) bucket. */
   first(ref: number): number {
-    return this.pool[(MULTI - ref) * SLOTS]!;
+    return this.pool[(MULTI - ref) * GROUP_SIZE]!;
   }
 
   /** Brings every bucket of a group to `now`. */
   advance(ref: number, now: number): void {
     const pool = this.pool;
-    const base = (MULTI - ref) * SLOTS;
-    for (let i = base; i < base + SLOTS && pool[i]! >= 0; i++) this.b.advance(pool[i]!, now);
+    const base = (MULTI - ref) * GROUP_SIZE;
+    for (let i = base; i < base + GROUP_SIZE && pool[i]! >= 0; i++) this.b.advance(pool[i]!, now);
   }
 
   /** The longest admit-mode wait among the group's buckets; changes nothing. */
   admitWait(ref: number, amount: number): number {
     const pool = this.pool;
-    const base = (MULTI - ref) * SLOTS;
+    const base = (MULTI - ref) * GROUP_SIZE;
     let worst = 0;
     this.bound = pool[base]!;
-    for (let i = base; i < base + SLOTS && pool[i]! >= 0; i++) {
+    for (let i = base; i < base + GROUP_SIZE && pool[i]! >= 0; i++) {
       const w = admitWait(this.b, pool[i]!, amount);
       if (w > worst) {
         worst = w;
@@ -100,9 +100,9 @@ export class BucketGroups {
   record(ref: number, amount: number, now: number, near: number): number {
     const b = this.b;
     const pool = this.pool;
-    const base = (MULTI - ref) * SLOTS;
+    const base = (MULTI - ref) * GROUP_SIZE;
     let nearest = -1;
-    for (let i = base; i < base + SLOTS && pool[i]! >= 0; i++) {
+    for (let i = base; i < base + GROUP_SIZE && pool[i]! >= 0; i++) {
       const id = pool[i]!;
       b.record(id, amount, now);
       if (b.outstanding(id) > near * b.capacity(id)) nearest = id;
@@ -117,11 +117,11 @@ export class BucketGroups {
   overWait(ref: number): number {
     const b = this.b;
     const pool = this.pool;
-    const base = (MULTI - ref) * SLOTS;
+    const base = (MULTI - ref) * GROUP_SIZE;
     let worst = 0;
     let over = 0;
     this.bound = pool[base]!;
-    for (let i = base; i < base + SLOTS && pool[i]! >= 0; i++) {
+    for (let i = base; i < base + GROUP_SIZE && pool[i]! >= 0; i++) {
       const w = overWait(b, pool[i]!);
       if (w > 0) over++;
       if (w > worst) {
@@ -130,7 +130,7 @@ export class BucketGroups {
       }
     }
     if (over > 1) {
-      for (let i = base; i < base + SLOTS && pool[i]! >= 0; i++) {
+      for (let i = base; i < base + GROUP_SIZE && pool[i]! >= 0; i++) {
         if (pool[i] !== this.bound && overWait(b, pool[i]!) > 0) b.countThrottle(pool[i]!);
       }
     }

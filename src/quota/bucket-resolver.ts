@@ -101,7 +101,7 @@ export class BucketResolver extends QuotaCounters {
       this.seenStoreEpoch = this.buckets.epoch;
       cache.epoch++;
     }
-    const c = cache.slot(kind, a, b, now);
+    const c = cache.entry(kind, a, b, now);
     const cached = c < 0 ? undefined : cache.get(c);
     if (cached !== undefined) {
       if (cached >= 0) this.buckets.advance(cached, now);
@@ -119,7 +119,7 @@ export class BucketResolver extends QuotaCounters {
   /**
    * Resolves the limit (into this.resolution), finds or creates the bucket(s) it implies, and sets their rates:
    * one bucket for a key with one rate, else a group (one bucket per rate), which goes in the pool
-   * when the caller has a cache slot (`cached`) and in a scratch group otherwise.
+   * when the caller has a cache entry (`cached`) and in a scratch group otherwise.
    */
   private resolve(kind: number, a: string | null, b: string | null, now: number, cached: boolean): number {
     const r = this.resolution;

@@ -43,7 +43,7 @@ export interface LeaseOptions {
   maxLeases: number;
   /**
    * Leases one principal (the request's user, else its client-id) may hold at once, whatever its max_in_flight:
-   * its share of maxLeases, so no principal can take every slot. @default maxLeases / 10
+   * its share of maxLeases, so no principal can take every lease. @default maxLeases / 10
    */
   maxLeasesPerPrincipal: number;
   /** Cap of the wait a refusal reports. @default 30000 */

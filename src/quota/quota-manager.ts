@@ -62,9 +62,16 @@ export class QuotaManager extends QuotaUsage {
     return this.recordOne(REQUEST, user, client, count, admit, now);
   }
 
-  /** A declared resource's usage (RecordUsage): `slot` is its place in quotas.resources (Resources.slot). */
-  recordUsage(slot: number, user: string | null, client: string | null, amount: number, admit: boolean, now = this.clock.now()): Verdict {
-    return this.recordOne(resourceKind(slot), user, client, amount, admit, now);
+  /** A declared resource's usage (RecordUsage): `resource` is its index in quotas.resources. */
+  recordUsage(
+    resource: number,
+    user: string | null,
+    client: string | null,
+    amount: number,
+    admit: boolean,
+    now = this.clock.now(),
+  ): Verdict {
+    return this.recordOne(resourceKind(resource), user, client, amount, admit, now);
   }
 
   recordConsume(

@@ -19,8 +19,8 @@ export class ResolutionCache {
   private buckets = new Int32Array(INITIAL);
   private seen = new Float64Array(INITIAL);
 
-  /** The caller's slot (created if there is room), or -1; `now` marks it as seen. */
-  slot(kind: number, a: string | null, b: string | null, now: number): number {
+  /** The caller's entry (created if there is room), or -1; `now` marks it as seen. */
+  entry(kind: number, a: string | null, b: string | null, now: number): number {
     let c = this.ids.find(kind, a, b);
     if (c < 0) {
       if (this.ids.size >= this.maxCallers) return -1;
@@ -32,12 +32,12 @@ export class ResolutionCache {
     return c;
   }
 
-  /** The cached bucket id of a slot, or undefined when it must be resolved again. */
+  /** The cached bucket id of an entry, or undefined when it must be resolved again. */
   get(c: number): number | undefined {
     return this.epochs[c] === this.epoch ? this.buckets[c] : undefined;
   }
 
-  /** Caches `bucket` for the slot in this epoch; `keep` false leaves it to be resolved next time too. */
+  /** Caches `bucket` for the entry in this epoch; `keep` false leaves it to be resolved next time too. */
   put(c: number, bucket: number, keep: boolean): void {
     this.buckets[c] = bucket;
     this.epochs[c] = keep ? this.epoch : -1;

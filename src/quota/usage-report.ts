@@ -106,7 +106,7 @@ const snap = (x: number): number => {
  */
 export async function utilizationSummary(view: BucketView, clock: Clock): Promise<{ max: number[]; nearLimit: number[] }> {
   const now = clock.now();
-  // Indexed by rate key (the built-in three, then every resource slot) and period.
+  // Indexed by rate key (the built-in three, then every resource) and period.
   const max = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
   const near = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
   await forRangeSliced(view.highWater, (id) => {
