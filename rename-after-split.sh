@@ -37,3 +37,12 @@ sub 'When every slot is taken and' 's/When every slot is taken and/When every pl
 sub 'until its slot is given back' 's/until its slot is given back/until its place is given back/'
 # IndexedHeap keeps each item's position, not a slot.
 sub 'IndexedHeap slots' 's/IndexedHeap slots/IndexedHeap positions/'
+
+# 'generation' is a counter bumped whenever what was cached from its owner may be stale (QuotaTable's, the
+# resolution cache's, the bucket store's); 'epoch' is only the Unix epoch (epoch ms).
+sub '\bbuckets\.epoch\b' 's/\bbuckets\.epoch\b/buckets.generation/g'
+sub '^\s*readonly epoch: number;' 's/^(\s*)readonly epoch: number;/$1readonly generation: number;/'
+sub '^\s*epoch = 0;' 's/^(\s*)epoch = 0;/$1generation = 0;/'
+sub 'this\.epoch\+\+' 's/this\.epoch\+\+/this.generation++/g'
+sub 'until `epoch` changes|must check the epoch' 's/until `epoch` changes/until `generation` changes/; s/must check the epoch/must check the generation/'
+sub '\bstore\x27s epoch\b' 's/\bstore\x27s epoch\b/store\x27s generation/g'

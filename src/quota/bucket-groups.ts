@@ -25,25 +25,25 @@ export function admitWait(b: BucketStore, id: number, amount: number): number {
 export const overWait = (b: BucketStore, id: number): number => b.msToDrain(id, b.outstanding(id) - b.capacity(id));
 
 /**
- * The groups of the multi-rate callers resolved in the cache's current epoch, in one Int32Array (-1 past a
- * key's rates): 16 bytes per such caller, none for the others. Started afresh whenever the cache's epoch
- * moves, since no group cached in an older epoch is read again. Each wait over a group sets `bound`, the bucket
+ * The groups of the multi-rate callers resolved in the cache's current generation, in one Int32Array (-1 past a
+ * key's rates): 16 bytes per such caller, none for the others. Started afresh whenever the cache's generation
+ * moves, since no group cached in an older generation is read again. Each wait over a group sets `bound`, the bucket
  * with the longest wait (the shorter period on a tie).
  */
 export class BucketGroups {
   bound = -1;
   private pool = new Int32Array(INITIAL);
   private used = SCRATCH;
-  private epoch = -1;
+  private generation = -1;
 
   constructor(private readonly b: BucketStore) {}
 
-  /** Keeps `ids` (GROUP_SIZE of them, -1 past the last) as a group: a fresh one for `epoch`, or scratch group `scratch`. */
-  add(ids: Int32Array, epoch: number, scratch: 0 | 1 | -1): number {
+  /** Keeps `ids` (GROUP_SIZE of them, -1 past the last) as a group: a fresh one for `generation`, or scratch group `scratch`. */
+  add(ids: Int32Array, generation: number, scratch: 0 | 1 | -1): number {
     let g: number = scratch;
     if (scratch < 0) {
-      if (this.epoch !== epoch) {
-        this.epoch = epoch;
+      if (this.generation !== generation) {
+        this.generation = generation;
         this.used = SCRATCH;
         if (this.pool.length > INITIAL) this.pool = new Int32Array(INITIAL);
       }

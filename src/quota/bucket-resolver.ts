@@ -29,7 +29,7 @@ export class BucketResolver extends QuotaCounters {
 
   protected readonly cache: ResolutionCache;
   private seenGeneration = -1;
-  private seenStoreEpoch = -1;
+  private seenStoreGeneration = -1;
   /** Load-based adjustment: every rate and burst is multiplied by it (1 unless adaptive is on). */
   private factor = 1;
   private readonly resolution: Resolution = emptyResolution();
@@ -95,11 +95,11 @@ export class BucketResolver extends QuotaCounters {
    */
   protected bucketFor(kind: number, a: string | null, b: string | null, now: number): number {
     const cache = this.cache;
-    if (this.table.generation !== this.seenGeneration || this.buckets.epoch !== this.seenStoreEpoch) {
+    if (this.table.generation !== this.seenGeneration || this.buckets.epoch !== this.seenStoreGeneration) {
       // An alteration may change any resolution; a sweep or compaction may have freed or moved any id.
       this.seenGeneration = this.table.generation;
-      this.seenStoreEpoch = this.buckets.epoch;
-      cache.epoch++;
+      this.seenStoreGeneration = this.buckets.epoch;
+      cache.generation++;
     }
     const c = cache.entry(kind, a, b, now);
     const cached = c < 0 ? undefined : cache.get(c);
@@ -173,7 +173,7 @@ export class BucketResolver extends QuotaCounters {
     }
     // One rate (10/min) is one bucket like a per-second key: its kind names its period. Several need a group.
     if (rates.length === 1) return found[0]!;
-    return this.groups.add(found, this.cache.epoch, cached ? -1 : kind === GROUP ? 1 : 0);
+    return this.groups.add(found, this.cache.generation, cached ? -1 : kind === GROUP ? 1 : 0);
   }
 
   /**

@@ -235,7 +235,7 @@ t.test('resolution: lists through tiers, shadow, blocks and both orders; the man
   t.same([v.throttleMs, v.period, v.entity], [20_000, 'min', 'consumer-group:etl'], "a group's list: the group's minute bucket binds");
 });
 
-t.test('groups of buckets stay apart and survive a new epoch; a caller the cache has no room for still decides right', async (t) => {
+t.test('groups of buckets stay apart and survive a new generation; a caller the cache has no room for still decides right', async (t) => {
   const table = new QuotaTable({ request_rate: rates([2, 's'], [3, 'min']) });
   const clock = new ManualClock(0);
   const m = new QuotaManager(table, { maxThrottleMs: 3_600_000 }, clock);
