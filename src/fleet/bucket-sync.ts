@@ -120,13 +120,13 @@ export class BucketSync {
       }
       if (!Array.isArray(reply) || reply.length < n + 1 || (reply.length - n - 1) % 2 !== 0)
         throw new Error('the sync script answered in a shape this version does not know');
-      // Replies of a big sync arrive together: each batch settles in its own turn of the loop.
+      // Replies of a big sync arrive together: each batch is adopted in its own turn of the loop.
       await new Promise((r) => setImmediate(r));
       const failed = this.problems(batch, reply);
       if (failed !== undefined) this.store.restore(batch, this.clock.now(), failed);
       const levels = new Array<number>(n);
       for (let i = 0; i < n; i++) levels[i] = Number(reply[1 + i]);
-      this.store.settle(batch, levels, this.clock.now(), failed);
+      this.store.adopt(batch, levels, this.clock.now(), failed);
       this.synced += n;
     } catch (err) {
       this.store.restore(batch, this.clock.now());

@@ -53,7 +53,7 @@ const nameKey = (kind: number, a: string | null, b: string | null): string => JS
  *
  * A bucket recorded into joins the sync queue (once: its queued flag, kept with its unsynced usage in the
  * fleet's own columns beside the tables, SyncColumns); the bucket sync (bucket-sync.ts) takes queued buckets in
- * batches, pushes their unsynced usage, and settles the fleet's level back into them. A bucket recorded into
+ * batches, pushes their unsynced usage, and adopts the fleet's level back into them. A bucket recorded into
  * within `followMs` stays queued with nothing to push, so it keeps learning the others' usage while this
  * sidecar sees calls for it. The queue holds bucket names, not ids: a sweep or compaction may move or drop a
  * bucket between syncs, and a name is looked up again.
@@ -154,7 +154,7 @@ export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
    * Redis answered: each bucket's level becomes the fleet's plus what was recorded here meanwhile, and a bucket
    * still in use stays queued to follow the fleet. Its push is no longer in doubt (`skip`: buckets not applied).
    */
-  settle(batch: SyncBatch, levels: number[], now: number, skip?: ReadonlySet<number>): void {
+  adopt(batch: SyncBatch, levels: number[], now: number, skip?: ReadonlySet<number>): void {
     const t = this.table;
     const c = this.columns!;
     for (let i = 0; i < batch.kinds.length; i++) {
