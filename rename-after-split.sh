@@ -46,3 +46,11 @@ sub '^\s*epoch = 0;' 's/^(\s*)epoch = 0;/$1generation = 0;/'
 sub 'this\.epoch\+\+' 's/this\.epoch\+\+/this.generation++/g'
 sub 'until `epoch` changes|must check the epoch' 's/until `epoch` changes/until `generation` changes/; s/must check the epoch/must check the generation/'
 sub '\bstore\x27s epoch\b' 's/\bstore\x27s epoch\b/store\x27s generation/g'
+
+# 'drain' is a bucket leaking its usage at the quota's rate; a server closing connections gracefully, or a
+# writer writing what is queued, is not draining (Node's socket 'drain' event keeps Node's name).
+sub '\bdrainTimeoutMs\b' 's/\bdrainTimeoutMs\b/graceMs/g'
+sub 'enforces the connection limits, drains on close' 's/enforces the connection limits, drains on close/enforces the connection limits, closes gracefully/'
+sub '^\s*\* Drains: keeps listening' 's/^(\s*)\* Drains: keeps listening/$1* Closes gracefully: keeps listening/'
+sub 'const drained = Promise\.all' 's/const drained = Promise\.all/const answered = Promise.all/; s/Promise\.race\(\[drained, timeout\]\)/Promise.race([answered, timeout])/'
+sub 'after the drain \(a handshake that never finished once kept the process alive past SIGTERM\)' 's/after the drain \(a handshake that never finished once kept the process alive past SIGTERM\)/after the others (a handshake that never finishes would keep the process alive past SIGTERM)/'

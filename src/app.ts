@@ -244,10 +244,10 @@ export class App {
     if (m !== undefined) this.http?.reloadTls(m);
   }
 
-  async stop(drainTimeoutMs = 5000): Promise<void> {
+  async stop(graceMs = 5000): Promise<void> {
     this.ready = false;
     this.stopCleanup?.();
-    await this.server.close(drainTimeoutMs);
+    await this.server.close(graceMs);
     await this.http?.close();
     await this.violations.tick();
     await this.violations.flushed();
