@@ -54,3 +54,14 @@ sub 'enforces the connection limits, drains on close' 's/enforces the connection
 sub '^\s*\* Drains: keeps listening' 's/^(\s*)\* Drains: keeps listening/$1* Closes gracefully: keeps listening/'
 sub 'const drained = Promise\.all' 's/const drained = Promise\.all/const answered = Promise.all/; s/Promise\.race\(\[drained, timeout\]\)/Promise.race([answered, timeout])/'
 sub 'after the drain \(a handshake that never finished once kept the process alive past SIGTERM\)' 's/after the drain \(a handshake that never finished once kept the process alive past SIGTERM\)/after the others (a handshake that never finishes would keep the process alive past SIGTERM)/'
+
+# 'divisor' is the fleet state's fallback divisor (each unit counts `divisor` times: quota / live sidecars); the
+# bucket store read it under a second name, 'weight'. 'live' is a sidecar with a recent heartbeat; a bucket in
+# memory is "held".
+sub '\bb\.weight\b|get weight\(\): number|readonly weight: number' 's/\bb\.weight\b/b.divisor/g; s/get weight\(\): number/get divisor(): number/; s/readonly weight: number/readonly divisor: number/'
+sub '/\*\* Live buckets\. \*/' 's/\/\*\* Live buckets\. \*\//\/** Buckets held. *\//'
+sub '-1 when maxBuckets are live' 's/-1 when maxBuckets are live/-1 when maxBuckets are held/'
+sub 'each live bucket moves across' 's/each live bucket moves across/each held bucket moves across/'
+sub '\* Live buckets per principal' 's/\* Live buckets per principal/* Buckets held per principal/'
+sub 'reads as not live' 's/reads as not live/reads as not held/'
+sub 'Where usage buckets live, as' 's/Where usage buckets live, as/Where usage buckets are kept, as/'

@@ -16,7 +16,7 @@ const INITIAL = 64 * GROUP_SIZE;
 export function admitWait(b: BucketStore, id: number, amount: number): number {
   const c = b.capacity(id);
   const o = b.outstanding(id);
-  // The call counts as its weight would record it (the fleet's fallback: quota / live sidecars).
+  // The call counts as the bucket store records it (the fleet's fallback: quota / live sidecars).
   const size = amount * 1000 * b.weight;
   return size > c ? b.msToDrain(id, o) : b.msToDrain(id, o + size - c);
 }

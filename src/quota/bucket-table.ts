@@ -138,11 +138,11 @@ export class BucketTable {
 
   /**
    * Adds `amount` units: to the level (decisions) and to the current sub-bucket (measurement). The level gets
-   * `weight` times the amount: a fleet sidecar cut off from Redis decides with quota / N, which is the same as
+   * `divisor` times the amount: a fleet sidecar cut off from Redis decides with quota / N, which is the same as
    * counting each unit N times against the whole quota (docs/algorithm.md, fleet fallback).
    */
-  record(id: number, amount: number, now: number, weight = 1): void {
-    const level = this.level[id]! + amount * 1000 * weight;
+  record(id: number, amount: number, now: number, divisor = 1): void {
+    const level = this.level[id]! + amount * 1000 * divisor;
     this.level[id] = Math.min(level, this.ceiling(id));
     const cur = Math.floor(now / this.cellMs);
     const base = id * this.ringCells;

@@ -29,7 +29,7 @@ export class KeyedIds {
   private freeIds: Int32Array;
   private freeCount = 0;
   private next = 0;
-  private live = 0;
+  private count = 0;
 
   constructor(initialCapacity = 1024) {
     // A power of two, so `& mask` wraps probes around the whole cell array (cells double from here).
@@ -51,7 +51,7 @@ export class KeyedIds {
   }
 
   get size(): number {
-    return this.live;
+    return this.count;
   }
 
   isLive(id: number): boolean {
@@ -91,8 +91,8 @@ export class KeyedIds {
     this.kinds[id] = kind;
     this.as[id] = a;
     this.bs[id] = b;
-    this.live++;
-    if (this.live * 2 > this.cells.length) this.rehash(this.cells.length * 2);
+    this.count++;
+    if (this.count * 2 > this.cells.length) this.rehash(this.cells.length * 2);
     else this.place(id);
     return id;
   }
@@ -117,7 +117,7 @@ export class KeyedIds {
     this.as[id] = null;
     this.bs[id] = null;
     this.freeIds[this.freeCount++] = id;
-    this.live--;
+    this.count--;
   }
 
   private home(kind: number, a: string | null, b: string | null): number {

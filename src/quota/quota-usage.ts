@@ -31,7 +31,7 @@ export class QuotaUsage extends BucketResolver {
     return () => clearInterval(timer);
   }
 
-  /** The `top` live buckets by utilization or rate (docs/protocol.md, DescribeUsage). */
+  /** The `top` buckets held, by utilization or rate (docs/protocol.md, DescribeUsage). */
   usage(query: UsageQuery): Promise<BucketReport[]> {
     return usageReport(this.buckets.view(), this.clock, query, this.keyNames);
   }
