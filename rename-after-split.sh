@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PATHS=(src test bench conformance docs README.md)
-files() { git grep -l -P "$1" -- "${PATHS[@]}" || true; }
+files() { git grep -l -P -e "$1" -- "${PATHS[@]}" || true; }
 sub() { # sub PERL-REGEX-TO-FIND PERL-SUBSTITUTION...
   local find=$1; shift
   local f; f=$(files "$find")
@@ -24,7 +24,7 @@ sub '\bkeyPeriodSlot\b' 's/\bkeyPeriodSlot\b/keyPeriodIndex/g'
 sub '\bslotOfKind\b' 's/\bslotOfKind\b/keyPeriodOfKind/g'
 sub '\bKEY_PERIOD_SLOTS\b' 's/\bKEY_PERIOD_SLOTS\b/KEY_PERIODS/g'
 sub 'resourceKind = \(slot: number\)' 's/resourceKind = \(slot: number\): number => RESOURCE_KIND \+ slot;/resourceKind = (resource: number): number => RESOURCE_KIND + resource;/'
-sub 'kind of resource slot s is' 's/kind of resource slot s is/kind of resource s (its index in quotas.resources) is/'
+sub 'kind of resource slot s is' 's/The base kind of resource slot s is RESOURCE_KIND \+ s \(quotas.resources; up to MAX_RESOURCES\)/The base kind of resource s (its index in quotas.resources, up to MAX_RESOURCES) is RESOURCE_KIND + s/'
 sub 'then each resource slot' 's/then each resource slot/then each declared resource/g'
 sub 'one slot each\.' 's/one slot each\./one counter each./'
 sub 'The slot of (rate key|the key and period)' 's/The slot of rate key/The counter index of rate key/; s/The slot of the key and period/The counter index of the key and period/'
