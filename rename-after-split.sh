@@ -65,3 +65,10 @@ sub 'each live bucket moves across' 's/each live bucket moves across/each held b
 sub '\* Live buckets per principal' 's/\* Live buckets per principal/* Buckets held per principal/'
 sub 'reads as not live' 's/reads as not live/reads as not held/'
 sub 'Where usage buckets live, as' 's/Where usage buckets live, as/Where usage buckets are kept, as/'
+
+# 'level' is one of the nine resolution levels (Kafka's precedence of quota entities); what a bucket holds, the
+# usage recorded and not yet drained, is its fill ('log.level' is pino's).
+sub 'The level arithmetic is docs' 's/The level arithmetic is docs/The fill arithmetic is docs/'
+sub 'until the level drains by' 's/until the level drains by/until the fill drains by/'
+sub '\(level, debt and measured usage\)' 's/\(level, debt and measured usage\)/(fill, debt and measured usage)/'
+sub 'pull the fleet levels' 's/pull the fleet levels/pull the fleet fills/'

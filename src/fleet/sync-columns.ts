@@ -34,7 +34,7 @@ export class SyncColumns implements BucketColumns<SyncColumns> {
     this.queued[id] = 0;
   }
 
-  /** ResetUsage drops the usage not yet pushed (the fleet's level is emptied with the next sync). */
+  /** ResetUsage drops the usage not yet pushed (the fleet's fill is emptied with the next sync). */
   reset(id: number): void {
     this.unsynced[id] = 0;
   }

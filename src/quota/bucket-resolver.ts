@@ -178,7 +178,7 @@ export class BucketResolver extends QuotaCounters {
 
   /**
    * A rate or capacity under the load-based factor. Integer ones stay integers, never below 1, which keeps the
-   * level arithmetic exact (docs/algorithm.md); a fractional one (0.17/s) is scaled as it is.
+   * fill arithmetic exact (docs/algorithm.md); a fractional one (0.17/s) is scaled as it is.
    */
   private scaled(x: number): number {
     const f = this.factor;

@@ -18,7 +18,7 @@ export interface QuotaManagerOptions {
   /** One principal's share of maxBuckets; past it its further buckets share an overflow bucket. @default maxBuckets / 10 */
   maxBucketsPerPrincipal?: number | undefined;
   /**
-   * How far past its capacity one bucket's level may go, in ms of its quota: debt beyond it is forgiven, so
+   * How far past its capacity one bucket's fill may go, in ms of its quota: debt beyond it is forgiven, so
    * one huge call cannot throttle a principal for years (docs/algorithm.md, bounded debt). @default 300000
    */
   maxDebtMs: number;

@@ -42,7 +42,7 @@ export class QuotaUsage extends BucketResolver {
   }
 
   /**
-   * Clears the level, debt and measured usage of every bucket a component matches (ResetUsage); their limits
+   * Clears the fill, debt and measured usage of every bucket a component matches (ResetUsage); their limits
    * stay. Resolves with the number of buckets reset.
    */
   resetUsage(components: [string, string | null][]): Promise<number> {
