@@ -72,3 +72,26 @@ sub 'The level arithmetic is docs' 's/The level arithmetic is docs/The fill arit
 sub 'until the level drains by' 's/until the level drains by/until the fill drains by/'
 sub '\(level, debt and measured usage\)' 's/\(level, debt and measured usage\)/(fill, debt and measured usage)/'
 sub 'pull the fleet levels' 's/pull the fleet levels/pull the fleet fills/'
+
+# 'table' is the quota table (QuotaTable: the configured quotas and their resolution); besides it only tables
+# meant for reading (the error-code table, the CLI's printed tables, the docs'). The struct-of-arrays state of
+# the buckets is BucketArrays, held in a field `arrays` (in the files that hold one and not a QuotaTable).
+if [ -f src/quota/bucket-table.ts ]; then git mv src/quota/bucket-table.ts src/quota/bucket-arrays.ts; fi
+if [ -f test/unit/bucket-table.test.ts ]; then git mv test/unit/bucket-table.test.ts test/unit/bucket-arrays.test.ts; fi
+sub '\bbucket-table\b' 's/\bbucket-table\b/bucket-arrays/g'
+for f in $(git grep -l -P -e '\bBucketTable\b|\bBucketView\b|extends LocalBucketStore' -- src test bench || true); do
+  grep -q -P '\bQuotaTable\b' "$f" && continue
+  perl -pi -e 's/\bnewTable\b/newArrays/g; s/\bthis\.table\b/this.arrays/g; s/\bmigration\.table\b/migration.arrays/g; s/\bm\.table\b/m.arrays/g; s/\b(view|v|source|r)\.table\b/$1.arrays/g; s/^(\s*)(private |readonly |private readonly )?table(\??): BucketTable/$1$2arrays$3: BucketTable/; s/\btable: this\.arrays\b/arrays: this.arrays/g; s/\btable: BucketTable\b/arrays: BucketTable/g; s/\[ids, table, columns\]/[ids, arrays, columns]/g; s/^(\s*)table\.reset\(/$1arrays.reset(/' "$f"
+done
+sub '\bBucketTable\b' 's/\bBucketTable\b/BucketArrays/g'
+
+# 'store' is a QuotaStore, where run-time quotas persist (memory, file, redis). Where the buckets are kept is a
+# BucketKeeper (LocalBucketKeeper, FleetBucketKeeper), in bucket-keeper.ts and fleet/fleet-bucket-keeper.ts.
+if [ -f src/quota/bucket-store.ts ]; then git mv src/quota/bucket-store.ts src/quota/bucket-keeper.ts; fi
+if [ -f src/fleet/fleet-bucket-store.ts ]; then git mv src/fleet/fleet-bucket-store.ts src/fleet/fleet-bucket-keeper.ts; fi
+sub 'bucket-store\.(js|ts)\b' 's/\bbucket-store\.(js|ts)\b/bucket-keeper.$1/g'
+sub '\bbucket-store\b(?!-)' 's/\bbucket-store\b(?!-)/bucket-keeper/g'
+sub '\bFleetBucketStore\b' 's/\bFleetBucketStore\b/FleetBucketKeeper/g'
+sub '\bLocalBucketStore\b' 's/\bLocalBucketStore\b/LocalBucketKeeper/g'
+sub '\bBucketStore\b' 's/\bBucketStore\b/BucketKeeper/g'
+sub '(?i)\bbucket stores?\b' 's/\bbucket store\b/bucket keeper/g; s/\bBucket store\b/Bucket keeper/g; s/\bbucket stores\b/bucket keepers/g'
