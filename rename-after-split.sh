@@ -83,6 +83,7 @@ for f in $(git grep -l -P -e '\bBucketTable\b|\bBucketView\b|extends LocalBucket
   grep -q -P '\bQuotaTable\b' "$f" && continue
   perl -pi -e 's/\bnewTable\b/newArrays/g; s/\bthis\.table\b/this.arrays/g; s/\bmigration\.table\b/migration.arrays/g; s/\bm\.table\b/m.arrays/g; s/\b(view|v|source|r)\.table\b/$1.arrays/g; s/^(\s*)(private |readonly |private readonly )?table(\??): BucketTable/$1$2arrays$3: BucketTable/; s/\btable: this\.arrays\b/arrays: this.arrays/g; s/\btable: BucketTable\b/arrays: BucketTable/g; s/\[ids, table, columns\]/[ids, arrays, columns]/g; s/^(\s*)table\.reset\(/$1arrays.reset(/' "$f"
 done
+sub '\.view\(\)\.table\b' 's/\.view\(\)\.table\b/.view().arrays/g'
 sub '\bBucketTable\b' 's/\bBucketTable\b/BucketArrays/g'
 
 # 'store' is a QuotaStore, where run-time quotas persist (memory, file, redis). Where the buckets are kept is a
