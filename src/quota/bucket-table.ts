@@ -6,7 +6,7 @@
  *   rate. It decides Ok/Throttled. Capacity = quota x window is the burst a fresh bucket accepts; anything
  *   above it is debt, carried until the quota has paid it off (docs/algorithm.md derives the throttle math
  *   and why this, unlike a forgetting window, keeps the long-run rate exact).
- * - the ring: actual usage per sub-bucket over the last window, for the measured rate that operators see
+ * - the ring: actual usage per ring cell over the last window, for the measured rate that operators see
  *   (Float32: it is only displayed, and half the size of the fill's precision is plenty for that).
  *
  * Ids come from the owner (a KeyedIds index); `ensure` sizes the arrays for them. State another module keeps per
@@ -137,7 +137,7 @@ export class BucketTable {
   }
 
   /**
-   * Adds `amount` units: to the fill (decisions) and to the current sub-bucket (measurement). The fill gets
+   * Adds `amount` units: to the fill (decisions) and to the current ring cell (measurement). The fill gets
    * `divisor` times the amount: a fleet sidecar cut off from Redis decides with quota / N, which is the same as
    * counting each unit N times against the whole quota (docs/algorithm.md, fleet fallback).
    */

@@ -5,7 +5,7 @@
 export interface QuotaManagerOptions {
   /** What a per-second rate is measured over: its bucket holds rate x windowMs (a leaky bucket; docs/algorithm.md). @default 1000 */
   windowMs: number;
-  /** Sub-buckets per window; windowMs must be a multiple. @default 10 */
+  /** Ring cells per window (the measured rate's ring); windowMs must be a multiple. @default 10 */
   windowBuckets: number;
   /** Upper bound of any throttle_time_ms. @default 30000 */
   maxThrottleMs: number;
