@@ -96,3 +96,6 @@ sub '\bFleetBucketStore\b' 's/\bFleetBucketStore\b/FleetBucketKeeper/g'
 sub '\bLocalBucketStore\b' 's/\bLocalBucketStore\b/LocalBucketKeeper/g'
 sub '\bBucketStore\b' 's/\bBucketStore\b/BucketKeeper/g'
 sub '(?i)\bbucket stores?\b' 's/\bbucket store\b/bucket keeper/g; s/\bBucket store\b/Bucket keeper/g; s/\bbucket stores\b/bucket keepers/g'
+
+# Comments say why in the present, not what the project did before.
+sub 'that existed before periods \(same names' 's/that existed before periods \(same names/that a dashboard knowing no periods reads (same names/'

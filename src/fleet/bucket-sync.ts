@@ -157,7 +157,7 @@ export class BucketSync {
  * choosing and the fleet's buckets spread over a Cluster. JSON keeps names that contain separators apart. The
  * name is the rate key (a built-in one, a declared resource's `<name>_rate`, or `group`), the user and client-id, then the rate's period when it is not `s`
  * (`["request_rate","u",null,"d"]`): each period of a key is a bucket of its own, and a per-second bucket keeps
- * the key it had before keys had periods, so a fleet upgraded sidecar by sidecar shares its fills throughout.
+ * the key of a sidecar that knows no periods, so a fleet upgraded sidecar by sidecar shares its fills throughout.
  */
 export function bucketKey(
   prefix: string,

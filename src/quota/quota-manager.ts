@@ -28,7 +28,7 @@ export interface Verdict {
   period: PeriodUnit;
 }
 
-/** A violation's detail names a rate per minute, hour or day; a per-second one reads as before periods. */
+/** A violation's detail names a rate per minute, hour or day; a per-second one names no period. */
 const perText = (period: PeriodUnit): string => (period === 's' ? '' : ` (the per-${period} rate)`);
 
 /**

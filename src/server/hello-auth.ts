@@ -33,7 +33,7 @@ export class HelloAuth {
     if (wait === Number.POSITIVE_INFINITY) {
       // The address's queue is full: the token is never looked at and the Hello never answered. The socket
       // stays unauthenticated until server.auth_timeout_ms closes it (or a newer socket of the same address
-      // evicts it): answering at once made refusals free again (6,993 a second from one address).
+      // evicts it): answering at once would make refusals free (thousands a second from one address).
       this.guard.failures++;
       peer.closeAfterReply = true;
       return new Promise<void>(() => undefined);

@@ -3,7 +3,7 @@
 -- the bucket's own rate, followed by one "|<instance>=<series>:<pushed>" per sidecar process that pushed to it lately:
 -- how much of that process's current push series the bucket has applied. A missing key is an empty bucket. (A
 -- string, not a hash: GET + SET PX is two commands per bucket where HMGET + HSET + PEXPIRE is three, and Redis's
--- time per sync is the fleet's capacity; and versions before series still read its fill.)
+-- time per sync is the fleet's capacity; and a sidecar that knows no series still reads its fill.)
 --
 -- Idempotent push: a sidecar whose call timed out does not know whether it was applied. It keeps the amount and
 -- sends it again, with the usage recorded since added, under the same series; the script applies only what the
@@ -45,7 +45,7 @@ local function num(s)
   if v == nil or v ~= v or v == math.huge then return nil end
   return v
 end
--- A fill as stored and returned: a whole number as it always was (%.0f: tostring would round past 14 digits),
+-- A fill as stored and returned: a whole number as %.0f writes it (tostring would round past 14 digits),
 -- a fraction with 17 digits, which tonumber and JS read back as the same double. Rounding it to a whole
 -- milli-unit at every write would drain a 10/min bucket synced every 100 ms (16.67 milli-units a sync) 2% off.
 local function fmt(l)

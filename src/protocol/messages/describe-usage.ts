@@ -3,7 +3,7 @@
 //                                   limit_per_period?, used?, utilization, throttled_total, last_seen_ms }] }
 // Reads the buckets held: who is using how much of which quota right now, highest first; one row per bucket, so a
 // key with several rates has one row per period. `period`, `limit_per_period` and `used` are sent only for a
-// period other than "s", so a per-second row is the same bytes as before periods existed (docs/protocol.md).
+// period other than "s", so a per-second row is the bytes a client that knows no periods reads (docs/protocol.md).
 // A component [type, name] keeps buckets of that user, client-id or consumer group; [type, null] any bucket that has one.
 import { RivvenError } from '../error-codes.js';
 import { ENTITY_TYPES, type EntityError, parseName } from '../../quota/entity.js';
