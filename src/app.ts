@@ -77,7 +77,7 @@ export class App {
   /** Resolves with the HTTP address once it listens (before stored quotas load, so /readyz can say 503). */
   readonly httpListening: Promise<AddressInfo | undefined>;
   private resolveHttp: (a: AddressInfo | undefined) => void = () => undefined;
-  /** fleet.enabled: the buckets the fleet's sync pushes and settles (the manager's, kept with their type). */
+  /** fleet.enabled: the buckets the fleet's sync pushes and adopts the fleet's fills into (the manager's, kept with their type). */
   private readonly fleetBuckets: FleetBucketStore | undefined;
   private ready = false;
   private stopCleanup: (() => void) | undefined;
@@ -244,10 +244,10 @@ export class App {
     if (m !== undefined) this.http?.reloadTls(m);
   }
 
-  async stop(drainTimeoutMs = 5000): Promise<void> {
+  async stop(graceMs = 5000): Promise<void> {
     this.ready = false;
     this.stopCleanup?.();
-    await this.server.close(drainTimeoutMs);
+    await this.server.close(graceMs);
     await this.http?.close();
     await this.violations.tick();
     await this.violations.flushed();

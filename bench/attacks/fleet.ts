@@ -46,8 +46,8 @@ function fleetOn(port: number, rate = RATE, maxDebtMs = 300_000) {
   return { clock, store, backend, sync, prefix, record, key: (user: string) => bucketKey(prefix, PRODUCE, user, null) };
 }
 
-/** A bucket's level in Redis, in units (the key holds milli-units), whichever layout the key has. */
-async function levelOf(r: Redis, key: string): Promise<number> {
+/** A bucket's fill in Redis, in units (the key holds milli-units), whichever layout the key has. */
+async function fillOf(r: Redis, key: string): Promise<number> {
   const type = await r.type(key);
   const v = type === 'hash' ? await r.hget(key, 'l') : type === 'string' ? await r.get(key) : null;
   return v === null ? 0 : Number(v.split(':')[0]) / 1000;
@@ -63,18 +63,18 @@ async function poisonedKey(redis: Proc): Promise<Probe> {
     f.record('poisoned', 1);
     await r.hset(f.key('poisoned'), 'x', 'y');
     for (let i = 0; i < 3; i++) await f.sync.syncNow();
-    const level = await levelOf(r, f.key('before'));
+    const fill = await fillOf(r, f.key('before'));
     // After the breaker's reset timeout, a later sync: is the fleet still cut off?
     f.clock.advance(2000);
     f.record('after', 10);
     await f.sync.syncNow();
     await f.sync.syncNow();
-    const after = await levelOf(r, f.key('after'));
-    const held = level <= 500 && f.sync.breaker.state === 'closed' && after > 0;
+    const after = await fillOf(r, f.key('after'));
+    const held = fill <= 500 && f.sync.breaker.state === 'closed' && after > 0;
     return {
       name: 'fleet: a wrong-typed value at one bucket key (3 syncs)',
       held,
-      detail: `500 B recorded in the bucket before it; in Redis after 3 syncs: ${level.toFixed(1)} B; breaker ${f.sync.breaker.state}; a later bucket reached Redis: ${after > 0}`,
+      detail: `500 B recorded in the bucket before it; in Redis after 3 syncs: ${fill.toFixed(1)} B; breaker ${f.sync.breaker.state}; a later bucket reached Redis: ${after > 0}`,
     };
   } finally {
     r.disconnect();
@@ -87,7 +87,7 @@ async function poisonedKey(redis: Proc): Promise<Probe> {
  * (a GC pause, a busy loop) right after the call went out, so its timeout fires before the reply is read.
  */
 async function lateReplyPausedSidecar(redis: Proc): Promise<Probe> {
-  // 1 B/s with a deep debt: the level drains by at most a few bytes while the probe runs.
+  // 1 B/s with a deep debt: the fill drains by at most a few bytes while the probe runs.
   const f = fleetOn(redis.port, 1, 1e9);
   const r = new Redis(redis.port);
   try {
@@ -105,13 +105,13 @@ async function lateReplyPausedSidecar(redis: Proc): Promise<Probe> {
       f.clock.advance(2000); // let the breaker probe again if it opened
     }
     for (let i = 0; i < 3; i++) await f.sync.syncNow();
-    const level = await levelOf(r, f.key('late'));
+    const fill = await fillOf(r, f.key('late'));
     const recorded = rounds * bytes;
-    const over = ((level - recorded) / recorded) * 100;
+    const over = ((fill - recorded) / recorded) * 100;
     return {
       name: 'fleet: the reply of an applied push read after command_timeout_ms (sidecar paused 150 ms, 20 pushes)',
-      held: level <= recorded + 0.5,
-      detail: `${recorded} B recorded, ${level.toFixed(1)} B in Redis (${over >= 0 ? '+' : ''}${over.toFixed(1)}%)`,
+      held: fill <= recorded + 0.5,
+      detail: `${recorded} B recorded, ${fill.toFixed(1)} B in Redis (${over >= 0 ? '+' : ''}${over.toFixed(1)}%)`,
     };
   } finally {
     r.disconnect();
@@ -125,7 +125,7 @@ async function lateReplyPausedSidecar(redis: Proc): Promise<Probe> {
  */
 async function lateReplyPausedRedis(): Promise<Probe> {
   const redis = await startRedis();
-  // 1 B/s with a deep debt: the level drains by at most a few bytes while the probe runs.
+  // 1 B/s with a deep debt: the fill drains by at most a few bytes while the probe runs.
   const f = fleetOn(redis.port, 1, 1e9);
   const r = new Redis(redis.port);
   try {
@@ -150,13 +150,13 @@ async function lateReplyPausedRedis(): Promise<Probe> {
       await f.sync.syncNow();
       f.clock.advance(2000);
     }
-    let level = 0;
-    for (const u of users) level += await levelOf(r, f.key(u));
-    const over = ((level - recorded) / recorded) * 100;
+    let fill = 0;
+    for (const u of users) fill += await fillOf(r, f.key(u));
+    const over = ((fill - recorded) / recorded) * 100;
     return {
       name: 'fleet: Redis paused (SIGSTOP 150 ms > command_timeout_ms 100) during 30 syncs of 200 buckets',
-      held: level <= recorded,
-      detail: `${recorded} B recorded, ${level.toFixed(1)} B in Redis after draining (${over >= 0 ? '+' : ''}${over.toFixed(2)}%)`,
+      held: fill <= recorded,
+      detail: `${recorded} B recorded, ${fill.toFixed(1)} B in Redis after draining (${over >= 0 ? '+' : ''}${over.toFixed(2)}%)`,
     };
   } finally {
     r.disconnect();

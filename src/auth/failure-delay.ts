@@ -1,7 +1,7 @@
 /**
  * When each failed authentication from one source address may be answered (Kafka's
  * connection.failed.authentication.delay.ms, made per address): the failures of one address are answered one
- * `delayMs` apart, and while one is scheduled, every further token from that address waits for its own slot
+ * `delayMs` apart, and while one is scheduled, every further token from that address waits for its own turn
  * before it is even checked (`queue`). Delaying only the refusals would not slow guessing: a right token is
  * answered at once, so a guesser on fresh connections learns it without waiting for any refusal. So guessing
  * tokens from one address costs `delayMs` a guess however many connections it opens. The connections kept
@@ -35,7 +35,7 @@ export class FailureDelay {
 
   /**
    * How long a Hello with a token from `address` must wait before its token is checked: 0 when the address has
-   * no refusal scheduled after `nowMs`, otherwise its slot in the address's queue (taken now), success or not.
+   * no refusal scheduled after `nowMs`, otherwise its turn in the address's queue (taken now), success or not.
    */
   queue(address: string, nowMs: number): number {
     if (this.delayMs <= 0) return 0;

@@ -79,7 +79,7 @@ export class Guard {
       throw new RivvenError('AUTHENTICATION_FAILED', 'the token was not accepted; the connection is closed');
     }
     if (peer.authenticated && (identity.name !== peer.principal || identity.roles !== peer.roles)) {
-      // Identity is fixed per connection (Kafka KIP-368): re-authenticating as another principal, or with other
+      // Identity is fixed per connection (as in Kafka): re-authenticating as another principal, or with other
       // roles, ends the connection instead of changing what it may do.
       this.failures++;
       peer.closeAfterReply = true;

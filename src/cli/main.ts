@@ -33,7 +33,7 @@ function configureTree(cmd: Command): void {
 }
 
 /**
- * commander suggests a flag only within a small edit distance, so `--produce-rate` got no hint; ours also
+ * commander suggests a flag only within a small edit distance, so `--produce-rate` gets no hint; ours also
  * finds a flag with a word left out. (unknownOption is commander's one hook for this message.)
  */
 function suggestFlags(cmd: Command): void {

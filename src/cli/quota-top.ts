@@ -5,7 +5,7 @@ import { addEntityFlags, entityFromFlags, type EntityFlags } from './entity-flag
 import { UsageError } from './exit-codes.js';
 import { usageTable } from './usage-table.js';
 
-// `rivven quota usage` (one snapshot of the busiest buckets) and `rivven quota top` (the same, live).
+// `rivven quota usage` (one snapshot of the busiest buckets) and `rivven quota top` (the same, refreshed every second).
 
 interface UsageFlags extends EntityFlags, ConnectionFlags {
   json?: boolean;
@@ -30,7 +30,7 @@ function usageFlags(cmd: Command, defaultTop: string): Command {
 }
 
 export function usageCommand(): Command {
-  return usageFlags(new Command('usage').description('live usage of the busiest buckets, highest utilization first'), '100')
+  return usageFlags(new Command('usage').description('current usage of the busiest buckets, highest utilization first'), '100')
     .option('--json', 'print the buckets as JSON')
     .addHelpText(
       'after',
@@ -57,7 +57,7 @@ Examples:
 }
 
 export function topCommand(): Command {
-  return usageFlags(new Command('top').description('a live view of the busiest buckets, refreshed every second'), '20')
+  return usageFlags(new Command('top').description('the busiest buckets, refreshed every second'), '20')
     .option('--once', 'print one snapshot and exit (for scripts)')
     .option('--interval <ms>', 'refresh interval', '1000')
     .addHelpText(

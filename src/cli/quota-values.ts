@@ -59,7 +59,7 @@ export function formatQuotaValue(key: AlterKey | 'max_in_flight', value: AlterVa
 }
 
 /**
- * A measured value (a live rate, leases held) beside its limit: in the limit's unit family, so 44040192 B/s
+ * A measured value (a measured rate, leases held) beside its limit: in the limit's unit family, so 44040192 B/s
  * under a 50MiB/s limit reads "42MiB/s", not "44MB/s". Approximate (formatNumber); --json is exact.
  */
 export function formatMeasured(key: string, value: number, limit: number): string {

@@ -94,7 +94,7 @@ export async function serve(flags: ServeFlags): Promise<number> {
   app = started;
   return new Promise<number>((resolve) => {
     let stopping = false;
-    // Handlers stay installed for the whole drain: a second signal must reach this code, not Node's default
+    // Handlers stay installed for the whole shutdown: a second signal must reach this code, not Node's default
     // (which would exit 128+n instead of the documented 1).
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {

@@ -16,7 +16,7 @@ export function serveCommand(): Command {
     .option('--host <host>', 'listen address (server.host)')
     .option('--port <port>', 'listen port (server.port)')
     .option('--metrics-port <port>', 'the /metrics, /healthz, /readyz port (metrics.port); 0 picks a free one')
-    .option('--data-dir <dir>', 'where run-time quotas and the audit log live (storage.data_dir)')
+    .option('--data-dir <dir>', 'where run-time quotas and the audit log are kept (storage.data_dir)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (log.level)')
     .addHelpText(
       'after',

@@ -59,25 +59,25 @@ export class BrokerQuotas {
   /** A produce request of `bytes` from (user, clientId): the delay in ms, 0, or DENIED (reject it). */
   produce(user: string | null, clientId: string | null, bytes: number): Promise<number> {
     if (!this.allow()) return NONE;
-    return this.settle(this.client.recordProduce({ user, clientId, bytes }, this.callOptions));
+    return this.answer(this.client.recordProduce({ user, clientId, bytes }, this.callOptions));
   }
 
   /** A fetch of `bytes` by a consumer, held against its group's quota too when it has one. */
   fetch(user: string | null, clientId: string | null, consumerGroup: string | null, bytes: number): Promise<number> {
     if (!this.allow()) return NONE;
-    return this.settle(this.client.recordConsume({ user, clientId, consumerGroup, bytes }, this.callOptions));
+    return this.answer(this.client.recordConsume({ user, clientId, consumerGroup, bytes }, this.callOptions));
   }
 
   /** Any request, for request_rate. */
   request(user: string | null, clientId: string | null): Promise<number> {
     if (!this.allow()) return NONE;
-    return this.settle(this.client.recordRequest({ user, clientId }, this.callOptions));
+    return this.answer(this.client.recordRequest({ user, clientId }, this.callOptions));
   }
 
   /** `amount` (default 1) of a named resource (quotas.resources), for its `<resource>_rate`. */
   usage(user: string | null, clientId: string | null, resource: string, amount = 1): Promise<number> {
     if (!this.allow()) return NONE;
-    return this.settle(this.client.recordUsage({ user, clientId, resource, amount }, this.callOptions));
+    return this.answer(this.client.recordUsage({ user, clientId, resource, amount }, this.callOptions));
   }
 
   private allow(): boolean {
@@ -87,7 +87,8 @@ export class BrokerQuotas {
     return false;
   }
 
-  private settle(call: Promise<RecordResult>): Promise<number> {
+  /** The broker's answer to a record call: its delay, DENIED, or 0 when it failed (fail open); moves the breaker. */
+  private answer(call: Promise<RecordResult>): Promise<number> {
     return call.then(
       (r) => {
         this.breaker.success();

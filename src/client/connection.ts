@@ -97,7 +97,7 @@ export class Connection {
   }
 
   /** The socket while a connection is up and has said Hello, else null. */
-  get live(): net.Socket | null {
+  get ready(): net.Socket | null {
     return this.connecting === null ? this.socket : null;
   }
 
@@ -106,10 +106,10 @@ export class Connection {
     this.ensure(Infinity, false).catch((e: Error) => this.events.error(e));
   }
 
-  /** The live socket, or one connected (up to `attempts` tries; `keepAlive`: the waits hold the process up). */
+  /** The ready socket, or one connected (up to `attempts` tries; `keepAlive`: the waits hold the process up). */
   ensure(attempts: number, keepAlive: boolean): Promise<net.Socket> {
-    const live = this.live;
-    if (live !== null) return Promise.resolve(live);
+    const ready = this.ready;
+    if (ready !== null) return Promise.resolve(ready);
     this.connecting ??= this.dial(attempts, keepAlive).finally(() => {
       this.connecting = null;
     });

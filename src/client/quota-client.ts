@@ -30,7 +30,7 @@ export interface CallOptions {
   /** Overrides requestTimeoutMs for this call (BrokerQuotas passes its record deadline). */
   timeoutMs?: number;
   /**
-   * Without a live connection, reject at once with UNAVAILABLE (and reconnect in the background) instead of
+   * Without a ready connection, reject at once with UNAVAILABLE (and reconnect in the background) instead of
    * waiting for the reconnection. For calls in a broker's request path.
    */
   failFast?: boolean;
@@ -86,7 +86,7 @@ export class QuotaClient extends EventEmitter {
 
   /** True while a connection is up and has said Hello. */
   get connected(): boolean {
-    return this.connection.live !== null;
+    return this.connection.ready !== null;
   }
 
   get pendingCount(): number {
@@ -209,12 +209,12 @@ export class QuotaClient extends EventEmitter {
     ) as Promise<RecordResult>;
   }
 
-  private call(kind: CallKind, opts: CallOptions, write: (socket: NonNullable<Connection['live']>, id: number) => void): Promise<unknown> {
+  private call(kind: CallKind, opts: CallOptions, write: (socket: NonNullable<Connection['ready']>, id: number) => void): Promise<unknown> {
     if (this.closed) return Promise.reject(new RivvenError('CONNECTION_CLOSED', 'the client is closed'));
     if (this.calls.size >= this.options.maxPending) {
       return Promise.reject(new RivvenError('OVERLOADED', `${this.calls.size} calls are in flight to ${this.address} (maxPending)`));
     }
-    const socket = this.connection.live;
+    const socket = this.connection.ready;
     if (socket === null && opts.failFast) {
       this.connection.reconnectInBackground();
       return Promise.reject(new RivvenError('UNAVAILABLE', `not connected to ${this.address}`));

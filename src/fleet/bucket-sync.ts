@@ -23,7 +23,7 @@ const SERIES_FIELDS = 64;
 /** Script codes of a bucket with a problem (lua/sync-buckets-n.lua). */
 const BUCKET_PROBLEMS: Record<number, string> = {
   1: 'not a bucket (another type, or unparsable): replaced by an empty bucket',
-  2: 'level unparsable or stamped far ahead of Redis time: replaced',
+  2: 'fill unparsable or stamped far ahead of Redis time: replaced',
   3: "a sidecar's push series unparsable or stamped far ahead of Redis time: dropped",
 };
 const WRITE_FAILED = 4;
@@ -31,7 +31,7 @@ const ALREADY_APPLIED = 5;
 
 /**
  * The fleet's buckets through Redis (lua/sync-buckets-n.lua; docs/algorithm.md, fleet buckets): the queued
- * buckets' usage is pushed and the fleet's levels pulled, in one script call per Redis Cluster slot (per
+ * buckets' usage is pushed and the fleet's fills pulled, in one script call per Redis Cluster slot (per
  * batchSize buckets), with Redis draining every bucket by its own clock. A push is idempotent: one in doubt is
  * resent under its series, which the script applies at most once.
  */
@@ -46,7 +46,7 @@ export class BucketSync {
   pushesGivenUp = 0;
   /** The last push series handed out (increasing, like Redis time in ms). */
   private lastSeries = 0;
-  /** Levels come back as integers, or as strings when they hold a fraction (lua/sync-buckets-n.lua). */
+  /** Fills come back as integers, or as strings when they hold a fraction (lua/sync-buckets-n.lua). */
   private readonly script: (...args: (string | number)[]) => Promise<(number | string)[]>;
 
   constructor(
@@ -120,13 +120,13 @@ export class BucketSync {
       }
       if (!Array.isArray(reply) || reply.length < n + 1 || (reply.length - n - 1) % 2 !== 0)
         throw new Error('the sync script answered in a shape this version does not know');
-      // Replies of a big sync arrive together: each batch settles in its own turn of the loop.
+      // Replies of a big sync arrive together: each batch is adopted in its own turn of the loop.
       await new Promise((r) => setImmediate(r));
       const failed = this.problems(batch, reply);
       if (failed !== undefined) this.store.restore(batch, this.clock.now(), failed);
-      const levels = new Array<number>(n);
-      for (let i = 0; i < n; i++) levels[i] = Number(reply[1 + i]);
-      this.store.settle(batch, levels, this.clock.now(), failed);
+      const fills = new Array<number>(n);
+      for (let i = 0; i < n; i++) fills[i] = Number(reply[1 + i]);
+      this.store.adopt(batch, fills, this.clock.now(), failed);
       this.synced += n;
     } catch (err) {
       this.store.restore(batch, this.clock.now());
@@ -134,7 +134,7 @@ export class BucketSync {
     }
   }
 
-  /** The script's (bucket, code) pairs after the levels: logged and counted; returns the buckets not applied. */
+  /** The script's (bucket, code) pairs after the fills: logged and counted; returns the buckets not applied. */
   private problems(batch: SyncBatch, reply: (number | string)[]): Set<number> | undefined {
     const n = batch.kinds.length;
     let failed: Set<number> | undefined;
@@ -157,7 +157,7 @@ export class BucketSync {
  * choosing and the fleet's buckets spread over a Cluster. JSON keeps names that contain separators apart. The
  * name is the rate key (a built-in one, a declared resource's `<name>_rate`, or `group`), the user and client-id, then the rate's period when it is not `s`
  * (`["request_rate","u",null,"d"]`): each period of a key is a bucket of its own, and a per-second bucket keeps
- * the key it had before keys had periods, so a fleet upgraded sidecar by sidecar shares its levels throughout.
+ * the key of a sidecar that knows no periods, so a fleet upgraded sidecar by sidecar shares its fills throughout.
  */
 export function bucketKey(
   prefix: string,

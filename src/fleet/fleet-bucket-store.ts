@@ -18,7 +18,7 @@ export interface SyncBatch extends Names {
   /** Quota of each (units per second = milli-units per ms) and its ceiling (capacity + max debt), milli-units. */
   rates: number[];
   ceilings: number[];
-  /** The fleet level is to be emptied before the push (ResetUsage). */
+  /** The fleet fill is to be emptied before the push (ResetUsage). */
   resets: boolean[];
   /** Each bucket's Redis key, filled in by the sync (it knows the prefix). */
   keys: string[];
@@ -48,12 +48,12 @@ interface InDoubt {
 const nameKey = (kind: number, a: string | null, b: string | null): string => JSON.stringify([kind, a, b]);
 
 /**
- * The buckets of a fleet sidecar: local decisions at local speed (no Redis on a record call), over a level that
+ * The buckets of a fleet sidecar: local decisions at local speed (no Redis on a record call), over a fill that
  * is the fleet's as of the last sync plus what this sidecar recorded since (docs/algorithm.md, fleet buckets).
  *
  * A bucket recorded into joins the sync queue (once: its queued flag, kept with its unsynced usage in the
  * fleet's own columns beside the tables, SyncColumns); the bucket sync (bucket-sync.ts) takes queued buckets in
- * batches, pushes their unsynced usage, and settles the fleet's level back into them. A bucket recorded into
+ * batches, pushes their unsynced usage, and adopts the fleet's fill back into them. A bucket recorded into
  * within `followMs` stays queued with nothing to push, so it keeps learning the others' usage while this
  * sidecar sees calls for it. The queue holds bucket names, not ids: a sweep or compaction may move or drop a
  * bucket between syncs, and a name is looked up again.
@@ -63,7 +63,7 @@ const nameKey = (kind: number, a: string | null, b: string | null): string => JS
  */
 export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
   private queue: Names = { kinds: [], as: [], bs: [] };
-  /** Buckets ResetUsage reset here, whose fleet level the next sync empties (bounded by the buckets). */
+  /** Buckets ResetUsage reset here, whose fleet fill the next sync empties (bounded by the buckets). */
   private readonly resets = new Set<string>();
   /** Buckets whose last push is in doubt, by name (bounded by the buckets; empty while Redis answers). */
   private readonly inDoubt = new Map<string, InDoubt>();
@@ -112,7 +112,7 @@ export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
   /**
    * Adds buckets [from, to) of `names` to `out`, each with its unsynced usage (which leaves the bucket: it is
    * being pushed). `forgiveMs` > 0 after a fallback: each push is reduced by what this sidecar's share of the
-   * quota (quota / `divisor`) drained in that time, since the fleet level in Redis could not be drained by usage
+   * quota (quota / `divisor`) drained in that time, since the fleet fill in Redis could not be drained by usage
    * it never saw (docs/algorithm.md, reconciliation).
    */
   collect(names: Names, from: number, to: number, out: SyncBatch, forgiveMs = 0, divisor = 1): void {
@@ -151,19 +151,19 @@ export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
   }
 
   /**
-   * Redis answered: each bucket's level becomes the fleet's plus what was recorded here meanwhile, and a bucket
+   * Redis answered: each bucket's fill becomes the fleet's plus what was recorded here meanwhile, and a bucket
    * still in use stays queued to follow the fleet. Its push is no longer in doubt (`skip`: buckets not applied).
    */
-  settle(batch: SyncBatch, levels: number[], now: number, skip?: ReadonlySet<number>): void {
+  adopt(batch: SyncBatch, fills: number[], now: number, skip?: ReadonlySet<number>): void {
     const t = this.table;
     const c = this.columns!;
     for (let i = 0; i < batch.kinds.length; i++) {
       if (skip?.has(i)) continue;
       if (this.inDoubt.size > 0) this.inDoubt.delete(nameKey(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!));
       const id = this.find(batch.kinds[i]!, batch.as[i]!, batch.bs[i]!);
-      // No level for it (a bad reply): it stays as this sidecar knows it.
-      if (id < 0 || !(levels[i]! >= 0)) continue;
-      t.setLevel(id, levels[i]! + c.unsynced[id]! * this.fleet.divisor, now);
+      // No fill for it (a bad reply): it stays as this sidecar knows it.
+      if (id < 0 || !(fills[i]! >= 0)) continue;
+      t.setFill(id, fills[i]! + c.unsynced[id]! * this.fleet.divisor, now);
       if (c.queued[id] === 0 && now - t.lastSeen(id) < this.followMs) this.enqueue(id);
     }
   }
@@ -207,7 +207,7 @@ export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
     return dropped;
   }
 
-  /** ResetUsage here resets the fleet's level too, with the next sync (docs/algorithm.md, section 6). */
+  /** ResetUsage here resets the fleet's fill too, with the next sync (docs/algorithm.md, section 6). */
   protected override wasReset(kind: number, a: string | null, b: string | null): void {
     const key = nameKey(kind, a, b);
     if (this.resets.has(key)) return;

@@ -7,7 +7,7 @@ export interface FleetSyncOptions {
   keyPrefix: string;
   /** This sidecar's name in `rivven fleet status`. */
   nodeId: string;
-  /** How often usage is pushed and the fleet's levels pulled. @default 100 */
+  /** How often usage is pushed and the fleet's fills pulled. @default 100 */
   syncIntervalMs: number;
   /** How often this sidecar says it is alive (and reads who else is). @default 1000 */
   heartbeatIntervalMs: number;

@@ -3,7 +3,7 @@ import type { BucketColumns } from '../quota/bucket-store.js';
 /**
  * The fleet's state per bucket, beside the bucket tables and by the same ids: usage recorded here and not yet
  * pushed (milli-units), and 1 while the bucket waits in the sync queue. The bucket store sizes, starts, moves and
- * resets these with each bucket; they grow as its table does, so a fleet bucket costs 9 bytes more, as before.
+ * resets these with each bucket; they grow as its table does, so a fleet bucket costs 9 bytes more.
  */
 export class SyncColumns implements BucketColumns<SyncColumns> {
   unsynced: Float64Array;
@@ -34,7 +34,7 @@ export class SyncColumns implements BucketColumns<SyncColumns> {
     this.queued[id] = 0;
   }
 
-  /** ResetUsage drops the usage not yet pushed (the fleet's level is emptied with the next sync). */
+  /** ResetUsage drops the usage not yet pushed (the fleet's fill is emptied with the next sync). */
   reset(id: number): void {
     this.unsynced[id] = 0;
   }

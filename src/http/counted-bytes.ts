@@ -1,6 +1,6 @@
 // What the HTTP middleware's `bytes` option needs beside the plugin: the bytes of one request's bodies, and the
 // throttle those bytes earn, carried to the tenant's next requests (recorded after the fact, as Kafka records a
-// fetch, their throttle cannot delay the response that earned it: KIP-219 delays what follows).
+// fetch, their throttle cannot delay the response that earned it: like Kafka, it delays what follows).
 import { pipeline, Transform } from 'node:stream';
 import type { Clock } from '../quota/clock.js';
 

@@ -61,9 +61,9 @@ export class HealthServer {
     // Every socket from accept, so that close() ends handshakes in progress too (closeAllConnections knows only
     // the HTTP connections).
     // The cap is kept here rather than by server.maxConnections, which drops the new socket: 64 peers sending a
-    // keep-alive request every few seconds held every slot and /healthz was refused (a liveness probe would have
-    // restarted the sidecar). When full, the oldest socket with no request in progress makes room; only when all
-    // are busy is the new one closed.
+    // keep-alive request every few seconds would hold every connection and /healthz would be refused (a liveness
+    // probe would then restart the sidecar). When full, the oldest socket with no request in progress makes room;
+    // only when all are busy is the new one closed.
     this.server.on('connection', (socket: Socket) => {
       if (this.sockets.size >= max && !this.evictIdle()) {
         socket.destroy();

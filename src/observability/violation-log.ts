@@ -109,7 +109,7 @@ export class ViolationLog implements ViolationSink {
 
   violation(type: ViolationType, entity: string, quotaType: string | null, detail: string, period: PeriodUnit = 's'): void {
     const now = this.clock.now();
-    // A per-second key is the key it was before periods (no suffix): the common case builds the same string.
+    // A per-second key has no suffix (the key a reader that knows no periods expects): the common case builds the same string.
     const key = `${type}\u0000${entity}\u0000${quotaType ?? ''}${period === 's' ? '' : `\u0000${period}`}`;
     const open = this.episodes.get(key);
     if (open !== undefined) {
@@ -230,7 +230,7 @@ export class ViolationLog implements ViolationSink {
     reportedBy: string,
   ): void {
     const time = new Date(this.clock.wall()).toISOString();
-    // `period` only for a longer one: a per-second event is the same line of violations.log as before periods.
+    // `period` only for a longer one: a per-second event is the line of violations.log a reader that knows no periods expects.
     const event: ViolationEvent =
       period === 's'
         ? { time, type, entity, quota_type: quotaType, detail, count, reported_by: reportedBy }

@@ -35,12 +35,12 @@ export function internAscii(buf: Buffer, start: number, end: number): string | u
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
-  const slot = h & (SIZE - 1);
-  const key = keys[slot];
-  if (key !== undefined && key.length === len && sameBytes(key, buf, start, len)) return strings[slot]!;
+  const at = h & (SIZE - 1);
+  const key = keys[at];
+  if (key !== undefined && key.length === len && sameBytes(key, buf, start, len)) return strings[at]!;
   const s = buf.toString('latin1', start, end);
-  keys[slot] = Buffer.from(buf.subarray(start, end));
-  strings[slot] = s;
+  keys[at] = Buffer.from(buf.subarray(start, end));
+  strings[at] = s;
   return s;
 }
 

@@ -6,17 +6,17 @@ import type { BucketStore } from './bucket-store.js';
  * kept here: MULTI - g is group g, its ids shortest period first.
  */
 export const MULTI = -3;
-/** Slots per group: at most 4 rates per key. */
-const SLOTS = 4;
+/** Bucket ids per group: at most 4 rates per key. */
+const GROUP_SIZE = 4;
 /** Groups 0 and 1 are scratch for callers the cache has no room for (1 for consumer groups, 0 for the rest). */
 const SCRATCH = 2;
-const INITIAL = 64 * SLOTS;
+const INITIAL = 64 * GROUP_SIZE;
 
 /** Whole ms until a call of `amount` fits the bucket (0: now); a call above the capacity waits for it to empty. */
 export function admitWait(b: BucketStore, id: number, amount: number): number {
   const c = b.capacity(id);
   const o = b.outstanding(id);
-  // The call counts as its weight would record it (the fleet's fallback: quota / live sidecars).
+  // The call counts as the bucket store records it (the fleet's fallback: quota / live sidecars).
   const size = amount * 1000 * b.weight;
   return size > c ? b.msToDrain(id, o) : b.msToDrain(id, o + size - c);
 }
@@ -25,64 +25,64 @@ export function admitWait(b: BucketStore, id: number, amount: number): number {
 export const overWait = (b: BucketStore, id: number): number => b.msToDrain(id, b.outstanding(id) - b.capacity(id));
 
 /**
- * The groups of the multi-rate callers resolved in the cache's current epoch, in one Int32Array (-1 past a
- * key's rates): 16 bytes per such caller, none for the others. Started afresh whenever the cache's epoch
- * moves, since no group cached in an older epoch is read again. Each wait over a group sets `bound`, the bucket
+ * The groups of the multi-rate callers resolved in the cache's current generation, in one Int32Array (-1 past a
+ * key's rates): 16 bytes per such caller, none for the others. Started afresh whenever the cache's generation
+ * moves, since no group cached in an older generation is read again. Each wait over a group sets `bound`, the bucket
  * with the longest wait (the shorter period on a tie).
  */
 export class BucketGroups {
   bound = -1;
   private pool = new Int32Array(INITIAL);
   private used = SCRATCH;
-  private epoch = -1;
+  private generation = -1;
 
   constructor(private readonly b: BucketStore) {}
 
-  /** Keeps `ids` (SLOTS of them, -1 past the last) as a group: a fresh one for `epoch`, or scratch group `scratch`. */
-  add(ids: Int32Array, epoch: number, scratch: 0 | 1 | -1): number {
+  /** Keeps `ids` (GROUP_SIZE of them, -1 past the last) as a group: a fresh one for `generation`, or scratch group `scratch`. */
+  add(ids: Int32Array, generation: number, scratch: 0 | 1 | -1): number {
     let g: number = scratch;
     if (scratch < 0) {
-      if (this.epoch !== epoch) {
-        this.epoch = epoch;
+      if (this.generation !== generation) {
+        this.generation = generation;
         this.used = SCRATCH;
         if (this.pool.length > INITIAL) this.pool = new Int32Array(INITIAL);
       }
-      if ((this.used + 1) * SLOTS > this.pool.length) {
+      if ((this.used + 1) * GROUP_SIZE > this.pool.length) {
         const pool = new Int32Array(this.pool.length * 2);
         pool.set(this.pool);
         this.pool = pool;
       }
       g = this.used++;
     }
-    this.pool.set(ids, g * SLOTS);
+    this.pool.set(ids, g * GROUP_SIZE);
     return MULTI - g;
   }
 
   /** The bucket ids of a group. */
   ids(ref: number): number[] {
-    const base = (MULTI - ref) * SLOTS;
-    return [...this.pool.subarray(base, base + SLOTS)].filter((id) => id >= 0);
+    const base = (MULTI - ref) * GROUP_SIZE;
+    return [...this.pool.subarray(base, base + GROUP_SIZE)].filter((id) => id >= 0);
   }
 
   /** The group's first (shortest-period) bucket. */
   first(ref: number): number {
-    return this.pool[(MULTI - ref) * SLOTS]!;
+    return this.pool[(MULTI - ref) * GROUP_SIZE]!;
   }
 
   /** Brings every bucket of a group to `now`. */
   advance(ref: number, now: number): void {
     const pool = this.pool;
-    const base = (MULTI - ref) * SLOTS;
-    for (let i = base; i < base + SLOTS && pool[i]! >= 0; i++) this.b.advance(pool[i]!, now);
+    const base = (MULTI - ref) * GROUP_SIZE;
+    for (let i = base; i < base + GROUP_SIZE && pool[i]! >= 0; i++) this.b.advance(pool[i]!, now);
   }
 
   /** The longest admit-mode wait among the group's buckets; changes nothing. */
   admitWait(ref: number, amount: number): number {
     const pool = this.pool;
-    const base = (MULTI - ref) * SLOTS;
+    const base = (MULTI - ref) * GROUP_SIZE;
     let worst = 0;
     this.bound = pool[base]!;
-    for (let i = base; i < base + SLOTS && pool[i]! >= 0; i++) {
+    for (let i = base; i < base + GROUP_SIZE && pool[i]! >= 0; i++) {
       const w = admitWait(this.b, pool[i]!, amount);
       if (w > worst) {
         worst = w;
@@ -100,9 +100,9 @@ export class BucketGroups {
   record(ref: number, amount: number, now: number, near: number): number {
     const b = this.b;
     const pool = this.pool;
-    const base = (MULTI - ref) * SLOTS;
+    const base = (MULTI - ref) * GROUP_SIZE;
     let nearest = -1;
-    for (let i = base; i < base + SLOTS && pool[i]! >= 0; i++) {
+    for (let i = base; i < base + GROUP_SIZE && pool[i]! >= 0; i++) {
       const id = pool[i]!;
       b.record(id, amount, now);
       if (b.outstanding(id) > near * b.capacity(id)) nearest = id;
@@ -117,11 +117,11 @@ export class BucketGroups {
   overWait(ref: number): number {
     const b = this.b;
     const pool = this.pool;
-    const base = (MULTI - ref) * SLOTS;
+    const base = (MULTI - ref) * GROUP_SIZE;
     let worst = 0;
     let over = 0;
     this.bound = pool[base]!;
-    for (let i = base; i < base + SLOTS && pool[i]! >= 0; i++) {
+    for (let i = base; i < base + GROUP_SIZE && pool[i]! >= 0; i++) {
       const w = overWait(b, pool[i]!);
       if (w > 0) over++;
       if (w > worst) {
@@ -130,7 +130,7 @@ export class BucketGroups {
       }
     }
     if (over > 1) {
-      for (let i = base; i < base + SLOTS && pool[i]! >= 0; i++) {
+      for (let i = base; i < base + GROUP_SIZE && pool[i]! >= 0; i++) {
         if (pool[i] !== this.bound && overWait(b, pool[i]!) > 0) b.countThrottle(pool[i]!);
       }
     }

@@ -15,8 +15,8 @@ import { QuotaCounters } from './quota-counters.js';
 
 /** The cached "bucket" of a caller with nothing to track (unlimited, or maxBuckets reached). */
 export const NONE = -1;
-/** The cached "bucket" of a caller whose principal is blocked. */
-export const DENIED = -2;
+/** The cached "bucket" of a caller whose principal is blocked (the wire answers Denied; BrokerQuotas' DENIED is -1). */
+export const BLOCKED = -2;
 /** At most 4 rates per key. */
 export const MAX_RATES = 4;
 
@@ -30,7 +30,7 @@ export class BucketResolver extends QuotaCounters {
 
   protected readonly cache: ResolutionCache;
   private seenGeneration = -1;
-  private seenStoreEpoch = -1;
+  private seenStoreGeneration = -1;
   /** Load-based adjustment: every rate and burst is multiplied by it (1 unless adaptive is on). */
   private factor = 1;
   private readonly resolution: Resolution = emptyResolution();
@@ -96,13 +96,13 @@ export class BucketResolver extends QuotaCounters {
    */
   protected bucketFor(kind: number, a: string | null, b: string | null, now: number): number {
     const cache = this.cache;
-    if (this.table.generation !== this.seenGeneration || this.buckets.epoch !== this.seenStoreEpoch) {
+    if (this.table.generation !== this.seenGeneration || this.buckets.epoch !== this.seenStoreGeneration) {
       // An alteration may change any resolution; a sweep or compaction may have freed or moved any id.
       this.seenGeneration = this.table.generation;
-      this.seenStoreEpoch = this.buckets.epoch;
-      cache.epoch++;
+      this.seenStoreGeneration = this.buckets.epoch;
+      cache.generation++;
     }
-    const c = cache.slot(kind, a, b, now);
+    const c = cache.entry(kind, a, b, now);
     const cached = c < 0 ? undefined : cache.get(c);
     if (cached !== undefined) {
       if (cached >= 0) this.buckets.advance(cached, now);
@@ -110,7 +110,7 @@ export class BucketResolver extends QuotaCounters {
       return cached;
     }
     // A blocked principal is cached as such: until the next alteration its calls cost one lookup.
-    const id = kind !== GROUP && this.table.blockedFor(a, b) !== undefined ? DENIED : this.resolve(kind, a, b, now, c >= 0);
+    const id = kind !== GROUP && this.table.blockedFor(a, b) !== undefined ? BLOCKED : this.resolve(kind, a, b, now, c >= 0);
     // Resolving set the bucket's rate (draining at the old one up to now); calls in between keep it. A call
     // that found no room (maxBuckets) is not cached: it tries for a bucket again next time.
     if (c >= 0) cache.put(c, id, id !== -1 || this.resolution.limit === Infinity);
@@ -120,7 +120,7 @@ export class BucketResolver extends QuotaCounters {
   /**
    * Resolves the limit (into this.resolution), finds or creates the bucket(s) it implies, and sets their rates:
    * one bucket for a key with one rate, else a group (one bucket per rate), which goes in the pool
-   * when the caller has a cache slot (`cached`) and in a scratch group otherwise.
+   * when the caller has a cache entry (`cached`) and in a scratch group otherwise.
    */
   private resolve(kind: number, a: string | null, b: string | null, now: number, cached: boolean): number {
     const r = this.resolution;
@@ -174,12 +174,12 @@ export class BucketResolver extends QuotaCounters {
     }
     // One rate (10/min) is one bucket like a per-second key: its kind names its period. Several need a group.
     if (rates.length === 1) return found[0]!;
-    return this.groups.add(found, this.cache.epoch, cached ? -1 : kind === GROUP ? 1 : 0);
+    return this.groups.add(found, this.cache.generation, cached ? -1 : kind === GROUP ? 1 : 0);
   }
 
   /**
    * A rate or capacity under the load-based factor. Integer ones stay integers, never below 1, which keeps the
-   * level arithmetic exact (docs/algorithm.md); a fractional one (0.17/s) is scaled as it is.
+   * fill arithmetic exact (docs/algorithm.md); a fractional one (0.17/s) is scaled as it is.
    */
   private scaled(x: number): number {
     const f = this.factor;

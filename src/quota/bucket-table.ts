@@ -2,25 +2,25 @@
  * Usage buckets, stored as struct-of-arrays so a bucket costs a few typed-array cells, not an object.
  *
  * Each bucket has two parts:
- * - the level: outstanding usage (the window's share plus any debt) that drains continuously at the quota
+ * - the fill: outstanding usage (the window's share plus any debt) that drains continuously at the quota
  *   rate. It decides Ok/Throttled. Capacity = quota x window is the burst a fresh bucket accepts; anything
  *   above it is debt, carried until the quota has paid it off (docs/algorithm.md derives the throttle math
  *   and why this, unlike a forgetting window, keeps the long-run rate exact).
- * - the ring: actual usage per sub-bucket over the last window, for the measured rate that operators see
- *   (Float32: it is only displayed, and half the size of the level's precision is plenty for that).
+ * - the ring: actual usage per ring cell over the last window, for the measured rate that operators see
+ *   (Float32: it is only displayed, and half the size of the fill's precision is plenty for that).
  *
  * Ids come from the owner (a KeyedIds index); `ensure` sizes the arrays for them. State another module keeps per
  * bucket (the fleet's sync state) lives in its own columns by the same ids (BucketColumns), not here.
  *
- * The level is kept in milli-units (units x 1000), so with integer quotas and an integer-ms clock the drain per
+ * The fill is kept in milli-units (units x 1000), so with integer quotas and an integer-ms clock the drain per
  * millisecond is the quota itself and every quantity is an integer: throttle times are exact, with no
  * floating-point rounding to make a throttle 1 ms short.
  */
 /**
- * A fractional rate (10/min drains 1/6 milli-unit a ms) cannot keep the level exact: a quotient that is a whole
+ * A fractional rate (10/min drains 1/6 milli-unit a ms) cannot keep the fill exact: a quotient that is a whole
  * number of ms in exact arithmetic comes out a hair either side. Within this many ms of a whole number it is
  * taken as that number, so P3 holds to the millisecond (docs/algorithm.md, section 7); float error stays below
- * 1e-8 ms at any level the ceiling allows.
+ * 1e-8 ms at any fill the ceiling allows.
  */
 const SNAP_MS = 1e-6;
 
@@ -34,7 +34,7 @@ export class BucketTable {
   readonly cellMs: number;
   private ring: Float32Array;
   private ringHead: Float64Array;
-  private level: Float64Array;
+  private fill: Float64Array;
   private levelAt: Float64Array;
   private rateOf: Float64Array;
   private cap: Float64Array;
@@ -57,7 +57,7 @@ export class BucketTable {
     this.allocated = Math.max(1, initialBuckets);
     this.ring = new Float32Array(this.allocated * ringCells);
     this.ringHead = new Float64Array(this.allocated);
-    this.level = new Float64Array(this.allocated);
+    this.fill = new Float64Array(this.allocated);
     this.levelAt = new Float64Array(this.allocated);
     this.rateOf = new Float64Array(this.allocated);
     this.cap = new Float64Array(this.allocated);
@@ -75,7 +75,7 @@ export class BucketTable {
   init(id: number, now: number): void {
     this.ring.fill(0, id * this.ringCells, (id + 1) * this.ringCells);
     this.ringHead[id] = Math.floor(now / this.cellMs);
-    this.level[id] = 0;
+    this.fill[id] = 0;
     this.levelAt[id] = now;
     this.seen[id] = now;
     this.throttles[id] = 0;
@@ -86,7 +86,7 @@ export class BucketTable {
     const s = this.ringCells;
     this.ring.set(source.ring.subarray(from * s, (from + 1) * s), to * s);
     this.ringHead[to] = source.ringHead[from]!;
-    this.level[to] = source.level[from]!;
+    this.fill[to] = source.fill[from]!;
     this.levelAt[to] = source.levelAt[from]!;
     this.rateOf[to] = source.rateOf[from]!;
     this.cap[to] = source.cap[from]!;
@@ -97,7 +97,7 @@ export class BucketTable {
 
   /**
    * Brings the bucket to `now` under `ratePerSec` (which may have changed since the last access): drains
-   * the level by the time elapsed at the rate it had, then applies the current rate and capacity: `burst`
+   * the fill by the time elapsed at the rate it had, then applies the current rate and capacity: `burst`
    * units when a burst key sets it, else quota x window.
    */
   touch(id: number, ratePerSec: number, now: number, burst?: number, shadow = false): void {
@@ -112,9 +112,9 @@ export class BucketTable {
     return this.shadowOf[id] === 1;
   }
 
-  /** Forgets the bucket's level, debt and measured usage (ResetUsage); its limit stays. */
+  /** Forgets the bucket's fill, debt and measured usage (ResetUsage); its limit stays. */
   reset(id: number, now: number): void {
-    this.level[id] = 0;
+    this.fill[id] = 0;
     this.levelAt[id] = now;
     this.ring.fill(0, id * this.ringCells, (id + 1) * this.ringCells);
   }
@@ -122,28 +122,28 @@ export class BucketTable {
   /** Brings the bucket to `now` at the rate it already has (no alteration since it was resolved). */
   advance(id: number, now: number): void {
     if (now > this.levelAt[id]!) {
-      this.level[id] = this.levelNow(id, now);
+      this.fill[id] = this.fillNow(id, now);
       this.levelAt[id] = now;
     }
     this.seen[id] = now;
   }
 
-  /** The level drained to `now` at the bucket's rate (milli-units per ms = units per second), not stored. */
-  private levelNow(id: number, now: number): number {
+  /** The fill drained to `now` at the bucket's rate (milli-units per ms = units per second), not stored. */
+  private fillNow(id: number, now: number): number {
     const elapsed = now - this.levelAt[id]!;
-    if (elapsed <= 0) return this.level[id]!;
-    const drained = this.level[id]! - elapsed * this.rateOf[id]!;
+    if (elapsed <= 0) return this.fill[id]!;
+    const drained = this.fill[id]! - elapsed * this.rateOf[id]!;
     return Math.max(0, drained);
   }
 
   /**
-   * Adds `amount` units: to the level (decisions) and to the current sub-bucket (measurement). The level gets
-   * `weight` times the amount: a fleet sidecar cut off from Redis decides with quota / N, which is the same as
+   * Adds `amount` units: to the fill (decisions) and to the current ring cell (measurement). The fill gets
+   * `divisor` times the amount: a fleet sidecar cut off from Redis decides with quota / N, which is the same as
    * counting each unit N times against the whole quota (docs/algorithm.md, fleet fallback).
    */
-  record(id: number, amount: number, now: number, weight = 1): void {
-    const level = this.level[id]! + amount * 1000 * weight;
-    this.level[id] = Math.min(level, this.ceiling(id));
+  record(id: number, amount: number, now: number, divisor = 1): void {
+    const fill = this.fill[id]! + amount * 1000 * divisor;
+    this.fill[id] = Math.min(fill, this.ceiling(id));
     const cur = Math.floor(now / this.cellMs);
     const base = id * this.ringCells;
     this.expireRing(id, base, cur);
@@ -152,8 +152,8 @@ export class BucketTable {
   }
 
   /**
-   * Whole milliseconds until the level drains by `excess` milli-units. Floor: a remainder worth less than
-   * 1 ms stays in the level as debt instead of becoming a 0 ms throttle.
+   * Whole milliseconds until the fill drains by `excess` milli-units. Floor: a remainder worth less than
+   * 1 ms stays in the fill as debt instead of becoming a 0 ms throttle.
    */
   msToDrain(id: number, excess: number): number {
     if (excess <= 0) return 0;
@@ -166,17 +166,17 @@ export class BucketTable {
 
   /** Outstanding usage in milli-units: this window's share plus debt. */
   outstanding(id: number): number {
-    return this.level[id]!;
+    return this.fill[id]!;
   }
 
-  /** The highest level: capacity plus max_debt_ms of the quota (milli-units). */
+  /** The highest fill: capacity plus max_debt_ms of the quota (milli-units). */
   ceiling(id: number): number {
     return this.cap[id]! + this.maxDebtMs * this.rateOf[id]!;
   }
 
-  /** Sets the level at `now` (the fleet's level, learnt from a sync), bounded by the ceiling. */
-  setLevel(id: number, level: number, now: number): void {
-    this.level[id] = Math.min(Math.max(0, level), this.ceiling(id));
+  /** Sets the fill at `now` (the fleet's fill, learnt from a sync), bounded by the ceiling. */
+  setFill(id: number, fill: number, now: number): void {
+    this.fill[id] = Math.min(Math.max(0, fill), this.ceiling(id));
     if (now > this.levelAt[id]!) this.levelAt[id] = now;
   }
 
@@ -204,12 +204,12 @@ export class BucketTable {
 
   /** Outstanding usage at `now` in milli-units, without changing the bucket (usage reports). */
   outstandingAt(id: number, now: number): number {
-    return this.levelNow(id, now);
+    return this.fillNow(id, now);
   }
 
   /** Outstanding / capacity at `now`, without changing the bucket: above 1 means in debt (throttled). */
   utilization(id: number, now: number): number {
-    return this.levelNow(id, now) / this.cap[id]!;
+    return this.fillNow(id, now) / this.cap[id]!;
   }
 
   /** Usage recorded in the last window, per second: the measured rate. */
@@ -245,7 +245,7 @@ export class BucketTable {
     ring.set(this.ring);
     this.ring = ring;
     this.ringHead = widen(this.ringHead, n);
-    this.level = widen(this.level, n);
+    this.fill = widen(this.fill, n);
     this.levelAt = widen(this.levelAt, n);
     this.rateOf = widen(this.rateOf, n);
     this.cap = widen(this.cap, n);

@@ -4,7 +4,7 @@
  * only for what people read: last_seen_ms, the audit log, logs.
  */
 export interface Clock {
-  /** Monotonic integer milliseconds; integer values keep sub-bucket boundaries exact. */
+  /** Monotonic integer milliseconds; integer values keep ring cell boundaries exact. */
   now(): number;
   /** Epoch milliseconds, for display only. */
   wall(): number;

@@ -21,7 +21,7 @@ function hashString(s: string | null): number {
 }
 
 export class KeyedIds {
-  private slots: Int32Array; // 0 = empty, else id + 1
+  private cells: Int32Array; // 0 = empty, else id + 1
   private mask: number;
   private kinds: Uint8Array;
   private as: (string | null)[] = [];
@@ -29,14 +29,14 @@ export class KeyedIds {
   private freeIds: Int32Array;
   private freeCount = 0;
   private next = 0;
-  private live = 0;
+  private count = 0;
 
   constructor(initialCapacity = 1024) {
-    // A power of two, so `& mask` wraps probes around the whole slot array (slots double from here).
+    // A power of two, so `& mask` wraps probes around the whole cell array (cells double from here).
     const cap = 2 ** Math.ceil(Math.log2(Math.max(16, initialCapacity)));
     this.kinds = new Uint8Array(cap).fill(FREE);
     this.freeIds = new Int32Array(cap);
-    this.slots = new Int32Array(cap * 2);
+    this.cells = new Int32Array(cap * 2);
     this.mask = cap * 2 - 1;
   }
 
@@ -51,7 +51,7 @@ export class KeyedIds {
   }
 
   get size(): number {
-    return this.live;
+    return this.count;
   }
 
   isLive(id: number): boolean {
@@ -73,7 +73,7 @@ export class KeyedIds {
   find(kind: number, a: string | null, b: string | null): number {
     const mask = this.mask;
     for (let i = this.home(kind, a, b); ; i = (i + 1) & mask) {
-      const v = this.slots[i]!;
+      const v = this.cells[i]!;
       if (v === 0) return -1;
       const id = v - 1;
       if (this.kinds[id] === kind && this.as[id] === a && this.bs[id] === b) return id;
@@ -91,8 +91,8 @@ export class KeyedIds {
     this.kinds[id] = kind;
     this.as[id] = a;
     this.bs[id] = b;
-    this.live++;
-    if (this.live * 2 > this.slots.length) this.rehash(this.slots.length * 2);
+    this.count++;
+    if (this.count * 2 > this.cells.length) this.rehash(this.cells.length * 2);
     else this.place(id);
     return id;
   }
@@ -100,24 +100,24 @@ export class KeyedIds {
   remove(id: number): void {
     const mask = this.mask;
     let i = this.home(this.kinds[id]!, this.as[id]!, this.bs[id]!);
-    while (this.slots[i] !== id + 1) i = (i + 1) & mask;
+    while (this.cells[i] !== id + 1) i = (i + 1) & mask;
     // Backward-shift deletion keeps every probe chain unbroken without tombstones.
     let hole = i;
-    for (let j = (i + 1) & mask; this.slots[j] !== 0; j = (j + 1) & mask) {
-      const other = this.slots[j]! - 1;
+    for (let j = (i + 1) & mask; this.cells[j] !== 0; j = (j + 1) & mask) {
+      const other = this.cells[j]! - 1;
       const h = this.home(this.kinds[other]!, this.as[other]!, this.bs[other]!);
       const between = hole <= j ? hole < h && h <= j : hole < h || h <= j;
       if (!between) {
-        this.slots[hole] = this.slots[j]!;
+        this.cells[hole] = this.cells[j]!;
         hole = j;
       }
     }
-    this.slots[hole] = 0;
+    this.cells[hole] = 0;
     this.kinds[id] = FREE;
     this.as[id] = null;
     this.bs[id] = null;
     this.freeIds[this.freeCount++] = id;
-    this.live--;
+    this.count--;
   }
 
   private home(kind: number, a: string | null, b: string | null): number {
@@ -129,12 +129,12 @@ export class KeyedIds {
   private place(id: number): void {
     const mask = this.mask;
     let i = this.home(this.kinds[id]!, this.as[id]!, this.bs[id]!);
-    while (this.slots[i] !== 0) i = (i + 1) & mask;
-    this.slots[i] = id + 1;
+    while (this.cells[i] !== 0) i = (i + 1) & mask;
+    this.cells[i] = id + 1;
   }
 
   private rehash(size: number): void {
-    this.slots = new Int32Array(size);
+    this.cells = new Int32Array(size);
     this.mask = size - 1;
     for (let id = 0; id < this.next; id++) if (this.kinds[id] !== FREE) this.place(id);
   }

@@ -5,7 +5,7 @@
 export interface QuotaManagerOptions {
   /** What a per-second rate is measured over: its bucket holds rate x windowMs (a leaky bucket; docs/algorithm.md). @default 1000 */
   windowMs: number;
-  /** Sub-buckets per window; windowMs must be a multiple. @default 10 */
+  /** Ring cells per window (the measured rate's ring); windowMs must be a multiple. @default 10 */
   windowBuckets: number;
   /** Upper bound of any throttle_time_ms. @default 30000 */
   maxThrottleMs: number;
@@ -18,7 +18,7 @@ export interface QuotaManagerOptions {
   /** One principal's share of maxBuckets; past it its further buckets share an overflow bucket. @default maxBuckets / 10 */
   maxBucketsPerPrincipal?: number | undefined;
   /**
-   * How far past its capacity one bucket's level may go, in ms of its quota: debt beyond it is forgiven, so
+   * How far past its capacity one bucket's fill may go, in ms of its quota: debt beyond it is forgiven, so
    * one huge call cannot throttle a principal for years (docs/algorithm.md, bounded debt). @default 300000
    */
   maxDebtMs: number;
@@ -43,7 +43,7 @@ export interface LeaseOptions {
   maxLeases: number;
   /**
    * Leases one principal (the request's user, else its client-id) may hold at once, whatever its max_in_flight:
-   * its share of maxLeases, so no principal can take every slot. @default maxLeases / 10
+   * its share of maxLeases, so no principal can take every lease. @default maxLeases / 10
    */
   maxLeasesPerPrincipal: number;
   /** Cap of the wait a refusal reports. @default 30000 */

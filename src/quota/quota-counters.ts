@@ -3,7 +3,7 @@
 import { KEY_PERIOD_SLOTS, keyPeriodSlot, PERIODS } from './bucket-store.js';
 import { MAX_RATE_KEYS } from './quota-key.js';
 
-/** Counters per rate key and period (slotOfKind) summed per rate key (MAX_RATE_KEYS: built-in, then resource slots). */
+/** Counters per rate key and period (slotOfKind) summed per rate key (MAX_RATE_KEYS: built-in, then the resources). */
 const perKey = (byPeriod: readonly number[]): number[] =>
   Array.from({ length: MAX_RATE_KEYS }, (_, k) => PERIODS.reduce((sum, _p, p) => sum + byPeriod[keyPeriodSlot(k, p)]!, 0));
 
@@ -12,7 +12,7 @@ export class QuotaCounters {
   /** Calls that needed a new bucket while maxBuckets were tracked; answered Ok without tracking. */
   untracked = 0;
   /**
-   * Throttled replies per rate key (Resources.rateKeys' order: the built-in three, then each resource slot) and period of the bucket that bound (slotOfKind; the
+   * Throttled replies per rate key (Resources.rateKeys' order: the built-in three, then each resource) and period of the bucket that bound (slotOfKind; the
    * rivven_quota_*_violations_total counters, labelled by period), and their total throttle time.
    */
   readonly violationsByPeriod: number[] = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
@@ -24,7 +24,7 @@ export class QuotaCounters {
   /** Calls answered Denied because their principal is blocked. */
   denied = 0;
 
-  /** Throttled replies per rate key (built-in, then resource slots), every period together. */
+  /** Throttled replies per rate key (built-in, then the resources), every period together. */
   get violations(): number[] {
     return perKey(this.violationsByPeriod);
   }

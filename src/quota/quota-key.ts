@@ -63,23 +63,23 @@ export function isAlterKey(key: unknown): key is AlterKey {
 /**
  * Named resources (quotas.resources: orders, services started, ...): each declared name gets the keys
  * `<name>_rate` and `<name>_burst`, resolved like the built-in three. Their indexes follow the built-in keys:
- * resource slot s (its place in quotas.resources) has its rate at RESOURCE_LIMIT_BASE + 2s and its burst next
+ * resource s (its index in quotas.resources) has its rate at RESOURCE_LIMIT_BASE + 2s and its burst next
  * to it, and counts as rate key RESOURCE_KEY_BASE + s (the index of per-key counters and Verdict.quotaType).
  */
 export const MAX_RESOURCES = 16;
 export const RESOURCE_LIMIT_BASE = IN_FLIGHT + 1;
 export const RESOURCE_KEY_BASE = QUOTA_KEYS.length;
-/** Rate keys at most: the built-in three and every resource slot (the length of per-key counters). */
+/** Rate keys at most: the built-in three and every declared resource (the length of per-key counters). */
 export const MAX_RATE_KEYS = QUOTA_KEYS.length + MAX_RESOURCES;
-/** Limit indexes at most: the built-in keys and two per resource slot. */
+/** Limit indexes at most: the built-in keys and two per resource. */
 export const MAX_LIMIT_KEYS = RESOURCE_LIMIT_BASE + 2 * MAX_RESOURCES;
-export const resourceRateIndex = (slot: number): LimitKeyIndex => RESOURCE_LIMIT_BASE + 2 * slot;
+export const resourceRateIndex = (resource: number): LimitKeyIndex => RESOURCE_LIMIT_BASE + 2 * resource;
 
 /** The limit index of a rate's burst (a built-in rate's or a resource's), or -1 for a key that has none. */
 export const burstIndexOf = (key: LimitKeyIndex): LimitKeyIndex =>
   key < BURST_OFFSET ? key + BURST_OFFSET : key >= RESOURCE_LIMIT_BASE && (key - RESOURCE_LIMIT_BASE) % 2 === 0 ? key + 1 : -1;
 
-/** A rate key index (0-2 built-in, then resource slots) as the limit index of its rate. */
+/** A rate key index (0-2 built-in, then the resources) as the limit index of its rate. */
 export const rateLimitIndex = (k: number): LimitKeyIndex => (k < RESOURCE_KEY_BASE ? k : resourceRateIndex(k - RESOURCE_KEY_BASE));
 
 /** The stems of the built-in keys: no resource may take one. */
@@ -108,7 +108,7 @@ export function resourceKeyShape(key: string): boolean {
 export class Resources {
   readonly limitKeys: readonly string[];
   readonly rateKeys: readonly string[];
-  private readonly slots: ReadonlyMap<string, number>;
+  private readonly indexes: ReadonlyMap<string, number>;
   private readonly limitIndexes: ReadonlyMap<string, LimitKeyIndex>;
 
   constructor(readonly names: readonly string[] = []) {
@@ -119,15 +119,15 @@ export class Resources {
     }
     if (new Set(names).size !== names.length) throw new Error('a resource is declared twice');
     this.names = Object.freeze([...names]);
-    this.slots = new Map(names.map((n, i) => [n, i]));
+    this.indexes = new Map(names.map((n, i) => [n, i]));
     this.limitKeys = Object.freeze([...LIMIT_KEYS, ...names.flatMap((n) => [`${n}_rate`, `${n}_burst`])]);
     this.rateKeys = Object.freeze([...QUOTA_KEYS, ...names.map((n) => `${n}_rate`)]);
     this.limitIndexes = new Map(this.limitKeys.map((k, i) => [k, i]));
   }
 
-  /** The slot of a declared resource, or -1. */
+  /** The index of a declared resource (its place in quotas.resources), or -1. */
   slot(name: string): number {
-    return this.slots.get(name) ?? -1;
+    return this.indexes.get(name) ?? -1;
   }
 
   /** The index of any limit key this sidecar takes in an entity's limits, or -1. */

@@ -2,7 +2,7 @@
 // (bucket-resolver), count (quota-counters) and report on (quota-usage); each of those says why it is apart.
 import { bucketName, GROUP, keyOfKind, periodOfKind, resourceKind, slotOfKind } from './bucket-store.js';
 import { admitWait, MULTI, overWait } from './bucket-groups.js';
-import { DENIED, NONE } from './bucket-resolver.js';
+import { BLOCKED, NONE } from './bucket-resolver.js';
 import { bucketDisplay } from './entity.js';
 import { CONSUME, PRODUCE, REQUEST, type RateKey } from './quota-key.js';
 import { QuotaUsage } from './quota-usage.js';
@@ -28,7 +28,7 @@ export interface Verdict {
   period: PeriodUnit;
 }
 
-/** A violation's detail names a rate per minute, hour or day; a per-second one reads as before periods. */
+/** A violation's detail names a rate per minute, hour or day; a per-second one names no period. */
 const perText = (period: PeriodUnit): string => (period === 's' ? '' : ` (the per-${period} rate)`);
 
 /**
@@ -62,9 +62,16 @@ export class QuotaManager extends QuotaUsage {
     return this.recordOne(REQUEST, user, client, count, admit, now);
   }
 
-  /** A declared resource's usage (RecordUsage): `slot` is its place in quotas.resources (Resources.slot). */
-  recordUsage(slot: number, user: string | null, client: string | null, amount: number, admit: boolean, now = this.clock.now()): Verdict {
-    return this.recordOne(resourceKind(slot), user, client, amount, admit, now);
+  /** A declared resource's usage (RecordUsage): `resource` is its index in quotas.resources. */
+  recordUsage(
+    resource: number,
+    user: string | null,
+    client: string | null,
+    amount: number,
+    admit: boolean,
+    now = this.clock.now(),
+  ): Verdict {
+    return this.recordOne(resourceKind(resource), user, client, amount, admit, now);
   }
 
   recordConsume(
@@ -77,7 +84,7 @@ export class QuotaManager extends QuotaUsage {
   ): Verdict {
     if (group === null) return this.recordOne(CONSUME, user, client, bytes, admit, now);
     const a = this.bucketFor(CONSUME, user, client, now);
-    if (a === DENIED) return this.deny(user, client);
+    if (a === BLOCKED) return this.deny(user, client);
     const b = this.bucketFor(GROUP, group, null, now);
     if (a === NONE && b === NONE) return this.ok();
     // a and b are each one bucket or a group of them (several rates); `bound` names the one that binds.
@@ -107,7 +114,7 @@ export class QuotaManager extends QuotaUsage {
     const id = this.bucketFor(k, user, client, now);
     if (id < 0) {
       if (id <= MULTI) return this.recordGroup(id, amount, admit, now);
-      return id === DENIED ? this.deny(user, client) : this.ok();
+      return id === BLOCKED ? this.deny(user, client) : this.ok();
     }
     if (admit) {
       const wait = this.enforced(id, admitWait(this.buckets, id, amount));

@@ -31,7 +31,7 @@ export class QuotaUsage extends BucketResolver {
     return () => clearInterval(timer);
   }
 
-  /** The `top` live buckets by utilization or rate (docs/protocol.md, DescribeUsage). */
+  /** The `top` buckets held, by utilization or rate (docs/protocol.md, DescribeUsage). */
   usage(query: UsageQuery): Promise<BucketReport[]> {
     return usageReport(this.buckets.view(), this.clock, query, this.keyNames);
   }
@@ -42,7 +42,7 @@ export class QuotaUsage extends BucketResolver {
   }
 
   /**
-   * Clears the level, debt and measured usage of every bucket a component matches (ResetUsage); their limits
+   * Clears the fill, debt and measured usage of every bucket a component matches (ResetUsage); their limits
    * stay. Resolves with the number of buckets reset.
    */
   resetUsage(components: [string, string | null][]): Promise<number> {

@@ -5,42 +5,42 @@ const INITIAL = 1024;
 
 /**
  * Per caller (kind, user or group, client-id) that has called: the bucket id its last resolution gave, tagged
- * with the epoch it was made in. The owner bumps the epoch whenever a resolution may have changed (an
- * alteration) or an id may have gone stale (the bucket store's epoch moved); each caller then re-resolves once,
+ * with the generation it was made in. The owner bumps the generation whenever a resolution may have changed (an
+ * alteration) or an id may have gone stale (the bucket store's generation moved); each caller then re-resolves once,
  * on its next call. No object per caller: typed arrays indexed by a KeyedIds id.
  */
 export class ResolutionCache {
   /** Misses cannot be cached once this many callers are held: they resolve every time. */
   constructor(private readonly maxCallers: number) {}
 
-  epoch = 0;
+  generation = 0;
   private ids = new KeyedIds(INITIAL);
-  private epochs = new Int32Array(INITIAL);
+  private generations = new Int32Array(INITIAL);
   private buckets = new Int32Array(INITIAL);
   private seen = new Float64Array(INITIAL);
 
-  /** The caller's slot (created if there is room), or -1; `now` marks it as seen. */
-  slot(kind: number, a: string | null, b: string | null, now: number): number {
+  /** The caller's entry (created if there is room), or -1; `now` marks it as seen. */
+  entry(kind: number, a: string | null, b: string | null, now: number): number {
     let c = this.ids.find(kind, a, b);
     if (c < 0) {
       if (this.ids.size >= this.maxCallers) return -1;
       c = this.ids.add(kind, a, b);
-      if (c >= this.epochs.length) this.grow(this.ids.capacity);
-      this.epochs[c] = -1;
+      if (c >= this.generations.length) this.grow(this.ids.capacity);
+      this.generations[c] = -1;
     }
     this.seen[c] = now;
     return c;
   }
 
-  /** The cached bucket id of a slot, or undefined when it must be resolved again. */
+  /** The cached bucket id of an entry, or undefined when it must be resolved again. */
   get(c: number): number | undefined {
-    return this.epochs[c] === this.epoch ? this.buckets[c] : undefined;
+    return this.generations[c] === this.generation ? this.buckets[c] : undefined;
   }
 
-  /** Caches `bucket` for the slot in this epoch; `keep` false leaves it to be resolved next time too. */
+  /** Caches `bucket` for the entry in this generation; `keep` false leaves it to be resolved next time too. */
   put(c: number, bucket: number, keep: boolean): void {
     this.buckets[c] = bucket;
-    this.epochs[c] = keep ? this.epoch : -1;
+    this.generations[c] = keep ? this.generation : -1;
   }
 
   /**
@@ -57,10 +57,10 @@ export class ResolutionCache {
 
   private reset(): void {
     this.ids = new KeyedIds(INITIAL);
-    this.epochs = new Int32Array(INITIAL);
+    this.generations = new Int32Array(INITIAL);
     this.buckets = new Int32Array(INITIAL);
     this.seen = new Float64Array(INITIAL);
-    this.epoch++;
+    this.generation++;
   }
 
   private grow(capacity: number): void {
@@ -69,7 +69,7 @@ export class ResolutionCache {
       b.set(a);
       return b;
     };
-    this.epochs = grow(this.epochs, (n) => new Int32Array(n));
+    this.generations = grow(this.generations, (n) => new Int32Array(n));
     this.buckets = grow(this.buckets, (n) => new Int32Array(n));
     this.seen = grow(this.seen, (n) => new Float64Array(n));
   }

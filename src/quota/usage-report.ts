@@ -9,7 +9,7 @@ import { forEachSliced, forRangeSliced } from '../util/slices.js';
 /** Utilization above which a call counts as a near-limit event. */
 export const NEAR_LIMIT = 0.8;
 
-/** One live bucket, as the usage report sees it (DescribeUsage puts it on the wire). */
+/** One bucket held, as the usage report sees it (DescribeUsage puts it on the wire). */
 export interface BucketReport {
   entity: string;
   /** The bucket's parts, so a reader never has to parse `entity` (names may contain ':' or '/'). */
@@ -45,7 +45,7 @@ export interface UsageQuery {
 }
 
 /**
- * The `top` live buckets by utilization or rate, highest first, optionally filtered by components. Scans in
+ * The `top` buckets held, by utilization or rate, highest first, optionally filtered by components. Scans in
  * slices (docs/operations.md, limits): a top-K heap, filters by set lookup, never a sort of every bucket.
  */
 export async function usageReport(
@@ -106,7 +106,7 @@ const snap = (x: number): number => {
  */
 export async function utilizationSummary(view: BucketView, clock: Clock): Promise<{ max: number[]; nearLimit: number[] }> {
   const now = clock.now();
-  // Indexed by rate key (the built-in three, then every resource slot) and period.
+  // Indexed by rate key (the built-in three, then every resource) and period.
   const max = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
   const near = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
   await forRangeSliced(view.highWater, (id) => {

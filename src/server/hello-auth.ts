@@ -7,7 +7,7 @@ import { systemClock, type TimerClock } from '../quota/clock.js';
 
 /**
  * Hello's token check, slowed per source address (docs/security.md): a refused token is answered only after the
- * address's failure delay (auth.failure_delay_ms), and further Hellos from that address wait for their slot, so
+ * address's failure delay (auth.failure_delay_ms), and further Hellos from that address wait for their turn, so
  * guesses cost the delay. A failure is counted and logged with the peer's address, never with the token.
  */
 export class HelloAuth {
@@ -23,25 +23,25 @@ export class HelloAuth {
     /** The delays' time and timers: the system's; a ManualClock in tests. @default systemClock */
     private readonly clock: TimerClock = systemClock,
   ) {
-    // An address's queue of Hellos waiting for their slot reaches at most half of server.auth_timeout_ms.
+    // An address's queue of Hellos waiting for their turn reaches at most half of server.auth_timeout_ms.
     this.failureDelay = new FailureDelay(failureDelayMs, 10_000, authTimeoutMs / 2);
   }
 
   /**
    * Checks `token` for `peer`: undefined when it passed now (a refusal now throws), or a promise that settles
-   * once the token was checked in its address's slot (rejected when refused), or never (the queue is full).
+   * once the token was checked in its address's turn (rejected when refused), or never (the queue is full).
    */
   authenticate(peer: Peer, token: string | undefined): Promise<void> | undefined {
     const wait = token === undefined ? 0 : this.failureDelay.queue(sourceAddress(peer.remote), this.clock.now());
     if (wait === Number.POSITIVE_INFINITY) {
       // The address's queue is full: the token is never looked at and the Hello never answered. The socket
       // stays unauthenticated until server.auth_timeout_ms closes it (or a newer socket of the same address
-      // evicts it): answering at once made refusals free again (6,993 a second from one address).
+      // evicts it): answering at once would make refusals free (thousands a second from one address).
       this.guard.failures++;
       peer.closeAfterReply = true;
       return new Promise<void>(() => undefined);
     }
-    // This address has a refusal pending: the token is checked in its slot, so guesses cost the delay.
+    // This address has a refusal pending: the token is checked in its turn, so guesses cost the delay.
     if (wait > 0) return new Promise<void>((resolve) => this.clock.after(wait, resolve)).then(() => this.check(peer, token, false));
     return this.check(peer, token, true);
   }
@@ -61,7 +61,7 @@ export class HelloAuth {
       this.logger.warn({ conn: peer.id, remote: peer.remote, code }, 'authentication failed');
       // One episode per address, not per port: a client retrying from new ports is one source.
       this.violations.violation('AUTHENTICATION_FAILED', address, null, code);
-      // A Hello that already waited for its slot (queue) is refused at once: the wait was its delay.
+      // A Hello that already waited for its turn (queue) is refused at once: the wait was its delay.
       if (code !== 'AUTHENTICATION_FAILED' || !delay) throw err;
       const ms = this.failureDelay.delayFor(address, this.clock.now());
       if (ms <= 0) throw err;

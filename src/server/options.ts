@@ -65,7 +65,7 @@ export interface DispatcherOptions {
   maxReplyBytes: number;
   /** Failed authentications of one source address are answered this far apart (auth.failure_delay_ms). @default 100 */
   authFailureDelayMs: number;
-  /** server.auth_timeout_ms: an address's queue of Hellos waiting for their slot reaches at most half of it. @default 10000 */
+  /** server.auth_timeout_ms: an address's queue of Hellos waiting for their turn reaches at most half of it. @default 10000 */
   authTimeoutMs: number;
   /** The fleet as this sidecar sees it (DescribeFleet); absent without fleet.enabled. */
   fleet?: () => FleetDescribed | undefined;

@@ -63,7 +63,7 @@ export class BatchedWriter {
     this.pending.push(line);
     this.sizes.push(bytes);
     this.pendingBytes += bytes;
-    this.running ??= this.drain();
+    this.running ??= this.writeQueued();
     return true;
   }
 
@@ -72,7 +72,7 @@ export class BatchedWriter {
     while (this.running !== null) await this.running;
   }
 
-  private async drain(): Promise<void> {
+  private async writeQueued(): Promise<void> {
     // Let the current burst gather first: one write for what a whole batch of requests produced.
     await new Promise((resolve) => setImmediate(resolve));
     while (this.pending.length > 0) {

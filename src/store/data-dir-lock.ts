@@ -16,7 +16,7 @@ interface Holder {
 
 /**
  * Creates `dir` one level at a time: `mkdir -p` of Node loops forever on some paths that can never be created
- * (under /proc it spun a core without a word), and a step-by-step create names the level that failed.
+ * (under /proc it spins a core without a word), and a step-by-step create names the level that failed.
  */
 function makeDirectory(dir: string): void {
   const missing: string[] = [];

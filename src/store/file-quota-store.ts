@@ -85,7 +85,7 @@ export class FileQuotaStore implements QuotaStore {
     this.audit = new AppendFile(this.auditPath, this.options.write);
   }
 
-  /** Both files: the snapshot and the log of changes since (most changes live in the log until a compaction). */
+  /** Both files: the snapshot and the log of changes since (most changes stay in the log until a compaction). */
   get description(): string {
     return `file ${this.statePath} + ${this.logPath}`;
   }

@@ -48,7 +48,7 @@ export interface ResetAuditRecord {
 export type ChangeListener = (changes: QuotaChange[]) => void;
 
 /**
- * Where run-time quotas live. Contract, checked on every store by test/e2e/store-behaviour.test.ts:
+ * Where run-time quotas are kept. Contract, checked on every store by test/e2e/store-behaviour.test.ts:
  * - `load` returns what the applied changes add up to, or rejects naming what it could not read;
  * - `apply` resolves only once the changes and their audit records are durable; if it rejects, nothing of
  *   that change is visible, now or after a restart, and no listener hears of it;

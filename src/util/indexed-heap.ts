@@ -1,17 +1,17 @@
 /**
- * A binary min-heap of items by a numeric key, each item knowing its own position (through `slot`), so any item
+ * A binary min-heap of items by a numeric key, each item knowing its own position (through `positionOf` and `setPosition`), so any item
  * can be removed in O(log n), not only the least: leases leave their heaps on release as well as on expiry.
- * One item may sit in several heaps at once, each with its own slot.
+ * One item may sit in several heaps at once, each with its own position.
  */
 export class IndexedHeap<T> {
   private readonly items: T[] = [];
 
   constructor(
     private readonly key: (item: T) => number,
-    /** The item's position in this heap, as setSlot last wrote it. */
-    private readonly slotOf: (item: T) => number,
+    /** The item's position in this heap, as setPosition last wrote it. */
+    private readonly positionOf: (item: T) => number,
     /** Records the item's position in this heap; -1 when it leaves it. */
-    private readonly setSlot: (item: T, slot: number) => void,
+    private readonly setPosition: (item: T, position: number) => void,
   ) {}
 
   get size(): number {
@@ -30,12 +30,12 @@ export class IndexedHeap<T> {
 
   /** Removes `item` (which must be in this heap). */
   remove(item: T): void {
-    const i = this.slotOf(item);
+    const i = this.positionOf(item);
     const last = this.items.pop()!;
-    this.setSlot(item, -1);
+    this.setPosition(item, -1);
     if (last === item) return;
     this.items[i] = last;
-    this.setSlot(last, i);
+    this.setPosition(last, i);
     // The moved item may belong above or below its new place.
     if (i > 0 && this.key(this.items[(i - 1) >> 1]!) > this.key(last)) this.up(i, last);
     else this.down(i, last);
@@ -48,11 +48,11 @@ export class IndexedHeap<T> {
       const p = this.items[parent]!;
       if (this.key(p) <= k) break;
       this.items[i] = p;
-      this.setSlot(p, i);
+      this.setPosition(p, i);
       i = parent;
     }
     this.items[i] = item;
-    this.setSlot(item, i);
+    this.setPosition(item, i);
   }
 
   private down(i: number, item: T): void {
@@ -66,10 +66,10 @@ export class IndexedHeap<T> {
       const child = this.items[c]!;
       if (this.key(child) >= k) break;
       this.items[i] = child;
-      this.setSlot(child, i);
+      this.setPosition(child, i);
       i = c;
     }
     this.items[i] = item;
-    this.setSlot(item, i);
+    this.setPosition(item, i);
   }
 }

@@ -30,7 +30,7 @@ t.test('usage recorded on one sidecar throttles the same principal on another af
   t.equal((await a.c.recordRequest({ user: 'synced', count: 8 })).throttleTimeMs, 0);
   await tick(a); // a's 8 reach Redis
   await tick(b);
-  // b has never seen `synced`: its first call creates the bucket here at level 0 and queues it.
+  // b has never seen `synced`: its first call creates the bucket here at fill 0 and queues it.
   t.equal((await b.c.recordRequest({ user: 'synced', count: 1 })).throttleTimeMs, 0, 'b alone: 1 of 10');
   await tick(b);
   const after = await b.c.recordRequest({ user: 'synced', count: 2 });
@@ -47,7 +47,7 @@ t.test('usage recorded on one sidecar throttles the same principal on another af
   t.ok(fresh.throttleTimeMs >= 700, `and for the fleet's debt: ${fresh.throttleTimeMs} ms`);
 });
 
-t.test('the fleet level lives in Redis, drained by Redis time', async (t) => {
+t.test('the fleet fill lives in Redis, drained by Redis time', async (t) => {
   const { sidecars, prefix } = await fleet(t, SHARED, 1);
   const [a] = sidecars as [Sidecar];
   const r = redisAt(t, SHARED);
@@ -59,8 +59,8 @@ t.test('the fleet level lives in Redis, drained by Redis time', async (t) => {
   const before = await redisNow();
   await tick(a);
   const key = bucketKey(prefix, REQUEST, 'drain', null);
-  const [, level, at] = /^(\d+):(\d+)/.exec((await r.get(key))!)!.map(Number);
-  t.equal(level, 10_000, 'level in milli-units');
+  const [, fill, at] = /^(\d+):(\d+)/.exec((await r.get(key))!)!.map(Number);
+  t.equal(fill, 10_000, 'fill in milli-units');
   const ttl = await r.pttl(key);
   const after = await redisNow();
   t.ok(at! >= before && at! <= after, `stamped with Redis time, read before (${before}) and after (${after}) the sync: ${at}`);
@@ -159,16 +159,13 @@ t.test(
     t.equal(state(), 'closed', 'closed after the restart');
     t.equal(a.s.app.fleet!.degraded, false);
     const r = redisAt(t, url);
-    const level = Number((await r.get(bucketKey(prefix, REQUEST, 'outage', null)))!.split(':')[0]);
+    const fill = Number((await r.get(bucketKey(prefix, REQUEST, 'outage', null)))!.split(':')[0]);
     // 206 requests recorded in the outage, less what quota / 2 drained in the time spent in fallback.
     const fallbackMs = a.s.app.fleet!.reconciled!.ms;
     t.equal(a.s.app.fleet!.reconciled!.divisor, 2);
     const expected = 206_000 - (10 * fallbackMs) / 2;
     t.ok(expected > 0, 'the test leaves something to push');
-    t.ok(
-      Math.abs(level - expected) <= 100,
-      `usage from the outage pushed: level ${level}, expected ${expected} (fallback ${fallbackMs} ms)`,
-    );
+    t.ok(Math.abs(fill - expected) <= 100, `usage from the outage pushed: fill ${fill}, expected ${expected} (fallback ${fallbackMs} ms)`);
     // b learns of it with its next sync of the bucket.
     t.equal((await b.c.recordRequest({ user: 'outage', count: 1 })).throttleTimeMs, 0, 'b has not synced it yet');
     // b's next successful sync; its client too reconnects in the background, and failed syncs may open its breaker.
@@ -187,7 +184,7 @@ t.test(
   },
 );
 
-t.test('on a Redis Cluster: one script call per slot per sync, and the fleet level is shared', async (t) => {
+t.test('on a Redis Cluster: one script call per slot per sync, and the fleet fill is shared', async (t) => {
   const cluster = await startRedisCluster();
   t.teardown(() => cluster.stop());
   const { sidecars, prefix } = await fleet(t, cluster.seeds, 2);
@@ -239,7 +236,7 @@ t.test('rivven fleet status on a sidecar without fleet mode says so', async (t) 
   t.equal(cli.stdout, 'fleet mode is off on this sidecar (fleet.enabled: false): its buckets are its own\n');
 });
 
-t.test('ResetUsage on one sidecar empties the fleet level: the others see it after their next sync', async (t) => {
+t.test('ResetUsage on one sidecar empties the fleet fill: the others see it after their next sync', async (t) => {
   const { sidecars, prefix } = await fleet(t, SHARED, 2);
   const [a, b] = sidecars as [Sidecar, Sidecar];
   await a.c.recordRequest({ user: 'reset-me', count: 9 });
@@ -250,10 +247,10 @@ t.test('ResetUsage on one sidecar empties the fleet level: the others see it aft
   t.equal(await a.c.resetUsage([['user', 'reset-me']]), 1);
   await tick(a);
   const r = redisAt(t, SHARED);
-  // The level is emptied; the key stays, with the sidecars' push series (a retry must still be recognised).
-  t.equal(Number((await r.get(bucketKey(prefix, REQUEST, 'reset-me', null)))?.split(':')[0]), 0, 'the fleet level is empty in Redis');
+  // The fill is emptied; the key stays, with the sidecars' push series (a retry must still be recognised).
+  t.equal(Number((await r.get(bucketKey(prefix, REQUEST, 'reset-me', null)))?.split(':')[0]), 0, 'the fleet fill is empty in Redis');
   await tick(b);
-  t.equal((await b.c.recordRequest({ user: 'reset-me', count: 5 })).throttleTimeMs, 0, "b's next sync brought the empty level");
+  t.equal((await b.c.recordRequest({ user: 'reset-me', count: 5 })).throttleTimeMs, 0, "b's next sync brought the empty fill");
 });
 
 t.test('leases count fleet-wide: max_in_flight holds across sidecars, and a release frees a slot elsewhere', async (t) => {

@@ -50,17 +50,17 @@ async function fleet(t: { teardown(fn: () => unknown): void }, n: number, config
   return { prefix, sidecars };
 }
 
-/** A bucket key's level (milli-units) and stamp as Redis holds them. */
-async function stored(key: string): Promise<{ level: number; at: number; rest: string; raw: string }> {
+/** A bucket key's fill (milli-units) and stamp as Redis holds them. */
+async function stored(key: string): Promise<{ fill: number; at: number; rest: string; raw: string }> {
   const raw = (await r.get(key)) ?? '';
   const m = /^([^:]+):(\d+)(.*)$/.exec(raw);
   if (m === null) throw new Error(`not a bucket value: ${raw}`);
-  return { level: Number(m[1]), at: Number(m[2]), rest: m[3]!, raw };
+  return { fill: Number(m[1]), at: Number(m[2]), rest: m[3]!, raw };
 }
 
 /**
  * Moves Redis's clock `ms` forward for the fleet's buckets under `prefix`, as the sidecars' manual clocks move:
- * each level is stamped `ms` earlier, so the script drains it by that much more (Redis drains by its own clock).
+ * each fill is stamped `ms` earlier, so the script drains it by that much more (Redis drains by its own clock).
  */
 async function advanceRedis(prefix: string, ms: number): Promise<void> {
   const keys = await r.keys(`${prefix}bucket:*`);
@@ -88,10 +88,10 @@ t.test("each period of each key is a Redis key of its own; a per-second bucket k
   a!.m.recordConsume('u', 'app', 'g', 300, false);
   await a!.sync.syncNow();
   t.equal(a!.sync.lastError, null, 'the sync succeeded');
-  const levels: Record<string, number> = {};
-  for (const key of await r.keys(`${prefix}bucket:*`)) levels[key.slice(prefix.length)] = (await stored(key)).level;
+  const fills: Record<string, number> = {};
+  for (const key of await r.keys(`${prefix}bucket:*`)) fills[key.slice(prefix.length)] = (await stored(key)).fill;
   t.same(
-    levels,
+    fills,
     {
       'bucket:{["request_rate","u",null]}': 1000,
       'bucket:{["request_rate","u",null,"d"]}': 1000,
@@ -152,8 +152,8 @@ t.test('a 10/min key holds across two sidecars, and Redis drains it at 1/6 a sec
   t.equal(refused.period, 'min', 'and names the period');
   const key = `${prefix}bucket:{["request_rate","m",null,"min"]}`;
   const before = await stored(key);
-  t.equal(before.level, 10_000, 'the minute bucket in Redis holds 10 units');
-  // Redis's clock moves 6 s: the level is stamped 6 s earlier, and the fleet has room for one call again.
+  t.equal(before.fill, 10_000, 'the minute bucket in Redis holds 10 units');
+  // Redis's clock moves 6 s: the fill is stamped 6 s earlier, and the fleet has room for one call again.
   await advanceRedis(prefix, 6000);
   for (const s of sidecars) s.m.recordRequest('m', 'app', 0, false);
   await a.sync.syncNow();
@@ -164,7 +164,7 @@ t.test('a 10/min key holds across two sidecars, and Redis drains it at 1/6 a sec
   t.ok(b.m.recordRequest('m', 'app', 1, true).throttleMs > 0, 'and b, after one sync, refuses the next: one per 6 s across both');
 });
 
-t.test("a fractional rate's level reaches Redis and comes back to the sidecar exactly as it drains locally", async (t) => {
+t.test("a fractional rate's fill reaches Redis and comes back to the sidecar exactly as it drains locally", async (t) => {
   const { prefix, sidecars } = await fleet(t, 1, (table) => table.setValue(user('f'), 'request_rate', rates([10, 'min'])));
   const [a] = sidecars;
   const key = `${prefix}bucket:{["request_rate","f",null,"min"]}`;
@@ -173,24 +173,24 @@ t.test("a fractional rate's level reaches Redis and comes back to the sidecar ex
   const id = a!.m.bucketIdOf(REQUEST, 'f', 'app');
   let fractional = 0;
   // Stamped 1001, 1002, ... ms earlier, each sync drains a number of ms Redis's clock decides; 5 in 6 of them are
-  // not a multiple of 6 ms, so the level has a fraction of a milli-unit (10/min drains 1/6 a ms).
+  // not a multiple of 6 ms, so the fill has a fraction of a milli-unit (10/min drains 1/6 a ms).
   for (let shift = 1001; shift <= 1006; shift++) {
     const before = await stored(key);
     const stamp = before.at - shift;
-    await r.set(key, `${before.level}:${stamp}${before.rest}`, 'PX', 120_000);
+    await r.set(key, `${before.fill}:${stamp}${before.rest}`, 'PX', 120_000);
     a!.m.recordRequest('f', 'app', 1, false);
     await a!.sync.syncNow();
     const after = await stored(key);
     // The script's arithmetic, in the same doubles: drained at 10/60 milli-units a ms, then the push added.
-    const expected = Math.max(0, before.level - (after.at - stamp) * (10 / 60)) + 1000;
+    const expected = Math.max(0, before.fill - (after.at - stamp) * (10 / 60)) + 1000;
     if (!Number.isInteger(expected)) fractional++;
-    t.equal(after.level, expected, `stored: ${after.raw.split('|')[0]} after ${after.at - stamp} ms`);
-    t.equal(a!.m.buckets.outstanding(id), expected, 'and the sidecar takes back that same level');
+    t.equal(after.fill, expected, `stored: ${after.raw.split('|')[0]} after ${after.at - stamp} ms`);
+    t.equal(a!.m.buckets.outstanding(id), expected, 'and the sidecar takes back that same fill');
   }
-  t.ok(fractional > 0, `${fractional} of the levels had a fraction of a milli-unit, kept whole`);
+  t.ok(fractional > 0, `${fractional} of the fills had a fraction of a milli-unit, kept whole`);
 });
 
-t.test('a level read from Redis is still not trusted now that it may have a fraction', async (t) => {
+t.test('a fill read from Redis is still not trusted now that it may have a fraction', async (t) => {
   const planted = ['-5000', '1e400', '0x10', '1.5.5', 'nan', ''];
   const { prefix, sidecars } = await fleet(t, 1, (table) => {
     for (const i of planted.keys()) table.setValue(user(`x${i}`), 'request_rate', rates([10, 'min']));
@@ -199,15 +199,15 @@ t.test('a level read from Redis is still not trusted now that it may have a frac
   a!.backend.log = () => undefined;
   const [sec] = await r.time();
   const now = Number(sec) * 1000;
-  for (const [i, level] of planted.entries()) {
-    await r.set(`${prefix}bucket:{["request_rate","x${i}",null,"min"]}`, `${level}:${now}`);
+  for (const [i, fill] of planted.entries()) {
+    await r.set(`${prefix}bucket:{["request_rate","x${i}",null,"min"]}`, `${fill}:${now}`);
     a!.m.recordRequest(`x${i}`, 'app', 1, false);
   }
   await a!.sync.syncNow();
   t.equal(a!.sync.lastError, null, 'the sync succeeded');
   for (const i of planted.keys()) {
-    const { level } = await stored(`${prefix}bucket:{["request_rate","x${i}",null,"min"]}`);
-    t.equal(level, 1000, `"${planted[i]}:<now>" was replaced by an empty bucket, then the push of 1 call`);
+    const { fill } = await stored(`${prefix}bucket:{["request_rate","x${i}",null,"min"]}`);
+    t.equal(fill, 1000, `"${planted[i]}:<now>" was replaced by an empty bucket, then the push of 1 call`);
   }
   t.equal(a!.backend.badValues.bucket, planted.length, 'each counted as a bad value');
 });

@@ -29,7 +29,7 @@ t.teardown(async () => {
 });
 
 let n = 0;
-const RATE = 1; // B/s, with a deep debt: a level drains by at most a few bytes while a test runs
+const RATE = 1; // B/s, with a deep debt: a fill drains by at most a few bytes while a test runs
 
 function fleetSync(t: { teardown(fn: () => unknown): void }, leases?: LeaseManager) {
   const clock = new ManualClock(1_000_000);
@@ -60,9 +60,9 @@ function fleetSync(t: { teardown(fn: () => unknown): void }, leases?: LeaseManag
     store.record(id, bytes, clock.now());
   };
   const key = (user: string) => bucketKey(prefix, PRODUCE, user, null);
-  /** A bucket's level in Redis, in bytes (rounded: it drains by under a byte a second). */
-  const level = async (user: string) => Math.round(Number(((await r.get(key(user))) ?? '0:0').split(':')[0]) / 1000);
-  return { clock, store, backend, sync, prefix, record, key, level, logged };
+  /** A bucket's fill in Redis, in bytes (rounded: it drains by under a byte a second). */
+  const fill = async (user: string) => Math.round(Number(((await r.get(key(user))) ?? '0:0').split(':')[0]) / 1000);
+  return { clock, store, backend, sync, prefix, record, key, fill, logged };
 }
 
 const until = (cond: () => boolean | Promise<boolean>): Promise<void> => waitUntil(cond, 'a fleet state', { everyMs: 10 });
@@ -77,7 +77,7 @@ t.test('a bad bucket key affects only itself: replaced, logged once, counted; th
   f.record('series', 1);
   f.record('after', 20);
   await r.rpush(f.key('list'), 'x'); // another type
-  await r.set(f.key('garbage'), 'not a level'); // a string that does not parse
+  await r.set(f.key('garbage'), 'not a fill'); // a string that does not parse
   await r.set(f.key('series'), '5000:1|zz=1:2|not a series'); // a series part that does not parse
   const [sec] = await r.time();
   await r.set(f.key('future'), `999000:${Number(sec) * 1000 + 3_600_000}`); // stamped an hour ahead
@@ -87,13 +87,13 @@ t.test('a bad bucket key affects only itself: replaced, logged once, counted; th
   }
   t.equal(f.sync.lastError, null, 'no sync failed');
   t.equal(f.sync.breaker.state, 'closed');
-  t.equal(await f.level('before'), 500, 'the bucket before the bad ones: 500 B recorded, 500 B in Redis');
-  t.equal(await f.level('after'), 20, 'the bucket after them reached Redis');
+  t.equal(await f.fill('before'), 500, 'the bucket before the bad ones: 500 B recorded, 500 B in Redis');
+  t.equal(await f.fill('after'), 20, 'the bucket after them reached Redis');
   t.equal(await r.type(f.key('list')), 'string', 'the list was replaced by a bucket');
-  t.equal(await f.level('list'), 1);
-  t.equal(await f.level('garbage'), 1, 'the unparsable level was replaced');
-  t.ok((await f.level('future')) <= 1000, 'a level stamped ahead drains again');
-  t.equal(await f.level('series'), 1, 'its level drained (stamped at time 1), then 1 B pushed');
+  t.equal(await f.fill('list'), 1);
+  t.equal(await f.fill('garbage'), 1, 'the unparsable fill was replaced');
+  t.ok((await f.fill('future')) <= 1000, 'a fill stamped ahead drains again');
+  t.equal(await f.fill('series'), 1, 'its fill drained (stamped at time 1), then 1 B pushed');
   t.notMatch(await r.get(f.key('series')), /not a series/, 'the unparsable part is dropped');
   t.equal(f.backend.badValues.bucket, 4, 'four bad keys counted');
   t.equal(f.logged.length, 4, 'each logged once');
@@ -119,12 +119,12 @@ t.test('a push whose reply comes after command_timeout_ms is not counted twice w
   f.record('late', 300);
   await f.sync.syncNow();
   t.match(f.sync.lastError, /did not answer within 100 ms/, 'the sync timed out');
-  t.equal(await f.level('late'), 300, 'Redis applied it all the same');
+  t.equal(await f.fill('late'), 300, 'Redis applied it all the same');
   t.equal(f.store.pushesInDoubt, 1, 'the push is in doubt');
   f.record('late', 50);
   await f.sync.syncNow();
   t.equal(f.sync.lastError, null);
-  t.equal(await f.level('late'), 350, '300 + 50 recorded, 350 in Redis: the resent 300 counted once');
+  t.equal(await f.fill('late'), 350, '300 + 50 recorded, 350 in Redis: the resent 300 counted once');
   t.equal(f.sync.duplicatePushes, 0, 'part of the resend was new, so it is no duplicate');
   t.equal(f.store.pushesInDoubt, 0);
 });
@@ -152,7 +152,7 @@ t.test('Redis stopped past command_timeout_ms: a push queued meanwhile runs afte
   t.match(f.sync.lastError, /did not answer/);
   await f.sync.syncNow();
   await f.sync.syncNow();
-  t.equal(await f.level('paused'), 400, '400 B recorded, 400 B in Redis');
+  t.equal(await f.fill('paused'), 400, '400 B recorded, 400 B in Redis');
 });
 
 t.test('a push resent whole after its first try was applied is recognised and not added again', async (t) => {
@@ -169,9 +169,9 @@ t.test('a push resent whole after its first try was applied is recognised and no
   };
   f.record('twice', 200);
   await f.sync.syncNow();
-  t.equal(await f.level('twice'), 200);
+  t.equal(await f.fill('twice'), 200);
   await f.sync.syncNow();
-  t.equal(await f.level('twice'), 200, 'still 200: the resend of the same series applied nothing');
+  t.equal(await f.fill('twice'), 200, 'still 200: the resend of the same series applied nothing');
   t.equal(f.sync.duplicatePushes, 1, 'counted as a duplicate');
 });
 
@@ -355,7 +355,7 @@ t.test('a push series of this sidecar stamped far ahead (planted) is dropped: it
   await f.sync.syncNow();
   f.record('planted', 50);
   await f.sync.syncNow();
-  t.equal(await f.level('planted'), 350, '350 B recorded, 350 B in Redis');
+  t.equal(await f.fill('planted'), 350, '350 B recorded, 350 B in Redis');
   t.notMatch(await r.get(f.key('planted')), new RegExp(`=${ahead}:`), 'the planted series is gone');
   t.equal(f.sync.duplicatePushes, 0, 'no push taken for a duplicate');
   t.equal(f.backend.badValues.bucket, 1, 'counted as a bad value');

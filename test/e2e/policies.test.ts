@@ -30,7 +30,7 @@ t.test('block: Denied on every record type and in admit mode, nothing recorded; 
   t.match(await s.app.metrics.getSingleMetricAsString('rivven_quota_denied_total'), /rivven_quota_denied_total 5/);
 });
 
-t.test('ResetUsage clears the level and debt of the matching buckets, and needs entities', async (t) => {
+t.test('ResetUsage clears the fill and debt of the matching buckets, and needs entities', async (t) => {
   const { s, c } = await serverWithClient(t, { quotas: { defaults: { request_rate: 10 }, max_throttle_ms: 1_000_000 } });
   t.ok((await c.recordRequest({ user: 'debtor', count: 100 })).throttleTimeMs > 5000, 'deep in debt');
   await c.recordRequest({ user: 'other', count: 100 });

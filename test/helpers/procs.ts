@@ -46,7 +46,7 @@ async function startListening(
         lines.push(line);
         if (ready.test(line)) {
           rl.close();
-          child.stdout!.resume(); // drained from now on: a full pipe would stop the process
+          child.stdout!.resume(); // read and dropped from now on: a full pipe would stop the process
           resolve(true);
         }
       });
@@ -91,7 +91,7 @@ export async function startSidecar(env: Record<string, string> = {}): Promise<Pr
       const entry = JSON.parse(line) as { msg?: string; address?: string };
       if (entry.msg !== 'rivven listening') return;
       rl.close();
-      child.stdout!.resume(); // the rest is drained unread: a full pipe would stop the sidecar
+      child.stdout!.resume(); // the rest is read and dropped: a full pipe would stop the sidecar
       resolve(Number(String(entry.address).split(':').pop()));
     });
     child.once('exit', (code) => reject(new Error(`the sidecar exited ${code} before listening`)));

@@ -34,6 +34,6 @@ t.test("a fleet bucket's unsynced usage follows it through growth, a compaction 
   const rest = collect(kept.slice(20));
   t.same(first.pushes, kept.slice(0, 20).map(expected), 'moved on lookup: each push is its own usage');
   t.same(rest.pushes, [...kept.slice(20, 39).map(expected), 0], 'moved by the compaction; the reset one pushes nothing');
-  t.same(rest.resets.at(-1), true, 'and empties the fleet level');
+  t.same(rest.resets.at(-1), true, 'and empties the fleet fill');
   t.same(collect(kept).pushes, [], 'taken once: nothing waits any more');
 });

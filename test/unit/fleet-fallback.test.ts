@@ -21,7 +21,7 @@ function pair(n: number, quota: number) {
 }
 
 for (const admit of [false, true]) {
-  t.test(`weight N decides exactly as quota / N (${admit ? 'admit' : 'record'} mode)`, async (t) => {
+  t.test(`divisor N decides exactly as quota / N (${admit ? 'admit' : 'record'} mode)`, async (t) => {
     const { clock, weighted, share } = pair(3, 300);
     let differences = 0;
     let throttled = 0;

@@ -92,7 +92,7 @@ t.test('P2 as a property: random quotas, windows, sizes 0.1%..500%, 1..4 callers
   t.pass('achieved rate within 5% in every run');
 });
 
-// Admit mode's end effect is the level at the span's ends, up to max(quota x window, size): over 200 windows
+// Admit mode's end effect is the fill at the span's ends, up to max(quota x window, size): over 200 windows
 // that is at most 2.5% for calls of 500%.
 t.test('long-run accuracy holds in admit mode too (refused calls are retried, not recorded)', async (t) => {
   for (const fraction of [0.001, 0.1, 1, 5]) {

@@ -23,8 +23,8 @@ function setup(value: RateList | number, options: Partial<QuotaManagerOptions> =
     const v = m.recordRequest('u', 'app', count, admit);
     return { ms: v.throttleMs, period: v.throttleMs > 0 ? v.period : null, recorded: v.recorded };
   };
-  const levels = () => m.bucketIdsOf(REQUEST, 'u', 'app').map((id) => m.buckets.outstanding(id));
-  return { table, clock, m, call, levels };
+  const fills = () => m.bucketIdsOf(REQUEST, 'u', 'app').map((id) => m.buckets.outstanding(id));
+  return { table, clock, m, call, fills };
 }
 
 t.test('a per-second rate given as a list is the number it always was: same value, same bucket, same answers', async (t) => {
@@ -93,7 +93,7 @@ t.test('the longest wait among the buckets wins, and the verdict names its perio
   const a = setup(rates([1, 's'], [2, 'min']));
   a.call();
   a.call();
-  // s bucket: level 3, capacity 1, 1/s: 2000 ms. min bucket: level 3, capacity 2, 1/30 s: 30000 ms.
+  // s bucket: fill 3, capacity 1, 1/s: 2000 ms. min bucket: fill 3, capacity 2, 1/30 s: 30000 ms.
   const near = a.m.nearLimit[REQUEST]!;
   t.same(a.call(), { ms: 30_000, period: 'min', recorded: true }, 'the minute bucket waits longer and binds');
   t.equal(a.m.nearLimit[REQUEST], near + 1, 'a call past 80% of both buckets is one near-limit call');
@@ -110,26 +110,26 @@ t.test('the longest wait among the buckets wins, and the verdict names its perio
   c.call();
   c.call();
   t.same(c.call(), { ms: 10_000, period: 'min', recorded: true }, 'P4: capped by max_throttle_ms, still naming its period');
-  t.same(c.levels(), [3000, 3000], 'record mode recorded the call in every bucket');
+  t.same(c.fills(), [3000, 3000], 'record mode recorded the call in every bucket');
 });
 
 t.test('admit mode: admitted only if it fits every bucket, then recorded in all; refused, recorded in none', async (t) => {
   const s = setup(rates([10, 's'], [15, 'min']));
   for (let i = 0; i < 10; i++) t.equal(s.call(true).ms, 0, `call ${i + 1} admitted`);
-  const full = s.levels();
+  const full = s.fills();
   t.same(full, [10_000, 10_000], 'both buckets hold the 10 calls');
   const refused = s.call(true);
   t.same([refused.period, refused.recorded], ['s', false], 'the 11th is refused by the second bucket');
   t.equal(refused.ms, 100, 'the time until it fits');
-  t.same(s.levels(), full, 'nothing recorded in the minute bucket, which had room');
+  t.same(s.fills(), full, 'nothing recorded in the minute bucket, which had room');
   s.clock.advance(1000);
   for (let i = 0; i < 5; i++) t.equal(s.call(true).ms, 0, `after 1 s, call ${i + 1} of 5 admitted`);
-  const before = s.levels();
+  const before = s.fills();
   const byMinute = s.call(true);
   t.same([byMinute.period, byMinute.recorded], ['min', false], 'the next is refused by the minute bucket');
-  // Minute level 15000 - 250 (1 s at 15/min) + 1000 = 15750 milli-units, 750 over at 0.25/s: 3000 ms.
+  // Minute fill 15000 - 250 (1 s at 15/min) + 1000 = 15750 milli-units, 750 over at 0.25/s: 3000 ms.
   t.equal(byMinute.ms, 3000, 'the time until it fits the minute bucket');
-  t.same(s.levels(), before, 'nothing recorded in the second bucket, which had room');
+  t.same(s.fills(), before, 'nothing recorded in the second bucket, which had room');
   s.clock.advance(3000);
   t.equal(s.call(true).ms, 0, 'P3: after that wait the same call is admitted');
 });
@@ -141,7 +141,7 @@ t.test('a call larger than a bucket is admitted once that bucket is empty, still
   t.same([refused.period, refused.recorded, refused.ms], ['s', false, 1600], 'the next waits until the second bucket is empty');
   s.clock.advance(1600);
   t.equal(s.call(true, 8).ms, 0, 'then it is admitted');
-  const [sec, min] = s.levels();
+  const [sec, min] = s.fills();
   t.equal(sec, 8000, 'recorded in the second bucket (emptied meanwhile)');
   t.ok(Math.abs(min! - (16_000 - (1600 * 100) / 60)) < 1e-6, 'and in the minute bucket');
 });
@@ -201,7 +201,7 @@ t.test('shadow on a key with several rates: measured in every bucket, counted on
   s.table.setValue(user('u'), 'request_rate', rates([5, 's'], [10, 'min']), true);
   for (let i = 0; i < 20; i++) t.equal(s.call().ms, 0, `call ${i + 1} answered Ok`);
   t.equal(s.m.shadowViolations[REQUEST], 15, 'the 15 calls past the second bucket counted once each');
-  t.same(s.levels(), [20_000, 20_000], 'recorded in both buckets');
+  t.same(s.fills(), [20_000, 20_000], 'recorded in both buckets');
   s.table.setValue(user('u'), 'request_rate', rates([5, 's'], [10, 'min']));
   t.equal(s.call().period, 'min', 'enforced once set without shadow, the minute bucket binding');
 });
@@ -235,7 +235,7 @@ t.test('resolution: lists through tiers, shadow, blocks and both orders; the man
   t.same([v.throttleMs, v.period, v.entity], [20_000, 'min', 'consumer-group:etl'], "a group's list: the group's minute bucket binds");
 });
 
-t.test('groups of buckets stay apart and survive a new epoch; a caller the cache has no room for still decides right', async (t) => {
+t.test('groups of buckets stay apart and survive a new generation; a caller the cache has no room for still decides right', async (t) => {
   const table = new QuotaTable({ request_rate: rates([2, 's'], [3, 'min']) });
   const clock = new ManualClock(0);
   const m = new QuotaManager(table, { maxThrottleMs: 3_600_000 }, clock);

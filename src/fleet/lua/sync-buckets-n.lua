@@ -1,9 +1,9 @@
 -- sync-buckets-n.lua: one sidecar's fleet sync for the buckets of one Redis Cluster slot (docs/algorithm.md,
--- fleet buckets). Each bucket is a string "<level in milli-units>:<Redis time of the level, ms>", which drains at
+-- fleet buckets). Each bucket is a string "<fill in milli-units>:<Redis time of the fill, ms>", which drains at
 -- the bucket's own rate, followed by one "|<instance>=<series>:<pushed>" per sidecar process that pushed to it lately:
 -- how much of that process's current push series the bucket has applied. A missing key is an empty bucket. (A
 -- string, not a hash: GET + SET PX is two commands per bucket where HMGET + HSET + PEXPIRE is three, and Redis's
--- time per sync is the fleet's capacity; and versions before series still read its level.)
+-- time per sync is the fleet's capacity; and a sidecar that knows no series still reads its fill.)
 --
 -- Idempotent push: a sidecar whose call timed out does not know whether it was applied. It keeps the amount and
 -- sends it again, with the usage recorded since added, under the same series; the script applies only what the
@@ -24,10 +24,10 @@
 --          series   the series (Redis-time-like ms, increasing per sidecar process)
 --          rate     the bucket's rate: milli-units per ms drained (= units per second; fractional for 0.17/s or
 --                   10/min, sent with every digit JS prints, so tonumber reads back the sidecar's own double)
---          ceiling  the bucket's highest level: its capacity (A for a rate A per min, h or d) + max_debt_ms x rate
---          reset    1: empty the level first (ResetUsage), else 0
--- Returns {now, level 1, ..., level n, then (i, code) pairs}: a level is an integer, or a string when it has a
--- fraction (a fractional rate drains by fractions; Redis would truncate a number reply). Codes: 1 a key of another type (replaced), 2 level
+--          ceiling  the bucket's highest fill: its capacity (A for a rate A per min, h or d) + max_debt_ms x rate
+--          reset    1: empty the fill first (ResetUsage), else 0
+-- Returns {now, fill 1, ..., fill n, then (i, code) pairs}: a fill is an integer, or a string when it has a
+-- fraction (a fractional rate drains by fractions; Redis would truncate a number reply). Codes: 1 a key of another type (replaced), 2 fill
 -- unparsable or stamped far ahead (replaced), 3 series part unparsable or stamped far ahead (dropped), 4 the write failed (nothing applied),
 -- 5 the push was applied already (a retry): nothing added. Or {-1} past the deadline (nothing pushed).
 local t = redis.call('TIME')
@@ -45,7 +45,7 @@ local function num(s)
   if v == nil or v ~= v or v == math.huge then return nil end
   return v
 end
--- A level as stored and returned: a whole number as it always was (%.0f: tostring would round past 14 digits),
+-- A fill as stored and returned: a whole number as %.0f writes it (tostring would round past 14 digits),
 -- a fraction with 17 digits, which tonumber and JS read back as the same double. Rounding it to a whole
 -- milli-unit at every write would drain a 10/min bucket synced every 100 ms (16.67 milli-units a sync) 2% off.
 local function fmt(l)
@@ -61,7 +61,7 @@ for i, key in ipairs(KEYS) do
   local ceiling = tonumber(ARGV[base + 3])
   local reset = ARGV[base + 4] == '1'
   local code = 0
-  local level, at = 0, now
+  local fill, at = 0, now
   local rest = ''
   local v = redis.pcall('GET', key)
   if type(v) == 'table' then
@@ -72,7 +72,7 @@ for i, key in ipairs(KEYS) do
     if l == nil or a == nil or l < 0 then
       code = 2
     else
-      level, at, rest = math.min(l, ceiling), a, r
+      fill, at, rest = math.min(l, ceiling), a, r
       -- A time far ahead would stop the bucket draining; a failover's small clock step back is normal.
       if at > now + 60000 then
         at = now
@@ -107,24 +107,24 @@ for i, key in ipairs(KEYS) do
   end
   if parsed ~= #rest then code = 3 end
   if reset then
-    level, at = 0, now
+    fill, at = 0, now
   end
   -- After a failover the new primary's clock may be behind: never drain backwards.
   if now > at then
-    level = math.max(0, level - (now - at) * rate)
+    fill = math.max(0, fill - (now - at) * rate)
   end
   if pushed > 0 and apply == 0 and code == 0 then code = 5 end
-  if apply > 0 then level = math.min(level + apply, ceiling) end
+  if apply > 0 then fill = math.min(fill + apply, ceiling) end
   if apply > 0 or reset or code == 1 or code == 2 or code == 3 then
-    local value = fmt(level) .. ':' .. now .. table.concat(others)
+    local value = fmt(fill) .. ':' .. now .. table.concat(others)
     if written >= 0 and pushed > 0 then
       value = value .. '|' .. inst .. '=' .. string.format('%.0f', series) .. ':' .. string.format('%.0f', written)
     end
     -- Once drained the bucket equals a missing key; a minute more keeps it (and its series) for the next sync.
-    local w = redis.pcall('SET', key, value, 'PX', math.ceil(level / rate) + 60000)
+    local w = redis.pcall('SET', key, value, 'PX', math.ceil(fill / rate) + 60000)
     if type(w) == 'table' and w.err then code = 4 end
   end
-  out[i + 1] = level == math.floor(level) and level or fmt(level)
+  out[i + 1] = fill == math.floor(fill) and fill or fmt(fill)
   if code ~= 0 then
     problems[#problems + 1] = i
     problems[#problems + 1] = code

@@ -1,9 +1,9 @@
 // DescribeUsage { entities?: Component[], top?: int (default 100, 1..10000), sort_by?: "utilization" | "rate" }
 //   -> UsageDescribed { buckets: [{ entity, user, client_id, consumer_group, quota_type, period?, rate, limit,
 //                                   limit_per_period?, used?, utilization, throttled_total, last_seen_ms }] }
-// Reads the live buckets: who is using how much of which quota right now, highest first; one row per bucket, so a
+// Reads the buckets held: who is using how much of which quota right now, highest first; one row per bucket, so a
 // key with several rates has one row per period. `period`, `limit_per_period` and `used` are sent only for a
-// period other than "s", so a per-second row is the same bytes as before periods existed (docs/protocol.md).
+// period other than "s", so a per-second row is the bytes a client that knows no periods reads (docs/protocol.md).
 // A component [type, name] keeps buckets of that user, client-id or consumer group; [type, null] any bucket that has one.
 import { RivvenError } from '../error-codes.js';
 import { ENTITY_TYPES, type EntityError, parseName } from '../../quota/entity.js';
@@ -46,7 +46,7 @@ export function decode(body: Body): DescribeUsage {
   return { components, top, sortBy };
 }
 
-/** One live bucket, as the reply carries it. */
+/** One bucket held, as the reply carries it. */
 export interface BucketUsage {
   entity: string;
   /** The bucket's parts. */

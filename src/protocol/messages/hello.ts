@@ -57,7 +57,7 @@ export interface HelloServer {
   readonly version: string;
   /**
    * Checks Hello's token (docs/security.md): undefined when it passed now (a refusal now throws), or a promise
-   * that settles when the token was checked in the source address's slot: rejected when refused.
+   * that settles when the token was checked in the source address's turn: rejected when refused.
    */
   authenticate(call: Call, token: string | undefined): Promise<void> | undefined;
 }

@@ -1,5 +1,5 @@
 // ResetUsage { entities: Component[] } -> UsageReset { buckets: int }
-// Clears the level, debt and measured usage of every live bucket of the listed users, client-ids or consumer
+// Clears the fill, debt and measured usage of every bucket held for the listed users, client-ids or consumer
 // groups ([type, null]: every bucket that has one); their limits stay. Needs the alter role.
 import type { Component } from '../../quota/entity.js';
 import type { QuotaManager } from '../../quota/quota-manager.js';
