@@ -13,7 +13,7 @@
  */
 import { Redis } from 'ioredis';
 import { QuotaClient } from '../src/client/quota-client.js';
-import { FleetBucketStore } from '../src/fleet/fleet-bucket-store.js';
+import { FleetBucketKeeper } from '../src/fleet/fleet-bucket-keeper.js';
 import { FleetSync } from '../src/fleet/fleet-sync.js';
 import { systemClock } from '../src/quota/clock.js';
 import { REQUEST } from '../src/quota/quota-key.js';
@@ -181,7 +181,7 @@ export async function bigSync(buckets: number) {
   const backend = new RedisBackend({ url: `redis://127.0.0.1:${redis.port}/0` }, 100);
   try {
     await backend.connect();
-    const store = new FleetBucketStore({ windowMs: 1000, windowBuckets: 10, maxDebtMs: 300_000, maxBuckets: 2_000_000 }, 1100);
+    const store = new FleetBucketKeeper({ windowMs: 1000, windowBuckets: 10, maxDebtMs: 300_000, maxBuckets: 2_000_000 }, 1100);
     const now = systemClock.now();
     for (let i = 0; i < buckets; i++) {
       const id = store.findOrCreate(REQUEST, `user-${i}`, null, now);

@@ -3,7 +3,7 @@
  * GC as heap + ArrayBuffers (the buckets live in typed arrays), then everything goes idle, is swept, and the
  * memory is measured again. Needs --expose-gc.
  */
-import type { LocalBucketStore } from '../src/quota/local-bucket-store.js';
+import type { LocalBucketKeeper } from '../src/quota/local-bucket-keeper.js';
 import { ManualClock } from '../src/quota/clock.js';
 import { QuotaManager } from '../src/quota/quota-manager.js';
 import { QuotaTable } from '../src/quota/quota-table.js';
@@ -26,7 +26,7 @@ export async function memory(buckets = 1_000_000) {
   const loaded = used();
   clock.advance(61_000);
   const dropped = await manager.sweep();
-  (manager.buckets as LocalBucketStore).finishCompaction();
+  (manager.buckets as LocalBucketKeeper).finishCompaction();
   const swept = used();
   return {
     buckets: manager.bucketCount + dropped,

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Config } from './config/schema.js';
 import {
   adaptiveOptions,
-  bucketStoreOptions,
+  bucketKeeperOptions,
   dispatcherOptions,
   fleetSyncOptions,
   healthServerOptions,
@@ -31,7 +31,7 @@ import { LeaseManager } from './quota/lease-manager.js';
 import { AdaptiveScaler, systemLoad, type HostLoad } from './quota/adaptive.js';
 import { ViolationLog } from './observability/violation-log.js';
 import { identities, metricsTls, serverTls } from './auth/security-files.js';
-import { FleetBucketStore } from './fleet/fleet-bucket-store.js';
+import { FleetBucketKeeper } from './fleet/fleet-bucket-keeper.js';
 import { FleetSync } from './fleet/fleet-sync.js';
 import type { RedisBackend } from './store/redis-backend.js';
 
@@ -78,7 +78,7 @@ export class App {
   readonly httpListening: Promise<AddressInfo | undefined>;
   private resolveHttp: (a: AddressInfo | undefined) => void = () => undefined;
   /** fleet.enabled: the buckets the fleet's sync pushes and adopts the fleet's fills into (the manager's, kept with their type). */
-  private readonly fleetBuckets: FleetBucketStore | undefined;
+  private readonly fleetBuckets: FleetBucketKeeper | undefined;
   private ready = false;
   private stopCleanup: (() => void) | undefined;
 
@@ -91,7 +91,7 @@ export class App {
     if (config.fleet.enabled && deps.fleet === undefined) throw new Error('fleet.enabled needs the Redis store');
     // A bucket in use on this sidecar keeps following the fleet for a window after its last call here.
     const buckets = config.fleet.enabled
-      ? new FleetBucketStore(bucketStoreOptions(q), q.window_ms + config.fleet.sync_interval_ms)
+      ? new FleetBucketKeeper(bucketKeeperOptions(q), q.window_ms + config.fleet.sync_interval_ms)
       : undefined;
     this.fleetBuckets = buckets;
     this.manager = new QuotaManager(this.table, quotaManagerOptions(q), deps.clock ?? systemClock, buckets);

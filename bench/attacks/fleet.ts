@@ -6,7 +6,7 @@
  */
 import { Redis } from 'ioredis';
 import { freeze, startRedis, type Proc } from '../../test/helpers/procs.js';
-import { FleetBucketStore } from '../../src/fleet/fleet-bucket-store.js';
+import { FleetBucketKeeper } from '../../src/fleet/fleet-bucket-keeper.js';
 import { bucketKey } from '../../src/fleet/bucket-sync.js';
 import { FleetSync } from '../../src/fleet/fleet-sync.js';
 import { ManualClock } from '../../src/quota/clock.js';
@@ -27,7 +27,7 @@ let seq = 0;
 /** A FleetSync on a manual clock over one private Redis, its buckets made on demand. */
 function fleetOn(port: number, rate = RATE, maxDebtMs = 300_000) {
   const clock = new ManualClock(1_000_000);
-  const store = new FleetBucketStore({ windowMs: 1000, windowBuckets: 10, maxDebtMs, maxBuckets: 10_000 }, 1100);
+  const store = new FleetBucketKeeper({ windowMs: 1000, windowBuckets: 10, maxDebtMs, maxBuckets: 10_000 }, 1100);
   const backend = new RedisBackend({ url: `redis://127.0.0.1:${port}/0` }, 100);
   const prefix = `probe-${process.pid}-${++seq}:`;
   const sync = new FleetSync(backend, store, clock, {

@@ -4,14 +4,14 @@ import { createHash } from 'node:crypto';
 import { DEFAULT_FLEET_SYNC_OPTIONS, type FleetSyncOptions } from '../fleet/options.js';
 import type { HealthServerOptions } from '../observability/http.js';
 import type { ViolationLogOptions } from '../observability/options.js';
-import type { LocalBucketStoreOptions } from '../quota/local-bucket-store.js';
+import type { LocalBucketKeeperOptions } from '../quota/local-bucket-keeper.js';
 import { Resources } from '../quota/quota-key.js';
 import { defaultShare, type AdaptiveOptions, type LeaseOptions, type QuotaManagerOptions } from '../quota/options.js';
 import type { DispatcherOptions, ServerOptions, ServerTls } from '../server/options.js';
 import type { Config } from './schema.js';
 
-/** How buckets fill and drain: the part of the quota settings a bucket store (local or fleet) needs. */
-export const bucketStoreOptions = (q: Config['quotas']): LocalBucketStoreOptions => ({
+/** How buckets fill and drain: the part of the quota settings a bucket keeper (local or fleet) needs. */
+export const bucketKeeperOptions = (q: Config['quotas']): LocalBucketKeeperOptions => ({
   windowMs: q.window_ms,
   windowBuckets: q.window_buckets,
   maxDebtMs: q.max_debt_ms,

@@ -1,10 +1,10 @@
 import calculateSlot from 'cluster-key-slot';
-import { baseKind, GROUP, keyOfKind, periodOfKind } from '../quota/bucket-store.js';
+import { baseKind, GROUP, keyOfKind, periodOfKind } from '../quota/bucket-keeper.js';
 import type { Clock } from '../quota/clock.js';
 import { QUOTA_KEYS } from '../quota/quota-key.js';
 import type { RedisBackend } from '../store/redis-backend.js';
 import type { CallWindow } from './call-window.js';
-import { emptyBatch, type FleetBucketStore, type SyncBatch } from './fleet-bucket-store.js';
+import { emptyBatch, type FleetBucketKeeper, type SyncBatch } from './fleet-bucket-keeper.js';
 
 /** What the bucket sync reads of FleetSyncOptions. */
 export interface BucketSyncOptions {
@@ -51,7 +51,7 @@ export class BucketSync {
 
   constructor(
     private readonly backend: RedisBackend,
-    private readonly store: FleetBucketStore,
+    private readonly store: FleetBucketKeeper,
     private readonly clock: Clock,
     private readonly options: Readonly<BucketSyncOptions>,
     /** This sidecar process's id, its series field in each bucket. */
@@ -62,7 +62,7 @@ export class BucketSync {
 
   /**
    * Sends the queued buckets through `window`, batch by batch, until it fails. `forgive` after a fallback: its
-   * length and divisor, taken off each push (FleetBucketStore.collect).
+   * length and divisor, taken off each push (FleetBucketKeeper.collect).
    */
   async push(window: CallWindow, forgive: { ms: number; divisor: number } | null): Promise<void> {
     this.pushesGivenUp += this.store.dropInDoubt(this.clock.now() - SERIES_RESEND_MS);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { CircuitBreaker } from '../util/breaker.js';
 import type { Clock } from '../quota/clock.js';
 import type { RedisBackend } from '../store/redis-backend.js';
-import type { FleetBucketStore } from './fleet-bucket-store.js';
+import type { FleetBucketKeeper } from './fleet-bucket-keeper.js';
 import type { FleetDescribed } from '../protocol/messages/describe-fleet.js';
 import type { LeaseManager } from '../quota/lease-manager.js';
 import type { FleetSyncOptions } from './options.js';
@@ -60,7 +60,7 @@ export class FleetSync {
 
   constructor(
     private readonly backend: RedisBackend,
-    private readonly store: FleetBucketStore,
+    private readonly store: FleetBucketKeeper,
     private readonly clock: Clock,
     readonly options: Readonly<FleetSyncOptions>,
     /** The version of the shared configs this sidecar has applied, for its heartbeat. */

@@ -1,8 +1,8 @@
-import type { BucketColumns } from '../quota/bucket-store.js';
+import type { BucketColumns } from '../quota/bucket-keeper.js';
 
 /**
  * The fleet's state per bucket, beside the bucket tables and by the same ids: usage recorded here and not yet
- * pushed (milli-units), and 1 while the bucket waits in the sync queue. The bucket store sizes, starts, moves and
+ * pushed (milli-units), and 1 while the bucket waits in the sync queue. The bucket keeper sizes, starts, moves and
  * resets these with each bucket; they grow as its table does, so a fleet bucket costs 9 bytes more.
  */
 export class SyncColumns implements BucketColumns<SyncColumns> {

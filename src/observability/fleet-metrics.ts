@@ -24,7 +24,7 @@ export function fleetMetrics(registry: Registry, { backend, storeFailures, fleet
   );
   new Histogram({
     name: 'rivven_quota_sync_duration_seconds',
-    help: 'Time one fleet sync took: push usage, pull the fleet levels, for every queued bucket',
+    help: 'Time one fleet sync took: push usage, pull the fleet fills, for every queued bucket',
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [registry],
   });

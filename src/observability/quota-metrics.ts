@@ -1,5 +1,5 @@
 import { Gauge, type Registry } from 'prom-client';
-import { keyPeriodSlot } from '../quota/bucket-store.js';
+import { keyPeriodIndex } from '../quota/bucket-keeper.js';
 import { QUOTA_KEYS, RESOURCE_KEY_BASE, type QuotaKeyIndex } from '../quota/quota-key.js';
 import { PERIOD_UNITS } from '../quota/rate-value.js';
 import type { MetricSources } from './metrics.js';
@@ -40,7 +40,7 @@ export function quotaMetrics(registry: Registry, { manager, adaptiveFactor }: Me
   for (const [name, k] of violationCounters) {
     registry.registerMetric(
       scraped(name, `Throttled replies for ${QUOTA_KEYS[k]}, by the period of the rate that bound (none: per second)`, 'counter', () =>
-        PERIOD_UNITS.map((period, p) => ({ labels: periodLabel(period), value: manager.violationsByPeriod[keyPeriodSlot(k, p)]! })),
+        PERIOD_UNITS.map((period, p) => ({ labels: periodLabel(period), value: manager.violationsByPeriod[keyPeriodIndex(k, p)]! })),
       ),
     );
   }
@@ -55,7 +55,7 @@ export function quotaMetrics(registry: Registry, { manager, adaptiveFactor }: Me
         resources.flatMap((resource, s) =>
           PERIOD_UNITS.map((period, p) => ({
             labels: { resource, ...periodLabel(period) },
-            value: manager.violationsByPeriod[keyPeriodSlot(RESOURCE_KEY_BASE + s, p)]!,
+            value: manager.violationsByPeriod[keyPeriodIndex(RESOURCE_KEY_BASE + s, p)]!,
           })),
         ),
     ),
@@ -127,9 +127,9 @@ export function quotaMetrics(registry: Registry, { manager, adaptiveFactor }: Me
     async collect() {
       // One pass over the buckets per scrape serves both gauges.
       const summary = await manager.utilizationSummary();
-      for (const { labels, slot } of keyLabels) {
-        this.set(labels, summary.max[slot]!);
-        near.set(labels, summary.nearLimit[slot]!);
+      for (const { labels, index } of keyLabels) {
+        this.set(labels, summary.max[index]!);
+        near.set(labels, summary.nearLimit[index]!);
       }
     },
   });

@@ -1,5 +1,5 @@
 import { Counter, type Metric, type Registry } from 'prom-client';
-import { keyPeriodSlot } from '../quota/bucket-store.js';
+import { keyPeriodIndex } from '../quota/bucket-keeper.js';
 import { PERIOD_UNITS, type PeriodUnit } from '../quota/rate-value.js';
 
 // The two ways a metric reads a number the hot path keeps (scraped, mirroredCounter), and the labels of the
@@ -7,29 +7,29 @@ import { PERIOD_UNITS, type PeriodUnit } from '../quota/rate-value.js';
 
 /**
  * The `period` label of a series counted per bucket period: none for 's', so the per-second series are the ones
- * that existed before periods (same names, same labels, same values on a sidecar with per-second quotas only),
+ * that a dashboard knowing no periods reads (same names, same labels, same values on a sidecar with per-second quotas only),
  * and `min`, `h`, `d` for the buckets of longer rates. Sums over the label count every bucket once; `{period=""}`
  * selects the per-second ones. Four values at most: the series count stays fixed.
  */
 export const periodLabel = (period: PeriodUnit): Record<string, string> => (period === 's' ? {} : { period });
 
 /**
- * Every (quota type, period) label set with its counter slot (keyPeriodSlot), per-second first within a key:
+ * Every (quota type, period) label set with its counter index (keyPeriodIndex), per-second first within a key:
  * `rateKeys` are the built-in three, then each declared resource's `<name>_rate` (Resources.rateKeys).
  */
 export const keyPeriodLabels = (rateKeys: readonly string[]) =>
   rateKeys.flatMap((quota_type, k) =>
     PERIOD_UNITS.map((period, p) => ({
       labels: { quota_type, ...periodLabel(period) },
-      slot: keyPeriodSlot(k, p),
+      index: keyPeriodIndex(k, p),
     })),
   );
 
 export type KeyPeriodLabels = ReturnType<typeof keyPeriodLabels>;
 
-/** Samples of a counter per rate key and period (slotOfKind's layout). */
+/** Samples of a counter per rate key and period (keyPeriodOfKind's layout). */
 export const byKeyAndPeriod = (labels: KeyPeriodLabels, counts: readonly number[]): Sample[] =>
-  labels.map(({ labels, slot }) => ({ labels, value: counts[slot]! }));
+  labels.map(({ labels, index }) => ({ labels, value: counts[index]! }));
 
 export interface Sample {
   labels?: Record<string, string | number>;

@@ -1,4 +1,4 @@
-import type { BucketStore } from './bucket-store.js';
+import type { BucketKeeper } from './bucket-keeper.js';
 
 /**
  * A key with several rates has one bucket per rate (docs/algorithm.md, section 7). The resolution cache holds
@@ -13,16 +13,16 @@ const SCRATCH = 2;
 const INITIAL = 64 * GROUP_SIZE;
 
 /** Whole ms until a call of `amount` fits the bucket (0: now); a call above the capacity waits for it to empty. */
-export function admitWait(b: BucketStore, id: number, amount: number): number {
+export function admitWait(b: BucketKeeper, id: number, amount: number): number {
   const c = b.capacity(id);
   const o = b.outstanding(id);
-  // The call counts as the bucket store records it (the fleet's fallback: quota / live sidecars).
-  const size = amount * 1000 * b.weight;
+  // The call counts as the bucket keeper records it (the fleet's fallback: quota / live sidecars).
+  const size = amount * 1000 * b.divisor;
   return size > c ? b.msToDrain(id, o) : b.msToDrain(id, o + size - c);
 }
 
 /** Whole ms until the bucket is back to its capacity (0: it is not over). */
-export const overWait = (b: BucketStore, id: number): number => b.msToDrain(id, b.outstanding(id) - b.capacity(id));
+export const overWait = (b: BucketKeeper, id: number): number => b.msToDrain(id, b.outstanding(id) - b.capacity(id));
 
 /**
  * The groups of the multi-rate callers resolved in the cache's current generation, in one Int32Array (-1 past a
@@ -36,7 +36,7 @@ export class BucketGroups {
   private used = SCRATCH;
   private generation = -1;
 
-  constructor(private readonly b: BucketStore) {}
+  constructor(private readonly b: BucketKeeper) {}
 
   /** Keeps `ids` (GROUP_SIZE of them, -1 past the last) as a group: a fresh one for `generation`, or scratch group `scratch`. */
   add(ids: Int32Array, generation: number, scratch: 0 | 1 | -1): number {

@@ -1,8 +1,8 @@
 // Which buckets a Record call lands in: the per-call resolution (cached per caller), the touch that brings the
 // buckets to the current limit (resolve, resolveRates) and the load-based factor (scaled); apart from the
 // QuotaManager, which records or admits into what this finds and answers the throttle.
-import { GROUP, limitIndexOfKind, PERIOD_INDEX, periodKind, type BucketStore } from './bucket-store.js';
-import { LocalBucketStore } from './local-bucket-store.js';
+import { GROUP, limitIndexOfKind, PERIOD_INDEX, periodKind, type BucketKeeper } from './bucket-keeper.js';
+import { LocalBucketKeeper } from './local-bucket-keeper.js';
 import { BucketGroups, MULTI } from './bucket-groups.js';
 import type { Clock } from './clock.js';
 import type { QuotaKeyIndex, RateKey } from './quota-key.js';
@@ -22,11 +22,11 @@ export const MAX_RATES = 4;
 
 /**
  * The buckets of the QuotaManager: where each call lands (resolution, cached per caller, under the adaptive
- * factor), over a BucketStore (LocalBucketStore by default). The QuotaManager adds record, admit and throttle.
+ * factor), over a BucketKeeper (LocalBucketKeeper by default). The QuotaManager adds record, admit and throttle.
  */
 export class BucketResolver extends QuotaCounters {
   readonly options: Readonly<QuotaManagerOptions>;
-  readonly buckets: BucketStore;
+  readonly buckets: BucketKeeper;
 
   protected readonly cache: ResolutionCache;
   private seenGeneration = -1;
@@ -45,14 +45,14 @@ export class BucketResolver extends QuotaCounters {
     readonly table: QuotaTable,
     options: Partial<QuotaManagerOptions> = {},
     readonly clock: Clock,
-    buckets?: BucketStore,
+    buckets?: BucketKeeper,
   ) {
     super();
     this.options = Object.freeze({ ...DEFAULT_QUOTA_OPTIONS, ...options });
     const o = this.options;
     this.buckets =
       buckets ??
-      new LocalBucketStore({
+      new LocalBucketKeeper({
         windowMs: o.windowMs,
         windowBuckets: o.windowBuckets,
         maxDebtMs: o.maxDebtMs,
@@ -96,10 +96,10 @@ export class BucketResolver extends QuotaCounters {
    */
   protected bucketFor(kind: number, a: string | null, b: string | null, now: number): number {
     const cache = this.cache;
-    if (this.table.generation !== this.seenGeneration || this.buckets.epoch !== this.seenStoreGeneration) {
+    if (this.table.generation !== this.seenGeneration || this.buckets.generation !== this.seenStoreGeneration) {
       // An alteration may change any resolution; a sweep or compaction may have freed or moved any id.
       this.seenGeneration = this.table.generation;
-      this.seenStoreGeneration = this.buckets.epoch;
+      this.seenStoreGeneration = this.buckets.generation;
       cache.generation++;
     }
     const c = cache.entry(kind, a, b, now);

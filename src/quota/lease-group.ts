@@ -10,7 +10,7 @@ export interface Lease {
   principal: string;
   expiresAt: number;
   connection: number;
-  /** Position in the group's heap and in the heap of all leases (IndexedHeap slots). */
+  /** Position in the group's heap and in the heap of all leases (IndexedHeap positions). */
   inGroup: number;
   inAll: number;
 }

@@ -126,7 +126,7 @@ export class Resources {
   }
 
   /** The index of a declared resource (its place in quotas.resources), or -1. */
-  slot(name: string): number {
+  indexOf(name: string): number {
     return this.indexes.get(name) ?? -1;
   }
 

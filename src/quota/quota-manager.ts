@@ -1,6 +1,6 @@
 // The QuotaManager: record, admit and throttle for each Record call, over the buckets its bases find
 // (bucket-resolver), count (quota-counters) and report on (quota-usage); each of those says why it is apart.
-import { bucketName, GROUP, keyOfKind, periodOfKind, resourceKind, slotOfKind } from './bucket-store.js';
+import { bucketName, GROUP, keyOfKind, periodOfKind, resourceKind, keyPeriodOfKind } from './bucket-keeper.js';
 import { admitWait, MULTI, overWait } from './bucket-groups.js';
 import { BLOCKED, NONE } from './bucket-resolver.js';
 import { bucketDisplay } from './entity.js';
@@ -34,7 +34,7 @@ const perText = (period: PeriodUnit): string => (period === 's' ? '' : ` (the pe
 /**
  * The quota policy: for each Record call, which buckets it lands in (resolution, cached per caller), record or
  * admit, the throttle, and the counters behind the metrics. It does not know how buckets are stored: that is
- * the BucketStore's (LocalBucketStore by default). Synchronous and without I/O: time comes from the injected
+ * the BucketKeeper's (LocalBucketKeeper by default). Synchronous and without I/O: time comes from the injected
  * clock; the only timer is the optional cleanup interval.
  */
 export class QuotaManager extends QuotaUsage {
@@ -178,7 +178,7 @@ export class QuotaManager extends QuotaUsage {
     if (ref >= 0) this.charge(ref, amount, now);
     else {
       const near = this.groups.record(ref, amount, now, NEAR_LIMIT);
-      if (near >= 0) this.nearLimitByPeriod[slotOfKind(this.buckets.kind(near))]!++;
+      if (near >= 0) this.nearLimitByPeriod[keyPeriodOfKind(this.buckets.kind(near))]!++;
     }
   }
 
@@ -189,7 +189,7 @@ export class QuotaManager extends QuotaUsage {
   private enforced(id: number, wait: number): number {
     if (wait === 0 || !this.buckets.isShadow(id)) return wait;
     const k = keyOfKind(this.buckets.kind(id));
-    this.shadowByPeriod[slotOfKind(this.buckets.kind(id))]!++;
+    this.shadowByPeriod[keyPeriodOfKind(this.buckets.kind(id))]!++;
     this.buckets.countThrottle(id);
     const period = periodOfKind(this.buckets.kind(id));
     this.events.violation(
@@ -225,7 +225,7 @@ export class QuotaManager extends QuotaUsage {
   private charge(id: number, amount: number, now: number): void {
     const b = this.buckets;
     b.record(id, amount, now);
-    if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) this.nearLimitByPeriod[slotOfKind(b.kind(id))]!++;
+    if (b.outstanding(id) > NEAR_LIMIT * b.capacity(id)) this.nearLimitByPeriod[keyPeriodOfKind(b.kind(id))]!++;
   }
 
   private ok(): Verdict {
@@ -240,7 +240,7 @@ export class QuotaManager extends QuotaUsage {
     const ms = Math.min(waitMs, this.options.maxThrottleMs);
     const kind = this.buckets.kind(id);
     const k = keyOfKind(kind);
-    this.violationsByPeriod[slotOfKind(kind)]!++;
+    this.violationsByPeriod[keyPeriodOfKind(kind)]!++;
     this.buckets.countThrottle(id);
     this.throttleTimeMsTotal += ms;
     const v = this.verdict;

@@ -8,7 +8,7 @@ export class QuotaUsage extends BucketResolver {
   private sweeping = false;
 
   /**
-   * Drops buckets and cached resolutions idle for idleTimeoutMs (and lets the bucket store compact), so memory
+   * Drops buckets and cached resolutions idle for idleTimeoutMs (and lets the bucket keeper compact), so memory
    * taken by a burst of principals is given back. Runs in slices; one sweep at a time. Resolves with the
    * buckets dropped.
    */
@@ -36,7 +36,7 @@ export class QuotaUsage extends BucketResolver {
     return usageReport(this.buckets.view(), this.clock, query, this.keyNames);
   }
 
-  /** Highest utilization and buckets above NEAR_LIMIT per quota key and period (slotOfKind), for metrics. */
+  /** Highest utilization and buckets above NEAR_LIMIT per quota key and period (keyPeriodOfKind), for metrics. */
   utilizationSummary(): Promise<{ max: number[]; nearLimit: number[] }> {
     return utilizationSummary(this.buckets.view(), this.clock);
   }

@@ -6,7 +6,7 @@ const INITIAL = 1024;
 /**
  * Per caller (kind, user or group, client-id) that has called: the bucket id its last resolution gave, tagged
  * with the generation it was made in. The owner bumps the generation whenever a resolution may have changed (an
- * alteration) or an id may have gone stale (the bucket store's generation moved); each caller then re-resolves once,
+ * alteration) or an id may have gone stale (the bucket keeper's generation moved); each caller then re-resolves once,
  * on its next call. No object per caller: typed arrays indexed by a KeyedIds id.
  */
 export class ResolutionCache {

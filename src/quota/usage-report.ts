@@ -1,5 +1,5 @@
-import type { BucketView } from './bucket-store.js';
-import { baseKind, bucketName, GROUP, KEY_PERIOD_SLOTS, keyOfKind, periodOfKind, slotOfKind } from './bucket-store.js';
+import type { BucketView } from './bucket-keeper.js';
+import { baseKind, bucketName, GROUP, KEY_PERIODS, keyOfKind, periodOfKind, keyPeriodOfKind } from './bucket-keeper.js';
 import { wallTimeOf, type Clock } from './clock.js';
 import { QUOTA_KEYS, type RateKey } from './quota-key.js';
 import { PERIOD_SECONDS, type PeriodUnit } from './rate-value.js';
@@ -55,7 +55,7 @@ export async function usageReport(
   keyNames: readonly RateKey[] = QUOTA_KEYS,
 ): Promise<BucketReport[]> {
   const now = clock.now();
-  const b = view.table;
+  const b = view.arrays;
   const byRate = query.sortBy === 'rate';
   const match = componentMatcher(query.components ?? []);
   const best = new TopK(query.top);
@@ -102,17 +102,17 @@ const snap = (x: number): number => {
 
 /**
  * Highest utilization and the number of buckets above NEAR_LIMIT, per rate key and period (indexed by
- * slotOfKind), for metrics; sliced.
+ * keyPeriodOfKind), for metrics; sliced.
  */
 export async function utilizationSummary(view: BucketView, clock: Clock): Promise<{ max: number[]; nearLimit: number[] }> {
   const now = clock.now();
   // Indexed by rate key (the built-in three, then every resource) and period.
-  const max = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
-  const near = new Array<number>(KEY_PERIOD_SLOTS).fill(0);
+  const max = new Array<number>(KEY_PERIODS).fill(0);
+  const near = new Array<number>(KEY_PERIODS).fill(0);
   await forRangeSliced(view.highWater, (id) => {
     if (!view.isLive(id)) return;
-    const u = view.table.utilization(id, now);
-    const k = slotOfKind(view.kind(id));
+    const u = view.arrays.utilization(id, now);
+    const k = keyPeriodOfKind(view.kind(id));
     if (u > max[k]!) max[k] = u;
     if (u > NEAR_LIMIT) near[k]!++;
   });

@@ -15,7 +15,7 @@ export { DEFAULT_SERVER_OPTIONS, type ServerOptions, type ServerTls } from './op
 /** Refused sockets waiting for their error frame to leave; past this they are closed at once. */
 const MAX_LINGERING_REFUSALS = 256;
 
-/** The TCP listener: accepts brokers, enforces the connection limits, drains on close. */
+/** The TCP listener: accepts brokers, enforces the connection limits, closes gracefully. */
 export class QuotaServer {
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
@@ -110,27 +110,27 @@ export class QuotaServer {
   }
 
   /**
-   * Drains: keeps listening only to answer new connections with SHUTTING_DOWN, lets every connection answer
-   * what it has already read, then closes everything. Connections still open after `drainTimeoutMs` are
+   * Closes gracefully: keeps listening only to answer new connections with SHUTTING_DOWN, lets every connection answer
+   * what it has already read, then closes everything. Connections still open after `graceMs` are
    * destroyed, and so are refused sockets whose peers never read: nothing can keep the process alive.
    */
-  async close(drainTimeoutMs = 5000): Promise<void> {
+  async close(graceMs = 5000): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'shutting-down';
     clearInterval(this.frameTimer);
     // Sockets still in their TLS handshake or authentication have nothing a broker waits for: closed now, not
-    // after the drain (a handshake that never finished once kept the process alive past SIGTERM).
+    // after the others (a handshake that never finishes would keep the process alive past SIGTERM).
     for (const u of this.unauthenticated.values()) u.socket.destroy();
-    const drained = Promise.all([...this.connections].map((c) => c.closeGracefully()));
+    const answered = Promise.all([...this.connections].map((c) => c.closeGracefully()));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
         for (const c of this.connections) c.destroy();
         resolve();
-      }, drainTimeoutMs);
+      }, graceMs);
       timer.unref();
     });
-    await Promise.race([drained, timeout]);
+    await Promise.race([answered, timeout]);
     clearTimeout(timer);
     this.state = 'closed';
     const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -164,7 +164,7 @@ export class QuotaServer {
     if (u === undefined) return;
     const key = u.key;
     this.unauthenticated.forget(u);
-    // Its slot is free now, not when its close event comes.
+    // Its place under max_connections is free now, not when its close event comes.
     this.uncount(u);
     this.evictedUnauthenticated++;
     this.logger.info({ remote: key }, 'closed an unauthenticated connection to make room for a new one');
@@ -173,7 +173,7 @@ export class QuotaServer {
 
   /**
    * Counts a socket from accept (before any TLS handshake): against max_connections and, until it
-   * authenticates, against max_unauthenticated_connections and auth_timeout_ms. When every slot is taken and
+   * authenticates, against max_unauthenticated_connections and auth_timeout_ms. When every place is taken and
    * some are unauthenticated, the oldest of those makes room: only authenticated connections can refuse a new one.
    * False when the socket was refused.
    */

@@ -1,6 +1,6 @@
 import type net from 'node:net';
 
-/** A socket counted from accept; `counted` until its slot is given back (at close, or when it is evicted). */
+/** A socket counted from accept; `counted` until its place is given back (at close, or when it is evicted). */
 export interface Admitted {
   socket: net.Socket;
   /** "address:port", its key among the unauthenticated. */

@@ -1,12 +1,12 @@
 // Fleet sync per bucket (docs/algorithm.md, section 6 and "Several rates in the fleet"): each period of each key is
 // a Redis key of its own, a per-second bucket keeps the key it always had, and the script drains each bucket at
-// its own rate, fractions included. Sidecars in this process, each a QuotaManager over a FleetBucketStore with a
+// its own rate, fractions included. Sidecars in this process, each a QuotaManager over a FleetBucketKeeper with a
 // manual clock, on one private redis-server; each test its own key prefix.
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { holdRedisBuckets } from '../helpers/fleet.js';
 import { privateRedisUrl } from '../helpers/private-redis.js';
-import { FleetBucketStore } from '../../src/fleet/fleet-bucket-store.js';
+import { FleetBucketKeeper } from '../../src/fleet/fleet-bucket-keeper.js';
 import { FleetSync } from '../../src/fleet/fleet-sync.js';
 import { ManualClock } from '../../src/quota/clock.js';
 import type { EntityRef } from '../../src/quota/entity.js';
@@ -30,7 +30,7 @@ async function fleet(t: { teardown(fn: () => unknown): void }, n: number, config
   const sidecars = [];
   for (let i = 0; i < n; i++) {
     const clock = new ManualClock(1_000_000);
-    const store = new FleetBucketStore({ windowMs: 1000, windowBuckets: 10, maxDebtMs: 300_000, maxBuckets: 10_000 }, 1100);
+    const store = new FleetBucketKeeper({ windowMs: 1000, windowBuckets: 10, maxDebtMs: 300_000, maxBuckets: 10_000 }, 1100);
     const backend = new RedisBackend({ url: URL }, 1000);
     await backend.connect();
     t.teardown(() => backend.close());

@@ -2,7 +2,7 @@ import t from 'tap';
 import { Redis } from 'ioredis';
 import { freeze, startRedis, type Proc } from '../helpers/procs.js';
 import { fleetStatusText } from '../../src/cli/fleet.js';
-import { FleetBucketStore } from '../../src/fleet/fleet-bucket-store.js';
+import { FleetBucketKeeper } from '../../src/fleet/fleet-bucket-keeper.js';
 import { bucketKey } from '../../src/fleet/bucket-sync.js';
 import { FleetSync } from '../../src/fleet/fleet-sync.js';
 import { ManualClock } from '../../src/quota/clock.js';
@@ -33,7 +33,7 @@ const RATE = 1; // B/s, with a deep debt: a fill drains by at most a few bytes w
 
 function fleetSync(t: { teardown(fn: () => unknown): void }, leases?: LeaseManager) {
   const clock = new ManualClock(1_000_000);
-  const store = new FleetBucketStore({ windowMs: 1000, windowBuckets: 10, maxDebtMs: 1e9, maxBuckets: 1000 }, 1100);
+  const store = new FleetBucketKeeper({ windowMs: 1000, windowBuckets: 10, maxDebtMs: 1e9, maxBuckets: 1000 }, 1100);
   const backend = new RedisBackend({ url: `redis://127.0.0.1:${redis.port}/0` }, 100);
   const logged: string[] = [];
   backend.log = (fields, msg) => void logged.push(`${msg} ${JSON.stringify(fields)}`);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { startRedis, type Proc } from '../helpers/procs.js';
-import { FleetBucketStore } from '../../src/fleet/fleet-bucket-store.js';
+import { FleetBucketKeeper } from '../../src/fleet/fleet-bucket-keeper.js';
 import { FleetSync, type FleetSyncOptions } from '../../src/fleet/fleet-sync.js';
 import { ManualClock } from '../../src/quota/clock.js';
 import { LeaseManager } from '../../src/quota/lease-manager.js';
@@ -24,7 +24,7 @@ function syncer(
   commandTimeoutMs = 100,
 ) {
   const clock = new ManualClock(1_000_000);
-  const store = new FleetBucketStore({ windowMs: 1000, windowBuckets: 10, maxDebtMs: 300_000, maxBuckets: 1_000_000 }, 1100);
+  const store = new FleetBucketKeeper({ windowMs: 1000, windowBuckets: 10, maxDebtMs: 300_000, maxBuckets: 1_000_000 }, 1100);
   for (let i = 0; i < buckets; i++) {
     const id = store.findOrCreate(REQUEST, `user-${i}`, null, clock.now());
     store.touch(id, 1000, clock.now(), undefined, false);

@@ -9,7 +9,7 @@ import { bucketKey } from '../../src/fleet/bucket-sync.js';
 import { REQUEST_TYPES } from '../../src/observability/request-stats.js';
 import { decodeReply } from '../../src/protocol/messages/record/index.js';
 import * as recordUsage from '../../src/protocol/messages/record/usage.js';
-import { baseKind, GROUP, KIND_STRIDE, keyOfKind, PERIODS, periodKind, periodOfKind, resourceKind } from '../../src/quota/bucket-store.js';
+import { baseKind, GROUP, KIND_STRIDE, keyOfKind, PERIODS, periodKind, periodOfKind, resourceKind } from '../../src/quota/bucket-keeper.js';
 import { ManualClock } from '../../src/quota/clock.js';
 import { DEFAULT_NAME, type EntityRef } from '../../src/quota/entity.js';
 import { QuotaManager } from '../../src/quota/quota-manager.js';
@@ -27,7 +27,7 @@ function setup(names: string[], order: 'rivven' | 'kafka' = 'rivven', tiers = {}
   const clock = new ManualClock(1_000_000);
   const m = new QuotaManager(table, { maxThrottleMs: 3_600_000 }, clock);
   const use = (name: string, u: string | null = 'u', c: string | null = 'app', amount = 1, admit = false) => {
-    const v = m.recordUsage(resources.slot(name), u, c, amount, admit);
+    const v = m.recordUsage(resources.indexOf(name), u, c, amount, admit);
     return { ms: v.throttleMs, type: v.throttleMs > 0 ? v.quotaType : null, period: v.throttleMs > 0 ? v.period : null };
   };
   return { resources, table, clock, m, use };
@@ -112,7 +112,7 @@ t.test("a resource's burst sets its bucket's capacity; unlimited tracks nothing"
   t.ok(use('orders').ms > 0, 'the 4th is over the burst of 3');
   table.setValue(user('v'), 'orders_rate', 'unlimited');
   t.equal(use('orders', 'v', 'app', 1e9).ms, 0);
-  t.equal(m.bucketIdOf(resourceKind(resources.slot('orders')) as 0, 'v', 'app'), -1, 'no bucket');
+  t.equal(m.bucketIdOf(resourceKind(resources.indexOf('orders')) as 0, 'v', 'app'), -1, 'no bucket');
 });
 
 t.test('tiers and both resolution orders resolve a resource key like a built-in one', async (t) => {

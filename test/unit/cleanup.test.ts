@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { LocalBucketStore } from '../../src/quota/local-bucket-store.js';
+import type { LocalBucketKeeper } from '../../src/quota/local-bucket-keeper.js';
 import { ManualClock } from '../../src/quota/clock.js';
 import { QuotaManager } from '../../src/quota/quota-manager.js';
 import { REQUEST } from '../../src/quota/quota-key.js';
@@ -90,15 +90,15 @@ t.test('compaction moves buckets in the background: lookups meanwhile find every
   for (let i = 0; i < 5000; i++) m.recordRequest(`flood-${i}`, 'c', 0, false);
   clock.advance(30_000);
   t.equal(await m.sweep(), 45_000);
-  t.ok((m.buckets as LocalBucketStore).compacting, 'the move is still going on after the sweep returned');
+  t.ok((m.buckets as LocalBucketKeeper).compacting, 'the move is still going on after the sweep returned');
   t.equal(m.bucketCount, 5000, 'moved and not yet moved buckets are all counted');
   t.equal(
     m.buckets.throttleCount(m.bucketIdOf(REQUEST, 'flood-4999', 'c')),
     1,
     'a bucket looked up before its turn is moved with its state',
   );
-  await waitUntil(() => !(m.buckets as LocalBucketStore).compacting, 'the background move to finish');
-  t.notOk((m.buckets as LocalBucketStore).compacting, 'the background move finished by itself');
+  await waitUntil(() => !(m.buckets as LocalBucketKeeper).compacting, 'the background move to finish');
+  t.notOk((m.buckets as LocalBucketKeeper).compacting, 'the background move finished by itself');
   t.equal(m.bucketCount, 5000);
   const lost = Array.from({ length: 5000 }, (_, i) => i).filter(
     (i) => m.buckets.throttleCount(m.bucketIdOf(REQUEST, `flood-${i}`, 'c')) !== 1,

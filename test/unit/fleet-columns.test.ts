@@ -1,11 +1,11 @@
 import t from 'tap';
-import { emptyBatch, FleetBucketStore } from '../../src/fleet/fleet-bucket-store.js';
+import { emptyBatch, FleetBucketKeeper } from '../../src/fleet/fleet-bucket-keeper.js';
 import { REQUEST } from '../../src/quota/quota-key.js';
 
 // The fleet's per-bucket state (unsynced usage, queued flag) lives in its own columns beside the bucket tables,
 // by the same ids: it must follow each bucket through growth, a compaction and a reset.
 t.test("a fleet bucket's unsynced usage follows it through growth, a compaction and a reset in the old tables", async (t) => {
-  const store = new FleetBucketStore({ windowMs: 1000, windowBuckets: 10, maxDebtMs: 1e9, maxBuckets: 100_000 }, 1100);
+  const store = new FleetBucketKeeper({ windowMs: 1000, windowBuckets: 10, maxDebtMs: 1e9, maxBuckets: 100_000 }, 1100);
   const record = (user: string, units: number, now: number) => {
     const id = store.findOrCreate(REQUEST, user, null, now);
     store.touch(id, 1, now, undefined, false);

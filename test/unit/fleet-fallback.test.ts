@@ -1,5 +1,5 @@
 import t from 'tap';
-import { emptyBatch, FleetBucketStore } from '../../src/fleet/fleet-bucket-store.js';
+import { emptyBatch, FleetBucketKeeper } from '../../src/fleet/fleet-bucket-keeper.js';
 import { ManualClock } from '../../src/quota/clock.js';
 import { FleetState } from '../../src/quota/fleet-state.js';
 import { QuotaManager } from '../../src/quota/quota-manager.js';
@@ -13,7 +13,7 @@ import { IN_FLIGHT } from '../../src/quota/quota-key.js';
 function pair(n: number, quota: number) {
   const clock = new ManualClock(1_000_000);
   const options = { windowMs: 1000, windowBuckets: 10, maxDebtMs: 300_000, maxBuckets: 1000 };
-  const fleet = new FleetBucketStore(options, 1100);
+  const fleet = new FleetBucketKeeper(options, 1100);
   fleet.fleet.divisor = n;
   const weighted = new QuotaManager(new QuotaTable({ request_rate: quota }), {}, clock, fleet);
   const share = new QuotaManager(new QuotaTable({ request_rate: quota / n }), {}, clock);

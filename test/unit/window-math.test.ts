@@ -187,9 +187,9 @@ t.test('admit mode never records a refused call', async (t) => {
         for (const [gap, frac] of calls) {
           clock.advance(gap);
           const id = m.bucketIdOf(PRODUCE, 'u', 'c');
-          const before = [m.buckets.outstanding(id), m.buckets.view().table.measuredRate(id, clock.now())];
+          const before = [m.buckets.outstanding(id), m.buckets.view().arrays.measuredRate(id, clock.now())];
           const v = m.recordProduce('u', 'c', Math.floor(frac * capacity), true);
-          const after = [m.buckets.outstanding(id), m.buckets.view().table.measuredRate(id, clock.now())];
+          const after = [m.buckets.outstanding(id), m.buckets.view().arrays.measuredRate(id, clock.now())];
           if (v.throttleMs > 0 && (v.recorded || before[0] !== after[0] || before[1] !== after[1])) return false;
         }
         return true;

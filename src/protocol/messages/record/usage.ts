@@ -86,12 +86,12 @@ export const message: Message<RecordUsage, UsageServer, UsageParams, RecordResul
   decode,
   handle(r, server, call) {
     const resources = server.quotas.table.resources;
-    const slot = resources.slot(r.resource);
-    if (slot < 0) {
+    const resource = resources.indexOf(r.resource);
+    if (resource < 0) {
       const declared = resources.names.length === 0 ? 'none are declared' : `declared: ${resources.names.join(', ')}`;
       throw new RivvenError('INVALID_REQUEST', `resource ${r.resource} is not in quotas.resources (${declared})`);
     }
-    const v = server.quotas.recordUsage(slot, r.user, r.clientId, r.amount, r.admit, server.now);
+    const v = server.quotas.recordUsage(resource, r.user, r.clientId, r.amount, r.admit, server.now);
     call.result = answerVerdict(v, call.out, call.id);
     return undefined;
   },

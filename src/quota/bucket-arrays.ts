@@ -29,7 +29,7 @@ const floorSnapped = (q: number): number => {
   return Math.abs(q - k) < SNAP_MS ? k : Math.floor(q);
 };
 
-export class BucketTable {
+export class BucketArrays {
   /** Milliseconds one ring cell covers. */
   readonly cellMs: number;
   private ring: Float32Array;
@@ -82,7 +82,7 @@ export class BucketTable {
   }
 
   /** Copies bucket `from` of `source` (same window shape) into `to` here: used when compacting. */
-  copyFrom(source: BucketTable, from: number, to: number): void {
+  copyFrom(source: BucketArrays, from: number, to: number): void {
     const s = this.ringCells;
     this.ring.set(source.ring.subarray(from * s, (from + 1) * s), to * s);
     this.ringHead[to] = source.ringHead[from]!;

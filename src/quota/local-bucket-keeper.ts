@@ -1,10 +1,10 @@
-import { BucketTable } from './bucket-table.js';
-import { baseKind, GROUP, type BucketColumns, type BucketStore, type BucketView } from './bucket-store.js';
+import { BucketArrays } from './bucket-arrays.js';
+import { baseKind, GROUP, type BucketColumns, type BucketKeeper, type BucketView } from './bucket-keeper.js';
 import { CountMinSketch } from '../util/count-min.js';
 import { KeyedIds } from './keyed-ids.js';
 import { forRangeSliced } from '../util/slices.js';
 
-export interface LocalBucketStoreOptions {
+export interface LocalBucketKeeperOptions {
   windowMs: number;
   windowBuckets: number;
   maxDebtMs: number;
@@ -31,22 +31,22 @@ export const OVERFLOW_CLIENT = '\u0000';
 const MIGRATION_SLICE_MS = 5;
 
 /**
- * Buckets in this process: a KeyedIds index over a BucketTable, no object per bucket (docs/algorithm.md,
+ * Buckets in this process: a KeyedIds index over a BucketArrays, no object per bucket (docs/algorithm.md,
  * section 5). Sweeps run in slices; when a sweep leaves most of the room unused, the tables are compacted
- * incrementally: fresh, right-sized ones take over at once, and each live bucket moves across when it is next
+ * incrementally: fresh, right-sized ones take over at once, and each held bucket moves across when it is next
  * looked up or in MIGRATION_SLICE_MS background slices (as Redis rehashes a dict). Until the last one has
  * moved, a bucket not yet moved is missing from views; lookups never miss it.
  */
-export class LocalBucketStore<C extends BucketColumns<C> = never> implements BucketStore {
-  epoch = 0;
+export class LocalBucketKeeper<C extends BucketColumns<C> = never> implements BucketKeeper {
+  generation = 0;
   protected ids = new KeyedIds(INITIAL);
-  protected table: BucketTable;
+  protected arrays: BucketArrays;
   /** The owner's per-bucket columns, by the same ids as `table` (null without them). */
   protected columns: C | null;
-  private migration: { ids: KeyedIds; table: BucketTable; columns: C | null; cursor: number } | null = null;
+  private migration: { ids: KeyedIds; arrays: BucketArrays; columns: C | null; cursor: number } | null = null;
 
   /**
-   * Live buckets per principal (user, else client-id or group), for the share: a sketch of fixed size (1 MiB at
+   * Buckets held per principal (user, else client-id or group), for the share: a sketch of fixed size (1 MiB at
    * most), never below the true count, since one Map entry per principal cost a third of a bucket's memory.
    */
   private readonly perPrincipal: CountMinSketch;
@@ -55,18 +55,18 @@ export class LocalBucketStore<C extends BucketColumns<C> = never> implements Buc
   overflowed = 0;
 
   constructor(
-    private readonly options: LocalBucketStoreOptions,
+    private readonly options: LocalBucketKeeperOptions,
     /** Makes the owner's per-bucket columns for tables of `size` buckets. */
     private readonly newColumns: ((size: number) => C) | null = null,
   ) {
-    this.table = this.newTable(INITIAL);
+    this.arrays = this.newArrays(INITIAL);
     this.columns = newColumns === null ? null : newColumns(INITIAL);
     this.share = options.maxBucketsPerPrincipal ?? Math.max(1, Math.floor(options.maxBuckets / 10));
     this.perPrincipal = new CountMinSketch(Math.min(Math.max(64, options.maxBuckets), 65_536));
   }
 
   /** Every unit counts once: this process's buckets take whole quotas (the fleet's store overrides this). */
-  get weight(): number {
+  get divisor(): number {
     return 1;
   }
 
@@ -98,8 +98,8 @@ export class LocalBucketStore<C extends BucketColumns<C> = never> implements Buc
       return this.findOrCreate(kind, a, OVERFLOW_CLIENT, now);
     }
     const id = this.ids.add(kind, a, b);
-    this.table.ensure(this.ids.capacity);
-    this.table.init(id, now);
+    this.arrays.ensure(this.ids.capacity);
+    this.arrays.init(id, now);
     if (this.columns !== null) {
       this.columns.ensure(this.ids.capacity);
       this.columns.init(id);
@@ -109,39 +109,39 @@ export class LocalBucketStore<C extends BucketColumns<C> = never> implements Buc
   }
 
   touch(id: number, ratePerSec: number, now: number, burst: number | undefined, shadow: boolean): void {
-    this.table.touch(id, ratePerSec, now, burst, shadow);
+    this.arrays.touch(id, ratePerSec, now, burst, shadow);
   }
 
   isShadow(id: number): boolean {
-    return this.table.isShadow(id);
+    return this.arrays.isShadow(id);
   }
 
   advance(id: number, now: number): void {
-    this.table.advance(id, now);
+    this.arrays.advance(id, now);
   }
 
   record(id: number, amount: number, now: number): void {
-    this.table.record(id, amount, now);
+    this.arrays.record(id, amount, now);
   }
 
   outstanding(id: number): number {
-    return this.table.outstanding(id);
+    return this.arrays.outstanding(id);
   }
 
   capacity(id: number): number {
-    return this.table.capacity(id);
+    return this.arrays.capacity(id);
   }
 
   msToDrain(id: number, excess: number): number {
-    return this.table.msToDrain(id, excess);
+    return this.arrays.msToDrain(id, excess);
   }
 
   countThrottle(id: number): void {
-    this.table.countThrottle(id);
+    this.arrays.countThrottle(id);
   }
 
   throttleCount(id: number): number {
-    return this.table.throttleCount(id);
+    return this.arrays.throttleCount(id);
   }
 
   kind(id: number): number {
@@ -164,7 +164,7 @@ export class LocalBucketStore<C extends BucketColumns<C> = never> implements Buc
       kind: (id) => ids.kind(id),
       a: (id) => ids.a(id),
       b: (id) => ids.b(id),
-      table: this.table,
+      arrays: this.arrays,
     };
   }
 
@@ -173,12 +173,12 @@ export class LocalBucketStore<C extends BucketColumns<C> = never> implements Buc
     let dropped = 0;
     await forRangeSliced(ids.highWater, (id) => {
       // A compaction between slices replaces the index: the rest of this sweep is then the next one's.
-      if (ids !== this.ids || !ids.isLive(id) || this.table.lastSeen(id) > cutoff) return;
+      if (ids !== this.ids || !ids.isLive(id) || this.arrays.lastSeen(id) > cutoff) return;
       this.perPrincipal.add(principalOf(ids.kind(id), ids.a(id), ids.b(id)), -1);
       ids.remove(id);
       dropped++;
       // Cached ids may name this one, which a new bucket may take before the next step.
-      this.epoch++;
+      this.generation++;
     });
     if (this.migration === null && this.ids.capacity > INITIAL && this.ids.size * 4 < this.ids.capacity) this.compact();
     return dropped;
@@ -187,12 +187,12 @@ export class LocalBucketStore<C extends BucketColumns<C> = never> implements Buc
   async resetWhere(match: (group: boolean, a: string | null, b: string | null) => boolean, now: number): Promise<number> {
     let count = 0;
     // Both the current tables and those a compaction is still moving out of: a bucket moves with its state.
-    const sets: [KeyedIds, BucketTable, C | null][] = [[this.ids, this.table, this.columns]];
-    if (this.migration !== null) sets.push([this.migration.ids, this.migration.table, this.migration.columns]);
-    for (const [ids, table, columns] of sets) {
+    const sets: [KeyedIds, BucketArrays, C | null][] = [[this.ids, this.arrays, this.columns]];
+    if (this.migration !== null) sets.push([this.migration.ids, this.migration.arrays, this.migration.columns]);
+    for (const [ids, arrays, columns] of sets) {
       await forRangeSliced(ids.highWater, (id) => {
         if (!ids.isLive(id) || !match(baseKind(ids.kind(id)) === GROUP, ids.a(id), ids.b(id))) return;
-        table.reset(id, now);
+        arrays.reset(id, now);
         columns?.reset(id);
         this.wasReset(ids.kind(id), ids.a(id), ids.b(id));
         count++;
@@ -212,18 +212,18 @@ export class LocalBucketStore<C extends BucketColumns<C> = never> implements Buc
     this.migration = null;
   }
 
-  private newTable(size: number): BucketTable {
+  private newArrays(size: number): BucketArrays {
     const o = this.options;
-    return new BucketTable(o.windowMs, o.windowBuckets, size, o.maxDebtMs);
+    return new BucketArrays(o.windowMs, o.windowBuckets, size, o.maxDebtMs);
   }
 
   private compact(): void {
     const size = Math.max(INITIAL, this.ids.size * 2);
-    this.migration = { ids: this.ids, table: this.table, columns: this.columns, cursor: 0 };
+    this.migration = { ids: this.ids, arrays: this.arrays, columns: this.columns, cursor: 0 };
     this.ids = new KeyedIds(size);
-    this.table = this.newTable(size);
+    this.arrays = this.newArrays(size);
     this.columns = this.newColumns === null ? null : this.newColumns(size);
-    this.epoch++;
+    this.generation++;
     setTimeout(() => this.migrateSome(), 0).unref();
   }
 
@@ -231,8 +231,8 @@ export class LocalBucketStore<C extends BucketColumns<C> = never> implements Buc
   private move(oldId: number): number {
     const m = this.migration!;
     const to = this.ids.add(m.ids.kind(oldId), m.ids.a(oldId), m.ids.b(oldId));
-    this.table.ensure(this.ids.capacity);
-    this.table.copyFrom(m.table, oldId, to);
+    this.arrays.ensure(this.ids.capacity);
+    this.arrays.copyFrom(m.arrays, oldId, to);
     if (this.columns !== null) {
       this.columns.ensure(this.ids.capacity);
       this.columns.copyFrom(m.columns!, oldId, to);

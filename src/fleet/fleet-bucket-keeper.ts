@@ -1,4 +1,4 @@
-import { LocalBucketStore, type LocalBucketStoreOptions } from '../quota/local-bucket-store.js';
+import { LocalBucketKeeper, type LocalBucketKeeperOptions } from '../quota/local-bucket-keeper.js';
 import { FleetState } from '../quota/fleet-state.js';
 import { SyncColumns } from './sync-columns.js';
 
@@ -61,7 +61,7 @@ const nameKey = (kind: number, a: string | null, b: string | null): string => JS
  * `fleet` is the fleet's fallback state, which FleetSync writes: while Redis is out of reach each unit counts
  * `fleet.divisor` (the live sidecars) times against the whole quota, which decides exactly as quota / divisor.
  */
-export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
+export class FleetBucketKeeper extends LocalBucketKeeper<SyncColumns> {
   private queue: Names = { kinds: [], as: [], bs: [] };
   /** Buckets ResetUsage reset here, whose fleet fill the next sync empties (bounded by the buckets). */
   private readonly resets = new Set<string>();
@@ -71,7 +71,7 @@ export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
   series = 0;
 
   constructor(
-    options: LocalBucketStoreOptions,
+    options: LocalBucketKeeperOptions,
     /** A bucket recorded into this recently keeps being synced. */
     readonly followMs: number,
     /** The fleet's fallback state, shared with the leases. */
@@ -81,7 +81,7 @@ export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
   }
 
   /** The fleet state's divisor: 1, or the live sidecars while this sidecar decides alone. */
-  override get weight(): number {
+  override get divisor(): number {
     return this.fleet.divisor;
   }
 
@@ -91,7 +91,7 @@ export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
   }
 
   override record(id: number, amount: number, now: number): void {
-    this.table.record(id, amount, now, this.fleet.divisor);
+    this.arrays.record(id, amount, now, this.fleet.divisor);
     const c = this.columns!;
     c.unsynced[id] = c.unsynced[id]! + amount * 1000;
     if (c.queued[id] === 0) this.enqueue(id);
@@ -116,7 +116,7 @@ export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
    * it never saw (docs/algorithm.md, reconciliation).
    */
   collect(names: Names, from: number, to: number, out: SyncBatch, forgiveMs = 0, divisor = 1): void {
-    const t = this.table;
+    const t = this.arrays;
     const c = this.columns!;
     for (let i = from; i < to; i++) {
       const id = this.find(names.kinds[i]!, names.as[i]!, names.bs[i]!);
@@ -155,7 +155,7 @@ export class FleetBucketStore extends LocalBucketStore<SyncColumns> {
    * still in use stays queued to follow the fleet. Its push is no longer in doubt (`skip`: buckets not applied).
    */
   adopt(batch: SyncBatch, fills: number[], now: number, skip?: ReadonlySet<number>): void {
-    const t = this.table;
+    const t = this.arrays;
     const c = this.columns!;
     for (let i = 0; i < batch.kinds.length; i++) {
       if (skip?.has(i)) continue;

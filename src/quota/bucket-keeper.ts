@@ -1,4 +1,4 @@
-import type { BucketTable } from './bucket-table.js';
+import type { BucketArrays } from './bucket-arrays.js';
 import { bucketDisplay } from './entity.js';
 import {
   CONSUME,
@@ -13,10 +13,10 @@ import type { PeriodUnit } from './rate-value.js';
 
 /** The bucket kind of a consumer group's consume_bytes_rate bucket; the built-in rates' kinds are their key indexes. */
 export const GROUP = QUOTA_KEYS.length;
-/** The base kind of resource slot s is RESOURCE_KIND + s (quotas.resources; up to MAX_RESOURCES). */
+/** The base kind of resource s (its index in quotas.resources, up to MAX_RESOURCES) is RESOURCE_KIND + s. */
 export const RESOURCE_KIND = GROUP + 1;
 /** The base kind of a declared resource's bucket. */
-export const resourceKind = (slot: number): number => RESOURCE_KIND + slot;
+export const resourceKind = (resource: number): number => RESOURCE_KIND + resource;
 
 /**
  * A key with several rates has one bucket per rate: the bucket of the rate with unit PERIODS[p] has kind
@@ -34,14 +34,14 @@ export const baseKind = (kind: number): number => kind % KIND_STRIDE;
 export const periodOfKind = (kind: number): PeriodUnit => PERIODS[Math.floor(kind / KIND_STRIDE)]!;
 
 /**
- * Counters per rate key and period (the metrics' `quota_type` x `period`): one slot each. Rate keys are indexed
- * like Resources.rateKeys: the built-in three, then each resource slot (MAX_RATE_KEYS in all).
+ * Counters per rate key and period (the metrics' `quota_type` x `period`): one counter each. Rate keys are indexed
+ * like Resources.rateKeys: the built-in three, then each declared resource (MAX_RATE_KEYS in all).
  */
-export const KEY_PERIOD_SLOTS = MAX_RATE_KEYS * PERIODS.length;
-/** The slot of rate key `k` (keyOfKind's index) and period index `p` (PERIOD_INDEX) in such counters. */
-export const keyPeriodSlot = (k: number, p: number): number => k * PERIODS.length + p;
-/** The slot of the key and period a bucket of `kind` counts against (a consumer group's: consume's). */
-export const slotOfKind = (kind: number): number => keyPeriodSlot(keyOfKind(kind), Math.floor(kind / KIND_STRIDE));
+export const KEY_PERIODS = MAX_RATE_KEYS * PERIODS.length;
+/** The counter index of rate key `k` (keyOfKind's index) and period index `p` (PERIOD_INDEX) in such counters. */
+export const keyPeriodIndex = (k: number, p: number): number => k * PERIODS.length + p;
+/** The counter index of the key and period a bucket of `kind` counts against (a consumer group's: consume's). */
+export const keyPeriodOfKind = (kind: number): number => keyPeriodIndex(keyOfKind(kind), Math.floor(kind / KIND_STRIDE));
 
 /** A bucket's display form (docs/protocol.md, Record calls): Throttled.entity, usage rows, violation events. */
 export const bucketName = (kind: number, a: string | null, b: string | null): string =>
@@ -49,7 +49,7 @@ export const bucketName = (kind: number, a: string | null, b: string | null): st
 
 /**
  * The rate key a bucket of `kind` counts against: a built-in key's index (a group's counts as consume), or
- * RESOURCE_KEY_BASE + a resource's slot (the index of the manager's per-key counters and of Resources.rateKeys).
+ * RESOURCE_KEY_BASE + a resource's index (the index of the manager's per-key counters and of Resources.rateKeys).
  */
 export const keyOfKind = (kind: number): number => {
   const base = baseKind(kind);
@@ -60,22 +60,22 @@ export const keyOfKind = (kind: number): number => {
 export const limitIndexOfKind = (base: number): LimitKeyIndex => (base < GROUP ? base : resourceRateIndex(base - RESOURCE_KIND));
 
 /**
- * Where usage buckets live, as the quota policy sees them. A bucket is named by (kind, a, b): the kind is a
+ * Where usage buckets are kept, as the quota policy sees them. A bucket is named by (kind, a, b): the kind is a
  * quota key index or GROUP, plus its rate's period (periodKind), `a` the user (or consumer group), `b` the client-id. It is handed out as a small
- * integer id, valid until `epoch` changes (a sweep dropped buckets, or a compaction moved them): whoever caches
- * ids must check the epoch. The level arithmetic is docs/algorithm.md, sections 2-3.
+ * integer id, valid until `generation` changes (a sweep dropped buckets, or a compaction moved them): whoever caches
+ * ids must check the generation. The fill arithmetic is docs/algorithm.md, sections 2-3.
  *
- * Implementations: LocalBucketStore (this process's typed-array tables); the fleet mode adds buckets synced
+ * Implementations: LocalBucketKeeper (this process's typed-array tables); the fleet mode adds buckets synced
  * through Redis behind the same interface.
  */
-export interface BucketStore {
-  /** Live buckets. */
+export interface BucketKeeper {
+  /** Buckets held. */
   readonly size: number;
   /** Bumped whenever an id may stop naming its bucket. */
-  readonly epoch: number;
+  readonly generation: number;
   /** How many times each unit counts against a quota: 1, or the fleet state's divisor (its fallback). */
-  readonly weight: number;
-  /** The bucket of (kind, a, b), created empty at `now` if missing; -1 when maxBuckets are live. */
+  readonly divisor: number;
+  /** The bucket of (kind, a, b), created empty at `now` if missing; -1 when maxBuckets are held. */
   findOrCreate(kind: number, a: string | null, b: string | null, now: number): number;
   /**
    * Brings a bucket to `now` under `ratePerSec` (after a resolution, which may have changed the rate), with
@@ -91,7 +91,7 @@ export interface BucketStore {
   outstanding(id: number): number;
   /** quota x window (the burst) in milli-units. */
   capacity(id: number): number;
-  /** Whole ms until the level drains by `excess` milli-units. */
+  /** Whole ms until the fill drains by `excess` milli-units. */
   msToDrain(id: number, excess: number): number;
   countThrottle(id: number): void;
   /** Throttled replies the bucket has caused since it was created. */
@@ -99,7 +99,7 @@ export interface BucketStore {
   kind(id: number): number;
   a(id: number): string | null;
   b(id: number): string | null;
-  /** Resets every bucket `match` accepts (level, debt and measured usage); sliced. Resolves with the count. */
+  /** Resets every bucket `match` accepts (fill, debt and measured usage); sliced. Resolves with the count. */
   resetWhere(match: (group: boolean, a: string | null, b: string | null) => boolean, now: number): Promise<number>;
   /** Drops buckets last seen at or before `cutoff`; sliced. Resolves with the number dropped. */
   sweep(cutoff: number): Promise<number>;
@@ -109,7 +109,7 @@ export interface BucketStore {
 
 /**
  * What a report reads, taken at one moment: if a compaction replaces the tables while a sliced report runs,
- * the view keeps reading the old ones, and a bucket dropped meanwhile reads as not live.
+ * the view keeps reading the old ones, and a bucket dropped meanwhile reads as not held.
  */
 export interface BucketView {
   readonly highWater: number;
@@ -117,7 +117,7 @@ export interface BucketView {
   kind(id: number): number;
   a(id: number): string | null;
   b(id: number): string | null;
-  readonly table: BucketTable;
+  readonly arrays: BucketArrays;
 }
 
 /**
