@@ -4,9 +4,12 @@
 // is 16 MiB by default).
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startServer } from '../helpers/server.js';
+import { waitUntil } from '../helpers/wait.js';
 import { WirePeer } from '../helpers/wire.js';
+import net from 'node:net';
+import { encodeFrame } from '../../src/protocol/codec.js';
 import { QuotaClient } from '../../src/client/quota-client.js';
 import type { QuotaAlteration } from '../../src/protocol/messages/alter-quotas.js';
 
@@ -19,12 +22,12 @@ const arrayBuffers = (): number => {
   return process.memoryUsage().arrayBuffers;
 };
 
-t.test('a connection that once got a large reply does not keep a buffer of its size', async (t) => {
+/** A server with about 8,000 configured entities: a DescribeQuotas reply of roughly 0.5 MiB. */
+async function serverWithLargeReplies(t: Test) {
   const s = await startServer();
   t.teardown(() => s.stop());
   const admin = await QuotaClient.connect({ port: s.port });
   t.teardown(() => admin.close());
-  // About 8,000 entities: a DescribeQuotas reply of roughly 0.5 MiB.
   for (let b = 0; b < 8; b++) {
     const alterations: QuotaAlteration[] = [];
     for (let i = 0; i < 1000; i++) {
@@ -32,6 +35,11 @@ t.test('a connection that once got a large reply does not keep a buffer of its s
     }
     await admin.alterQuotas(alterations);
   }
+  return s;
+}
+
+t.test('a connection that once got a large reply does not keep a buffer of its size', async (t) => {
+  const s = await serverWithLargeReplies(t);
   const peers: WirePeer[] = [];
   t.teardown(() => {
     for (const p of peers) p.close();
@@ -52,4 +60,39 @@ t.test('a connection that once got a large reply does not keep a buffer of its s
   // Each reply is about 0.5 MiB: keeping one slab of its size per connection would be ~10 MiB here (20 MiB
   // at twice its size). The bound leaves room for the peers' own read buffers in this process.
   t.ok(retained < 4 * 1024 * 1024, `${N} idle connections retain ${(retained / 2 ** 20).toFixed(1)} MiB of buffers`);
+});
+
+t.test('peers that never read, pipelining large replies and Pings, cost about max_connection_bytes each', async (t) => {
+  const s = await serverWithLargeReplies(t);
+  const maxConnectionBytes = 1024 * 1024; // the default
+  const N = 30;
+  const sockets: net.Socket[] = [];
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+  });
+  const before = arrayBuffers();
+  const describe = encodeFrame(1, { type: 'DescribeQuotas' });
+  const ping = encodeFrame(2, { type: 'Ping' });
+  for (let i = 0; i < N; i++) {
+    const socket = net.connect(s.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.pause(); // never reads: the kernel's buffers fill, then the server's
+    for (let k = 0; k < 60; k++) socket.write(Buffer.concat([describe, ping]));
+    sockets.push(socket);
+  }
+  const stalled = () => {
+    const full = (c: { readingPaused: boolean; pendingReply: boolean; unsentReplyBytes: number }) =>
+      c.readingPaused && !c.pendingReply && c.unsentReplyBytes > maxConnectionBytes;
+    return s.app.server.connectionStats().filter(full).length === N;
+  };
+  await waitUntil(stalled, 'every peer stalled past max_connection_bytes');
+  const held = arrayBuffers() - before;
+  const unsent = s.app.server.connectionStats().reduce((n, c) => n + c.unsentReplyBytes, 0);
+  // Unsent replies are at most max_connection_bytes plus the one reply that crossed it; what holds them may
+  // add a little, not double them (each 0.5 MiB reply copied into a slab of twice its size, the Ping after
+  // it pinning the rest: 70.0 MiB held for 34.7 MiB unsent before).
+  t.ok(
+    held < N * 1.75 * maxConnectionBytes,
+    `${N} stalled peers hold ${(held / 2 ** 20).toFixed(1)} MiB (${(unsent / 2 ** 20).toFixed(1)} MiB unsent)`,
+  );
 });
