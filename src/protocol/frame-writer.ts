@@ -3,6 +3,8 @@ import { HEADER_BYTES } from './frame-decoder.js';
 
 /** The size of a writer's slab: the replies of a few hundred reads before a new one is needed. */
 const SLAB_BYTES = 16 * 1024;
+/** The slab of a writer whose large slab went with its last batch: the next write starts a new one. */
+const NO_SLAB = Buffer.alloc(0);
 
 /**
  * Collects frames into a slab, then hands the socket a single buffer: one write syscall per batch instead of
@@ -59,6 +61,13 @@ export class FrameWriter {
     if (this.len === this.start) return null;
     const out = this.buf.subarray(this.start, this.len);
     this.start = this.len;
+    // A slab grown for a large reply lives only as long as the socket holds that reply: kept, it would stay
+    // with the connection for its lifetime, twice the size of the largest reply it ever had.
+    if (this.buf.length > SLAB_BYTES) {
+      this.buf = NO_SLAB;
+      this.start = 0;
+      this.len = 0;
+    }
     return out;
   }
 

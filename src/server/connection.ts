@@ -180,14 +180,11 @@ export class Connection {
   private settle(frame: Buffer): void {
     this.pending = null;
     if (this.socket.destroyed) return;
-    try {
-      this.out.frame(frame);
-    } catch (err) {
-      this.logger.error({ conn: this.ctx.id, err }, 'could not queue a reply; closing the connection');
-      this.socket.destroy();
-      return;
-    }
+    // A later reply is a whole frame already (up to max_reply_bytes): it goes to the socket as it is, behind
+    // what was written before it. Copied into the writer it would cost a slab of twice its size, pinned as
+    // long as the peer leaves it unread.
     this.flush();
+    this.socket.write(frame);
     // A Hello refused once its turn came (its token was checked late): nothing after it is read.
     if (this.ctx.closeAfterReply) this.closing = true;
     if (this.socket.writableLength > this.options.maxConnectionBytes) this.overBudget = true;
