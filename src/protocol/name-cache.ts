@@ -6,8 +6,16 @@
  * latin1 decoding is exact. The check rides on the hash's pass over the bytes.
  */
 const SIZE = 4096; // entries; a power of two
+/**
+ * Bytes of a name kept in the arena, one fixed cell per entry: most names are shorter, and comparing against
+ * one flat array costs no pointer chase to a Buffer of its own (which made a hit cost twice what it does).
+ */
+const INLINE = 48;
 const strings: (string | undefined)[] = new Array(SIZE);
-const keys: (Buffer | undefined)[] = new Array(SIZE);
+const lengths = new Int32Array(SIZE).fill(-1);
+const arena = new Uint8Array(SIZE * INLINE);
+/** The bytes of a longer name, by entry. */
+const long: (Buffer | undefined)[] = new Array(SIZE);
 
 /** Bytes i..i+3 as one 32-bit word. */
 const word = (b: Uint8Array, i: number): number => (b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!;
@@ -36,10 +44,16 @@ export function internAscii(buf: Buffer, start: number, end: number): string | u
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   const at = h & (SIZE - 1);
-  const key = keys[at];
-  if (key !== undefined && key.length === len && sameBytes(key, buf, start, len)) return strings[at]!;
+  if (lengths[at] === len) {
+    const same = len <= INLINE ? sameBytes(arena, at * INLINE, buf, start, len) : sameBytes(long[at]!, 0, buf, start, len);
+    if (same) return strings[at]!;
+  }
   const s = buf.toString('latin1', start, end);
-  keys[at] = Buffer.from(buf.subarray(start, end));
+  if (len <= INLINE) {
+    arena.set(buf.subarray(start, end), at * INLINE);
+    long[at] = undefined;
+  } else long[at] = Buffer.from(buf.subarray(start, end));
+  lengths[at] = len;
   strings[at] = s;
   return s;
 }
@@ -52,9 +66,10 @@ function mix(h: number, w: number): number {
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
 
-function sameBytes(key: Buffer, buf: Buffer, start: number, len: number): boolean {
+/** key[from, from + len) and buf[start, start + len) hold the same bytes. */
+function sameBytes(key: Uint8Array, from: number, buf: Buffer, start: number, len: number): boolean {
   let j = 0;
-  for (; j + 4 <= len; j += 4) if (word(key, j) !== word(buf, start + j)) return false;
-  for (; j < len; j++) if (key[j] !== buf[start + j]) return false;
+  for (; j + 4 <= len; j += 4) if (word(key, from + j) !== word(buf, start + j)) return false;
+  for (; j < len; j++) if (key[from + j] !== buf[start + j]) return false;
   return true;
 }

@@ -33,3 +33,18 @@ t.test('a byte with the high bit set anywhere (in a whole word or in the tail) m
   }
   t.pass('every position checked');
 });
+
+t.test('names longer than the arena cell, and a short name replacing a long one in the same entry', async (t) => {
+  for (const len of [47, 48, 49, 100, 1024]) {
+    const a = 'a'.repeat(len - 1);
+    t.equal(intern(`${a}x`), `${a}x`, `${len} bytes`);
+    t.equal(intern(`${a}y`), `${a}y`, `${len} bytes, the last byte differs`);
+    t.equal(intern(`y${a}`), `y${a}`, `${len} bytes, the first byte differs`);
+  }
+  // Many names through few entries: every replacement (long by short, short by long) must read back right.
+  const names = Array.from({ length: 20_000 }, (_, i) => (i % 3 === 0 ? `long-${'z'.repeat(60)}-${i}` : `s${i}`));
+  t.ok(
+    names.every((n) => intern(n) === n) && names.every((n) => intern(n) === n),
+    '20000 names of both kinds, twice over',
+  );
+});
