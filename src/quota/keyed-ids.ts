@@ -4,6 +4,8 @@
  * parallel arrays. Unlike a Map of Maps it makes no object per entry, which is what keeps a tracked bucket
  * under 200 bytes. Ids are dense and reused, so owners keep per-id state in typed arrays of `capacity`.
  */
+import { randomBytes } from 'node:crypto';
+
 const FREE = 0xff;
 const NULL_HASH = 0x9e3779b9;
 /**
@@ -13,11 +15,27 @@ const NULL_HASH = 0x9e3779b9;
  */
 const charCodeAt = String.prototype.charCodeAt;
 
-function hashString(s: string | null): number {
-  if (s === null) return NULL_HASH;
-  let h = 0x811c9dc5;
+/**
+ * This process's hash seed. Names come from clients (a Kafka client picks its own client.id): with a hash they
+ * could compute, they could pick thousands of names with one home and make every lookup walk that chain
+ * (hash flooding). Unseeded, the home's low bits depend only on the names' bytes.
+ */
+const PROCESS_SEED = randomBytes(4).readInt32LE(0);
+
+function hashString(s: string | null, h: number): number {
+  if (s === null) return Math.imul(h ^ NULL_HASH, 0x01000193);
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ charCodeAt.call(s, i), 0x01000193);
   return h;
+}
+
+/** The hash of a key under `seed`: FNV-1a over both names from the seed, then murmur3's finalizer. */
+export function keyHash(seed: number, kind: number, a: string | null, b: string | null): number {
+  let h = hashString(b, hashString(a, seed ^ kind));
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
 }
 
 export class KeyedIds {
@@ -31,7 +49,11 @@ export class KeyedIds {
   private next = 0;
   private count = 0;
 
-  constructor(initialCapacity = 1024) {
+  constructor(
+    initialCapacity = 1024,
+    /** The hash seed: the process's random one; a test passes its own. */
+    private readonly seed = PROCESS_SEED,
+  ) {
     // A power of two, so `& mask` wraps probes around the whole cell array (cells double from here).
     const cap = 2 ** Math.ceil(Math.log2(Math.max(16, initialCapacity)));
     this.kinds = new Uint8Array(cap).fill(FREE);
@@ -121,9 +143,7 @@ export class KeyedIds {
   }
 
   private home(kind: number, a: string | null, b: string | null): number {
-    let h = Math.imul(hashString(a) ^ kind, 0x01000193);
-    h = Math.imul(h ^ hashString(b), 0x01000193);
-    return (h ^ (h >>> 15)) & this.mask;
+    return keyHash(this.seed, kind, a, b) & this.mask;
   }
 
   private place(id: number): void {

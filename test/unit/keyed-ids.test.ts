@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { KeyedIds } from '../../src/quota/keyed-ids.js';
+import { KeyedIds, keyHash } from '../../src/quota/keyed-ids.js';
 
 const name = fc.oneof(fc.constant(null), fc.constantFrom('a', 'b', 'alice', 'bob', ''), fc.string({ maxLength: 3 }));
 const op = fc.tuple(fc.constantFrom('add', 'remove', 'find'), fc.integer({ min: 0, max: 3 }), name, name);
@@ -68,4 +68,34 @@ t.test('any initial capacity works, as compaction asks for live x 2', async (t) 
       `initial ${initial}: after removals`,
     );
   }
+});
+
+t.test('names built to share one home under one seed spread under another (no hash flooding by chosen names)', async (t) => {
+  // An attacker who could compute the hash would pick names with one home: 64 of them under seed 1, for a
+  // table of 1024 cells, found by trying names in turn.
+  const mask = 1023;
+  const target = keyHash(1, 0, 'flood-0', 'app') & mask;
+  const crafted: string[] = [];
+  for (let i = 0; crafted.length < 64; i++) if ((keyHash(1, 0, `flood-${i}`, 'app') & mask) === target) crafted.push(`flood-${i}`);
+  const homes = (seed: number) => {
+    const count = new Map<number, number>();
+    for (const name of crafted) {
+      const h = keyHash(seed, 0, name, 'app') & mask;
+      count.set(h, (count.get(h) ?? 0) + 1);
+    }
+    return Math.max(...count.values());
+  };
+  t.equal(homes(1), 64, 'under the seed they were built for, one home');
+  for (const seed of [2, 0x7fffffff, -12345]) t.ok(homes(seed) <= 4, `under seed ${seed}, at most 4 share a home (${homes(seed)})`);
+  // And two tables of this process agree (one seed per process), so ids found in one are found again.
+  const a = new KeyedIds(16);
+  const b = new KeyedIds(16);
+  for (const name of crafted) {
+    a.add(0, name, 'app');
+    b.add(0, name, 'app');
+  }
+  t.ok(
+    crafted.every((n) => a.find(0, n, 'app') === b.find(0, n, 'app') && a.find(0, n, 'app') >= 0),
+    'every crafted name is found',
+  );
 });
