@@ -133,6 +133,38 @@ async fn many_concurrent_calls_share_one_connection() {
     assert_eq!(c.pending_count(), 0);
 }
 
+// On one thread, replies arrive in parts of 64 with the reader yielding between parts: every call still gets
+// its own answer, whatever part its reply came in.
+#[tokio::test]
+async fn many_concurrent_calls_on_one_thread_each_get_their_answer() {
+    let s = Sidecar::start();
+    let c = client(&s).await;
+    c.alter_quotas(&[set(vec![Component::user("slow")], "request_rate", QuotaValue::Limit(10))], false).await.unwrap();
+    let b = BrokerQuotas::builder(c.clone()).record_deadline(Duration::from_secs(30)).build();
+    let mut tasks = Vec::new();
+    for i in 0..3000 {
+        let b = b.clone();
+        // Every third call is a user limited to 10/s: its answers are throttles, the others' are Ok.
+        let user = if i % 3 == 0 { "slow".to_owned() } else { format!("free-{i}") };
+        tasks.push(tokio::spawn(async move { (i, b.request(Some(&user), None).await) }));
+    }
+    let mut wrong = Vec::new();
+    let mut throttled = 0;
+    for t in tasks {
+        let (i, answer) = t.await.unwrap();
+        if i % 3 != 0 && answer != 0 {
+            wrong.push((i, answer));
+        }
+        if i % 3 == 0 && answer > 0 {
+            throttled += 1;
+        }
+    }
+    assert!(wrong.is_empty(), "calls of unlimited users answered as throttled: {wrong:?}");
+    assert!(throttled > 900, "the limited user's 1000 calls are mostly throttled ({throttled})");
+    assert_eq!(b.failures(), 0);
+    assert_eq!(c.pending_count(), 0);
+}
+
 #[tokio::test]
 async fn usage_leases_violations_and_fleet() {
     let s = Sidecar::start();
