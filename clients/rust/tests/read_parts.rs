@@ -2,6 +2,9 @@
 //! has already read must still reach their callers whatever happens while it yields.
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use common::*;
 use rivven_client::*;
 use tokio::io::AsyncWriteExt;
@@ -14,14 +17,30 @@ const CALLS: usize = 200;
 // Those answers were received: their calls must get them, not a connection error.
 #[tokio::test]
 async fn answers_already_read_reach_their_calls_when_a_write_fails_between_parts() {
-    let port = fake_server(|mut s| async move {
-        let mut out = Vec::new();
-        for _ in 0..CALLS {
-            let Some((id, _)) = read_frame(&mut s).await else { return };
-            out.extend_from_slice(&frame(id, &body(serde_json::json!({"type": "Pong"}))));
+    let first = Arc::new(AtomicBool::new(true));
+    let port = fake_server(move |mut s| {
+        let first = first.clone();
+        async move {
+            let pong = frame(0, &body(serde_json::json!({"type": "Pong"})));
+            if !first.swap(false, Ordering::SeqCst) {
+                // The reconnections: every call answered at once.
+                while let Some((id, _)) = read_frame(&mut s).await {
+                    let mut f = pong.clone();
+                    f[4..8].copy_from_slice(&id.to_be_bytes());
+                    if s.write_all(&f).await.is_err() {
+                        return;
+                    }
+                }
+                return;
+            }
+            let mut out = Vec::new();
+            for _ in 0..CALLS {
+                let Some((id, _)) = read_frame(&mut s).await else { return };
+                out.extend_from_slice(&frame(id, &body(serde_json::json!({"type": "Pong"}))));
+            }
+            s.write_all(&out).await.unwrap();
+            drop(s);
         }
-        s.write_all(&out).await.unwrap();
-        drop(s);
     })
     .await;
     let c = QuotaClient::builder().port(port).connect().await.unwrap();
