@@ -19,6 +19,10 @@ pub(crate) struct Conn {
     /// Frames queued since the writer's last write: calls made meanwhile share one write (auto-pipelining).
     out: Mutex<Vec<u8>>,
     wake_writer: Notify,
+    /// The writer's failure, left for the reader to close the connection with once it has delivered the
+    /// replies it has already read (it may be yielding between parts of them).
+    write_failed: Mutex<Option<Error>>,
+    wake_reader: Notify,
     dead: AtomicBool,
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -151,6 +155,8 @@ where
         gen: shared.next_gen(),
         out: Mutex::new(Vec::with_capacity(16 * 1024)),
         wake_writer: Notify::new(),
+        write_failed: Mutex::new(None),
+        wake_reader: Notify::new(),
         dead: AtomicBool::new(false),
         tasks: Mutex::new(Vec::with_capacity(2)),
     });
@@ -174,7 +180,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Arc<Shared>, conn: Arc<Conn>,
         }
         .await;
         if let Err(e) = written {
-            shared.conn_closed(&conn, io_error(&shared, e));
+            // Not closed from here: that would abort the reader with replies already read but not yet
+            // delivered, and fail their calls as if they had never been answered.
+            *conn.write_failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(io_error(&shared, e));
+            conn.wake_reader.notify_one();
             return;
         }
         batch.clear();
@@ -242,7 +251,15 @@ async fn read_loop<R: AsyncRead + Unpin>(shared: Arc<Shared>, conn: Arc<Conn>, m
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
         }
-        match r.read_buf(&mut buf).await {
+        if let Some(e) = conn.write_failed.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            break e;
+        }
+        let read = tokio::select! {
+            read = r.read_buf(&mut buf) => read,
+            // read_buf is cancel-safe: nothing read is lost; the loop delivers what is whole, then closes.
+            () = conn.wake_reader.notified() => continue 'conn,
+        };
+        match read {
             Ok(0) => break Error::ConnectionClosed(format!("connection to {} closed", shared.address)),
             Ok(_) => {}
             Err(e) => break io_error(&shared, e),
