@@ -99,3 +99,27 @@ t.test('names built to share one home under one seed spread under another (no ha
     'every crafted name is found',
   );
 });
+
+t.test('keys that differ only in where a ends and b begins, or in kind and a first character, spread (any seed)', async (t) => {
+  // Both names come from the client (user and client-id): were the hash one pass over a's characters then b's,
+  // every way of cutting one string in two would share a home under every seed, and so would kind k with first
+  // character c and kind k ^ d with c ^ d: 1024 cuts x 4 kinds, one chain, whatever the seed.
+  const s = 'x'.repeat(1025);
+  const keys: [number, string | null, string | null][] = [];
+  for (const kind of [0, 1, 2, 3]) {
+    const t2 = String.fromCharCode(s.charCodeAt(0) ^ kind) + s.slice(1);
+    for (let i = 1; i < t2.length; i++) keys.push([kind, t2.slice(0, i), t2.slice(i)]);
+  }
+  const mask = 8191;
+  for (const seed of [1, 0x7fffffff, -12345]) {
+    const count = new Map<number, number>();
+    for (const [kind, a, b] of keys) {
+      const h = keyHash(seed, kind, a, b) & mask;
+      count.set(h, (count.get(h) ?? 0) + 1);
+    }
+    const most = Math.max(...count.values());
+    t.ok(most <= 8, `under seed ${seed}, at most 8 of ${keys.length} cut keys share a home (${most})`);
+  }
+  t.not(keyHash(1, 0, '', null), keyHash(1, 0, null, ''), "('', null) and (null, '') hash apart");
+  t.not(keyHash(1, 0, 'ab', 'c'), keyHash(1, 0, 'a', 'bc'), "('ab', 'c') and ('a', 'bc') hash apart");
+});
