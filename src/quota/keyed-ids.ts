@@ -9,6 +9,12 @@ import { randomBytes } from 'node:crypto';
 const FREE = 0xff;
 const NULL_HASH = 0x9e3779b9;
 /**
+ * Ends every string's characters, as NULL_HASH stands for null: neither fits in a character (16 bits), so (a, b)
+ * is read back from the hashed sequence alone, and no two keys are one sequence. Without it ('ab', 'c') and
+ * ('a', 'bc') were one pass over the same characters: one hash under every seed.
+ */
+const END_HASH = 0x7f4a7c15;
+/**
  * Called through this reference, not as `s.charCodeAt(i)`: once any loaded module subclasses String (ioredis
  * does, for RESP3 verbatim strings), V8 stops inlining the method looked up on a primitive string and this hash,
  * two per Record request, became 5x slower (the wire benchmark lost a fifth of its throughput).
@@ -25,12 +31,16 @@ const PROCESS_SEED = randomBytes(4).readInt32LE(0);
 function hashString(s: string | null, h: number): number {
   if (s === null) return Math.imul(h ^ NULL_HASH, 0x01000193);
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ charCodeAt.call(s, i), 0x01000193);
-  return h;
+  return Math.imul(h ^ END_HASH, 0x01000193);
 }
 
-/** The hash of a key under `seed`: FNV-1a over both names from the seed, then murmur3's finalizer. */
+/**
+ * The hash of a key under `seed`: FNV-1a over the kind and both names from the seed, then murmur3's finalizer.
+ * The kind is a step of its own: xored in with a's first character, kind k and character c would be kind k ^ d
+ * and character c ^ d, under every seed.
+ */
 export function keyHash(seed: number, kind: number, a: string | null, b: string | null): number {
-  let h = hashString(b, hashString(a, seed ^ kind));
+  let h = hashString(b, hashString(a, Math.imul(seed ^ kind, 0x01000193)));
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
