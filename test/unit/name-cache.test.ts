@@ -43,8 +43,5 @@ t.test('names longer than the arena cell, and a short name replacing a long one 
   }
   // Many names through few entries: every replacement (long by short, short by long) must read back right.
   const names = Array.from({ length: 20_000 }, (_, i) => (i % 3 === 0 ? `long-${'z'.repeat(60)}-${i}` : `s${i}`));
-  t.ok(
-    names.every((n) => intern(n) === n) && names.every((n) => intern(n) === n),
-    '20000 names of both kinds, twice over',
-  );
+  t.ok(names.every((n) => intern(n) === n) && names.every((n) => intern(n) === n), '20000 names of both kinds, twice over');
 });
