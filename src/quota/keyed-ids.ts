@@ -152,8 +152,22 @@ export class KeyedIds {
     this.count--;
   }
 
+  // The last key hashed and its hash: the requests of one socket read mostly come from one client, so the same
+  // key is looked up several times in a row, and a comparison (the same interned strings: a pointer each) costs
+  // less than hashing both names again.
+  private lastKind = -1;
+  private lastA: string | null = null;
+  private lastB: string | null = null;
+  private lastHash = 0;
+
   private home(kind: number, a: string | null, b: string | null): number {
-    return keyHash(this.seed, kind, a, b) & this.mask;
+    if (kind !== this.lastKind || a !== this.lastA || b !== this.lastB) {
+      this.lastHash = keyHash(this.seed, kind, a, b);
+      this.lastKind = kind;
+      this.lastA = a;
+      this.lastB = b;
+    }
+    return this.lastHash & this.mask;
   }
 
   private place(id: number): void {
