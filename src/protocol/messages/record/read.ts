@@ -29,7 +29,11 @@ const UNSET = -1;
 const BAD = -2;
 const NOT_A_NAME = 0; // sentinel distinct from null and every string
 
-/** Bytes i..i+3 as one (signed) 32-bit word; the reader only asks for bytes it has checked are there. */
+/**
+ * Bytes i..i+3 as one (signed) 32-bit word; the reader only asks for bytes it has checked are there. Read by hand,
+ * like every length and integer here: Buffer's readUInt16BE/readUInt32BE check their offset through a wrapper that
+ * allocates, and msgpackr (most Node callers) writes every map with a 16-bit length.
+ */
 function word(b: Uint8Array, i: number): number {
   return (b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!;
 }
@@ -86,7 +90,7 @@ export class RecordReader {
       entries = h - 0x80;
       this.at = start + 1;
     } else if (h === 0xde && start + 2 < end) {
-      entries = buf.readUInt16BE(start + 1);
+      entries = (buf[start + 1]! << 8) | buf[start + 2]!;
       this.at = start + 3;
     } else return false;
     let kind = 0;
@@ -214,7 +218,7 @@ export class RecordReader {
     }
     if (t === 0xda && at + 2 < this.end) {
       this.at = at + 3;
-      return b.readUInt16BE(at + 1);
+      return (b[at + 1]! << 8) | b[at + 2]!;
     }
     return -1;
   }
@@ -235,17 +239,17 @@ export class RecordReader {
     }
     if (t === 0xcd && at + 2 < end) {
       this.at = at + 3;
-      return b.readUInt16BE(at + 1);
+      return (b[at + 1]! << 8) | b[at + 2]!;
     }
     if (t === 0xce && at + 4 < end) {
       this.at = at + 5;
-      return b.readUInt32BE(at + 1);
+      return word(b, at + 1) >>> 0;
     }
     if (t === 0xcf && at + 8 < end) {
-      const hi = b.readUInt32BE(at + 1);
+      const hi = word(b, at + 1) >>> 0;
       if (hi >= 0x200000) return BAD; // >= 2^53: the msgpackr path rejects it with its own message
       this.at = at + 9;
-      return hi * 0x100000000 + b.readUInt32BE(at + 5);
+      return hi * 0x100000000 + (word(b, at + 5) >>> 0);
     }
     if (t === 0xcb && at + 8 < end) {
       const v = b.readDoubleBE(at + 1);
