@@ -12,6 +12,8 @@ from rivven import RivvenError
 from rivven.asgi import RateLimitMiddleware
 from rivven.protocol import OK_RESULT, RecordResult
 
+from .asgi_stub import app, call
+
 
 class UsageStub:
     """Answers RecordUsage from ``answers`` (OK when empty) and keeps every call; RecordRequest must not be made."""
@@ -41,24 +43,6 @@ class UsageStub:
             {"quota_type": "request_rate", "user": user, "client_id": None, "limit": 1000, "rate": 0.0},
             {"quota_type": "orders_rate", "user": user, "client_id": None, "limit": 10, "rate": 3.0},
         ]
-
-
-async def app(scope: Any, receive: Any, send: Any) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
-
-
-async def call(mw: RateLimitMiddleware, tenant: str) -> list[dict[str, Any]]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b""}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    await mw({"type": "http", "headers": [(b"x-tenant-id", tenant.encode())]}, receive, send)
-    return sent
 
 
 async def test_each_request_records_usage_of_the_resource_in_admit_mode() -> None:

@@ -8,6 +8,8 @@ from typing import Any
 from rivven.asgi import RateLimitMiddleware
 from rivven.protocol import OK_RESULT, RecordResult
 
+from .asgi_stub import app, call
+
 
 class StubClient:
     def __init__(self, hang: bool) -> None:
@@ -27,25 +29,6 @@ class StubClient:
             await self.forever
         user = entities[0][1]
         return [{"quota_type": "request_rate", "user": user, "client_id": None, "limit": 5, "rate": 1.0}]
-
-
-async def app(scope: Any, receive: Any, send: Any) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
-
-
-async def call(mw: RateLimitMiddleware, tenant: str) -> list[dict[str, Any]]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b""}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "headers": [(b"x-tenant-id", tenant.encode())]}
-    await mw(scope, receive, send)
-    return sent
 
 
 async def test_the_usage_cache_keeps_at_most_max_tenants() -> None:

@@ -15,8 +15,8 @@ from rivven import AsyncBrokerQuotas, AsyncQuotaClient, BreakerOptions, RivvenEr
 from rivven.asgi import RateLimitMiddleware
 from rivven.protocol import OK_RESULT, decode_record
 
+from .asgi_stub import app, call
 from .sidecar import Sidecar
-from .test_asgi_unit import app, call
 
 
 class Peer:
