@@ -1,6 +1,6 @@
 // The Fastify plugin (DESIGN section 19) over real HTTP: a Fastify app on port 0 in front of a real sidecar
 // (in-process, on a manual clock, so a Retry-After can be honoured without waiting).
-import Fastify from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import t from 'tap';
 import { QuotaClient } from '../../src/client/quota-client.js';
 import { rivvenRateLimit, type RateLimitStats } from '../../src/http/fastify-rate-limit.js';
@@ -159,21 +159,13 @@ t.test('a usage row the headers cannot show gives no limit headers, never Infini
   }
 });
 
-async function setupBytes(t: { teardown(fn: () => unknown): void }) {
+/** A sidecar, its client and a Fastify app counting bytes (`bytes: true`) on port 0; `routes` adds what it serves. */
+async function bytesApp(t: { teardown(fn: () => unknown): void }, routes: (app: FastifyInstance) => void) {
   const s = await startServer();
   const client = await QuotaClient.connect({ port: s.port });
-  await client.alterQuotas([
-    { entity: [['user', 'uploader']], quota_key: 'produce_bytes_rate', quota_value: 1000 },
-    { entity: [['user', 'reader']], quota_key: 'consume_bytes_rate', quota_value: 1000 },
-  ]);
   const app = Fastify();
   await app.register(rivvenRateLimit, { client, tenant: 'x-tenant', bytes: true, recordDeadlineMs: 1000, clock: s.clock });
-  app.post('/', async (req) => ({ got: String(req.body).length }));
-  app.get('/big', async () => 'x'.repeat(3000));
-  app.get('/stream', async (_req, reply) => {
-    const { Readable } = await import('node:stream');
-    return reply.type('text/plain').send(Readable.from([Buffer.alloc(2000, 1), Buffer.alloc(1000, 2)]));
-  });
+  routes(app);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
   t.teardown(async () => {
@@ -181,6 +173,22 @@ async function setupBytes(t: { teardown(fn: () => unknown): void }) {
     await client.close();
     await s.stop();
   });
+  return { s, client, app, base };
+}
+
+async function setupBytes(t: { teardown(fn: () => unknown): void }) {
+  const { s, client, app, base } = await bytesApp(t, (app) => {
+    app.post('/', async (req) => ({ got: String(req.body).length }));
+    app.get('/big', async () => 'x'.repeat(3000));
+    app.get('/stream', async (_req, reply) => {
+      const { Readable } = await import('node:stream');
+      return reply.type('text/plain').send(Readable.from([Buffer.alloc(2000, 1), Buffer.alloc(1000, 2)]));
+    });
+  });
+  await client.alterQuotas([
+    { entity: [['user', 'uploader']], quota_key: 'produce_bytes_rate', quota_value: 1000 },
+    { entity: [['user', 'reader']], quota_key: 'consume_bytes_rate', quota_value: 1000 },
+  ]);
   const post = (tenant: string, body: string | ReadableStream) =>
     fetch(`${base}/`, {
       method: 'POST',
@@ -241,23 +249,14 @@ t.test('bytes: responses are recorded after the fact and their throttle refuses 
 
 t.test('bytes: a response stream that fails closes its request, never the app', async (t) => {
   const { Readable } = await import('node:stream');
-  const s = await startServer();
-  const client = await QuotaClient.connect({ port: s.port });
-  const app = Fastify();
-  await app.register(rivvenRateLimit, { client, tenant: 'x-tenant', bytes: true, recordDeadlineMs: 1000, clock: s.clock });
-  app.get('/broken', async (_req, reply) => {
-    const body = new Readable({ read() {} });
-    body.push(Buffer.alloc(500, 1));
-    setImmediate(() => body.destroy(new Error('the disk went away')));
-    return reply.type('text/plain').send(body);
-  });
-  app.get('/', async () => ({ ok: true }));
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  t.teardown(async () => {
-    await app.close();
-    await client.close();
-    await s.stop();
+  const { base } = await bytesApp(t, (app) => {
+    app.get('/broken', async (_req, reply) => {
+      const body = new Readable({ read() {} });
+      body.push(Buffer.alloc(500, 1));
+      setImmediate(() => body.destroy(new Error('the disk went away')));
+      return reply.type('text/plain').send(body);
+    });
+    app.get('/', async () => ({ ok: true }));
   });
   const broken = await fetch(`${base}/broken`, { headers: { 'x-tenant': 'r' } })
     .then((r) => r.arrayBuffer())
@@ -270,21 +269,12 @@ t.test('bytes: a response stream that fails closes its request, never the app', 
 });
 
 t.test('bytes: a chunked body reaches the handler whole when another hook waits before the body is read', async (t) => {
-  const s = await startServer();
-  const client = await QuotaClient.connect({ port: s.port });
-  const app = Fastify();
-  await app.register(rivvenRateLimit, { client, tenant: 'x-tenant', bytes: true, recordDeadlineMs: 1000, clock: s.clock });
-  // Counting with a 'data' listener put the stream in flowing mode: what came before the parser was lost.
-  app.addHook('onRequest', async () => {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  });
-  app.post('/', async (req) => ({ got: String(req.body).length }));
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  t.teardown(async () => {
-    await app.close();
-    await client.close();
-    await s.stop();
+  const { client, base } = await bytesApp(t, (app) => {
+    // Counting with a 'data' listener put the stream in flowing mode: what came before the parser was lost.
+    app.addHook('onRequest', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    });
+    app.post('/', async (req) => ({ got: String(req.body).length }));
   });
   const body = new ReadableStream({
     start(c) {
