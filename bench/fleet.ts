@@ -15,6 +15,7 @@ import { Redis } from 'ioredis';
 import { QuotaClient } from '../src/client/quota-client.js';
 import { FleetBucketKeeper } from '../src/fleet/fleet-bucket-keeper.js';
 import { FleetSync } from '../src/fleet/fleet-sync.js';
+import { DEFAULT_FLEET_SYNC_OPTIONS } from '../src/fleet/options.js';
 import { systemClock } from '../src/quota/clock.js';
 import { REQUEST } from '../src/quota/quota-key.js';
 import { RedisBackend } from '../src/store/redis-backend.js';
@@ -188,9 +189,7 @@ export async function bigSync(buckets: number) {
       store.touch(id, 1000, now, undefined, false);
       store.record(id, 1, now);
     }
-    const breaker = { failureThreshold: 3, resetTimeoutMs: 2000 };
-    const options = { keyPrefix: 'bench:', nodeId: 'bench', syncIntervalMs: 100, heartbeatIntervalMs: 1000, breaker, batchSize: 1000 };
-    const sync = new FleetSync(backend, store, systemClock, options);
+    const sync = new FleetSync(backend, store, systemClock, { ...DEFAULT_FLEET_SYNC_OPTIONS, keyPrefix: 'bench:', nodeId: 'bench' });
     let worst = 0;
     let last = performance.now();
     const probe = setInterval(() => {

@@ -9,6 +9,7 @@ import { freeze, startRedis, type Proc } from '../../test/helpers/procs.js';
 import { FleetBucketKeeper } from '../../src/fleet/fleet-bucket-keeper.js';
 import { bucketKey } from '../../src/fleet/bucket-sync.js';
 import { FleetSync } from '../../src/fleet/fleet-sync.js';
+import { DEFAULT_FLEET_SYNC_OPTIONS } from '../../src/fleet/options.js';
 import { ManualClock } from '../../src/quota/clock.js';
 import { PRODUCE } from '../../src/quota/quota-key.js';
 import { RedisBackend } from '../../src/store/redis-backend.js';
@@ -31,12 +32,9 @@ function fleetOn(port: number, rate = RATE, maxDebtMs = 300_000) {
   const backend = new RedisBackend({ url: `redis://127.0.0.1:${port}/0` }, 100);
   const prefix = `probe-${process.pid}-${++seq}:`;
   const sync = new FleetSync(backend, store, clock, {
+    ...DEFAULT_FLEET_SYNC_OPTIONS,
     keyPrefix: prefix,
     nodeId: `probe-${seq}`,
-    syncIntervalMs: 100,
-    heartbeatIntervalMs: 1000,
-    breaker: { failureThreshold: 3, resetTimeoutMs: 2000 },
-    batchSize: 1000,
   });
   const record = (user: string, bytes: number) => {
     const id = store.findOrCreate(PRODUCE, user, null, clock.now());

@@ -8,6 +8,7 @@ import { holdRedisBuckets } from '../helpers/fleet.js';
 import { privateRedisUrl } from '../helpers/private-redis.js';
 import { FleetBucketKeeper } from '../../src/fleet/fleet-bucket-keeper.js';
 import { FleetSync } from '../../src/fleet/fleet-sync.js';
+import { DEFAULT_FLEET_SYNC_OPTIONS } from '../../src/fleet/options.js';
 import { ManualClock } from '../../src/quota/clock.js';
 import type { EntityRef } from '../../src/quota/entity.js';
 import { QuotaManager } from '../../src/quota/quota-manager.js';
@@ -35,12 +36,9 @@ async function fleet(t: { teardown(fn: () => unknown): void }, n: number, config
     await backend.connect();
     t.teardown(() => backend.close());
     const sync = new FleetSync(backend, store, clock, {
+      ...DEFAULT_FLEET_SYNC_OPTIONS,
       keyPrefix: prefix,
       nodeId: `node-${i}`,
-      syncIntervalMs: 100,
-      heartbeatIntervalMs: 1000,
-      breaker: { failureThreshold: 3, resetTimeoutMs: 2000 },
-      batchSize: 1000,
     });
     const table = new QuotaTable({ request_rate: 1e9 });
     configure(table);

@@ -5,6 +5,7 @@ import { fleetStatusText } from '../../src/cli/fleet.js';
 import { FleetBucketKeeper } from '../../src/fleet/fleet-bucket-keeper.js';
 import { bucketKey } from '../../src/fleet/bucket-sync.js';
 import { FleetSync } from '../../src/fleet/fleet-sync.js';
+import { DEFAULT_FLEET_SYNC_OPTIONS } from '../../src/fleet/options.js';
 import { ManualClock } from '../../src/quota/clock.js';
 import { LeaseManager } from '../../src/quota/lease-manager.js';
 import { IN_FLIGHT, PRODUCE } from '../../src/quota/quota-key.js';
@@ -44,12 +45,9 @@ function fleetSync(t: { teardown(fn: () => unknown): void }, leases?: LeaseManag
     store,
     clock,
     {
+      ...DEFAULT_FLEET_SYNC_OPTIONS,
       keyPrefix: prefix,
       nodeId: `me-${n}`,
-      syncIntervalMs: 100,
-      heartbeatIntervalMs: 1000,
-      breaker: { failureThreshold: 3, resetTimeoutMs: 2000 },
-      batchSize: 1000,
     },
     () => 0,
     leases,

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { startRedis, type Proc } from '../helpers/procs.js';
 import { FleetBucketKeeper } from '../../src/fleet/fleet-bucket-keeper.js';
 import { FleetSync, type FleetSyncOptions } from '../../src/fleet/fleet-sync.js';
+import { DEFAULT_FLEET_SYNC_OPTIONS } from '../../src/fleet/options.js';
 import { ManualClock } from '../../src/quota/clock.js';
 import { LeaseManager } from '../../src/quota/lease-manager.js';
 import { IN_FLIGHT, REQUEST } from '../../src/quota/quota-key.js';
@@ -37,12 +38,9 @@ function syncer(
     store,
     clock,
     {
+      ...DEFAULT_FLEET_SYNC_OPTIONS,
       keyPrefix: `bounds-${Math.random().toString(36).slice(2)}:`,
       nodeId: 'me',
-      syncIntervalMs: 100,
-      heartbeatIntervalMs: 1000,
-      breaker: { failureThreshold: 3, resetTimeoutMs: 2000 },
-      batchSize: 1000,
       ...options,
     },
     () => 0,
