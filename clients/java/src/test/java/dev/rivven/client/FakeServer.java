@@ -14,24 +14,22 @@ import java.util.function.BiFunction;
 
 /**
  * A protocol peer for tests: answers Hello with HelloOk, keeps every other frame it receives, and answers it with
- * what {@code reply} makes of (correlation id, frame) (null: no answer).
+ * what {@code reply} makes of (correlation id, frame) (null: no answer). {@link #down} plays a server that went
+ * away while keeping the port: a test restarting a server on the same port could find it taken.
  */
 final class FakeServer implements AutoCloseable {
   final List<byte[]> frames = new CopyOnWriteArrayList<>();
+  /** Hellos answered: one per connection the client made. */
+  final java.util.concurrent.atomic.AtomicInteger hellos = new java.util.concurrent.atomic.AtomicInteger();
+  private volatile boolean down;
   private final ServerSocket server;
   private final BiFunction<Integer, byte[], byte[]> reply;
   private final List<Socket> sockets = new CopyOnWriteArrayList<>();
 
   FakeServer(BiFunction<Integer, byte[], byte[]> reply) throws IOException {
-    this(reply, 0);
-  }
-
-  /** On {@code port} (0: any free one). */
-  FakeServer(BiFunction<Integer, byte[], byte[]> reply, int port) throws IOException {
     this.reply = reply;
     server = new ServerSocket();
-    server.setReuseAddress(true);
-    server.bind(new java.net.InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
+    server.bind(new java.net.InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 50);
     Thread t = new Thread(this::acceptLoop, "fake-server");
     t.setDaemon(true);
     t.start();
@@ -49,6 +47,10 @@ final class FakeServer implements AutoCloseable {
     try {
       while (true) {
         Socket s = server.accept();
+        if (down) {
+          s.close(); // before any Hello reply: the client's connect fails and it tries again later
+          continue;
+        }
         sockets.add(s);
         Thread t = new Thread(() -> serve(s), "fake-server-conn");
         t.setDaemon(true);
@@ -73,6 +75,7 @@ final class FakeServer implements AutoCloseable {
         Map<String, Object> body = Replies.map(Wire.decode(frame, 8, len - 4), "body");
         byte[] answer;
         if (first && "Hello".equals(body.get("type"))) {
+          hellos.incrementAndGet();
           Map<String, Object> ok = new LinkedHashMap<>();
           ok.put("type", "HelloOk");
           ok.put("protocol_version", 1L);
@@ -104,6 +107,18 @@ final class FakeServer implements AutoCloseable {
     byte[] out = new byte[h.length() / 2];
     for (int k = 0; k < out.length; k++) out[k] = (byte) Integer.parseInt(h.substring(2 * k, 2 * k + 2), 16);
     return out;
+  }
+
+  /**
+   * Down: closes every connection and each new one at once, so the client stays disconnected; up again: serves as
+   * before, on the same port.
+   */
+  void down(boolean isDown) throws IOException {
+    down = isDown;
+    if (isDown) {
+      for (Socket s : sockets) s.close();
+      sockets.clear();
+    }
   }
 
   @Override
