@@ -23,6 +23,7 @@ import type { QuotaAlteration } from '../src/protocol/messages/alter-quotas.js';
 import * as hello from '../src/protocol/messages/hello.js';
 import { ManualClock } from '../src/quota/clock.js';
 import { MemoryQuotaStore } from '../src/store/quota-store.js';
+import { tcpProxy } from '../test/helpers/tcp-proxy.js';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const BIN = join(ROOT, 'bin/rivven');
@@ -103,6 +104,9 @@ class Sidecar {
   tokens: Record<string, string> = {};
   certs: Certs | null = null;
   private config = '';
+  /** A process is reached through this proxy, which keeps `port` across restarts (see spawn). */
+  private proxy: { port: number; close(): Promise<void> } | null = null;
+  private childPort: number | undefined;
 
   constructor(
     readonly name: string,
@@ -147,20 +151,26 @@ class Sidecar {
     this.port = (await this.app.start()).port;
   }
 
-  /** `bin/rivven serve` on port 0 the first time, on the same port (and data dir) when restarted. */
+  /**
+   * `bin/rivven serve` on port 0, with the same data dir when restarted. Clients reach it through a proxy on a
+   * port of the harness's own, so a restarted sidecar keeps its address without binding a port again: the port a
+   * killed process freed can be taken by anything meanwhile (another test's outgoing connection, the client's own
+   * reconnect). While the process is down the proxy closes each connection at once.
+   */
   async spawn(): Promise<void> {
+    this.proxy ??= await tcpProxy(() => this.childPort);
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (k !== 'NODE_OPTIONS' && !k.startsWith('RIVVEN_')) env[k] = v;
     env.RIVVEN_METRICS_PORT = '0';
     for (const [k, v] of Object.entries((this.args.env as Record<string, string> | undefined) ?? {})) env[k] = v;
-    const argv = [BIN, 'serve', '--config', this.config, '--port', String(this.port), '--data-dir', this.dir, '--log-level', 'info'];
+    const argv = [BIN, 'serve', '--config', this.config, '--port', '0', '--data-dir', this.dir, '--log-level', 'info'];
     const child = spawn(process.execPath, argv, { cwd: this.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-4000);
     });
-    this.port = await new Promise<number>((resolve, reject) => {
+    this.childPort = await new Promise<number>((resolve, reject) => {
       // Every line is read (the pipe must never fill), only the first 'rivven listening' matters.
       createInterface({ input: child.stdout! }).on('line', (line) => {
         if (!line.includes('rivven listening')) return;
@@ -178,12 +188,14 @@ class Sidecar {
       });
       child.once('exit', (code, signal) => reject(new Error(`rivven serve exited (${code ?? signal}) before listening: ${stderr}`)));
     });
+    this.port = this.proxy.port;
   }
 
   async signal(sig: string): Promise<void> {
     const child = this.child;
     if (child === null || child.pid === undefined) throw new Error(`${this.name} is not a process (clock manual?)`);
     if (sig === 'KILL' || sig === 'TERM') {
+      this.childPort = undefined;
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));
       if (sig === 'KILL') child.kill('SIGCONT');
@@ -225,6 +237,7 @@ class Sidecar {
   async stop(): Promise<void> {
     if (this.app !== null) await this.app.stop(1000);
     if (this.child !== null) await this.signal('KILL');
+    await this.proxy?.close();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

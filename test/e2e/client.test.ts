@@ -1,10 +1,11 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { BrokerQuotas } from '../../src/client/broker-quotas.js';
 import { QuotaClient } from '../../src/client/quota-client.js';
 import { RivvenError } from '../../src/protocol/error-codes.js';
 import { GateStore } from '../helpers/gate-store.js';
 import { Hostile } from '../../conformance/harness.js';
 import { serverWithClient, startServer } from '../helpers/server.js';
+import { tcpProxy } from '../helpers/tcp-proxy.js';
 
 t.test('typed calls for every request type; errors carry the server code', async (t) => {
   const { s, c } = await serverWithClient(t, { quotas: { defaults: { produce_bytes_rate: 100 } } }, undefined, { clientName: 'test' });
@@ -61,32 +62,52 @@ t.test('close() rejects what is pending and later calls', async (t) => {
   t.match(await c.ping().catch((e: unknown) => e), { code: 'CONNECTION_CLOSED' });
 });
 
+/**
+ * A sidecar the client reaches through a port of the test's own, so a restarted one gets a fresh port (see
+ * tcp-proxy.ts): `stop()` stops it and refuses connections, `restart()` starts the same configuration again.
+ */
+async function restartable(t: Test) {
+  let server = await startServer();
+  let up = true;
+  const proxy = await tcpProxy(() => (up ? server.port : undefined));
+  t.teardown(() => proxy.close());
+  return {
+    port: proxy.port,
+    async stop() {
+      up = false;
+      await server.stop();
+    },
+    async restart() {
+      server = await startServer({}, server.app.admin.store);
+      t.teardown(() => server.stop());
+      up = true;
+    },
+  };
+}
+
 t.test('reconnects after the server restarts', async (t) => {
-  const first = await startServer();
-  const port = first.port;
-  const c = await QuotaClient.connect({ port, initialBackoffMs: 10, maxBackoffMs: 50 });
+  const sidecar = await restartable(t);
+  const c = await QuotaClient.connect({ port: sidecar.port, initialBackoffMs: 10, maxBackoffMs: 50 });
   t.teardown(() => c.close());
   await c.ping();
   const disconnected = new Promise((resolve) => c.once('disconnect', resolve));
-  await first.stop();
+  await sidecar.stop();
   await disconnected;
-  // The same configuration on the same port, as a restarted sidecar would be.
+  // The same configuration at the same address, as a restarted sidecar would be.
   const reconnected = new Promise((resolve) => c.once('connect', resolve));
-  const second = await startServer({ server: { port } }, first.app.admin.store);
-  t.teardown(() => second.stop());
+  await sidecar.restart();
   await reconnected;
   await c.ping();
   t.same(await c.recordRequest({ user: 'after-restart' }), { throttleTimeMs: 0, recorded: true }, 'calls work again');
 });
 
 t.test('calls made while disconnected wait for the reconnection', async (t) => {
-  const first = await startServer();
-  const c = await QuotaClient.connect({ port: first.port, initialBackoffMs: 10, maxBackoffMs: 20 });
+  const sidecar = await restartable(t);
+  const c = await QuotaClient.connect({ port: sidecar.port, initialBackoffMs: 10, maxBackoffMs: 20 });
   t.teardown(() => c.close());
-  await first.stop();
+  await sidecar.stop();
   const waiting = c.ping();
-  const second = await startServer({ server: { port: first.port } }, first.app.admin.store);
-  t.teardown(() => second.stop());
+  await sidecar.restart();
   await waiting;
   t.pass('the call made during the outage completed');
 });

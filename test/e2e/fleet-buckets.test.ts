@@ -72,8 +72,9 @@ t.test(
   'Redis stopped, killed, restarted: record calls never ask Redis, the breaker opens and closes, usage from the outage is pushed',
   async (t) => {
     let redis: Proc = await startRedis();
+    let down = false;
     // The sidecars reach Redis through a port of the test's own: the restarted Redis gets a fresh port.
-    const proxy = await tcpProxy(() => redis.port);
+    const proxy = await tcpProxy(() => (down ? undefined : redis.port));
     t.teardown(async () => {
       redis.child.kill('SIGCONT');
       await redis.stop();
@@ -137,9 +138,11 @@ t.test(
     t.equal(alter, 'STORAGE_ERROR', 'AlterQuotas fails meanwhile');
 
     // Killed while stopped, then a new (empty) Redis, at the same address for the sidecars (the proxy's).
+    down = true;
     redis.child.kill('SIGKILL');
     await redis.stop();
     redis = await startRedis();
+    down = false;
     t.equal(a.s.app.table.get({ kind: 'user', user: 'during' }, REQUEST), undefined, 'the failed alteration changed nothing here');
 
     // Probe after reset_timeout_ms; its success closes the breaker, and the sync that follows pushes the outage.

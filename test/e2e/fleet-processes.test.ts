@@ -25,9 +25,9 @@ t.test('three sidecar processes share one alteration', async (t) => {
 t.test(
   'three sidecar processes, Redis stopped then killed then restarted: record calls keep being answered, breakers open and close, the outage is pushed',
   async (t) => {
-    const redis = { proc: await startRedis() };
+    const redis = { proc: await startRedis(), down: false };
     // The sidecars reach Redis through a port of the test's own: the restarted Redis gets a fresh port.
-    const proxy = await tcpProxy(() => redis.proc.port);
+    const proxy = await tcpProxy(() => (redis.down ? undefined : redis.proc.port));
     t.teardown(async () => {
       redis.proc.child.kill('SIGCONT');
       await redis.proc.stop();
@@ -59,9 +59,11 @@ t.test(
     );
     t.equal(alter, 'STORAGE_ERROR');
 
+    redis.down = true;
     redis.proc.child.kill('SIGKILL');
     await redis.proc.stop();
     redis.proc = await startRedis();
+    redis.down = false;
     await until('every breaker closed', (f) => f.breaker === 'closed');
     t.pass('every breaker closed after the restart');
     const r = redisAt(t, redis.proc.port);

@@ -2,14 +2,20 @@ import net from 'node:net';
 
 /**
  * A TCP proxy on 127.0.0.1, on a port the OS chose, forwarding each new connection to the port `target()` names
- * at that moment. A test that restarts a server on a fresh port of its own keeps its clients on this one, so no
- * port is ever handed out twice (a restart on the old port could find it taken). A connection closes when
- * either side does or fails, as one straight to the server would.
+ * at that moment, or closing it at once while `target()` is undefined (the server is down). A test that restarts
+ * a server on a fresh port of its own keeps its clients on this one, so no port is ever handed out twice: a
+ * restart on the old port could find it taken, and a connection to a dead server's old port could reach whatever
+ * listens there since. A connection closes when either side does or fails, as one straight to the server would.
  */
-export async function tcpProxy(target: () => number): Promise<{ port: number; close(): Promise<void> }> {
+export async function tcpProxy(target: () => number | undefined): Promise<{ port: number; close(): Promise<void> }> {
   const open = new Set<net.Socket>();
   const server = net.createServer((client) => {
-    const upstream = net.connect(target(), '127.0.0.1');
+    const port = target();
+    if (port === undefined) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(port, '127.0.0.1');
     const end = () => {
       client.destroy();
       upstream.destroy();
