@@ -3,7 +3,6 @@ package rivven_test
 import (
 	"context"
 	"errors"
-	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -139,14 +138,11 @@ func TestRequestTimeoutEndsACall(t *testing.T) {
 }
 
 func TestAFailedConnectLeavesNothingRunning(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	// A server that is down and keeps its port: a closed listener's port could be anyone's by the time we dial.
+	f := newFakeServer(t, answerOk)
+	f.setDown(true)
 	before := runtime.NumGoroutine()
-	_, err = rivven.Connect(context.Background(), &rivven.Options{Addr: addr, ConnectAttempts: 2, MinRetryBackoff: time.Millisecond})
+	_, err := rivven.Connect(context.Background(), &rivven.Options{Addr: f.addr(), ConnectAttempts: 2, MinRetryBackoff: time.Millisecond})
 	if !errors.Is(err, rivven.ErrClosed) {
 		t.Fatalf("connect: %v", err)
 	}
@@ -183,7 +179,7 @@ func TestReconnectsInTheBackgroundAndWaitingCallsGoOut(t *testing.T) {
 	if _, err := c.RecordProduce(ctx10s(t), "alice", "", 1); err != nil {
 		t.Fatal(err)
 	}
-	f.close()
+	f.setDown(true)
 	waitFor(t, "the client to see the loss", func() bool { return !c.Stats().Connected })
 	// Not fail-fast: the call waits for the background reconnect, within its deadline.
 	done := make(chan error, 1)
@@ -195,12 +191,15 @@ func TestReconnectsInTheBackgroundAndWaitingCallsGoOut(t *testing.T) {
 		done <- err
 	}()
 	waitFor(t, "the call to wait", func() bool { return c.Stats().InFlight == 1 })
-	newFakeServerAt(t, f.addr(), answerOk)
+	f.setDown(false)
 	if err := <-done; err != nil {
 		t.Fatalf("after reconnecting: %v", err)
 	}
 	if !c.Stats().Connected {
 		t.Fatal("connected again")
+	}
+	if got := f.helloCount(); got != 2 {
+		t.Fatalf("%d connections said Hello, want 2: the waiting call went out on a second one", got)
 	}
 }
 

@@ -18,17 +18,13 @@ type fakeServer struct {
 	mu     sync.Mutex
 	frames [][]byte
 	conns  []net.Conn
+	down   bool // closes each connection at once: a server gone away that keeps its port
+	hellos int  // Hellos answered: one per connection the client made
 }
 
 func newFakeServer(t *testing.T, reply func(id uint32, frame []byte) []byte) *fakeServer {
 	t.Helper()
-	return newFakeServerAt(t, "127.0.0.1:0", reply)
-}
-
-// newFakeServerAt listens on addr (a port another fake server had: a restarted server).
-func newFakeServerAt(t *testing.T, addr string, reply func(id uint32, frame []byte) []byte) *fakeServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +47,11 @@ func (f *fakeServer) accept() {
 			return
 		}
 		f.mu.Lock()
+		if f.down {
+			f.mu.Unlock()
+			_ = c.Close() // before any Hello reply: the client's connect fails and it tries again later
+			continue
+		}
 		f.conns = append(f.conns, c)
 		f.mu.Unlock()
 		go f.serve(c)
@@ -88,6 +89,9 @@ func (f *fakeServer) serve(c net.Conn) {
 		id := binary.BigEndian.Uint32(frame[4:])
 		var answer []byte
 		if first {
+			f.mu.Lock()
+			f.hellos++
+			f.mu.Unlock()
 			answer = withID(helloOk, id)
 		} else {
 			f.mu.Lock()
@@ -108,6 +112,26 @@ func (f *fakeServer) captured() [][]byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([][]byte(nil), f.frames...)
+}
+
+// setDown(true) closes every connection and each new one at once, so the client stays disconnected;
+// setDown(false) serves again on the same port (a restart on the old port could find it taken).
+func (f *fakeServer) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+	if down {
+		for _, c := range f.conns {
+			_ = c.Close()
+		}
+		f.conns = nil
+	}
+}
+
+func (f *fakeServer) helloCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hellos
 }
 
 func (f *fakeServer) close() {
