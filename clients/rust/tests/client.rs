@@ -303,10 +303,10 @@ async fn a_server_that_never_answers_hello_fails_the_connect_within_its_timeout(
 
 #[tokio::test]
 async fn nothing_listening_fails_the_connect_after_its_attempts() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port bound and not listening: refused, and no test beside this one can take it meanwhile.
+    let holder = tokio::net::TcpSocket::new_v4().unwrap();
+    holder.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = holder.local_addr().unwrap().port();
     let err = QuotaClient::builder()
         .port(port)
         .connect_attempts(3)

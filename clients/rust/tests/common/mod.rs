@@ -4,9 +4,11 @@
 pub mod conformance;
 
 use std::io::{BufRead, BufReader};
+use std::net::Shutdown;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,9 +23,66 @@ pub fn repo_root() -> PathBuf {
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-/// A sidecar in its own process, with its own data directory; killed and removed on drop.
+/// A TCP proxy on a port of its own, forwarding each connection to the port `target` holds (0: the server is
+/// down, the connection is closed at once). A restarted sidecar keeps its address through it without binding a
+/// port again: the port a killed process freed can be taken meanwhile (an outgoing connection of a test running
+/// beside it, the client's own reconnect).
+struct PortKeeper {
+    port: u16,
+    target: Arc<AtomicU16>,
+    closed: Arc<AtomicBool>,
+}
+
+impl PortKeeper {
+    fn start() -> PortKeeper {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = Arc::new(AtomicU16::new(0));
+        let closed = Arc::new(AtomicBool::new(false));
+        let (to, done) = (target.clone(), closed.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if done.load(Ordering::SeqCst) {
+                    return;
+                }
+                let (Ok(client), port) = (client, to.load(Ordering::SeqCst)) else { continue };
+                let upstream = match port {
+                    0 => None,
+                    p => std::net::TcpStream::connect(("127.0.0.1", p)).ok(),
+                };
+                let Some(upstream) = upstream else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
+                for (mut from, mut into) in
+                    [(client.try_clone().unwrap(), upstream.try_clone().unwrap()), (upstream, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut into);
+                        // Either side ending ends both, as one connection straight to the sidecar would.
+                        let _ = from.shutdown(Shutdown::Both);
+                        let _ = into.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        PortKeeper { port, target, closed }
+    }
+}
+
+impl Drop for PortKeeper {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so it sees `closed` and ends, closing the listener.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// A sidecar in its own process, with its own data directory; killed and removed on drop. `port` is a
+/// [`PortKeeper`]'s: it stays the sidecar's address across `restart`.
 pub struct Sidecar {
     child: Option<Child>,
+    keeper: PortKeeper,
     pub port: u16,
     pub dir: PathBuf,
 }
@@ -36,11 +95,13 @@ impl Sidecar {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let (child, port) = Self::spawn(&dir, 0);
-        Sidecar { child: Some(child), port, dir }
+        let keeper = PortKeeper::start();
+        let (child, port) = Self::spawn(&dir);
+        keeper.target.store(port, Ordering::SeqCst);
+        Sidecar { child: Some(child), port: keeper.port, keeper, dir }
     }
 
-    fn spawn(dir: &PathBuf, port: u16) -> (Child, u16) {
+    fn spawn(dir: &PathBuf) -> (Child, u16) {
         let root = repo_root();
         assert!(
             root.join("dist/app.js").exists(),
@@ -49,7 +110,7 @@ impl Sidecar {
         );
         let mut cmd = Command::new("node");
         cmd.current_dir(&root)
-            .args(["bin/rivven", "serve", "--port", &port.to_string(), "--data-dir"])
+            .args(["bin/rivven", "serve", "--port", "0", "--data-dir"])
             .arg(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -88,17 +149,19 @@ impl Sidecar {
 
     /// SIGKILL and reap.
     pub fn kill(&mut self) {
+        self.keeper.target.store(0, Ordering::SeqCst);
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    /// Killed if running, then started again on the same port and data directory.
+    /// Killed if running, then started again with the same address and data directory.
     pub fn restart(&mut self) {
         self.kill();
-        let (child, _) = Self::spawn(&self.dir, self.port);
+        let (child, port) = Self::spawn(&self.dir);
         self.child = Some(child);
+        self.keeper.target.store(port, Ordering::SeqCst);
     }
 }
 
