@@ -54,28 +54,28 @@ final class Env {
         return logDir;
     }
 
-    /** A port free now; Kroxylicious and Kafka need a fixed port in their configuration. */
+    /**
+     * A port free now; Kroxylicious and Kafka need a fixed port in their configuration. It comes from below the
+     * kernel's ephemeral range: a port from that range can be handed to any outgoing connection (the broker's own
+     * clients, a test running beside this one) between this check and the process that binds it, a port below it
+     * only to a process asking for it by number.
+     */
     static int freePort() {
-        try (ServerSocket s = new ServerSocket(0)) {
-            s.setReuseAddress(true);
-            return s.getLocalPort();
-        }
-        catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        return freePortRun(1);
     }
 
-    /** Three consecutive free ports (a proxy gateway: bootstrap, then one per broker node id 1..2). */
+    /** {@code count} consecutive free ports (a proxy gateway: bootstrap, then one per broker node id 1..2). */
     static int freePortRun(int count) {
-        for (int attempt = 0; attempt < 50; attempt++) {
-            int base = freePort();
-            if (base + count > 65535) {
-                continue;
-            }
+        int high = ephemeralLow() - count;
+        int low = Math.min(10_000, high - 1000);
+        var random = java.util.concurrent.ThreadLocalRandom.current();
+        for (int attempt = 0; attempt < 200; attempt++) {
+            int base = random.nextInt(low, high);
             boolean ok = true;
-            for (int i = 1; i < count && ok; i++) {
-                try (ServerSocket s = new ServerSocket(base + i)) {
+            for (int i = 0; i < count && ok; i++) {
+                try (ServerSocket s = new ServerSocket()) {
                     s.setReuseAddress(true);
+                    s.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), base + i));
                 }
                 catch (IOException e) {
                     ok = false;
@@ -85,6 +85,16 @@ final class Env {
                 return base;
             }
         }
-        throw new IllegalStateException("no run of " + count + " free ports");
+        throw new IllegalStateException("no run of " + count + " free ports below " + high);
+    }
+
+    /** The low end of the kernel's ephemeral port range (Linux's default when it cannot be read). */
+    private static int ephemeralLow() {
+        try {
+            return Integer.parseInt(Files.readString(Path.of("/proc/sys/net/ipv4/ip_local_port_range")).trim().split("\\s+")[0]);
+        }
+        catch (IOException | RuntimeException e) {
+            return 32768;
+        }
     }
 }
