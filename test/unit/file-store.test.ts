@@ -14,8 +14,11 @@ t.test('changes go to the log; compaction folds them into the snapshot and keeps
   const dir = fresh();
   const store = new FileQuotaStore(dir, { compactAfterChanges: 10 });
   await store.load();
-  for (let i = 0; i < 25; i++) await store.apply([set(`u${i}`, i + 1)], [audit(`u${i}`)]);
-  await store.settled();
+  for (let i = 0; i < 25; i++) {
+    await store.apply([set(`u${i}`, i + 1)], [audit(`u${i}`)]);
+    // Each compaction ends before the next change: how many changes land during one depends on the disk.
+    await store.settled();
+  }
   await store.close();
   t.equal(store.compactions, 2, 'compacted after 10 and 20 changes');
   t.ok(lines(store.logPath).length <= 5, `the log holds only what came after (${lines(store.logPath).length} lines)`);
@@ -29,6 +32,30 @@ t.test('changes go to the log; compaction folds them into the snapshot and keeps
     loaded.find((q) => q.entity[0]![1] === 'u24'),
     set('u24', 25),
   );
+  await again.close();
+});
+
+t.test('a change that lands while a compaction runs stays in the rewritten log', async (t) => {
+  const dir = fresh();
+  const store = new FileQuotaStore(dir, { compactAfterChanges: 10 });
+  await store.load();
+  for (let i = 1; i <= 10; i++) await store.apply([set(`u${i}`, i)], []);
+  // The 10th change started a compaction; its snapshot is written on the disk's time, so the 11th change queues
+  // its log append before the compaction's log rewrite does.
+  const eleventh = store.apply([set('u11', 11)], []);
+  await store.settled();
+  await eleventh;
+  await store.close();
+  t.equal(store.compactions, 1);
+  const snapshot = JSON.parse(readFileSync(store.statePath, 'utf8')) as { seq: number };
+  t.equal(snapshot.seq, 10, 'the snapshot covers the first 10 changes');
+  t.same(
+    lines(store.logPath).map((l) => (JSON.parse(l) as { seq: number }).seq),
+    [11],
+    'the log keeps the change that came during the compaction',
+  );
+  const again = new FileQuotaStore(dir);
+  t.equal((await again.load()).length, 11, 'snapshot + log give every value back');
   await again.close();
 });
 

@@ -67,7 +67,7 @@ final class Env {
     /** {@code count} consecutive free ports (a proxy gateway: bootstrap, then one per broker node id 1..2). */
     static int freePortRun(int count) {
         int high = ephemeralLow() - count;
-        int low = Math.min(10_000, high - 1000);
+        int low = 10_000;
         var random = java.util.concurrent.ThreadLocalRandom.current();
         for (int attempt = 0; attempt < 200; attempt++) {
             int base = random.nextInt(low, high);
@@ -88,10 +88,12 @@ final class Env {
         throw new IllegalStateException("no run of " + count + " free ports below " + high);
     }
 
-    /** The low end of the kernel's ephemeral port range (Linux's default when it cannot be read). */
-    private static int ephemeralLow() {
-        try {
-            return Integer.parseInt(Files.readString(Path.of("/proc/sys/net/ipv4/ip_local_port_range")).trim().split("\\s+")[0]);
+    /** The low end of the kernel's ephemeral port range (Linux's default when it cannot be read or is odd). */
+    static int ephemeralLow() {
+        // A Scanner, not Files.readString: on JDK 17 that reads procfs files short (this one came back as "3").
+        try (var in = new java.util.Scanner(Path.of("/proc/sys/net/ipv4/ip_local_port_range"))) {
+            int low = in.nextInt();
+            return low >= 12_000 ? low : 32768;
         }
         catch (IOException | RuntimeException e) {
             return 32768;
