@@ -48,8 +48,8 @@ function hostPort(node: string): { host: string; port: number } {
  */
 const FAIL_FAST = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 } as const;
 
-function clientFor(target: RedisTarget, failFast: boolean): RedisClient {
-  const queue = failFast ? FAIL_FAST : { lazyConnect: true, enableOfflineQueue: true };
+function clientFor(target: RedisTarget, failFast: boolean, autoResubscribe = true): RedisClient {
+  const queue = failFast ? FAIL_FAST : { lazyConnect: true, enableOfflineQueue: true, autoResubscribe };
   if ('url' in target) return new Redis(target.url, queue);
   const auth: RedisOptions = {};
   if (target.password !== undefined) auth.password = target.password;
@@ -111,9 +111,14 @@ export class RedisBackend {
     return this.client instanceof Cluster;
   }
 
-  /** A connection for pub/sub (it queues while reconnecting: a subscription is re-made, not failed). */
+  /**
+   * A connection for pub/sub (it queues while reconnecting: a subscription is re-made, not failed). A standalone
+   * or Sentinel one does not resubscribe by itself: its owner does, on 'ready'. ioredis 6.0.0 leaves the promise
+   * of its own resubscription unhandled, so a connection dropped again before SUBSCRIBE's reply was an unhandled
+   * rejection, which ends a Node process. A Cluster's subscriber connection handles that itself.
+   */
   subscriber(): RedisClient {
-    const s = clientFor(this.target, false);
+    const s = clientFor(this.target, false, this.client instanceof Cluster);
     s.on('error', () => undefined);
     return s;
   }

@@ -104,6 +104,7 @@ export class RedisQuotaStore implements QuotaStore {
     if (!this.backend.cluster) this.subscriberId = Number(await (this.subscriber as Redis).call('CLIENT', 'ID'));
     await this.subscriber.subscribe(this.keys.channel);
     this.subscriber.on('message', () => this.catchUpInBackground());
+    if (!this.backend.cluster) this.subscriber.on('ready', () => this.resubscribe(this.subscriber as Redis));
     // A reconnect may have missed notifications: catch up at once.
     this.redis.on('ready', () => this.catchUpInBackground());
     this.poll = setInterval(() => void this.pollVersion(), this.options.pollIntervalMs);
@@ -167,6 +168,21 @@ export class RedisQuotaStore implements QuotaStore {
     } finally {
       this.polling = false;
     }
+  }
+
+  /**
+   * The subscriber reconnected (standalone or Sentinel; see RedisBackend.subscriber): subscribe again, then catch
+   * up on what was published meanwhile. Should the connection drop again first, the next 'ready' does it.
+   */
+  private resubscribe(s: Redis): void {
+    // CLIENT ID first: a subscribed connection takes no other command.
+    s.call('CLIENT', 'ID')
+      .then(async (id) => {
+        this.subscriberId = Number(id);
+        await s.subscribe(this.keys.channel);
+        this.catchUpInBackground();
+      })
+      .catch(() => undefined);
   }
 
   private catchUpInBackground(): void {

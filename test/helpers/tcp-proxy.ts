@@ -7,7 +7,11 @@ import net from 'node:net';
  * restart on the old port could find it taken, and a connection to a dead server's old port could reach whatever
  * listens there since. A connection closes when either side does or fails, as one straight to the server would.
  */
-export async function tcpProxy(target: () => number | undefined): Promise<{ port: number; close(): Promise<void> }> {
+export async function tcpProxy(
+  target: () => number | undefined,
+  /** Looks at each chunk a client sends: true keeps it and every later one back (a server that stopped reading). */
+  holdWhen?: (chunk: Buffer) => boolean,
+): Promise<{ port: number; close(): Promise<void> }> {
   const open = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const port = target();
@@ -27,7 +31,19 @@ export async function tcpProxy(target: () => number | undefined): Promise<{ port
         end();
       });
     }
-    client.pipe(upstream).pipe(client);
+    if (holdWhen === undefined) client.pipe(upstream);
+    else {
+      let held = false;
+      client.on('data', (chunk: Buffer) => {
+        held ||= holdWhen(chunk);
+        if (held) return;
+        if (!upstream.write(chunk)) {
+          client.pause();
+          upstream.once('drain', () => client.resume());
+        }
+      });
+    }
+    upstream.pipe(client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {

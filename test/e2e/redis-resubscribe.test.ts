@@ -1,0 +1,57 @@
+import t from 'tap';
+import type { Redis } from 'ioredis';
+import { RedisQuotaStore } from '../../src/store/redis-quota-store.js';
+import { newPrefix, redisAt } from '../helpers/fleet.js';
+import { privateRedisUrl } from '../helpers/private-redis.js';
+import { tcpProxy } from '../helpers/tcp-proxy.js';
+import { waitUntil } from '../helpers/wait.js';
+
+const SHARED = await privateRedisUrl();
+
+t.test('the subscriber resubscribes after a reconnect, and closing it meanwhile leaves no unhandled rejection', async (t) => {
+  const rejections: unknown[] = [];
+  const onRejection = (reason: unknown) => rejections.push(reason);
+  process.on('unhandledRejection', onRejection);
+  t.teardown(() => process.off('unhandledRejection', onRejection));
+  // The listening store reaches Redis through a proxy that holds back the third SUBSCRIBE it sees (the first is
+  // made at load, the second and third after the two kills below): Redis never answers it.
+  let subscribes = 0;
+  const proxy = await tcpProxy(
+    () => Number(new URL(SHARED).port),
+    (chunk) => /subscribe/i.test(chunk.toString('latin1')) && ++subscribes === 3,
+  );
+  t.teardown(() => proxy.close());
+  const prefix = newPrefix();
+  // No version poll: a change reaches the listener by its notification, or by a catch-up after a reconnect.
+  const listener = new RedisQuotaStore({
+    target: { url: `redis://127.0.0.1:${proxy.port}/0` },
+    keyPrefix: prefix,
+    pollIntervalMs: 3_600_000,
+  });
+  const writer = new RedisQuotaStore({ target: { url: SHARED }, keyPrefix: prefix, pollIntervalMs: 3_600_000 });
+  t.teardown(() => writer.close());
+  await listener.load();
+  await writer.load();
+  const admin = redisAt(t, SHARED);
+  const subscribed = async () => Number((await admin.pubsub('NUMSUB', `${prefix}{quotas}:notify`))[1]) === 2;
+  t.ok(await subscribed(), 'subscribed');
+
+  // Every subscribed connection of this file's Redis: the listener's, and the writer's (which has no proxy).
+  const killSubscribers = () => admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+  await killSubscribers();
+  await waitUntil(async () => subscribes === 2 && (await subscribed()), 'subscribed again after a reconnect', { everyMs: 10 });
+  await writer.apply([{ entity: [['user', 'heard']], quota_key: 'request_rate', quota_value: 4 }], []);
+  await waitUntil(async () => listener.appliedVersion === writer.appliedVersion, 'the listener to hear of the change', { everyMs: 10 });
+  t.equal(listener.foundByPoll, 0, 'heard by its notification');
+
+  // Killed again; this time the resubscription goes unanswered, and the store closes while it waits. (ioredis'
+  // own resubscription left that promise unhandled: its rejection on close ends a Node process.)
+  await killSubscribers();
+  await waitUntil(async () => subscribes === 3, 'the held resubscription', { everyMs: 10 });
+  const subscriber = (listener as unknown as { subscriber: Redis }).subscriber;
+  const ended = new Promise((resolve) => subscriber.once('end', resolve));
+  await listener.close();
+  await ended;
+  await new Promise((resolve) => setImmediate(resolve)); // an unhandled rejection is reported after the tick it happened in
+  t.same(rejections, [], 'no unhandled rejection');
+});
