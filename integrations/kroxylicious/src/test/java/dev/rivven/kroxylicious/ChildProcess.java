@@ -21,6 +21,8 @@ final class ChildProcess implements AutoCloseable {
     final String name;
     private final ConcurrentLinkedQueue<String> lines = new ConcurrentLinkedQueue<>();
     private final List<Watcher> watchers = new ArrayList<>();
+    /** Reads the process's output into {@code lines} until the process closes it (it ended). */
+    private final Thread reader;
 
     private record Watcher(Predicate<String> match, CompletableFuture<String> found) {
     }
@@ -29,7 +31,7 @@ final class ChildProcess implements AutoCloseable {
         this.name = name;
         this.process = process;
         PrintWriter out = new PrintWriter(Files.newBufferedWriter(log, StandardCharsets.UTF_8), true);
-        Thread t = new Thread(() -> {
+        reader = new Thread(() -> {
             try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
                 String line;
                 while ((line = r.readLine()) != null) {
@@ -57,8 +59,8 @@ final class ChildProcess implements AutoCloseable {
                 }
             }
         }, name + "-output");
-        t.setDaemon(true);
-        t.start();
+        reader.setDaemon(true);
+        reader.start();
     }
 
     static ChildProcess start(String name, List<String> command, Path dir, Path log) throws IOException {
@@ -109,6 +111,18 @@ final class ChildProcess implements AutoCloseable {
 
     List<String> lines() {
         return List.copyOf(lines);
+    }
+
+    /**
+     * Every line of a process that has ended: waits until its output is read to the end. The process exiting does
+     * not mean its last lines have been read yet: the reader thread gets them when it next runs.
+     */
+    List<String> allLines(Duration timeout) throws InterruptedException {
+        reader.join(timeout.toMillis());
+        if (reader.isAlive()) {
+            throw new IllegalStateException(name + ": its output did not end within " + timeout + "; see " + Env.logDir().resolve(name + ".log"));
+        }
+        return lines();
     }
 
     void kill() throws InterruptedException {

@@ -112,9 +112,11 @@ class KafkaQuotaE2ETest {
                 dir);
         Load.Result limited = Load.produce(Load.producerProps(proxy.plainBootstrap(), "limited"), "produce", WINDOW_S);
         assertEquals(0, perf.waitFor(Duration.ofSeconds(120)), "producer-perf failed");
+        // Its summary and metrics are its last lines: read once its output has ended, not when it exited.
+        List<String> perfLines = perf.allLines(Duration.ofSeconds(30));
         double rate = limited.rate(WINDOW_S);
-        String summary = perf.lines().stream().filter(l -> l.contains("records sent") && l.contains("99th")).reduce((a, b) -> b).orElse("");
-        double freeThrottle = metricLine(perf.lines(), "producer-metrics:produce-throttle-time-max:{client-id=free}");
+        String summary = perfLines.stream().filter(l -> l.contains("records sent") && l.contains("99th")).reduce((a, b) -> b).orElse("");
+        double freeThrottle = metricLine(perfLines, "producer-metrics:produce-throttle-time-max:{client-id=free}");
         report("produce quota 1 MB/s, client-id limited: %.3f MB/s over %.0f s (client's max throttle_time_ms seen %.0f; per second: %s)",
                 rate / 1e6, WINDOW_S, limited.throttleTimeMaxMs(), limited.perSecond((int) WINDOW_S));
         report("beside it, producer-perf client-id free: %s; its max throttle_time_ms %.0f", summary.trim(), freeThrottle);

@@ -49,8 +49,7 @@ final class Sidecar implements AutoCloseable {
         cmd.add(address);
         ChildProcess p = ChildProcess.start("rivven-cli", cmd, dir, Env.logDir().resolve("rivven-cli.log"));
         int rc = p.waitFor(Duration.ofSeconds(30));
-        Thread.sleep(50); // let the output thread drain the last lines
-        String out = String.join("\n", p.lines());
+        String out = String.join("\n", p.allLines(Duration.ofSeconds(30)));
         if (rc != 0) {
             throw new IllegalStateException("rivven " + String.join(" ", args) + " exited " + rc + ": " + out);
         }
