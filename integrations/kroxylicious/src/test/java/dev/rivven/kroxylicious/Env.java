@@ -64,8 +64,14 @@ final class Env {
         return freePortRun(1);
     }
 
+    /**
+     * Every port this JVM has handed out. A port is bound by its process only later (a broker's three, a proxy's
+     * seven are all chosen before it starts): the bind check alone would hand such a port out again.
+     */
+    private static final java.util.Set<Integer> HANDED_OUT = new java.util.HashSet<>();
+
     /** {@code count} consecutive free ports (a proxy gateway: bootstrap, then one per broker node id 1..2). */
-    static int freePortRun(int count) {
+    static synchronized int freePortRun(int count) {
         int high = ephemeralLow() - count;
         int low = 10_000;
         var random = java.util.concurrent.ThreadLocalRandom.current();
@@ -73,6 +79,10 @@ final class Env {
             int base = random.nextInt(low, high);
             boolean ok = true;
             for (int i = 0; i < count && ok; i++) {
+                if (HANDED_OUT.contains(base + i)) {
+                    ok = false;
+                    break;
+                }
                 try (ServerSocket s = new ServerSocket()) {
                     s.setReuseAddress(true);
                     s.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), base + i));
@@ -82,6 +92,9 @@ final class Env {
                 }
             }
             if (ok) {
+                for (int i = 0; i < count; i++) {
+                    HANDED_OUT.add(base + i);
+                }
                 return base;
             }
         }
