@@ -39,8 +39,13 @@ final class FakeServer implements AutoCloseable {
     return server.getLocalPort();
   }
 
+  /**
+   * Options to reach this server: one connect attempt, with a connect timeout a loaded machine meets (the default
+   * 1000 ms, TCP and Hello with this server's thread per connection, was missed by a cold JVM beside other work);
+   * no test on a FakeServer is about connect timing.
+   */
   QuotaClientOptions.Builder options() {
-    return QuotaClientOptions.builder().port(port()).connectAttempts(1);
+    return QuotaClientOptions.builder().port(port()).connectAttempts(1).connectTimeoutMs(10_000);
   }
 
   private void acceptLoop() {
