@@ -350,14 +350,7 @@ async fn the_broker_fails_open_while_the_sidecar_is_down_and_recovers_after_rest
         .breaker(BreakerOptions { failure_threshold: 3, reset_timeout: Duration::from_millis(100) })
         .build();
     // A sidecar under load may miss the first 25 ms deadline: wait for one call it answers in time.
-    let t = Instant::now();
-    loop {
-        let f = b.failures();
-        if b.request(Some("a"), None).await == 0 && b.failures() == f {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(10), "a call answered by the sidecar");
-    }
+    until_answered(&b, "a", Duration::from_secs(10)).await;
     let before = b.failures();
     s.kill();
     for _ in 0..20 {
@@ -375,10 +368,9 @@ async fn the_broker_fails_open_while_the_sidecar_is_down_and_recovers_after_rest
         b.request(Some("a"), None).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let before = b.failures();
+    // Calls are answered by the sidecar again: the restarted one is cold, as at the start, and may miss one.
     c.ping().await.unwrap();
-    assert_eq!(b.request(Some("a"), None).await, 0);
-    assert_eq!(b.failures(), before);
+    until_answered(&b, "a", Duration::from_secs(30)).await;
 }
 
 #[test]

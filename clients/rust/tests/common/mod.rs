@@ -240,3 +240,20 @@ pub async fn mute_server() -> u16 {
 }
 
 pub const SHORT: Duration = Duration::from_millis(200);
+
+/// Makes `b.request(user)` until one call is answered by the sidecar within the broker's record deadline (0, and
+/// no failure counted), for at most `within`. A sidecar just started or restarted (cold), or a loaded machine,
+/// can make one call miss a 25 ms deadline: such a call answers 0 too, and counts as a failure.
+pub async fn until_answered(b: &rivven_client::BrokerQuotas, user: &str, within: Duration) {
+    let t = std::time::Instant::now();
+    loop {
+        let f = b.failures();
+        let got = b.request(Some(user), None).await;
+        if got == 0 && b.failures() == f {
+            return;
+        }
+        assert_eq!(got, 0, "a call that fails answers 0");
+        assert!(t.elapsed() < within, "no call answered by the sidecar within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
