@@ -5,6 +5,7 @@ import t from 'tap';
 import { QuotaClient } from '../../src/client/quota-client.js';
 import { FileQuotaStore } from '../../src/store/file-quota-store.js';
 import { run, serve, runInProcess } from '../helpers/cli.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const fresh = () => mkdtempSync(join(tmpdir(), 'rivven-durable-'));
 
@@ -15,14 +16,18 @@ t.test('every acknowledged alteration survives SIGKILL mid-stream', async (t) =>
   const client = await QuotaClient.connect({ port: first.port, requestTimeoutMs: 1000 });
   const acked: number[] = [];
   const inFlight: Promise<unknown>[] = [];
-  // Keep several alterations in flight so the kill lands while some are being written.
+  // Keep several alterations in flight so the kill lands while some are being written, and once one was
+  // acknowledged (a condition: on a loaded machine the first acknowledgement can take longer than the sending).
   for (let i = 0; i < 200; i++) {
     const p = client
       .alterQuotas([{ entity: [['user', `u${i}`]], quota_key: 'request_rate', quota_value: i + 1 }])
       .then(() => acked.push(i))
       .catch(() => undefined);
     inFlight.push(p);
-    if (i === 120) first.child.kill('SIGKILL');
+    if (i === 120) {
+      await waitUntil(() => acked.length > 0, 'an alteration acknowledged before the kill');
+      first.child.kill('SIGKILL');
+    }
     if (i % 8 === 7) await Promise.race([p, new Promise((r) => setTimeout(r, 5))]);
   }
   await Promise.all(inFlight);
