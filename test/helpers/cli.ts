@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createInterface } from 'node:readline';
+import { killOnExit } from './procs.js';
 
 export const BIN = new URL('../../bin/rivven', import.meta.url).pathname;
 
@@ -47,6 +48,7 @@ export function serve(args: string[], cwd: string, opts: { env?: Record<string, 
     env: cleanEnv(opts.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  killOnExit(child);
   const logs: Record<string, unknown>[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {

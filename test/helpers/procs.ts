@@ -64,7 +64,23 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
+/**
+ * Every process started here that is still running: killed when this test process exits, however it exits
+ * (a failed teardown, an uncaught error), so no redis-server or sidecar outlives the test file that made it.
+ */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** Kills `child` when this test process exits, should it still run then. */
+export function killOnExit(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+}
+
 function handle(child: ChildProcess, port: number): Proc {
+  killOnExit(child);
   return {
     port,
     child,
