@@ -45,19 +45,43 @@ export function writeRecord(
     fields++;
   }
   b[start + HEADER_BYTES] = 0x80 | fields;
-  b.writeUInt32BE(at - start - 4, start);
-  b.writeUInt32BE(correlationId >>> 0, start + 4);
+  // Byte by byte: Buffer's writeUInt32BE and copy spend more on checking their arguments than on these bytes.
+  writeU32(b, start, at - start - 4);
+  writeU32(b, start + 4, correlationId >>> 0);
   out.advance(at);
+}
+
+function writeU32(b: Buffer, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = v >>> 16;
+  b[at + 2] = v >>> 8;
+  b[at + 3] = v;
 }
 
 /** A short ASCII str (a key or a type name: fixstr). */
 function writeKey(b: Buffer, at: number, key: Buffer): number {
-  b[at] = 0xa0 | key.length;
-  return at + 1 + key.copy(b, at + 1);
+  const n = key.length;
+  b[at++] = 0xa0 | n;
+  for (let i = 0; i < n; i++) b[at + i] = key[i]!;
+  return at + n;
 }
 
 /** A msgpack str (fixstr, str8 or str16: names are at most 1024 bytes, the server refuses longer ones). */
 function writeStr(b: Buffer, at: number, s: string): number {
+  // Most names are short ASCII: written as they are read, without a second pass to count UTF-8 bytes.
+  const len = s.length;
+  if (len < 32) {
+    let i = 0;
+    for (; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      b[at + 1 + i] = c;
+    }
+    if (i === len) {
+      b[at] = 0xa0 | len;
+      return at + 1 + len;
+    }
+  }
   const n = Buffer.byteLength(s);
   if (n < 32) b[at++] = 0xa0 | n;
   else if (n < 256) {
