@@ -133,7 +133,12 @@ export class RedisQuotaStore implements QuotaStore {
 
   async close(): Promise<void> {
     clearInterval(this.poll);
-    await this.catching;
+    // A catch-up under way may finish, but a Redis that stopped answering (paused, partitioned: its reads are
+    // not timed, and a disconnect does not fail them while the socket stays half-open) must not hold the
+    // sidecar's shutdown: wait commandTimeoutMs at most.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.catching, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.commandTimeoutMs)))]);
+    clearTimeout(timer);
     this.subscriber.disconnect();
     this.backend.close();
   }
