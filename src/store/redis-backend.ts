@@ -49,7 +49,11 @@ function hostPort(node: string): { host: string; port: number } {
 const FAIL_FAST = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 } as const;
 
 function clientFor(target: RedisTarget, failFast: boolean, autoResubscribe = true): RedisClient {
-  const queue = failFast ? FAIL_FAST : { lazyConnect: true, enableOfflineQueue: true, autoResubscribe };
+  // A connection that does not resubscribe by itself does not resend unanswered commands either: its owner
+  // redoes what a reconnect needs, once, instead of a backlog growing with each connection that dropped.
+  const queue = failFast
+    ? FAIL_FAST
+    : { lazyConnect: true, enableOfflineQueue: true, autoResubscribe, autoResendUnfulfilledCommands: autoResubscribe };
   if ('url' in target) return new Redis(target.url, queue);
   const auth: RedisOptions = {};
   if (target.password !== undefined) auth.password = target.password;

@@ -180,13 +180,17 @@ export class RedisQuotaStore implements QuotaStore {
    * up on what was published meanwhile. Should the connection drop again first, the next 'ready' does it.
    */
   private resubscribe(s: Redis): void {
-    // CLIENT ID first: a subscribed connection takes no other command.
+    // CLIENT ID first (a subscribed RESP2 connection takes no other command); only tests need it, so a refusal
+    // (an ACL without +client) does not stop the subscription.
     s.call('CLIENT', 'ID')
-      .then(async (id) => {
-        this.subscriberId = Number(id);
-        await s.subscribe(this.keys.channel);
-        this.catchUpInBackground();
-      })
+      .then(
+        (id) => {
+          this.subscriberId = Number(id);
+        },
+        () => undefined,
+      )
+      .then(() => s.subscribe(this.keys.channel))
+      .then(() => this.catchUpInBackground())
       .catch(() => undefined);
   }
 

@@ -13,7 +13,11 @@ t.test('close() returns while a catch-up waits on a Redis that stopped answering
   let held = false;
   const proxy = await tcpProxy(
     () => Number(new URL(SHARED).port),
-    (chunk) => (held ||= /xrange/i.test(chunk.toString('latin1'))),
+    (chunk) => {
+      if (!/xrange/i.test(chunk.toString('latin1'))) return 'pass';
+      held = true;
+      return 'hold';
+    },
   );
   t.teardown(() => proxy.close());
   const prefix = newPrefix();
@@ -28,10 +32,7 @@ t.test('close() returns while a catch-up waits on a Redis that stopped answering
   await writer.load();
   await writer.apply([{ entity: [['user', 'u']], quota_key: 'request_rate', quota_value: 1 }], []);
   await waitUntil(async () => held, 'the catch-up held', { everyMs: 10 });
-  const started = performance.now();
-  const closed = await Promise.race([
-    listener.close().then(() => true),
-    new Promise<false>((resolve) => setTimeout(() => resolve(false), 3_000)),
-  ]);
-  t.ok(closed, `closed within 3 s (commandTimeoutMs ${listener.options.commandTimeoutMs}): ${Math.round(performance.now() - started)} ms`);
+  // Without the bound, close() waits for as long as Redis does not answer: past tap's timeout, a failed test.
+  await listener.close();
+  t.pass('closed while Redis never answered the catch-up');
 });

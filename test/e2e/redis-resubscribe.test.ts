@@ -18,7 +18,7 @@ t.test('the subscriber resubscribes after a reconnect, and closing it meanwhile 
   let subscribes = 0;
   const proxy = await tcpProxy(
     () => Number(new URL(SHARED).port),
-    (chunk) => /subscribe/i.test(chunk.toString('latin1')) && ++subscribes === 3,
+    (chunk) => (/subscribe/i.test(chunk.toString('latin1')) && ++subscribes === 3 ? 'hold' : 'pass'),
   );
   t.teardown(() => proxy.close());
   const prefix = newPrefix();
@@ -54,4 +54,50 @@ t.test('the subscriber resubscribes after a reconnect, and closing it meanwhile 
   await ended;
   await new Promise((resolve) => setImmediate(resolve)); // an unhandled rejection is reported after the tick it happened in
   t.same(rejections, [], 'no unhandled rejection');
+});
+
+t.test('a subscriber whose connection drops at each reconnect does not pile up commands to resend', async (t) => {
+  // The proxy drops the listener's subscriber connection at the CLIENT ID of its first five reconnects: each time
+  // the store's resubscription is left unanswered. On the connection that holds, the store must send what a
+  // reconnect needs once, not one copy per dropped connection (ioredis resends unanswered commands by default).
+  let drops = 0;
+  let watching = false;
+  let clientIds = 0;
+  let subscribes = 0;
+  const proxy = await tcpProxy(
+    () => Number(new URL(SHARED).port),
+    (chunk) => {
+      const text = chunk.toString('latin1');
+      if (!watching) return 'pass';
+      const ids = text.match(/CLIENT\r\n\$2\r\nID/gi)?.length ?? 0;
+      if (ids > 0 && drops < 5) {
+        drops++;
+        return 'drop';
+      }
+      clientIds += ids;
+      subscribes += text.match(/subscribe/gi)?.length ?? 0;
+      return 'pass';
+    },
+  );
+  t.teardown(() => proxy.close());
+  const prefix = newPrefix();
+  const listener = new RedisQuotaStore({
+    target: { url: `redis://127.0.0.1:${proxy.port}/0` },
+    keyPrefix: prefix,
+    pollIntervalMs: 3_600_000,
+  });
+  t.teardown(() => listener.close());
+  await listener.load();
+  const admin = redisAt(t, SHARED);
+  watching = true;
+  await admin.call('CLIENT', 'KILL', 'ID', String(listener.subscriberId));
+  await waitUntil(
+    async () => drops === 5 && Number((await admin.pubsub('NUMSUB', `${prefix}{quotas}:notify`))[1]) === 1,
+    'subscribed again',
+    {
+      everyMs: 10,
+    },
+  );
+  t.equal(clientIds, 1, 'one CLIENT ID on the connection that held');
+  t.equal(subscribes, 1, 'one SUBSCRIBE on it');
 });

@@ -9,8 +9,11 @@ import net from 'node:net';
  */
 export async function tcpProxy(
   target: () => number | undefined,
-  /** Looks at each chunk a client sends: true keeps it and every later one back (a server that stopped reading). */
-  holdWhen?: (chunk: Buffer) => boolean,
+  /**
+   * Looks at each chunk a client sends: 'hold' keeps it and every later one back (a server that stopped
+   * answering), 'drop' closes the connection instead of forwarding it.
+   */
+  inspect?: (chunk: Buffer) => 'pass' | 'hold' | 'drop',
 ): Promise<{ port: number; close(): Promise<void> }> {
   const open = new Set<net.Socket>();
   const server = net.createServer((client) => {
@@ -31,13 +34,15 @@ export async function tcpProxy(
         end();
       });
     }
-    if (holdWhen === undefined) client.pipe(upstream);
+    if (inspect === undefined) client.pipe(upstream);
     else {
       let held = false;
       client.on('data', (chunk: Buffer) => {
-        held ||= holdWhen(chunk);
         if (held) return;
-        if (!upstream.write(chunk)) {
+        const verdict = inspect(chunk);
+        if (verdict === 'drop') return end();
+        held = verdict === 'hold';
+        if (!held && !upstream.write(chunk)) {
           client.pause();
           upstream.once('drain', () => client.resume());
         }
