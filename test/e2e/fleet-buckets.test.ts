@@ -3,11 +3,12 @@ import t from 'tap';
 import { privateRedisUrl } from '../helpers/private-redis.js';
 import { freeze, startRedis, startRedisCluster, type Proc } from '../helpers/procs.js';
 import calculateSlot from 'cluster-key-slot';
+import { Cluster } from 'ioredis';
 import { bucketKey } from '../../src/fleet/bucket-sync.js';
 import { REQUEST } from '../../src/quota/quota-key.js';
 import { serverWithClient } from '../helpers/server.js';
 import { run as runCli, runInProcess } from '../helpers/cli.js';
-import { inProcessFleet, redisAt, type Sidecar, tick } from '../helpers/fleet.js';
+import { holdBucketKeys, holdRedisBuckets, inProcessFleet, redisAt, type Sidecar, tick } from '../helpers/fleet.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -24,24 +25,31 @@ const fleet = (
 ) => inProcessFleet(t, url, n, { overrides, ...(quotasOf ? { quotasOf } : {}) });
 
 t.test('usage recorded on one sidecar throttles the same principal on another after one sync', async (t) => {
-  const { sidecars } = await fleet(t, SHARED, 2);
+  const { sidecars, prefix } = await fleet(t, SHARED, 2);
   const [a, b] = sidecars as [Sidecar, Sidecar];
+  // The sidecars' clocks stand still; Redis's buckets are held to them before each sync (no drain by the real
+  // time the test takes, which on a loaded machine could drain the one unit these sums have to spare).
+  const r = redisAt(t, SHARED);
+  const sync = async (x: Sidecar) => {
+    await holdRedisBuckets(r, prefix, 0, () => 10);
+    await tick(x);
+  };
   // request_rate 10, window 1 s: a bucket holds 10 requests.
   t.equal((await a.c.recordRequest({ user: 'synced', count: 8 })).throttleTimeMs, 0);
-  await tick(a); // a's 8 reach Redis
-  await tick(b);
+  await sync(a); // a's 8 reach Redis
+  await sync(b);
   // b has never seen `synced`: its first call creates the bucket here at fill 0 and queues it.
   t.equal((await b.c.recordRequest({ user: 'synced', count: 1 })).throttleTimeMs, 0, 'b alone: 1 of 10');
-  await tick(b);
+  await sync(b);
   const after = await b.c.recordRequest({ user: 'synced', count: 2 });
   t.ok(after.throttleTimeMs > 0, `after b's sync it knows a's 8: 8 + 1 + 2 > 10 (throttled ${after.throttleTimeMs} ms)`);
   t.equal(after.entity, 'user:synced');
   // Without a sync in between, a sidecar decides on what it knows.
   t.equal((await b.c.recordRequest({ user: 'fresh', count: 9 })).throttleTimeMs, 0);
   t.equal((await a.c.recordRequest({ user: 'fresh', count: 9 })).throttleTimeMs, 0, 'a has not synced `fresh` yet');
-  await tick(a);
-  await tick(b);
-  await tick(a);
+  await sync(a);
+  await sync(b);
+  await sync(a);
   const fresh = await a.c.recordRequest({ user: 'fresh', count: 1 });
   t.ok(fresh.throttleTimeMs > 0, 'once both synced, the fleet holds 18 of 10: throttled');
   t.ok(fresh.throttleTimeMs >= 700, `and for the fleet's debt: ${fresh.throttleTimeMs} ms`);
@@ -202,6 +210,15 @@ t.test('on a Redis Cluster: one script call per slot per sync, and the fleet fil
   t.equal(a.s.app.fleet!.bucketsSynced, users.length, 'every bucket pushed');
   t.equal(a.s.app.fleet!.breaker.state, 'closed');
   for (const user of users) await b.c.recordRequest({ user, count: 1 });
+  // Redis's buckets held to the sidecars' standing clocks: not drained by the real time the 40 calls took.
+  const r = new Cluster(cluster.seeds.map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) })));
+  t.teardown(() => r.disconnect());
+  await holdBucketKeys(
+    r,
+    users.map((u) => bucketKey(prefix, REQUEST, u, null)),
+    0,
+    () => 10,
+  );
   await tick(b);
   t.equal(b.s.app.fleet!.lastError, null, 'no call failed');
   let throttled = 0;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
 import { QuotaClient } from '../../src/client/quota-client.js';
 import { RedisQuotaStore, type RedisQuotaStoreOptions } from '../../src/store/redis-quota-store.js';
 import { type Proc, startSidecar } from './procs.js';
@@ -137,6 +137,11 @@ export function fleetClock(t: Teardown, url: string, fleet: { sidecars: Sidecar[
 export async function holdRedisBuckets(r: Redis, prefix: string, ms: number, rateOf: (key: string) => number): Promise<void> {
   const keys = await r.keys(`${prefix}bucket:*`);
   if (keys.length > 0) await r.eval(HOLD_SCRIPT, keys.length, ...keys, HOLD_AHEAD_MS, ...keys.map((k) => ms * rateOf(k)));
+}
+
+/** holdRedisBuckets for the named keys, one script call each: on a Cluster a script touches keys of one slot. */
+export async function holdBucketKeys(r: Redis | Cluster, keys: string[], ms: number, rateOf: (key: string) => number): Promise<void> {
+  for (const k of keys) await r.eval(HOLD_SCRIPT, 1, k, HOLD_AHEAD_MS, ms * rateOf(k));
 }
 
 /** Far enough ahead that no sync drains a held bucket, well inside the 60 s the script takes for a planted stamp. */
