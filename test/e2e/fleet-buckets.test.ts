@@ -259,17 +259,22 @@ t.test('rivven fleet status on a sidecar without fleet mode says so', async (t) 
 t.test('ResetUsage on one sidecar empties the fleet fill: the others see it after their next sync', async (t) => {
   const { sidecars, prefix } = await fleet(t, SHARED, 2);
   const [a, b] = sidecars as [Sidecar, Sidecar];
+  const r = redisAt(t, SHARED);
+  // Held to the standing clocks before each sync, as above: 10 of 10 has no unit to spare for real time.
+  const sync = async (x: Sidecar) => {
+    await holdRedisBuckets(r, prefix, 0, () => 10);
+    await tick(x);
+  };
   await a.c.recordRequest({ user: 'reset-me', count: 9 });
   await b.c.recordRequest({ user: 'reset-me', count: 1 });
-  await tick(a);
-  await tick(b);
+  await sync(a);
+  await sync(b);
   t.ok((await b.c.recordRequest({ user: 'reset-me', count: 1 })).throttleTimeMs > 0, 'b knows the fleet is at 10 of 10');
   t.equal(await a.c.resetUsage([['user', 'reset-me']]), 1);
-  await tick(a);
-  const r = redisAt(t, SHARED);
+  await sync(a);
   // The fill is emptied; the key stays, with the sidecars' push series (a retry must still be recognised).
   t.equal(Number((await r.get(bucketKey(prefix, REQUEST, 'reset-me', null)))?.split(':')[0]), 0, 'the fleet fill is empty in Redis');
-  await tick(b);
+  await sync(b);
   t.equal((await b.c.recordRequest({ user: 'reset-me', count: 5 })).throttleTimeMs, 0, "b's next sync brought the empty fill");
 });
 
