@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { Redis } from 'ioredis';
 import { RedisQuotaStore } from '../../src/store/redis-quota-store.js';
 import { newPrefix, redisAt } from '../helpers/fleet.js';
@@ -8,32 +8,47 @@ import { waitUntil } from '../helpers/wait.js';
 
 const SHARED = await privateRedisUrl();
 
+/**
+ * A listening store that reaches this file's Redis through a proxy judging each chunk it sends (`inspect`, see
+ * tcp-proxy.ts), and `writer()`, a store that reaches Redis directly, under the same key prefix. No version poll:
+ * a change reaches the listener by its notification, or by a catch-up after a reconnect. Each test closes the
+ * listener itself (when is what it tests).
+ */
+async function listenerBehindProxy(t: Test, inspect: (chunk: Buffer) => 'pass' | 'hold' | 'drop') {
+  const proxy = await tcpProxy(() => Number(new URL(SHARED).port), inspect);
+  t.teardown(() => proxy.close());
+  const prefix = newPrefix();
+  const store = (url: string) => new RedisQuotaStore({ target: { url }, keyPrefix: prefix, pollIntervalMs: 3_600_000 });
+  const listener = store(`redis://127.0.0.1:${proxy.port}/0`);
+  await listener.load();
+  const writer = async () => {
+    const w = store(SHARED);
+    t.teardown(() => w.close());
+    await w.load();
+    return w;
+  };
+  return { prefix, listener, writer };
+}
+
+/** Connections subscribed to the prefix's notification channel. */
+const subscribers = async (admin: Redis, prefix: string) => Number((await admin.pubsub('NUMSUB', `${prefix}{quotas}:notify`))[1]);
+
 t.test('the subscriber resubscribes after a reconnect, and closing it meanwhile leaves no unhandled rejection', async (t) => {
   const rejections: unknown[] = [];
   const onRejection = (reason: unknown) => rejections.push(reason);
   process.on('unhandledRejection', onRejection);
   t.teardown(() => process.off('unhandledRejection', onRejection));
-  // The listening store reaches Redis through a proxy that holds back the third SUBSCRIBE it sees (the first is
-  // made at load, the second and third after the two kills below): Redis never answers it.
+  // The proxy holds back the third SUBSCRIBE it sees (the first is made at load, the second and third after the
+  // two kills below): Redis never answers it.
   let subscribes = 0;
-  const proxy = await tcpProxy(
-    () => Number(new URL(SHARED).port),
-    (chunk) => (/subscribe/i.test(chunk.toString('latin1')) && ++subscribes === 3 ? 'hold' : 'pass'),
-  );
-  t.teardown(() => proxy.close());
-  const prefix = newPrefix();
-  // No version poll: a change reaches the listener by its notification, or by a catch-up after a reconnect.
-  const listener = new RedisQuotaStore({
-    target: { url: `redis://127.0.0.1:${proxy.port}/0` },
-    keyPrefix: prefix,
-    pollIntervalMs: 3_600_000,
-  });
-  const writer = new RedisQuotaStore({ target: { url: SHARED }, keyPrefix: prefix, pollIntervalMs: 3_600_000 });
-  t.teardown(() => writer.close());
-  await listener.load();
-  await writer.load();
+  const {
+    prefix,
+    listener,
+    writer: makeWriter,
+  } = await listenerBehindProxy(t, (chunk) => (/subscribe/i.test(chunk.toString('latin1')) && ++subscribes === 3 ? 'hold' : 'pass'));
+  const writer = await makeWriter();
   const admin = redisAt(t, SHARED);
-  const subscribed = async () => Number((await admin.pubsub('NUMSUB', `${prefix}{quotas}:notify`))[1]) === 2;
+  const subscribed = async () => (await subscribers(admin, prefix)) === 2;
   t.ok(await subscribed(), 'subscribed');
 
   // Every subscribed connection of this file's Redis: the listener's, and the writer's (which has no proxy).
@@ -64,40 +79,40 @@ t.test('a subscriber whose connection drops at each reconnect does not pile up c
   let watching = false;
   let clientIds = 0;
   let subscribes = 0;
-  const proxy = await tcpProxy(
-    () => Number(new URL(SHARED).port),
-    (chunk) => {
-      const text = chunk.toString('latin1');
-      if (!watching) return 'pass';
-      const ids = text.match(/CLIENT\r\n\$2\r\nID/gi)?.length ?? 0;
-      if (ids > 0 && drops < 5) {
-        drops++;
-        return 'drop';
-      }
-      clientIds += ids;
-      subscribes += text.match(/subscribe/gi)?.length ?? 0;
-      return 'pass';
-    },
-  );
-  t.teardown(() => proxy.close());
-  const prefix = newPrefix();
-  const listener = new RedisQuotaStore({
-    target: { url: `redis://127.0.0.1:${proxy.port}/0` },
-    keyPrefix: prefix,
-    pollIntervalMs: 3_600_000,
+  const { prefix, listener } = await listenerBehindProxy(t, (chunk) => {
+    const text = chunk.toString('latin1');
+    if (!watching) return 'pass';
+    const ids = text.match(/CLIENT\r\n\$2\r\nID/gi)?.length ?? 0;
+    if (ids > 0 && drops < 5) {
+      drops++;
+      return 'drop';
+    }
+    clientIds += ids;
+    subscribes += text.match(/subscribe/gi)?.length ?? 0;
+    return 'pass';
   });
   t.teardown(() => listener.close());
-  await listener.load();
   const admin = redisAt(t, SHARED);
   watching = true;
   await admin.call('CLIENT', 'KILL', 'ID', String(listener.subscriberId));
-  await waitUntil(
-    async () => drops === 5 && Number((await admin.pubsub('NUMSUB', `${prefix}{quotas}:notify`))[1]) === 1,
-    'subscribed again',
-    {
-      everyMs: 10,
-    },
-  );
+  await waitUntil(async () => drops === 5 && (await subscribers(admin, prefix)) === 1, 'subscribed again', { everyMs: 10 });
   t.equal(clientIds, 1, 'one CLIENT ID on the connection that held');
   t.equal(subscribes, 1, 'one SUBSCRIBE on it');
+});
+
+t.test('close() returns while a catch-up waits on a Redis that stopped answering (SIGSTOP, a partition)', async (t) => {
+  // The proxy holds back the listener's first XRANGE (the catch-up a notification starts) and everything after it
+  // on that connection: Redis never answers.
+  let held = false;
+  const { listener, writer: makeWriter } = await listenerBehindProxy(t, (chunk) => {
+    if (!/xrange/i.test(chunk.toString('latin1'))) return 'pass';
+    held = true;
+    return 'hold';
+  });
+  const writer = await makeWriter();
+  await writer.apply([{ entity: [['user', 'u']], quota_key: 'request_rate', quota_value: 1 }], []);
+  await waitUntil(async () => held, 'the catch-up held', { everyMs: 10 });
+  // Without the bound, close() waits for as long as Redis does not answer: past tap's timeout, a failed test.
+  await listener.close();
+  t.pass('closed while Redis never answered the catch-up');
 });
