@@ -379,7 +379,10 @@ public final class QuotaClient implements AutoCloseable {
 
   private void reconnectInBackground() {
     synchronized (connectLock) {
-      if (closed || connector != null || (conn != null && !conn.isDead())) return;
+      // A registered connection, even one found dead, is left to its own loss (fail() -> onConnectionLost, which
+      // unregisters it, sets the redial backoff, then comes here): a reconnect started from a call in between
+      // read the backoff before that loss lengthened it, and redialled a server that closes at once too soon.
+      if (closed || connector != null || conn != null) return;
       Thread t = new Thread(this::reconnectLoop, "rivven-reconnect " + address);
       t.setDaemon(true);
       connector = t;
